@@ -1,0 +1,256 @@
+"""The connector seam: what every system adapter offers the engine, and the one error tree.
+
+Error hierarchy (the only exceptions a connector lets escape; classify SDK errors once, in the
+connector's ``errors.py``, into one of these):
+
+    ConnectorError
+    ├── RetryableError        transient: 5xx, timeout, connection reset. For a write the
+    │   │                     outcome is unknown: retry only after looking the record up.
+    │   └── RateLimited       429 / throttle; ``retry_after`` seconds to wait (None = back off)
+    ├── QuotaExhausted        a daily/org budget is spent: pause the connection until ``until``
+    ├── AuthError             credentials refused; ``needs_reauth`` when a person must act
+    ├── ConflictError         stale version (SyncToken, If-Unmodified-Since): re-read, re-apply
+    │   └── DuplicateError    a natural key is taken (DisplayName, contact Name, external id)
+    └── InvalidError          the system rejected the data; retrying cannot help
+
+Reads yield ``Page``s of ``Record``s (raw system objects plus their identity). Writes take
+``Outbound`` items, each with a deterministic idempotency key and the hub's marker, and return
+one ``WriteResult`` per item, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from mapping.model import Entity
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises. ``system`` names the connection."""
+
+    def __init__(self, message: str, *, system: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system
+        self.status = status
+
+    def __str__(self) -> str:
+        prefix = f"{self.system}: " if self.system else ""
+        return f"{prefix}{self.message}"
+
+
+class RetryableError(ConnectorError):
+    """Transient failure; for writes the outcome is unknown."""
+
+
+class RateLimited(RetryableError):
+    """The system asked us to slow down. ``retry_after`` is its requested wait in seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, scope: str = "", **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        self.scope = scope  # e.g. "minute", "concurrent", "burst"
+
+
+class QuotaExhausted(ConnectorError):
+    """A long-window budget (daily calls, org allocation) is spent; pause until ``until``."""
+
+    def __init__(self, message: str, *, until: datetime | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.until = until
+
+
+class AuthError(ConnectorError):
+    """Credentials refused. ``needs_reauth`` means a refresh cannot fix it; a person must."""
+
+    def __init__(self, message: str, *, needs_reauth: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.needs_reauth = needs_reauth
+
+
+class ConflictError(ConnectorError):
+    """Optimistic-concurrency conflict: the record changed since we read it."""
+
+
+class DuplicateError(ConflictError):
+    """A unique natural key is already taken. ``candidates`` are the matching external ids."""
+
+    def __init__(self, message: str, *, candidates: Sequence[str] = (), **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.candidates = list(candidates)
+
+
+class InvalidError(ConnectorError):
+    """The system rejected the data (validation). Not retried; dead-lettered with the message."""
+
+
+class WebhookRejected(Exception):
+    """A webhook delivery that must be refused; ``status`` is the HTTP answer (4xx)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# --------------------------------------------------------------------------- data classes
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One object as a system holds it.
+
+    ``entity_type`` is the canonical type it maps to; ``data`` is the system's own JSON;
+    ``deleted`` marks a deletion/void surfaced by a change feed (``data`` may then be partial).
+    """
+
+    entity_type: str
+    external_id: str
+    data: Mapping[str, Any]
+    updated_at: datetime | None = None
+    deleted: bool = False
+    version: str | None = None  # SyncToken, UpdatedDateUTC, SystemModstamp …
+
+
+@dataclass(slots=True)
+class Page:
+    """A page of records. When ``cursor`` is set, it is stored in the same transaction."""
+
+    records: list[Record]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One intended write.
+
+    ``payload`` is the system-shaped body (from ``from_canonical``); ``external_id`` is the
+    linked record if known (update) or None (create, after a lookup by ``hub_id``).
+    ``attempt`` > 1 means an earlier attempt's outcome is unknown: look up before creating.
+    """
+
+    entity_type: str
+    canonical_id: str
+    payload: Mapping[str, Any]
+    idempotency_key: str
+    external_id: str | None = None
+    operation: str = "upsert"  # "upsert" | "void" | "delete"
+    attempt: int = 1
+    remote_version: str | None = None
+
+    @property
+    def hub_id(self) -> str:
+        return self.canonical_id
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one Outbound, in input order."""
+
+    idempotency_key: str
+    external_id: str | None = None
+    created: bool = False
+    record: Record | None = None
+    error: ConnectorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A verified webhook event, ready for the inbox (stored once per ``event_id``)."""
+
+    event_id: str
+    payload: Mapping[str, Any]
+    event_type: str = ""
+
+
+@dataclass(slots=True)
+class ConnectionHealth:
+    """What ``hub status`` shows about a connection beyond its cursors."""
+
+    paused_until: datetime | None = None
+    reason: str | None = None
+    budget: dict[str, Any] = field(default_factory=dict)
+
+
+class RefResolver(Protocol):
+    """Translates references between a system's ids and canonical ids for one connection."""
+
+    def canonical_id(self, entity_type: str, external_id: str) -> str:
+        """The linked canonical id, or the deterministic id a first sighting will get."""
+        ...
+
+    def external_id(self, entity_type: str, canonical_id: str) -> str | None:
+        """The linked external id in this connection, if any."""
+        ...
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A system adapter. Blocking methods; the daemon runs them in a bounded thread pool."""
+
+    name: str  # connection id from config (e.g. "stripe", "qbo_us")
+    system: str  # "stripe" | "quickbooks" | "xero" | "salesforce" | "fake"
+
+    def entity_types(self) -> Sequence[str]:
+        """Canonical entity types this connection reads and writes."""
+        ...
+
+    def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        """Every record of one entity type, at the largest page size the API allows."""
+        ...
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        """Records changed since ``cursor`` (inclusive, with overlap). ``None`` = from scratch.
+
+        The last page carries the new cursor; when the cursor is older than the system's change
+        feed keeps, this falls back to a full fetch.
+        """
+        ...
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        """Create or update each item; never a duplicate on retry. One result per item."""
+        ...
+
+    def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+        """The record carrying the hub's marker ``hub_id`` (metadata, reference, Hub_Id__c)."""
+        ...
+
+    def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        """Map a system record to its canonical entity (pure; see mapping/<system>.py)."""
+        ...
+
+    def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        """Map a canonical entity to this system's write payload (pure)."""
+        ...
+
+    def natural_keys(self, record: Record) -> dict[str, str]:
+        """Keys used to match records on first contact and in the diff (email, name, number)."""
+        ...
+
+    def health(self) -> ConnectionHealth:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def normalise_key(value: str | None) -> str | None:
+    """Case- and space-insensitive form of a natural key (emails, names, numbers)."""
+    if value is None:
+        return None
+    folded = " ".join(value.split()).casefold()
+    return folded or None

@@ -1,0 +1,7 @@
+"""Config keys of the in-memory fake connection (tests only)."""
+
+from sync.config import Key
+
+KEYS = {
+    "api_key": Key(str, secret=True),
+}

@@ -1,0 +1,112 @@
+"""The QuickBooks Online connector: wires client, reads, writes, mapping and webhooks.
+
+Entity types: customer, product, invoice, payment, credit_note, refund. Hub marker:
+``hub:<canonical id>`` in ``Customer.Notes`` / ``Item.PurchaseDesc`` / ``PrivateNote``
+(see ``mapping.quickbooks``). Webhooks: ``parse_webhook(body, headers)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import ConnectionHealth, InboundEvent, Outbound, Page, Record, RefResolver, WriteResult
+from connectors.quickbooks import webhooks
+from connectors.quickbooks.auth import TokenManager
+from connectors.quickbooks.client import QboClient, mount_timeouts
+from connectors.quickbooks.streams import Reader
+from connectors.quickbooks.writes import Writer
+from connectors.ratelimit import RateLimiter
+from connectors.retry import RetryPolicy
+from mapping import quickbooks as mapping
+from mapping.model import Entity
+from state.store import StateStore
+from sync.config import ConnectionConfig
+
+ENTITY_TYPES = tuple(mapping.ENTITY_NAMES)
+
+
+class QuickBooksConnector:
+    system = "quickbooks"
+
+    def __init__(self, config: ConnectionConfig, store: StateStore, *, policy: RetryPolicy | None = None,
+                 now: Callable[[], datetime] | None = None, sleep: Callable[[float], None] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 after_token_save: Callable[[], None] | None = None) -> None:
+        self.name = config.name
+        self.config = config
+        self.store = store
+        self.now = now or (lambda: datetime.now(UTC))
+        pause = sleep or time.sleep
+        self.policy = policy or RetryPolicy.from_config(config, sleep=pause)
+        timeout = float(config.get("timeout_seconds", 60.0))
+        self.home_currency = str(config.get("home_currency", "USD")).upper()
+        self.tokens = TokenManager(
+            name=config.name, store=store, client_id=str(config["client_id"]),
+            client_secret=str(config["client_secret"]), discovery_url=str(config.get("discovery_url")),
+            token_url=config.get("token_url"), initial_refresh_token=config.get("refresh_token"),
+            mount=lambda session: mount_timeouts(session, timeout), now=self.now,
+            skew_seconds=float(config.get("refresh_skew_seconds", 300.0)), after_save=after_token_save)
+        limiter = RateLimiter(float(config.get("rate_limit_per_minute", 500.0)), per=60.0,
+                              burst=min(float(config.get("rate_limit_per_minute", 500.0)), 50.0),
+                              concurrency=int(config.get("concurrency", 10)), clock=monotonic, sleep=pause)
+        self.batch_limiter = RateLimiter(float(config.get("batch_per_minute", 40.0)), per=60.0,
+                                         clock=monotonic, sleep=pause)
+        self.client = QboClient(
+            realm_id=str(config["realm_id"]), api_base=str(config.get("api_base")),
+            minor_version=int(config.get("minor_version", 75)), tokens=self.tokens,
+            client_id=str(config["client_id"]), policy=self.policy, limiter=limiter, timeout=timeout,
+            retry_after=float(config.get("retry_after_seconds", 60.0)))
+        self.reader = Reader(self.client, page_size=int(config.get("page_size", 1000)), now=self.now)
+        self.writer = Writer(self.client, self.reader, batch_size=int(config.get("batch_size", 30)),
+                             home_currency=self.home_currency, batch_limiter=self.batch_limiter)
+
+    def __repr__(self) -> str:
+        return f"QuickBooksConnector(name={self.name!r}, realm_id={self.client.realm_id!r})"
+
+    def entity_types(self) -> Sequence[str]:
+        return ENTITY_TYPES
+
+    def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        return self.reader.fetch_all(entity_type)
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        return self.reader.fetch_changes(entity_type, cursor)
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        return self.writer.upsert(entity_type, batch)
+
+    def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+        return self.reader.lookup(entity_type, hub_id)
+
+    def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        return mapping.to_canonical(record.entity_type, record.data, refs, self.home_currency)
+
+    def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        return mapping.from_canonical(entity, refs,
+                                      income_account_id=str(self.config.get("income_account_id", "1")),
+                                      deposit_account_id=str(self.config.get("deposit_account_id", "2")))
+
+    def natural_keys(self, record: Record) -> dict[str, str]:
+        return mapping.natural_keys(record.entity_type, record.data)
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+        """Verify ``intuit-signature`` and decode either payload format (raises WebhookRejected)."""
+        return webhooks.parse(body, headers, self.config.get("webhook_verifier_token"),
+                              realm_id=str(self.config["realm_id"]))
+
+    def health(self) -> ConnectionHealth:
+        reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None
+        return ConnectionHealth(reason=reason, budget={"calls": self.client.calls,
+                                                       "batch_calls": self.writer.batch_calls,
+                                                       "refreshes": self.tokens.refreshes})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build(config: ConnectionConfig, store: StateStore, **options: Any) -> QuickBooksConnector:
+    """Registry entry point; ``options`` (policy, now, sleep, …) exist for tests."""
+    return QuickBooksConnector(config, store, **options)

@@ -1,0 +1,30 @@
+"""Config keys of a QuickBooks Online connection (system = "quickbooks")."""
+
+from sync.config import RETRY_KEYS, Key
+
+KEYS = {
+    "realm_id": Key(str, required=True, help="the company id"),
+    "client_id": Key(str, required=True, secret=True),
+    "client_secret": Key(str, required=True, secret=True),
+    "refresh_token": Key(str, secret=True, help="initial refresh token; rotated ones live encrypted in the database"),
+    "api_base": Key(str, default="https://quickbooks.api.intuit.com"),
+    "discovery_url": Key(str, default="https://developer.api.intuit.com/.well-known/openid_configuration"),
+    "token_url": Key(str, default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"),
+    "webhook_verifier_token": Key(str, secret=True),
+    "minor_version": Key(int, default=75),
+    "rate_limit_per_minute": Key(float, default=500.0),
+    "concurrency": Key(int, default=10),
+    "batch_size": Key(int, default=30),
+    "timeout_seconds": Key(float, default=60.0),
+    "max_attempts": Key(int, default=6),
+    "home_currency": Key(str, default="USD"),
+}
+KEYS.update({
+    "retry_after_seconds": Key(float, default=60.0, help="wait after a 429 (QBO sends no Retry-After)"),
+    "batch_per_minute": Key(float, default=40.0, help="client-side cap on /batch calls per minute"),
+    "page_size": Key(int, default=1000, help="query MAXRESULTS (QBO caps at 1000)"),
+    "refresh_skew_seconds": Key(float, default=300.0, help="refresh this long before the access token expires"),
+    "income_account_id": Key(str, default="1", help="IncomeAccountRef for service items the hub creates"),
+    "deposit_account_id": Key(str, default="2", help="DepositToAccountRef for refund receipts"),
+})
+KEYS.update(RETRY_KEYS)

@@ -1,0 +1,190 @@
+"""The Stripe connector: the ``Connector`` protocol over the official SDK.
+
+Entity types: customer, product, price, subscription, invoice, payment (PaymentIntent with its
+latest charge's balance transaction), refund, credit_note. Writes: customer, product, price,
+subscription, invoice, plus ``record_usage`` for meter events. The hub's marker is
+``metadata.hub_id`` on every object the hub writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from connectors.base import (
+    ConnectionHealth,
+    ConnectorError,
+    InboundEvent,
+    Outbound,
+    Page,
+    Record,
+    RefResolver,
+    WriteResult,
+    normalise_key,
+)
+from connectors.ratelimit import RateLimiter
+from connectors.retry import RetryPolicy
+from connectors.stripe import webhooks
+from connectors.stripe.client import StripeApi
+from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
+from connectors.stripe.writes import StripeWriter, UsageEvent
+from mapping import stripe as mapping
+from mapping.model import Entity
+
+if TYPE_CHECKING:
+    from state.store import StateStore
+    from sync.config import ConnectionConfig
+
+SEARCHABLE = {"customer": "customers", "product": "products", "price": "prices",
+              "subscription": "subscriptions", "invoice": "invoices"}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class StripeConnector:
+    system = "stripe"
+
+    def __init__(self, name: str, api: StripeApi, *, webhook_secret: str | None = None,
+                 overlap_seconds: int = 60, clock: Callable[[], datetime] | None = None,
+                 page_limit: int = 100) -> None:
+        self.name = name
+        self.api = api
+        self._webhook_secret = webhook_secret or ""
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._tax_rates: dict[str, dict[str, Any]] = {}
+        self.reader = StreamReader(api, overlap_seconds=overlap_seconds, clock=self.clock,
+                                   enrich=self._enrich, page_limit=page_limit)
+        self.writer = StripeWriter(api, self.lookup, system=name)
+
+    def __repr__(self) -> str:
+        return f"StripeConnector(name={self.name!r}, base={self.api.base!r})"
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def entity_types(self) -> Sequence[str]:
+        return tuple(STREAMS)
+
+    def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        self._check_type(entity_type)
+        return self.reader.fetch_all(entity_type)
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        self._check_type(entity_type)
+        return self.reader.fetch_changes(entity_type, cursor)
+
+    def _check_type(self, entity_type: str) -> None:
+        if entity_type not in STREAMS:
+            raise ConnectorError(f"unknown Stripe entity type {entity_type!r}; expected one of "
+                                 f"{', '.join(STREAMS)}", system=self.name)
+
+    def _enrich(self, entity_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Complete an invoice as expand[] would: every line, and tax rates as objects."""
+        if entity_type != "invoice" or not data.get("id"):
+            return data
+        lines = data.get("lines") or {}
+        if lines.get("has_more"):
+            collected = list(lines.get("data", []))
+            while True:
+                params = {"limit": 100, "starting_after": collected[-1]["id"]}
+                page = self._lines_page(str(data["id"]), params)
+                collected += [to_plain(x) for x in page.data]
+                if not page.has_more or not page.data:
+                    break
+            data["lines"] = {**lines, "data": collected, "has_more": False}
+        line_taxes = [t for line in (data.get("lines") or {}).get("data", []) for t in line.get("taxes") or []]
+        for tax in [*(data.get("total_taxes") or []), *line_taxes]:
+            details = tax.get("tax_rate_details") or {}
+            rate = details.get("tax_rate")
+            if isinstance(rate, str):
+                details["tax_rate"] = self._tax_rate(rate)
+        return data
+
+    def _lines_page(self, invoice_id: str, params: dict[str, Any]) -> Any:
+        return self.api.call(lambda c: c.v1.invoices.line_items.list(invoice_id, params=cast(Any, params)))
+
+    def _tax_rate(self, rate_id: str) -> dict[str, Any]:
+        if rate_id not in self._tax_rates:  # percentages are immutable: cache forever
+            self._tax_rates[rate_id] = to_plain(self.api.call(lambda c: c.v1.tax_rates.retrieve(rate_id)))
+        return self._tax_rates[rate_id]
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        return self.writer.upsert(entity_type, batch)
+
+    def record_usage(self, events: Sequence[UsageEvent]) -> list[WriteResult]:
+        return self.writer.record_usage(events)
+
+    def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+        resource = SEARCHABLE.get(entity_type)
+        if resource is None:
+            return None  # Stripe creates these itself; they carry no hub marker
+        query = f"metadata['hub_id']:{_quote(hub_id)}"
+        if entity_type == "price":
+            query += " AND active:'true'"
+        result = self.api.call(lambda c: getattr(c.v1, resource).search(params={"query": query, "limit": 10}))
+        for obj in result.data:
+            data = to_plain(obj)
+            if not data.get("deleted"):
+                return record_of(entity_type, self._enrich(entity_type, data))
+        return None
+
+    # -- webhooks ---------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: int | None = None) -> list[InboundEvent]:
+        moment = int(self.clock().timestamp()) if now is None else now
+        return webhooks.verify(headers, body, self._webhook_secret, moment)
+
+    def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
+        """Records in a verified event's ``data.object``. Invoices get their tax rates inlined
+        (cached lookups); payments arrive without the expanded charge, so fee/net come from the
+        next incremental read."""
+        records = self.reader.records_for_event(payload)
+        return [dataclasses.replace(r, data=self._enrich(r.entity_type, dict(r.data)))
+                if r.entity_type == "invoice" and not r.deleted else r for r in records]
+
+    # -- mapping ------------------------------------------------------------------------------------
+
+    def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        return mapping.to_canonical(record.entity_type, record.data, refs)
+
+    def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        return mapping.from_canonical(entity, refs)
+
+    def natural_keys(self, record: Record) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for name in ("email", "number", "name"):
+            value = normalise_key(record.data.get(name)) if isinstance(record.data.get(name), str) else None
+            if value:
+                keys[name] = value
+        hub_id = (record.data.get("metadata") or {}).get("hub_id")
+        if hub_id:
+            keys["hub_id"] = str(hub_id)
+        return keys
+
+    def health(self) -> ConnectionHealth:
+        return ConnectionHealth(budget={"rate_limit_waited_seconds": round(self.api.limiter.waited, 3)})
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def build(config: ConnectionConfig, store: StateStore | None = None, *,
+          sleep: Callable[[float], None] | None = None,
+          clock: Callable[[], datetime] | None = None) -> StripeConnector:
+    """The connector for a ``[connections.NAME]`` table with ``system = "stripe"``."""
+    policy = RetryPolicy.from_config(config)
+    limiter = RateLimiter(float(config.get("rate_limit_per_second", 25.0)))
+    if sleep is not None:
+        policy.sleep = sleep
+        limiter.sleep = sleep
+    api = StripeApi(str(config["api_key"]), str(config.get("api_base", "https://api.stripe.com")),
+                    timeout=float(config.get("timeout_seconds", 30.0)), policy=policy, limiter=limiter,
+                    name=config.name)
+    return StripeConnector(config.name, api, webhook_secret=config.get("webhook_secret"),
+                           overlap_seconds=int(config.get("events_overlap_seconds", 60)), clock=clock,
+                           page_limit=int(config.get("page_limit", 100)))

@@ -1,0 +1,317 @@
+"""A stateful Stripe emulator the official ``stripe`` SDK talks to unchanged.
+
+Speaks Stripe's wire protocol: form-encoded bracket parameters, ``expand[]``, the list envelope
+(newest first, ``starting_after``/``ending_before``), search, the error envelope, idempotent
+replays (``Idempotent-Replayed: true``; different parameters -> 400 ``idempotency_error``),
+events for every mutation (with ``previous_attributes``), signed webhook deliveries with retries,
+a 25 req/s rate limit answered with 429 ``rate_limit``, and billing maths (tax rates inclusive
+and exclusive, proration for mid-cycle changes, renewals when the clock is advanced).
+
+Emulator-specific choices (documented because they are not Stripe facts):
+- the account settles in USD; charges in other currencies get a balance transaction converted at
+  the fixed ``FX_TO_USD`` rates, with fee = 2.9 % + 30 cents of the settled amount;
+- a PaymentIntent that pays an invoice carries the invoice id in
+  ``payment_details.order_reference`` (newer API versions dropped ``payment_intent.invoice``);
+- a meter event whose ``identifier`` was already used is answered 400 ``resource_already_exists``.
+
+Control surface (besides the shared ``/__emulator/`` routes):
+- ``POST /__emulator/seed`` ``{"tax_rates": [...], "customers": [...], "products": [...],
+  "prices": [...], "meters": [...], "subscriptions": [...], "invoices": [...], "refunds": [...],
+  "credit_notes": [...]}`` - each object as its create call's parameters (JSON), optionally with
+  ``"ref": "name"``; later objects may reference earlier ones as ``"@name"``. Invoices take
+  ``"items": [{"price": …, "quantity": …} | {"amount": …, "description": …}]`` and a target
+  ``"status"`` (draft/open/paid/void/uncollectible). Returns the created ids per kind and by ref.
+- ``POST /__emulator/clock`` additionally renews subscriptions whose period ended.
+- ``POST /__emulator/rate_limit`` ``{"per_second": 100}``.
+- ``GET /__emulator/deliveries`` - webhook delivery attempts.
+
+Constructor options: ``rate_limit`` (requests/s, default 25), ``api_keys`` (accepted keys; by
+default any ``sk_test_…``), ``endpoint_secret`` (one fixed ``whsec_…`` for every webhook endpoint,
+so a demo config can name it up front), ``clock`` (an ``EmulatorClock``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from connectors.emulation import CONTROL, Emulator, EmulatorClock
+from connectors.stripe.emulator_billing import BillingMixin
+from connectors.stripe.emulator_catalog import CatalogMixin
+from connectors.stripe.emulator_store import API_VERSION, Params
+from connectors.stripe.emulator_wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
+
+log = logging.getLogger(__name__)
+
+HandlerFn = Callable[[Params, dict[str, str]], Any]
+
+
+class StripeEmulator(BillingMixin, CatalogMixin, Emulator):
+    system = "stripe"
+
+    def __init__(self, clock: EmulatorClock | None = None, *, rate_limit: float = 25.0,
+                 api_keys: set[str] | None = None,
+                 rate_clock: Callable[[], float] = time.monotonic,
+                 webhook_retry_delay: float = 0.05, webhook_attempts: int = 3,
+                 endpoint_secret: str | None = None) -> None:
+        self.endpoint_secret = endpoint_secret
+        self.rate_limit = rate_limit
+        self.api_keys = api_keys  # None: any "sk_test_…" key is accepted
+        self.rate_clock = rate_clock
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_attempts = webhook_attempts
+        self.record_exchanges = False
+        self.exchanges: list[dict[str, Any]] = []
+        super().__init__(clock)
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def error_response(self, status: int, message: str) -> web.StreamResponse:
+        return StripeAPIError(status, message, type_="api_error").response()
+
+    def rate_limit_response(self, retry_after: float) -> web.StreamResponse:
+        return StripeAPIError(
+            429, "Request rate limit exceeded. You can learn more about rate limits here "
+            "https://stripe.com/docs/rate-limits.", code="rate_limit",
+            headers={"Retry-After": str(int(retry_after) if retry_after == int(retry_after)
+                                        else retry_after)}).response()
+
+    def _api_key(self, request: web.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise StripeAPIError(401, "You did not provide an API key. You need to provide your API "
+                                 "key in the Authorization header, using Bearer auth.")
+        key = header[7:].strip()
+        ok = key in self.api_keys if self.api_keys is not None else key.startswith("sk_test_")
+        if not ok:
+            raise StripeAPIError(401, f"Invalid API Key provided: {key[:8]}****{key[-4:]}",
+                                 code="api_key_invalid")
+        return key
+
+    def _rate_check(self) -> None:
+        second = int(self.rate_clock())
+        start, count = self._rate_window
+        count = count + 1 if start == second else 1
+        self._rate_window = (second, count)
+        if count > self.rate_limit:
+            raise StripeAPIError(429, "Request rate limit exceeded. You can learn more about rate "
+                                 "limits here https://stripe.com/docs/rate-limits.",
+                                 code="rate_limit", headers={"Retry-After": "1"})
+
+    def route(self, router: web.UrlDispatcher, method: str, path: str, fn: HandlerFn) -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            request_id = self.ids("req")
+            headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
+            key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+            params: Params = {}
+            api_key, fp = "", ""
+            try:
+                api_key = self._api_key(request)
+                self._rate_check()
+                params = decode_form(request.query_string)
+                params.update(decode_form(await request.text()))
+                fp = fingerprint(request.method, request.path, params)
+                if key:
+                    cached = self.idempotency.get((api_key, key))
+                    if cached is not None:
+                        if cached[0] != fp:
+                            raise StripeAPIError(
+                                400, "Keys for idempotent requests can only be used with the same "
+                                "parameters they were first used with. Try using a key other than "
+                                f"'{key}' if you meant to execute a different request.",
+                                type_="idempotency_error")
+                        self._log_exchange(request, params, cached[1], cached[2])
+                        return web.json_response(cached[2], status=cached[1],
+                                                 headers={**headers, "Idempotent-Replayed": "true"})
+                status, body = 200, fn(params, dict(request.match_info))
+                for path_ in as_list(params.get("expand")):
+                    body = self._expand(body, str(path_).split("."))
+            except StripeAPIError as exc:
+                status, body = exc.status, exc.body()
+                headers.update(exc.headers)
+            except Exception:  # a bug in the emulator: Stripe's generic 500
+                log.exception("stripe emulator handler failed")
+                status, body = 500, StripeAPIError(500, "An unknown error occurred",
+                                                   type_="api_error").body()
+            if key and api_key and fp and status not in (401, 429):
+                self.idempotency[(api_key, key)] = (fp, status, body)
+            self._log_exchange(request, params, status, body)
+            return web.json_response(body, status=status, headers=headers)
+
+        router.add_route(method, path, handler)
+
+    def _log_exchange(self, request: web.Request, params: Params, status: int, body: Any) -> None:
+        if self.record_exchanges:
+            resource = request.match_info.route.resource
+            template = resource.canonical if resource is not None else request.path
+            self.exchanges.append({"method": request.method, "path": request.path,
+                                   "template": template, "query": request.query_string,
+                                   "params": params, "status": status, "body": copy.deepcopy(body)})
+
+    def _expand(self, node: Any, segs: list[str]) -> Any:
+        if not segs:
+            return node
+        if isinstance(node, list):
+            return [self._expand(item, segs) for item in node]
+        if not isinstance(node, dict) or segs[0] not in node:
+            return node
+        value = node[segs[0]]
+        if isinstance(value, str):
+            target = self.find(value)
+            if target is not None:
+                value = self.render(target)
+        node = dict(node)
+        node[segs[0]] = self._expand(value, segs[1:])
+        return node
+
+    # ------------------------------------------------------------------ routes
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        r = self.route
+        r(router, "POST", "/v1/customers", lambda p, m: self.create_customer(p))
+        r(router, "GET", "/v1/customers", lambda p, m: self.list_kind("customer", p, "/v1/customers"))
+        r(router, "GET", "/v1/customers/search", lambda p, m: self.search("customer", p, "/v1/customers/search"))
+        r(router, "GET", "/v1/customers/{id}", lambda p, m: self.retrieve_customer(m["id"]))
+        r(router, "POST", "/v1/customers/{id}", lambda p, m: self.update_customer(m["id"], p))
+        r(router, "DELETE", "/v1/customers/{id}", lambda p, m: self.delete_customer(m["id"]))
+        r(router, "POST", "/v1/products", lambda p, m: self.create_product(p))
+        r(router, "GET", "/v1/products", lambda p, m: self.list_kind("product", p, "/v1/products", ("active",)))
+        r(router, "GET", "/v1/products/search", lambda p, m: self.search("product", p, "/v1/products/search"))
+        r(router, "GET", "/v1/products/{id}", lambda p, m: self.render(self.get("product", m["id"])))
+        r(router, "POST", "/v1/products/{id}", lambda p, m: self.update_product(m["id"], p))
+        r(router, "DELETE", "/v1/products/{id}", lambda p, m: self.delete_product(m["id"]))
+        r(router, "POST", "/v1/prices", lambda p, m: self.create_price(p))
+        r(router, "GET", "/v1/prices", lambda p, m: self.list_kind("price", p, "/v1/prices", ("active", "product", "currency", "type")))
+        r(router, "GET", "/v1/prices/search", lambda p, m: self.search("price", p, "/v1/prices/search"))
+        r(router, "GET", "/v1/prices/{id}", lambda p, m: self.render(self.get("price", m["id"])))
+        r(router, "POST", "/v1/prices/{id}", lambda p, m: self.update_price(m["id"], p))
+        r(router, "POST", "/v1/tax_rates", lambda p, m: self.create_tax_rate(p))
+        r(router, "GET", "/v1/tax_rates", lambda p, m: self.list_kind("tax_rate", p, "/v1/tax_rates", ("active", "inclusive")))
+        r(router, "GET", "/v1/tax_rates/{id}", lambda p, m: self.render(self.get("tax_rate", m["id"])))
+        r(router, "POST", "/v1/subscriptions", lambda p, m: self.create_subscription(p))
+        r(router, "GET", "/v1/subscriptions", lambda p, m: self.list_subscriptions(p))
+        r(router, "GET", "/v1/subscriptions/search", lambda p, m: self.search("subscription", p, "/v1/subscriptions/search"))
+        r(router, "GET", "/v1/subscriptions/{id}", lambda p, m: self.render(self.get("subscription", m["id"])))
+        r(router, "POST", "/v1/subscriptions/{id}", lambda p, m: self.update_subscription(m["id"], p))
+        r(router, "DELETE", "/v1/subscriptions/{id}", lambda p, m: self.cancel_subscription(m["id"], p))
+        r(router, "POST", "/v1/invoices", lambda p, m: self.create_invoice(p))
+        r(router, "GET", "/v1/invoices", lambda p, m: self.list_kind("invoice", p, "/v1/invoices", ("status", "customer", "subscription", "collection_method")))
+        r(router, "GET", "/v1/invoices/search", lambda p, m: self.search("invoice", p, "/v1/invoices/search"))
+        r(router, "GET", "/v1/invoices/{id}", lambda p, m: self.render(self.get("invoice", m["id"])))
+        r(router, "POST", "/v1/invoices/{id}", lambda p, m: self.update_invoice(m["id"], p))
+        r(router, "DELETE", "/v1/invoices/{id}", lambda p, m: self.delete_invoice(m["id"]))
+        r(router, "GET", "/v1/invoices/{id}/lines", lambda p, m: self.invoice_lines(m["id"], p))
+        r(router, "POST", "/v1/invoices/{id}/finalize", lambda p, m: self.render(self.finalize_invoice(m["id"])))
+        r(router, "POST", "/v1/invoices/{id}/pay", lambda p, m: self.render(self.pay_invoice(m["id"], p)))
+        r(router, "POST", "/v1/invoices/{id}/void", lambda p, m: self.render(self.transition(m["id"], "void")))
+        r(router, "POST", "/v1/invoices/{id}/mark_uncollectible", lambda p, m: self.render(self.transition(m["id"], "uncollectible")))
+        r(router, "POST", "/v1/invoiceitems", lambda p, m: self.render(self.create_invoice_item(p)))
+        r(router, "GET", "/v1/invoiceitems", lambda p, m: self.list_kind("invoiceitem", p, "/v1/invoiceitems", ("customer", "invoice")))
+        r(router, "GET", "/v1/invoiceitems/{id}", lambda p, m: self.render(self.get("invoiceitem", m["id"])))
+        r(router, "DELETE", "/v1/invoiceitems/{id}", lambda p, m: self.delete_invoice_item(m["id"]))
+        r(router, "GET", "/v1/payment_intents", lambda p, m: self.list_kind("payment_intent", p, "/v1/payment_intents", ("customer",)))
+        r(router, "GET", "/v1/payment_intents/search", lambda p, m: self.search("payment_intent", p, "/v1/payment_intents/search"))
+        r(router, "GET", "/v1/payment_intents/{id}", lambda p, m: self.render(self.get("payment_intent", m["id"])))
+        r(router, "GET", "/v1/charges", lambda p, m: self.list_kind("charge", p, "/v1/charges", ("customer", "payment_intent")))
+        r(router, "GET", "/v1/charges/{id}", lambda p, m: self.render(self.get("charge", m["id"])))
+        r(router, "POST", "/v1/refunds", lambda p, m: self.render(self.create_refund(p)))
+        r(router, "GET", "/v1/refunds", lambda p, m: self.list_kind("refund", p, "/v1/refunds", ("charge", "payment_intent")))
+        r(router, "GET", "/v1/refunds/{id}", lambda p, m: self.render(self.get("refund", m["id"])))
+        r(router, "POST", "/v1/credit_notes", lambda p, m: self.render(self.create_credit_note(p)))
+        r(router, "GET", "/v1/credit_notes", lambda p, m: self.list_kind("credit_note", p, "/v1/credit_notes", ("customer", "invoice")))
+        r(router, "GET", "/v1/credit_notes/{id}", lambda p, m: self.render(self.get("credit_note", m["id"])))
+        r(router, "POST", "/v1/credit_notes/{id}/void", lambda p, m: self.render(self.void_credit_note(m["id"])))
+        r(router, "GET", "/v1/balance_transactions", lambda p, m: self.list_kind("balance_transaction", p, "/v1/balance_transactions", ("source", "type", "currency")))
+        r(router, "GET", "/v1/balance_transactions/{id}", lambda p, m: self.render(self.get("balance_transaction", m["id"])))
+        r(router, "GET", "/v1/events", lambda p, m: self.list_events(p))
+        r(router, "GET", "/v1/events/{id}", lambda p, m: self.retrieve_event(m["id"]))
+        r(router, "POST", "/v1/webhook_endpoints", lambda p, m: self.create_webhook_endpoint(p))
+        r(router, "GET", "/v1/webhook_endpoints", lambda p, m: self.list_kind("webhook_endpoint", p, "/v1/webhook_endpoints"))
+        r(router, "GET", "/v1/webhook_endpoints/{id}", lambda p, m: self.render(self.get("webhook_endpoint", m["id"])))
+        r(router, "POST", "/v1/webhook_endpoints/{id}", lambda p, m: self.update_webhook_endpoint(m["id"], p))
+        r(router, "DELETE", "/v1/webhook_endpoints/{id}", lambda p, m: self.delete_simple("webhook_endpoint", m["id"]))
+        r(router, "POST", "/v1/billing/meters", lambda p, m: self.create_meter(p))
+        r(router, "GET", "/v1/billing/meters", lambda p, m: self.list_kind("billing.meter", p, "/v1/billing/meters", ("status",)))
+        r(router, "GET", "/v1/billing/meters/{id}", lambda p, m: self.render(self.get("billing.meter", m["id"])))
+        r(router, "GET", "/v1/billing/meters/{id}/event_summaries", lambda p, m: self.meter_summaries(m["id"], p))
+        r(router, "POST", "/v1/billing/meter_events", lambda p, m: self.create_meter_event(p))
+        router.add_post(CONTROL + "rate_limit", self._control_rate_limit)
+        router.add_get(CONTROL + "deliveries", self._control_deliveries)
+
+    async def _control_rate_limit(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        self.rate_limit = float(body.get("per_second", self.rate_limit))
+        return web.json_response({"per_second": self.rate_limit})
+
+    async def _control_deliveries(self, request: web.Request) -> web.Response:
+        return web.json_response({"deliveries": self.deliveries})
+
+    async def _clock(self, request: web.Request) -> web.Response:
+        response = await super()._clock(request)
+        renewed = self.renew_subscriptions()
+        return web.json_response({"now": self.clock.now().isoformat(), "renewed_invoices": renewed}) \
+            if renewed else response
+
+    # ------------------------------------------------------------------ seeding
+
+    async def seed(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.seed_objects(body)
+
+    def seed_objects(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create objects as if through the API (events included); see the module docstring."""
+        refs: dict[str, str] = {}
+        created: dict[str, list[str]] = {}
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, str) and value.startswith("@"):
+                if value[1:] not in refs:
+                    raise invalid(f"seed: unknown reference {value}")
+                return refs[value[1:]]
+            if isinstance(value, list):
+                return [resolve(v) for v in value]
+            if isinstance(value, dict):
+                return {k: resolve(v) for k, v in value.items()}
+            return value
+
+        creators: dict[str, Callable[[Params], dict[str, Any]]] = {
+            "tax_rates": self.create_tax_rate, "customers": self.create_customer,
+            "products": self.create_product, "prices": self.create_price,
+            "meters": self.create_meter, "subscriptions": self.create_subscription,
+            "invoices": self._seed_invoice, "refunds": self.create_refund,
+            "credit_notes": self.create_credit_note,
+        }
+        try:
+            for kind, create in creators.items():
+                for spec in body.get(kind) or []:
+                    spec = resolve(dict(spec))
+                    ref = spec.pop("ref", None)
+                    obj = create(spec)
+                    created.setdefault(kind, []).append(obj["id"])
+                    if ref:
+                        refs[str(ref)] = obj["id"]
+        except StripeAPIError as exc:
+            return {"error": exc.message, "created": created, "refs": refs}
+        return {"created": created, "refs": refs}
+
+    def _seed_invoice(self, spec: Params) -> dict[str, Any]:
+        items = spec.pop("items", [])
+        status = spec.pop("status", "open")
+        spec.setdefault("collection_method", "send_invoice")
+        if spec["collection_method"] == "send_invoice":
+            spec.setdefault("days_until_due", 30)
+        inv = self.create_invoice(spec)
+        for item in items:
+            self.create_invoice_item({**item, "customer": inv["customer"], "invoice": inv["id"]})
+        if status != "draft":
+            self.finalize_invoice(inv["id"])
+        if status == "paid" and self.table("invoice")[inv["id"]]["status"] == "open":
+            self.pay_invoice(inv["id"], {})
+        elif status in ("void", "uncollectible"):
+            self.transition(inv["id"], status)
+        return self.table("invoice")[inv["id"]]
+

@@ -1,0 +1,228 @@
+"""Reads: full fetch per entity type and incremental reads from the Events API.
+
+Why the Events API: Stripe objects have no updated-at field, so "what changed" is only knowable
+from events (kept 30 days). The cursor is ``{"t": created, "seen": [event ids]}``: the next read
+asks for events created at or after ``t - overlap`` (events can become visible late) and skips the
+ids it has already returned, so overlap never re-delivers what was read, and a pass with no
+changes costs one request per stream. A cursor older than the retention falls back to a full
+fetch, as does a cursor we cannot parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import stripe
+
+from connectors.base import Page, Record
+from connectors.stripe.client import StripeApi
+
+log = logging.getLogger(__name__)
+
+EVENT_RETENTION_SECONDS = 30 * 24 * 3600
+PAGE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Stream:
+    """How one canonical entity type is read from Stripe."""
+
+    entity_type: str
+    service: Callable[[stripe.StripeClient], Any]
+    object_name: str
+    event_types: tuple[str, ...]
+    deleted_events: tuple[str, ...] = ()
+    list_params: Mapping[str, Any] = field(default_factory=dict)
+    # Events carry the object without expansions; these streams re-read changed objects.
+    retrieve_params: Mapping[str, Any] | None = None
+
+
+STREAMS: dict[str, Stream] = {s.entity_type: s for s in (
+    Stream("customer", lambda c: c.v1.customers, "customer",
+           ("customer.created", "customer.updated", "customer.deleted"), ("customer.deleted",)),
+    Stream("product", lambda c: c.v1.products, "product",
+           ("product.created", "product.updated", "product.deleted"), ("product.deleted",)),
+    Stream("price", lambda c: c.v1.prices, "price",
+           ("price.created", "price.updated", "price.deleted"), ("price.deleted",)),
+    Stream("subscription", lambda c: c.v1.subscriptions, "subscription",
+           ("customer.subscription.created", "customer.subscription.updated",
+            "customer.subscription.deleted", "customer.subscription.paused",
+            "customer.subscription.resumed"), (), {"status": "all"}),
+    Stream("invoice", lambda c: c.v1.invoices, "invoice",
+           ("invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid",
+            "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
+            "invoice.payment_succeeded", "invoice.payment_failed", "invoice.sent"),
+           ("invoice.deleted",)),
+    Stream("payment", lambda c: c.v1.payment_intents, "payment_intent",
+           ("payment_intent.succeeded", "payment_intent.created", "payment_intent.canceled",
+            "payment_intent.payment_failed", "payment_intent.processing"), (),
+           {"expand": ["data.latest_charge.balance_transaction"]},
+           {"expand": ["latest_charge.balance_transaction"]}),
+    Stream("refund", lambda c: c.v1.refunds, "refund",
+           ("refund.created", "refund.updated", "refund.failed"), (),
+           {"expand": ["data.payment_intent"]}, {"expand": ["payment_intent"]}),
+    Stream("credit_note", lambda c: c.v1.credit_notes, "credit_note",
+           ("credit_note.created", "credit_note.updated", "credit_note.voided")),
+)}
+
+ENTITY_BY_OBJECT = {s.object_name: s.entity_type for s in STREAMS.values()}
+
+
+def to_plain(obj: Any) -> dict[str, Any]:
+    """A StripeObject (or dict) as plain JSON-able dicts and lists."""
+    if isinstance(obj, stripe.StripeObject):
+        plain: dict[str, Any] = obj.to_dict()
+        return plain
+    return dict(obj)
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) else None
+
+
+def record_of(entity_type: str, data: Mapping[str, Any], *, deleted: bool = False,
+              changed_at: int | None = None) -> Record:
+    return Record(entity_type, str(data["id"]), data,
+                  updated_at=_ts(changed_at if changed_at is not None else data.get("created")),
+                  deleted=deleted or bool(data.get("deleted")))
+
+
+def encode_cursor(t: int, seen: Sequence[str]) -> str:
+    return json.dumps({"t": t, "seen": list(seen)[-2000:]}, separators=(",", ":"))
+
+
+def decode_cursor(cursor: str) -> tuple[int, set[str]] | None:
+    try:
+        data = json.loads(cursor)
+        return int(data["t"]), {str(i) for i in data.get("seen", [])}
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+class StreamReader:
+    """Full and incremental reads for one connection."""
+
+    def __init__(self, api: StripeApi, *, overlap_seconds: int, clock: Callable[[], datetime],
+                 enrich: Callable[[str, dict[str, Any]], dict[str, Any]],
+                 page_limit: int = PAGE_LIMIT) -> None:
+        self.api = api
+        self.overlap = overlap_seconds
+        self.clock = clock
+        self.enrich = enrich  # adds what the list call cannot (tax rates, remaining lines)
+        self.page_limit = page_limit
+
+    def _list(self, stream: Stream, params: dict[str, Any]) -> Any:
+        return self.api.call(lambda c: stream.service(c).list(params=params))
+
+    # -- full fetch ------------------------------------------------------------------------
+
+    def fetch_all(self, entity_type: str, cursor: str | None = None) -> Iterator[Page]:
+        """Every live object, newest first, ``page_limit`` per request; ``cursor`` on the last page."""
+        stream = STREAMS[entity_type]
+        after: str | None = None
+        while True:
+            params = {**stream.list_params, "limit": self.page_limit}
+            if after:
+                params["starting_after"] = after
+            page = self._list(stream, params)
+            items = [to_plain(o) for o in page.data]
+            records = [record_of(entity_type, self.enrich(entity_type, o)) for o in items]
+            last = not page.has_more or not items
+            yield Page(records, cursor=cursor if last else None)
+            if last:
+                return
+            after = str(items[-1]["id"])
+
+    def _events(self, stream: Stream, since: int | None) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": self.page_limit, "types": list(stream.event_types)}
+            if since is not None:
+                params["created"] = {"gte": since}
+            if after:
+                params["starting_after"] = after
+            page = self._list_events(params)
+            events = [to_plain(e) for e in page.data]
+            yield from events
+            if not page.has_more or not events:
+                return
+            after = str(events[-1]["id"])
+
+    def _list_events(self, params: dict[str, Any]) -> Any:
+        return self.api.call(lambda c: c.v1.events.list(params=cast(Any, params)))
+
+    def _starting_cursor(self, stream: Stream) -> str:
+        """Cursor for "everything up to now": the newest events, remembered so they are skipped."""
+        newest: int | None = None
+        window: list[str] = []
+        for event in self._events(stream, None):  # newest first: stop past the overlap window
+            created = int(event["created"])
+            newest = created if newest is None else newest
+            if created < newest - self.overlap:
+                break
+            window.append(str(event["id"]))
+        if newest is None:
+            return encode_cursor(int(self.clock().timestamp()), [])
+        return encode_cursor(newest, window)
+
+    # -- incremental -------------------------------------------------------------------------
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        stream = STREAMS[entity_type]
+        state = decode_cursor(cursor) if cursor else None
+        if cursor and state is None:
+            log.warning("stripe %s: unreadable cursor, falling back to a full fetch", entity_type)
+        now = int(self.clock().timestamp())
+        if state is None or state[0] - self.overlap < now - EVENT_RETENTION_SECONDS:
+            start = self._starting_cursor(stream)
+            yield from self.fetch_all(entity_type, cursor=start)
+            return
+        t, seen = state
+        newest, window, returned = t, [], set()
+        batch: list[Record] = []
+        for event in self._events(stream, t - self.overlap):
+            created = int(event["created"])
+            newest = max(newest, created)
+            window.append((created, event["id"]))
+            if event["id"] in seen:
+                continue
+            obj = event.get("data", {}).get("object") or {}
+            obj_id = obj.get("id")
+            if not obj_id or obj_id in returned:
+                continue  # events are newest first: the first one seen is the latest state
+            returned.add(obj_id)
+            batch.append(self._record_from_event(stream, event, obj))
+            if len(batch) >= self.page_limit:
+                yield Page(batch)
+                batch = []
+        new_seen = [eid for created, eid in window if created >= newest - self.overlap]
+        yield Page(batch, cursor=encode_cursor(newest, new_seen))
+
+    def _record_from_event(self, stream: Stream, event: Mapping[str, Any], obj: dict[str, Any]) -> Record:
+        deleted = event["type"] in stream.deleted_events
+        if not deleted and stream.retrieve_params is not None:
+            fresh = self.api.call(lambda c: stream.service(c).retrieve(obj["id"],
+                                                                          params=dict(stream.retrieve_params or {})))
+            obj = to_plain(fresh)
+        data = obj if deleted else self.enrich(stream.entity_type, obj)
+        return record_of(stream.entity_type, data, deleted=deleted, changed_at=int(event["created"]))
+
+    def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
+        """Records carried by one webhook event (no API call; expansions are absent)."""
+        data = payload.get("data")
+        obj = data.get("object") if isinstance(data, Mapping) else None
+        if not isinstance(obj, Mapping) or not obj.get("id"):
+            return []
+        entity_type = ENTITY_BY_OBJECT.get(str(obj.get("object")))
+        if entity_type is None:
+            return []
+        stream = STREAMS[entity_type]
+        deleted = payload.get("type") in stream.deleted_events
+        created = payload.get("created")
+        return [record_of(entity_type, dict(obj), deleted=deleted,
+                          changed_at=created if isinstance(created, int) else None)]

@@ -1,0 +1,128 @@
+"""The Xero connector: one tenant connection, built from config by ``build``.
+
+Entity types: customer (Contact), product (Item), invoice (ACCREC Invoice), payment (Payment on
+an invoice), credit_note (ACCRECCREDIT CreditNote, allocated to its invoice) and refund (an
+ACCRECCREDIT CreditNote with ``Reference = "refund:<hub id>"``, allocated to the invoice, or
+paid out as a cash refund when the invoice has nothing left due). Hub markers: mapping/xero.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import (
+    ConnectionHealth,
+    InboundEvent,
+    Outbound,
+    Page,
+    Record,
+    RefResolver,
+    WriteResult,
+)
+from connectors.ratelimit import RateLimiter
+from connectors.retry import RetryPolicy
+from connectors.xero.client import XeroClient
+from connectors.xero.streams import STREAMS, Reader
+from connectors.xero.webhooks import parse_webhook
+from connectors.xero.writes import Writer
+from mapping import xero as mapping
+from mapping.model import Entity
+from state.store import StateStore
+from sync.config import ConnectionConfig
+
+
+class XeroConnector:
+    system = "xero"
+
+    def __init__(self, name: str, client: XeroClient, *, webhook_key: str | None = None,
+                 page_size: int = 1000, batch_size: int = 50, overlap_seconds: int = 300,
+                 sales_account: str = "200", payment_account: str = "090",
+                 tax_types: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.client = client
+        self.reader = Reader(client, page_size=page_size, overlap_seconds=overlap_seconds)
+        self.writer = Writer(client, batch_size=batch_size, payment_account=payment_account)
+        self._webhook_key = webhook_key or ""
+        self.sales_account = sales_account
+        self.payment_account = payment_account
+        self.tax_types = dict(tax_types or mapping.DEFAULT_TAX_TYPES)
+
+    def __repr__(self) -> str:
+        return f"XeroConnector(name={self.name!r})"
+
+    def entity_types(self) -> Sequence[str]:
+        return tuple(STREAMS)
+
+    def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        return self.reader.fetch_all(entity_type)
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        return self.reader.fetch_changes(entity_type, cursor)
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        return self.writer.upsert(entity_type, batch)
+
+    def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+        return self.writer.find_marked(entity_type, [hub_id]).get(hub_id)
+
+    def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        return mapping.to_canonical(record.entity_type, record.external_id, record.data, refs)
+
+    def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        return mapping.from_canonical(entity, refs, sales_account=self.sales_account,
+                                      payment_account=self.payment_account, tax_types=self.tax_types)
+
+    def natural_keys(self, record: Record) -> dict[str, str]:
+        data = record.data
+        keys = {"customer": {"name": data.get("Name"), "email": data.get("EmailAddress")},
+                "product": {"sku": data.get("Code"), "name": data.get("Name")},
+                "invoice": {"number": data.get("InvoiceNumber")},
+                "credit_note": {"number": data.get("CreditNoteNumber")},
+                "refund": {"number": data.get("CreditNoteNumber")},
+                "payment": {}}.get(record.entity_type, {})
+        return {k: str(v) for k, v in keys.items() if v}
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+        """Verify a delivery to ``/webhooks/xero`` (raises ``WebhookRejected``)."""
+        return parse_webhook(body, headers, webhook_key=self._webhook_key, tenant_id=self.client.tenant_id)
+
+    def health(self) -> ConnectionHealth:
+        with self.client.store.transaction() as tx:
+            state = tx.connection_state(self.name)
+        paused = self.client.paused_until()
+        reason = state.get("reason") if state and state.get("status") != "ok" else None
+        return ConnectionHealth(paused_until=paused, reason=reason, budget=dict(self.client.budget))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build(config: ConnectionConfig, store: StateStore, *, sleep: Callable[[float], None] = time.sleep,
+          monotonic: Callable[[], float] = time.monotonic,
+          now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> XeroConnector:
+    """The connector for a ``[connections.<name>]`` table with ``system = "xero"``.
+
+    ``sleep``/``monotonic``/``now`` are injectable so tests pin time.
+    """
+    policy = RetryPolicy.from_config(config, sleep=sleep)
+    limiter = RateLimiter(float(config.get("rate_limit_per_minute", 60.0)), per=60.0,
+                          concurrency=int(config.get("concurrency", 5)), clock=monotonic, sleep=sleep)
+    client = XeroClient(
+        name=config.name, store=store, tenant_id=str(config["tenant_id"]),
+        client_id=str(config["client_id"]), client_secret=str(config["client_secret"]),
+        api_base=str(config.get("api_base", "https://api.xero.com")),
+        identity_base=str(config.get("identity_base", "https://api.xero.com")),
+        token_url=str(config.get("token_url", "https://identity.xero.com/connect/token")),
+        refresh_token=config.get("refresh_token"), timeout=float(config.get("timeout_seconds", 60.0)),
+        policy=policy, limiter=limiter, now=now)
+    tax_types = config.get("tax_types")
+    return XeroConnector(
+        config.name, client, webhook_key=config.get("webhook_key"),
+        page_size=int(config.get("page_size", 1000)), batch_size=int(config.get("batch_size", 50)),
+        overlap_seconds=int(config.get("overlap_seconds", 300)),
+        sales_account=str(config.get("sales_account_code", "200")),
+        payment_account=str(config.get("payment_account_code", "090")),
+        tax_types=tax_types if isinstance(tax_types, Mapping) else None)

@@ -1,0 +1,25 @@
+"""Config keys of a Xero connection (system = "xero")."""
+
+from sync.config import RETRY_KEYS, Key
+
+KEYS = {
+    "client_id": Key(str, required=True, secret=True),
+    "client_secret": Key(str, required=True, secret=True),
+    "tenant_id": Key(str, required=True, help="the organisation's tenant id (see /connections)"),
+    "refresh_token": Key(str, secret=True, help="initial refresh token; rotated ones live encrypted in the database"),
+    "api_base": Key(str, default="https://api.xero.com"),
+    "identity_base": Key(str, default="https://api.xero.com"),
+    "token_url": Key(str, default="https://identity.xero.com/connect/token"),
+    "webhook_key": Key(str, secret=True),
+    "rate_limit_per_minute": Key(float, default=60.0),
+    "concurrency": Key(int, default=5),
+    "batch_size": Key(int, default=50),
+    "timeout_seconds": Key(float, default=60.0),
+    "max_attempts": Key(int, default=6),
+    "sales_account_code": Key(str, default="200"),
+    "payment_account_code": Key(str, default="090"),
+    "overlap_seconds": Key(int, default=300),
+    "page_size": Key(int, default=1000, help="records per GET page (Xero allows up to 1000)"),
+    "tax_types": Key(dict, help="percent rate -> Xero TaxType, e.g. {\"0\" = \"NONE\", \"20\" = \"OUTPUT2\"}"),
+}
+KEYS.update(RETRY_KEYS)

@@ -1,0 +1,97 @@
+"""Xero wire formats shared by the emulator and the connector: ``/Date(ms+0000)/`` dates,
+``If-Modified-Since`` parsing, and JSON with exact decimals.
+
+Xero writes dates as Microsoft JSON dates (``/Date(1714521600000+0000)/``) and the SDK refuses
+ISO strings in those fields, while requests may carry either form; one module keeps both sides
+agreeing on the format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def ms_date(value: datetime) -> str:
+    """``/Date(ms+0000)/`` for an aware datetime (what Xero sends)."""
+    millis = int(value.astimezone(UTC).timestamp() * 1000)
+    return f"/Date({millis}+0000)/"
+
+
+def iso_string(value: datetime) -> str:
+    """The ``…String`` twin Xero sends next to MS dates (ISO, no zone, UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_date(value: Any) -> datetime | None:
+    """Parse a Xero date in MS-JSON or ISO form (or a ``date``) to aware UTC; None if empty.
+
+    Raises ``ValueError`` with the offending text for anything else.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    text = str(value).strip()
+    match = _MS_DATE.match(text)
+    if match:
+        stamp = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        offset = match.group(2)
+        if offset:
+            sign = 1 if offset[0] == "+" else -1
+            # The offset says which local time the instant was rendered in; the ms are UTC.
+            _ = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
+        return stamp
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a Xero date: {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_http_date(text: str) -> datetime:
+    """``If-Modified-Since`` as xero-python sends it (ISO-8601) or as RFC 1123."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"not a date: {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def start_of_day(value: datetime) -> datetime:
+    value = value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def next_midnight(value: datetime) -> datetime:
+    return start_of_day(value) + timedelta(days=1)
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Decimal):
+            # Amounts have at most 4 places: float's shortest repr round-trips them exactly.
+            return float(o)
+        if isinstance(o, datetime):
+            return ms_date(o)
+        return super().default(o)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, cls=_Encoder)
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON with every non-integer number as an exact ``Decimal`` (never float)."""
+    return json.loads(text, parse_float=Decimal)

@@ -1,0 +1,267 @@
+"""Idempotent batch writes: up to 50 items per request with ``summarizeErrors=False`` so each
+item succeeds or fails on its own (Xero answers 200 with per-item ``ValidationErrors``).
+
+Rules (DESIGN.md invariants 1, 2, 5):
+* every request carries an ``Idempotency-Key`` derived from the items' own keys, so a retry of
+  the same batch (RetryPolicy after a 5xx/timeout) is replayed by Xero, not applied twice;
+* an item whose earlier outcome is unknown (``attempt > 1``) is first looked up by its hub marker
+  (one ``where`` query per batch) and updated instead of created;
+* every record carries the hub marker (see mapping/xero.py);
+* a duplicate contact name links to the one active contact with that name (if it carries no
+  other hub's marker) and is a ``DuplicateError`` with the candidates when that is ambiguous.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from connectors.base import (
+    AuthError,
+    ConnectorError,
+    DuplicateError,
+    InvalidError,
+    Outbound,
+    QuotaExhausted,
+    Record,
+    WriteResult,
+    normalise_key,
+)
+from connectors.xero.client import XeroClient
+from connectors.xero.errors import validation_messages
+from connectors.xero.streams import Stream, stream_for, to_record
+from mapping.xero import marker_field, marker_value
+
+# entity type -> (create op, update-or-create op)
+OPERATIONS: dict[str, tuple[str, str, str]] = {
+    "customer": ("create_contacts", "update_or_create_contacts", "contacts"),
+    "product": ("create_items", "update_or_create_items", "items"),
+    "invoice": ("create_invoices", "update_or_create_invoices", "invoices"),
+    "payment": ("create_payments", "create_payments", "payments"),
+    "credit_note": ("create_credit_notes", "update_or_create_credit_notes", "credit_notes"),
+    "refund": ("create_credit_notes", "update_or_create_credit_notes", "credit_notes"),
+}
+DUPLICATE_NAME = "is already assigned to another contact"
+SETTLED_DOCUMENT = "cannot be edited as it has payments allocated to it"
+
+
+def batch_key(prefix: str, items: Sequence[Outbound]) -> str:
+    """A deterministic Idempotency-Key (<= 128 chars) for a request carrying these items."""
+    digest = hashlib.sha256("\n".join(i.idempotency_key for i in items).encode()).hexdigest()
+    return f"billhub-{prefix}-{digest[:64]}"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _clean(value: Any) -> Any:
+    """Drop None values and private ``_`` keys (the SDK serializer refuses None)."""
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items() if v is not None and not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Writer:
+    def __init__(self, client: XeroClient, *, batch_size: int = 50, payment_account: str = "090") -> None:
+        self.client = client
+        self.batch_size = min(50, max(1, batch_size))
+        self.payment_account = payment_account
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find_marked(self, entity_type: str, hub_ids: Sequence[str]) -> dict[str, Record]:
+        """Live records carrying these hub markers, by hub id (one request per 25 ids)."""
+        stream = stream_for(entity_type)
+        field = marker_field(entity_type)
+        found: dict[str, Record] = {}
+        wanted = {marker_value(entity_type, h): h for h in hub_ids}
+        values = list(wanted)
+        for start in range(0, len(values), 25):
+            chunk = values[start:start + 25]
+            where = " OR ".join(f'{field}=="{_quote(v)}"' for v in chunk)
+            kwargs: dict[str, Any] = {"where": where}
+            if entity_type == "customer":
+                kwargs["include_archived"] = False
+            body = self.client.call(stream.operation, **kwargs)
+            for data in (body.get(stream.collection) or []) if isinstance(body, Mapping) else []:
+                record = to_record(stream, data)
+                hub = wanted.get(str(data.get(field) or ""))
+                if hub and not record.deleted and stream.keep(data):
+                    found.setdefault(hub, record)
+        return found
+
+    # -- upsert ----------------------------------------------------------------------------
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        stream = stream_for(entity_type)
+        results: list[WriteResult] = []
+        for start in range(0, len(batch), self.batch_size):
+            results.extend(self._chunk(entity_type, stream, list(batch[start:start + self.batch_size])))
+        return results
+
+    def _chunk(self, entity_type: str, stream: Stream, items: list[Outbound]) -> list[WriteResult]:
+        results: dict[int, WriteResult] = {}
+        unknown = [i for i in items if i.external_id is None and i.attempt > 1]
+        existing: dict[str, Record] = {}
+        if unknown:
+            try:
+                existing = self.find_marked(entity_type, [i.hub_id for i in unknown])
+            except (QuotaExhausted, AuthError):
+                raise
+            except ConnectorError as exc:
+                return [WriteResult(i.idempotency_key, error=exc) for i in items]
+        resolved = [replace(i, external_id=existing[i.hub_id].external_id)
+                    if i.external_id is None and i.hub_id in existing else i for i in items]
+        if entity_type == "payment":
+            # Xero payments cannot be edited: a linked payment is already written.
+            for n, item in enumerate(resolved):
+                if item.external_id is not None and item.operation == "upsert":
+                    record = existing.get(item.hub_id)
+                    results[n] = WriteResult(item.idempotency_key, item.external_id, False, record)
+        creates = [(n, i) for n, i in enumerate(resolved) if n not in results and i.external_id is None]
+        updates = [(n, i) for n, i in enumerate(resolved) if n not in results and i.external_id is not None]
+        create_op, update_op, _ = OPERATIONS[entity_type]
+        for group, operation, created in ((creates, create_op, True), (updates, update_op, False)):
+            if group:
+                for (n, _item), result in zip(group, self._send(entity_type, stream, operation,
+                                                                 [i for _n, i in group], created), strict=True):
+                    results[n] = result
+        final = [results[n] for n in range(len(items))]
+        if entity_type in ("credit_note", "refund"):
+            # A settled credit note cannot be edited in Xero: it is already written (the diff still
+            # compares its amounts with the hub's).
+            final = [WriteResult(r.idempotency_key, i.external_id, False, existing.get(i.hub_id))
+                     if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error) else r
+                     for i, r in zip(resolved, final, strict=True)]
+        if entity_type == "customer":
+            final = [self._resolve_duplicate(item, result) for item, result in zip(resolved, final, strict=True)]
+        if entity_type in ("credit_note", "refund"):
+            final = [self._allocate(entity_type, item, result) for item, result in zip(resolved, final, strict=True)]
+        return final
+
+    def _payload(self, entity_type: str, stream: Stream, item: Outbound) -> dict[str, Any]:
+        payload: dict[str, Any] = _clean(dict(item.payload))
+        payload[marker_field(entity_type)] = marker_value(entity_type, item.hub_id)
+        if item.external_id:
+            payload[stream.id_field] = item.external_id
+        if item.operation == "void":
+            payload = {stream.id_field: item.external_id, "Status": "VOIDED"}
+            if entity_type == "customer":
+                payload = {stream.id_field: item.external_id, "ContactStatus": "ARCHIVED"}
+        elif item.operation == "delete":
+            payload = {stream.id_field: item.external_id,
+                       "Status": "DELETED"} if entity_type != "customer" else {
+                stream.id_field: item.external_id, "ContactStatus": "ARCHIVED"}
+        return payload
+
+    def _send(self, entity_type: str, stream: Stream, operation: str, items: list[Outbound],
+              created: bool) -> list[WriteResult]:
+        body = {stream.collection: [self._payload(entity_type, stream, i) for i in items]}
+        key = batch_key(f"{entity_type}-{'c' if created else 'u'}", items)
+        try:
+            if entity_type == "payment" and not created:
+                return self._delete_payments(items)
+            answer = self.client.call(operation, **{OPERATIONS[entity_type][2]: body},
+                                      summarize_errors=False, idempotency_key=key)
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return [WriteResult(i.idempotency_key, error=exc) for i in items]
+        returned = answer.get(stream.collection) if isinstance(answer, Mapping) else None
+        if not isinstance(returned, list) or len(returned) != len(items):
+            error = InvalidError(f"Xero answered {len(returned or [])} {stream.collection} for "
+                                 f"{len(items)} sent", system=self.client.name)
+            return [WriteResult(i.idempotency_key, error=error) for i in items]
+        results = []
+        for item, data in zip(items, returned, strict=True):
+            if not isinstance(data, Mapping) or data.get("HasErrors") or data.get("ValidationErrors"):
+                message = "; ".join(validation_messages(data)) or "Xero rejected the item"
+                results.append(WriteResult(item.idempotency_key, error=InvalidError(
+                    message, system=self.client.name, status=400)))
+                continue
+            record = to_record(stream, data)
+            results.append(WriteResult(item.idempotency_key, record.external_id, created, record))
+        return results
+
+    def _delete_payments(self, items: list[Outbound]) -> list[WriteResult]:
+        results = []
+        for item in items:
+            try:
+                answer = self.client.call("delete_payment", payment_id=item.external_id,
+                                          payment_delete={"Status": "DELETED"},
+                                          idempotency_key=batch_key("payment-d", [item]))
+                data = (answer.get("Payments") or [{}])[0]
+                record = to_record(stream_for("payment"), data)
+                results.append(WriteResult(item.idempotency_key, record.external_id, False, record))
+            except (QuotaExhausted, AuthError):
+                raise
+            except ConnectorError as exc:
+                results.append(WriteResult(item.idempotency_key, error=exc))
+        return results
+
+    # -- follow-ups ------------------------------------------------------------------------
+
+    def _resolve_duplicate(self, item: Outbound, result: WriteResult) -> WriteResult:
+        if result.ok or DUPLICATE_NAME not in str(result.error):
+            return result
+        name = str(item.payload.get("Name") or "")
+        wanted = normalise_key(name)
+        try:
+            # searchTerm on the first word also finds spacing/punctuation variants of the name
+            term = (name.split() or [name])[0]
+            body = self.client.call("get_contacts", include_archived=False, search_term=term)
+            exact = [c for c in body.get("Contacts") or [] if normalise_key(c.get("Name")) == wanted]
+            if len(exact) == 1 and exact[0].get("ContactNumber") in (None, "", item.hub_id):
+                linked = replace(item, external_id=str(exact[0]["ContactID"]), attempt=1)
+                (answer,) = self._send("customer", stream_for("customer"), "update_or_create_contacts",
+                                       [linked], created=False)
+                return answer
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, error=exc)
+        candidates = [str(c["ContactID"]) for c in exact]
+        return WriteResult(item.idempotency_key, error=DuplicateError(
+            f"contact name {name!r} matches {len(candidates)} Xero contacts that cannot be linked "
+            "automatically", candidates=candidates, system=self.client.name, status=400))
+
+    def _allocate(self, entity_type: str, item: Outbound, result: WriteResult) -> WriteResult:
+        """Settle an unsettled credit note: a refund is paid out; a credit note is allocated."""
+        invoice_id = item.payload.get("_allocate_to")
+        # Not only after a create: a retry after an unknown outcome finds the credit note made but
+        # maybe not yet allocated. Only an unsettled (AUTHORISED) one is allocated, so never twice.
+        if not result.ok or not invoice_id or result.record is None:
+            return result
+        data = result.record.data
+        if data.get("Status") != "AUTHORISED":
+            return result
+        amount = data.get("RemainingCredit", data.get("Total"))
+        try:
+            if entity_type == "refund":
+                # A refund gives back money a payment brought in: it is paid out, never allocated
+                # against the invoice (whose payment may not have reached Xero yet; an allocation
+                # would then make that payment exceed what is due).
+                self.client.call("create_payments", payments={"Payments": [{
+                    "CreditNote": {"CreditNoteID": result.external_id},
+                    "Account": {"Code": self.payment_account}, "Amount": amount,
+                    "Reference": marker_value("refund", item.hub_id)}]},
+                    summarize_errors=False, idempotency_key=batch_key("refund-pay", [item]))
+            else:
+                invoice = self.client.call("get_invoice", invoice_id=str(invoice_id))
+                due = (invoice.get("Invoices") or [{}])[0].get("AmountDue") or 0
+                if due >= amount:
+                    self.client.call("create_credit_note_allocation", credit_note_id=result.external_id,
+                                     allocations={"Allocations": [{"Invoice": {"InvoiceID": str(invoice_id)},
+                                                                   "Amount": amount,
+                                                                   "Date": data.get("DateString", "")[:10]}]},
+                                     summarize_errors=False, idempotency_key=batch_key("alloc", [item]))
+            fresh = self.client.call("get_credit_note", credit_note_id=str(result.external_id))
+            record = to_record(stream_for(entity_type), (fresh.get("CreditNotes") or [data])[0])
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, result.external_id, result.created, result.record, error=exc)
+        return WriteResult(item.idempotency_key, result.external_id, result.created, record)

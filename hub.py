@@ -1,0 +1,599 @@
+"""``hub``: billhub's command line (and, via ``hub run``, its daemon entry point).
+
+Exit codes: 0 ok, 1 findings or failures worth attention, 2 usage or config error.
+Every command takes ``--config PATH`` (else ``$HUB_CONFIG``, else ``hub.toml``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connectors.base import ConnectorError
+from mapping.model import ENTITY_TYPES
+from state.errors import StateError
+from state.store import StateStore, dumps
+from sync import report as reports
+from sync.admin_commands import forget_customer_command, rotate_key_command
+from sync.alerts import maybe_alert
+from sync.config import Config, ConfigError, load_config
+from sync.daemon import run_command
+from sync.diff import findings_report
+from sync.engine import SyncSummary
+from sync.repair import RepairError, repair_finding
+from sync.runtime import Hub, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+class HubContext:
+    """Loads config and opens the store lazily, so commands that need neither stay fast."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._store: StateStore | None = None
+        self._hub: Hub | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = open_store(self.config)
+        return self._store
+
+    @property
+    def hub(self) -> Hub:
+        if self._hub is None:
+            self.store.init()
+            self._hub = Hub.from_config(self.config, self.store)
+        return self._hub
+
+    def close(self) -> None:
+        if self._hub is not None:
+            for connector in self._hub.connectors.values():
+                connector.close()
+        if self._store is not None:
+            self._store.dispose()
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn domain errors into a one-line message and exit code 2 — never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            fail(f"config: {exc}")
+        except (StateError, RepairError, ConnectorError, LookupError) as exc:
+            fail(str(exc))
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(value: Any) -> None:
+    click.echo(dumps(value))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="HUB_CONFIG", default=None,
+              help="Config file (default: $HUB_CONFIG, else hub.toml).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """billhub keeps Salesforce, Stripe, QuickBooks Online and Xero in agreement."""
+    ctx.obj = HubContext(config_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@click.pass_obj
+@handles_errors
+def init(hub: HubContext) -> None:
+    """Create or migrate the database named in the config (safe to run again)."""
+    version = hub.store.init()
+    console.print(f"database {hub.store.safe_url} is at schema version {version}")
+
+
+def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
+    """Everything ``hub status`` shows, as JSON-able data."""
+    with store.transaction() as tx:
+        states = tx.connection_states()
+        connections = []
+        for name, conn in sorted(config.connections.items()):
+            state = states.get(name) or {}
+            connections.append({
+                "name": name, "system": conn.system, "status": state.get("status", "ok"),
+                "reason": state.get("reason"), "paused_until": state.get("paused_until"),
+                "details": state.get("details") or {},
+            })
+        return {
+            "database": store.safe_url,
+            "connections": connections,
+            "cursors": tx.cursors(),
+            "runs": [{k: r[k] for k in ("id", "kind", "scope", "status", "counts", "error",
+                                        "started_at", "finished_at")} for r in tx.last_runs(10)],
+            "outbox": tx.outbox_depth(),
+            "open_findings": tx.open_findings_by_kind(),
+            "entities": tx.count_entities(),
+        }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+@handles_errors
+def status(hub: HubContext, as_json: bool) -> None:
+    """Connections, cursors, last runs, outbox depth and open findings."""
+    hub.store.init()
+    data = gather_status(hub.store, hub.config)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title="Connections")
+    for column in ("name", "system", "status", "reason / resumes"):
+        table.add_column(column)
+    for c in data["connections"]:
+        note = c["reason"] or ""
+        if c["paused_until"]:
+            note = f"{note} (resumes {c['paused_until']:%Y-%m-%d %H:%M} UTC)".strip()
+        style = "green" if c["status"] == "ok" else "yellow"
+        table.add_row(c["name"], c["system"], f"[{style}]{c['status']}[/]", note)
+    console.print(table)
+    cursors = Table(title="Cursors")
+    for column in ("connection", "stream", "last success"):
+        cursors.add_column(column)
+    for c in data["cursors"]:
+        cursors.add_row(c["connection"], c["stream"], str(c["last_success"] or "never"))
+    console.print(cursors)
+    runs = Table(title="Last runs")
+    for column in ("kind", "scope", "status", "started", "counts"):
+        runs.add_column(column)
+    for r in data["runs"]:
+        runs.add_row(r["kind"], r["scope"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                     json.dumps(r["counts"], sort_keys=True)[:80])
+    console.print(runs)
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(data["outbox"].items())) or "empty"
+    findings = ", ".join(f"{k} {v}" for k, v in sorted(data["open_findings"].items())) or "none"
+    console.print(f"outbox: {outbox}\nopen findings: {findings}")
+
+
+def export_records(store: StateStore, entity: str) -> dict[str, Any]:
+    """Canonical records with their links, in the shape DESIGN.md names."""
+    records = []
+    with store.transaction() as tx:
+        for stored in tx.entities_of(entity):
+            links: dict[str, list[str]] = {}
+            for link in tx.links_of(stored.id):
+                links.setdefault(link.system, []).append(link.external_id)
+            records.append({"id": stored.id, "data": stored.data, "links": links})
+    return {"entity": entity, "records": records}
+
+
+@cli.command()
+@click.option("--entity", required=True, type=click.Choice(ENTITY_TYPES), help="Entity type.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+@handles_errors
+def export(hub: HubContext, entity: str, as_json: bool) -> None:
+    """Canonical records of one entity type, with their links in every system."""
+    hub.store.init()
+    data = export_records(hub.store, entity)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"{entity} ({len(data['records'])})")
+    for column in ("id", "name / number", "links"):
+        table.add_column(column)
+    for record in data["records"]:
+        label = record["data"].get("name") or record["data"].get("number") or ""
+        links = "; ".join(f"{s}: {', '.join(ids)}" for s, ids in sorted(record["links"].items()))
+        table.add_row(record["id"], str(label), links)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> None:
+    if as_json:
+        print_json(summary.to_json())
+        return
+    columns = ("read", "added", "changed", "unchanged", "linked", "written", "held", "dead", "retried", "failed")
+    table = Table(title=title)
+    table.add_column("system")
+    table.add_column("entity")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for (connection, entity), stats in sorted(summary.streams.items()):
+        table.add_row(connection, entity, *(str(getattr(stats, c)) for c in columns))
+    console.print(table)
+    for name, reason in summary.paused.items():
+        console.print(f"[yellow]paused[/] {name}: {reason}")
+    for error in summary.errors[:20]:
+        console.print(f"[red]error[/] {error}")
+    if summary.planned:
+        plan = Table(title="Dry run: writes it would make (none were made)")
+        for column in ("system", "operation", "entity", "record", "changed fields"):
+            plan.add_column(column)
+        for p in summary.planned:
+            plan.add_row(p["system"], p["operation"], p["entity"], p["record"], ", ".join(p["changed_fields"]))
+        console.print(plan)
+
+
+def _progress(hub: HubContext, quiet: bool) -> Any:
+    """Rich progress bars for long runs; a no-op context for --json."""
+    from contextlib import nullcontext
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    if quiet:
+        return nullcontext()
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} records"),
+                        console=err_console, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def advance(label: str, n: int) -> None:
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=None)
+        progress.advance(tasks[label], n)
+
+    hub.hub.engine.on_progress = advance
+    return progress
+
+
+@cli.command()
+@click.option("--system", "systems", multiple=True, help="Only this system or connection (repeatable).")
+@click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITY_TYPES), help="Only this entity.")
+@click.option("--dry-run", is_flag=True, help="Print the writes it would make; make none.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def sync(hub: HubContext, systems: tuple[str, ...], entities: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Run one incremental sync pass now."""
+    with _progress(hub, as_json):
+        summary = hub.hub.engine.sync(systems=systems or None, entities=entities or None, dry_run=dry_run)
+    print_summary(summary, as_json, "Dry run" if dry_run else "Sync")
+    if summary.errors:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("target", nargs=-1)
+@click.option("--entity", type=click.Choice(ENTITY_TYPES), help="With --since: re-read this entity.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="With --entity: re-read from this date.")
+@click.option("--finding", "finding_id", help="Do what a drift finding calls for.")
+@click.option("--keep", help="For a duplicate or orphan finding: the external id to link.")
+@click.option("--dry-run", is_flag=True, help="Say what it would do; do nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: Any, finding_id: str | None,
+           keep: str | None, dry_run: bool, as_json: bool) -> None:
+    """Re-read from the source and re-push: `S E ID`, `--entity E --since DATE`, or `--finding ID`."""
+    if finding_id:
+        plan = repair_finding(hub.hub, finding_id, keep=keep, dry_run=dry_run)
+        if as_json:
+            print_json(plan.to_json())
+        else:
+            for action in plan.actions:
+                console.print(("[dim]would[/] " if dry_run else "") + action)
+            if plan.summary is not None:
+                console.print(f"written: {plan.summary.totals().written}")
+        return
+    if len(target) == 3:
+        system, entity_type, external_id = target
+        if entity_type not in ENTITY_TYPES:
+            fail(f"unknown entity {entity_type!r}; expected one of {', '.join(ENTITY_TYPES)}")
+        if system not in hub.hub.connectors:
+            fail(f"no connection {system!r}; configured: {', '.join(hub.hub.connectors) or 'none'}")
+        if dry_run:
+            console.print(f"would re-read {system} {entity_type} {external_id} and push it to its targets")
+            return
+        print_summary(hub.hub.engine.resync_record(system, entity_type, external_id), as_json, "Resync")
+        return
+    if entity and since:
+        if dry_run:
+            print_summary(hub.hub.engine.sync(entities=[entity], dry_run=True, full=True), as_json, "Dry run")
+            return
+        with hub.store.transaction() as tx:
+            for stored in tx.entities_of(entity):
+                if stored.updated_at.replace(tzinfo=None) >= since:
+                    hub.hub.engine.repush(tx, stored.id, nonce=f"resync:{since.isoformat()}")
+        with _progress(hub, as_json):
+            summary = hub.hub.engine.sync(entities=[entity], full=True)
+        print_summary(summary, as_json, f"Resync {entity} since {since:%Y-%m-%d}")
+        return
+    fail("say what to resync: `hub resync SYSTEM ENTITY ID`, `--entity E --since YYYY-MM-DD`, or `--finding ID`")
+
+
+# --------------------------------------------------------------------------- drift
+
+
+@cli.command()
+@click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITY_TYPES),
+              help="Entity to reconcile (repeatable; default: all the configured flows cover).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
+@click.pass_obj
+@handles_errors
+def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
+    """Reconcile every system against the hub now. Exit 1 when open findings exist."""
+    chosen = list(entities) or default_diff_entities(hub.hub)
+    result = hub.hub.differ.run(chosen)
+    maybe_alert(result, hub.config.alerts)
+    report = findings_report(hub.store, status=None)
+    report["findings"] = [f for f in report["findings"] if f["status"] != "resolved"]
+    if as_json:
+        print_json({**result.to_json(), "findings": report["findings"], "summary": report["summary"]})
+    else:
+        console.print(reports.summary_table(report["summary"]))
+        console.print(reports.findings_table(report))
+        console.print(f"{result.new} new, {result.resolved} resolved")
+    if report["findings"]:
+        sys.exit(1)
+
+
+def default_diff_entities(hub: Hub) -> list[str]:
+    covered = {t for c in hub.connectors.values() for t in hub.routing.reads(c.system)}
+    return [e for e in ("customer", "product", "invoice", "payment", "refund", "credit_note") if e in covered]
+
+
+@cli.group()
+def drift() -> None:
+    """Review drift findings: list, show, ack, export."""
+
+
+@drift.command("list")
+@click.option("--kind", type=click.Choice(["missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals"]))
+@click.option("--system")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "resolved"]))
+@click.option("--entity", type=click.Choice(ENTITY_TYPES))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def drift_list(hub: HubContext, kind: str | None, system: str | None, status: str | None, entity: str | None,
+               as_json: bool) -> None:
+    hub.store.init()
+    report = findings_report(hub.store, kind=kind, system=system, status=status, entity=entity)
+    if as_json:
+        print_json(report)
+    else:
+        console.print(reports.findings_table(report))
+
+
+@drift.command("show")
+@click.argument("finding_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def drift_show(hub: HubContext, finding_id: str, as_json: bool) -> None:
+    hub.store.init()
+    with hub.store.transaction() as tx:
+        finding = tx.get_finding(finding_id).to_json()
+    if as_json:
+        print_json(finding)
+        return
+    console.print(reports.finding_detail(finding))
+    console.print(f"id {finding['id']}\nexternal ids: {', '.join(finding['external_ids']) or '—'}\n"
+                  f"first seen {finding['first_seen']}, last seen {finding['last_seen']}\n{finding['detail']}")
+
+
+@drift.command("ack")
+@click.argument("finding_id")
+@click.pass_obj
+@handles_errors
+def drift_ack(hub: HubContext, finding_id: str) -> None:
+    hub.store.init()
+    with hub.store.transaction() as tx:
+        finding = tx.ack_finding(finding_id)
+    console.print(f"finding {finding.id[:8]} is {finding.status}")
+
+
+@drift.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "resolved"]))
+@click.pass_obj
+@handles_errors
+def drift_export(hub: HubContext, fmt: str, output: str | None, status: str | None) -> None:
+    hub.store.init()
+    report = findings_report(hub.store, status=status)
+    text = {"json": lambda: dumps(report), "csv": lambda: reports.to_csv(report),
+            "html": lambda: reports.to_html(report)}[fmt]()
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        err_console.print(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+@cli.group()
+def outbox() -> None:
+    """Pending and dead writes: list, retry, drop."""
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(["pending", "in_flight", "done", "dead", "dropped"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def outbox_list(hub: HubContext, status: str | None, as_json: bool) -> None:
+    hub.store.init()
+    with hub.store.transaction() as tx:
+        items = tx.list_outbox(status or None, limit=1000) if status else [
+            i for i in tx.list_outbox(None, limit=100000) if i.status in ("pending", "in_flight", "dead")]
+    if as_json:
+        print_json([{k: getattr(i, k) for k in i.__slots__} for i in items])
+        return
+    table = Table(title="Outbox")
+    for column in ("id", "target", "entity", "record", "status", "attempts", "next attempt", "last error"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        table.add_row(str(i.id), i.target, i.entity_type, i.canonical_id[:8], i.status, str(i.attempts),
+                      f"{i.next_attempt_at:%Y-%m-%d %H:%M:%S}", i.last_error or "")
+    console.print(table)
+
+
+@outbox.command("retry")
+@click.argument("item_id", type=int)
+@click.pass_obj
+@handles_errors
+def outbox_retry(hub: HubContext, item_id: int) -> None:
+    hub.store.init()
+    with hub.store.transaction() as tx:
+        tx.retry_outbox(item_id)
+    console.print(f"outbox item {item_id} is pending again; the next sync pass or `hub run` writes it")
+
+
+@outbox.command("drop")
+@click.argument("item_id", type=int)
+@click.pass_obj
+@handles_errors
+def outbox_drop(hub: HubContext, item_id: int) -> None:
+    hub.store.init()
+    with hub.store.transaction() as tx:
+        tx.drop_outbox(item_id)
+    console.print(f"outbox item {item_id} dropped (kept for the audit trail)")
+
+
+# --------------------------------------------------------------------------- demo, emulate
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the drift report JSON.")
+@click.option("--serve", is_flag=True, help="Keep the daemon and console running on the demo data.")
+@click.option("--dir", "workdir", default=".", type=click.Path(file_okay=False),
+              help="Where the SQLite file, config and HTML report go (default: here).")
+def demo(as_json: bool, serve: bool, workdir: str) -> None:
+    """Seeded emulators + SQLite: sync, plant drift, diff, print the drift report."""
+    from sync.demo_run import run_demo
+
+    sys.exit(run_demo(Path(workdir), as_json=as_json, serve=serve, console=console, err_console=err_console))
+
+
+@cli.command()
+@click.option("--port-base", type=click.IntRange(1024, 65000), default=None,
+              help="Serve on PORT_BASE..PORT_BASE+3 (default: free ports).")
+@click.option("--dir", "workdir", default=".", type=click.Path(file_okay=False),
+              help="Where the Salesforce emulator's TLS certificate and hub.toml snippet go.")
+def emulate(port_base: int | None, workdir: str) -> None:
+    """Run the four emulators standalone on loopback; print their base URLs as JSON."""
+    import signal
+    import threading
+
+    from state.crypto import generate_key
+    from sync.demo import start_emulators
+
+    target = Path(workdir)
+    target.mkdir(parents=True, exist_ok=True)
+    emulators = start_emulators(target.resolve(), port_base=port_base)
+    snippet = emulators.config_toml("sqlite:///hub.db", generate_key())
+    (target / "hub.emulators.toml").write_text(snippet)
+    click.echo(json.dumps({**emulators.urls(), "config": str((target / "hub.emulators.toml").resolve()),
+                           "salesforce_ca_bundle": str(emulators.sf_cert)}, indent=2))
+    click.echo(snippet)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulators.stop()
+
+
+# --------------------------------------------------------------------------- usage
+
+
+@cli.group()
+def usage() -> None:
+    """Usage events -> Stripe meter events (each event id counted once)."""
+
+
+@usage.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-send", is_flag=True, help="Only store the events; `hub run` sends them.")
+@click.pass_obj
+@handles_errors
+def usage_import(hub: HubContext, path: Path, no_send: bool) -> None:
+    """Import usage events from JSON Lines or CSV (event_id, event_name, customer, value, timestamp)."""
+    from sync.usage import UsageError, read_usage_file, send_pending, store_usage
+
+    try:
+        events = list(read_usage_file(path))
+    except UsageError as exc:
+        fail(f"{exc}; fix the file and import it again (events already stored are not counted twice)")
+    accepted, duplicates = store_usage(hub.hub.store, events)
+    console.print(f"stored {accepted} new usage events, {duplicates} already known")
+    if no_send:
+        return
+    sent, errors = send_pending(hub.hub)
+    console.print(f"sent {sent} to Stripe")
+    for error in errors[:20]:
+        console.print(f"[red]not sent[/] {error}")
+    if errors:
+        sys.exit(1)
+
+
+@usage.command("totals")
+@click.option("--customer", help="Only this customer (hub id or Stripe customer id).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def usage_totals_command(hub: HubContext, customer: str | None, as_json: bool) -> None:
+    """Usage per customer, meter and month, as the hub counted it."""
+    from sync.usage import usage_totals
+
+    hub.store.init()
+    totals = [t for t in usage_totals(hub.store) if customer in (None, t.customer)]
+    if as_json:
+        print_json([{"customer": t.customer, "event_name": t.event_name, "period": t.period,
+                     "value": str(t.value), "events": t.events} for t in totals])
+        return
+    table = Table(title="Usage totals")
+    for column in ("customer", "meter", "period", "value", "events"):
+        table.add_column(column)
+    for t in totals:
+        table.add_row(t.customer, t.event_name, t.period, str(t.value), str(t.events))
+    console.print(table)
+
+
+cli.add_command(run_command)
+cli.add_command(rotate_key_command)
+cli.add_command(forget_customer_command)
+
+
+def main() -> None:
+    cli(prog_name="hub")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,410 @@
+"""The canonical billing model every system maps into.
+
+Entities are frozen dataclasses. Each has a canonical ``id`` (a UUID string), the fields that all
+four systems can express, and ``extra`` for one system's leftovers. Money is ``Money`` (integer
+minor units); quantities and rates are ``Decimal``; timestamps are timezone-aware UTC.
+
+``to_data`` / ``from_data`` convert to and from plain JSON-able dicts (the stored payload), and
+``content_hash`` hashes the canonical JSON without volatile fields, so equal content hashes equal
+on every process and platform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Union
+
+from mapping.money import Money, MoneyError, exponent, normalize_currency
+
+__all__ = [
+    "Address", "CreditNote", "Customer", "Deal", "DealLine", "Discount", "Entity", "ENTITY_TYPES",
+    "Invoice", "InvoiceLine", "Money", "MoneyError", "Payment", "Price", "Product", "Refund",
+    "Subscription", "SubscriptionItem", "TaxId", "TaxLine", "content_hash", "entity_class",
+    "from_data", "new_id", "stable_id", "to_data", "utc", "exponent", "normalize_currency",
+]
+
+# Fields that change without the content changing (bookkeeping); never hashed.
+VOLATILE_FIELDS = frozenset({"updated_at"})
+
+_STABLE_NAMESPACE = uuid.UUID("5d3e4a80-6b1f-4c59-9f0b-7f4c2b1a9e11")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def stable_id(system: str, entity_type: str, external_id: str) -> str:
+    """Deterministic canonical id for a record first seen in ``system``.
+
+    Re-reading the same record after a crash yields the same canonical id, so a replayed page
+    can never create a second canonical entity.
+    """
+    return str(uuid.uuid5(_STABLE_NAMESPACE, f"{system}/{entity_type}/{external_id}"))
+
+
+def utc(value: datetime) -> datetime:
+    """Normalise to timezone-aware UTC; naive datetimes are refused (their zone is unknown)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: timestamps must carry a timezone")
+    return value.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- value objects
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+
+
+@dataclass(frozen=True, slots=True)
+class TaxId:
+    type: str  # e.g. "eu_vat", "us_ein", "au_abn"
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaxLine:
+    name: str
+    rate: Decimal  # percent, e.g. Decimal("20")
+    amount: Money
+    inclusive: bool = False  # True when the tax is inside the line amounts (GST-style)
+    taxable_amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Discount:
+    name: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    description: str
+    quantity: Decimal
+    unit_amount: Money
+    amount: Money  # quantity x unit_amount, before tax and discounts, as the source computed it
+    product_id: str | None = None
+    price_id: str | None = None
+    tax_rate: Decimal | None = None  # percent
+    tax_amount: Money | None = None
+    discount_amount: Money | None = None
+    proration: bool = False
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionItem:
+    price_id: str
+    quantity: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DealLine:
+    product_id: str | None
+    description: str
+    quantity: Decimal
+    unit_amount: Money
+    recurring_interval: str | None = None  # "month" | "year" | None for one-off
+
+
+# --------------------------------------------------------------------------- entities
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """Base of all canonical entities."""
+
+    TYPE: ClassVar[str] = ""
+
+    id: str
+    updated_at: datetime | None = field(default=None, kw_only=True)
+    extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+
+@dataclass(frozen=True, slots=True)
+class Customer(Entity):
+    TYPE: ClassVar[str] = "customer"
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    address: Address | None = None
+    shipping_address: Address | None = None
+    tax_ids: tuple[TaxId, ...] = ()
+    currency: str | None = None
+    domain: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Product(Entity):
+    TYPE: ClassVar[str] = "product"
+    name: str = ""
+    description: str | None = None
+    sku: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Price(Entity):
+    TYPE: ClassVar[str] = "price"
+    product_id: str = ""
+    unit_amount: Money = Money(0, "USD")
+    recurring_interval: str | None = None  # "day" | "week" | "month" | "year"; None = one-time
+    interval_count: int = 1
+    tax_behavior: str = "unspecified"  # "inclusive" | "exclusive" | "unspecified"
+    active: bool = True
+    nickname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription(Entity):
+    TYPE: ClassVar[str] = "subscription"
+    customer_id: str = ""
+    status: str = "active"  # trialing active past_due unpaid canceled incomplete paused
+    currency: str = "USD"
+    items: tuple[SubscriptionItem, ...] = ()
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at: datetime | None = None
+    canceled_at: datetime | None = None
+    deal_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice(Entity):
+    TYPE: ClassVar[str] = "invoice"
+    customer_id: str = ""
+    number: str | None = None
+    status: str = "draft"  # draft open paid void uncollectible
+    currency: str = "USD"
+    issued_at: datetime | None = None
+    due_date: date | None = None
+    lines: tuple[InvoiceLine, ...] = ()
+    tax_lines: tuple[TaxLine, ...] = ()
+    discounts: tuple[Discount, ...] = ()
+    subtotal: Money = Money(0, "USD")  # sum of line amounts
+    tax: Money = Money(0, "USD")
+    total: Money = Money(0, "USD")  # subtotal - discounts + exclusive tax
+    amount_paid: Money = Money(0, "USD")
+    amount_due: Money = Money(0, "USD")
+    tax_inclusive: bool = False
+    subscription_id: str | None = None
+    deal_id: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    paid_at: datetime | None = None
+
+    def totals_consistent(self) -> bool:
+        """total == lines + exclusive tax - discounts (the check a ledger will make)."""
+        lines = sum(line.amount.minor for line in self.lines)
+        discounts = sum(d.amount.minor for d in self.discounts)
+        tax = 0 if self.tax_inclusive else self.tax.minor
+        return lines == self.subtotal.minor and self.subtotal.minor - discounts + tax == self.total.minor
+
+
+@dataclass(frozen=True, slots=True)
+class Payment(Entity):
+    TYPE: ClassVar[str] = "payment"
+    customer_id: str | None = None
+    invoice_id: str | None = None
+    amount: Money = Money(0, "USD")
+    status: str = "succeeded"  # succeeded pending failed canceled
+    paid_at: datetime | None = None
+    method: str | None = None  # "card visa 4242" at most: never card data
+    fee: Money | None = None
+    net: Money | None = None
+    exchange_rate: Decimal | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund(Entity):
+    TYPE: ClassVar[str] = "refund"
+    payment_id: str | None = None
+    invoice_id: str | None = None
+    customer_id: str | None = None
+    amount: Money = Money(0, "USD")
+    status: str = "succeeded"  # succeeded pending failed canceled
+    reason: str | None = None
+    refunded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNote(Entity):
+    TYPE: ClassVar[str] = "credit_note"
+    invoice_id: str | None = None
+    customer_id: str | None = None
+    number: str | None = None
+    status: str = "issued"  # issued void
+    currency: str = "USD"
+    lines: tuple[InvoiceLine, ...] = ()
+    total: Money = Money(0, "USD")
+    refund_id: str | None = None
+    issued_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deal(Entity):
+    """A won (or open) CRM opportunity: what the billing side must be created from."""
+
+    TYPE: ClassVar[str] = "deal"
+    customer_id: str = ""
+    name: str = ""
+    stage: str = ""
+    won: bool = False
+    currency: str = "USD"
+    amount: Money = Money(0, "USD")
+    lines: tuple[DealLine, ...] = ()
+    closed_at: date | None = None
+
+
+ENTITY_CLASSES: dict[str, type[Entity]] = {
+    cls.TYPE: cls
+    for cls in (Customer, Product, Price, Subscription, Invoice, Payment, Refund, CreditNote, Deal)
+}
+ENTITY_TYPES: tuple[str, ...] = tuple(ENTITY_CLASSES)
+
+
+def entity_class(entity_type: str) -> type[Entity]:
+    try:
+        return ENTITY_CLASSES[entity_type]
+    except KeyError:
+        raise ValueError(
+            f"unknown entity {entity_type!r}; expected one of {', '.join(ENTITY_TYPES)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def decimal_str(value: Decimal) -> str:
+    """Canonical text of a Decimal: no exponent, no trailing zeros ("1.50" -> "1.5")."""
+    text = format(value.normalize(), "f")
+    return text if text not in ("-0",) else "0"
+
+
+# Field names per dataclass: looked up once, not per object (the store's hot path).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Money):
+        return {"minor": value.minor, "currency": value.currency}
+    if isinstance(value, Decimal):
+        return decimal_str(value)
+    if isinstance(value, datetime):
+        return utc(value).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _encode(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in canonical entities; use Decimal or Money")
+    raise TypeError(f"cannot encode {type(value).__name__} in a canonical entity")
+
+
+def to_data(entity: Entity) -> dict[str, Any]:
+    """Plain JSON-able dict of an entity (what the store keeps as payload)."""
+    data: dict[str, Any] = _encode(entity)
+    return data
+
+
+_HINTS_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS_CACHE:
+        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
+    return _HINTS_CACHE[cls]
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(args[0], value) if len(args) == 1 else value
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        return tuple(_decode(item_tp, v) for v in value)
+    if origin in (list,):
+        (item_tp,) = typing.get_args(tp)
+        return [_decode(item_tp, v) for v in value]
+    if origin is dict or tp is Any:
+        return value
+    if tp is Money:
+        return Money(int(value["minor"]), value["currency"])
+    if tp is Decimal:
+        return Decimal(str(value))
+    if tp is datetime:
+        return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    if tp is date:
+        return date.fromisoformat(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _decode(hints[k], v) for k, v in value.items() if k in names})
+    return value
+
+
+def from_data(entity_type: str, data: dict[str, Any]) -> Entity:
+    """Rebuild an entity from ``to_data`` output (unknown keys are ignored)."""
+    entity: Entity = _decode(entity_class(entity_type), data)
+    return entity
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def hashable_data(entity: Entity) -> dict[str, Any]:
+    data = to_data(entity)
+    for name in VOLATILE_FIELDS:
+        data.pop(name, None)
+    return data
+
+
+def content_hash(entity: Entity) -> str:
+    """SHA-256 of the canonical JSON without volatile fields; stable across processes."""
+    return hashlib.sha256(canonical_json(hashable_data(entity)).encode("ascii")).hexdigest()
+
+
+def changed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, list[Any]]:
+    """Top-level fields whose value differs: {field: [old, new]} (volatile fields ignored)."""
+    old = old or {}
+    return {
+        key: [old.get(key), new.get(key)]
+        for key in sorted(set(old) | set(new))
+        if key not in VOLATILE_FIELDS and old.get(key) != new.get(key)
+    }

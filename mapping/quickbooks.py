@@ -1,0 +1,487 @@
+"""QuickBooks Online objects <-> canonical entities. Pure functions, Decimal only.
+
+Entity types: customer (Customer), product (Item), invoice (Invoice), payment (Payment, applied
+to an invoice through ``LinkedTxn``), credit_note (CreditMemo), refund (RefundReceipt).
+
+The hub's marker (``hub:<canonical id>``) lives in a free-text field the hub owns on each object:
+``Customer.Notes``, ``Item.PurchaseDesc`` (hub items are service items that are never
+purchased), ``PrivateNote`` on transactions. The natural keys are ``DisplayName`` / email for
+customers, ``Name`` / ``Sku`` for items, ``DocNumber`` for documents.
+
+Amounts: QBO amounts are exact to the cent and are converted exactly (``Money.from_decimal``
+without rounding; a value with more places is refused). ``UnitPrice`` may carry more places
+than the currency and QBO rounds the line to the cent, so the canonical unit amount is rounded
+half-up explicitly and the exact price is kept in ``extra``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from connectors.base import RefResolver
+from mapping.model import (
+    Address,
+    CreditNote,
+    Customer,
+    Discount,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Money,
+    Payment,
+    Product,
+    Refund,
+    TaxLine,
+)
+
+ENTITY_NAMES: dict[str, str] = {
+    "customer": "Customer", "product": "Item", "invoice": "Invoice", "payment": "Payment",
+    "credit_note": "CreditMemo", "refund": "RefundReceipt",
+}
+CANONICAL_TYPES: dict[str, str] = {v: k for k, v in ENTITY_NAMES.items()}
+MARKER_FIELDS: dict[str, str] = {
+    "customer": "Notes", "product": "PurchaseDesc", "invoice": "PrivateNote", "payment": "PrivateNote",
+    "credit_note": "PrivateNote", "refund": "PrivateNote",
+}
+NAME_ENTITIES = frozenset({"customer", "product"})
+MARKER_PREFIX = "hub:"
+VOID_PREFIX = "Voided"
+
+
+class MappingError(ValueError):
+    """A record that cannot be mapped (a missing link, an amount that is not exact)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def marker(hub_id: str) -> str:
+    return f"{MARKER_PREFIX}{hub_id}"
+
+
+def marker_of(entity_type: str, obj: Mapping[str, Any]) -> str | None:
+    """The canonical id in the object's marker field, if the hub wrote it."""
+    text = str(obj.get(MARKER_FIELDS[entity_type]) or "")
+    at = text.find(MARKER_PREFIX)
+    return text[at + len(MARKER_PREFIX):].split()[0] if at >= 0 and text[at + len(MARKER_PREFIX):] else None
+
+
+def dec(value: Any, field: str = "amount") -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, float):
+        raise MappingError(f"{field}: float {value!r} refused; parse QuickBooks JSON with Decimal")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise MappingError(f"{field}: {value!r} is not a number") from None
+
+
+def money(value: Any, currency: str, field: str = "amount") -> Money:
+    try:
+        return Money.from_decimal(dec(value, field), currency)
+    except ValueError as exc:
+        raise MappingError(f"{field}: {exc}") from None
+
+
+def ref_value(obj: Mapping[str, Any], key: str) -> str | None:
+    ref = obj.get(key)
+    if isinstance(ref, Mapping) and ref.get("value") not in (None, ""):
+        return str(ref["value"])
+    return None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise MappingError(f"timestamp {value!r} has no offset")
+    return parsed.astimezone(UTC)
+
+
+def parse_date(value: Any) -> date | None:
+    return date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _at_midnight(value: date | None) -> datetime | None:
+    return datetime.combine(value, time(0), tzinfo=UTC) if value else None
+
+
+def _updated(obj: Mapping[str, Any]) -> datetime | None:
+    meta = obj.get("MetaData")
+    return parse_time(meta.get("LastUpdatedTime")) if isinstance(meta, Mapping) else None
+
+
+def _required_ref(refs: RefResolver, entity_type: str, canonical_id: str | None, what: str) -> dict[str, str]:
+    external = refs.external_id(entity_type, canonical_id) if canonical_id else None
+    if external is None:
+        raise MappingError(f"{what} {canonical_id or '(none)'} is not linked to a QuickBooks {entity_type} yet")
+    return {"value": external}
+
+
+def currency_of(obj: Mapping[str, Any], home_currency: str) -> str:
+    return (ref_value(obj, "CurrencyRef") or home_currency).upper()
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def _address(obj: Any) -> Address | None:
+    if not isinstance(obj, Mapping) or not any(obj.get(k) for k in ("Line1", "City", "PostalCode", "Country")):
+        return None
+    return Address(line1=obj.get("Line1"), line2=obj.get("Line2"), city=obj.get("City"),
+                   region=obj.get("CountrySubDivisionCode"), postal_code=obj.get("PostalCode"),
+                   country=obj.get("Country"))
+
+
+def _address_out(address: Address | None) -> dict[str, str] | None:
+    if address is None:
+        return None
+    pairs = {"Line1": address.line1, "Line2": address.line2, "City": address.city,
+             "CountrySubDivisionCode": address.region, "PostalCode": address.postal_code,
+             "Country": address.country}
+    return {k: v for k, v in pairs.items() if v}
+
+
+# --------------------------------------------------------------------------- customer / item
+
+
+def customer_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency: str = "USD") -> Customer:
+    email = obj.get("PrimaryEmailAddr")
+    phone = obj.get("PrimaryPhone")
+    name = str(obj.get("DisplayName") or "")
+    active = bool(obj.get("Active", True))
+    if not active and name.endswith(" (deleted)"):
+        name = name[: -len(" (deleted)")]
+    extra = {k: obj[k] for k in ("CompanyName", "GivenName", "FamilyName") if obj.get(k)}
+    if obj.get("Balance") not in (None, ""):
+        extra["balance"] = str(dec(obj.get("Balance"), "Balance"))
+    return Customer(
+        id=refs.canonical_id("customer", str(obj["Id"])), name=name,
+        email=email.get("Address") if isinstance(email, Mapping) else None,
+        phone=phone.get("FreeFormNumber") if isinstance(phone, Mapping) else None,
+        address=_address(obj.get("BillAddr")), shipping_address=_address(obj.get("ShipAddr")),
+        currency=currency_of(obj, home_currency), active=active, updated_at=_updated(obj), extra=extra)
+
+
+def customer_from_canonical(entity: Customer) -> dict[str, Any]:
+    name = " ".join(entity.name.replace(":", "-").split())  # QBO refuses ':' in names
+    body: dict[str, Any] = {"DisplayName": name, "Active": entity.active}
+    if entity.email:
+        body["PrimaryEmailAddr"] = {"Address": entity.email}
+    if entity.phone:
+        body["PrimaryPhone"] = {"FreeFormNumber": entity.phone}
+    if (bill := _address_out(entity.address)) is not None:
+        body["BillAddr"] = bill
+    if (ship := _address_out(entity.shipping_address)) is not None:
+        body["ShipAddr"] = ship
+    if entity.currency:
+        body["CurrencyRef"] = {"value": entity.currency}
+    if entity.extra.get("CompanyName"):
+        body["CompanyName"] = entity.extra["CompanyName"]
+    return body
+
+
+def product_to_canonical(obj: Mapping[str, Any], refs: RefResolver) -> Product:
+    return Product(id=refs.canonical_id("product", str(obj["Id"])), name=str(obj.get("Name") or ""),
+                   description=obj.get("Description") or None, sku=obj.get("Sku") or None,
+                   active=bool(obj.get("Active", True)), updated_at=_updated(obj),
+                   extra={"type": obj.get("Type", "Service")})
+
+
+def product_from_canonical(entity: Product, income_account_id: str = "1") -> dict[str, Any]:
+    body: dict[str, Any] = {"Name": " ".join(entity.name.replace(":", "-").split()), "Type": "Service",
+                            "Active": entity.active, "IncomeAccountRef": {"value": income_account_id}}
+    if entity.description:
+        body["Description"] = entity.description
+    if entity.sku:
+        body["Sku"] = entity.sku
+    return body
+
+
+# --------------------------------------------------------------------------- document lines
+
+
+def _lines_in(obj: Mapping[str, Any], refs: RefResolver, currency: str) -> tuple[list[InvoiceLine], list[Discount]]:
+    lines: list[InvoiceLine] = []
+    discounts: list[Discount] = []
+    for raw in obj.get("Line") or []:
+        kind = raw.get("DetailType")
+        if kind == "DiscountLineDetail":
+            discounts.append(Discount(name=str(raw.get("Description") or "Discount"),
+                                      amount=money(raw.get("Amount"), currency, "Line.Amount")))
+            continue
+        if kind != "SalesItemLineDetail":
+            continue
+        detail = raw.get("SalesItemLineDetail") or {}
+        amount = money(raw.get("Amount"), currency, "Line.Amount")
+        qty = dec(detail.get("Qty"), "Qty") if detail.get("Qty") not in (None, "") else Decimal(1)
+        if detail.get("UnitPrice") not in (None, ""):
+            unit = Money.from_decimal(dec(detail.get("UnitPrice"), "UnitPrice"), currency, ROUND_HALF_UP)
+        elif qty:
+            unit = Money.from_decimal(amount.to_decimal() / qty, currency, ROUND_HALF_UP)
+        else:
+            unit = amount
+        item = ref_value(detail, "ItemRef")
+        lines.append(InvoiceLine(
+            description=str(raw.get("Description") or ""), quantity=qty, unit_amount=unit, amount=amount,
+            product_id=refs.canonical_id("product", item) if item else None,
+            tax_rate=None, external_id=str(raw["Id"]) if raw.get("Id") else None))
+    return lines, discounts
+
+
+def _lines_out(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...],
+               refs: RefResolver, taxable: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        detail: dict[str, Any] = {}
+        amount = line.amount.to_decimal()
+        unit = line.unit_amount.to_decimal()
+        if (line.quantity * unit).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) == amount:
+            detail["Qty"] = line.quantity
+            detail["UnitPrice"] = unit
+        if line.product_id:
+            item = refs.external_id("product", line.product_id)
+            if item is not None:
+                detail["ItemRef"] = {"value": item}
+        line_taxed = taxable and bool(line.tax_rate or (line.tax_amount and line.tax_amount.minor))
+        detail["TaxCodeRef"] = {"value": "TAX" if line_taxed else "NON"}
+        row: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": amount,
+                               "SalesItemLineDetail": detail}
+        if line.description:
+            row["Description"] = line.description
+        out.append(row)
+    for discount in discounts:
+        out.append({"DetailType": "DiscountLineDetail", "Amount": discount.amount.to_decimal(),
+                    "Description": discount.name, "DiscountLineDetail": {"PercentBased": False}})
+    return out
+
+
+def _fx_extra(obj: Mapping[str, Any], currency: str, home_currency: str) -> dict[str, Any]:
+    if currency == home_currency:
+        return {}
+    extra: dict[str, Any] = {}
+    if obj.get("ExchangeRate") not in (None, ""):
+        extra["exchange_rate"] = str(dec(obj["ExchangeRate"], "ExchangeRate"))
+    if obj.get("HomeTotalAmt") not in (None, ""):
+        home = money(obj["HomeTotalAmt"], home_currency, "HomeTotalAmt")
+        extra["home_total"] = {"minor": home.minor, "currency": home.currency}
+    return extra
+
+
+def _voided(obj: Mapping[str, Any]) -> bool:
+    return str(obj.get("PrivateNote") or "").startswith(VOID_PREFIX)
+
+
+def _fx_out(body: dict[str, Any], currency: str, extra: Mapping[str, Any]) -> None:
+    body["CurrencyRef"] = {"value": currency}
+    if extra.get("exchange_rate"):
+        body["ExchangeRate"] = dec(extra["exchange_rate"], "exchange_rate")
+
+
+# --------------------------------------------------------------------------- invoice
+
+
+def invoice_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency: str = "USD") -> Invoice:
+    currency = currency_of(obj, home_currency)
+    lines, discounts = _lines_in(obj, refs, currency)
+    tax = money((obj.get("TxnTaxDetail") or {}).get("TotalTax"), currency, "TotalTax")
+    total = money(obj.get("TotalAmt"), currency, "TotalAmt")
+    balance = money(obj.get("Balance", obj.get("TotalAmt")), currency, "Balance")
+    subtotal = Money(sum(line.amount.minor for line in lines), currency)
+    inclusive = obj.get("GlobalTaxCalculation") == "TaxInclusive"
+    if _voided(obj):
+        status = "void"
+    elif balance.minor == 0 and total.minor > 0:
+        status = "paid"
+    else:
+        status = "open"
+    customer = ref_value(obj, "CustomerRef")
+    tax_lines = (TaxLine(name="Sales tax", rate=Decimal(0), amount=tax, inclusive=inclusive),) if tax.minor else ()
+    return Invoice(
+        id=refs.canonical_id("invoice", str(obj["Id"])),
+        customer_id=refs.canonical_id("customer", customer) if customer else "",
+        number=obj.get("DocNumber") or None, status=status, currency=currency,
+        issued_at=_at_midnight(parse_date(obj.get("TxnDate"))), due_date=parse_date(obj.get("DueDate")),
+        lines=tuple(lines), tax_lines=tax_lines, discounts=tuple(discounts), subtotal=subtotal, tax=tax,
+        total=total, amount_paid=total - balance, amount_due=balance, tax_inclusive=inclusive,
+        updated_at=_updated(obj), extra=_fx_extra(obj, currency, home_currency))
+
+
+def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "Line": _lines_out(entity.lines, entity.discounts, refs, taxable=entity.tax.minor != 0),
+        "TxnTaxDetail": {"TotalTax": entity.tax.to_decimal()},
+    }
+    if entity.tax_inclusive:
+        body["GlobalTaxCalculation"] = "TaxInclusive"
+    if entity.number:
+        if len(entity.number) > 21:
+            raise MappingError(f"invoice number {entity.number!r} is longer than QuickBooks' 21 characters")
+        body["DocNumber"] = entity.number
+    if entity.issued_at:
+        body["TxnDate"] = entity.issued_at.astimezone(UTC).date().isoformat()
+    if entity.due_date:
+        body["DueDate"] = entity.due_date.isoformat()
+    _fx_out(body, entity.currency, entity.extra)
+    return body
+
+
+# --------------------------------------------------------------------------- payment
+
+
+def payment_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency: str = "USD") -> Payment:
+    currency = currency_of(obj, home_currency)
+    invoice = next((str(linked["TxnId"]) for line in obj.get("Line") or []
+                    for linked in line.get("LinkedTxn") or [] if linked.get("TxnType") == "Invoice"), None)
+    customer = ref_value(obj, "CustomerRef")
+    rate = obj.get("ExchangeRate")
+    return Payment(
+        id=refs.canonical_id("payment", str(obj["Id"])),
+        customer_id=refs.canonical_id("customer", customer) if customer else None,
+        invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
+        amount=money(obj.get("TotalAmt"), currency, "TotalAmt"),
+        status="canceled" if _voided(obj) else "succeeded",
+        paid_at=_at_midnight(parse_date(obj.get("TxnDate"))),
+        exchange_rate=dec(rate, "ExchangeRate") if currency != home_currency and rate not in (None, "") else None,
+        reference=obj.get("PaymentRefNum") or None, updated_at=_updated(obj),
+        extra=_fx_extra(obj, currency, home_currency))
+
+
+def payment_from_canonical(entity: Payment, refs: RefResolver) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "TotalAmt": entity.amount.to_decimal(),
+    }
+    if entity.invoice_id:
+        invoice = _required_ref(refs, "invoice", entity.invoice_id, "invoice")
+        body["Line"] = [{"Amount": entity.amount.to_decimal(),
+                         "LinkedTxn": [{"TxnId": invoice["value"], "TxnType": "Invoice"}]}]
+    if entity.paid_at:
+        body["TxnDate"] = entity.paid_at.astimezone(UTC).date().isoformat()
+    if entity.reference:
+        body["PaymentRefNum"] = entity.reference[:21]
+    extra = dict(entity.extra)
+    if entity.exchange_rate is not None:
+        extra["exchange_rate"] = str(entity.exchange_rate)
+    _fx_out(body, entity.amount.currency, extra)
+    return body
+
+
+# --------------------------------------------------------------------------- credit memo / refund receipt
+
+
+def credit_note_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency: str = "USD") -> CreditNote:
+    currency = currency_of(obj, home_currency)
+    lines, _discounts = _lines_in(obj, refs, currency)
+    customer = ref_value(obj, "CustomerRef")
+    return CreditNote(
+        id=refs.canonical_id("credit_note", str(obj["Id"])),
+        customer_id=refs.canonical_id("customer", customer) if customer else None,
+        number=obj.get("DocNumber") or None, status="void" if _voided(obj) else "issued", currency=currency,
+        lines=tuple(lines), total=money(obj.get("TotalAmt"), currency, "TotalAmt"),
+        issued_at=_at_midnight(parse_date(obj.get("TxnDate"))), updated_at=_updated(obj),
+        extra=_fx_extra(obj, currency, home_currency))
+
+
+def credit_note_from_canonical(entity: CreditNote, refs: RefResolver) -> dict[str, Any]:
+    lines = entity.lines or (InvoiceLine(description=entity.reason or "Credit", quantity=Decimal(1),
+                                         unit_amount=entity.total, amount=entity.total),)
+    body: dict[str, Any] = {
+        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "Line": _lines_out(lines, (), refs, taxable=False),
+    }
+    if entity.number:
+        body["DocNumber"] = entity.number[:21]
+    if entity.issued_at:
+        body["TxnDate"] = entity.issued_at.astimezone(UTC).date().isoformat()
+    _fx_out(body, entity.currency, entity.extra)
+    return body
+
+
+def refund_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency: str = "USD") -> Refund:
+    currency = currency_of(obj, home_currency)
+    customer = ref_value(obj, "CustomerRef")
+    lines = [line for line in obj.get("Line") or [] if line.get("DetailType") == "SalesItemLineDetail"]
+    return Refund(
+        id=refs.canonical_id("refund", str(obj["Id"])),
+        customer_id=refs.canonical_id("customer", customer) if customer else None,
+        amount=money(obj.get("TotalAmt"), currency, "TotalAmt"),
+        status="canceled" if _voided(obj) else "succeeded",
+        reason=(lines[0].get("Description") or None) if lines else None,
+        refunded_at=_at_midnight(parse_date(obj.get("TxnDate"))), updated_at=_updated(obj),
+        extra=_fx_extra(obj, currency, home_currency))
+
+
+def refund_from_canonical(entity: Refund, refs: RefResolver, deposit_account_id: str = "2") -> dict[str, Any]:
+    line = InvoiceLine(description=entity.reason or "Refund", quantity=Decimal(1),
+                       unit_amount=entity.amount, amount=entity.amount)
+    body: dict[str, Any] = {
+        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "Line": _lines_out((line,), (), refs, taxable=False),
+        "DepositToAccountRef": {"value": deposit_account_id},
+    }
+    if entity.refunded_at:
+        body["TxnDate"] = entity.refunded_at.astimezone(UTC).date().isoformat()
+    _fx_out(body, entity.amount.currency, entity.extra)
+    return body
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def to_canonical(entity_type: str, obj: Mapping[str, Any], refs: RefResolver,
+                 home_currency: str = "USD") -> Entity:
+    if entity_type == "customer":
+        return customer_to_canonical(obj, refs, home_currency)
+    if entity_type == "product":
+        return product_to_canonical(obj, refs)
+    if entity_type == "invoice":
+        return invoice_to_canonical(obj, refs, home_currency)
+    if entity_type == "payment":
+        return payment_to_canonical(obj, refs, home_currency)
+    if entity_type == "credit_note":
+        return credit_note_to_canonical(obj, refs, home_currency)
+    if entity_type == "refund":
+        return refund_to_canonical(obj, refs, home_currency)
+    raise MappingError(f"QuickBooks does not hold {entity_type!r}; supported: {', '.join(ENTITY_NAMES)}")
+
+
+def from_canonical(entity: Entity, refs: RefResolver, *, income_account_id: str = "1",
+                   deposit_account_id: str = "2") -> dict[str, Any]:
+    if isinstance(entity, Customer):
+        return customer_from_canonical(entity)
+    if isinstance(entity, Product):
+        return product_from_canonical(entity, income_account_id)
+    if isinstance(entity, Invoice):
+        return invoice_from_canonical(entity, refs)
+    if isinstance(entity, Payment):
+        return payment_from_canonical(entity, refs)
+    if isinstance(entity, CreditNote):
+        return credit_note_from_canonical(entity, refs)
+    if isinstance(entity, Refund):
+        return refund_from_canonical(entity, refs, deposit_account_id)
+    raise MappingError(f"QuickBooks does not hold {entity.type!r}; supported: {', '.join(ENTITY_NAMES)}")
+
+
+def natural_keys(entity_type: str, obj: Mapping[str, Any]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    if entity_type == "customer":
+        if obj.get("DisplayName"):
+            keys["name"] = str(obj["DisplayName"])
+        email = obj.get("PrimaryEmailAddr")
+        if isinstance(email, Mapping) and email.get("Address"):
+            keys["email"] = str(email["Address"])
+    elif entity_type == "product":
+        if obj.get("Name"):
+            keys["name"] = str(obj["Name"])
+        if obj.get("Sku"):
+            keys["sku"] = str(obj["Sku"])
+    elif obj.get("DocNumber"):
+        keys["number"] = str(obj["DocNumber"])
+    return keys

@@ -1,0 +1,507 @@
+"""Stripe objects <-> canonical entities. Pure functions, exact to the minor unit.
+
+Stripe amounts are integers in Stripe's own minor unit, which is ISO 4217's except for a few
+currencies (Stripe treats MGA and UGX as zero-decimal; ISK, HUF and TWD amounts carry two
+decimals that must be zero). ``stripe_money`` converts through ``Money.from_decimal`` so any
+amount that does not fit the ISO minor unit is refused rather than silently rounded.
+Floats from JSON (tax percentages, exchange rates) are read through their shortest repr, never
+used in arithmetic. References to other records go through the ``RefResolver``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from connectors.base import RefResolver
+from mapping.model import (
+    Address,
+    CreditNote,
+    Customer,
+    Discount,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Price,
+    Product,
+    Refund,
+    Subscription,
+    SubscriptionItem,
+    TaxLine,
+)
+from mapping.money import Money, MoneyError
+
+Data = Mapping[str, Any]
+
+# Stripe's zero-decimal list (docs.stripe.com/currencies), and ISO-zero currencies Stripe
+# represents with two (zero) decimals.
+STRIPE_ZERO_DECIMAL = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+STRIPE_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+
+
+class StripeMappingError(ValueError):
+    """A Stripe object that cannot be mapped exactly (the message says which field and why)."""
+
+
+def stripe_exponent(currency: str) -> int:
+    code = currency.upper()
+    if code in STRIPE_ZERO_DECIMAL:
+        return 0
+    if code in STRIPE_THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def stripe_money(amount: int | None, currency: str) -> Money:
+    """Stripe integer amount -> Money, exactly (raises if it does not fit the ISO minor unit)."""
+    if amount is None:
+        amount = 0
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise StripeMappingError(f"Stripe amount must be an integer, got {amount!r}")
+    try:
+        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exponent(currency)), currency)
+    except MoneyError as exc:
+        raise StripeMappingError(str(exc)) from None
+
+
+def to_stripe_amount(money: Money) -> int:
+    """Money -> Stripe integer amount in Stripe's minor unit for the currency."""
+    scaled = money.to_decimal().scaleb(stripe_exponent(money.currency))
+    if scaled != scaled.to_integral_value():
+        raise StripeMappingError(f"{money} cannot be expressed in Stripe's unit for {money.currency}")
+    return int(scaled)
+
+
+def _decimal(value: Any) -> Decimal:
+    """A JSON number or decimal string as Decimal (floats through their shortest repr)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """A nested object, or an empty one when absent, null or not expanded."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) and value else None
+
+
+def _id(value: Any) -> str | None:
+    """The id of a reference that may be a string or an expanded object."""
+    if isinstance(value, Mapping):
+        ref = value.get("id")
+        return str(ref) if ref else None
+    return str(value) if value else None
+
+
+def _ref(refs: RefResolver, entity_type: str, value: Any) -> str | None:
+    ext = _id(value)
+    return refs.canonical_id(entity_type, ext) if ext else None
+
+
+def _cur(data: Data) -> str:
+    return str(data.get("currency") or "usd").upper()
+
+
+def _address(value: Any) -> Address | None:
+    if not isinstance(value, Mapping) or not any(value.values()):
+        return None
+    return Address(line1=value.get("line1"), line2=value.get("line2"), city=value.get("city"),
+                   region=value.get("state"), postal_code=value.get("postal_code"),
+                   country=value.get("country"))
+
+
+def _metadata(data: Data) -> dict[str, str]:
+    """The customer's own metadata. The hub's marker is bookkeeping, not content: keeping it
+    would make the echo of every hub write look like a change."""
+    meta = data.get("metadata")
+    if not isinstance(meta, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in meta.items() if k != "hub_id"}
+
+
+# --------------------------------------------------------------------------- to canonical
+
+
+def customer_to_canonical(data: Data, refs: RefResolver) -> Customer:
+    shipping = data.get("shipping")
+    return Customer(
+        id=refs.canonical_id("customer", str(data["id"])),
+        name=str(data.get("name") or ""), email=data.get("email"), phone=data.get("phone"),
+        address=_address(data.get("address")),
+        shipping_address=_address(shipping.get("address")) if isinstance(shipping, Mapping) else None,
+        currency=str(data["currency"]).upper() if data.get("currency") else None,
+        active=not data.get("deleted", False), updated_at=_ts(data.get("created")),
+        extra={"metadata": _metadata(data)} if _metadata(data) else {},
+    )
+
+
+def product_to_canonical(data: Data, refs: RefResolver) -> Product:
+    return Product(id=refs.canonical_id("product", str(data["id"])), name=str(data.get("name") or ""),
+                   description=data.get("description"), active=bool(data.get("active", True)),
+                   updated_at=_ts(data.get("updated") or data.get("created")))
+
+
+def _unit_money(decimal_text: Any, amount: Any, currency: str) -> Money:
+    if isinstance(amount, int):
+        return stripe_money(amount, currency)
+    if decimal_text is None:
+        return Money.zero(currency)
+    minor = Decimal(str(decimal_text))
+    if minor != minor.to_integral_value():
+        # Sub-minor-unit prices (unit_amount_decimal "0.5"): Stripe rounds half up when billing.
+        minor = minor.to_integral_value(rounding=ROUND_HALF_UP)
+    return stripe_money(int(minor), currency)
+
+
+def price_to_canonical(data: Data, refs: RefResolver) -> Price:
+    currency = _cur(data)
+    recurring = data.get("recurring") if isinstance(data.get("recurring"), Mapping) else None
+    extra: dict[str, Any] = {}
+    if data.get("unit_amount") is None and data.get("unit_amount_decimal") is not None:
+        extra["unit_amount_decimal"] = str(data["unit_amount_decimal"])
+    return Price(
+        id=refs.canonical_id("price", str(data["id"])),
+        product_id=_ref(refs, "product", data.get("product")) or "",
+        unit_amount=_unit_money(data.get("unit_amount_decimal"), data.get("unit_amount"), currency),
+        recurring_interval=str(recurring["interval"]) if recurring else None,
+        interval_count=int(recurring.get("interval_count") or 1) if recurring else 1,
+        tax_behavior=str(data.get("tax_behavior") or "unspecified"),
+        active=bool(data.get("active", True)), nickname=data.get("nickname"),
+        updated_at=_ts(data.get("created")), extra=extra,
+    )
+
+
+def subscription_to_canonical(data: Data, refs: RefResolver) -> Subscription:
+    items_data = (data.get("items") or {}).get("data") or []
+    items = tuple(SubscriptionItem(price_id=_ref(refs, "price", i.get("price")) or "",
+                                   quantity=int(i.get("quantity") or 1)) for i in items_data)
+    first = items_data[0] if items_data else {}
+    start = first.get("current_period_start", data.get("current_period_start"))
+    end = first.get("current_period_end", data.get("current_period_end"))
+    meta = _metadata(data)
+    return Subscription(
+        id=refs.canonical_id("subscription", str(data["id"])),
+        customer_id=_ref(refs, "customer", data.get("customer")) or "",
+        status=str(data.get("status") or "active"), currency=_cur(data), items=items,
+        current_period_start=_ts(start), current_period_end=_ts(end),
+        cancel_at=_ts(data.get("cancel_at")), canceled_at=_ts(data.get("canceled_at")),
+        deal_id=meta.get("deal_id"), updated_at=_ts(data.get("created")),
+    )
+
+
+def _tax_rate_info(tax: Data) -> tuple[str, str, Decimal | None]:
+    """(id, display name, percentage) of a tax entry whose rate may or may not be expanded."""
+    rate = (tax.get("tax_rate_details") or {}).get("tax_rate")
+    if isinstance(rate, Mapping):
+        return str(rate.get("id")), str(rate.get("display_name") or rate.get("id")), \
+            _decimal(rate.get("percentage"))
+    return str(rate), str(rate), None
+
+
+def _rate_from_amounts(tax: Data) -> Decimal:
+    """Fallback when the rate object is not expanded: the effective rate, to 4 places."""
+    taxable = tax.get("taxable_amount") or 0
+    if not taxable:
+        return Decimal(0)
+    return (Decimal(int(tax.get("amount") or 0)) * 100 / Decimal(int(taxable))).quantize(Decimal("0.0001"))
+
+
+def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceLine:
+    amount = stripe_money(line.get("amount"), currency)
+    quantity = Decimal(str(line.get("quantity_decimal") or line.get("quantity") or 1))
+    pricing = _obj(line.get("pricing"))
+    details = _obj(pricing.get("price_details"))
+    if quantity and Decimal(amount.minor) % quantity == 0:
+        unit = Money(int(Decimal(amount.minor) / quantity), amount.currency)
+    else:
+        unit = _unit_money(pricing.get("unit_amount_decimal"), None, currency)
+    parent = _obj(line.get("parent"))
+    proration = any(bool((parent.get(k) or {}).get("proration"))
+                    for k in ("subscription_item_details", "invoice_item_details"))
+    taxes = line.get("taxes") or []
+    tax_total = sum(int(t.get("amount") or 0) for t in taxes)
+    rate = None
+    if taxes:
+        _rid, _name, pct = _tax_rate_info(taxes[0])
+        rate = pct if pct is not None else _rate_from_amounts(taxes[0])
+    discount_total = sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
+    period = _obj(line.get("period"))
+    return InvoiceLine(
+        description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
+        amount=amount, product_id=_ref(refs, "product", details.get("product")),
+        price_id=_ref(refs, "price", details.get("price")), tax_rate=rate,
+        tax_amount=stripe_money(tax_total, currency) if taxes else None,
+        discount_amount=stripe_money(discount_total, currency) if discount_total else None,
+        proration=proration, period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
+        external_id=_id(line.get("id")),
+    )
+
+
+def _tax_lines(taxes: Sequence[Data], currency: str) -> tuple[TaxLine, ...]:
+    grouped: dict[tuple[str, str], list[Data]] = {}
+    for tax in taxes:
+        rid, _name, _pct = _tax_rate_info(tax)
+        grouped.setdefault((rid, str(tax.get("tax_behavior"))), []).append(tax)
+    lines = []
+    for (_rid, behavior), group in grouped.items():
+        _id_, name, pct = _tax_rate_info(group[0])
+        amount = sum(int(t.get("amount") or 0) for t in group)
+        taxable = sum(int(t.get("taxable_amount") or 0) for t in group)
+        lines.append(TaxLine(name=name, rate=pct if pct is not None else _rate_from_amounts(group[0]),
+                             amount=stripe_money(amount, currency), inclusive=behavior == "inclusive",
+                             taxable_amount=stripe_money(taxable, currency)))
+    return tuple(lines)
+
+
+def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
+    currency = _cur(data)
+    lines_data = (data.get("lines") or {}).get("data") or []
+    taxes = data.get("total_taxes") or []
+    tax_total = sum(int(t.get("amount") or 0) for t in taxes)
+    inclusive = bool(taxes) and all(t.get("tax_behavior") == "inclusive" for t in taxes)
+    transitions = data.get("status_transitions") or {}
+    parent = _obj(data.get("parent"))
+    sub_details = _obj(parent.get("subscription_details"))
+    due = _ts(data.get("due_date"))
+    meta = _metadata(data)
+    return Invoice(
+        id=refs.canonical_id("invoice", str(data["id"])),
+        customer_id=_ref(refs, "customer", data.get("customer")) or "",
+        number=data.get("number"), status=str(data.get("status") or "draft"), currency=currency,
+        issued_at=_ts(transitions.get("finalized_at")), due_date=due.date() if due else None,
+        lines=tuple(_line_to_canonical(line, currency, refs) for line in lines_data),
+        tax_lines=_tax_lines(taxes, currency),
+        discounts=tuple(Discount(name=_id(d.get("discount")) or "discount",
+                                 amount=stripe_money(d.get("amount"), currency))
+                        for d in data.get("total_discount_amounts") or []),
+        subtotal=stripe_money(data.get("subtotal"), currency),
+        tax=stripe_money(tax_total, currency), total=stripe_money(data.get("total"), currency),
+        amount_paid=stripe_money(data.get("amount_paid"), currency),
+        amount_due=stripe_money(data.get("amount_due"), currency), tax_inclusive=inclusive,
+        subscription_id=_ref(refs, "subscription", sub_details.get("subscription")),
+        deal_id=meta.get("deal_id"), period_start=_ts(data.get("period_start")),
+        period_end=_ts(data.get("period_end")), paid_at=_ts(transitions.get("paid_at")),
+        updated_at=_ts(data.get("created")),
+    )
+
+
+_PI_STATUS = {"succeeded": "succeeded", "processing": "pending", "canceled": "canceled",
+              "requires_payment_method": "failed", "requires_confirmation": "pending",
+              "requires_action": "pending", "requires_capture": "pending"}
+
+
+def _method(charge: Data) -> str | None:
+    """"card visa 4242" at most: never more card data than brand and last four digits."""
+    details = charge.get("payment_method_details")
+    if not isinstance(details, Mapping):
+        return None
+    kind = str(details.get("type") or "")
+    card = _obj(details.get(kind))
+    parts = [kind, str(card.get("brand") or ""), str(card.get("last4") or "")]
+    return " ".join(p for p in parts if p) or None
+
+
+def _invoice_of_payment(pi: Data) -> str | None:
+    details = _obj(pi.get("payment_details"))
+    ref = details.get("order_reference")
+    if isinstance(ref, str) and ref.startswith("in_"):
+        return ref
+    return _id(pi.get("invoice"))  # older API versions
+
+
+def payment_to_canonical(data: Data, refs: RefResolver) -> Payment:
+    currency = _cur(data)
+    charge = _obj(data.get("latest_charge"))
+    txn = _obj(charge.get("balance_transaction"))
+    fee = net = rate = None
+    if txn:
+        settle = str(txn.get("currency") or currency).upper()
+        fee, net = stripe_money(txn.get("fee"), settle), stripe_money(txn.get("net"), settle)
+        rate = _decimal(txn["exchange_rate"]) if txn.get("exchange_rate") is not None else None
+    invoice = _invoice_of_payment(data)
+    received = data.get("amount_received")
+    return Payment(
+        id=refs.canonical_id("payment", str(data["id"])),
+        customer_id=_ref(refs, "customer", data.get("customer")),
+        invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
+        amount=stripe_money(received if received else data.get("amount"), currency),
+        status=_PI_STATUS.get(str(data.get("status")), "pending"),
+        paid_at=_ts(charge.get("created")) if charge else None,
+        method=_method(charge) if charge else None, fee=fee, net=net, exchange_rate=rate,
+        reference=_id(charge.get("id")) if charge else None, updated_at=_ts(data.get("created")),
+    )
+
+
+def refund_to_canonical(data: Data, refs: RefResolver) -> Refund:
+    pi = data.get("payment_intent")
+    invoice = _invoice_of_payment(pi) if isinstance(pi, Mapping) else None
+    customer = pi.get("customer") if isinstance(pi, Mapping) else data.get("customer")
+    status = str(data.get("status") or "succeeded")
+    return Refund(
+        id=refs.canonical_id("refund", str(data["id"])),
+        payment_id=_ref(refs, "payment", pi), invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
+        customer_id=_ref(refs, "customer", customer),
+        amount=stripe_money(data.get("amount"), _cur(data)),
+        status=status if status in ("succeeded", "pending", "failed", "canceled") else "pending",
+        reason=data.get("reason"), refunded_at=_ts(data.get("created")), updated_at=_ts(data.get("created")),
+    )
+
+
+def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
+    currency = _cur(data)
+    lines = []
+    for line in (data.get("lines") or {}).get("data") or []:
+        amount = stripe_money(line.get("amount"), currency)
+        quantity = Decimal(str(line.get("quantity") or 1))
+        unit_raw = line.get("unit_amount")
+        unit = stripe_money(unit_raw, currency) if isinstance(unit_raw, int) else \
+            Money(int(Decimal(amount.minor) / quantity), amount.currency) \
+            if Decimal(amount.minor) % quantity == 0 else amount
+        taxes = line.get("taxes") or []
+        lines.append(InvoiceLine(
+            description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
+            amount=amount,
+            tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
+            external_id=_id(line.get("id"))))
+    refunds = data.get("refunds") or []
+    return CreditNote(
+        id=refs.canonical_id("credit_note", str(data["id"])),
+        invoice_id=_ref(refs, "invoice", data.get("invoice")),
+        customer_id=_ref(refs, "customer", data.get("customer")), number=data.get("number"),
+        status="void" if data.get("status") == "void" else "issued", currency=currency,
+        lines=tuple(lines), total=stripe_money(data.get("total"), currency),
+        refund_id=_ref(refs, "refund", refunds[0].get("refund")) if refunds else None,
+        issued_at=_ts(data.get("effective_at") or data.get("created")), reason=data.get("reason"),
+        updated_at=_ts(data.get("created")),
+    )
+
+
+_TO_CANONICAL = {
+    "customer": customer_to_canonical, "product": product_to_canonical, "price": price_to_canonical,
+    "subscription": subscription_to_canonical, "invoice": invoice_to_canonical,
+    "payment": payment_to_canonical, "refund": refund_to_canonical,
+    "credit_note": credit_note_to_canonical,
+}
+
+
+def to_canonical(entity_type: str, data: Data, refs: RefResolver) -> Entity:
+    """Dispatch on the canonical entity type of a Stripe record."""
+    try:
+        mapper = _TO_CANONICAL[entity_type]
+    except KeyError:
+        raise StripeMappingError(f"Stripe has no mapping for entity type {entity_type!r}") from None
+    entity: Entity = mapper(data, refs)
+    return entity
+
+
+# --------------------------------------------------------------------------- from canonical
+
+
+def _need(refs: RefResolver, entity_type: str, canonical_id: str | None) -> str:
+    ext = refs.external_id(entity_type, canonical_id) if canonical_id else None
+    if not ext:
+        raise StripeMappingError(f"{entity_type} {canonical_id} is not linked to a Stripe object yet")
+    return ext
+
+
+def _address_params(address: Address | None) -> dict[str, str] | str:
+    if address is None:
+        return ""
+    return {"line1": address.line1 or "", "line2": address.line2 or "", "city": address.city or "",
+            "state": address.region or "", "postal_code": address.postal_code or "",
+            "country": address.country or ""}
+
+
+def customer_from_canonical(entity: Customer, refs: RefResolver) -> dict[str, Any]:
+    return {"name": entity.name, "email": entity.email or "", "phone": entity.phone or "",
+            "address": _address_params(entity.address), "metadata": {"hub_id": entity.id}}
+
+
+def product_from_canonical(entity: Product, refs: RefResolver) -> dict[str, Any]:
+    return {"name": entity.name, "description": entity.description or "", "active": entity.active,
+            "metadata": {"hub_id": entity.id}}
+
+
+def price_from_canonical(entity: Price, refs: RefResolver) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "product": _need(refs, "product", entity.product_id),
+        "currency": entity.unit_amount.currency.lower(),
+        "unit_amount": to_stripe_amount(entity.unit_amount), "active": entity.active,
+        "metadata": {"hub_id": entity.id},
+    }
+    if entity.recurring_interval:
+        params["recurring"] = {"interval": entity.recurring_interval,
+                               "interval_count": entity.interval_count}
+    if entity.tax_behavior != "unspecified":
+        params["tax_behavior"] = entity.tax_behavior
+    if entity.nickname:
+        params["nickname"] = entity.nickname
+    return params
+
+
+def subscription_from_canonical(entity: Subscription, refs: RefResolver) -> dict[str, Any]:
+    meta = {"hub_id": entity.id}
+    if entity.deal_id:
+        meta["deal_id"] = entity.deal_id
+    params: dict[str, Any] = {
+        "customer": _need(refs, "customer", entity.customer_id),
+        "items": [{"price": _need(refs, "price", i.price_id), "quantity": i.quantity} for i in entity.items],
+        "metadata": meta, "proration_behavior": "create_prorations",
+    }
+    if entity.status == "canceled":
+        params["status"] = "canceled"
+    return params
+
+
+def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]:
+    """A one-off invoice: the invoice, then one invoice item per line (see writes.py)."""
+    meta = {"hub_id": entity.id}
+    if entity.deal_id:
+        meta["deal_id"] = entity.deal_id
+    lines = []
+    for line in entity.lines:
+        item: dict[str, Any] = {"description": line.description}
+        price = refs.external_id("price", line.price_id) if line.price_id else None
+        if price and line.quantity == line.quantity.to_integral_value():
+            item.update(pricing={"price": price}, quantity=int(line.quantity))
+        else:
+            item.update(amount=to_stripe_amount(line.amount), currency=entity.currency.lower())
+        lines.append(item)
+    params: dict[str, Any] = {
+        "customer": _need(refs, "customer", entity.customer_id), "currency": entity.currency.lower(),
+        "collection_method": "send_invoice", "metadata": meta, "lines": lines,
+    }
+    if entity.due_date and entity.issued_at:
+        params["days_until_due"] = max((entity.due_date - entity.issued_at.date()).days, 0)
+    elif entity.due_date:
+        params["due_date"] = int(datetime.combine(entity.due_date, datetime.min.time(), UTC).timestamp())
+    else:
+        params["days_until_due"] = 30
+    return params
+
+
+def from_canonical(entity: Entity, refs: RefResolver) -> dict[str, Any]:
+    """The Stripe write payload for a canonical entity (only the types the hub writes)."""
+    if isinstance(entity, Customer):
+        return customer_from_canonical(entity, refs)
+    if isinstance(entity, Product):
+        return product_from_canonical(entity, refs)
+    if isinstance(entity, Price):
+        return price_from_canonical(entity, refs)
+    if isinstance(entity, Subscription):
+        return subscription_from_canonical(entity, refs)
+    if isinstance(entity, Invoice):
+        return invoice_from_canonical(entity, refs)
+    raise StripeMappingError(f"the hub does not write {entity.type} records to Stripe")
+
+
+def due_date_of(data: Data) -> date | None:
+    due = _ts(data.get("due_date"))
+    return due.date() if due else None

@@ -1,0 +1,364 @@
+"""Xero objects <-> canonical entities: pure functions, exact to the minor unit.
+
+Xero amounts arrive as JSON numbers that the connector parses as ``Decimal`` (never float) and
+convert with ``Money.from_decimal`` exactly: Xero rounds line amounts and tax to 2 places
+itself, so anything finer is an error, not something to round away silently.
+
+Hub markers (what ``lookup`` queries with ``where``):
+
+==============  =================  =====================================================
+canonical       Xero object        marker
+==============  =================  =====================================================
+customer        Contact            ``ContactNumber`` = hub id (API-settable, <= 50 chars)
+product         Item               ``PurchaseDescription`` = hub id (``Code`` is the SKU)
+invoice         Invoice ACCREC     ``Reference`` = hub id
+payment         Payment            ``Reference`` = hub id
+credit_note     CreditNote         ``Reference`` = hub id
+refund          CreditNote         ``Reference`` = ``refund:`` + hub id, settled by an
+                ACCRECCREDIT       allocation to the invoice (or a cash refund payment)
+==============  =================  =====================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import RefResolver
+from connectors.xero.wire import parse_date
+from mapping.model import (
+    Address,
+    CreditNote,
+    Customer,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Product,
+    Refund,
+    TaxId,
+)
+from mapping.money import Money
+
+REFUND_PREFIX = "refund:"
+
+INVOICE_STATUS_TO_CANONICAL = {"DRAFT": "draft", "SUBMITTED": "draft", "AUTHORISED": "open",
+                               "PAID": "paid", "VOIDED": "void", "DELETED": "void"}
+INVOICE_STATUS_TO_XERO = {"draft": "DRAFT", "open": "AUTHORISED", "paid": "AUTHORISED",
+                          "void": "VOIDED", "uncollectible": "AUTHORISED"}
+DEFAULT_TAX_TYPES: dict[str, str] = {"0": "NONE", "10": "OUTPUT", "20": "OUTPUT2"}
+
+
+class MappingError(ValueError):
+    """A record cannot be mapped (missing reference, unknown tax rate, inexact amount)."""
+
+
+def marker_field(entity_type: str) -> str:
+    return {"customer": "ContactNumber", "product": "PurchaseDescription"}.get(entity_type, "Reference")
+
+
+def marker_value(entity_type: str, hub_id: str) -> str:
+    return REFUND_PREFIX + hub_id if entity_type == "refund" else hub_id
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, float):
+        raise MappingError("Xero amounts must be parsed as Decimal, not float")
+    return Decimal(str(value))
+
+
+def _money(value: Any, currency: str) -> Money:
+    try:
+        return Money.from_decimal(_dec(value), currency)
+    except ValueError as exc:
+        raise MappingError(str(exc)) from None
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise MappingError(str(exc)) from None
+
+
+def _day(value: Any) -> date | None:
+    when = _when(value)
+    return when.date() if when else None
+
+
+def _ref(refs: RefResolver, entity_type: str, external_id: Any) -> str | None:
+    return refs.canonical_id(entity_type, str(external_id)) if external_id else None
+
+
+def _need_external(refs: RefResolver, entity_type: str, canonical_id: str | None) -> str:
+    external = refs.external_id(entity_type, canonical_id) if canonical_id else None
+    if not external:
+        raise MappingError(f"{entity_type} {canonical_id} is not linked to Xero yet; write it first")
+    return external
+
+
+def _iso_day(value: date | datetime | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    return value.isoformat()
+
+
+# --------------------------------------------------------------------------- to canonical
+
+
+def contact_to_customer(data: Mapping[str, Any], canonical_id: str) -> Customer:
+    phones = [p for p in data.get("Phones") or [] if isinstance(p, Mapping) and p.get("PhoneNumber")]
+    phone = None
+    if phones:
+        first = next((p for p in phones if p.get("PhoneType") == "DEFAULT"), phones[0])
+        phone = " ".join(str(first.get(k)) for k in ("PhoneCountryCode", "PhoneAreaCode", "PhoneNumber")
+                         if first.get(k))
+    address = None
+    for raw in data.get("Addresses") or []:
+        if isinstance(raw, Mapping) and raw.get("AddressLine1"):
+            address = Address(line1=raw.get("AddressLine1"), line2=raw.get("AddressLine2"),
+                              city=raw.get("City"), region=raw.get("Region"),
+                              postal_code=raw.get("PostalCode"), country=raw.get("Country"))
+            break
+    tax_ids = (TaxId("xero_tax_number", str(data["TaxNumber"])),) if data.get("TaxNumber") else ()
+    return Customer(id=canonical_id, name=str(data.get("Name") or ""), email=data.get("EmailAddress") or None,
+                    phone=phone, address=address, tax_ids=tax_ids,
+                    currency=data.get("DefaultCurrency") or None,
+                    active=data.get("ContactStatus", "ACTIVE") == "ACTIVE",
+                    updated_at=_when(data.get("UpdatedDateUTC")))
+
+
+def item_to_product(data: Mapping[str, Any], canonical_id: str) -> Product:
+    return Product(id=canonical_id, name=str(data.get("Name") or data.get("Code") or ""),
+                   description=data.get("Description") or None, sku=data.get("Code") or None,
+                   active=not data.get("_deleted", False), updated_at=_when(data.get("UpdatedDateUTC")))
+
+
+def _lines(data: Mapping[str, Any], currency: str, refs: RefResolver) -> tuple[InvoiceLine, ...]:
+    lines = []
+    for raw in data.get("LineItems") or []:
+        item = raw.get("Item") if isinstance(raw.get("Item"), Mapping) else {}
+        lines.append(InvoiceLine(
+            description=str(raw.get("Description") or ""), quantity=_dec(raw.get("Quantity", 1)),
+            unit_amount=_money(raw.get("UnitAmount"), currency), amount=_money(raw.get("LineAmount"), currency),
+            product_id=_ref(refs, "product", item.get("ItemID")) if item else None,
+            tax_amount=_money(raw.get("TaxAmount"), currency),
+            discount_amount=None, external_id=raw.get("LineItemID")))
+    return tuple(lines)
+
+
+def invoice_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Invoice:
+    currency = str(data.get("CurrencyCode") or "USD")
+    contact = data.get("Contact") or {}
+    status = str(data.get("Status") or "DRAFT")
+    paid = _money(data.get("AmountPaid"), currency) + _money(data.get("AmountCredited"), currency)
+    extra: dict[str, Any] = {"xero_status": status}
+    if data.get("CurrencyRate") not in (None, "") and _dec(data.get("CurrencyRate")) != 1:
+        extra["currency_rate"] = format(_dec(data["CurrencyRate"]), "f")
+    return Invoice(
+        id=canonical_id, customer_id=_ref(refs, "customer", contact.get("ContactID")) or "",
+        number=data.get("InvoiceNumber") or None, status=INVOICE_STATUS_TO_CANONICAL.get(status, "draft"),
+        currency=currency, issued_at=_when(data.get("Date")), due_date=_day(data.get("DueDate")),
+        lines=_lines(data, currency, refs), subtotal=_money(data.get("SubTotal"), currency),
+        tax=_money(data.get("TotalTax"), currency), total=_money(data.get("Total"), currency),
+        amount_paid=paid, amount_due=_money(data.get("AmountDue"), currency),
+        tax_inclusive=data.get("LineAmountTypes") == "Inclusive",
+        paid_at=_when(data.get("FullyPaidOnDate")), updated_at=_when(data.get("UpdatedDateUTC")),
+        extra=extra)
+
+
+def payment_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Payment:
+    invoice = data.get("Invoice") or {}
+    currency = str(invoice.get("CurrencyCode") or data.get("CurrencyCode") or "USD")
+    rate = _dec(data.get("CurrencyRate")) if data.get("CurrencyRate") not in (None, "") else None
+    return Payment(
+        id=canonical_id, invoice_id=_ref(refs, "invoice", invoice.get("InvoiceID")),
+        customer_id=_ref(refs, "customer", (invoice.get("Contact") or {}).get("ContactID")),
+        amount=_money(data.get("Amount"), currency),
+        status="canceled" if data.get("Status") == "DELETED" else "succeeded",
+        paid_at=_when(data.get("Date")), exchange_rate=rate if rate not in (None, Decimal(1)) else None,
+        updated_at=_when(data.get("UpdatedDateUTC")))
+
+
+def credit_note_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> CreditNote:
+    currency = str(data.get("CurrencyCode") or "USD")
+    allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
+    invoice_ext = (allocations[0].get("Invoice") or {}).get("InvoiceID") if allocations else None
+    return CreditNote(
+        id=canonical_id, invoice_id=_ref(refs, "invoice", invoice_ext),
+        customer_id=_ref(refs, "customer", (data.get("Contact") or {}).get("ContactID")),
+        number=data.get("CreditNoteNumber") or None,
+        status="void" if data.get("Status") in ("VOIDED", "DELETED") else "issued",
+        currency=currency, lines=_lines(data, currency, refs), total=_money(data.get("Total"), currency),
+        issued_at=_when(data.get("Date")), updated_at=_when(data.get("UpdatedDateUTC")))
+
+
+def refund_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Refund:
+    currency = str(data.get("CurrencyCode") or "USD")
+    allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
+    invoice_ext = (allocations[0].get("Invoice") or {}).get("InvoiceID") if allocations else None
+    return Refund(
+        id=canonical_id, invoice_id=_ref(refs, "invoice", invoice_ext),
+        customer_id=_ref(refs, "customer", (data.get("Contact") or {}).get("ContactID")),
+        amount=_money(data.get("Total"), currency),
+        status="canceled" if data.get("Status") in ("VOIDED", "DELETED") else "succeeded",
+        refunded_at=_when(data.get("Date")), updated_at=_when(data.get("UpdatedDateUTC")))
+
+
+def to_canonical(entity_type: str, external_id: str, data: Mapping[str, Any], refs: RefResolver) -> Entity:
+    """Dispatch by canonical type; the record's canonical id comes from ``refs``."""
+    canonical_id = refs.canonical_id(entity_type, external_id)
+    if entity_type == "customer":
+        return contact_to_customer(data, canonical_id)
+    if entity_type == "product":
+        return item_to_product(data, canonical_id)
+    if entity_type == "invoice":
+        return invoice_to_canonical(data, canonical_id, refs)
+    if entity_type == "payment":
+        return payment_to_canonical(data, canonical_id, refs)
+    if entity_type == "credit_note":
+        return credit_note_to_canonical(data, canonical_id, refs)
+    if entity_type == "refund":
+        return refund_to_canonical(data, canonical_id, refs)
+    raise MappingError(f"Xero does not hold {entity_type} records")
+
+
+# --------------------------------------------------------------------------- from canonical
+
+
+def _tax_type(rate: Decimal | None, tax_types: Mapping[str, str]) -> str:
+    key = format((rate or Decimal(0)).normalize(), "f")
+    if key not in tax_types:
+        raise MappingError(f"no Xero tax type is configured for a {key}% rate (tax_codes.xero)")
+    return tax_types[key]
+
+
+def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: str,
+                tax_types: Mapping[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        item: dict[str, Any] = {"Description": line.description or "Item", "Quantity": line.quantity,
+                                "UnitAmount": line.unit_amount.to_decimal(), "AccountCode": account_code,
+                                "TaxType": _tax_type(line.tax_rate, tax_types)}
+        if line.tax_amount is not None and line.tax_rate is not None:
+            item["TaxAmount"] = line.tax_amount.to_decimal()
+        out.append(item)
+    return out
+
+
+def customer_to_contact(entity: Customer) -> dict[str, Any]:
+    data: dict[str, Any] = {"Name": entity.name, "ContactStatus": "ACTIVE" if entity.active else "ARCHIVED"}
+    if entity.email:
+        data["EmailAddress"] = entity.email
+    if entity.phone:
+        data["Phones"] = [{"PhoneType": "DEFAULT", "PhoneNumber": entity.phone}]
+    if entity.address:
+        a = entity.address
+        data["Addresses"] = [{"AddressType": "STREET", "AddressLine1": a.line1 or "", "AddressLine2": a.line2 or "",
+                              "City": a.city or "", "Region": a.region or "", "PostalCode": a.postal_code or "",
+                              "Country": a.country or ""}]
+    if entity.currency:
+        data["DefaultCurrency"] = entity.currency
+    if entity.tax_ids:
+        data["TaxNumber"] = entity.tax_ids[0].value
+    return data
+
+
+def product_to_item(entity: Product) -> dict[str, Any]:
+    code = entity.sku or entity.id.replace("-", "")[:30]
+    return {"Code": code[:30], "Name": entity.name[:50], "Description": entity.description or entity.name,
+            "IsSold": True}
+
+
+def invoice_to_xero(entity: Invoice, refs: RefResolver, *, account_code: str,
+                    tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "Type": "ACCREC", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
+        "LineAmountTypes": "Inclusive" if entity.tax_inclusive else "Exclusive",
+        "LineItems": _line_items(entity.lines, refs, account_code, tax_types),
+        "CurrencyCode": entity.currency, "Status": INVOICE_STATUS_TO_XERO.get(entity.status, "DRAFT")}
+    if entity.number:
+        data["InvoiceNumber"] = entity.number
+    if entity.issued_at:
+        data["Date"] = _iso_day(entity.issued_at)
+    if entity.due_date:
+        data["DueDate"] = _iso_day(entity.due_date)
+    rate = entity.extra.get("currency_rate") or entity.extra.get("exchange_rate")
+    if rate:
+        data["CurrencyRate"] = Decimal(str(rate))
+    return data
+
+
+def payment_to_xero(entity: Payment, refs: RefResolver, *, account_code: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"Invoice": {"InvoiceID": _need_external(refs, "invoice", entity.invoice_id)},
+                            "Account": {"Code": account_code}, "Amount": entity.amount.to_decimal()}
+    if entity.paid_at:
+        data["Date"] = _iso_day(entity.paid_at)
+    if entity.exchange_rate:
+        data["CurrencyRate"] = entity.exchange_rate
+    return data
+
+
+def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: str,
+                        tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
+        "LineAmountTypes": "Exclusive", "LineItems": _line_items(entity.lines, refs, account_code, tax_types),
+        "CurrencyCode": entity.currency, "Status": "VOIDED" if entity.status == "void" else "AUTHORISED"}
+    if entity.number:
+        data["CreditNoteNumber"] = entity.number
+    if entity.issued_at:
+        data["Date"] = _iso_day(entity.issued_at)
+    if entity.invoice_id:
+        invoice = refs.external_id("invoice", entity.invoice_id)
+        if invoice:
+            data["_allocate_to"] = invoice
+    return data
+
+
+def refund_to_xero(entity: Refund, refs: RefResolver, *, account_code: str,
+                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+    """A refund is an ACCRECCREDIT credit note for the amount, allocated to the invoice by the
+    writer (``_allocate_to``); the writer pays it out as a cash refund when the invoice has
+    nothing left to allocate against."""
+    customer = entity.customer_id
+    data: dict[str, Any] = {
+        "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", customer)},
+        "LineAmountTypes": "NoTax", "CurrencyCode": entity.amount.currency,
+        "Status": "VOIDED" if entity.status == "canceled" else "AUTHORISED",
+        "LineItems": [{"Description": f"Refund{': ' + entity.reason if entity.reason else ''}",
+                       "Quantity": Decimal(1), "UnitAmount": entity.amount.to_decimal(),
+                       "AccountCode": account_code, "TaxType": tax_types.get("0", "NONE")}]}
+    if entity.refunded_at:
+        data["Date"] = _iso_day(entity.refunded_at)
+    if entity.invoice_id:
+        data["_allocate_to"] = _need_external(refs, "invoice", entity.invoice_id)
+    return data
+
+
+def from_canonical(entity: Entity, refs: RefResolver, *, sales_account: str = "200",
+                   payment_account: str = "090",
+                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+    """Xero JSON for a canonical entity (without the hub marker; the writer adds it)."""
+    if isinstance(entity, Customer):
+        return customer_to_contact(entity)
+    if isinstance(entity, Product):
+        return product_to_item(entity)
+    if isinstance(entity, Invoice):
+        return invoice_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+    if isinstance(entity, Payment):
+        return payment_to_xero(entity, refs, account_code=payment_account)
+    if isinstance(entity, CreditNote):
+        return credit_note_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+    if isinstance(entity, Refund):
+        return refund_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+    raise MappingError(f"Xero does not hold {entity.type} records")

@@ -1,0 +1,185 @@
+"""The hub's tables (SQLAlchemy 2.0 Core). Created and changed only by Alembic migrations.
+
+Uniqueness lives here, in constraints, not in application checks: a race between two
+processes ends in one row and a domain error for the loser.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(32), nullable=False, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("source", String(64), nullable=True),  # connection that last changed it
+    Column("updated_at", TS, nullable=False),
+)
+
+# ``system`` holds the connection id (the system name for single-tenant configs), so two
+# QuickBooks companies can both have a customer "58".
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canonical_id", String(36), ForeignKey("entities.id"), nullable=False),
+    Column("system", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("last_pushed_hash", String(64), nullable=True),
+    Column("last_seen_hash", String(64), nullable=True),
+    # hash of the payload last written to the target: a change the target cannot express
+    # (an email on a Salesforce Account) maps to the same payload and is not written again
+    Column("last_payload_hash", String(64), nullable=True),
+    Column("remote_version", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("system", "object_type", "external_id"),
+    UniqueConstraint("canonical_id", "system", "object_type"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("stream", String(32), primary_key=True),
+    Column("value", Text, nullable=True),
+    Column("last_success", TS, nullable=True),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("system", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("event_type", String(128), nullable=False, default=""),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending processed failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_until", TS, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("received_at", TS, nullable=False),
+    Column("processed_at", TS, nullable=True),
+    UniqueConstraint("system", "event_id"),
+    Index("ix_inbox_status", "status", "received_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canonical_id", String(36), nullable=False, index=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("target", String(64), nullable=False),  # connection id
+    Column("operation", String(16), nullable=False),  # upsert void delete
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending in_flight done dead dropped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("claimed_until", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("external_id", String(255), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # sync diff resync
+    Column("scope", String(255), nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # running ok failed
+    Column("counts", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("canonical_id", String(36), nullable=False, index=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("system", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # added changed deleted linked erased
+    Column("changes", JSON, nullable=False),  # {field: [old, new]}
+    Column("content_hash", String(64), nullable=True),
+    Column("run_id", String(36), nullable=True),
+    Column("at", TS, nullable=False),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("system", String(64), nullable=False),
+    Column("canonical_id", String(36), nullable=True),
+    Column("external_ids", JSON, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="open"),  # open acknowledged resolved
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    Column("run_id", String(36), nullable=True),
+    Index("ix_findings_status", "status", "kind"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("ciphertext", Text, nullable=False),  # Fernet token of the JSON credentials
+    Column("version", Integer, nullable=False, default=1),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Pause and health state per connection (rate budget spent, needs re-authorisation).
+connection_state = Table(
+    "connection_state",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("status", String(32), nullable=False, default="ok"),  # ok paused needs_reauth failed
+    Column("reason", Text, nullable=True),
+    Column("paused_until", TS, nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

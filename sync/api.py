@@ -1,0 +1,400 @@
+"""The admin API under ``/api/``: bearer token from ``[admin] token`` (constant-time compare).
+
+No token configured means the API is off: every route answers 404 saying how to turn it on.
+``GET /api/openapi.json`` describes it (public: it holds no data).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from functools import wraps
+from typing import Any
+
+from aiohttp import web
+
+from mapping.model import ENTITY_TYPES
+from state.errors import NotFound
+from sync.diff import KINDS, findings_report
+from sync.engine import SyncSummary
+from sync.repair import RepairError, repair_finding
+from sync.scheduler import DaemonStopping
+from sync.usage import parse_usage, store_usage
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, default=_default, sort_keys=True), status=status,
+                        content_type="application/json")
+
+
+def problem(status: int, message: str, **headers: str) -> web.Response:
+    response = reply({"error": message}, status)
+    response.headers.update(headers)
+    return response
+
+
+def _raw(text: str) -> bytes:
+    """Bytes of a str that may hold lone surrogates (aiohttp decodes bad UTF-8 in headers with
+    ``surrogateescape``): comparing must not raise on hostile input."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def token_matches(expected: str | None, given: str) -> bool:
+    """Constant-time comparison of a presented secret with the expected one."""
+    if not expected:
+        return False
+    return hmac.compare_digest(_raw(expected), _raw(given))
+
+
+def admin(handler: Handler) -> Handler:
+    """Require ``Authorization: Bearer <admin token>``; map domain errors to 4xx."""
+
+    @wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        from sync.daemon import daemon_of
+
+        token = daemon_of(request).admin_token
+        if token is None:
+            return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
+                                "token = \"${HUB_ADMIN_TOKEN}\") and restart")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return problem(401, "missing bearer token", **{"WWW-Authenticate": 'Bearer realm="billhub"'})
+        if not token_matches(token, given.strip()):
+            return problem(403, "wrong token")
+        try:
+            return await handler(request)
+        except NotFound as exc:
+            return problem(404, str(exc))
+        except RepairError as exc:
+            return problem(409, str(exc))
+        except DaemonStopping:
+            return problem(503, "the daemon is stopping", **{"Retry-After": "5"})
+        except LookupError as exc:
+            return problem(404, str(exc.args[0]) if exc.args else "not found")
+        except ValueError as exc:
+            return problem(400, str(exc))
+
+    return wrapper
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise ValueError("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def _limit(request: web.Request, default: int, maximum: int) -> int:
+    """``?limit=``: a positive integer (PostgreSQL refuses a negative LIMIT), at most ``maximum``."""
+    raw = request.query.get("limit") or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("limit: a positive integer") from None
+    if value < 1:
+        raise ValueError("limit: a positive integer")
+    return min(value, maximum)
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name}: one of {', '.join(allowed)}")
+    return value
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+@admin
+async def status(request: web.Request) -> web.Response:
+    from hub import gather_status
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    data = await daemon.jobs.blocking(gather_status, daemon.hub.store, daemon.config)
+    data["paused"] = dict(daemon.jobs.paused)
+    data["jobs"] = daemon.jobs.last
+    return reply(data)
+
+
+@admin
+async def runs(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    limit = _limit(request, 50, 1000)
+    kind = request.query.get("kind") or None
+
+    def read() -> list[dict[str, Any]]:
+        with daemon.hub.store.transaction() as tx:
+            return tx.last_runs(limit, kind)
+    return reply({"runs": await daemon.jobs.blocking(read)})
+
+
+@admin
+async def findings(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    filters = {"kind": _choice(request, "kind", KINDS), "system": request.query.get("system") or None,
+               "status": _choice(request, "status", ("open", "acknowledged", "resolved")),
+               "entity": _choice(request, "entity", list(ENTITY_TYPES))}
+    return reply(await daemon.jobs.blocking(findings_report, daemon.hub.store, **filters))
+
+
+@admin
+async def finding(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    finding_id = request.match_info["id"]
+
+    def read() -> dict[str, Any]:
+        with daemon.hub.store.transaction() as tx:
+            found = tx.get_finding(finding_id).to_json()
+            found["history"] = tx.history_of(found["canonical_id"]) if found.get("canonical_id") else []
+            return found
+    return reply(await daemon.jobs.blocking(read))
+
+
+@admin
+async def ack(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    finding_id = request.match_info["id"]
+
+    def write() -> dict[str, Any]:
+        with daemon.hub.store.transaction() as tx:
+            return tx.ack_finding(finding_id).to_json()
+    return reply(await daemon.jobs.blocking(write))
+
+
+def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``hub resync`` over the API: a finding, one record, or an entity since a date."""
+    dry_run = bool(body.get("dry_run", False))
+    if body.get("finding"):
+        plan = repair_finding(hub, str(body["finding"]), keep=body.get("keep") or None, dry_run=dry_run)
+        return plan.to_json()
+    if body.get("connection") and body.get("entity") and body.get("external_id"):
+        connection, entity, external_id = str(body["connection"]), str(body["entity"]), str(body["external_id"])
+        if entity not in ENTITY_TYPES:
+            raise ValueError(f"entity: one of {', '.join(ENTITY_TYPES)}")
+        if connection not in hub.connectors:
+            raise LookupError(f"no connection {connection!r}")
+        if dry_run:
+            return {"dry_run": True, "actions": [f"re-read {connection} {entity} {external_id} and push it "
+                                                 "to its targets"]}
+        summary: SyncSummary = hub.engine.resync_record(connection, entity, external_id)
+        return {"dry_run": False, **summary.to_json()}
+    if body.get("entity") and body.get("since"):
+        entity = str(body["entity"])
+        if entity not in ENTITY_TYPES:
+            raise ValueError(f"entity: one of {', '.join(ENTITY_TYPES)}")
+        since = datetime.fromisoformat(str(body["since"]))
+        if dry_run:
+            return {"dry_run": True, **hub.engine.sync(entities=[entity], dry_run=True, full=True).to_json()}
+        with hub.store.transaction() as tx:
+            for stored in tx.entities_of(entity):
+                if stored.updated_at.replace(tzinfo=None) >= since.replace(tzinfo=None):
+                    hub.engine.repush(tx, stored.id, nonce=f"resync:{since.isoformat()}")
+        return {"dry_run": False, **hub.engine.sync(entities=[entity], full=True).to_json()}
+    raise ValueError("say what to resync: {finding[, keep]}, {connection, entity, external_id} or "
+                     "{entity, since: YYYY-MM-DD}; add dry_run: true to preview")
+
+
+@admin
+async def resync(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    body = await _body(request)
+    return reply(await daemon.jobs.exclusive(resync_blocking, daemon.hub, body))
+
+
+def outbox_json(item: Any) -> dict[str, Any]:
+    return {k: getattr(item, k) for k in item.__slots__}
+
+
+@admin
+async def outbox(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    chosen = _choice(request, "status", OUTBOX_STATUSES)
+    limit = _limit(request, 500, 10_000)
+
+    def read() -> dict[str, Any]:
+        with daemon.hub.store.transaction() as tx:
+            return {"depth": tx.outbox_depth(),
+                    "items": [outbox_json(i) for i in tx.list_outbox(chosen, limit=limit)]}
+    return reply(await daemon.jobs.blocking(read))
+
+
+def _outbox_action(action: str) -> Handler:
+    @admin
+    async def handler(request: web.Request) -> web.Response:
+        from sync.daemon import daemon_of
+
+        daemon = daemon_of(request)
+        try:
+            item_id = int(request.match_info["id"])
+        except ValueError:
+            raise ValueError("outbox item ids are integers") from None
+
+        def write() -> None:
+            with daemon.hub.store.transaction() as tx:
+                getattr(tx, f"{action}_outbox")(item_id)
+        await daemon.jobs.blocking(write)
+        return reply({"id": item_id, "status": "pending" if action == "retry" else "dropped"})
+    return handler
+
+
+@admin
+async def usage(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    event = parse_usage(await _body(request))
+
+    accepted, _duplicates = await daemon.jobs.blocking(lambda: store_usage(daemon.hub.store, [event]))
+    stored = accepted == 1
+    return reply({"event_id": event["event_id"], "stored": stored, "duplicate": not stored},
+                 202 if stored else 200)
+
+
+@admin
+async def jobs(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    scheduler = daemon.scheduler
+    listed = []
+    for spec in daemon.jobs.specs():
+        job = scheduler.get_job(spec.id) if scheduler is not None and scheduler.running else None
+        listed.append({"id": spec.id, "kind": spec.kind, "trigger": str(spec.trigger),
+                       "next_run": job.next_run_time if job else None, "last": daemon.jobs.last.get(spec.id)})
+    return reply({"jobs": listed, "paused": daemon.jobs.paused})
+
+
+@admin
+async def run_job(request: web.Request) -> web.Response:
+    from sync.daemon import daemon_of
+
+    daemon = daemon_of(request)
+    return reply(await daemon.jobs.run_now(request.match_info["id"]))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return reply(OPENAPI)
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/openapi.json", openapi)
+    r.add_get("/api/status", status)
+    r.add_get("/api/runs", runs)
+    r.add_get("/api/findings", findings)
+    r.add_get("/api/findings/{id}", finding)
+    r.add_post("/api/findings/{id}/ack", ack)
+    r.add_post("/api/resync", resync)
+    r.add_get("/api/outbox", outbox)
+    r.add_post("/api/outbox/{id}/retry", _outbox_action("retry"))
+    r.add_post("/api/outbox/{id}/drop", _outbox_action("drop"))
+    r.add_post("/api/usage", usage)
+    r.add_get("/api/jobs", jobs)
+    r.add_post("/api/jobs/{id}/run", run_job)
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+        ok: str = "200", errors: tuple[str, ...] = ("401", "403", "404")) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
+                          "responses": {ok: {"description": "OK", "content": {"application/json": {
+                              "schema": {"type": "object"}}}},
+                              **{e: {"$ref": f"#/components/responses/E{e}"} for e in errors}}}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _q(name: str, enum: tuple[str, ...] | list[str] | None = None, kind: str = "string") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": kind}
+    if enum:
+        schema["enum"] = list(enum)
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "billhub admin API", "version": "1",
+             "description": "Operate a running `hub run`: status, runs, drift findings, resyncs, the outbox, "
+                            "usage events and jobs. Every operation needs `Authorization: Bearer <admin token>`."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
+        "responses": {f"E{code}": {"description": text, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+            for code, text in (("400", "Invalid request"), ("401", "Missing bearer token"),
+                               ("403", "Wrong token"), ("404", "Not found, or the admin API is off"),
+                               ("409", "The finding cannot be repaired as asked"))},
+    },
+    "paths": {
+        "/api/status": {"get": _op("Connections, cursors, last runs, outbox depth, open findings, paused "
+                                   "connections and job outcomes (`hub status --json` plus daemon state)")},
+        "/api/runs": {"get": _op("Recent sync and diff runs", params=[_q("limit", kind="integer"), _q("kind")])},
+        "/api/findings": {"get": _op("Drift findings (the report JSON)", params=[
+            _q("kind", KINDS), _q("system"), _q("status", ("open", "acknowledged", "resolved")),
+            _q("entity", list(ENTITY_TYPES))], errors=("400", "401", "403", "404"))},
+        "/api/findings/{id}": {"get": _op("One finding with each system's values and the record's history",
+                                          params=[_ID])},
+        "/api/findings/{id}/ack": {"post": _op("Acknowledge a finding", params=[_ID])},
+        "/api/resync": {"post": _op(
+            "Resync a finding (`keep` for duplicates and orphans), one record, or an entity since a date; "
+            "`dry_run` previews", body={"type": "object", "properties": {
+                "finding": {"type": "string"}, "keep": {"type": "string"}, "connection": {"type": "string"},
+                "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "external_id": {"type": "string"},
+                "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"}}},
+            errors=("400", "401", "403", "404", "409"))},
+        "/api/outbox": {"get": _op("Outbox depth and items", params=[_q("status", OUTBOX_STATUSES),
+                                                                     _q("limit", kind="integer")])},
+        "/api/outbox/{id}/retry": {"post": _op("Put a dead item back in the queue", params=[_ID])},
+        "/api/outbox/{id}/drop": {"post": _op("Give up on a pending or dead item", params=[_ID])},
+        "/api/usage": {"post": _op("Record a usage event (stored once per event_id)", body={
+            "type": "object", "required": ["event_id", "event_name", "customer", "value"], "properties": {
+                "event_id": {"type": "string", "maxLength": 200}, "event_name": {"type": "string"},
+                "customer": {"type": "string", "description": "Stripe customer id or hub customer id"},
+                "value": {"type": ["integer", "string"]}, "timestamp": {"type": "string", "format": "date-time"}}},
+            ok="202", errors=("400", "401", "403", "404"))},
+        "/api/jobs": {"get": _op("Scheduled jobs, their next run and last outcome")},
+        "/api/jobs/{id}/run": {"post": _op("Run a job now", params=[_ID])},
+        "/api/openapi.json": {"get": {"summary": "This document", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    },
+}
+
+
+__all__ = ["OPENAPI", "admin", "reply", "resync_blocking", "setup", "token_matches"]

@@ -1,0 +1,607 @@
+"""Reconciliation: what every system actually holds versus what the hub knows.
+
+For one entity type, each system's records are streamed (its connector's full fetch) into an
+on-disk scratch database next to a projection of the canonical store, so memory stays bounded
+however many records there are. Records are grouped by key — the canonical id through links,
+then natural keys — and classified as in DESIGN.md:
+
+* none on the system's side for a record it should hold  -> ``missing`` (or ``broken_link``
+  when a link exists: deleted or voided behind the hub's back)
+* a system record that is linked to nothing and matches nothing -> ``orphan``
+* two or more system records for one key -> ``duplicate``
+* one and one -> compared field by field, normalised (case and spacing of names and emails,
+  per-line rounding tolerance): ``mismatch``; or ``stale`` when the hub changed after its last
+  push and the SLA has passed
+* per day and currency, the sums that are not explained by the record-level findings above
+  -> ``totals``
+
+Findings are upserted by a stable fingerprint, so a recurring problem is one finding with
+``first_seen`` / ``last_seen``; findings of this scope that a run no longer sees are resolved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import Connector, normalise_key
+from mapping.model import (
+    CreditNote,
+    Customer,
+    Entity,
+    Invoice,
+    Payment,
+    Price,
+    Product,
+    Refund,
+    stable_id,
+)
+from state import schema as t
+from state.store import StateStore, Tx
+from sync.engine import fingerprint
+from sync.flows import Routing
+
+log = logging.getLogger("billhub.diff")
+
+KINDS = ("missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals")
+MONEY_FIELDS = frozenset({"total", "amount", "unit_amount"})
+NATURAL_KEYS = ("email", "number", "name")
+BATCH = 5000  # rows per executemany into the scratch database
+# Outbox states of a write that has not (yet) landed: evidence that a target lags the hub.
+UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    line_rounding_minor: int = 1  # per line, where a ledger rounds per line
+    totals_minor: int = 0  # per day and currency
+    stale_sla: timedelta = timedelta(minutes=60)
+
+    @classmethod
+    def from_config(cls, diff_cfg: Mapping[str, Any]) -> Tolerances:
+        return cls(int(diff_cfg.get("line_rounding_tolerance_minor", 1)),
+                   int(diff_cfg.get("totals_tolerance_minor", 0)),
+                   timedelta(minutes=float(diff_cfg.get("stale_sla_minutes", 60))))
+
+
+@dataclass(frozen=True)
+class View:
+    """What is compared of one record: normalised fields, natural keys and its money facts."""
+
+    fields: dict[str, Any]
+    keys: dict[str, str]
+    day: str | None = None
+    currency: str | None = None
+    amount: int | None = None
+    lines: int = 1
+    void: bool = False
+
+
+def _norm(value: str | None) -> str | None:
+    return normalise_key(value)
+
+
+def view_of(entity: Entity) -> View:
+    """The comparable projection of a canonical entity (systems map into canonical first)."""
+    if isinstance(entity, Customer):
+        return View({"name": _norm(entity.name), "email": _norm(entity.email)},
+                    {"email": _norm(entity.email) or "", "name": _norm(entity.name) or ""})
+    if isinstance(entity, Product):
+        return View({"name": _norm(entity.name)}, {"name": _norm(entity.name) or ""})
+    if isinstance(entity, Price):
+        return View({"unit_amount": entity.unit_amount.minor, "currency": entity.unit_amount.currency}, {})
+    if isinstance(entity, Invoice):
+        day = entity.issued_at.date().isoformat() if entity.issued_at else None
+        void = entity.status == "void"
+        return View({"total": entity.total.minor, "currency": entity.total.currency, "void": void},
+                    {"number": _norm(entity.number) or ""}, day, entity.total.currency,
+                    entity.total.minor, max(1, len(entity.lines)), void)
+    if isinstance(entity, Payment):
+        day = entity.paid_at.date().isoformat() if entity.paid_at else None
+        return View({"amount": entity.amount.minor, "currency": entity.amount.currency},
+                    {"number": _norm(entity.reference) or ""}, day, entity.amount.currency,
+                    entity.amount.minor, 1, entity.status in ("failed", "canceled"))
+    if isinstance(entity, Refund):
+        day = entity.refunded_at.date().isoformat() if entity.refunded_at else None
+        return View({"amount": entity.amount.minor, "currency": entity.amount.currency}, {}, day,
+                    entity.amount.currency, entity.amount.minor, 1, entity.status in ("failed", "canceled"))
+    if isinstance(entity, CreditNote):
+        day = entity.issued_at.date().isoformat() if entity.issued_at else None
+        return View({"total": entity.total.minor, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
+                    day, entity.currency, entity.total.minor, max(1, len(entity.lines)), entity.status == "void")
+    return View({}, {})
+
+
+@dataclass
+class DiffFinding:
+    kind: str
+    entity: str
+    system: str
+    canonical_id: str | None
+    external_ids: list[str]
+    detail: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    delta: tuple[str, str, int] | None = None  # (day, currency, system minus hub) for totals
+
+    @property
+    def fingerprint(self) -> str:
+        ids = "" if self.canonical_id and self.kind != "duplicate" else ",".join(sorted(self.external_ids))
+        return fingerprint(self.kind, self.entity, self.system, self.canonical_id or "", ids, self.key)
+
+
+@dataclass
+class DiffResult:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    new: int = 0
+    resolved: int = 0
+    compared: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(KINDS, 0)
+        for f in self.findings:
+            counts[f["kind"]] += 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        """The report JSON contract of DESIGN.md."""
+        return {"run_id": self.run_id, "started_at": self.started_at.isoformat(),
+                "finished_at": (self.finished_at or self.started_at).isoformat(),
+                "summary": self.summary, "findings": self.findings}
+
+
+class Differ:
+    """Runs reconciliation for one entity type at a time."""
+
+    def __init__(self, store: StateStore, connectors: Mapping[str, Connector], routing: Routing,
+                 tolerances: Tolerances | None = None, *, clock: Callable[[], datetime] | None = None,
+                 scratch_dir: str | None = None) -> None:
+        self.store = store
+        self.connectors = dict(connectors)
+        self.routing = routing
+        self.tolerances = tolerances or Tolerances()
+        self.clock = clock or store.clock
+        self.scratch_dir = scratch_dir
+
+    def holders(self, entity_type: str) -> list[str]:
+        """Connections that hold (or should hold) this entity type."""
+        result = []
+        for name, connector in self.connectors.items():
+            if entity_type in connector.entity_types() and entity_type in self.routing.reads(connector.system):
+                result.append(name)
+        return result
+
+    def run(self, entity_types: Sequence[str]) -> DiffResult:
+        with self.store.transaction() as tx:
+            run_id = tx.start_run("diff", ",".join(entity_types))
+        result = DiffResult(run_id, self.clock())
+        status = "ok"
+        try:
+            for entity_type in entity_types:
+                with self.store.stream_lock("diff", entity_type) as mine:
+                    if not mine:  # another process is reconciling this entity right now
+                        result.errors.append(f"{entity_type}: skipped, a diff is running elsewhere")
+                        continue
+                    found = self.diff_entity(entity_type, result)
+                with self.store.transaction() as tx:
+                    decided = kept_fingerprints(tx, entity_type)
+                    seen: set[str] = set()
+                    for f in found:
+                        fp = f.fingerprint
+                        if fp in decided or fp in seen:
+                            continue  # the user already picked the record to keep for this very set
+                        seen.add(fp)
+                        _fid, new = tx.upsert_finding(
+                            fingerprint=fp, kind=f.kind, entity=f.entity, system=f.system,
+                            canonical_id=f.canonical_id, external_ids=f.external_ids, fields=f.fields,
+                            detail=f.detail, run_id=run_id)
+                        result.new += int(new)
+                    result.resolved += tx.resolve_unseen_findings(run_id, entity=entity_type)
+                    # one read of this run's findings (a lookup per finding would scan per id prefix)
+                    result.findings.extend(
+                        r.to_json() for r in tx.list_findings(entity=entity_type)
+                        if r.fingerprint in seen and r.status != "resolved")
+        except Exception as exc:
+            status = "failed"
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            result.finished_at = self.clock()
+            with self.store.transaction() as tx:
+                tx.finish_run(run_id, status, {**result.summary, "new": result.new,
+                                               "resolved": result.resolved}, "; ".join(result.errors) or None)
+        return result
+
+    # ------------------------------------------------------------------ one entity type
+
+    def diff_entity(self, entity_type: str, result: DiffResult) -> list[DiffFinding]:
+        holders = self.holders(entity_type)
+        with tempfile.TemporaryDirectory(dir=self.scratch_dir, prefix="hub-diff-") as tmp:
+            db = sqlite3.connect(str(Path(tmp) / "diff.db"))
+            try:
+                started = time.perf_counter()
+                _create_scratch(db)
+                self._load_hub(db, entity_type, holders)
+                loaded_hub = time.perf_counter()
+                for name in holders:
+                    result.compared[f"{name}:{entity_type}"] = self._load_system(db, name, entity_type)
+                db.commit()
+                loaded = time.perf_counter()
+                _resolve_keys(db)
+                keyed = time.perf_counter()
+                findings = list(self._classify(db, entity_type, holders))
+                log.info("diff %s: hub %.1fs, systems %.1fs, keys %.1fs, classify %.1fs, %d findings",
+                         entity_type, loaded_hub - started, loaded - loaded_hub, keyed - loaded,
+                         time.perf_counter() - keyed, len(findings))
+            finally:
+                db.close()
+        return findings
+
+    def _load_hub(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str]) -> None:
+        """Project the canonical store into the scratch database, streaming in batches."""
+        hub_rows: list[tuple[Any, ...]] = []
+        key_rows: list[tuple[str, str, str]] = []
+
+        def flush() -> None:
+            db.executemany("INSERT INTO hub VALUES (?,?,?,?,?,?,?,?,?,?,?)", hub_rows)
+            db.executemany("INSERT INTO hub_keys VALUES (?,?,?)", key_rows)
+            hub_rows.clear()
+            key_rows.clear()
+
+        systems = {n: self.connectors[n].system for n in holders}
+        with self.store.transaction() as tx:
+            for stored in tx.entities_of(entity_type, include_deleted=True):
+                entity = stored.entity()
+                view = view_of(entity)
+                source = self.connectors[stored.source].system if stored.source in self.connectors else "hub"
+                expected = ","  # ",conn,conn," so SQL can test membership with instr()
+                if not stored.deleted:
+                    wanted = {source, *self.routing.targets(entity, source)}
+                    expected += "".join(f"{n}," for n in holders if systems[n] in wanted)
+                fields = json.dumps(view.fields, sort_keys=True)
+                hub_rows.append((stored.id, stored.content_hash, stored.updated_at.isoformat(),
+                                 int(stored.deleted), fields, expected, view.day, view.currency, view.amount,
+                                 int(view.void), _digest(fields)))
+                key_rows.extend((k, v, stored.id) for k, v in view.keys.items() if v)
+                if len(hub_rows) >= BATCH:
+                    flush()
+            flush()
+            for name in holders:
+                batch: list[tuple[Any, ...]] = []
+                for link in tx.links_in(name, entity_type):
+                    batch.append((link.canonical_id, name, link.external_id, int(link.deleted),
+                                  link.last_pushed_hash))
+                    if len(batch) >= BATCH:
+                        db.executemany("INSERT INTO links VALUES (?,?,?,?,?)", batch)
+                        batch.clear()
+                db.executemany("INSERT INTO links VALUES (?,?,?,?,?)", batch)
+            # Writes that have not landed: dead ones are held (the reason is the finding's
+            # detail); any of them for the current content is evidence of a stale target.
+            rows = tx.conn.execute(
+                select(t.outbox.c.canonical_id, t.outbox.c.target, t.outbox.c.content_hash,
+                       t.outbox.c.status, t.outbox.c.last_error)
+                .where(t.outbox.c.entity_type == entity_type, t.outbox.c.status.in_(UNDELIVERED))
+                .order_by(t.outbox.c.id))
+            for canonical_id, target, digest, status, error in rows:
+                db.execute("INSERT OR IGNORE INTO intents VALUES (?,?,?)", (canonical_id, target, digest))
+                if status == "dead":
+                    db.execute("INSERT OR REPLACE INTO held VALUES (?,?,?)", (canonical_id, target, error or ""))
+
+    def _load_system(self, db: sqlite3.Connection, name: str, entity_type: str) -> int:
+        """Stream one connection's full fetch into the scratch database; returns the count."""
+        connector = self.connectors[name]
+        refs = _ScratchRefs(name)
+        count = 0
+        for page in connector.fetch_all(entity_type):
+            rows = []
+            for record in page.records:
+                try:
+                    entity = connector.to_canonical(record, refs)
+                except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                    log.warning("diff: %s %s %s cannot be mapped: %s", name, entity_type,
+                                record.external_id, exc)
+                    continue
+                view = view_of(entity)
+                keys = {**view.keys, **{k: normalise_key(v) or "" for k, v in
+                                        connector.natural_keys(record).items()}}
+                fields = json.dumps(view.fields, sort_keys=True)
+                rows.append((name, record.external_id, int(record.deleted), fields, _digest(fields),
+                             view.day, view.currency, view.amount, view.lines, int(view.void),
+                             *(keys.get(k) or None for k in NATURAL_KEYS)))
+            db.executemany("INSERT INTO sys (system, external_id, deleted, fields, fhash, day, currency, amount, "
+                           "lines, void, k_email, k_number, k_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            count += len(rows)
+        return count
+
+    # ------------------------------------------------------------------ classification
+
+    def _classify(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str]) -> Iterator[DiffFinding]:
+        now = self.clock()
+        sla_cutoff = (now - self.tolerances.stale_sla).isoformat()
+        record_findings: list[DiffFinding] = []
+
+        # duplicate: two or more live records of one system resolve to one key
+        for key, system, ids in db.execute(
+                "SELECT key, system, group_concat(external_id, char(31)) FROM sys WHERE key IS NOT NULL "
+                "AND deleted = 0 GROUP BY key, system HAVING count(*) > 1"):
+            external_ids = sorted(ids.split("\x1f"))
+            record_findings.append(DiffFinding(
+                "duplicate", entity_type, system, key, external_ids,
+                f"{len(external_ids)} {system} {entity_type} records for one hub record "
+                f"({', '.join(external_ids)}); keep one with `hub resync --finding ID --keep EXTERNAL_ID`"))
+        # keyed, so the pair pass below probes it instead of scanning it per record
+        db.execute("CREATE TEMP TABLE dup (key TEXT, system TEXT, PRIMARY KEY (key, system)) WITHOUT ROWID")
+        db.execute("INSERT INTO dup SELECT key, system FROM sys WHERE key IS NOT NULL AND deleted = 0 "
+                   "GROUP BY key, system HAVING count(*) > 1")
+
+        # orphan: linked to nothing, matching nothing, in a system that does not source this type
+        for system, external_id in db.execute(
+                "SELECT system, external_id FROM sys WHERE key IS NULL AND deleted = 0 AND void = 0"):
+            if self.routing.is_source(entity_type, self.connectors[system].system):
+                continue
+            record_findings.append(DiffFinding(
+                "orphan", entity_type, system, None, [external_id],
+                f"{system} {entity_type} {external_id} is linked to no hub record and matches none; "
+                f"keep it as it is with `hub resync --finding ID --keep {external_id}` or remove it in {system}"))
+
+        # broken_link: linked, but gone (or deleted/voided) in the system while the hub is live
+        for canonical, system, external_id, present in db.execute(
+                "SELECT l.canonical_id, l.system, l.external_id, s.external_id "
+                "FROM links l JOIN hub h ON h.canonical_id = l.canonical_id "
+                "LEFT JOIN sys s ON s.system = l.system AND s.external_id = l.external_id "
+                "WHERE h.deleted = 0 AND (s.external_id IS NULL OR s.deleted = 1 OR (s.void = 1 AND h.void = 0))"):
+            what = "deleted" if present is None else "deleted or voided"
+            record_findings.append(DiffFinding(
+                "broken_link", entity_type, system, canonical, [external_id],
+                f"{system} {entity_type} {external_id} was {what} behind the hub's back; "
+                "`hub resync --finding ID` writes it again"))
+
+        # missing: the hub says it belongs in the system; nothing live there and no link (a
+        # deleted or voided copy matched by number does not hold it). One
+        # set-based pass per connection (a void document is never created in a target, and a
+        # recent change may still be on its way unless its write is already held).
+        for system in holders:
+            for canonical, error in db.execute(
+                    "SELECT h.canonical_id, d.error FROM hub h "
+                    "LEFT JOIN held d ON d.canonical_id = h.canonical_id AND d.target = ?1 "
+                    "WHERE h.deleted = 0 AND h.void = 0 AND instr(h.expected, ',' || ?1 || ',') > 0 "
+                    "AND (d.error IS NOT NULL OR h.updated_at <= ?2) "
+                    "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.canonical_id = h.canonical_id AND l.system = ?1) "
+                    "AND NOT EXISTS (SELECT 1 FROM sys s WHERE s.key = h.canonical_id AND s.system = ?1 "
+                    "                AND s.deleted = 0 AND s.void = 0)",
+                    (system, sla_cutoff)):
+                if error is not None:
+                    record_findings.append(DiffFinding("missing", entity_type, system, canonical, [],
+                                                       f"held: {error}", key="held"))
+                    continue
+                record_findings.append(DiffFinding(
+                    "missing", entity_type, system, canonical, [],
+                    f"{entity_type} {canonical} should be in {system} but is not (silent sync failure); "
+                    "`hub resync --finding ID` writes it"))
+
+        # mismatch / stale: one and one, compared field by field. SQL narrows to the pairs whose
+        # normalised fields differ at all; Python applies ownership and tolerances to those.
+        for system, external_id, key, sys_fields, lines, hub_fields, updated_at, lagging in db.execute(
+                "SELECT s.system, s.external_id, s.key, s.fields, s.lines, h.fields, h.updated_at, "
+                "(coalesce(l.last_pushed_hash, h.hash) != h.hash OR (coalesce(l.last_pushed_hash, '') != h.hash "
+                " AND EXISTS (SELECT 1 FROM intents i WHERE i.canonical_id = h.canonical_id "
+                "             AND i.target = s.system AND i.hash = h.hash))) "
+                "FROM sys s JOIN hub h ON h.canonical_id = s.key "
+                "LEFT JOIN links l ON l.canonical_id = s.key AND l.system = s.system "
+                "WHERE s.deleted = 0 AND s.fhash != h.fhash "
+                "AND NOT EXISTS (SELECT 1 FROM dup WHERE dup.key = s.key AND dup.system = s.system)"):
+            owner_system = self.connectors[system].system
+            if self.routing.ownership.owner(entity_type, "*") == owner_system:
+                continue  # the hub follows its source by incremental sync; lag is not drift
+            theirs, ours = json.loads(sys_fields), json.loads(hub_fields)
+            differing = self._differing(entity_type, owner_system, ours, theirs, lines)
+            if not differing:
+                continue
+            fields = {f: {"hub": ours.get(f), system: theirs.get(f)} for f in differing}
+            if lagging:
+                # the hub meant to write this content and it has not landed: stale once the
+                # SLA has passed, otherwise the write may still be on its way
+                if updated_at <= sla_cutoff:
+                    record_findings.append(DiffFinding(
+                        "stale", entity_type, system, key, [external_id],
+                        f"the hub changed {', '.join(differing)} at {updated_at[:19]} and {system} still has "
+                        f"the old value past the SLA; `hub resync --finding ID` pushes it", fields))
+                continue
+            record_findings.append(DiffFinding(
+                "mismatch", entity_type, system, key, [external_id],
+                f"{system} {entity_type} {external_id} disagrees with the hub on {', '.join(differing)}",
+                fields))
+
+        yield from record_findings
+        yield from self._totals(db, entity_type, holders, record_findings)
+
+    def _differing(self, entity_type: str, system: str, ours: dict[str, Any], theirs: dict[str, Any],
+                   lines: int) -> list[str]:
+        differing = []
+        for name, value in theirs.items():
+            if value is None or ours.get(name) is None:
+                continue  # a system that cannot express a field is not drifting on it
+            if self.routing.ownership.owner(entity_type, name) == system:
+                continue
+            if name in MONEY_FIELDS and isinstance(value, int):
+                if abs(value - int(ours[name])) <= self.tolerances.line_rounding_minor * lines:
+                    continue
+            elif value == ours.get(name):
+                continue
+            differing.append(name)
+        return sorted(differing)
+
+    def _totals(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str],
+                record_findings: Sequence[DiffFinding]) -> Iterator[DiffFinding]:
+        """Per day and currency, sums that record-level findings do not explain."""
+        if entity_type not in ("invoice", "payment", "refund", "credit_note"):
+            return
+        sources = [n for n in holders if self.routing.is_source(entity_type, self.connectors[n].system)]
+        if not sources:
+            return
+        sums: dict[tuple[str, str, str], int] = defaultdict(int)
+        for system, day, currency, total in db.execute(
+                "SELECT system, day, currency, sum(amount) FROM sys WHERE deleted = 0 AND void = 0 "
+                "AND day IS NOT NULL GROUP BY system, day, currency"):
+            sums[(system, day, currency)] = int(total or 0)
+        explained: dict[tuple[str, str, str], int] = defaultdict(int)
+        for finding in record_findings:
+            for system, day, currency, amount in _record_amounts(db, finding):
+                explained[(system, day, currency)] += amount
+        days = {(d, c) for (_s, d, c) in sums}
+        for target in holders:
+            if target in sources:
+                continue
+            for day, currency in sorted(days):
+                source_total = sum(sums.get((s, day, currency), 0) + explained.get((s, day, currency), 0)
+                                   for s in sources)
+                target_total = sums.get((target, day, currency), 0) + explained.get((target, day, currency), 0)
+                if abs(target_total - source_total) > self.tolerances.totals_minor and (
+                        sums.get((target, day, currency)) is not None):
+                    delta = target_total - source_total
+                    yield DiffFinding(
+                        "totals", entity_type, target, None, [],
+                        f"{entity_type} totals for {day} in {currency} differ: "
+                        f"{target} {sums.get((target, day, currency), 0)} vs {source_total} "
+                        f"(minor units, {delta:+d} unexplained by record findings)",
+                        {"total": {"hub": source_total, target: target_total}}, key=f"{day}/{currency}",
+                        delta=(day, currency, delta))
+
+
+def _record_amounts(db: sqlite3.Connection, finding: DiffFinding) -> Iterator[tuple[str, str, str, int]]:
+    """The (system, day, currency, correction) a record finding already accounts for."""
+    if finding.kind in ("mismatch", "stale") and finding.canonical_id:
+        row = db.execute("SELECT h.day, h.currency, h.amount, s.amount FROM sys s JOIN hub h "
+                         "ON h.canonical_id = s.key WHERE s.system = ? AND s.key = ?",
+                         (finding.system, finding.canonical_id)).fetchone()
+        if row and row[0] and row[2] is not None and row[3] is not None:
+            yield finding.system, row[0], row[1], int(row[2]) - int(row[3])
+    elif finding.kind in ("missing", "broken_link") and finding.canonical_id:
+        row = db.execute("SELECT day, currency, amount, void FROM hub WHERE canonical_id = ?",
+                         (finding.canonical_id,)).fetchone()
+        if row and row[0] and row[2] is not None and not row[3]:
+            # the sys side lacks the record: add what it should have had (broken_link may still be
+            # present as voided; a deleted one is absent from the sums either way)
+            present = db.execute("SELECT amount FROM sys WHERE system = ? AND external_id IN "
+                                 "(SELECT external_id FROM links WHERE canonical_id = ? AND system = ?) "
+                                 "AND deleted = 0 AND void = 0",
+                                 (finding.system, finding.canonical_id, finding.system)).fetchone()
+            if present is None:
+                yield finding.system, row[0], row[1], int(row[2])
+    elif finding.kind in ("orphan", "duplicate"):
+        extra_ids = finding.external_ids if finding.kind == "orphan" else finding.external_ids[1:]
+        for external_id in extra_ids:
+            row = db.execute("SELECT day, currency, amount FROM sys WHERE system = ? AND external_id = ? "
+                             "AND deleted = 0 AND void = 0", (finding.system, external_id)).fetchone()
+            if row and row[0] and row[2] is not None:
+                yield finding.system, row[0], row[1], -int(row[2])
+
+
+def _create_scratch(db: sqlite3.Connection) -> None:
+    db.executescript("""
+        PRAGMA journal_mode = OFF;
+        PRAGMA synchronous = OFF;
+        PRAGMA temp_store = FILE;
+        PRAGMA cache_size = -32768;
+        CREATE TABLE hub (canonical_id TEXT PRIMARY KEY, hash TEXT, updated_at TEXT, deleted INT,
+                          fields TEXT, expected TEXT, day TEXT, currency TEXT, amount INT, void INT, fhash TEXT);
+        CREATE TABLE hub_keys (name TEXT, value TEXT, canonical_id TEXT);
+        CREATE TABLE links (canonical_id TEXT, system TEXT, external_id TEXT, deleted INT, last_pushed_hash TEXT);
+        CREATE TABLE held (canonical_id TEXT, target TEXT, error TEXT, PRIMARY KEY (canonical_id, target));
+        CREATE TABLE intents (canonical_id TEXT, target TEXT, hash TEXT, PRIMARY KEY (canonical_id, target, hash));
+        CREATE TABLE sys (system TEXT, external_id TEXT, deleted INT, fields TEXT, fhash TEXT, day TEXT,
+                          currency TEXT, amount INT, lines INT, void INT, k_email TEXT, k_number TEXT,
+                          k_name TEXT, key TEXT);
+    """)
+
+
+def _resolve_keys(db: sqlite3.Connection) -> None:
+    """Key every system record: its link, else a unique natural-key match, else nothing."""
+    db.executescript("""
+        CREATE INDEX ix_links_ext ON links (system, external_id);
+        CREATE INDEX ix_links_can ON links (canonical_id, system);
+        CREATE INDEX ix_sys_ext ON sys (system, external_id);
+        CREATE INDEX ix_hub_keys ON hub_keys (name, value);
+        UPDATE sys SET key = (SELECT canonical_id FROM links l
+                              WHERE l.system = sys.system AND l.external_id = sys.external_id);
+    """)
+    for name in NATURAL_KEYS:
+        db.execute(f"""
+            UPDATE sys SET key = (SELECT min(k.canonical_id) FROM hub_keys k
+                                  WHERE k.name = '{name}' AND k.value = sys.k_{name}
+                                  HAVING count(*) = 1)
+            WHERE key IS NULL AND k_{name} IS NOT NULL""")
+    db.execute("CREATE INDEX ix_sys_key ON sys (key, system)")
+    db.commit()
+
+
+def _digest(fields_json: str) -> str:
+    """A short digest of the normalised fields: equal digests need no field-by-field look."""
+    return hashlib.blake2b(fields_json.encode(), digest_size=12).hexdigest()
+
+
+class _ScratchRefs:
+    """References for mapping a system record into its comparable view.
+
+    The view never uses references (a record's fields, keys and money only), so resolving
+    them through the store — two point queries per reference — would be pure cost. Records
+    are keyed afterwards in SQL from a bulk copy of the links.
+    """
+
+    def __init__(self, connection: str) -> None:
+        self.connection = connection
+
+    def canonical_id(self, entity_type: str, external_id: str) -> str:
+        return stable_id(self.connection, entity_type, external_id)
+
+    def external_id(self, entity_type: str, canonical_id: str) -> str | None:
+        return None
+
+
+def kept_fingerprints(tx: Tx, entity_type: str) -> set[str]:
+    """Duplicates and orphans the user settled with ``--keep``: not reported again.
+
+    ``hub resync --finding ID --keep X`` resolves the finding and records ``kept`` in its
+    fields; nothing is deleted in the ledger, so the same set of records is seen again by
+    every later diff. A changed set (a third copy appears) has a new fingerprint and is
+    reported as new.
+    """
+    return {f.fingerprint for kind in ("duplicate", "orphan")
+            for f in tx.list_findings(kind=kind, status="resolved", entity=entity_type) if "kept" in f.fields}
+
+
+def findings_report(store: StateStore, *, kind: str | None = None, system: str | None = None,
+                    status: str | None = None, entity: str | None = None) -> dict[str, Any]:
+    """The report JSON (DESIGN.md) for findings in the store, e.g. for `hub drift export`."""
+    with store.transaction() as tx:
+        found = tx.list_findings(kind=kind, system=system, status=status, entity=entity)
+        runs = tx.last_runs(1, kind="diff")
+    counts = dict.fromkeys(KINDS, 0)
+    for f in found:
+        if f.status != "resolved":
+            counts[f.kind] += 1
+    run = runs[0] if runs else {}
+    return {"run_id": run.get("id", ""), "started_at": _iso(run.get("started_at")),
+            "finished_at": _iso(run.get("finished_at")), "summary": counts,
+            "findings": [f.to_json() for f in found]}
+
+
+def _iso(value: datetime | date | None) -> str:
+    return value.isoformat() if value else ""

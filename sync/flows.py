@@ -1,0 +1,156 @@
+"""Which entity goes from which system to which, and who owns each field.
+
+A ``Flow`` routes one canonical entity type from its source systems to target systems. Routing
+is by *system* (stripe, quickbooks, xero, salesforce); every configured connection of a target
+system receives the entity (several QuickBooks companies = several targets).
+
+Ownership decides which system is the source of truth per entity and field. A change to a field
+arriving from a system that does not own it is not taken into the canonical record (and so not
+propagated); the diff reports the disagreement as a mismatch. Ledgers own nothing but their own
+numbers, which is what keeps A -> B -> A ping-pong impossible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mapping.model import Entity
+
+Condition = Callable[[Entity], bool]
+
+
+def _always(_entity: Entity) -> bool:
+    return True
+
+
+def _finalised(entity: Entity) -> bool:
+    return getattr(entity, "status", "") != "draft"
+
+
+def _settled(entity: Entity) -> bool:
+    return getattr(entity, "status", "") == "succeeded"
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    entity_type: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    when: Condition = _always
+    description: str = ""
+
+
+# The default flows (README "Flows"); config [flows].enabled selects among them by name.
+DEFAULT_FLOWS: tuple[Flow, ...] = (
+    Flow("customers", "customer", ("stripe", "salesforce"), ("stripe", "salesforce", "quickbooks", "xero"),
+         description="Stripe customer <-> Salesforce account; customers into both ledgers"),
+    Flow("catalog", "product", ("stripe",), ("quickbooks", "xero", "salesforce"),
+         description="Stripe products -> ledger items and Salesforce products"),
+    Flow("catalog", "price", ("stripe",), ("salesforce",),
+         description="Stripe prices -> Salesforce price-book entries"),
+    Flow("deal_to_stripe", "deal", ("salesforce",), (),
+         description="Closed Won opportunity -> Stripe customer and subscription or invoice"),
+    Flow("deal_to_stripe", "subscription", ("stripe", "hub"), ("stripe",),
+         description="subscriptions the hub derives from deals -> Stripe"),
+    Flow("invoices", "invoice", ("stripe", "hub"), ("stripe", "quickbooks", "xero"), when=_finalised,
+         description="finalised Stripe invoices -> QuickBooks and Xero (voids follow)"),
+    Flow("billing_status", "invoice", ("stripe",), ("salesforce",), when=_finalised,
+         description="invoice and payment state -> Salesforce Billing_Invoice__c"),
+    Flow("payments", "payment", ("stripe",), ("quickbooks", "xero"), when=_settled,
+         description="Stripe payments -> ledger payments applied to the invoice"),
+    Flow("refunds", "refund", ("stripe",), ("quickbooks", "xero"),
+         description="Stripe refunds -> QuickBooks refund receipts, Xero credit notes + allocations"),
+    Flow("refunds", "credit_note", ("stripe",), ("quickbooks", "xero"),
+         description="Stripe credit notes -> QuickBooks credit memos, Xero credit notes"),
+)
+
+# Push order: a record's references must exist in the target before it does.
+ENTITY_ORDER: tuple[str, ...] = ("customer", "product", "price", "deal", "subscription", "invoice",
+                                 "payment", "credit_note", "refund")
+
+# Default owners: field -> system ("*" = every field not named).
+DEFAULT_OWNERSHIP: dict[str, dict[str, str]] = {
+    "customer": {"name": "salesforce", "address": "salesforce", "*": "stripe"},
+    "product": {"*": "stripe"},
+    "price": {"*": "stripe"},
+    "subscription": {"*": "stripe"},
+    "invoice": {"*": "stripe"},
+    "payment": {"*": "stripe"},
+    "refund": {"*": "stripe"},
+    "credit_note": {"*": "stripe"},
+    "deal": {"*": "salesforce"},
+}
+
+# Fields a non-owning system may never change (identity and bookkeeping).
+_FIXED = frozenset({"id", "updated_at"})
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Field owners per entity type; ``owner(entity, field)`` names the system of truth."""
+
+    rules: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: DEFAULT_OWNERSHIP)
+
+    def owner(self, entity_type: str, field_name: str) -> str | None:
+        table = self.rules.get(entity_type, {})
+        return table.get(field_name) or table.get("*")
+
+    def owns_any(self, entity_type: str, system: str) -> bool:
+        return system in set(self.rules.get(entity_type, {}).values())
+
+    def merge(self, existing: Entity | None, incoming: Entity, system: str) -> Entity:
+        """The canonical record after a change from ``system``: only its owned fields are taken.
+
+        A first sighting (no existing record) takes everything the system knows; owners of other
+        fields fill them in when they report.
+        """
+        if existing is None:
+            return incoming
+        updates: dict[str, Any] = {}
+        for f in dataclasses.fields(incoming):
+            # ``extra`` holds one system's leftovers: only the record's main owner may set it, or
+            # every ledger's echo would change the record and ping-pong through the others.
+            if f.name not in _FIXED and self.owner(incoming.type, f.name) == system:
+                updates[f.name] = getattr(incoming, f.name)
+        return dataclasses.replace(existing, **updates)
+
+
+@dataclass(frozen=True)
+class Routing:
+    flows: Sequence[Flow]
+    ownership: Ownership
+
+    def targets(self, entity: Entity, source_system: str) -> list[str]:
+        """Systems that must hold ``entity`` after a change from ``source_system``."""
+        result: list[str] = []
+        for flow in self.flows:
+            if flow.entity_type != entity.type or not flow.when(entity):
+                continue
+            for target in flow.targets:
+                if target != source_system and target not in result:
+                    result.append(target)
+        return result
+
+    def is_source(self, entity_type: str, system: str) -> bool:
+        """May records from ``system`` create canonical entities of this type?"""
+        return any(f.entity_type == entity_type and system in f.sources for f in self.flows) \
+            or self.ownership.owns_any(entity_type, system)
+
+    def reads(self, system: str) -> list[str]:
+        """Entity types to read from a system: those it sources or receives, in push order."""
+        wanted = {f.entity_type for f in self.flows if system in f.sources or system in f.targets}
+        return [t for t in ENTITY_ORDER if t in wanted]
+
+
+def routing_from_config(flows_cfg: Mapping[str, Any], ownership_cfg: Mapping[str, Mapping[str, str]]) -> Routing:
+    """Build routing from config ``[flows]`` and ``[ownership.*]`` (defaults where silent)."""
+    enabled = flows_cfg.get("enabled")
+    flows = [f for f in DEFAULT_FLOWS if enabled is None or f.name in enabled]
+    rules = {k: dict(v) for k, v in DEFAULT_OWNERSHIP.items()}
+    for entity_type, table in ownership_cfg.items():
+        rules[entity_type] = dict(table)
+    return Routing(flows, Ownership(rules))

@@ -1,0 +1,102 @@
+"""Repair on request: ``hub resync --finding ID [--keep EXTERNAL_ID] [--dry-run]``.
+
+* missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
+  broken link is forgotten first, so the write looks the record up by marker and re-creates it);
+* duplicate, orphan: link the record the user picks with ``--keep`` (an orphan has no hub record
+  to link: keeping it records that it is meant to exist only there); the others are left alone —
+  nothing in a ledger is ever deleted by the hub. The decision is kept on the resolved finding,
+  so later diffs that see the same records do not report them again;
+* totals: nothing to push; the record-level findings of that day are what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from state.store import Finding
+from sync.engine import SyncSummary
+from sync.runtime import Hub
+
+
+class RepairError(ValueError):
+    """The finding cannot be repaired as asked; the message says what to do instead."""
+
+
+@dataclass
+class RepairPlan:
+    finding: Finding
+    actions: list[str] = field(default_factory=list)
+    summary: SyncSummary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"finding": self.finding.to_json(), "actions": self.actions, "dry_run": self.summary is None,
+                "written": self.summary.totals().written if self.summary else 0}
+
+
+def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_run: bool = False) -> RepairPlan:
+    with hub.store.transaction() as tx:
+        finding = tx.get_finding(finding_id)
+    plan = RepairPlan(finding)
+    if finding.status == "resolved":
+        raise RepairError(f"finding {finding.id[:8]} is already resolved")
+    kind, system, entity = finding.kind, finding.system, finding.entity
+    if kind == "totals":
+        raise RepairError("a totals finding has no single record to push; fix the record findings of "
+                          f"that day (`hub drift list --system {system}`) and run `hub diff` again")
+    if kind in ("duplicate", "orphan"):
+        if keep is None:
+            raise RepairError(f"pick the {system} record to keep: --keep one of {', '.join(finding.external_ids)}")
+        if keep not in finding.external_ids:
+            raise RepairError(f"{keep} is not one of {', '.join(finding.external_ids)}")
+        canonical = finding.canonical_id
+        others = ", ".join(x for x in finding.external_ids if x != keep) or "nothing"
+        if canonical is not None:
+            plan.actions.append(f"link hub {entity} {canonical} to {system} {keep}; leave {others} untouched")
+        else:
+            # an orphan matches no hub record: there is nothing to link it to, and the ledger is
+            # not a source of this entity. Keeping it records the decision so the diff stops asking.
+            plan.actions.append(f"keep {system} {entity} {keep} as a record only {system} has; nothing is "
+                                "linked or deleted")
+        if not dry_run:
+            with hub.store.transaction() as tx:
+                if canonical is not None:
+                    tx.link(canonical, system, entity, keep, replace=True)
+                # the decision lives on the finding (resolved, ``kept``): later diffs that see the
+                # same set of records skip it; nothing is deleted in the ledger
+                tx.upsert_finding(fingerprint=finding.fingerprint, kind=kind, entity=entity, system=system,
+                                  canonical_id=canonical, external_ids=finding.external_ids,
+                                  fields={**finding.fields, "kept": {system: keep}},
+                                  detail=finding.detail + f" — kept {keep}", run_id=None)
+                tx.resolve_finding(finding.id)
+            plan.summary = SyncSummary()
+        return plan
+    if finding.canonical_id is None:
+        raise RepairError(f"{kind} finding {finding.id[:8]} names no hub record to push")
+    plan.actions.append(f"push hub {entity} {finding.canonical_id} to {system}"
+                        + (" (re-create: its link is broken)" if kind == "broken_link" else ""))
+    if dry_run:
+        return plan
+    current = None
+    if kind in ("mismatch", "stale"):
+        # The target was changed behind the hub's back (or may have been): read its current
+        # version first, so the overwrite carries the fresh concurrency token (QuickBooks
+        # SyncToken) instead of failing on the old one and being judged "already written".
+        current = hub.connectors[system].lookup(entity, finding.canonical_id)
+    with hub.store.transaction() as tx:
+        link = tx.link_for(finding.canonical_id, system, entity)
+        if current is not None and current.version and link is not None and (
+                link.external_id == current.external_id):
+            tx.link(finding.canonical_id, system, entity, link.external_id, remote_version=current.version)
+        if kind == "broken_link":
+            tx.unlink(finding.canonical_id, system, entity)
+        for item in tx.list_outbox("dead", limit=10**6):
+            if item.canonical_id == finding.canonical_id and item.target == system:
+                tx.drop_outbox(item.id)  # superseded by this repair's own write
+        nonce = f"repair:{finding.id}:{finding.last_seen.isoformat()}"
+        if not hub.engine.repush(tx, finding.canonical_id, only=system, nonce=nonce):
+            raise RepairError(f"hub record {finding.canonical_id} no longer exists")
+    summary = SyncSummary()
+    hub.engine.push(system, summary, None, entities=[entity])
+    plan.summary = summary
+    return plan

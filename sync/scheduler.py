@@ -1,0 +1,300 @@
+"""The daemon's work: scheduled syncs, the outbox and inbox workers, diffs, token refresh.
+
+Every job is a coroutine on the server's event loop that hands its blocking body (SDK calls,
+database work) to the bounded thread pool. Engine work runs one job at a time on ``lane``: the
+engine is written for one pass at a time over a store, and a queue of short jobs keeps webhooks
+and the API responsive anyway (they never wait on the lane; they only touch the inbox).
+
+Stopping (SIGTERM): ``stop()`` sets a flag the engine sees after each committed page (via its
+``on_progress`` hook), so the job in hand ends at a page boundary with everything it did saved;
+nothing new starts. A restart resumes from the stored cursors, the outbox and the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from state.store import InboxItem
+from sync.alerts import maybe_alert
+from sync.engine import SyncSummary
+from sync.flows import ENTITY_ORDER
+from sync.metrics import Metrics
+from sync.runtime import Hub
+from sync.usage import USAGE, send_usage
+
+log = logging.getLogger("billhub.daemon")
+T = TypeVar("T")
+INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
+
+
+class DaemonStopping(Exception):
+    """Raised at a page boundary once a stop was requested; the page in hand is committed."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    kind: str  # sync | outbox | inbox | diff | tokens
+    trigger: BaseTrigger
+    run: Callable[[], Awaitable[None]]
+    start_now: bool = False
+
+
+class Jobs:
+    """The work the daemon does, callable directly (tests, the API) or by the scheduler."""
+
+    def __init__(self, hub: Hub, executor: Executor, metrics: Metrics, *,
+                 clock: Callable[[], datetime] | None = None, inbox_batch: int = 50) -> None:
+        self.hub = hub
+        self.executor = executor
+        self.metrics = metrics
+        self.clock = clock or hub.store.clock
+        self.inbox_batch = inbox_batch
+        self.lane = asyncio.Lock()
+        self.stopping = threading.Event()
+        self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
+        self.last: dict[str, dict[str, Any]] = {}  # job id -> last outcome, for the console and API
+        self._running: set[asyncio.Future[Any]] = set()
+        hub.engine.on_progress = self._checkpoint
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _checkpoint(self, _label: str, _n: int) -> None:
+        """Called by the engine after each committed page or batch: the place to stop."""
+        if self.stopping.is_set():
+            raise DaemonStopping("stopping: the page in hand is committed")
+
+    async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking call in the bounded pool (never on the loop)."""
+        future = asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args, **kwargs))
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+        return await future
+
+    async def exclusive(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Engine work: one at a time, refused once stopping."""
+        if self.stopping.is_set():
+            raise DaemonStopping("the daemon is stopping")
+        async with self.lane:
+            if self.stopping.is_set():
+                raise DaemonStopping("the daemon is stopping")
+            return await self.blocking(fn, *args, **kwargs)
+
+    async def _job(self, job_id: str, fn: Callable[..., Any], *args: Any) -> None:
+        """A scheduled job's wrapper: records the outcome, never lets an error kill the loop."""
+        started = self.clock()
+        try:
+            detail = await self.exclusive(fn, *args)
+            outcome = "skipped" if detail == "skipped" else "ok"
+        except DaemonStopping:
+            outcome, detail = "stopped", "stopped at a page boundary"
+        except asyncio.CancelledError:  # the loop is closing while this job waited for the lane
+            outcome, detail = "stopped", "cancelled before it started"
+        except Exception as exc:
+            outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
+            log.error("job failed", extra={"job": job_id, "error": detail})
+        self.metrics.jobs.labels(job_id.split(":")[0], outcome).inc()
+        self.last[job_id] = {"outcome": outcome, "detail": detail if isinstance(detail, str) else None,
+                             "started_at": started, "finished_at": self.clock()}
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (bounded) for the blocking calls in flight; True when all finished."""
+        pending = [f for f in self._running if not f.done()]
+        if not pending:
+            return True
+        done, still = await asyncio.wait(pending, timeout=timeout)
+        return not still
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # ------------------------------------------------------------------ pause state
+
+    def paused_reason(self, connection: str) -> str | None:
+        """Why scheduled work skips a connection now (blocking), or None."""
+        with self.hub.store.transaction() as tx:
+            state = tx.connection_state(connection)
+        reason: str | None = None
+        if state and state["status"] != "ok":
+            until = state.get("paused_until")
+            if not (state["status"] == "paused" and until is not None and until <= self.clock()):
+                reason = f"{state['status']}: {state.get('reason') or ''}".strip()
+                if until is not None:
+                    reason += f" (until {until:%Y-%m-%d %H:%M} UTC)"
+        if reason is None:
+            health = self.hub.connectors[connection].health()
+            if health.reason and "re-authori" in health.reason:
+                reason = f"needs_reauth: {health.reason}"
+        if reason:
+            self.paused[connection] = reason
+        else:
+            self.paused.pop(connection, None)
+        return reason
+
+    def _note(self, summary: SyncSummary) -> None:
+        self.paused.update(summary.paused)
+        self.metrics.observe(summary)
+
+    # ------------------------------------------------------------------ job bodies (blocking)
+
+    def sync_stream(self, connection: str, entity: str) -> str:
+        if self.paused_reason(connection):
+            return "skipped"
+        summary = self.hub.engine.sync(systems=[connection], entities=[entity])
+        self._note(summary)
+        return "; ".join(summary.errors[:3]) or f"read {summary.totals().read}, wrote {summary.totals().written}"
+
+    def push_outbox(self) -> str:
+        summary = SyncSummary()
+        for name in self.hub.connectors:
+            if self.paused_reason(name):
+                continue
+            self.hub.engine.push(name, summary, None)
+        self._note(summary)
+        return f"wrote {summary.totals().written}, held {summary.totals().dead}"
+
+    def process_inbox(self) -> str:
+        with self.hub.store.transaction() as tx:
+            items = tx.claim_inbox(self.inbox_batch, lease_seconds=INBOX_LEASE_SECONDS)
+        if not items:
+            return "empty"
+        summary = SyncSummary()
+        pulled: set[tuple[str, str]] = set()
+        failed = 0
+        for item in items:
+            try:
+                self._process_event(item, summary, pulled)
+            except DaemonStopping:
+                raise  # unfinished items come back when their lease expires
+            except Exception as exc:
+                failed += 1
+                with self.hub.store.transaction() as tx:
+                    tx.finish_inbox(item.id, error=f"{type(exc).__name__}: {exc}"[:2000])
+                log.warning("inbox event failed", extra={"connection": item.system, "event": item.event_id,
+                                                         "error": type(exc).__name__})
+                continue
+            with self.hub.store.transaction() as tx:
+                tx.finish_inbox(item.id)
+        for name in self.hub.connectors:
+            if name not in summary.paused and not self.paused_reason(name):
+                self.hub.engine.push(name, summary, None)
+        self._note(summary)
+        return f"processed {len(items) - failed}, failed {failed}"
+
+    def _process_event(self, item: InboxItem, summary: SyncSummary, pulled: set[tuple[str, str]]) -> None:
+        if item.system == USAGE:
+            self._process_usage(item)
+            return
+        connector = self.hub.connectors.get(item.system)
+        if connector is None:
+            raise LookupError(f"no connection {item.system!r} for this event")
+        if connector.system == "stripe":
+            records = connector.records_for_event(item.payload)  # type: ignore[attr-defined]
+            if records:
+                with self.hub.store.transaction() as tx:
+                    self.hub.engine.ingest(tx, connector, records, summary, None)
+            return
+        # QuickBooks and Xero events carry ids only: they nudge an incremental read of the
+        # entity, which picks the change up (and anything else changed meanwhile).
+        entity = item.payload.get("entity_type")
+        if not entity or entity not in self.hub.routing.reads(connector.system):
+            return
+        if (item.system, entity) in pulled or self.paused_reason(item.system):
+            return
+        pulled.add((item.system, entity))
+        # The same advisory lock as the scheduled read: a stream is read by one process at a
+        # time. Held elsewhere: that read (or the next scheduled one) picks the change up.
+        with self.hub.store.stream_lock("sync", item.system, entity) as mine:
+            if mine:
+                self.hub.engine.pull(item.system, entity, summary, None)
+
+    def _process_usage(self, item: InboxItem) -> None:
+        send_usage(self.hub, item)
+
+    def run_diff(self, entity: str) -> str:
+        result = self.hub.differ.run([entity])
+        maybe_alert(result, self.hub.config.alerts)
+        return f"{result.new} new, {result.resolved} resolved"
+
+    def refresh_tokens(self) -> str:
+        """Refresh OAuth access tokens that expire soon, so syncs never wait on a refresh."""
+        refreshed = []
+        for name, connector in self.hub.connectors.items():
+            if self.paused_reason(name):
+                continue
+            tokens = getattr(connector, "tokens", None)
+            client = getattr(connector, "client", None)
+            try:
+                if tokens is not None and hasattr(tokens, "access_token"):
+                    tokens.access_token()  # refreshes within its skew of expiry
+                    refreshed.append(name)
+                elif client is not None and hasattr(client, "ensure_fresh"):
+                    client.ensure_fresh()
+                    refreshed.append(name)
+            except Exception as exc:  # the connection pauses itself; show it, try next time
+                log.warning("token refresh failed", extra={"connection": name, "error": type(exc).__name__})
+        return "checked " + (", ".join(refreshed) or "none")
+
+    # ------------------------------------------------------------------ the schedule
+
+    def specs(self) -> list[JobSpec]:
+        schedules = self.hub.config.schedules
+        sync_every = float(schedules.get("sync_interval_seconds", 300))
+        specs: list[JobSpec] = []
+        for name, connector in self.hub.connectors.items():
+            readable = set(connector.entity_types())
+            for entity in ENTITY_ORDER:
+                if entity in readable and entity in self.hub.routing.reads(connector.system):
+                    job_id = f"sync:{name}:{entity}"
+                    specs.append(JobSpec(job_id, "sync", IntervalTrigger(seconds=sync_every),
+                                         partial(self._job, job_id, self.sync_stream, name, entity), True))
+        specs.append(JobSpec("outbox", "outbox",
+                             IntervalTrigger(seconds=float(schedules.get("outbox_interval_seconds", 15))),
+                             partial(self._job, "outbox", self.push_outbox), True))
+        specs.append(JobSpec("inbox", "inbox",
+                             IntervalTrigger(seconds=float(schedules.get("inbox_interval_seconds", 2))),
+                             partial(self._job, "inbox", self.process_inbox), True))
+        specs.append(JobSpec("tokens", "tokens",
+                             IntervalTrigger(seconds=float(schedules.get("token_refresh_seconds", 600))),
+                             partial(self._job, "tokens", self.refresh_tokens), True))
+        for entity, cron in sorted((schedules.get("diff") or {}).items()):
+            job_id = f"diff:{entity}"
+            specs.append(JobSpec(job_id, "diff", CronTrigger.from_crontab(str(cron), timezone=UTC),
+                                 partial(self._job, job_id, self.run_diff, entity)))
+        return specs
+
+    async def run_now(self, job_id: str) -> dict[str, Any]:
+        """Run one job now (the API's "run now", and tests instead of waiting on wall time)."""
+        spec = next((s for s in self.specs() if s.id == job_id), None)
+        if spec is None:
+            raise LookupError(f"no job {job_id!r}")
+        await spec.run()
+        return self.last[job_id]
+
+
+def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
+    """One APScheduler job per spec; interval jobs start right away (a restart resumes now)."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    for i, spec in enumerate(jobs.specs()):
+        first = now + timedelta(milliseconds=10 * i) if spec.start_now else None
+        options: dict[str, Any] = {"next_run_time": first} if first else {}
+        scheduler.add_job(spec.run, spec.trigger, id=spec.id, name=spec.id, max_instances=1, coalesce=True,
+                          misfire_grace_time=None, **options)
+    return scheduler
+
+
+__all__ = ["DaemonStopping", "JobSpec", "Jobs", "build_scheduler"]

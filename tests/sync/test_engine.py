@@ -1,0 +1,299 @@
+"""The engine on in-memory fake systems: exactly once, echoes, ownership, first contact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from connectors.fake.connector import FakeConnector, FakeSystem
+from connectors.retry import RetryPolicy
+from mapping.model import Customer, Deal, DealLine, Invoice, InvoiceLine, Money, Price, Product, to_data
+from state.store import StateStore
+from sync.engine import Engine
+from sync.flows import routing_from_config
+from tests.conftest import FrozenClock, make_store
+
+
+class World:
+    """A payment system, a ledger and a CRM, all fake, wired to one engine."""
+
+    def __init__(self, store: StateStore, clock: FrozenClock) -> None:
+        self.store = store
+        self.clock = clock
+        self.stripe = FakeSystem("stripe")
+        self.ledger = FakeSystem("quickbooks")
+        self.crm = FakeSystem("salesforce")
+        no_sleep = RetryPolicy(sleep=lambda _s: None, max_attempts=2)
+        self.connectors = {
+            "stripe": FakeConnector(self.stripe, policy=no_sleep, kind="stripe"),
+            "quickbooks": FakeConnector(self.ledger, policy=no_sleep, kind="quickbooks"),
+            "salesforce": FakeConnector(self.crm, policy=no_sleep, kind="salesforce"),
+        }
+        self.engine = Engine(store, self.connectors, routing_from_config({}, {}), backoff_seconds=10,
+                             max_attempts=4)
+
+    def customer(self, i: int, **extra: object) -> str:
+        data = to_data(Customer("x", name=f"Customer {i}", email=f"c{i}@example.com"))
+        data.pop("id")
+        data.update(extra)
+        return self.stripe.put("customer", data)
+
+    def sync(self, **kw: object):  # type: ignore[no-untyped-def]
+        return self.engine.sync(**kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def world(tmp_path: object, clock: FrozenClock) -> Iterator[World]:
+    store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
+    yield World(store, clock)
+    store.dispose()
+
+
+def marked(system: FakeSystem, entity_type: str) -> list[str]:
+    return sorted(str(d.get("hub_id")) for d in system.live(entity_type).values())
+
+
+def test_customers_reach_every_target_exactly_once(world: World) -> None:
+    for i in range(30):
+        world.customer(i)
+    summary = world.sync()
+    assert summary.stats("stripe", "customer").added == 30
+    assert len(world.ledger.live("customer")) == 30 and len(world.crm.live("customer")) == 30
+    assert len(set(marked(world.ledger, "customer"))) == 30
+    second = world.sync()
+    assert second.totals().written == 0 and second.totals().added == 0
+    assert len(world.ledger.live("customer")) == 30
+
+
+def test_echoes_of_the_hubs_own_writes_are_dropped(world: World) -> None:
+    for i in range(5):
+        world.customer(i)
+    world.sync()
+    # The ledger and CRM feeds now return the records the hub wrote: nothing is re-planned.
+    again = world.sync()
+    assert again.stats("quickbooks", "customer").read == 0 or again.stats("quickbooks", "customer").changed == 0
+    with world.store.transaction() as tx:
+        assert tx.outbox_depth().get("pending", 0) == 0
+    assert again.totals().written == 0
+
+
+def test_a_field_changed_by_a_system_that_does_not_own_it_is_not_propagated(world: World) -> None:
+    ext = world.customer(1)
+    world.sync()
+    (ledger_id,) = world.ledger.live("customer")
+    data = world.ledger.live("customer")[ledger_id]
+    world.ledger.put("customer", {**data, "email": "edited-in-ledger@example.com"}, ledger_id)
+    summary = world.sync()
+    assert summary.totals().written == 0
+    assert world.stripe.live("customer")[ext]["email"] == "c1@example.com"
+    assert world.crm.live("customer")[next(iter(world.crm.live("customer")))]["email"] == "c1@example.com"
+
+
+def test_an_owned_change_propagates_once(world: World) -> None:
+    ext = world.customer(1)
+    world.sync()
+    data = world.stripe.live("customer")[ext]
+    world.stripe.put("customer", {**data, "email": "new@example.com"}, ext)
+    summary = world.sync()
+    assert summary.stats("quickbooks", "customer").written == 1
+    assert [d["email"] for d in world.ledger.live("customer").values()] == ["new@example.com"]
+    assert world.sync().totals().written == 0
+
+
+def test_apply_then_fail_is_recovered_without_duplicates(world: World) -> None:
+    for i in range(10):
+        world.customer(i)
+    world.ledger.apply_then_fail_remaining = 3
+    world.sync()
+    world.clock.advance(minutes=5)
+    world.sync()
+    assert len(world.ledger.live("customer")) == 10
+    assert len(set(marked(world.ledger, "customer"))) == 10
+    with world.store.transaction() as tx:
+        assert tx.outbox_depth() == {"done": 20}
+
+
+def test_first_contact_links_existing_ledger_records_and_creates_none(world: World) -> None:
+    for i in range(8):
+        world.customer(i)
+        data = to_data(Customer("x", name=f"Customer {i}", email=f"C{i}@Example.com "))
+        data.pop("id")
+        world.ledger.put("customer", data)
+    world.sync()
+    assert len(world.ledger.live("customer")) == 8  # linked, not created
+    with world.store.transaction() as tx:
+        assert sum(1 for _ in tx.links_in("quickbooks", "customer")) == 8
+
+
+def test_an_ambiguous_match_is_a_finding_and_nothing_is_written(world: World) -> None:
+    world.customer(1)
+    world.sync(systems=["stripe"])  # stripe only: the hub knows the customer, nothing pushed yet
+    for _ in range(2):
+        world.ledger.put("customer", {"name": "Customer 1", "email": "c1@example.com"})
+    with world.store.transaction() as tx:  # drop the queued pushes to isolate first contact
+        for item in tx.list_outbox("pending"):
+            tx.drop_outbox(item.id)
+    world.sync(systems=["quickbooks"])
+    with world.store.transaction() as tx:
+        findings = tx.list_findings(kind="duplicate")
+    assert len(findings) == 1 and findings[0].system == "quickbooks"
+    assert sorted(findings[0].external_ids) == sorted(world.ledger.live("customer"))
+    assert len(world.ledger.live("customer")) == 2
+    world.sync()  # a full pass: the held customer is still not written anywhere in the ledger
+    assert len(world.ledger.live("customer")) == 2
+    with world.store.transaction() as tx:
+        assert list(tx.links_in("quickbooks", "customer")) == []
+
+
+def test_dry_run_reports_planned_writes_and_changes_nothing(world: World) -> None:
+    for i in range(3):
+        world.customer(i)
+    summary = world.sync(dry_run=True)
+    assert {p["system"] for p in summary.planned} == {"quickbooks", "salesforce"}
+    assert len(summary.planned) == 6 and all(p["operation"] == "create" for p in summary.planned)
+    assert all("email" in p["changed_fields"] for p in summary.planned)
+    assert world.ledger.live("customer") == {} and not any(c.startswith("write") for c in world.ledger.calls)
+    with world.store.transaction() as tx:
+        assert tx.count_entities() == {} and tx.outbox_depth() == {}
+        assert tx.get_cursor("stripe", "customer") is None
+
+
+def test_a_record_the_target_rejects_is_dead_lettered_with_a_finding(world: World) -> None:
+    world.customer(1)
+    world.customer(2)
+    world.ledger.reject = lambda p: "tax id format" if p.get("name") == "Customer 2" else None
+    world.sync()
+    assert len(world.ledger.live("customer")) == 1
+    with world.store.transaction() as tx:
+        dead = tx.list_outbox("dead")
+        findings = tx.list_findings(kind="missing")
+    assert len(dead) == 1 and "tax id format" in (dead[0].last_error or "")
+    assert findings and "tax id format" in findings[0].detail
+
+
+def test_an_invoice_waits_for_its_customer_in_the_target(world: World) -> None:
+    world.ledger.reject = lambda p: "name too long" if p.get("name") == "Customer 1" else None
+    cus = world.customer(1)
+    world.sync()
+    with world.store.transaction() as tx:
+        customer_id = tx.canonical_for("stripe", "customer", cus)
+    assert customer_id is not None
+    line = InvoiceLine("Plan", Decimal(1), Money(1000, "USD"), Money(1000, "USD"))
+    invoice = to_data(Invoice("x", customer_id=customer_id, number="INV-1", status="open", lines=(line,),
+                              subtotal=Money(1000, "USD"), total=Money(1000, "USD"), amount_due=Money(1000, "USD")))
+    invoice.pop("id")
+    world.stripe.put("invoice", invoice)
+    summary = world.sync()
+    assert world.ledger.live("invoice") == {}
+    assert summary.stats("quickbooks", "invoice").retried == 1
+    assert len(world.crm.live("customer")) == 1  # the CRM, which accepted the customer, is unaffected
+
+
+def test_a_won_deal_becomes_a_stripe_subscription(world: World) -> None:
+    product = to_data(Product("x", name="Pro"))
+    product.pop("id")
+    prod_ext = world.stripe.put("product", product)
+    world.sync()
+    with world.store.transaction() as tx:
+        product_id = tx.canonical_for("stripe", "product", prod_ext)
+    assert product_id is not None
+    price = to_data(Price("x", product_id=product_id, unit_amount=Money(4900, "USD"), recurring_interval="month"))
+    price.pop("id")
+    world.stripe.put("price", price)
+    account = to_data(Customer("x", name="Acme", email="ap@acme.test"))
+    account.pop("id")
+    acc_ext = world.crm.put("customer", account)
+    world.sync()
+    with world.store.transaction() as tx:
+        account_id = tx.canonical_for("salesforce", "customer", acc_ext)
+    assert account_id is not None
+    deal = to_data(Deal("x", customer_id=account_id, name="Acme Pro", stage="Closed Won", won=True,
+                        lines=(DealLine(product_id, "Pro", Decimal(3), Money(4900, "USD"), "month"),)))
+    deal.pop("id")
+    world.crm.put("deal", deal)
+    world.sync()
+    (sub,) = world.stripe.live("subscription").values()
+    assert sub["customer_id"] == account_id and sub["items"][0]["quantity"] == 3
+    assert [c["email"] for c in world.stripe.live("customer").values()] == ["ap@acme.test"]
+    world.sync()
+    assert len(world.stripe.live("subscription")) == 1
+
+
+def test_an_erased_customer_is_never_reimported_nor_propagated(world: World) -> None:
+    from sync.privacy import forget_customer
+
+    ext = world.customer(1)
+    world.sync()
+    with world.store.transaction() as tx:
+        canonical = tx.canonical_for("stripe", "customer", ext)
+        assert canonical is not None
+        forget_customer(tx, canonical)
+    data = world.stripe.live("customer")[ext]
+    world.stripe.put("customer", {**data, "email": "still-personal@example.com"}, ext)
+    summary = world.sync()
+    assert summary.totals().written == 0
+    with world.store.transaction() as tx:
+        stored = tx.get_entity(canonical)
+        assert stored is not None and stored.data["email"] is None and stored.data["name"] == "[erased]"
+        assert tx.outbox_depth().get("pending", 0) == 0
+    assert [c["email"] for c in world.ledger.live("customer").values()] == ["c1@example.com"]  # books untouched
+
+
+def test_a_change_the_target_cannot_express_is_not_written_there(world: World) -> None:
+    class NoEmailCrm(FakeConnector):
+        """A CRM whose account has no email field (as a Salesforce Account)."""
+
+        def from_canonical(self, entity, refs):  # type: ignore[no-untyped-def]
+            payload = super().from_canonical(entity, refs)
+            payload.pop("email", None)
+            return payload
+
+    world.connectors["salesforce"] = NoEmailCrm(world.crm, policy=RetryPolicy(sleep=lambda _s: None),
+                                                kind="salesforce")
+    world.engine.connectors["salesforce"] = world.connectors["salesforce"]
+    ext = world.customer(1)
+    world.sync()
+    crm_writes = sum(1 for c in world.crm.calls if c.startswith("write"))
+    data = world.stripe.live("customer")[ext]
+    world.stripe.put("customer", {**data, "email": "changed@example.com"}, ext)
+    summary = world.sync()
+    assert summary.stats("quickbooks", "customer").written == 1  # the ledger holds the email
+    assert summary.stats("salesforce", "customer").written == 0
+    assert sum(1 for c in world.crm.calls if c.startswith("write")) == crm_writes
+    assert world.sync().totals().written == 0
+
+
+def test_a_waiting_write_is_taken_once_per_pass_not_spun_on(tmp_path: object) -> None:
+    class TickingClock(FrozenClock):
+        """Time moves on every reading (as wall time does while a pass runs)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.readings = 0
+
+        def __call__(self) -> datetime:
+            self.readings += 1
+            if self.readings > 20_000:
+                raise RuntimeError("the push loop kept claiming the same waiting write")
+            return self.advance(seconds=1)
+
+    clock = TickingClock()
+    store = make_store(f"sqlite:///{tmp_path}/tick.db", clock)
+    world = World(store, clock)
+    world.engine.backoff_seconds = 0.5  # due again long before the pass would end on its own
+    world.ledger.reject = lambda p: "name too long" if p.get("name") == "Customer 1" else None
+    cus = world.customer(1)
+    world.sync()
+    with store.transaction() as tx:
+        customer_id = tx.canonical_for("stripe", "customer", cus)
+    line = InvoiceLine("Plan", Decimal(1), Money(1000, "USD"), Money(1000, "USD"))
+    invoice = to_data(Invoice("x", customer_id=customer_id or "", number="INV-9", status="open", lines=(line,),
+                              subtotal=Money(1000, "USD"), total=Money(1000, "USD"), amount_due=Money(1000, "USD")))
+    invoice.pop("id")
+    world.stripe.put("invoice", invoice)
+    summary = world.sync()
+    assert summary.stats("quickbooks", "invoice").retried == 1
+    store.dispose()
