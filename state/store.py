@@ -61,6 +61,7 @@ from state.errors import CredentialsError, DatabaseUnavailable, LinkConflict, No
 Outcome = Literal["added", "changed", "unchanged"]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_CREDENTIALS_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
 
 # The hot lookups, prebuilt once: the sync asks them for every record it reads or writes, and
 # building SQLAlchemy expressions per call costs more than the queries themselves.
@@ -937,11 +938,18 @@ class Tx:
                                       updated_at=self.now))
 
     def load_credentials(self, connection: str, *, for_update: bool = False) -> dict[str, Any] | None:
-        """Decrypt a connection's tokens. ``for_update`` locks the row until commit, so one
-        refresh at a time runs per connection across processes (SQLite: BEGIN IMMEDIATE)."""
-        query = select(t.credentials.c.ciphertext).where(t.credentials.c.connection == connection)
+        """Decrypt a connection's tokens. ``for_update`` holds the connection's credentials lock
+        until commit, so one refresh at a time runs per connection across processes.
+
+        PostgreSQL: a transaction-scoped advisory lock, not ``SELECT ... FOR UPDATE`` — before
+        the first refresh there is no row to lock, and two processes that both found none would
+        both spend the configured refresh token (QuickBooks refuses the second: a lockout).
+        The SELECT runs after the lock is granted, so under READ COMMITTED it sees the tokens
+        the previous holder committed. SQLite: the transaction's BEGIN IMMEDIATE already
+        serialises writers."""
         if for_update and self.store.is_postgres:
-            query = query.with_for_update()
+            self.conn.execute(_CREDENTIALS_LOCK, {"k": "credentials/" + connection})
+        query = select(t.credentials.c.ciphertext).where(t.credentials.c.connection == connection)
         token = self.conn.execute(query).scalar()
         return self._cipher().decrypt(token) if token else None
 

@@ -5,7 +5,7 @@ QuickBooks rotates the refresh token on refresh and refuses a used one, so losin
 issued token (a crash after the token call but before saving) would lock the connection out
 until a person re-authorises. The refresh therefore runs inside ONE state-store transaction::
 
-    load_credentials(for_update=True)   # row lock: one refresh at a time, also across processes
+    load_credentials(for_update=True)   # credentials lock: one refresh at a time, also across processes
     POST token endpoint                 # intuit-oauth AuthClient.refresh
     save_credentials(new tokens)        # encrypted
     COMMIT                              # before the new access token is used anywhere
@@ -45,7 +45,7 @@ class _InvalidGrant(Exception):
 
 
 class TokenManager:
-    """Hands out a valid access token for one connection; refreshes under a store row lock."""
+    """Hands out a valid access token for one connection; refreshes under the store's credentials lock."""
 
     def __init__(self, *, name: str, store: StateStore, client_id: str, client_secret: str,
                  discovery_url: str, token_url: str | None, initial_refresh_token: str | None,

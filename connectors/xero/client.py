@@ -10,7 +10,7 @@ Why each setting (api-facts.md §3):
   and ``_request_timeout`` is passed on API calls as well.
 * Xero refresh tokens are single-use. The SDK refreshes on its own, unlocked; we never let it:
   the token getter hands it a token without expiry or refresh token, and ``TokenManager``
-  refreshes under a thread lock plus the credentials row lock (``load_credentials(
+  refreshes under a thread lock plus the credentials lock (``load_credentials(
   for_update=True)``, BEGIN IMMEDIATE on SQLite), committing the rotated token before using it.
 """
 

@@ -1,7 +1,7 @@
 """Token rotation under contention: three ``hub run`` processes on one PostgreSQL schema use the
 same QuickBooks and Xero connections for 10 minutes of emulator time while every access token
 is expired again and again. Every process meets the expiry at about the same moment (a 401),
-and the credentials row lock lets exactly one refresh while the others adopt its result.
+and the credentials lock lets exactly one refresh while the others adopt its result.
 
 QuickBooks refuses a used refresh token at once and Xero after a grace period, so a refresh made
 from a stale refresh token would show up as ``invalid_grant`` in the emulators' OAuth stats and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -216,6 +217,40 @@ def test_credentials_are_encrypted_at_rest(store: StateStore) -> None:
         loaded = tx.load_credentials("xero", for_update=True)
         assert loaded is not None and loaded["refresh_token"] == "RT-rotated-456"
         assert tx.load_credentials("nobody") is None
+
+
+@pytest.mark.postgres
+def test_the_first_refresh_is_serialised_before_any_token_is_stored(pg_schema_url: str) -> None:
+    """Two processes refreshing a connection that has no stored tokens yet: the second must wait
+    for the first and then see its tokens (a row lock alone would lock nothing and let both
+    spend the configured refresh token, which QuickBooks refuses the second time)."""
+    s = make_store(pg_schema_url)
+    seen: dict[str, Any] = {}
+
+    def second_refresher() -> None:
+        with s.transaction() as tx:
+            seen["creds"] = tx.load_credentials("quickbooks", for_update=True)
+
+    def second_is_waiting() -> bool:
+        with s.engine.connect() as conn:
+            return bool(conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%pg_advisory_xact_lock%'")).scalar())
+
+    try:
+        with s.transaction() as tx:
+            assert tx.load_credentials("quickbooks", for_update=True) is None
+            thread = threading.Thread(target=second_refresher)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not second_is_waiting():  # a condition, polled: the second is queued behind us
+                assert time.monotonic() < deadline, "the second refresher never waited for the first"
+                time.sleep(0.02)
+            tx.save_credentials("quickbooks", {"refresh_token": "RT-rotated"})
+        thread.join(30)
+        assert seen["creds"] == {"refresh_token": "RT-rotated"}
+    finally:
+        s.dispose()
 
 
 def test_key_rotation_re_encrypts_with_the_new_key(tmp_path: object) -> None:
