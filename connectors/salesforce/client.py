@@ -6,7 +6,7 @@
   (the SDK sets none). A response hook records ``Sforce-Limit-Info`` (parsed with the SDK's own
   ``Salesforce.parse_api_usage``, also on error answers) and ``Retry-After`` (the SDK hides it).
 * Auth: the SDK has no refresh-token flow, so the client posts ``grant_type=refresh_token`` to the
-  config's ``token_url``, stores the tokens encrypted (``StateStore`` credentials, locked per
+  config's ``token_url``, stores the tokens encrypted (``StateStore`` credentials, locked per connection
   while refreshing) and rebuilds ``Salesforce(...)``. ``INVALID_SESSION_ID`` -> one refresh, one
   retry. A refused refresh marks the connection ``needs_reauth``.
 * Retries: only ``RetryPolicy`` (the SDK retries nothing in session mode); rate limiting through
