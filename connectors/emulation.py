@@ -76,10 +76,13 @@ class Stats:
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults_injected: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0  # the most API requests being answered at once (concurrency proofs)
 
     def to_json(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "total": sum(self.calls.values()),
-                "requests": self.requests[-5000:], "faults_injected": dict(self.faults_injected)}
+                "requests": self.requests[-5000:], "faults_injected": dict(self.faults_injected),
+                "peak_in_flight": self.peak_in_flight}
 
 
 class Emulator:
@@ -152,6 +155,15 @@ class Emulator:
         if request.path.startswith(CONTROL):
             return await handler(request)
         self.stats.calls[self.stat_key(request)] += 1
+        stats = self.stats
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            return await self._answer(request, handler)
+        finally:
+            stats.in_flight -= 1
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         faults = self.faults
         applies = self.faults_apply(request)
         if applies:

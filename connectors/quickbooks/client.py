@@ -6,8 +6,10 @@ policy around every call with a single refresh-and-retry on a refused access tok
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -55,7 +57,13 @@ def allow_loopback_http(api_base: str) -> None:
 
 
 class QboClient:
-    """One realm's SDK instance. Calls are serialised (one ``requests`` session per realm)."""
+    """One realm's SDK access, with up to ``concurrency`` requests in flight.
+
+    python-quickbooks keeps the bearer token on its session object, so two threads sharing one
+    ``QuickBooks`` would race on it; instead each request checks out its own SDK instance (with
+    its own session) from a small pool — one per concurrency slot, made on first need — and
+    sets the current token on that session only.
+    """
 
     def __init__(self, *, realm_id: str, api_base: str, minor_version: int, tokens: TokenManager,
                  client_id: str, policy: RetryPolicy, limiter: RateLimiter, timeout: float,
@@ -67,16 +75,41 @@ class QboClient:
         self.limiter = limiter
         self.retry_after = retry_after
         self.system = system
-        self.qb = QuickBooks(company_id=realm_id, minorversion=minor_version, use_decimal=True)
-        base = api_base.rstrip("/") + "/v3"
-        self.qb.api_url_v3 = base
-        self.qb.sandbox_api_url_v3 = base
-        session = OAuth2Session(client_id, token={"access_token": "", "token_type": "Bearer"})
-        mount_timeouts(session, timeout)
-        self.qb.session = session
-        self._session = session
-        self._lock = threading.RLock()
+        self._api_base = api_base.rstrip("/") + "/v3"
+        self._minor_version = minor_version
+        self._client_id = client_id
+        self._timeout = timeout
+        self._idle: queue.LifoQueue[QuickBooks] = queue.LifoQueue()
+        self._all: list[QuickBooks] = []
+        self._pool_lock = threading.Lock()
+        self.qb = self._new_sdk()  # also the template callers read URLs from (api_url)
+        self._idle.put(self.qb)
+        self._calls_lock = threading.Lock()
         self.calls = 0
+
+    def _new_sdk(self) -> QuickBooks:
+        qb = QuickBooks(company_id=self.realm_id, minorversion=self._minor_version, use_decimal=True)
+        qb.api_url_v3 = self._api_base
+        qb.sandbox_api_url_v3 = self._api_base
+        session = OAuth2Session(self._client_id, token={"access_token": "", "token_type": "Bearer"})
+        mount_timeouts(session, self._timeout)
+        qb.session = session
+        with self._pool_lock:
+            self._all.append(qb)
+        return qb
+
+    @contextmanager
+    def _sdk(self, token: str) -> Iterator[QuickBooks]:
+        """An SDK instance no other thread is using, carrying ``token``."""
+        try:
+            qb = self._idle.get_nowait()
+        except queue.Empty:  # the limiter's slot bounds how many are ever made
+            qb = self._new_sdk()
+        try:
+            qb.session.token = {"access_token": token, "token_type": "Bearer"}
+            yield qb
+        finally:
+            self._idle.put(qb)
 
     def __repr__(self) -> str:
         return f"QboClient(realm_id={self.realm_id!r})"
@@ -84,14 +117,13 @@ class QboClient:
     def _attempt(self, fn: Callable[[QuickBooks], T]) -> T:
         for refreshed in (False, True):
             token = self.tokens.access_token()
-            with self._lock:
-                self._session.token = {"access_token": token, "token_type": "Bearer"}
-                with self.limiter.slot():
+            with self.limiter.slot(), self._sdk(token) as qb:
+                with self._calls_lock:
                     self.calls += 1
-                    try:
-                        return fn(self.qb)
-                    except Exception as exc:  # classified below; nothing raw escapes
-                        error = classify(exc, retry_after=self.retry_after, system=self.system)
+                try:
+                    return fn(qb)
+                except Exception as exc:  # classified below; nothing raw escapes
+                    error = classify(exc, retry_after=self.retry_after, system=self.system)
             if isinstance(error, AuthError) and not error.needs_reauth and not refreshed:
                 self.tokens.refused(token)  # 401/3200: refresh once, then try again
                 continue
@@ -107,5 +139,7 @@ class QboClient:
         return self._attempt(fn)
 
     def close(self) -> None:
-        self._session.close()
+        with self._pool_lock:
+            for qb in self._all:
+                qb.session.close()
         self.tokens.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 from quickbooks.objects.customer import Customer as SdkCustomer
 
@@ -95,7 +96,7 @@ def test_query_language_through_the_sdk(qbo_env: QboEnv) -> None:
     connector = qbo_env.connector()
     qb = connector.client.qb
     connector.tokens.access_token()
-    connector.client._session.token = {"access_token": connector.tokens.access_token(), "token_type": "Bearer"}
+    qb.session.token = {"access_token": connector.tokens.access_token(), "token_type": "Bearer"}
     assert [c.DisplayName for c in SdkCustomer.filter(DisplayName="O'Brien", qb=qb)] == ["O'Brien"]
     assert SdkCustomer.count(qb=qb) == 3  # inactive customers are not counted unless asked for
     ordered = SdkCustomer.where("Active = true", order_by="DisplayName DESC", start_position=2,
@@ -105,3 +106,20 @@ def test_query_language_through_the_sdk(qbo_env: QboEnv) -> None:
     assert len(everyone) == 4
     like = SdkCustomer.query("SELECT * FROM Customer WHERE DisplayName LIKE 'a%'", qb=qb)
     assert [c.DisplayName for c in like] == ["Adams"]
+
+
+def test_concurrent_calls_overlap_up_to_the_configured_concurrency(qbo_env: QboEnv) -> None:
+    """Each request has its own SDK instance and session, so several run at once (one shared
+    session would serialise them: at most one in flight), and never more than configured."""
+    qbo_env.seed(Customer=[{"DisplayName": f"Customer {i}"} for i in range(5)])
+    qbo_env.emulator.faults.latency_ms = 300  # each answer takes a while: requests overlap
+    connector = qbo_env.connector(config={"concurrency": 3})
+    connector.tokens.access_token()
+
+    def read(_n: int) -> int:
+        return len(connector.client.call(lambda qb: qb.query("SELECT * FROM Customer"))["QueryResponse"]["Customer"])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(read, range(12))) == [5] * 12
+    assert 2 <= qbo_env.emulator.stats.peak_in_flight <= 3
+    assert connector.client.calls == 12
