@@ -2,8 +2,10 @@
 
 Every job is a coroutine on the server's event loop that hands its blocking body (SDK calls,
 database work) to the bounded thread pool. Engine work runs one job at a time on ``lane``: the
-engine is written for one pass at a time over a store, and a queue of short jobs keeps webhooks
-and the API responsive anyway (they never wait on the lane; they only touch the inbox).
+engine is written for one pass at a time over a store. Webhook requests and the API never wait
+on the lane (they only touch the inbox); among waiting jobs the inbox goes first, then the
+outbox, then scheduled reads (``sync/lane.py``), so a webhook's change waits for at most the
+one job in hand.
 
 Stopping (SIGTERM): ``stop()`` sets a flag the engine sees after each committed page (via its
 ``on_progress`` hook), so the job in hand ends at a page boundary with everything it did saved;
@@ -31,6 +33,7 @@ from state.store import InboxItem
 from sync.alerts import maybe_alert
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
+from sync.lane import ROUTINE, SOON, URGENT, Lane
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.usage import USAGE, send_usage
@@ -38,6 +41,9 @@ from sync.usage import USAGE, send_usage
 log = logging.getLogger("billhub.daemon")
 T = TypeVar("T")
 INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
+# Who goes first when several jobs wait for the engine lane (webhook latency: the inbox must
+# not queue behind every stream sync).
+JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": SOON}
 
 
 class DaemonStopping(Exception):
@@ -63,7 +69,7 @@ class Jobs:
         self.metrics = metrics
         self.clock = clock or hub.store.clock
         self.inbox_batch = inbox_batch
-        self.lane = asyncio.Lock()
+        self.lane = Lane()
         self.stopping = threading.Event()
         self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
         self.last: dict[str, dict[str, Any]] = {}  # job id -> last outcome, for the console and API
@@ -84,11 +90,11 @@ class Jobs:
         future.add_done_callback(self._running.discard)
         return await future
 
-    async def exclusive(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Engine work: one at a time, refused once stopping."""
+    async def exclusive(self, fn: Callable[..., T], *args: Any, priority: int = SOON, **kwargs: Any) -> T:
+        """Engine work: one at a time (the most urgent waiter next), refused once stopping."""
         if self.stopping.is_set():
             raise DaemonStopping("the daemon is stopping")
-        async with self.lane:
+        async with self.lane.hold(priority):
             if self.stopping.is_set():
                 raise DaemonStopping("the daemon is stopping")
             return await self.blocking(fn, *args, **kwargs)
@@ -97,7 +103,7 @@ class Jobs:
         """A scheduled job's wrapper: records the outcome, never lets an error kill the loop."""
         started = self.clock()
         try:
-            detail = await self.exclusive(fn, *args)
+            detail = await self.exclusive(fn, *args, priority=JOB_PRIORITY.get(job_id.split(":")[0], ROUTINE))
             outcome = "skipped" if detail == "skipped" else "ok"
         except DaemonStopping:
             outcome, detail = "stopped", "stopped at a page boundary"
