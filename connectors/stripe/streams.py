@@ -200,6 +200,9 @@ class StreamReader:
             if len(batch) >= self.page_limit:
                 yield Page(batch)
                 batch = []
+        # Events created more than the overlap before this read began have all landed: move past
+        # them even when nothing newer came, or every quiet pass would re-read the last burst.
+        newest = max(newest, now - self.overlap)
         new_seen = [eid for created, eid in window if created >= newest - self.overlap]
         yield Page(batch, cursor=encode_cursor(newest, new_seen))
 

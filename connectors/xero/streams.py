@@ -127,6 +127,7 @@ class Reader:
         newest = previous
         window: dict[str, datetime] = {}
         pending: list[Record] | None = None
+        settled: datetime | None = None  # server time of the read, less the overlap
         for records, server_time in self._pages(stream, since=since, include_archived=True):
             fresh = [r for r in records if _version_hash(r) not in seen]
             if pending is not None:
@@ -137,9 +138,13 @@ class Reader:
                 window[_version_hash(record)] = record.updated_at
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            if newest is None and server_time is not None:
-                newest = server_time - self.overlap
+            if server_time is not None:
+                settled = server_time - self.overlap
             pending = fresh
+        # Changes older than the server's time less the overlap have all landed: move past them
+        # even when nothing newer came, or every quiet pass would re-read the last burst.
+        if settled is not None and (newest is None or settled > newest):
+            newest = settled
         if newest is not None:
             floor = newest - self.overlap
             keep = {h for h, at in window.items() if at >= floor}

@@ -135,3 +135,21 @@ def test_invoice_with_many_lines_is_read_completely_with_tax_rates_expanded(
     assert rate["display_name"] == "VAT" and rate["percentage"] == 19.0
     assert calls(emulator, "GET /v1/invoices/{id}/lines") == 1
     assert calls(emulator, "GET /v1/tax_rates/{id}") == 1  # cached after the first sighting
+
+
+def test_a_quiet_pass_long_after_a_burst_does_not_re_read_the_burst(
+        running_stripe: RunningEmulator, emulator: StripeEmulator, connector: StripeConnector,
+        raw_client: stripe.StripeClient) -> None:
+    ids = _seed_volume(running_stripe, 150, 0)["customers"]
+    _records, cursor = drain(connector.fetch_changes("customer", None))
+    emulator.clock.advance(3600)
+    for cus_id in ids:  # a billing run: 150 events in one second, more than one page of events
+        raw_client.v1.customers.update(cus_id, params={"name": "Renamed"})
+    records, cursor = drain(connector.fetch_changes("customer", cursor))
+    assert len(records) == 150
+    emulator.clock.advance(2 * 60 + 1)  # two overlaps later: every event of the burst has landed
+    quiet, cursor = drain(connector.fetch_changes("customer", cursor))
+    assert quiet == []
+    before = calls(emulator, "GET /v1/events")
+    again, _ = drain(connector.fetch_changes("customer", cursor))
+    assert again == [] and calls(emulator, "GET /v1/events") - before == 1  # not the burst's 2 pages
