@@ -44,6 +44,8 @@ class CurrencyMismatch(MoneyError):
 
 def normalize_currency(code: str) -> str:
     """Upper-case ISO code; raises MoneyError for a code not in ISO 4217."""
+    if code in EXPONENTS:  # already normal: the common case, on every Money ever made
+        return code
     upper = code.strip().upper()
     if upper not in EXPONENTS:
         raise MoneyError(f"unknown currency {code!r}: use an ISO 4217 code such as USD, EUR, JPY")

@@ -32,7 +32,7 @@ from mapping.model import (
     SubscriptionItem,
     TaxLine,
 )
-from mapping.money import Money, MoneyError
+from mapping.money import Money, MoneyError, exponent
 
 Data = Mapping[str, Any]
 
@@ -63,7 +63,10 @@ def stripe_money(amount: int | None, currency: str) -> Money:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise StripeMappingError(f"Stripe amount must be an integer, got {amount!r}")
     try:
-        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exponent(currency)), currency)
+        stripe_exp = stripe_exponent(currency)
+        if stripe_exp == exponent(currency):
+            return Money(amount, currency)  # Stripe's unit is the ISO minor unit: no conversion
+        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exp), currency)
     except MoneyError as exc:
         raise StripeMappingError(str(exc)) from None
 

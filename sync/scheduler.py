@@ -41,6 +41,10 @@ from sync.usage import USAGE, send_usage
 log = logging.getLogger("billhub.daemon")
 T = TypeVar("T")
 INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
+# Events claimed per inbox run. Each run ends with one push per connection, so under a webhook
+# storm a bigger claim spreads that push over more events (the writes batch); when events trickle
+# in, a run claims what is there. Ingesting 500 events takes seconds, well inside the lease.
+INBOX_BATCH = 500
 # Who goes first when several jobs wait for the engine lane (webhook latency: the inbox must
 # not queue behind every stream sync).
 JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": SOON}
@@ -63,7 +67,7 @@ class Jobs:
     """The work the daemon does, callable directly (tests, the API) or by the scheduler."""
 
     def __init__(self, hub: Hub, executor: Executor, metrics: Metrics, *,
-                 clock: Callable[[], datetime] | None = None, inbox_batch: int = 50) -> None:
+                 clock: Callable[[], datetime] | None = None, inbox_batch: int = INBOX_BATCH) -> None:
         self.hub = hub
         self.executor = executor
         self.metrics = metrics
