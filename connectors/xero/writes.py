@@ -45,6 +45,9 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
 }
 DUPLICATE_NAME = "is already assigned to another contact"
 SETTLED_DOCUMENT = "cannot be edited as it has payments allocated to it"
+NUMBER_TAKEN = "# must be unique"
+NUMBER_FIELDS = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber", "refund": "CreditNoteNumber"}
+RENUMBER_LIMIT = 9  # "-R1" … "-R9": a document re-created more often than that needs a person
 
 
 def batch_key(prefix: str, items: Sequence[Outbound]) -> str:
@@ -138,11 +141,63 @@ class Writer:
             final = [WriteResult(r.idempotency_key, i.external_id, False, existing.get(i.hub_id))
                      if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error) else r
                      for i, r in zip(resolved, final, strict=True)]
+        if entity_type in NUMBER_FIELDS:
+            final = [self._renumber(entity_type, stream, item, result)
+                     for item, result in zip(resolved, final, strict=True)]
         if entity_type == "customer":
             final = [self._resolve_duplicate(item, result) for item, result in zip(resolved, final, strict=True)]
         if entity_type in ("credit_note", "refund"):
             final = [self._allocate(entity_type, item, result) for item, result in zip(resolved, final, strict=True)]
         return final
+
+    def _renumber(self, entity_type: str, stream: Stream, item: Outbound, result: WriteResult) -> WriteResult:
+        """A document number Xero says is taken (``Invoice # must be unique.``).
+
+        Xero keeps the number of a VOIDED document reserved. When the hub re-creates a document
+        someone voided (``hub resync`` of a broken link), the source's number is therefore taken
+        for good: the re-created document gets ``<number>-R<n>``, the first suffix not taken,
+        unless an earlier attempt of this very write already made it. On an update the document
+        keeps the number it has in Xero. A number held by a live document that is not ours is a
+        real clash and stays an error (held, with a finding).
+        """
+        number_field = NUMBER_FIELDS[entity_type]
+        number = item.payload.get(number_field)
+        if result.ok or not number or item.operation != "upsert" or NUMBER_TAKEN not in str(result.error):
+            return result
+        _create_op, update_op, _ = OPERATIONS[entity_type]
+        if item.external_id is not None:
+            keep = replace(item, payload={k: v for k, v in item.payload.items() if k != number_field})
+            return self._send_again(entity_type, stream, update_op, keep, False, "keep-number")
+        candidates = [str(number)] + [f"{number}-R{n}" for n in range(1, RENUMBER_LIMIT + 1)]
+        try:
+            body = self.client.call(stream.operation,
+                                    where=" OR ".join(f'{number_field}=="{_quote(c)}"' for c in candidates))
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, error=exc)
+        found = body.get(stream.collection) if isinstance(body, Mapping) else None
+        holders = {str(d.get(number_field)): d for d in found or [] if isinstance(d, Mapping)}
+        if holders.get(str(number), {}).get("Status") not in (None, "VOIDED", "DELETED"):
+            return result  # a live document holds the source's number: not ours to work around
+        marker = marker_value(entity_type, item.hub_id)
+        for candidate in candidates[1:]:
+            holder = holders.get(candidate)
+            if holder is None:
+                renumbered = replace(item, payload={**item.payload, number_field: candidate})
+                return self._send_again(entity_type, stream, _create_op, renumbered, True, candidate)
+            if holder.get(marker_field(entity_type)) == marker and holder.get("Status") not in ("VOIDED", "DELETED"):
+                record = to_record(stream, holder)  # an earlier attempt of this write made it
+                return WriteResult(item.idempotency_key, record.external_id, True, record)
+        return result
+
+    def _send_again(self, entity_type: str, stream: Stream, operation: str, item: Outbound, created: bool,
+                    change: str) -> WriteResult:
+        """Send one changed item again. Its request needs an Idempotency-Key of its own (Xero
+        would replay the refused answer to the original key); the result keeps the item's key."""
+        salted = replace(item, idempotency_key=f"{item.idempotency_key}:{change}")
+        result = self._send(entity_type, stream, operation, [salted], created)[0]
+        return replace(result, idempotency_key=item.idempotency_key)
 
     def _payload(self, entity_type: str, stream: Stream, item: Outbound) -> dict[str, Any]:
         payload: dict[str, Any] = _clean(dict(item.payload))

@@ -355,14 +355,14 @@ def test_resync_of_a_broken_link_writes_the_record_again(clocked: tuple[Company,
     after = by_kind(company.hub.differ.run(ENTITIES).findings)
     assert ("broken_link", "invoice", "xero") not in after
     with company.hub.store.transaction() as tx:
-        dead = [i.last_error or "" for i in tx.list_outbox("dead", limit=1000)
-                if i.canonical_id == broken["canonical_id"]]
-    if dead:
-        # never silent: the failed re-creation is reported as a held missing record
-        held = after[("missing", "invoice", "xero")]
-        assert held["canonical_id"] == broken["canonical_id"] and held["detail"].startswith("held:")
-        pytest.skip("connector/engine: re-creating a voided Xero invoice reuses its InvoiceNumber, which "
-                    f"Xero refuses ({dead[0]!r}); needs a new number for the re-created document")
+        dead = [i.last_error for i in tx.list_outbox("dead", limit=1000) if i.canonical_id == broken["canonical_id"]]
+    assert dead == [] and ("missing", "invoice", "xero") not in after, dead
+    # Xero keeps a voided invoice's number: the re-created one carries the first free suffix.
+    voided = company.xero.table("Invoices")[planted.voided_xero_invoice]
+    recreated = [i for i in company.xero.table("Invoices").values()
+                 if i.get("InvoiceNumber") == f"{voided['InvoiceNumber']}-R1"]
+    assert len(recreated) == 1 and recreated[0]["Status"] != "VOIDED"
+    assert recreated[0]["Total"] == voided["Total"] and recreated[0]["Reference"] == voided["Reference"]
     assert planted.voided_xero_invoice != (after.get(("broken_link", "invoice", "xero")) or {}).get("id")
     assert plan.summary.totals().written == 1
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from connectors.base import DuplicateError, InvalidError, Outbound
 from connectors.xero.connector import XeroConnector
-from connectors.xero.emulator import XeroEmulator
+from connectors.xero.emulator import DEFAULT_TENANT, XeroEmulator
 from mapping.model import Customer, Invoice, InvoiceLine, Money, Payment, Refund
 from tests.connectors.xero.conftest import Refs
 
@@ -31,6 +31,10 @@ def _invoices(connector: XeroConnector, refs: Refs, count: int) -> list[Outbound
     return [Outbound("invoice", f"hub-inv-{n:04d}",
                      connector.from_canonical(_invoice_entity(n, "hub-cust-1"), refs),
                      idempotency_key=f"idem-inv-{n:04d}") for n in range(count)]
+
+
+def _all_invoices(emu: XeroEmulator) -> dict[str, dict[str, object]]:
+    return emu.tenants[DEFAULT_TENANT].table("Invoices")  # voided ones too
 
 
 def _put_calls(emu: XeroEmulator) -> int:
@@ -200,3 +204,37 @@ def test_a_refund_whose_allocation_was_lost_is_settled_once_on_retry(
     assert again.ok, again.error  # a settled credit note is not edited: it is already written
     assert len([p for p in emu.tenant.table("Payments").values()
                 if (p.get("CreditNote") or {}).get("CreditNoteID") == notes[0]["CreditNoteID"]]) == 1
+
+
+def test_a_voided_invoices_number_is_reserved_so_the_re_created_one_is_suffixed(
+        emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
+    refs.link("customer", "hub-cust-1", _contact(emu))
+    (item,) = _invoices(connector, refs, 1)
+    (first,) = connector.upsert("invoice", [item])
+    assert first.ok and first.external_id
+    connector.upsert("invoice", [dataclasses.replace(item, idempotency_key="void", operation="void",
+                                                     external_id=first.external_id)])
+    # Re-created (a repair of the broken link): a new write of the same hub record, no link.
+    (again,) = connector.upsert("invoice", [dataclasses.replace(item, idempotency_key="recreate")])
+    assert again.ok and again.external_id != first.external_id and again.idempotency_key == "recreate"
+    numbers = {i["InvoiceID"]: (i["InvoiceNumber"], i["Status"]) for i in _all_invoices(emu).values()}
+    assert numbers == {first.external_id: ("in_0000", "VOIDED"), again.external_id: ("in_0000-R1", "AUTHORISED")}
+    # Later updates keep the number Xero has instead of failing on the reserved one.
+    changed = {**item.payload, "DueDate": "2026-12-15"}
+    (update,) = connector.upsert("invoice", [dataclasses.replace(item, idempotency_key="update", payload=changed,
+                                                                 external_id=again.external_id)])
+    assert update.ok, update.error
+    assert _all_invoices(emu)[str(again.external_id)]["InvoiceNumber"] == "in_0000-R1"
+
+
+def test_a_number_held_by_a_live_document_stays_an_error(
+        emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
+    contact = _contact(emu)
+    refs.link("customer", "hub-cust-1", contact)
+    emu.seed_now({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": contact}, "InvoiceNumber": "in_0000",
+                                "Status": "AUTHORISED", "LineItems": [{"Description": "typed by hand",
+                                                                       "Quantity": 1, "UnitAmount": 5,
+                                                                       "AccountCode": "200"}]}]})
+    (result,) = connector.upsert("invoice", _invoices(connector, refs, 1))
+    assert isinstance(result.error, InvalidError) and "must be unique" in result.error.message
+    assert [i["InvoiceNumber"] for i in _all_invoices(emu).values()] == ["in_0000"]
