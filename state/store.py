@@ -724,7 +724,13 @@ class Tx:
         return [InboxItem(r.id, r.system, r.event_id, r.event_type, dict(r.payload), "claimed",
                           r.attempts + 1) for r in rows]
 
-    def finish_inbox(self, item_id: int, *, error: str | None = None) -> None:
+    def finish_inbox(self, item_id: int, *, error: str | None = None, retry_in: float | None = None) -> None:
+        """Processed; or failed for good; or (``retry_in`` seconds) failed for now: the event
+        stays claimed, with its error, until then, and ``claim_inbox`` hands it out again."""
+        if error and retry_in is not None:
+            self.conn.execute(update(t.inbox).where(t.inbox.c.id == item_id).values(
+                status="claimed", error=error, claimed_until=self.now + timedelta(seconds=retry_in)))
+            return
         self.conn.execute(update(t.inbox).where(t.inbox.c.id == item_id).values(
             status="failed" if error else "processed", error=error, processed_at=self.now,
             claimed_until=None))

@@ -33,6 +33,7 @@ from state.store import InboxItem
 from sync.alerts import maybe_alert
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
+from sync.inbox_retry import retry_in
 from sync.lane import ROUTINE, SOON, URGENT, Lane
 from sync.metrics import Metrics
 from sync.runtime import Hub
@@ -192,7 +193,8 @@ class Jobs:
             except Exception as exc:
                 failed += 1
                 with self.hub.store.transaction() as tx:
-                    tx.finish_inbox(item.id, error=f"{type(exc).__name__}: {exc}"[:2000])
+                    tx.finish_inbox(item.id, error=f"{type(exc).__name__}: {exc}"[:2000],
+                                    retry_in=retry_in(item.attempts, exc))
                 log.warning("inbox event failed", extra={"connection": item.system, "event": item.event_id,
                                                          "error": type(exc).__name__})
                 continue

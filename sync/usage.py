@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from state.store import InboxItem, StateStore
+from sync.inbox_retry import retry_in
 from sync.runtime import Hub
 
 USAGE = "usage"  # the inbox "system" of usage events
@@ -125,10 +126,10 @@ def send_pending(hub: Hub, limit: int = 1000) -> tuple[int, list[str]]:
     for item in items:
         try:
             send_usage(hub, item)
-        except Exception as exc:  # recorded on the event; retried by the next send
+        except Exception as exc:  # recorded on the event; a passing failure is tried again later
             errors.append(f"{item.event_id}: {exc}")
             with hub.store.transaction() as tx:
-                tx.finish_inbox(item.id, error=str(exc))
+                tx.finish_inbox(item.id, error=str(exc), retry_in=retry_in(item.attempts, exc))
             continue
         with hub.store.transaction() as tx:
             tx.finish_inbox(item.id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from hub import cli
+from tests.conftest import FrozenClock
 from tests.e2e.conftest import Company
 
 
@@ -53,3 +55,27 @@ def test_a_bad_usage_line_is_named_and_nothing_is_lost(company: Company, tmp_pat
     assert "event 2: value: must be a non-negative number" in result.output
     with company.hub.store.transaction() as tx:
         assert tx.count_inbox() == 0  # the file is refused whole: fix it and import again
+
+
+def test_a_usage_event_refused_for_now_is_sent_again_later_and_counted_once(company: Company) -> None:
+    from connectors.emulation import Faults
+    from sync.usage import USAGE, send_pending
+
+    company.hub.engine.sync()
+    company.stripe.create_meter({"display_name": "API calls", "event_name": "api_calls",
+                                 "default_aggregation": {"formula": "sum"}})
+    customer = sorted(c["id"] for c in company.stripe.table("customer").values())[0]
+    clock = FrozenClock(datetime.now(UTC))
+    company.hub.store.clock = clock
+    with company.hub.store.transaction() as tx:
+        tx.add_inbox(USAGE, "u-503", {"event_name": "api_calls", "customer": customer, "value": "5"})
+    company.stripe.faults = Faults(error_rate=1.0, path_prefix="/v1/billing/meter_events")  # Stripe is down
+    sent, errors = send_pending(company.hub)
+    assert sent == 0 and len(errors) == 1 and not company.stripe.meter_events
+    company.stripe.faults = Faults()  # Stripe is back
+    assert send_pending(company.hub) == (0, [])  # not before its wait is over
+    clock.advance(seconds=31)
+    assert send_pending(company.hub) == (1, [])
+    assert list(company.stripe.meter_events) == ["u-503"]
+    with company.hub.store.transaction() as tx:
+        assert tx.count_inbox("processed") == 1 and tx.count_inbox("failed") == 0

@@ -152,6 +152,34 @@ def test_inbox_stores_an_event_once(store: StateStore) -> None:
         assert tx.count_inbox("processed") == 1
 
 
+def test_an_event_that_failed_for_now_is_claimed_again_after_its_wait(store: StateStore, clock: FrozenClock) -> None:
+    with store.transaction() as tx:
+        tx.add_inbox("usage", "u1", {"value": "1"})
+        (item,) = tx.claim_inbox(10)
+        tx.finish_inbox(item.id, error="RetryableError: stripe: 503", retry_in=30)
+        assert tx.claim_inbox(10) == []  # waiting: not handed out before its time
+    clock.advance(seconds=31)
+    with store.transaction() as tx:
+        (again,) = tx.claim_inbox(10)
+        assert again.event_id == "u1" and again.attempts == 2
+        tx.finish_inbox(again.id, error="InvalidError: refused")  # for good
+    clock.advance(hours=2)
+    with store.transaction() as tx:
+        assert tx.claim_inbox(10) == [] and tx.count_inbox("failed") == 1
+
+
+def test_inbox_retry_waits_double_and_give_up_on_invalid_or_after_the_last_attempt() -> None:
+    from connectors.base import InvalidError, RetryableError
+    from sync.inbox_retry import MAX_ATTEMPTS, retry_in
+
+    passing = RetryableError("503", system="stripe")
+    assert [retry_in(n, passing) for n in (1, 2, 3)] == [30, 60, 120]
+    assert retry_in(MAX_ATTEMPTS - 1, passing) == 1920  # about an hour of tries in all
+    assert retry_in(MAX_ATTEMPTS, passing) is None
+    assert retry_in(1, InvalidError("bad", system="stripe")) is None
+    assert retry_in(1, LookupError("customer not in Stripe yet")) == 30
+
+
 def test_outbox_lifecycle_claim_fail_dead_retry_drop(store: StateStore, clock: FrozenClock) -> None:
     with store.transaction() as tx:
         assert tx.enqueue("c1", "customer", "xero", "upsert", "k1", "h1")
