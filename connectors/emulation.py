@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
@@ -186,6 +187,8 @@ class Emulator:
         return self._record(request, response)
 
     def _record(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        if not response.prepared:  # the server's own time, as every vendor sends it (not the host's)
+            response.headers["Date"] = format_datetime(self.clock.now().astimezone(UTC), usegmt=True)
         self.stats.requests.append({"method": request.method, "path": request.path,
                                     "query": request.query_string, "status": response.status,
                                     "at": self.clock.now().isoformat()})

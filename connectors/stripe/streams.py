@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import stripe
@@ -104,6 +105,16 @@ def decode_cursor(cursor: str) -> tuple[int, set[str]] | None:
         return None
 
 
+def _server_time(page: Any) -> int | None:
+    """Stripe's clock when it answered (the HTTP Date header), or None when absent or unreadable."""
+    response = getattr(page, "last_response", None)
+    value = response.headers.get("Date") if response is not None and response.headers else None
+    try:
+        return int(parsedate_to_datetime(value).timestamp()) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 class StreamReader:
     """Full and incremental reads for one connection."""
 
@@ -115,6 +126,7 @@ class StreamReader:
         self.clock = clock
         self.enrich = enrich  # adds what the list call cannot (tax rates, remaining lines)
         self.page_limit = page_limit
+        self.server_time: int | None = None  # Stripe's clock, from the last events page's Date header
 
     def _list(self, stream: Stream, params: dict[str, Any]) -> Any:
         return self.api.call(lambda c: stream.service(c).list(params=params))
@@ -147,6 +159,7 @@ class StreamReader:
             if after:
                 params["starting_after"] = after
             page = self._list_events(params)
+            self.server_time = _server_time(page)
             events = [to_plain(e) for e in page.data]
             yield from events
             if not page.has_more or not events:
@@ -167,7 +180,7 @@ class StreamReader:
                 break
             window.append(str(event["id"]))
         if newest is None:
-            return encode_cursor(int(self.clock().timestamp()), [])
+            return encode_cursor(self.server_time or int(self.clock().timestamp()), [])
         return encode_cursor(newest, window)
 
     # -- incremental -------------------------------------------------------------------------
@@ -200,9 +213,11 @@ class StreamReader:
             if len(batch) >= self.page_limit:
                 yield Page(batch)
                 batch = []
-        # Events created more than the overlap before this read began have all landed: move past
-        # them even when nothing newer came, or every quiet pass would re-read the last burst.
-        newest = max(newest, now - self.overlap)
+        # Events created more than the overlap before this read have all landed: move past them
+        # even when nothing newer came, or every quiet pass would re-read the last burst. Stripe's
+        # time (its Date header), never ours: a host clock running ahead would skip events.
+        if self.server_time is not None:
+            newest = max(newest, self.server_time - self.overlap)
         new_seen = [eid for created, eid in window if created >= newest - self.overlap]
         yield Page(batch, cursor=encode_cursor(newest, new_seen))
 

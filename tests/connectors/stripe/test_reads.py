@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import stripe
 
 from connectors.emulation import RunningEmulator
-from connectors.stripe.connector import StripeConnector
+from connectors.stripe.connector import StripeConnector, build
 from connectors.stripe.emulator import StripeEmulator
 from connectors.stripe.streams import STREAMS
-from tests.connectors.stripe.conftest import seed
+from tests.connectors.stripe.conftest import Waits, make_config, seed
 from tests.connectors.stripe.helpers import calls, drain
 
 
@@ -153,3 +154,22 @@ def test_a_quiet_pass_long_after_a_burst_does_not_re_read_the_burst(
     before = calls(emulator, "GET /v1/events")
     again, _ = drain(connector.fetch_changes("customer", cursor))
     assert again == [] and calls(emulator, "GET /v1/events") - before == 1  # not the burst's 2 pages
+
+
+def test_a_host_clock_running_ahead_of_stripe_skips_no_event(
+        running_stripe: RunningEmulator, emulator: StripeEmulator, waits: Waits,
+        raw_client: stripe.StripeClient) -> None:
+    """The cursor only moves past what Stripe's own clock (its Date header) says has landed."""
+    ids = _seed_volume(running_stripe, 3, 0)["customers"]
+    ahead = build(make_config(running_stripe.base_url), None, sleep=waits,
+                  clock=lambda: emulator.clock.now() + timedelta(hours=1))
+    try:
+        _records, cursor = drain(ahead.fetch_changes("customer", None))
+        quiet, cursor = drain(ahead.fetch_changes("customer", cursor))
+        assert quiet == []
+        emulator.clock.advance(5)
+        raw_client.v1.customers.update(ids[1], params={"name": "Changed after the quiet pass"})
+        records, _ = drain(ahead.fetch_changes("customer", cursor))
+        assert [r.external_id for r in records] == [ids[1]]
+    finally:
+        ahead.close()
