@@ -111,15 +111,22 @@ class Reader:
 
     def lookup(self, entity_type: str, hub_id: str) -> Record | None:
         """The record whose marker field carries ``hub:<hub_id>`` (one query)."""
-        name = ENTITY_NAMES[entity_type]
+        result = self.query(self.lookup_query(entity_type, hub_id))
+        return self.chosen(entity_type, hub_id, (result.get("QueryResponse") or {}).get(ENTITY_NAMES[entity_type]))
+
+    def lookup_query(self, entity_type: str, hub_id: str) -> str:
+        """The query finding a hub marker (LIKE: the marker may follow a person's own note)."""
         like = quote(f"%{marker(hub_id)}%")
         where = self._all_where(entity_type, f"{MARKER_FIELDS[entity_type]} LIKE {like}")
-        result = self.query(f"SELECT * FROM {name}{where} ORDERBY Id MAXRESULTS 10")
-        rows = (result.get("QueryResponse") or {}).get(name) or []
+        return f"SELECT * FROM {ENTITY_NAMES[entity_type]}{where} ORDERBY Id MAXRESULTS 10"
+
+    def chosen(self, entity_type: str, hub_id: str, rows: list[dict[str, Any]] | None) -> Record | None:
+        """Of a lookup's rows, the one carrying exactly this marker, an active one first."""
+        rows = rows or []
         exact = [r for r in rows if str(r.get(MARKER_FIELDS[entity_type]) or "").split()[-1:] == [marker(hub_id)]]
         live = [r for r in exact if not (entity_type in NAME_ENTITIES and r.get("Active") is False)]
-        chosen = (live or exact or [None])[0]
-        return to_record(entity_type, chosen) if chosen else None
+        candidates = live or exact
+        return to_record(entity_type, candidates[0]) if candidates else None
 
     def read(self, entity_type: str, external_id: str) -> Record:
         name = ENTITY_NAMES[entity_type]

@@ -78,8 +78,13 @@ def test_apply_then_fail_on_one_batch_then_retry_leaves_exactly_100(qbo_env: Qbo
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     assert len(_marked(qbo_env, "Invoice")) == 100
     # The engine's own retry of the whole run (outcome unknown) must not add any either.
+    queries, batches = qbo_env.calls("/query"), qbo_env.emulator.stats.calls[BATCH]
     again = connector.upsert("invoice", [dataclasses.replace(i, attempt=2) for i in items])
     assert all(r.ok for r in again)
+    # The 100 marker lookups went 30 to a batch request (4 calls), not one query each; then
+    # the 100 found invoices were updated in 4 batches.
+    assert qbo_env.calls("/query") == queries
+    assert qbo_env.emulator.stats.calls[BATCH] - batches == 4 + 4
     assert [r.external_id for r in again] == [r.external_id for r in results]
     assert len(_marked(qbo_env, "Invoice")) == 100
 
