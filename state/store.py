@@ -61,7 +61,12 @@ from state.errors import CredentialsError, DatabaseUnavailable, LinkConflict, No
 Outcome = Literal["added", "changed", "unchanged"]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_CREDENTIALS_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+# Advisory locks are database-wide; the key carries the schema so hubs kept in different schemas
+# of one database (tenants, staging next to production) never hold each other's locks.
+_LOCK_KEY = "hashtextextended(current_schema() || '/' || :k, 0)"
+_CREDENTIALS_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+_TRY_LOCK = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
+_UNLOCK = text(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
 
 # The hot lookups, prebuilt once: the sync asks them for every record it reads or writes, and
 # building SQLAlchemy expressions per call costs more than the queries themselves.
@@ -318,14 +323,13 @@ class StateStore:
                     lock.release()
             return
         with self.engine.connect() as conn:
-            acquired = bool(conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"),
-                                         {"k": key}).scalar())
+            acquired = bool(conn.execute(_TRY_LOCK, {"k": key}).scalar())
             conn.commit()
             try:
                 yield acquired
             finally:
                 if acquired:
-                    conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
+                    conn.execute(_UNLOCK, {"k": key})
                     conn.commit()
 
     def ping(self) -> bool:

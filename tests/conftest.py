@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,18 +64,27 @@ def pg_url() -> Iterator[str]:
     yield PG_URL
 
 
-@pytest.fixture
-def pg_schema_url(pg_url: str) -> Iterator[str]:
+@contextmanager
+def fresh_pg_schema(pg_url: str) -> Iterator[str]:
     """A fresh, empty schema on the real PostgreSQL, as a URL whose search_path points at it."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A fresh, empty schema on the real PostgreSQL, as a URL whose search_path points at it."""
+    with fresh_pg_schema(pg_url) as url:
+        yield url
 
 
 def make_store(url: str, clock: FrozenClock | None = None) -> StateStore:

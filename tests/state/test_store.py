@@ -15,7 +15,7 @@ from mapping.model import Customer
 from state import schema
 from state.errors import LinkConflict, NotFound
 from state.store import StateStore
-from tests.conftest import FrozenClock, make_store
+from tests.conftest import FrozenClock, fresh_pg_schema, make_store
 
 
 def customers(n: int, suffix: str = "") -> list[Customer]:
@@ -322,6 +322,23 @@ def test_a_deferred_item_does_not_spend_an_attempt(store: StateStore, clock: Fro
     with store.transaction() as tx:
         (pending,) = tx.list_outbox("pending")
         assert pending.attempts == 0 and pending.last_error == "waiting for customer c0"
+
+
+@pytest.mark.postgres
+def test_hubs_in_two_schemas_of_one_database_never_hold_each_others_locks(pg_url: str) -> None:
+    with fresh_pg_schema(pg_url) as one_url, fresh_pg_schema(pg_url) as other_url:
+        one, other = make_store(one_url), make_store(other_url)
+        try:
+            with one.stream_lock("sync", "stripe", "customer") as mine:
+                with other.stream_lock("sync", "stripe", "customer") as theirs:
+                    assert mine and theirs  # advisory locks are database-wide: the schema is in the key
+            with one.transaction() as tx, other.transaction() as tx2:
+                tx.load_credentials("quickbooks", for_update=True)
+                tx2.conn.execute(text("SET LOCAL lock_timeout = '5s'"))  # a shared key: an error, not a hang
+                tx2.load_credentials("quickbooks", for_update=True)
+        finally:
+            one.dispose()
+            other.dispose()
 
 
 def test_a_stream_lock_is_held_by_one_holder_at_a_time(store: StateStore) -> None:
