@@ -146,8 +146,57 @@ class Writer:
                      for item, result in zip(resolved, final, strict=True)]
         if entity_type == "customer":
             final = [self._resolve_duplicate(item, result) for item, result in zip(resolved, final, strict=True)]
-        if entity_type in ("credit_note", "refund"):
+        if entity_type == "refund":
+            final = self._pay_out(resolved, final)
+        if entity_type == "credit_note":
             final = [self._allocate(entity_type, item, result) for item, result in zip(resolved, final, strict=True)]
+        return final
+
+    def _pay_out(self, items: list[Outbound], results: list[WriteResult]) -> list[WriteResult]:
+        """Pay out the refunds' credit notes that are not settled yet: one ``PUT Payments`` for
+        the whole chunk and one ``GET CreditNotes?IDs=`` to read them back settled (not three
+        calls per refund). A refund gives back money a payment brought in: it is paid out, never
+        allocated against the invoice (whose payment may not have reached Xero yet; an allocation
+        would then make that payment exceed what is due). Only an AUTHORISED (unsettled) credit
+        note is paid, so a retry after an unknown outcome never pays twice."""
+        due = [n for n, (item, result) in enumerate(zip(items, results, strict=True))
+               if result.ok and result.record is not None and item.payload.get("_allocate_to")
+               and result.record.data.get("Status") == "AUTHORISED"]
+        if not due:
+            return results
+        final = list(results)
+        payments = []
+        for n in due:
+            data = results[n].record.data  # type: ignore[union-attr]  # checked in ``due``
+            payments.append({"CreditNote": {"CreditNoteID": results[n].external_id},
+                             "Account": {"Code": self.payment_account},
+                             "Amount": data.get("RemainingCredit", data.get("Total")),
+                             "Reference": marker_value("refund", items[n].hub_id)})
+        try:
+            answer = self.client.call("create_payments", payments={"Payments": payments}, summarize_errors=False,
+                                      idempotency_key=batch_key("refund-pay", [items[n] for n in due]))
+            paid = answer.get("Payments") if isinstance(answer, Mapping) else None
+            answers = paid if isinstance(paid, list) and len(paid) == len(due) else [None] * len(due)
+            errors: dict[int, ConnectorError] = {}
+            for n, data in zip(due, answers, strict=True):
+                if not isinstance(data, Mapping) or data.get("HasErrors") or data.get("ValidationErrors"):
+                    message = "; ".join(validation_messages(data or {})) or "Xero did not pay the refund out"
+                    errors[n] = InvalidError(message, system=self.client.name, status=400)
+            fresh = self.find_marked("refund", [items[n].hub_id for n in due])  # settled, by marker
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            for n in due:
+                final[n] = WriteResult(results[n].idempotency_key, results[n].external_id, results[n].created,
+                                       results[n].record, error=exc)
+            return final
+        for n in due:
+            result = results[n]
+            record = fresh.get(items[n].hub_id)
+            if record is None or record.external_id != result.external_id:
+                record = result.record
+            final[n] = WriteResult(result.idempotency_key, result.external_id, result.created, record,
+                                   error=errors.get(n))
         return final
 
     def _renumber(self, entity_type: str, stream: Stream, item: Outbound, result: WriteResult) -> WriteResult:
@@ -284,7 +333,7 @@ class Writer:
             "automatically", candidates=candidates, system=self.client.name, status=400))
 
     def _allocate(self, entity_type: str, item: Outbound, result: WriteResult) -> WriteResult:
-        """Settle an unsettled credit note: a refund is paid out; a credit note is allocated."""
+        """Allocate an unsettled credit note to its invoice (refunds are paid out: ``_pay_out``)."""
         invoice_id = item.payload.get("_allocate_to")
         # Not only after a create: a retry after an unknown outcome finds the credit note made but
         # maybe not yet allocated. Only an unsettled (AUTHORISED) one is allocated, so never twice.
@@ -295,24 +344,14 @@ class Writer:
             return result
         amount = data.get("RemainingCredit", data.get("Total"))
         try:
-            if entity_type == "refund":
-                # A refund gives back money a payment brought in: it is paid out, never allocated
-                # against the invoice (whose payment may not have reached Xero yet; an allocation
-                # would then make that payment exceed what is due).
-                self.client.call("create_payments", payments={"Payments": [{
-                    "CreditNote": {"CreditNoteID": result.external_id},
-                    "Account": {"Code": self.payment_account}, "Amount": amount,
-                    "Reference": marker_value("refund", item.hub_id)}]},
-                    summarize_errors=False, idempotency_key=batch_key("refund-pay", [item]))
-            else:
-                invoice = self.client.call("get_invoice", invoice_id=str(invoice_id))
-                due = (invoice.get("Invoices") or [{}])[0].get("AmountDue") or 0
-                if due >= amount:
-                    self.client.call("create_credit_note_allocation", credit_note_id=result.external_id,
-                                     allocations={"Allocations": [{"Invoice": {"InvoiceID": str(invoice_id)},
-                                                                   "Amount": amount,
-                                                                   "Date": data.get("DateString", "")[:10]}]},
-                                     summarize_errors=False, idempotency_key=batch_key("alloc", [item]))
+            invoice = self.client.call("get_invoice", invoice_id=str(invoice_id))
+            due = (invoice.get("Invoices") or [{}])[0].get("AmountDue") or 0
+            if due >= amount:
+                self.client.call("create_credit_note_allocation", credit_note_id=result.external_id,
+                                 allocations={"Allocations": [{"Invoice": {"InvoiceID": str(invoice_id)},
+                                                               "Amount": amount,
+                                                               "Date": data.get("DateString", "")[:10]}]},
+                                 summarize_errors=False, idempotency_key=batch_key("alloc", [item]))
             fresh = self.client.call("get_credit_note", credit_note_id=str(result.external_id))
             record = to_record(stream_for(entity_type), (fresh.get("CreditNotes") or [data])[0])
         except (QuotaExhausted, AuthError):

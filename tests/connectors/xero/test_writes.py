@@ -238,3 +238,23 @@ def test_a_number_held_by_a_live_document_stays_an_error(
     (result,) = connector.upsert("invoice", _invoices(connector, refs, 1))
     assert isinstance(result.error, InvalidError) and "must be unique" in result.error.message
     assert [i["InvoiceNumber"] for i in _all_invoices(emu).values()] == ["in_0000"]
+
+
+def test_twelve_refunds_are_paid_out_with_one_payments_call(
+        emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
+    refs.link("customer", "hub-cust-1", _contact(emu))
+    (inv,) = connector.upsert("invoice", _invoices(connector, refs, 1))
+    refs.link("invoice", "hub-inv-0000", str(inv.external_id))
+    items = [Outbound("refund", f"hub-ref-{n}", connector.from_canonical(
+        Refund(id=f"hub-ref-{n}", invoice_id="hub-inv-0000", customer_id="hub-cust-1", amount=Money(100 + n, "USD"),
+               refunded_at=datetime(2026, 11, 3, tzinfo=UTC)), refs), f"idem-ref-{n}") for n in range(12)]
+    before = dict(emu.stats.calls)
+    results = connector.upsert("refund", items)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    calls = {k: v - before.get(k, 0) for k, v in emu.stats.calls.items() if v != before.get(k, 0)}
+    # one create of the 12 credit notes, one payout of all 12, one read-back by marker
+    assert calls == {"PUT /api.xro/2.0/CreditNotes": 1, "PUT /api.xro/2.0/Payments": 1,
+                     "GET /api.xro/2.0/CreditNotes": 1}, calls
+    assert all(r.record is not None and r.record.data["Status"] == "PAID" for r in results)
+    payouts = sorted(p["Amount"] for p in emu.tenant.table("Payments").values() if p.get("CreditNote"))
+    assert payouts == [Decimal(100 + n) / 100 for n in range(12)]
