@@ -154,8 +154,8 @@ class Writer:
 
     def _pay_out(self, items: list[Outbound], results: list[WriteResult]) -> list[WriteResult]:
         """Pay out the refunds' credit notes that are not settled yet: one ``PUT Payments`` for
-        the whole chunk and one ``GET CreditNotes?IDs=`` to read them back settled (not three
-        calls per refund). A refund gives back money a payment brought in: it is paid out, never
+        the whole chunk and one marker query per 25 to read them back settled (not three calls
+        per refund). A refund gives back money a payment brought in: it is paid out, never
         allocated against the invoice (whose payment may not have reached Xero yet; an allocation
         would then make that payment exceed what is due). Only an AUTHORISED (unsettled) credit
         note is paid, so a retry after an unknown outcome never pays twice."""
@@ -177,11 +177,8 @@ class Writer:
                                       idempotency_key=batch_key("refund-pay", [items[n] for n in due]))
             paid = answer.get("Payments") if isinstance(answer, Mapping) else None
             answers = paid if isinstance(paid, list) and len(paid) == len(due) else [None] * len(due)
-            errors: dict[int, ConnectorError] = {}
-            for n, data in zip(due, answers, strict=True):
-                if not isinstance(data, Mapping) or data.get("HasErrors") or data.get("ValidationErrors"):
-                    message = "; ".join(validation_messages(data or {})) or "Xero did not pay the refund out"
-                    errors[n] = InvalidError(message, system=self.client.name, status=400)
+            errors = {n: error for n, data in zip(due, answers, strict=True)
+                      if (error := self._item_error(data)) is not None}
             fresh = self.find_marked("refund", [items[n].hub_id for n in due])  # settled, by marker
         except (QuotaExhausted, AuthError):
             raise
@@ -213,7 +210,7 @@ class Writer:
         number = item.payload.get(number_field)
         if result.ok or not number or item.operation != "upsert" or NUMBER_TAKEN not in str(result.error):
             return result
-        _create_op, update_op, _ = OPERATIONS[entity_type]
+        create_op, update_op, _ = OPERATIONS[entity_type]
         if item.external_id is not None:
             keep = replace(item, payload={k: v for k, v in item.payload.items() if k != number_field})
             return self._send_again(entity_type, stream, update_op, keep, False, "keep-number")
@@ -234,7 +231,7 @@ class Writer:
             holder = holders.get(candidate)
             if holder is None:
                 renumbered = replace(item, payload={**item.payload, number_field: candidate})
-                return self._send_again(entity_type, stream, _create_op, renumbered, True, candidate)
+                return self._send_again(entity_type, stream, create_op, renumbered, True, candidate)
             if holder.get(marker_field(entity_type)) == marker and holder.get("Status") not in ("VOIDED", "DELETED"):
                 record = to_record(stream, holder)  # an earlier attempt of this write made it
                 return WriteResult(item.idempotency_key, record.external_id, True, record)
@@ -283,14 +280,20 @@ class Writer:
             return [WriteResult(i.idempotency_key, error=error) for i in items]
         results = []
         for item, data in zip(items, returned, strict=True):
-            if not isinstance(data, Mapping) or data.get("HasErrors") or data.get("ValidationErrors"):
-                message = "; ".join(validation_messages(data)) or "Xero rejected the item"
-                results.append(WriteResult(item.idempotency_key, error=InvalidError(
-                    message, system=self.client.name, status=400)))
+            refused = self._item_error(data)
+            if refused is not None:
+                results.append(WriteResult(item.idempotency_key, error=refused))
                 continue
             record = to_record(stream, data)
             results.append(WriteResult(item.idempotency_key, record.external_id, created, record))
         return results
+
+    def _item_error(self, data: Any) -> InvalidError | None:
+        """One item's refusal in a ``summarizeErrors=false`` answer (Xero answers 200 overall)."""
+        if isinstance(data, Mapping) and not data.get("HasErrors") and not data.get("ValidationErrors"):
+            return None
+        message = "; ".join(validation_messages(data)) or "Xero rejected the item"
+        return InvalidError(message, system=self.client.name, status=400)
 
     def _delete_payments(self, items: list[Outbound]) -> list[WriteResult]:
         results = []
