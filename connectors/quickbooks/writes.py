@@ -21,6 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from quickbooks import exceptions as qbe
@@ -155,6 +156,15 @@ class Writer:
         body[MARKER_FIELDS[entity_type]] = marker(item.hub_id)
         return body
 
+    def _send_batch(self, text: str) -> dict[str, Any]:
+        """One batch request, paced by the batch limit (40/min per realm, on top of 500/min);
+        no retry here: the caller knows whether its items' outcome may be unknown."""
+        if self.batch_limiter is not None:
+            self.batch_limiter.acquire()
+        self.batch_calls += 1
+        answer: dict[str, Any] = self.client.once(lambda qb: qb.batch_operation(text))
+        return answer
+
     def _lookup_many(self, entity_type: str, hub_ids: Sequence[str]) -> dict[str, Record | None]:
         """Records carrying these hub markers, by hub id. QuickBooks' query language has no OR,
         so it is one query per marker — sent 30 to a batch request (after a crash, 200 writes of
@@ -168,15 +178,8 @@ class Writer:
             chunk = ids[start:start + 30]
             text = dumps({"BatchItemRequest": [{"bId": str(n), "Query": self.reader.lookup_query(entity_type, h)}
                                                for n, h in enumerate(chunk)]})
-
-            def send(text: str = text) -> dict[str, Any]:
-                if self.batch_limiter is not None:
-                    self.batch_limiter.acquire()
-                self.batch_calls += 1
-                answer: dict[str, Any] = self.client.once(lambda qb: qb.batch_operation(text))
-                return answer
-
-            replies = {str(r.get("bId")): r for r in self.client.policy.call(send).get("BatchItemResponse") or []}
+            answer = self.client.policy.call(partial(self._send_batch, text))
+            replies = {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
             for n, hub_id in enumerate(chunk):
                 reply = replies.get(str(n))
                 if reply is None or "Fault" in reply:
@@ -302,10 +305,7 @@ class Writer:
                 request.append({"bId": str(p.index), "operation": p.operation, name: body})
             text = dumps({"BatchItemRequest": request})
             try:
-                if self.batch_limiter is not None:
-                    self.batch_limiter.acquire()  # 40 batch calls/min per realm, on top of 500/min
-                self.batch_calls += 1
-                response = self.client.once(lambda qb: qb.batch_operation(text))
+                response = self._send_batch(text)
             except RetryableError as exc:
                 state["unknown"] = state["unknown"] or not isinstance(exc, RateLimited)
                 raise
