@@ -236,7 +236,9 @@ def seed_company(emus: Emulators, *, customers: int = 200, invoices: int = 500, 
     per_month = [invoices // 3, invoices // 3, invoices - 2 * (invoices // 3)]
     invoice_ids: list[str] = []
     for month, count in enumerate(per_month):
-        stripe.clock.now_value = emus.now - timedelta(days=90 - 30 * month)
+        month_start = emus.now - timedelta(days=90 - 30 * month)
+        stripe.clock.now_value = month_start
+        spread = 0
         specs = []
         for _ in range(count):
             index = rng.randrange(customers)
@@ -249,7 +251,12 @@ def seed_company(emus: Emulators, *, customers: int = 200, invoices: int = 500, 
             if currency == "eur":
                 spec["default_tax_rates"] = [refs["vat20"]]
             specs.append(spec)
-            stripe.clock.advance(rng.randrange(600, 7200))
+            spread += rng.randrange(600, 7200)
+        # The month's invoices are dated into the month, never past it: with many invoices the
+        # spread would otherwise carry Stripe's clock days into the future and the refunds and
+        # live events after it would be older than events already seen (Stripe's clock never
+        # runs backwards).
+        stripe.clock.now_value = month_start + timedelta(seconds=min(spread, 26 * 86400))
         result = _seeded(stripe.seed_objects({"invoices": specs}))
         invoice_ids.extend(result["created"].get("invoices", []))
     facts.invoices = len(invoice_ids)
