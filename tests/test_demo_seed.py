@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connectors.stripe.emulator import StripeEmulator
 from sync.demo import seed_company, start_emulators
 
 
@@ -17,6 +18,7 @@ def test_a_large_seed_keeps_every_stripe_event_at_or_before_the_clock(tmp_path: 
     try:
         seed_company(emus, customers=50, invoices=2400)  # 800 a month: the spread would pass 30 days
         stripe = emus.stripe.emulator
+        assert isinstance(stripe, StripeEmulator)
         assert stripe.clock.now() == emus.now
         assert max(e["created"] for e in stripe.events) <= stripe.clock.timestamp()
     finally:
