@@ -112,7 +112,7 @@ def test_concurrent_calls_overlap_up_to_the_configured_concurrency(qbo_env: QboE
     """Each request has its own SDK instance and session, so several run at once (one shared
     session would serialise them: at most one in flight), and never more than configured."""
     qbo_env.seed(Customer=[{"DisplayName": f"Customer {i}"} for i in range(5)])
-    qbo_env.emulator.faults.latency_ms = 300  # each answer takes a while: requests overlap
+    qbo_env.emulator.faults.latency_ms = 1000  # each answer takes a second: the 6 threads overlap
     connector = qbo_env.connector(config={"concurrency": 3})
     connector.tokens.access_token()
 
