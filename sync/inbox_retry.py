@@ -12,15 +12,14 @@ from __future__ import annotations
 from connectors.base import ConflictError, InvalidError
 
 MAX_ATTEMPTS = 8
-FIRST_WAIT_SECONDS = 30.0
-LONGEST_WAIT_SECONDS = 3600.0
+FIRST_WAIT_SECONDS = 30.0  # then 60, 120 … 1,920: the last try about an hour after the first
 
 
 def retry_in(attempts: int, error: BaseException) -> float | None:
     """Seconds until the next try after ``attempts`` tries, or None to give up now."""
     if isinstance(error, (InvalidError, ConflictError)) or attempts >= MAX_ATTEMPTS:
         return None
-    return min(LONGEST_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2 ** max(0, attempts - 1))
+    return FIRST_WAIT_SECONDS * 2 ** max(0, attempts - 1)
 
 
 __all__ = ["MAX_ATTEMPTS", "retry_in"]

@@ -35,7 +35,7 @@ class Lane:
         return sum(1 for *_, f in self._waiters if not f.done())
 
     async def acquire(self, priority: int = ROUTINE) -> None:
-        if not self._busy and not self.waiting():
+        if not self._busy:  # free means nobody waits: release() hands a held lane straight on
             self._busy = True
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
