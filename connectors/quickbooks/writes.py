@@ -281,17 +281,22 @@ class Writer:
 
     def _batch(self, entity_type: str, chunk: list[Pending], results: list[WriteResult | None]) -> None:
         name = ENTITY_NAMES[entity_type]
-        state = {"unknown": any(p.item.attempt > 1 for p in chunk)}
+        # Creates of earlier attempts were looked up by marker in ``_prepare`` just now, so the
+        # outcome is unknown only after a send of this batch failed in a way that may have applied.
+        state = {"unknown": False}
         errors: dict[int, ConnectorError] = {}
 
         def attempt() -> None:
             todo = [p for p in chunk if results[p.index] is None and p.index not in errors]
-            if state["unknown"]:
-                for p in [p for p in todo if p.operation == "create"]:
-                    found = self.reader.lookup(entity_type, p.item.hub_id)
-                    if found is not None:
-                        results[p.index] = WriteResult(p.item.idempotency_key, found.external_id,
-                                                       created=True, record=found)
+            creates = [p for p in todo if p.operation == "create"]
+            if state["unknown"] and creates:
+                found = self._lookup_many(entity_type, [p.item.hub_id for p in creates])
+                for p in creates:
+                    record = found[p.item.hub_id] if p.item.hub_id in found \
+                        else self.reader.lookup(entity_type, p.item.hub_id)
+                    if record is not None:
+                        results[p.index] = WriteResult(p.item.idempotency_key, record.external_id,
+                                                       created=True, record=record)
                 todo = [p for p in todo if results[p.index] is None]
             if not todo:
                 return
