@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         chaos = Chaos(Path(tmp), url, scale, log=lambda m: print(f"  {m}", flush=True))
         try:
             outcome = chaos.run(timeout=args.timeout)
+        except TimeoutError as exc:
+            # Say how far it got: the workload so far, the faults, the kills and the writes done.
+            chaos.calm()
+            print(f"chaos: gave up: {exc}; {chaos.done()} writes done, {chaos.outcome.kills} kills, "
+                  f"faults {dict(chaos.outcome.faults)}", flush=True)
+            return 1
         finally:
             chaos.close()
     summary = outcome.summary()

@@ -3,6 +3,7 @@ events, webhook endpoints and billing meters."""
 
 from __future__ import annotations
 
+import bisect
 import copy
 from collections.abc import Mapping
 from decimal import Decimal
@@ -15,6 +16,7 @@ from connectors.stripe.emulator_wire import (
     as_list,
     check_known,
     created_filter,
+    created_lower_bound,
     invalid,
     merge_metadata,
     missing,
@@ -236,7 +238,10 @@ class CatalogMixin(StripeStore):
                     return str(event["type"]).startswith(pattern[:-1])
                 return bool(event["type"] == pattern)
             return True
-        items = [e for e in reversed(self.events) if e["created"] >= cutoff and check(e) and wanted(e)]
+        start = 0
+        if self.events_in_order:
+            start = bisect.bisect_left(self.event_created, max(cutoff, created_lower_bound(params)))
+        items = [e for e in reversed(self.events[start:]) if e["created"] >= cutoff and check(e) and wanted(e)]
         envelope = paginate(items, params, "/v1/events")
         envelope["data"] = copy.deepcopy(envelope["data"])
         return envelope

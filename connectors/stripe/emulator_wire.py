@@ -178,6 +178,19 @@ def created_filter(params: Mapping[str, Any], field: str = "created") -> Callabl
     return check
 
 
+def created_lower_bound(params: Mapping[str, Any], field: str = "created") -> int:
+    """The smallest ``created`` a ``created`` filter admits (0 when it sets none)."""
+    spec = params.get(field)
+    if spec is None or spec == "":
+        return 0
+    if not isinstance(spec, dict):
+        return as_int(params, field) or 0  # an exact ``created``
+    bounds = [as_int(spec, "gte")] if "gte" in spec else []
+    if "gt" in spec:
+        bounds.append((as_int(spec, "gt") or 0) + 1)
+    return max((b for b in bounds if b is not None), default=0)
+
+
 def paginate(items: list[dict[str, Any]], params: Mapping[str, Any], url: str) -> dict[str, Any]:
     """Stripe's list envelope over ``items`` (already newest first)."""
     limit = as_int(params, "limit", 10) or 10

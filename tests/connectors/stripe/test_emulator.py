@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import requests
@@ -124,6 +124,27 @@ def test_events_older_than_30_days_are_gone(emulator: StripeEmulator, raw_client
     assert [e.data.object.name for e in raw_client.v1.events.list().data] == ["New"]
     with pytest.raises(stripe.InvalidRequestError):
         raw_client.v1.events.retrieve(old_event)
+
+
+def test_events_listed_from_a_created_bound_match_a_full_scan_even_after_the_clock_went_back(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """The emulator bisects to ``created[gte]`` while events are in time order; a clock set back
+    (demo seeding does) must not hide an event from the list."""
+    def names(**created: int) -> list[str]:
+        page = raw_client.v1.events.list(params=cast(Any, {"limit": 100, "created": created}))
+        return [e.data.object.name for e in page.data]
+
+    for name in ("A", "B", "C"):
+        raw_client.v1.customers.create(params={"name": name})
+        emulator.clock.advance(60)
+    middle = emulator.events[1]["created"]
+    assert emulator.events_in_order
+    assert names(gte=middle) == ["C", "B"] and names(gt=middle) == ["C"]
+    emulator.clock.advance(-600)  # set back: the newest event is now the oldest
+    raw_client.v1.customers.create(params={"name": "Early"})
+    assert not emulator.events_in_order
+    assert names(gte=middle) == ["C", "B"]
+    assert names(gte=middle - 600) == ["Early", "C", "B", "A"]
 
 
 def test_requests_without_a_valid_key_get_401(running_stripe: RunningEmulator) -> None:
