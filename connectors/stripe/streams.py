@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any
 
 import stripe
 
-from connectors.base import Page, Record
+from connectors.base import InvalidError, Page, Record
 from connectors.stripe.client import StripeApi
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Stream:
     entity_type: str
     service: Callable[[stripe.StripeClient], Any]
     object_name: str
+    path: str  # the list endpoint
     event_types: tuple[str, ...]
     deleted_events: tuple[str, ...] = ()
     list_params: Mapping[str, Any] = field(default_factory=dict)
@@ -44,30 +45,30 @@ class Stream:
 
 
 STREAMS: dict[str, Stream] = {s.entity_type: s for s in (
-    Stream("customer", lambda c: c.v1.customers, "customer",
+    Stream("customer", lambda c: c.v1.customers, "customer", "/v1/customers",
            ("customer.created", "customer.updated", "customer.deleted"), ("customer.deleted",)),
-    Stream("product", lambda c: c.v1.products, "product",
+    Stream("product", lambda c: c.v1.products, "product", "/v1/products",
            ("product.created", "product.updated", "product.deleted"), ("product.deleted",)),
-    Stream("price", lambda c: c.v1.prices, "price",
+    Stream("price", lambda c: c.v1.prices, "price", "/v1/prices",
            ("price.created", "price.updated", "price.deleted"), ("price.deleted",)),
-    Stream("subscription", lambda c: c.v1.subscriptions, "subscription",
+    Stream("subscription", lambda c: c.v1.subscriptions, "subscription", "/v1/subscriptions",
            ("customer.subscription.created", "customer.subscription.updated",
             "customer.subscription.deleted", "customer.subscription.paused",
             "customer.subscription.resumed"), (), {"status": "all"}),
-    Stream("invoice", lambda c: c.v1.invoices, "invoice",
+    Stream("invoice", lambda c: c.v1.invoices, "invoice", "/v1/invoices",
            ("invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid",
             "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
             "invoice.payment_succeeded", "invoice.payment_failed", "invoice.sent"),
            ("invoice.deleted",)),
-    Stream("payment", lambda c: c.v1.payment_intents, "payment_intent",
+    Stream("payment", lambda c: c.v1.payment_intents, "payment_intent", "/v1/payment_intents",
            ("payment_intent.succeeded", "payment_intent.created", "payment_intent.canceled",
             "payment_intent.payment_failed", "payment_intent.processing"), (),
            {"expand": ["data.latest_charge.balance_transaction"]},
            {"expand": ["latest_charge.balance_transaction"]}),
-    Stream("refund", lambda c: c.v1.refunds, "refund",
+    Stream("refund", lambda c: c.v1.refunds, "refund", "/v1/refunds",
            ("refund.created", "refund.updated", "refund.failed"), (),
            {"expand": ["data.payment_intent"]}, {"expand": ["payment_intent"]}),
-    Stream("credit_note", lambda c: c.v1.credit_notes, "credit_note",
+    Stream("credit_note", lambda c: c.v1.credit_notes, "credit_note", "/v1/credit_notes",
            ("credit_note.created", "credit_note.updated", "credit_note.voided")),
 )}
 
@@ -105,10 +106,18 @@ def decode_cursor(cursor: str) -> tuple[int, set[str]] | None:
         return None
 
 
-def _server_time(page: Any) -> int | None:
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list endpoint as plain JSON, with the answer's HTTP headers."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    headers: Mapping[str, str]
+
+
+def _server_time(page: ListPage) -> int | None:
     """Stripe's clock when it answered (the HTTP Date header), or None when absent or unreadable."""
-    response = getattr(page, "last_response", None)
-    value = response.headers.get("Date") if response is not None and response.headers else None
+    value = page.headers.get("Date") if page.headers else None
     try:
         return int(parsedate_to_datetime(value).timestamp()) if value else None
     except (TypeError, ValueError):
@@ -128,8 +137,19 @@ class StreamReader:
         self.page_limit = page_limit
         self.server_time: int | None = None  # Stripe's clock, from the last events page's Date header
 
-    def _list(self, stream: Stream, params: dict[str, Any]) -> Any:
-        return self.api.call(lambda c: stream.service(c).list(params=params))
+    def _list(self, path: str, params: dict[str, Any]) -> ListPage:
+        """A list page through the SDK's ``raw_request`` (same HTTP, auth, encoding and errors
+        as the typed services), read as plain JSON: building StripeObjects for every listed
+        object, only to turn them back into dicts, cost more than the request itself."""
+        def send(client: stripe.StripeClient) -> ListPage:
+            response = client.raw_request("get", path, **params)
+            body = response.data
+            if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
+                raise InvalidError(f"Stripe sent an unexpected answer to GET {path}", system="stripe")
+            return ListPage([dict(o) for o in body["data"]], bool(body.get("has_more")),
+                            dict(response.headers or {}))
+        page: ListPage = self.api.call(send)
+        return page
 
     # -- full fetch ------------------------------------------------------------------------
 
@@ -141,8 +161,8 @@ class StreamReader:
             params = {**stream.list_params, "limit": self.page_limit}
             if after:
                 params["starting_after"] = after
-            page = self._list(stream, params)
-            items = [to_plain(o) for o in page.data]
+            page = self._list(stream.path, params)
+            items = page.data
             records = [record_of(entity_type, self.enrich(entity_type, o)) for o in items]
             last = not page.has_more or not items
             yield Page(records, cursor=cursor if last else None)
@@ -158,16 +178,13 @@ class StreamReader:
                 params["created"] = {"gte": since}
             if after:
                 params["starting_after"] = after
-            page = self._list_events(params)
+            page = self._list("/v1/events", params)
             self.server_time = _server_time(page)
-            events = [to_plain(e) for e in page.data]
+            events = page.data
             yield from events
             if not page.has_more or not events:
                 return
             after = str(events[-1]["id"])
-
-    def _list_events(self, params: dict[str, Any]) -> Any:
-        return self.api.call(lambda c: c.v1.events.list(params=cast(Any, params)))
 
     def _starting_cursor(self, stream: Stream) -> str:
         """Cursor for "everything up to now": the newest events, remembered so they are skipped."""
