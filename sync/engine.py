@@ -126,6 +126,16 @@ class SyncSummary:
     def stats(self, connection: str, entity_type: str) -> StreamStats:
         return self.streams[(connection, entity_type)]
 
+    def merge(self, other: SyncSummary) -> None:
+        """Add another summary's figures to this one (work done side by side)."""
+        for key, theirs in other.streams.items():
+            mine = self.streams[key]
+            for f in dataclasses.fields(StreamStats):
+                setattr(mine, f.name, getattr(mine, f.name) + getattr(theirs, f.name))
+        self.errors.extend(other.errors)
+        self.planned.extend(other.planned)
+        self.paused.update(other.paused)
+
     def totals(self) -> StreamStats:
         total = StreamStats()
         for s in self.streams.values():

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -46,6 +46,7 @@ INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come bac
 # storm a bigger claim spreads that push over more events (the writes batch); when events trickle
 # in, a run claims what is there. Ingesting 500 events takes seconds, well inside the lease.
 INBOX_BATCH = 500
+PUSH_THREADS = 4  # connections pushed side by side (PostgreSQL); each holds one pool connection
 # Who goes first when several jobs wait for the engine lane (webhook latency: the inbox must
 # not queue behind every stream sync).
 JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": SOON}
@@ -170,12 +171,27 @@ class Jobs:
 
     def push_outbox(self) -> str:
         summary = SyncSummary()
-        for name in self.hub.connectors:
-            if self.paused_reason(name):
-                continue
-            self.hub.engine.push(name, summary, None)
+        self._push_connections(summary)
         self._note(summary)
         return f"wrote {summary.totals().written}, held {summary.totals().dead}"
+
+    def _push_connections(self, summary: SyncSummary) -> None:
+        """Drain every connection's outbox. On PostgreSQL the connections are pushed side by
+        side, so a slow or faulting ledger does not hold back the writes to the others (each
+        connection's own writes stay in order, in one thread); SQLite has a single writer, so
+        there they go one after another."""
+        names = [n for n in self.hub.connectors if n not in summary.paused and not self.paused_reason(n)]
+        if len(names) < 2 or not self.hub.store.is_postgres:
+            for name in names:
+                self.hub.engine.push(name, summary, None)
+            return
+        parts = {name: SyncSummary() for name in names}
+        with ThreadPoolExecutor(max_workers=min(PUSH_THREADS, len(names)), thread_name_prefix="hub-push") as pool:
+            futures = [pool.submit(self.hub.engine.push, name, parts[name], None) for name in names]
+        for part in parts.values():
+            summary.merge(part)
+        for future in futures:
+            future.result()  # the first failure (DaemonStopping included) after all have stopped
 
     def process_inbox(self) -> str:
         with self.hub.store.transaction() as tx:
@@ -200,9 +216,7 @@ class Jobs:
                 continue
             with self.hub.store.transaction() as tx:
                 tx.finish_inbox(item.id)
-        for name in self.hub.connectors:
-            if name not in summary.paused and not self.paused_reason(name):
-                self.hub.engine.push(name, summary, None)
+        self._push_connections(summary)
         self._note(summary)
         return f"processed {len(items) - failed}, failed {failed}"
 

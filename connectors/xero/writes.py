@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import (
@@ -67,6 +68,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def _invoice_lines(invoice: Mapping[str, Any]) -> list[tuple[str, Decimal, Decimal]]:
+    """What an invoice bills, comparable between a payload and Xero's answer."""
+    return [(str(line.get("Description") or ""), Decimal(str(line.get("Quantity") or 0)),
+             Decimal(str(line.get("UnitAmount") or 0))) for line in invoice.get("LineItems") or []]
 
 
 class Writer:
@@ -141,6 +148,9 @@ class Writer:
             final = [WriteResult(r.idempotency_key, i.external_id, False, existing.get(i.hub_id))
                      if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error) else r
                      for i, r in zip(resolved, final, strict=True)]
+        if entity_type == "invoice":
+            final = [self._settled_invoice(i, r) if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error)
+                     else r for i, r in zip(resolved, final, strict=True)]
         if entity_type in NUMBER_FIELDS:
             final = [self._renumber(entity_type, stream, item, result)
                      for item, result in zip(resolved, final, strict=True)]
@@ -334,6 +344,27 @@ class Writer:
         return WriteResult(item.idempotency_key, error=DuplicateError(
             f"contact name {name!r} matches {len(candidates)} Xero contacts that cannot be linked "
             "automatically", candidates=candidates, system=self.client.name, status=400))
+
+    def _settled_invoice(self, item: Outbound, refused: WriteResult) -> WriteResult:
+        """An update refused because the invoice is paid in Xero. The invoice's payment can land
+        before a later change of the same invoice (a status or payment figure, which Xero keeps
+        itself): when the lines Xero holds are the ones sent, it is already written. A change
+        of lines or currency on a paid invoice stays refused, saying what a person must do."""
+        try:
+            answer = self.client.call("get_invoice", invoice_id=str(item.external_id))
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError:
+            return refused
+        current = (answer.get("Invoices") or [{}])[0] if isinstance(answer, Mapping) else {}
+        if _invoice_lines(current) == _invoice_lines(item.payload) \
+                and str(current.get("CurrencyCode") or "") == str(item.payload.get("CurrencyCode") or ""):
+            return WriteResult(item.idempotency_key, item.external_id, False,
+                               to_record(stream_for("invoice"), current))
+        return WriteResult(item.idempotency_key, item.external_id, error=InvalidError(
+            f"Xero invoice {current.get('InvoiceNumber') or item.external_id} is paid, so its lines cannot "
+            "change; remove its payment in Xero, then run `hub resync` for it", system=self.client.name,
+            status=400))
 
     def _allocate(self, entity_type: str, item: Outbound, result: WriteResult) -> WriteResult:
         """Allocate an unsettled credit note to its invoice (refunds are paid out: ``_pay_out``)."""

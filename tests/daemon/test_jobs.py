@@ -3,7 +3,8 @@ the cursor and the outbox with nothing lost and nothing written twice, paused co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.base import Connector
+from connectors.base import Connector, Outbound, WriteResult
 from connectors.fake.connector import FakeConnector, FakeSystem
 from connectors.retry import RetryPolicy
 from mapping.model import Customer, to_data
@@ -127,3 +128,46 @@ async def test_paused_connection_is_skipped_and_shown(world: World) -> None:
         tx.set_connection_state("quickbooks", "ok")
     await jobs.run_now("outbox")
     assert len(world.ledger.live("customer")) == 3 and jobs.paused == {}
+
+
+class _WaitsForTheOther(FakeConnector):
+    """A ledger whose write answers only once the other ledger's write has begun."""
+
+    def __init__(self, system: FakeSystem, started: threading.Event, other: threading.Event) -> None:
+        super().__init__(system, policy=RetryPolicy(sleep=lambda _s: None, max_attempts=2), kind=system.name)
+        self.started, self.other = started, other
+        self.saw_the_other = False
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        self.started.set()
+        # Pushed one after another, the other write cannot begin while this one waits: the wait
+        # runs out and the flag stays False. (The timeout only bounds a failing run.)
+        self.saw_the_other = self.saw_the_other or self.other.wait(timeout=20)
+        return super().upsert(entity_type, batch)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_slow_ledger_does_not_hold_back_the_writes_to_another(pg_schema_url: str) -> None:
+    clock = FrozenClock()
+    store = make_store(pg_schema_url, clock)
+    stripe = FakeSystem("stripe", page_size=10)
+    qbo_started, xero_started = threading.Event(), threading.Event()
+    qbo = _WaitsForTheOther(FakeSystem("quickbooks", page_size=10), qbo_started, xero_started)
+    xero = _WaitsForTheOther(FakeSystem("xero", page_size=10), xero_started, qbo_started)
+    connectors: dict[str, Connector] = {
+        "stripe": FakeConnector(stripe, policy=RetryPolicy(sleep=lambda _s: None), kind="stripe"),
+        "quickbooks": qbo, "xero": xero}
+    config = build_config(store.url, {n: ConnectionConfig(n, "fake", {}) for n in connectors})
+    hub = Hub.from_config(config, store=store, connectors=connectors)
+    executor = ThreadPoolExecutor(max_workers=2)
+    try:
+        for i in range(3):
+            stripe.put("customer", {"name": f"Customer {i}", "email": f"c{i}@example.com"})
+        jobs = Jobs(hub, executor, Metrics(store, hub.connectors, clock, dict), clock=clock)
+        assert (await jobs.run_now("sync:stripe:customer"))["outcome"] == "ok"
+        assert (await jobs.run_now("outbox"))["outcome"] == "ok"
+        assert qbo.saw_the_other and xero.saw_the_other
+        assert len(qbo.remote.live("customer")) == 3 and len(xero.remote.live("customer")) == 3
+    finally:
+        executor.shutdown(wait=True)
+        store.dispose()

@@ -240,6 +240,31 @@ def test_a_number_held_by_a_live_document_stays_an_error(
     assert [i["InvoiceNumber"] for i in _all_invoices(emu).values()] == ["in_0000"]
 
 
+def test_a_late_change_to_a_paid_invoice_is_written_when_its_lines_agree_and_refused_when_they_do_not(
+        emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
+    """The payment can reach Xero before a later change of its invoice (status, amount paid): Xero
+    refuses to edit a paid invoice, and the hub must not hold that as a failure. A change of what
+    the invoice bills cannot be applied and says what to do."""
+    refs.link("customer", "hub-cust-1", _contact(emu))
+    (item,) = _invoices(connector, refs, 1)
+    (inv,) = connector.upsert("invoice", [item])
+    refs.link("invoice", "hub-inv-0000", str(inv.external_id))
+    payment = Payment(id="hub-pay-1", invoice_id="hub-inv-0000", amount=Money(1999, "USD"),
+                      paid_at=datetime(2026, 11, 2, tzinfo=UTC))
+    (paid,) = connector.upsert("payment", [Outbound("payment", "hub-pay-1",
+                                                    connector.from_canonical(payment, refs), "idem-pay-1")])
+    assert paid.ok and emu.tenant.table("Invoices")[str(inv.external_id)]["Status"] == "PAID"
+    update = dataclasses.replace(item, external_id=inv.external_id, idempotency_key="idem-inv-0000-2")
+    (same,) = connector.upsert("invoice", [update])
+    assert same.ok, same.error
+    assert same.record is not None and same.record.data["Status"] == "PAID"
+    lines = [{**line, "Quantity": 2} for line in update.payload["LineItems"]]
+    (changed,) = connector.upsert("invoice", [dataclasses.replace(
+        update, payload={**update.payload, "LineItems": lines}, idempotency_key="idem-inv-0000-3")])
+    assert not changed.ok and "is paid, so its lines cannot change" in str(changed.error)
+    assert emu.tenant.table("Invoices")[str(inv.external_id)]["Total"] == Decimal("19.99")
+
+
 def test_twelve_refunds_are_paid_out_with_one_payments_call(
         emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
     refs.link("customer", "hub-cust-1", _contact(emu))
