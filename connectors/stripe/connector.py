@@ -142,10 +142,20 @@ class StripeConnector:
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records in a verified event's ``data.object``. Invoices get their tax rates inlined
         (cached lookups); payments arrive without the expanded charge, so fee/net come from the
-        next incremental read."""
+        next incremental read. A refund is read again with its payment intent expanded: the
+        payload names the intent only, and without it the refund has no customer or invoice
+        (a ledger cannot book it). A failed read fails the event, which the inbox tries again."""
         records = self.reader.records_for_event(payload)
-        return [dataclasses.replace(r, data=self._enrich(r.entity_type, dict(r.data)))
-                if r.entity_type == "invoice" and not r.deleted else r for r in records]
+        return [self._complete(r) for r in records]
+
+    def _complete(self, record: Record) -> Record:
+        if record.deleted:
+            return record
+        if record.entity_type == "invoice":
+            return dataclasses.replace(record, data=self._enrich(record.entity_type, dict(record.data)))
+        if record.entity_type == "refund" and not isinstance(record.data.get("payment_intent"), Mapping):
+            return self.reader.refetch(record)
+        return record
 
     # -- mapping ------------------------------------------------------------------------------------
 

@@ -247,6 +247,14 @@ class StreamReader:
         data = obj if deleted else self.enrich(stream.entity_type, obj)
         return record_of(stream.entity_type, data, deleted=deleted, changed_at=int(event["created"]))
 
+    def refetch(self, record: Record) -> Record:
+        """A record read again with its stream's expansions, which event payloads never carry."""
+        stream = STREAMS[record.entity_type]
+        fresh = self.api.call(lambda c: stream.service(c).retrieve(
+            record.external_id, params=dict(stream.retrieve_params or {})))
+        changed = int(record.updated_at.timestamp()) if record.updated_at else None
+        return record_of(record.entity_type, self.enrich(record.entity_type, to_plain(fresh)), changed_at=changed)
+
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records carried by one webhook event (no API call; expansions are absent)."""
         data = payload.get("data")

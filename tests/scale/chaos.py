@@ -23,13 +23,13 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from aiohttp import web
@@ -50,6 +50,8 @@ from tests.scale.helpers import ROOT
 
 ADMIN_TOKEN = "adm_chaos_0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 METER_EVENT = "api_calls"
+T = TypeVar("T")
+SEED_CHUNK = 50  # arriving objects created per turn of the Stripe emulator's loop
 LEASE_SECONDS = 300  # the engine's outbox lease (Engine -> Tx.claim_outbox default)
 
 
@@ -242,6 +244,7 @@ class Outcome:
     max_concurrent_reads: dict[str, int] = field(default_factory=dict)
     stream_reads: int = 0
     usage_posted: int = 0
+    webhook_events: int = 0  # Stripe events the inbox kept (each once, from three deliveries)
     seconds: float = 0.0
     storm_seconds: float = 0.0
     dead: int = 0
@@ -257,6 +260,7 @@ class Outcome:
                 "mismatches": self.count("mismatch"), "dead_letters": self.dead,
                 "diff_findings": len(self.diff_findings), "stream_reads_probed": self.stream_reads,
                 "max_concurrent_reads_per_stream": max(self.max_concurrent_reads.values(), default=0),
+                "webhook_events_stored": self.webhook_events,
                 "storm_seconds": round(self.storm_seconds, 1), "seconds": round(self.seconds, 1)}
 
 
@@ -291,32 +295,48 @@ class Chaos:
                                               "default_aggregation": {"formula": "sum"}}]})
         self.customer_ids = [c for c in self.stripe.table("customer")]
 
+    def on_stripe_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the Stripe emulator's own loop: its state is not shared across threads,
+        and only there do the objects' events become signed webhook deliveries."""
+        async def run() -> T:
+            return fn()
+        result: T = self.emus.stripe.call(run())
+        return result
+
     def arrive(self, customers: int, invoices: int, refunds: int) -> None:
-        """New Stripe objects while the processes run: webhooks to every process + change feeds."""
+        """New Stripe objects while the processes run: webhooks to every process + change feeds.
+        Created SEED_CHUNK at a time on the emulator's loop, so it goes on answering in between."""
         stripe = self.stripe
-        start = len(self.stripe.table("customer"))
+        start = self.on_stripe_loop(lambda: len(stripe.table("customer")))
         specs = [{"ref": f"n{i}", "name": f"Arrival {start + i:06d}", "email": f"arrival{start + i:06d}@example.com",
                   "address": {"country": "US", "city": "Boston"}} for i in range(customers)]
-        if specs:
-            created = stripe.seed_objects({"customers": specs})["created"].get("customers", [])
-            self.customer_ids.extend(created)
-        usd = [c for c, v in stripe.table("customer").items() if not v.get("_deleted")]
-        prices = [p for p, v in stripe.table("price").items() if v.get("currency") == "usd" and not v.get("recurring")]
+        for chunk in _chunks(specs):
+            created = self.on_stripe_loop(lambda c=chunk: stripe.seed_objects({"customers": c}))  # type: ignore[misc]
+            self.customer_ids.extend(created["created"].get("customers", []))
+
+        def choices() -> tuple[list[str], list[str]]:
+            usd = [c for c, v in stripe.table("customer").items() if not v.get("_deleted")]
+            prices = [p for p, v in stripe.table("price").items() if v.get("currency") == "usd" and not v.get("recurring")]
+            return usd, prices
+        usd, prices = self.on_stripe_loop(choices)
         invoice_specs = []
         for _ in range(invoices):
             invoice_specs.append({"customer": self.rng.choice(usd), "currency": "usd",
                                   "status": "paid" if self.rng.random() < 0.9 else "open",
                                   "items": [{"price": self.rng.choice(prices), "quantity": self.rng.choice([1, 2, 3])}]})
-        if invoice_specs:
-            stripe.seed_objects({"invoices": invoice_specs})
+        for chunk in _chunks(invoice_specs):
+            self.on_stripe_loop(lambda c=chunk: stripe.seed_objects({"invoices": c}))  # type: ignore[misc]
         if refunds:
-            refunded = {r.get("payment_intent") for r in stripe.table("refund").values()}
-            intents = [pi for pi, v in stripe.table("payment_intent").items()
-                       if v.get("status") == "succeeded" and pi not in refunded]
-            chosen = self.rng.sample(intents, k=min(refunds, len(intents)))
-            stripe.seed_objects({"refunds": [
-                {"payment_intent": pi, "amount": max(1, int(stripe.table("payment_intent")[pi]["amount"]) // 3),
-                 "reason": "requested_by_customer"} for pi in chosen]})
+            def refundable() -> list[tuple[str, int]]:
+                refunded = {r.get("payment_intent") for r in stripe.table("refund").values()}
+                return [(pi, int(v["amount"])) for pi, v in stripe.table("payment_intent").items()
+                        if v.get("status") == "succeeded" and pi not in refunded]
+            candidates = self.on_stripe_loop(refundable)
+            chosen = self.rng.sample(candidates, k=min(refunds, len(candidates)))
+            refund_specs = [{"payment_intent": pi, "amount": max(1, amount // 3), "reason": "requested_by_customer"}
+                            for pi, amount in chosen]
+            for chunk in _chunks(refund_specs):
+                self.on_stripe_loop(lambda c=chunk: stripe.seed_objects({"refunds": c}))  # type: ignore[misc]
 
     def post_usage(self, count: int) -> int:
         """Usage events to ``/api/usage`` of a random live process (resent on failure)."""
@@ -456,6 +476,8 @@ class Chaos:
         would prove nothing more). Then passes until one changes nothing."""
         with self.store.transaction() as tx:
             stuck = tx.outbox_depth().get("in_flight", 0)
+            self.outcome.webhook_events = tx.conn.execute(
+                text("SELECT count(*) FROM inbox WHERE system = 'stripe'")).scalar_one()
         self.outcome.recovered_leases = stuck
         later = timedelta(seconds=LEASE_SECONDS + 60)
         config = load_config(self.config)
@@ -588,6 +610,11 @@ def _compare_amounts(system: str, got: Counter[Any], wanted: Counter[Any], probl
     extra, short = got - wanted, wanted - got
     problems["duplicate"] += [f"{system} refund {k} x{n} extra" for k, n in extra.items()]
     problems["missing"] += [f"{system} refund {k} x{n}" for k, n in short.items()]
+
+
+def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), SEED_CHUNK):
+        yield items[start:start + SEED_CHUNK]
 
 
 def _minor(value: Any, currency: str) -> int:

@@ -36,6 +36,7 @@ def test_three_processes_sigkilled_under_faults_leave_every_system_exact(tmp_pat
     assert outcome.kills == 6 and outcome.restarts == 6
     assert outcome.faults["5xx"] > 0 and outcome.faults["apply_then_fail"] > 0 and outcome.faults["429"] > 0
     assert outcome.records["payments"] > 0 and outcome.records["refunds"] > 0 and outcome.usage_posted > 0
+    assert outcome.webhook_events > 0  # the arrivals came by signed webhooks, not only change feeds
     # The advisory lock: change feeds were read, and never two reads of one stream at once.
     assert outcome.stream_reads > 0
     # Xero's credit_note and refund streams send the same CreditNotes request (they are told apart

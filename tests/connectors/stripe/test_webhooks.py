@@ -130,6 +130,25 @@ def test_records_for_event_turns_the_event_object_into_records(
     assert connector.records_for_event({"garbage": True}) == []
 
 
+def test_a_refund_event_is_read_again_with_its_payment_intent_so_it_has_a_customer(
+        emulator: StripeEmulator, connector: StripeConnector) -> None:
+    """The refund.created payload names its payment intent only; a ledger needs the customer."""
+    ids = emulator.seed_objects({
+        "customers": [{"ref": "c", "name": "Refunded", "email": "refunded@example.com"}],
+        "products": [{"ref": "p", "name": "Setup"}],
+        "prices": [{"ref": "one", "product": "@p", "currency": "usd", "unit_amount": 1500}],
+        "invoices": [{"customer": "@c", "currency": "usd", "status": "paid", "items": [{"price": "@one"}]}]})
+    (customer,) = ids["created"]["customers"]
+    (intent,) = [pi for pi, v in emulator.table("payment_intent").items() if v.get("customer") == customer]
+    emulator.seed_objects({"refunds": [{"payment_intent": intent, "amount": 500}]})
+    (event,) = [e for e in emulator.events if e["type"] == "refund.created"]
+    assert event["data"]["object"]["payment_intent"] == intent  # an id, not the object
+    (record,) = connector.records_for_event(event)
+    assert record.entity_type == "refund" and not record.deleted
+    assert record.data["payment_intent"]["id"] == intent and record.data["payment_intent"]["customer"] == customer
+    assert record.updated_at is not None and int(record.updated_at.timestamp()) == event["created"]
+
+
 class _Receiver:
     """A webhook receiver on loopback that fails the first delivery (to exercise retries)."""
 
