@@ -246,11 +246,3 @@ class Connector(Protocol):
 
     def close(self) -> None:
         ...
-
-
-def normalise_key(value: str | None) -> str | None:
-    """Case- and space-insensitive form of a natural key (emails, names, numbers)."""
-    if value is None:
-        return None
-    folded = " ".join(value.split()).casefold()
-    return folded or None

@@ -45,6 +45,20 @@ entities = Table(
     Column("updated_at", TS, nullable=False),
 )
 
+# The natural keys (email, number, name) of live entities, as digests of their normal form:
+# first contact finds the hub records an unlinked external record may be, by index, instead
+# of reading every entity of its type (per page, per webhook). Kept with the entities by
+# ``Tx.upsert_entities*`` and erasure.
+natural_keys = Table(
+    "natural_keys",
+    metadata,
+    Column("entity_id", String(36), primary_key=True),
+    Column("key", String(16), primary_key=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Index("ix_natural_keys_lookup", "entity_type", "key", "digest"),
+)
+
 # ``system`` holds the connection id (the system name for single-tenant configs), so two
 # QuickBooks companies can both have a customer "58".
 links = Table(

@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from mapping.keys import key_digest, natural_digests
 from mapping.model import (
     VOLATILE_FIELDS,
     Entity,
@@ -64,7 +65,7 @@ _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 # Advisory locks are database-wide; the key carries the schema so hubs kept in different schemas
 # of one database (tenants, staging next to production) never hold each other's locks.
 _LOCK_KEY = "hashtextextended(current_schema() || '/' || :k, 0)"
-_CREDENTIALS_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+_XACT_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
 _TRY_LOCK = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
 _UNLOCK = text(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
 
@@ -77,6 +78,8 @@ def _select(table: Any, where: str) -> Any:
 
 
 _ENTITY_BY_ID = _select(t.entities, "id = :id")
+_ENTITIES_WITH_KEY = text("SELECT entity_id FROM natural_keys WHERE entity_type = :entity_type "
+                          "AND key = :key AND digest = :digest ORDER BY entity_id")
 _LINK_BY_EXTERNAL = _select(t.links, "system = :system AND object_type = :object_type "
                                      "AND external_id = :external_id")
 _LINK_BY_CANONICAL = _select(t.links, "canonical_id = :canonical_id AND system = :system "
@@ -455,7 +458,36 @@ class Tx:
             self.conn.execute(insert(t.entities), inserts)
         if history:
             self.conn.execute(insert(t.history), history)
+        self._index_natural_keys({
+            entity.id: (entity.type, existing[entity.id][1], existing[entity.id][3])
+            for entity, outcome in zip(batch, outcomes, strict=True) if outcome != "unchanged"})
         return outcomes
+
+    def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]]) -> None:
+        """Keep ``natural_keys`` in step with entities just written: id -> (type, data, deleted)."""
+        if not written:
+            return
+        ids = list(written)
+        for start in range(0, len(ids), 900):
+            self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id.in_(ids[start:start + 900])))
+        rows = [{"entity_id": cid, "key": key, "entity_type": etype, "digest": digest}
+                for cid, (etype, data, deleted) in written.items() if not deleted
+                for key, digest in natural_digests(data).items()]
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(insert(t.natural_keys), rows[start:start + 5000])
+
+    def drop_natural_keys(self, entity_id: str) -> None:
+        """An erased entity is never matched again by email, number or name."""
+        self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id == entity_id))
+
+    def entities_with_key(self, entity_type: str, key: str, value: str | None) -> list[str]:
+        """Ids of the live entities of a type whose natural ``key`` matches ``value`` (in its
+        normal form), in id order."""
+        digest = key_digest(value)
+        if digest is None:
+            return []
+        return [str(r[0]) for r in self.conn.execute(_ENTITIES_WITH_KEY, {
+            "entity_type": entity_type, "key": key, "digest": digest})]
 
     def upsert_entities_bulk(
         self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False
@@ -516,6 +548,7 @@ class Tx:
         now = self.now
         rows = [(cid, etype, canonical_json(state[cid][1]), state[cid][0], state[cid][2])
                 for cid, etype in written.items()]
+        self._index_natural_keys({cid: (etype, state[cid][1], bool(state[cid][3])) for cid, etype in written.items()})
         if self.store.is_postgres:
             self._merge_entities_pg(rows, history, source, deleted, run_id, now)
             return outcomes
@@ -773,6 +806,11 @@ class Tx:
         put back for later is not taken again in the same pass.
         """
         now = self.now
+        if self.store.is_postgres:
+            # One claim per target at a time across processes, so the check below sees every
+            # claim already made (SKIP LOCKED alone would let two processes each take one of two
+            # items for the same record).
+            self.conn.execute(_XACT_LOCK, {"k": "claim/" + (target or "")})
         due = or_(and_(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= (due_by or now)),
                   and_(t.outbox.c.status == "in_flight", t.outbox.c.claimed_until < now))
         query = select(t.outbox).where(due)
@@ -784,6 +822,21 @@ class Tx:
         if self.store.is_postgres:
             query = query.with_for_update(skip_locked=True)
         rows = list(self.conn.execute(query))
+        if not rows:
+            return []
+        # At most one write per (record, target) in flight: two items for one record (a webhook
+        # and a change feed saw it with different content) sent together would both create it.
+        # The later one waits; by its turn the link exists and it is an update or nothing.
+        busy = {(r.canonical_id, r.target) for r in self.conn.execute(
+            select(t.outbox.c.canonical_id, t.outbox.c.target).where(
+                t.outbox.c.status == "in_flight", t.outbox.c.claimed_until >= now,
+                t.outbox.c.canonical_id.in_({r.canonical_id for r in rows})))}
+        chosen = []
+        for row in rows:
+            if (row.canonical_id, row.target) not in busy:
+                busy.add((row.canonical_id, row.target))
+                chosen.append(row)
+        rows = chosen
         if not rows:
             return []
         self.conn.execute(update(t.outbox).where(t.outbox.c.id.in_([r.id for r in rows])).values(
@@ -958,7 +1011,7 @@ class Tx:
         the previous holder committed. SQLite: the transaction's BEGIN IMMEDIATE already
         serialises writers."""
         if for_update and self.store.is_postgres:
-            self.conn.execute(_CREDENTIALS_LOCK, {"k": "credentials/" + connection})
+            self.conn.execute(_XACT_LOCK, {"k": "credentials/" + connection})
         query = select(t.credentials.c.ciphertext).where(t.credentials.c.connection == connection)
         token = self.conn.execute(query).scalar()
         return self._cipher().decrypt(token) if token else None

@@ -36,7 +36,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import Connector, normalise_key
+from connectors.base import Connector
+from mapping.keys import normalise_key
 from mapping.model import (
     CreditNote,
     Customer,

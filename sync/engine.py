@@ -48,8 +48,8 @@ from connectors.base import (
     Record,
     RetryableError,
     WriteResult,
-    normalise_key,
 )
+from mapping.keys import NATURAL_KEYS, normalise_key
 from mapping.model import (
     Deal,
     Entity,
@@ -350,13 +350,12 @@ class Engine:
         Two records of one system claiming the same hub record are both held: that is a
         duplicate in the system, and linking either would be a guess.
         """
-        natural: dict[str, dict[str, dict[str, list[str]]]] = {}
         matches: dict[str, str] = {}
         claims: dict[tuple[str, str], list[str]] = defaultdict(list)
         for record in records:
             if record.deleted or tx.canonical_for(connector.name, record.entity_type, record.external_id):
                 continue
-            match = self._first_contact(tx, connector, record, natural, run_id)
+            match = self._first_contact(tx, connector, record, run_id)
             if match is None:
                 continue
             matches[record.external_id] = match
@@ -436,23 +435,19 @@ class Engine:
         else:
             stats.unchanged += 1
 
-    def _first_contact(self, tx: Tx, connector: Connector, record: Record,
-                       natural: dict[str, dict[str, dict[str, list[str]]]], run_id: str | None) -> str | None:
-        """Match an unlinked record to canonical records: marker, then natural keys."""
+    def _first_contact(self, tx: Tx, connector: Connector, record: Record, run_id: str | None) -> str | None:
+        """Match an unlinked record to canonical records: marker, then natural keys (by index)."""
         keys = connector.natural_keys(record)
         marker = keys.get("hub_id")
         if marker:
             stored = tx.get_entity(marker)
             if stored is not None and stored.type == record.entity_type:
                 return marker
-        index = natural.get(record.entity_type)
-        if index is None:
-            index = natural[record.entity_type] = self._natural_index(tx, record.entity_type)
-        for key in ("email", "number", "name"):
+        for key in NATURAL_KEYS:
             value = normalise_key(keys.get(key))
             if not value:
                 continue
-            candidates = index.get(key, {}).get(value, [])
+            candidates = tx.entities_with_key(record.entity_type, key, value)
             if len(candidates) == 1:
                 return candidates[0]
             if len(candidates) > 1:
@@ -464,15 +459,6 @@ class Engine:
                               fields={key: {"hub": value}})
                 return "ambiguous"
         return None
-
-    def _natural_index(self, tx: Tx, entity_type: str) -> dict[str, dict[str, list[str]]]:
-        index: dict[str, dict[str, list[str]]] = {"email": {}, "number": {}, "name": {}}
-        for stored in tx.entities_of(entity_type):
-            for key in index:
-                value = normalise_key(stored.data.get(key))
-                if value:
-                    index[key].setdefault(value, []).append(stored.id)
-        return index
 
     # ------------------------------------------------------------------ plan
 

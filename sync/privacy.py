@@ -148,6 +148,8 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
             payload=tombstone, content_hash=content_hash(from_data("customer", tombstone)),
             version=row.version + 1, source=SOURCE, updated_at=tx.now))
 
+    tx.drop_natural_keys(canonical_id)
+
     for history_id, changes in history:
         scrubbed = {name: ([None if v is None else ERASED for v in pair] if name in PERSONAL_FIELDS
                            and isinstance(pair, list) else _scrub(pair, mentions))

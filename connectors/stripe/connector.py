@@ -8,7 +8,6 @@ subscription, invoice, plus ``record_usage`` for meter events. The hub's marker 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -17,12 +16,12 @@ from connectors.base import (
     ConnectionHealth,
     ConnectorError,
     InboundEvent,
+    InvalidError,
     Outbound,
     Page,
     Record,
     RefResolver,
     WriteResult,
-    normalise_key,
 )
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
@@ -31,6 +30,7 @@ from connectors.stripe.client import StripeApi
 from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
 from connectors.stripe.writes import StripeWriter, UsageEvent
 from mapping import stripe as mapping
+from mapping.keys import normalise_key
 from mapping.model import Entity
 
 if TYPE_CHECKING:
@@ -140,22 +140,24 @@ class StripeConnector:
         return webhooks.verify(headers, body, self._webhook_secret, moment)
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
-        """Records in a verified event's ``data.object``. Invoices get their tax rates inlined
-        (cached lookups); payments arrive without the expanded charge, so fee/net come from the
-        next incremental read. A refund is read again with its payment intent expanded: the
-        payload names the intent only, and without it the refund has no customer or invoice
-        (a ledger cannot book it). A failed read fails the event, which the inbox tries again."""
-        records = self.reader.records_for_event(payload)
-        return [self._complete(r) for r in records]
+        """Records for a verified event: the object as it is now, read again (with the stream's
+        expansions), not the event's snapshot. Stripe does not deliver events in order and
+        several processes work the inbox, so an older snapshot (``invoice.created``, a draft)
+        can be handled after a newer one (``invoice.paid``) and would turn the hub's record
+        back; and a refund's payload names its payment intent only (no customer, no invoice).
+        A deletion is taken as sent; an object gone since (404) is taken from the payload. A failed
+        read fails the event, which the inbox tries again."""
+        return [self._current(r) for r in self.reader.records_for_event(payload)]
 
-    def _complete(self, record: Record) -> Record:
+    def _current(self, record: Record) -> Record:
         if record.deleted:
             return record
-        if record.entity_type == "invoice":
-            return dataclasses.replace(record, data=self._enrich(record.entity_type, dict(record.data)))
-        if record.entity_type == "refund" and not isinstance(record.data.get("payment_intent"), Mapping):
+        try:
             return self.reader.refetch(record)
-        return record
+        except InvalidError as exc:
+            if exc.status == 404:
+                return record
+            raise
 
     # -- mapping ------------------------------------------------------------------------------------
 

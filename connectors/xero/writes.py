@@ -28,11 +28,11 @@ from connectors.base import (
     QuotaExhausted,
     Record,
     WriteResult,
-    normalise_key,
 )
 from connectors.xero.client import XeroClient
 from connectors.xero.errors import validation_messages
 from connectors.xero.streams import Stream, stream_for, to_record
+from mapping.keys import normalise_key
 from mapping.xero import marker_field, marker_value
 
 # entity type -> (create op, update-or-create op)

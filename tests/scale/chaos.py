@@ -249,6 +249,7 @@ class Outcome:
     storm_seconds: float = 0.0
     dead: int = 0
     dead_reasons: list[str] = field(default_factory=list)
+    hub_findings: list[str] = field(default_factory=list)  # open before the final diff: what the hub held
 
     def count(self, kind: str) -> int:
         return len(self.problems.get(kind, []))
@@ -500,6 +501,8 @@ class Chaos:
             with hub.store.transaction() as tx:
                 self.outcome.dead_reasons = [f"{i.target} {i.entity_type}: {i.last_error}"
                                              for i in tx.list_outbox("dead", limit=50)]
+                self.outcome.hub_findings = [f"{f.kind} {f.system} {f.entity}: {f.detail}"
+                                             for f in tx.list_findings(status="open", limit=50)]
             report = hub.differ.run(["customer", "invoice", "payment", "refund"])
             self.outcome.diff_findings = [
                 {k: f.get(k) for k in ("kind", "entity", "system", "detail")} for f in report.findings]

@@ -147,6 +147,7 @@ def test_forget_customer_erases_personal_data_and_keeps_the_books(store: StateSt
     with store.transaction() as tx:
         outbox_before = tx.outbox_depth()
         links_before = tx.links_of(CUSTOMER)
+        assert tx.entities_with_key("customer", "email", "jane.roe@example.org") == [CUSTOMER]
     assert all(value in _dump(store) for value in PERSONAL)
     config = write_config(tmp_path / "hub.toml", store.url, TEST_KEY)
 
@@ -173,6 +174,9 @@ def test_forget_customer_erases_personal_data_and_keeps_the_books(store: StateSt
         assert data["currency"] == "GBP" and data["extra"] == {"balance": "120.00", "erased": True}
         assert tx.links_of(CUSTOMER) == links_before
         assert tx.canonical_for("stripe", "customer", "cus_roe1") == CUSTOMER
+        # Never matched again by the email or name it had (nor by the placeholder).
+        assert tx.entities_with_key("customer", "email", "jane.roe@example.org") == []
+        assert tx.entities_with_key("customer", "name", ERASED) == []
         assert {e.id: e.data for t_ in ("invoice", "payment", "refund") for e in tx.entities_of(t_)} == ledger
         assert tx.outbox_depth() == outbox_before  # nothing queued for any vendor
         history = tx.history_of(CUSTOMER)

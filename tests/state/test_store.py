@@ -217,6 +217,25 @@ def test_an_expired_lease_returns_a_claimed_item_to_the_queue(store: StateStore,
         assert [i.idempotency_key for i in tx.claim_outbox(10)] == ["k1"]
 
 
+def test_one_write_per_record_and_target_is_in_flight_at_a_time(store: StateStore, clock: FrozenClock) -> None:
+    """A webhook and a change feed can queue two writes of one record (different content); sent
+    together, both would create it in the target."""
+    with store.transaction() as tx:
+        tx.enqueue("p1", "payment", "xero", "upsert", "from-webhook", "h1")
+        tx.enqueue("p2", "payment", "xero", "upsert", "other-record", "h2")
+        tx.enqueue("p1", "payment", "xero", "upsert", "from-feed", "h3")
+        tx.enqueue("p1", "payment", "quickbooks", "upsert", "to-another-target", "h1")
+    with store.transaction() as tx:
+        assert [i.idempotency_key for i in tx.claim_outbox(10)] == ["from-webhook", "other-record",
+                                                                    "to-another-target"]
+    with store.transaction() as tx:
+        assert tx.claim_outbox(10) == []  # p1's first write to xero is still in flight
+        first = [i for i in tx.list_outbox("in_flight") if i.idempotency_key == "from-webhook"][0]
+        tx.complete_outbox(first.id, "PAY-1")
+    with store.transaction() as tx:
+        assert [i.idempotency_key for i in tx.claim_outbox(10)] == ["from-feed"]
+
+
 def test_findings_are_upserted_by_fingerprint_and_resolved_when_unseen(store: StateStore) -> None:
     kwargs: dict[str, Any] = dict(kind="duplicate", entity="customer", system="quickbooks", canonical_id=None,
                   external_ids=["58", "61"], fields={}, detail="two customers")
@@ -305,7 +324,7 @@ def test_init_is_idempotent_and_matches_the_declared_schema(store: StateStore) -
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert store.init() == store.init() == "0002"
+    assert store.init() == store.init() == "0003"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
     assert diff == [], f"migrations and state/schema.py disagree: {diff}"
@@ -350,3 +369,47 @@ def test_a_stream_lock_is_held_by_one_holder_at_a_time(store: StateStore) -> Non
             assert other_stream
     with store.stream_lock("sync", "stripe", "customer") as again:
         assert again
+
+
+def test_natural_keys_follow_every_write_and_hold_no_plain_values(store: StateStore) -> None:
+    """First contact finds hub records by email, number or name through ``natural_keys``."""
+    acme = Customer("c1", name="Acme  Inc", email="Billing@Acme.test")
+    with store.transaction() as tx:
+        tx.upsert_entities([acme, Customer("c2", name="Other", email="other@example.com")], "stripe")
+        assert tx.entities_with_key("customer", "email", " billing@acme.TEST ") == ["c1"]
+        assert tx.entities_with_key("customer", "name", "acme inc") == ["c1"]
+        assert tx.entities_with_key("invoice", "email", "billing@acme.test") == []
+        stored = [tuple(r) for r in tx.conn.execute(select(schema.natural_keys))]
+        assert stored and not any("acme" in str(value).lower() for row in stored for value in row)
+        tx.upsert_entity(Customer("c1", name="Acme Inc", email="ap@acme.test"), "stripe")  # changed
+        assert tx.entities_with_key("customer", "email", "billing@acme.test") == []
+        assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1"]
+        tx.upsert_entities_bulk([Customer("c3", name="Bulk Co", email="ap@acme.test")], "stripe")
+        assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1", "c3"]
+        tx.upsert_entity(Customer("c3", name="Bulk Co", email="ap@acme.test"), "stripe", deleted=True)
+        assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1"]
+        tx.drop_natural_keys("c1")
+        assert tx.entities_with_key("customer", "name", "acme inc") == []
+
+
+def test_the_natural_keys_migration_indexes_the_entities_already_stored(tmp_path: object) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from state.store import MIGRATIONS
+
+    store = make_store(f"sqlite:///{tmp_path}/old.db")
+    with store.transaction() as tx:
+        tx.upsert_entities([Customer("c1", name="Acme", email="a@acme.test"),
+                            Customer("c2", name="Gone", email="g@acme.test")], "stripe")
+        tx.upsert_entity(Customer("c2", name="Gone", email="g@acme.test"), "stripe", deleted=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")  # a hub from before natural_keys, with entities
+    assert store.init() == "0003"
+    with store.transaction() as tx:
+        assert tx.entities_with_key("customer", "email", "a@acme.test") == ["c1"]
+        assert tx.entities_with_key("customer", "email", "g@acme.test") == []  # deleted: not indexed
+    store.dispose()

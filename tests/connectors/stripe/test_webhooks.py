@@ -130,6 +130,21 @@ def test_records_for_event_turns_the_event_object_into_records(
     assert connector.records_for_event({"garbage": True}) == []
 
 
+def test_an_older_event_handled_after_a_newer_one_gives_the_object_as_it_is_now(
+        emulator: StripeEmulator, connector: StripeConnector, raw_client: stripe.StripeClient) -> None:
+    """Events arrive out of order and several processes work the inbox: the snapshot in
+    ``customer.created`` must not turn the hub's record back to the first email."""
+    created = raw_client.v1.customers.create(params={"name": "Moved", "email": "old@example.com"})
+    first = dict(emulator.events[-1])
+    raw_client.v1.customers.update(created.id, params={"email": "new@example.com"})
+    assert first["type"] == "customer.created" and first["data"]["object"]["email"] == "old@example.com"
+    (record,) = connector.records_for_event(first)
+    assert record.data["email"] == "new@example.com"
+    raw_client.v1.customers.delete(created.id)
+    (gone,) = connector.records_for_event(first)  # read again: deleted since
+    assert gone.deleted
+
+
 def test_a_refund_event_is_read_again_with_its_payment_intent_so_it_has_a_customer(
         emulator: StripeEmulator, connector: StripeConnector) -> None:
     """The refund.created payload names its payment intent only; a ledger needs the customer."""
