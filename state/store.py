@@ -460,14 +460,17 @@ class Tx:
             self.conn.execute(insert(t.history), history)
         self._index_natural_keys({
             entity.id: (entity.type, existing[entity.id][1], existing[entity.id][3])
-            for entity, outcome in zip(batch, outcomes, strict=True) if outcome != "unchanged"})
+            for entity, outcome in zip(batch, outcomes, strict=True) if outcome != "unchanged"},
+            new={row["id"] for row in inserts})
         return outcomes
 
-    def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]]) -> None:
-        """Keep ``natural_keys`` in step with entities just written: id -> (type, data, deleted)."""
+    def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]], *,
+                            new: set[str]) -> None:
+        """Keep ``natural_keys`` in step with entities just written: id -> (type, data, deleted);
+        ``new`` ones (just inserted) have no keys to replace."""
         if not written:
             return
-        ids = list(written)
+        ids = [cid for cid in written if cid not in new]
         for start in range(0, len(ids), 900):
             self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id.in_(ids[start:start + 900])))
         rows = [{"entity_id": cid, "key": key, "entity_type": etype, "digest": digest}
@@ -548,7 +551,8 @@ class Tx:
         now = self.now
         rows = [(cid, etype, canonical_json(state[cid][1]), state[cid][0], state[cid][2])
                 for cid, etype in written.items()]
-        self._index_natural_keys({cid: (etype, state[cid][1], bool(state[cid][3])) for cid, etype in written.items()})
+        self._index_natural_keys({cid: (etype, state[cid][1], bool(state[cid][3])) for cid, etype in written.items()},
+                                 new=set(written) - existing)
         if self.store.is_postgres:
             self._merge_entities_pg(rows, history, source, deleted, run_id, now)
             return outcomes
