@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL = "/__emulator/"
+T = TypeVar("T")
 
 
 class EmulatorClock:
@@ -272,6 +273,14 @@ class RunningEmulator:
     def call(self, coro: Awaitable[Any]) -> Any:
         """Run a coroutine on the emulator's loop (for direct state inspection in tests)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
+
+    def on_loop(self, fn: Callable[[], T]) -> T:
+        """Run a synchronous emulator mutation on the emulator's own loop: its state is not
+        shared across threads, and only there do mutations schedule their webhook deliveries."""
+        async def run() -> T:
+            return fn()
+        result: T = self.call(run())
+        return result
 
     def stop(self) -> None:
         if self.loop.is_running():

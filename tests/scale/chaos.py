@@ -297,12 +297,7 @@ class Chaos:
         self.customer_ids = [c for c in self.stripe.table("customer")]
 
     def on_stripe_loop(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the Stripe emulator's own loop: its state is not shared across threads,
-        and only there do the objects' events become signed webhook deliveries."""
-        async def run() -> T:
-            return fn()
-        result: T = self.emus.stripe.call(run())
-        return result
+        return self.emus.stripe.on_loop(fn)
 
     def arrive(self, customers: int, invoices: int, refunds: int) -> None:
         """New Stripe objects while the processes run: webhooks to every process + change feeds.

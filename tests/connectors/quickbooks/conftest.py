@@ -64,11 +64,7 @@ class QboEnv:
         return self.emulator.realm(DEFAULT_REALM)
 
     def on_loop(self, fn: Callable[[], T]) -> T:
-        """Run a synchronous emulator mutation on the emulator's own loop (its state's owner)."""
-        async def run() -> T:
-            return fn()
-        result: T = self.running.call(run())
-        return result
+        return self.running.on_loop(fn)
 
     def seed(self, **body: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.running.call(self.emulator.seed(body))
