@@ -122,6 +122,10 @@ class SalesforceEmulator(Emulator):
         with self.state_lock:
             self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
             self.type_of: dict[str, str] = {}
+            # (sobject, field, case-folded value) -> ids of records ever stored with it, for the
+            # unique and external-id fields: upserts and uniqueness checks without reading the
+            # whole table. Only added to; lookups check each candidate's current value.
+            self.keyed: dict[tuple[str, str, str], set[str]] = {}
             self.counter = 0
             self.sessions: dict[str, datetime] = {}
             self.refresh_tokens: set[str] = {self.initial_refresh_token}
@@ -258,13 +262,29 @@ class SalesforceEmulator(Emulator):
             before = self.tables[sobject].get(record_id)
             self._journal.append((sobject, record_id, dict(before) if before is not None else None))
 
+    def _note_keys(self, sobject: str, record: dict[str, Any]) -> None:
+        for f in self.schema[sobject].fields.values():
+            if (f.unique or f.external_id) and record.get(f.name) not in (None, ""):
+                key = (sobject, f.name, str(record[f.name]).casefold())
+                self.keyed.setdefault(key, set()).add(record["Id"])
+
+    def _with_value(self, sobject: str, field_name: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+        """Live records whose ``field_name`` equals ``value`` regardless of case, oldest first."""
+        wanted, table = str(value).casefold(), self.tables[sobject]
+        f = self.schema[sobject].field(field_name)
+        candidates: Iterable[tuple[str, dict[str, Any] | None]]
+        if f is not None and (f.unique or f.external_id):
+            candidates = ((rid, table.get(rid)) for rid in sorted(self.keyed.get((sobject, f.name, wanted), ())))
+        else:
+            candidates = iter(table.items())
+        return [(rid, r) for rid, r in candidates
+                if r is not None and not r["IsDeleted"] and str(r.get(field_name) or "").casefold() == wanted]
+
     def _check_unique(self, obj: SObject, values: dict[str, Any], record_id: str | None) -> None:
         for f in obj.fields.values():
             if f.unique and values.get(f.name) is not None:
-                wanted = str(values[f.name]).casefold()
-                for other_id, other in self.tables[obj.name].items():
-                    if other_id != record_id and not other["IsDeleted"] and \
-                            str(other.get(f.name) or "").casefold() == wanted:
+                for other_id, _other in self._with_value(obj.name, f.name, values[f.name]):
+                    if other_id != record_id:
                         raise SfError(400, "DUPLICATE_VALUE",
                                       f"duplicate value found: {f.name} duplicates value on record "
                                       f"with id: {other_id}", [f.name])
@@ -295,6 +315,7 @@ class SalesforceEmulator(Emulator):
         self._remember(sobject, record_id)
         self.tables[sobject][record_id] = record
         self.type_of[record_id] = sobject
+        self._note_keys(sobject, record)
         self._derive(sobject, record)
         return str(record_id)
 
@@ -307,6 +328,7 @@ class SalesforceEmulator(Emulator):
         stamp = {} if system and "SystemModstamp" in values else {
             "LastModifiedDate": self.clock.now(), "SystemModstamp": self.clock.now()}
         self.tables[sobject][record["Id"]] = {**record, **values, **stamp}
+        self._note_keys(sobject, self.tables[sobject][record["Id"]])
         self._derive(sobject, self.tables[sobject][record["Id"]])
 
     def _delete(self, sobject: str, record_id: str) -> None:
@@ -381,9 +403,7 @@ class SalesforceEmulator(Emulator):
         return self._insert(sobject, {**clean, f.name: value}), True
 
     def _match_external(self, sobject: str, field_name: str, value: str) -> list[str]:
-        wanted = value.casefold()
-        return [rid for rid, r in self.tables[sobject].items()
-                if not r["IsDeleted"] and str(r.get(field_name) or "").casefold() == wanted]
+        return [rid for rid, _r in self._with_value(sobject, field_name, value)]
 
     def _purge(self) -> None:
         horizon = self.clock.now() - DELETED_WINDOW

@@ -68,6 +68,7 @@ class StripeEmulator(BillingMixin, CatalogMixin, Emulator):
         self.record_exchanges = False
         self.exchanges: list[dict[str, Any]] = []
         super().__init__(clock)
+        self.app.on_cleanup.append(self.close_deliveries)
 
     # ------------------------------------------------------------------ HTTP plumbing
 

@@ -61,6 +61,9 @@ class StripeStore:
         self.deliveries: list[dict[str, Any]] = []
         self._rate_window: tuple[int, int] = (0, 0)
         self._tasks: set[asyncio.Task[None]] = set()
+        # The delivery session outlives a reset (it holds no state of the account).
+        self._sender: ClientSession | None = getattr(self, "_sender", None)
+        self._sender_loop: asyncio.AbstractEventLoop | None = getattr(self, "_sender_loop", None)
         self._number_seq: dict[str, int] = {}
         self.exchanges = []
 
@@ -147,6 +150,21 @@ class StripeStore:
             await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
 
+    def _delivery_session(self) -> ClientSession:
+        """One client session (and its pool of kept-alive connections) for every delivery on
+        this loop: a session and a new connection per delivery cost the emulator more than the
+        delivery itself once thousands of events go to several endpoints."""
+        loop = asyncio.get_running_loop()
+        if self._sender is None or self._sender.closed or self._sender_loop is not loop:
+            self._sender, self._sender_loop = ClientSession(timeout=ClientTimeout(total=10)), loop
+        return self._sender
+
+    async def close_deliveries(self, _app: object = None) -> None:
+        """Close the delivery session (on the server's cleanup, on its loop)."""
+        if self._sender is not None and not self._sender.closed:
+            await self._sender.close()
+        self._sender = None
+
     async def _deliver(self, endpoint: dict[str, Any], event: dict[str, Any]) -> None:
         body = json.dumps(event).encode()
         for attempt in range(1, self.webhook_attempts + 1):
@@ -155,9 +173,8 @@ class StripeStore:
                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
             status: int | None = None
             try:
-                async with ClientSession(timeout=ClientTimeout(total=10)) as session:
-                    async with session.post(endpoint["url"], data=body, headers=headers) as resp:
-                        status = resp.status
+                async with self._delivery_session().post(endpoint["url"], data=body, headers=headers) as resp:
+                    status = resp.status
             except Exception as exc:  # the receiver is down: retried below
                 log.info("webhook delivery to %s failed: %s", endpoint["url"], type(exc).__name__)
             self.deliveries.append({"endpoint": endpoint["id"], "event": event["id"],

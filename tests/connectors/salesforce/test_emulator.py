@@ -38,6 +38,22 @@ def test_upsert_by_external_id_answers_201_then_200_and_300_for_several_matches(
     assert len(_content(caught.value)) == 2 and all("/sobjects/Account/" in u for u in _content(caught.value))
 
 
+def test_unique_external_ids_match_regardless_of_case_and_are_freed_by_a_delete(sf: SfEnv, sdk: Any) -> None:
+    first = sdk.Account.create({"Name": "Acme", "Hub_Id__c": "HUB-7"})["id"]
+    assert sdk.Account.upsert("Hub_Id__c/hub-7", {"Name": "Acme Ltd"}, raw_response=True).status_code == 200
+    other = sdk.Account.create({"Name": "Beta", "Hub_Id__c": "hub-8"})["id"]
+    for attempt in (lambda: sdk.Account.create({"Name": "Twin", "Hub_Id__c": "Hub-7"}),
+                    lambda: sdk.Account.update(other, {"Hub_Id__c": "hub-7"})):
+        with pytest.raises(SalesforceMalformedRequest) as caught:
+            attempt()
+        assert _content(caught.value)[0]["errorCode"] == "DUPLICATE_VALUE" and first in str(caught.value)
+    sdk.Account.update(first, {"Hub_Id__c": "hub-9"})  # renamed: its old value is free
+    assert sdk.Account.update(other, {"Hub_Id__c": "hub-7"}) == 204
+    sdk.Account.delete(other)  # deleted: its value is free too
+    again = sdk.Account.upsert("Hub_Id__c/HUB-7", {"Name": "New"}, raw_response=True)
+    assert again.status_code == 201 and again.json()["id"] not in (first, other)
+
+
 def test_if_unmodified_since_answers_412_when_the_record_changed(sf: SfEnv, sdk: Any) -> None:
     record_id = sdk.Account.create({"Name": "Acme"})["id"]
     sf.emulator.clock.advance(3600)

@@ -7,6 +7,8 @@ import dataclasses
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from connectors.base import DuplicateError, InvalidError, Outbound
 from connectors.xero.connector import XeroConnector
 from connectors.xero.emulator import DEFAULT_TENANT, XeroEmulator
@@ -283,3 +285,23 @@ def test_twelve_refunds_are_paid_out_with_one_payments_call(
     assert all(r.record is not None and r.record.data["Status"] == "PAID" for r in results)
     payouts = sorted(p["Amount"] for p in emu.tenant.table("Payments").values() if p.get("CreditNote"))
     assert payouts == [Decimal(100 + n) / 100 for n in range(12)]
+
+
+def test_a_summarised_batch_with_an_error_leaves_every_record_as_it_was(
+        emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
+    """summarizeErrors=true is all or nothing: a payment the batch applied before a later item
+    failed is undone, and so is what it did to its invoice (amount due, status)."""
+    refs.link("customer", "hub-cust-1", _contact(emu))
+    (inv,) = connector.upsert("invoice", _invoices(connector, refs, 1))
+    invoice_id = str(inv.external_id)
+    before = dict(_all_invoices(emu)[invoice_id])
+    good = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": "19.99"}
+    bad = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": "-1"}
+    with pytest.raises(InvalidError):
+        connector.client.call("create_payments", payments={"Payments": [good, bad]}, summarize_errors=True)
+    assert _all_invoices(emu)[invoice_id] == before and before["Status"] == "AUTHORISED"
+    assert not emu.tenants[DEFAULT_TENANT].table("Payments")
+    (paid,) = connector.client.call("create_payments", payments={"Payments": [good]},
+                                    summarize_errors=True)["Payments"]
+    assert paid["Amount"] == Decimal("19.99") and _all_invoices(emu)[invoice_id]["Status"] == "PAID"
+    assert before["Status"] == "AUTHORISED"  # the stored record was replaced, not edited in place
