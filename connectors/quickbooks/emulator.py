@@ -191,9 +191,36 @@ class Realm:
     batches: deque[float] = field(default_factory=deque)
     in_flight: int = 0
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # entity -> folded name -> Id (active)
+    # (entity, path) -> Id -> the lowered text at path, for the paths LIKE queries asked about:
+    # the hub's marker lookups ('%hub:…%', one per record of unknown outcome) test a substring
+    # of one short string per row instead of walking every stored object.
+    texts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def table(self, entity: str) -> dict[str, dict[str, Any]]:
         return self.tables.setdefault(entity, {})
+
+    def store(self, entity: str, obj: dict[str, Any]) -> None:
+        self.table(entity)[obj["Id"]] = obj
+        for (kind, path), column in self.texts.items():
+            if kind == entity:
+                column[obj["Id"]] = _text_at(obj, path)
+
+    def remove(self, entity: str, object_id: str) -> None:
+        del self.table(entity)[object_id]
+        for (kind, _path), column in self.texts.items():
+            if kind == entity:
+                column.pop(object_id, None)
+
+    def text_column(self, entity: str, path: str) -> dict[str, str]:
+        column = self.texts.get((entity, path.lower()))
+        if column is None:
+            column = {oid: _text_at(obj, path) for oid, obj in self.table(entity).items()}
+            self.texts[(entity, path.lower())] = column
+        return column
+
+
+def _text_at(obj: Mapping[str, Any], path: str) -> str:
+    return str(qbql.value_at(obj, path) or "").lower()
 
 
 @dataclass
@@ -569,7 +596,7 @@ class QuickBooksEmulator(Emulator):
                 self._apply_payment(realm, existing, sign_=+1)
             self._apply_payment(realm, obj, sign_=-1)
         self._index_name(realm, entity, existing, obj)
-        table[obj["Id"]] = obj
+        realm.store(entity, obj)
         return obj
 
     def delete(self, realm: Realm, entity: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -586,7 +613,7 @@ class QuickBooksEmulator(Emulator):
                         "This invoice has payments applied; delete or unapply the payments first")
         if entity == "Payment":
             self._apply_payment(realm, current, sign_=+1)
-        del realm.table(entity)[current["Id"]]
+        realm.remove(entity, current["Id"])
         realm.tombstones.append((entity, current["Id"], self.stamp()))
         return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
 
@@ -612,7 +639,7 @@ class QuickBooksEmulator(Emulator):
             voided["TxnTaxDetail"] = {**voided["TxnTaxDetail"], "TotalTax": Decimal(0)}
         voided["SyncToken"] = str(int(current["SyncToken"]) + 1)
         voided["MetaData"] = {**current["MetaData"], "LastUpdatedTime": qbo_time(self.stamp())}
-        realm.table(entity)[current["Id"]] = voided
+        realm.store(entity, voided)
         return voided
 
     # ------------------------------------------------------------------ validation and totals
@@ -903,7 +930,7 @@ class QuickBooksEmulator(Emulator):
         entity = BY_NAME.get(query.entity.lower())
         if entity is None:
             raise Fault(4000, "Error parsing query", f"QueryParserError: Invalid entity {query.entity!r}")
-        rows = list(realm.table(entity).values())
+        rows = self._candidates(realm, entity, query)
         if entity in NAME_LISTS and not query.mentions("Active") and not query.mentions("Id"):
             rows = [r for r in rows if r.get("Active", True)]
         rows = [r for r in rows if all(qbql.matches(r, c) for c in query.where)]
@@ -916,6 +943,19 @@ class QuickBooksEmulator(Emulator):
         if page:
             response[entity] = page
         return {"QueryResponse": response}
+
+    @staticmethod
+    def _candidates(realm: Realm, entity: str, query: qbql.Query) -> list[dict[str, Any]]:
+        """The rows a query can match: for a ``LIKE '%text%'`` condition, those whose text holds
+        it (from the realm's text column); otherwise all. Every condition is still checked."""
+        table = realm.table(entity)
+        for cond in query.where:
+            pattern = str(cond.value)
+            if cond.op == "LIKE" and len(pattern) > 2 and pattern[0] == pattern[-1] == "%" \
+                    and "%" not in pattern[1:-1]:
+                needle = pattern[1:-1].lower()
+                return [table[oid] for oid, text in realm.text_column(entity, cond.path).items() if needle in text]
+        return list(table.values())
 
     async def _query(self, request: web.Request) -> web.Response:
         realm = self.realm(request.match_info["realm"])

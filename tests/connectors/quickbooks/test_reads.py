@@ -123,3 +123,29 @@ def test_concurrent_calls_overlap_up_to_the_configured_concurrency(qbo_env: QboE
         assert list(pool.map(read, range(12))) == [5] * 12
     assert 2 <= qbo_env.emulator.stats.peak_in_flight <= 3
     assert connector.client.calls == 12
+
+
+def test_a_like_query_sees_every_save_edit_void_and_delete_after_its_first_use(qbo_env: QboEnv) -> None:
+    """The emulator answers ``LIKE '%text%'`` from a text column kept with each write."""
+    ids = qbo_env.seed(Customer=[{"DisplayName": f"Customer {i}", "Notes": f"hub:c{i}"} for i in range(3)])["Customer"]
+    connector = qbo_env.connector()
+
+    def like(entity: str, text: str) -> list[str]:
+        answer = connector.client.call(lambda qb: qb.query(f"SELECT * FROM {entity} WHERE Notes LIKE '%{text}%'"
+                                                           if entity == "Customer" else
+                                                           f"SELECT * FROM {entity} WHERE PrivateNote LIKE '%{text}%'"))
+        return sorted(str(r["Id"]) for r in answer["QueryResponse"].get(entity, []))
+
+    assert like("Customer", "HUB:C1") == [ids[1]]  # case does not matter
+    assert like("Customer", "hub:c") == sorted(ids)
+    edit = qbo_env.emulator.edit
+    qbo_env.on_loop(functools.partial(edit, qbo_env.realm, "Customer", ids[1], {"Notes": "by hand"}))
+    assert like("Customer", "hub:c1") == [] and like("Customer", "hand") == [ids[1]]
+    (invoice,) = qbo_env.seed(Invoice=[{"CustomerRef": {"value": ids[0]}, "PrivateNote": "hub:i0",
+                                        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": "10.00",
+                                                  "SalesItemLineDetail": {}}]}])["Invoice"]
+    assert like("Invoice", "hub:i0") == [invoice]
+    qbo_env.on_loop(lambda: qbo_env.emulator.void(qbo_env.realm, "Invoice", qbo_env.table("Invoice")[invoice]))
+    assert like("Invoice", "voided - hub:i0") == [invoice]
+    qbo_env.on_loop(functools.partial(qbo_env.emulator.remove, qbo_env.realm, "Invoice", invoice))
+    assert like("Invoice", "hub:i0") == []
