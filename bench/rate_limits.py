@@ -32,15 +32,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.wire import WireLog, start_emulators
+from connectors.emulation import follow_wall
 from connectors.xero.emulator import Limits
 from state.crypto import generate_key
 from sync.config import load_config
-from sync.demo import Emulators
 from sync.runtime import Hub
 
 
@@ -70,14 +69,6 @@ def configure(toml: str) -> str:
     toml = section("stripe", f"rate_limit_per_second = {25.0 * STRIPE_X}\n")
     toml = section("quickbooks", f"rate_limit_per_minute = {500.0 * QBO_X}\nconcurrency = 10\n")
     return section("xero", f"rate_limit_per_minute = {60.0 * XERO_X}\nconcurrency = 5\n")
-
-
-def follow_wall(emus: Emulators, stop: threading.Event) -> None:
-    """Move the Xero emulator's clock with the wall clock (its limit windows use it)."""
-    clock = emus.xero.emulator.clock
-    start, t0 = clock.now_value, time.monotonic()
-    while not stop.wait(0.005):
-        clock.now_value = start + timedelta(seconds=time.monotonic() - t0)
 
 
 def hammer(connector: Any, seconds: float, workers: int) -> int:
@@ -159,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for log in logs.values():
             log.latency = args.latency_ms / 1000
         stop = threading.Event()
-        ticker = threading.Thread(target=follow_wall, args=(emus, stop), daemon=True)
+        ticker = threading.Thread(target=follow_wall, args=([emus.xero.emulator.clock], stop, 0.005), daemon=True)
         ticker.start()
         hub = None
         try:

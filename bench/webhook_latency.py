@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +37,11 @@ import requests
 from aiohttp import web
 
 from bench.wire import start_emulators
+from connectors.emulation import follow_wall
 from state.crypto import generate_key
 from sync.config import load_config
 from sync.daemon import DAEMON, create_app
-from sync.demo import STRIPE_KEY, Emulators, seed_company
+from sync.demo import STRIPE_KEY, seed_company
 from sync.runtime import Hub
 
 TOKEN = re.compile(r"bench-(\d+)@latency\.example")
@@ -102,17 +102,6 @@ class DaemonServer:
         self.thread.join(30)
 
 
-def follow_wall(emus: Emulators, stop: threading.Event) -> None:
-    """Emulator clocks follow the wall clock (signature timestamps, token expiry, windows)."""
-    clocks = [r.emulator.clock for r in emus.all.values()]
-    starts = [c.now_value for c in clocks]
-    t0 = time.monotonic()
-    while not stop.wait(0.05):
-        elapsed = timedelta(seconds=time.monotonic() - t0)
-        for clock, start in zip(clocks, starts, strict=True):
-            clock.now_value = start + elapsed
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -155,7 +144,8 @@ token_refresh_seconds = 600
             t0 = time.perf_counter()
             first = hub.engine.sync()
             print(f"initial sync: {time.perf_counter() - t0:.1f} s, errors {len(first.errors)}")
-            ticker = threading.Thread(target=follow_wall, args=(emus, stop), daemon=True)
+            ticker = threading.Thread(target=follow_wall, args=([r.emulator.clock for r in emus.all.values()], stop),
+                                      daemon=True)
             ticker.start()
 
             app = create_app(config, hub, start_scheduler=True)

@@ -23,6 +23,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,20 @@ class EmulatorClock:
         """Advance a little and return the new time (gives each mutation a distinct time)."""
         self.advance(seconds)
         return self.now_value
+
+
+def follow_wall(clocks: list[EmulatorClock], stop: threading.Event, interval: float = 0.05) -> None:
+    """Move emulator clocks with the wall clock until ``stop`` is set (run it in a thread).
+
+    For long runs whose vendors' timestamps must pass as real ones do (webhook signatures, token
+    expiry, limit windows, event times). Never backwards: a clock an emulator ticked ahead of
+    the wall (one tick per write) keeps its time until the wall passes it."""
+    starts = [c.now_value for c in clocks]
+    t0 = time.monotonic()
+    while not stop.wait(interval):
+        elapsed = timedelta(seconds=time.monotonic() - t0)
+        for clock, start in zip(clocks, starts, strict=True):
+            clock.now_value = max(clock.now_value, start + elapsed)
 
 
 @dataclass

@@ -363,34 +363,121 @@ def _added_changes(data: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [None, data[k]] for k in sorted(data) if k not in VOLATILE_FIELDS and data[k] is not None}
 
 
+@dataclass
+class _Memo:
+    """Link and entity lookups already answered in this transaction (see ``Tx.remembering``)."""
+
+    by_external: dict[tuple[str, str, str], Link | None]  # (system, type, external id)
+    by_canonical: dict[tuple[str, str, str], Link | None]  # (canonical id, system, type)
+    entities: dict[str, StoredEntity | None]
+
+    def keep(self, link: Link) -> None:
+        self.by_external[(link.system, link.object_type, link.external_id)] = link
+        self.by_canonical[(link.canonical_id, link.system, link.object_type)] = link
+
+
 class Tx:
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``."""
 
     def __init__(self, conn: Connection, store: StateStore) -> None:
         self.conn = conn
         self.store = store
+        self._memo: _Memo | None = None
+
+    # ------------------------------------------------------------------ remembered lookups
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Inside, ``canonical_for``, ``link_for`` and ``get_entity`` answer from what this
+        transaction already read (``prefetch_*`` read a page's worth in one statement each);
+        this Tx's own link and entity writes drop what they change. The engine ingests a page
+        inside this: a record then costs its writes, not one lookup per question asked of it."""
+        outer = self._memo
+        self._memo = outer or _Memo({}, {}, {})
+        try:
+            yield
+        finally:
+            self._memo = outer
+
+    def prefetch_links(self, system: str, object_type: str, external_ids: Iterable[str]) -> None:
+        """Remember the links (or their absence) of these external records, and of the
+        canonical records they link to."""
+        memo = self._memo
+        if memo is None:
+            return
+        wanted = [e for e in dict.fromkeys(external_ids) if (system, object_type, e) not in memo.by_external]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for e in chunk:
+                memo.by_external[(system, object_type, e)] = None
+            for row in self.conn.execute(select(t.links).where(
+                    t.links.c.system == system, t.links.c.object_type == object_type,
+                    t.links.c.external_id.in_(chunk))):
+                memo.keep(_link(row))
+
+    def prefetch_links_of(self, canonical_ids: Iterable[str], object_type: str, systems: Sequence[str]) -> None:
+        """Remember the links (or their absence) of these canonical records in ``systems``."""
+        memo = self._memo
+        if memo is None or not systems:
+            return
+        wanted = [c for c in dict.fromkeys(canonical_ids)
+                  if any((c, s, object_type) not in memo.by_canonical for s in systems)]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for c in chunk:
+                for s in systems:
+                    memo.by_canonical.setdefault((c, s, object_type), None)
+            for row in self.conn.execute(select(t.links).where(
+                    t.links.c.canonical_id.in_(chunk), t.links.c.system.in_(list(systems)),
+                    t.links.c.object_type == object_type)):
+                memo.keep(_link(row))
+
+    def prefetch_entities(self, canonical_ids: Iterable[str]) -> None:
+        memo = self._memo
+        if memo is None:
+            return
+        wanted = [c for c in dict.fromkeys(canonical_ids) if c not in memo.entities]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for c in chunk:
+                memo.entities[c] = None
+            for row in self.conn.execute(select(t.entities).where(t.entities.c.id.in_(chunk))):
+                memo.entities[row.id] = _stored(row)
+
+    def _forget_links(self) -> None:
+        if self._memo is not None:
+            self._memo.by_external.clear()
+            self._memo.by_canonical.clear()
 
     @property
     def now(self) -> datetime:
         return self.store.clock()
 
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
-        """INSERT … ON CONFLICT DO NOTHING; True when a row was inserted."""
+        """INSERT … ON CONFLICT DO NOTHING (on ``keys``; with none, on any unique rule); True
+        when a row was inserted."""
         dialect = self.conn.dialect.name
         if dialect == "postgresql":
-            stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+            stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(
+                index_elements=list(keys) or None)
         elif dialect == "sqlite":
-            stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+            stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys) or None)
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
             raise StateError(f"unsupported database {dialect}")
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
-        return self.conn.execute(stmt.returning(table.c[keys[0]])).first() is not None
+        returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
+        return self.conn.execute(stmt.returning(returned)).first() is not None
 
     # ------------------------------------------------------------------ entities
 
     def get_entity(self, canonical_id: str) -> StoredEntity | None:
+        if self._memo is not None and canonical_id in self._memo.entities:
+            return self._memo.entities[canonical_id]
         row = self.conn.execute(_ENTITY_BY_ID, {"id": canonical_id}).first()
-        return _stored(row) if row else None
+        found = _stored(row) if row else None
+        if self._memo is not None:
+            self._memo.entities[canonical_id] = found
+        return found
 
     def entities_of(self, entity_type: str, *, include_deleted: bool = False) -> Iterator[StoredEntity]:
         query = select(t.entities).where(t.entities.c.type == entity_type).order_by(t.entities.c.id)
@@ -415,6 +502,14 @@ class Tx:
             return []
         ids = list({e.id for e in batch})
         existing: dict[str, tuple[str, dict[str, Any], int, bool]] = {}
+        if self._memo is not None:  # what this transaction read already, it need not read again
+            unread = []
+            for cid in ids:
+                if cid not in self._memo.entities:
+                    unread.append(cid)
+                elif (known := self._memo.entities.pop(cid)) is not None:
+                    existing[cid] = (known.content_hash, known.data, known.version, known.deleted)
+            ids = unread
         for chunk_start in range(0, len(ids), 900):
             chunk = ids[chunk_start : chunk_start + 900]
             for row in self.conn.execute(
@@ -505,6 +600,9 @@ class Tx:
         spaces): the same JSON values ``upsert_entities`` stores. An id repeated in the batch is
         applied in order, as successive ``upsert_entities`` calls would.
         """
+        if self._memo is not None:
+            for entity in batch:
+                self._memo.entities.pop(entity.id, None)
         if not batch:
             return []
         prepared = [(entity, data, _bulk_digest(data)) for entity in batch for data in (to_data(entity),)]
@@ -651,10 +749,9 @@ class Tx:
         """
         key = and_(t.links.c.system == system, t.links.c.object_type == object_type,
                    t.links.c.external_id == external_id)
-        by_external = {"system": system, "object_type": object_type, "external_id": external_id}
-        row = self.conn.execute(_LINK_BY_EXTERNAL, by_external).first()
-        if row is not None and row.canonical_id != canonical_id:
-            raise LinkConflict(system, object_type, external_id, row.canonical_id)
+        current = self._link_by_external(system, object_type, external_id)
+        if current is not None and current.canonical_id != canonical_id:
+            raise LinkConflict(system, object_type, external_id, current.canonical_id)
         changes: dict[str, Any] = {"updated_at": self.now, "deleted": False}
         if remote_version is not None:
             changes["remote_version"] = remote_version
@@ -664,48 +761,73 @@ class Tx:
             changes["last_pushed_hash"] = pushed_hash
         if payload_hash is not None:
             changes["last_payload_hash"] = payload_hash
-        if row is not None:
-            self.conn.execute(update(t.links).where(t.links.c.id == row.id).values(**changes))
+        if current is not None:
+            self.conn.execute(update(t.links).where(key).values(**changes))
+            self._drop_link(current)
             return
         mine = and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
                     t.links.c.object_type == object_type)
-        other = self.conn.execute(_LINK_BY_CANONICAL, {
-            "canonical_id": canonical_id, "system": system, "object_type": object_type}).first()
+        other = self.link_for(canonical_id, system, object_type)
         if other is not None:
             if not replace:
                 raise LinkConflict(system, object_type, other.external_id, canonical_id)
-            self.conn.execute(delete(t.links).where(t.links.c.id == other.id))
+            self.conn.execute(delete(t.links).where(mine))
+            self._drop_link(other)
         values = {"canonical_id": canonical_id, "system": system, "object_type": object_type,
                   "external_id": external_id, "created_at": self.now, **changes}
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.links).values(**values))
-        except IntegrityError as exc:
+        inserted = self._insert_ignore(t.links, values, ())
+        if self._memo is not None:
+            self._memo.by_external.pop((system, object_type, external_id), None)
+            self._memo.by_canonical.pop((canonical_id, system, object_type), None)
+        if not inserted:
             # Lost a race with another process: report who won, as a domain error.
             winner = self.conn.execute(select(t.links.c.canonical_id).where(key)).scalar()
             if winner is None:
                 winner = self.conn.execute(select(t.links.c.external_id).where(mine)).scalar()
-            raise LinkConflict(system, object_type, external_id, str(winner)) from exc
+            raise LinkConflict(system, object_type, external_id, str(winner))
+
+    def _link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:
+        memo = self._memo
+        if memo is not None and (system, object_type, external_id) in memo.by_external:
+            return memo.by_external[(system, object_type, external_id)]
+        row = self.conn.execute(_LINK_BY_EXTERNAL, {
+            "system": system, "object_type": object_type, "external_id": external_id}).first()
+        found = _link(row) if row else None
+        if memo is not None:
+            memo.by_external[(system, object_type, external_id)] = found
+        return found
+
+    def _drop_link(self, link: Link) -> None:
+        if self._memo is not None:
+            self._memo.by_external.pop((link.system, link.object_type, link.external_id), None)
+            self._memo.by_canonical.pop((link.canonical_id, link.system, link.object_type), None)
 
     def unlink(self, canonical_id: str, system: str, object_type: str) -> None:
+        self._forget_links()
         self.conn.execute(delete(t.links).where(
             t.links.c.canonical_id == canonical_id, t.links.c.system == system,
             t.links.c.object_type == object_type))
 
     def mark_link_deleted(self, system: str, object_type: str, external_id: str) -> None:
+        self._forget_links()
         self.conn.execute(update(t.links).where(
             t.links.c.system == system, t.links.c.object_type == object_type,
             t.links.c.external_id == external_id).values(deleted=True, updated_at=self.now))
 
     def canonical_for(self, system: str, object_type: str, external_id: str) -> str | None:
-        row = self.conn.execute(_LINK_BY_EXTERNAL, {
-            "system": system, "object_type": object_type, "external_id": external_id}).first()
-        return str(row.canonical_id) if row else None
+        link = self._link_by_external(system, object_type, external_id)
+        return str(link.canonical_id) if link else None
 
     def link_for(self, canonical_id: str, system: str, object_type: str) -> Link | None:
+        memo = self._memo
+        if memo is not None and (canonical_id, system, object_type) in memo.by_canonical:
+            return memo.by_canonical[(canonical_id, system, object_type)]
         row = self.conn.execute(_LINK_BY_CANONICAL, {
             "canonical_id": canonical_id, "system": system, "object_type": object_type}).first()
-        return _link(row) if row else None
+        found = _link(row) if row else None
+        if memo is not None:
+            memo.by_canonical[(canonical_id, system, object_type)] = found
+        return found
 
     def links_of(self, canonical_id: str) -> list[Link]:
         rows = self.conn.execute(select(t.links).where(t.links.c.canonical_id == canonical_id)

@@ -35,7 +35,7 @@ import requests
 from aiohttp import web
 from sqlalchemy import text
 
-from connectors.emulation import Emulator, free_port
+from connectors.emulation import Emulator, follow_wall, free_port
 from connectors.quickbooks.emulator import QuickBooksEmulator
 from connectors.xero.emulator import Limits
 from mapping.money import Money
@@ -281,6 +281,7 @@ class Chaos:
         self.outcome = Outcome(scale)
         self.customer_ids: list[str] = []
         self.usage_values: dict[str, Decimal] = {}
+        self.clock_stop = threading.Event()
 
     # -- workload -------------------------------------------------------------------------
 
@@ -414,6 +415,11 @@ class Chaos:
         deadline = started + timeout
         s = self.scale
         self.seed_before()
+        # From here Stripe's time passes as real Stripe's does. Pinned, every arriving object
+        # and event had the same `created` second: each change-feed pass re-read every event of
+        # the run, and its cursor remembered each one's id (at 10x, tens of thousands). The other
+        # emulators tick their clocks on every write.
+        threading.Thread(target=follow_wall, args=([self.stripe.clock], self.clock_stop), daemon=True).start()
         self.store.init()
         self.register_webhooks()
         writes = 2 * s.invoices + 2 * s.customers + 3 * s.invoices + 2 * s.refunds  # rough, per all systems
@@ -506,6 +512,7 @@ class Chaos:
             hub.close()
 
     def close(self) -> None:
+        self.clock_stop.set()
         for d in self.daemons:
             if d.proc.poll() is None:
                 d.sigterm()

@@ -7,12 +7,13 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
 
 from connectors.fake.connector import FakeConnector, FakeSystem
 from connectors.retry import RetryPolicy
 from mapping.model import Customer, Deal, DealLine, Invoice, InvoiceLine, Money, Price, Product, to_data
 from state.store import StateStore
-from sync.engine import Engine
+from sync.engine import Engine, SyncSummary
 from sync.flows import routing_from_config
 from tests.conftest import FrozenClock, make_store
 
@@ -297,3 +298,29 @@ def test_a_waiting_write_is_taken_once_per_pass_not_spun_on(tmp_path: object) ->
     summary = world.sync()
     assert summary.stats("quickbooks", "invoice").retried == 1
     store.dispose()
+
+
+def test_ingesting_a_page_costs_its_writes_not_a_lookup_per_question(world: World) -> None:
+    """The engine reads a page's links and hub records with one statement per question; each
+    new record then costs its writes (entity, history, keys, link, one outbox row per target)
+    and its first-contact lookups; a record read again unchanged costs one link update."""
+    for i in range(100):
+        world.customer(i)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(world.store.engine, "before_cursor_execute", count)
+    try:
+        world.engine.pull("stripe", "customer", SyncSummary(), None)
+        first = len(statements)
+        statements.clear()
+        world.engine.pull("stripe", "customer", SyncSummary(), None, full=True)
+        again = len(statements)
+    finally:
+        event.remove(world.store.engine, "before_cursor_execute", count)
+    assert first <= 100 * 9, f"{first / 100:.1f} statements per new record (was 19 before prefetching)"
+    assert again <= 100 * 1.2, f"{again / 100:.1f} statements per unchanged record"
+    with world.store.transaction() as tx:
+        assert tx.outbox_depth().get("pending", 0) == 200  # one write per target, none twice
