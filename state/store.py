@@ -787,14 +787,20 @@ class Tx:
             raise LinkConflict(system, object_type, external_id, str(winner))
 
     def _link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:
-        memo = self._memo
-        if memo is not None and (system, object_type, external_id) in memo.by_external:
-            return memo.by_external[(system, object_type, external_id)]
-        row = self.conn.execute(_LINK_BY_EXTERNAL, {
-            "system": system, "object_type": object_type, "external_id": external_id}).first()
+        return self._link_where("by_external", _LINK_BY_EXTERNAL, {
+            "system": system, "object_type": object_type, "external_id": external_id})
+
+    def _link_where(self, index: str, query: Any, params: dict[str, str]) -> Link | None:
+        """The link with these values of a unique key (in the order of the memo's ``index``),
+        answered from and kept in the memo while ``remembering``."""
+        key = tuple(params.values())
+        remembered: dict[Any, Link | None] | None = getattr(self._memo, index) if self._memo else None
+        if remembered is not None and key in remembered:
+            return remembered[key]
+        row = self.conn.execute(query, params).first()
         found = _link(row) if row else None
-        if memo is not None:
-            memo.by_external[(system, object_type, external_id)] = found
+        if remembered is not None:
+            remembered[key] = found
         return found
 
     def _drop_link(self, link: Link) -> None:
@@ -819,15 +825,8 @@ class Tx:
         return str(link.canonical_id) if link else None
 
     def link_for(self, canonical_id: str, system: str, object_type: str) -> Link | None:
-        memo = self._memo
-        if memo is not None and (canonical_id, system, object_type) in memo.by_canonical:
-            return memo.by_canonical[(canonical_id, system, object_type)]
-        row = self.conn.execute(_LINK_BY_CANONICAL, {
-            "canonical_id": canonical_id, "system": system, "object_type": object_type}).first()
-        found = _link(row) if row else None
-        if memo is not None:
-            memo.by_canonical[(canonical_id, system, object_type)] = found
-        return found
+        return self._link_where("by_canonical", _LINK_BY_CANONICAL, {
+            "canonical_id": canonical_id, "system": system, "object_type": object_type})
 
     def links_of(self, canonical_id: str) -> list[Link]:
         rows = self.conn.execute(select(t.links).where(t.links.c.canonical_id == canonical_id)
