@@ -548,21 +548,27 @@ class Engine:
     # ------------------------------------------------------------------ push
 
     def push(self, connection: str, summary: SyncSummary, run_id: str | None,
-             *, entities: Sequence[str] | None = None) -> None:
-        """Drain this connection's due outbox items, in reference order."""
+             *, entities: Sequence[str] | None = None, max_batches: int | None = None) -> None:
+        """Drain this connection's due outbox items, in reference order; with ``max_batches``,
+        stop after that many batches (the daemon's pass then ends and its other work, one job at
+        a time, gets its turn; the next pass goes on where this one stopped)."""
         connector = self.connectors[connection]
         started = self.clock()  # each due item at most once per pass (deferred ones wait)
+        batches = 0
         for entity_type in ENTITY_ORDER:
             if entities and entity_type not in entities:
                 continue
             if not self._ensure_first_contact(connector, entity_type, summary, run_id):
                 continue  # never write before the target's existing records were read and matched
             while True:
+                if max_batches is not None and batches >= max_batches:
+                    return
                 with self.store.transaction() as tx:
                     items = tx.claim_outbox(self.batch_size, target=connection, entity_type=entity_type,
                                             lease_seconds=self.lease_seconds, due_by=started)
                 if not items:
                     break
+                batches += 1
                 try:
                     self._push_batch(connector, entity_type, items, summary, run_id)
                 except ConnectionPaused as exc:

@@ -47,6 +47,10 @@ INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come bac
 # in, a run claims what is there. Ingesting 500 events takes seconds, well inside the lease.
 INBOX_BATCH = 500
 PUSH_THREADS = 4  # connections pushed side by side (PostgreSQL); each holds one pool connection
+# Batches (of the engine's batch size) one outbox pass writes per connection. The daemon runs one
+# engine job at a time; a pass that drained a backlog of 60,000 writes to a slow ledger held the
+# inbox, the change feeds and the other ledgers' next passes for the whole of it.
+PUSH_BATCHES_PER_PASS = 5
 # Who goes first when several jobs wait for the engine lane (webhook latency: the inbox must
 # not queue behind every stream sync).
 JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": SOON}
@@ -183,11 +187,12 @@ class Jobs:
         names = [n for n in self.hub.connectors if n not in summary.paused and not self.paused_reason(n)]
         if len(names) < 2 or not self.hub.store.is_postgres:
             for name in names:
-                self.hub.engine.push(name, summary, None)
+                self.hub.engine.push(name, summary, None, max_batches=PUSH_BATCHES_PER_PASS)
             return
         parts = {name: SyncSummary() for name in names}
         with ThreadPoolExecutor(max_workers=min(PUSH_THREADS, len(names)), thread_name_prefix="hub-push") as pool:
-            futures = [pool.submit(self.hub.engine.push, name, parts[name], None) for name in names]
+            futures = [pool.submit(self.hub.engine.push, name, parts[name], None, max_batches=PUSH_BATCHES_PER_PASS)
+                       for name in names]
         for part in parts.values():
             summary.merge(part)
         for future in futures:

@@ -126,12 +126,20 @@ class Writer:
         pending: list[Pending] = []
         found: dict[str, Record | None] = {}
         unknown = [i.hub_id for i in items if i.external_id is None and i.attempt > 1]
+        unknown_ids = set(unknown)
+        lookup_failed: ConnectorError | None = None
         if entity_type in ENTITY_NAMES and unknown:
             try:
                 found = self._lookup_many(entity_type, unknown)
-            except ConnectorError:
-                found = {}  # each item looks itself up below (and fails alone if it must)
+            except ConnectorError as exc:
+                # Writing them blind could create twice, and asking one by one would cost a
+                # request each under whatever made the lookup fail (a burst of 429s, say): the
+                # writes whose outcome is unknown wait for the next pass.
+                lookup_failed = exc
         for index, item in enumerate(items):
+            if lookup_failed is not None and item.hub_id in unknown_ids:
+                results[index] = WriteResult(item.idempotency_key, item.external_id, error=lookup_failed)
+                continue
             try:
                 outcome = self._prepare(entity_type, index, item, found)
             except ConnectorError as exc:
@@ -174,17 +182,20 @@ class Writer:
             return {ids[0]: self.reader.lookup(entity_type, ids[0])}
         name = ENTITY_NAMES[entity_type]
         found: dict[str, Record | None] = {}
-        for start in range(0, len(ids), 30):
-            chunk = ids[start:start + 30]
-            text = dumps({"BatchItemRequest": [{"bId": str(n), "Query": self.reader.lookup_query(entity_type, h)}
-                                               for n, h in enumerate(chunk)]})
-            answer = self.client.policy.call(partial(self._send_batch, text))
-            replies = {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
-            for n, hub_id in enumerate(chunk):
-                reply = replies.get(str(n))
-                if reply is None or "Fault" in reply:
-                    continue  # not known: that item looks itself up in _prepare
-                found[hub_id] = self.reader.chosen(entity_type, hub_id, (reply.get("QueryResponse") or {}).get(name))
+        for _round in range(2):  # the markers whose query faulted are asked once more, batched
+            asked = [h for h in ids if h not in found]
+            for start in range(0, len(asked), 30):
+                chunk = asked[start:start + 30]
+                text = dumps({"BatchItemRequest": [{"bId": str(n), "Query": self.reader.lookup_query(entity_type, h)}
+                                                   for n, h in enumerate(chunk)]})
+                answer = self.client.policy.call(partial(self._send_batch, text))
+                replies = {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
+                for n, hub_id in enumerate(chunk):
+                    reply = replies.get(str(n))
+                    if reply is None or "Fault" in reply:
+                        continue  # not known: asked again, then that item looks itself up in _prepare
+                    found[hub_id] = self.reader.chosen(entity_type, hub_id,
+                                                       (reply.get("QueryResponse") or {}).get(name))
         return found
 
     def _prepare(self, entity_type: str, index: int, item: Outbound,
@@ -197,6 +208,8 @@ class Writer:
         external_id = item.external_id
         if external_id is None and item.attempt > 1:
             record = found[item.hub_id] if item.hub_id in found else self.reader.lookup(entity_type, item.hub_id)
+            if record is not None:  # an earlier attempt did create it: an update, at its SyncToken
+                item = replace(item, external_id=record.external_id, remote_version=record.version)
             external_id = record.external_id if record else None
         if item.operation in ("void", "delete"):
             if external_id is None:

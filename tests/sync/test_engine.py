@@ -324,3 +324,20 @@ def test_ingesting_a_page_costs_its_writes_not_a_lookup_per_question(world: Worl
     assert again <= 100 * 1.2, f"{again / 100:.1f} statements per unchanged record"
     with world.store.transaction() as tx:
         assert tx.outbox_depth().get("pending", 0) == 200  # one write per target, none twice
+
+
+def test_a_push_with_a_batch_budget_stops_there_and_the_next_pass_goes_on(world: World) -> None:
+    """The daemon's outbox pass writes a bounded share of a backlog per connection, so its other
+    work (one engine job at a time) is not held for the whole backlog."""
+    for i in range(25):
+        world.customer(i)
+    world.engine.batch_size = 10
+    world.engine.pull("stripe", "customer", SyncSummary(), None)
+    first = SyncSummary()
+    world.engine.push("quickbooks", first, None, max_batches=2)
+    assert first.stats("quickbooks", "customer").written == 20 and len(world.ledger.live("customer")) == 20
+    assert world.crm.live("customer") == {}  # another connection's writes are its own pass's
+    second = SyncSummary()
+    world.engine.push("quickbooks", second, None, max_batches=2)
+    assert second.stats("quickbooks", "customer").written == 5
+    assert len(set(marked(world.ledger, "customer"))) == 25

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from connectors.base import DuplicateError, InvalidError, Outbound
+from connectors.base import DuplicateError, InvalidError, Outbound, RetryableError
 from mapping.model import Customer, Invoice, InvoiceLine, Money, Payment, Refund
 from mapping.quickbooks import customer_from_canonical, marker
 from tests.connectors.quickbooks.conftest import QboEnv
@@ -83,14 +83,31 @@ def test_apply_then_fail_on_one_batch_then_retry_leaves_exactly_100(qbo_env: Qbo
     assert qbo_env.emulator.stats.calls[BATCH] == 5
     # The engine's own retry of the whole run (outcome unknown) must not add any either.
     queries, batches = qbo_env.calls("/query"), qbo_env.emulator.stats.calls[BATCH]
+    reads = qbo_env.emulator.stats.calls["GET /v3/company/{realm}/invoice"]
     again = connector.upsert("invoice", [dataclasses.replace(i, attempt=2) for i in items])
     assert all(r.ok for r in again)
     # The 100 marker lookups went 30 to a batch request (4 calls), not one query each; then
-    # the 100 found invoices were updated in 4 batches.
+    # the 100 found invoices were updated in 4 batches, at the SyncToken the lookup returned
+    # (no read of each).
     assert qbo_env.calls("/query") == queries
+    assert qbo_env.emulator.stats.calls["GET /v3/company/{realm}/invoice"] == reads
     assert qbo_env.emulator.stats.calls[BATCH] - batches == 4 + 4
     assert [r.external_id for r in again] == [r.external_id for r in results]
     assert len(_marked(qbo_env, "Invoice")) == 100
+
+
+def test_writes_of_unknown_outcome_wait_when_their_lookup_fails_instead_of_asking_one_by_one(
+        qbo_env: QboEnv) -> None:
+    connector = qbo_env.connector()
+    items = [dataclasses.replace(i, attempt=2) for i in _outbounds(qbo_env, 40)]
+    qbo_env.emulator.set_faults(burst_429=50, path_prefix="/v3/company/9130350000000001/batch")
+    results = connector.upsert("invoice", items)
+    assert all(isinstance(r.error, RetryableError) for r in results), [r.error for r in results][:3]
+    assert qbo_env.calls("/query") == 0, "looked up one by one"
+    assert not _marked(qbo_env, "Invoice")
+    qbo_env.emulator.set_faults()
+    again = connector.upsert("invoice", items)
+    assert all(r.ok for r in again) and len(_marked(qbo_env, "Invoice")) == 40
 
 
 def test_stale_synctoken_update_succeeds_after_one_reread(qbo_env: QboEnv) -> None:
