@@ -79,7 +79,8 @@ class Faults:
     latency_ms: int = 0
     burst_429: int = 0
     retry_after: float = 1.0
-    apply_then_fail: int = 0
+    apply_then_fail: int = 0  # the next N writes are applied, then answered 500
+    apply_then_fail_rate: float = 0.0  # or each write with this probability
     drop_connection: bool = False
     path_prefix: str = ""
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -194,8 +195,10 @@ class Emulator:
                 self.stats.faults_injected["5xx"] += 1
                 return self._record(request, self.error_response(503, "injected service unavailable"))
         response = await self.serve(request, handler)
-        if applies and faults.apply_then_fail > 0 and self.is_write(request) and response.status < 400:
-            faults.apply_then_fail -= 1
+        if applies and self.is_write(request) and response.status < 400 and (
+                faults.apply_then_fail > 0
+                or (faults.apply_then_fail_rate and faults.rng.random() < faults.apply_then_fail_rate)):
+            faults.apply_then_fail = max(0, faults.apply_then_fail - 1)
             self.stats.faults_injected["apply_then_fail"] += 1
             if faults.drop_connection and request.transport is not None:
                 request.transport.close()
