@@ -582,7 +582,8 @@ class Engine:
         stats = summary.stats(connector.name, entity_type)
         ready: list[tuple[OutboxItem, Outbound]] = []
         digests: dict[str, str] = {}  # idempotency key -> hash of the payload sent
-        with self.store.transaction() as tx:
+        with self.store.transaction() as tx, tx.remembering():
+            self._prefetch_for_push(tx, connector.name, entity_type, items)
             refs = LinkResolver(tx, connector.name)
             for item in items:
                 outbound = self._prepare(tx, connector, item, refs, stats, run_id)
@@ -601,12 +602,32 @@ class Engine:
             results = [WriteResult(o.idempotency_key, error=exc) for _, o in ready]
         if len(results) != len(ready):
             raise RuntimeError(f"{connector.name} returned {len(results)} results for {len(ready)} writes")
-        with self.store.transaction() as tx:
+        with self.store.transaction() as tx, tx.remembering():
+            # The links each result is written into, read for the batch at once.
+            tx.prefetch_links_of([item.canonical_id for item, _ in ready], entity_type, [connector.name])
+            tx.prefetch_links(connector.name, entity_type, [r.external_id for r in results if r.ok and r.external_id])
             for (item, outbound), result in zip(ready, results, strict=True):
                 if result.ok and result.external_id:
                     self._written(tx, connector, item, result, stats, run_id, digests[item.idempotency_key])
                 else:
                     self._failed(tx, connector, item, outbound, result.error, stats, run_id)
+
+    @staticmethod
+    def _prefetch_for_push(tx: Tx, connection: str, entity_type: str, items: Sequence[OutboxItem]) -> None:
+        """Read what preparing a batch asks, one statement per question: the hub records, their
+        links in the target, and the target links of the records they refer to (an invoice's
+        customer, a payment's invoice). Preparing then costs no single-row reads."""
+        ids = [item.canonical_id for item in items]
+        tx.prefetch_entities(ids)
+        tx.prefetch_links_of(ids, entity_type, [connection])
+        referenced: dict[str, list[str]] = defaultdict(list)
+        for canonical_id in ids:
+            stored = tx.get_entity(canonical_id)
+            for field_name, ref_type in REFERENCE_FIELDS.get(stored.type if stored else "", ()):
+                if stored is not None and stored.data.get(field_name):
+                    referenced[ref_type].append(str(stored.data[field_name]))
+        for ref_type, ref_ids in referenced.items():
+            tx.prefetch_links_of(ref_ids, ref_type, [connection])
 
     def _ensure_first_contact(self, connector: Connector, entity_type: str, summary: SyncSummary,
                               run_id: str | None) -> bool:
