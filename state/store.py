@@ -502,14 +502,11 @@ class Tx:
             return []
         ids = list({e.id for e in batch})
         existing: dict[str, tuple[str, dict[str, Any], int, bool]] = {}
-        if self._memo is not None:  # what this transaction read already, it need not read again
-            unread = []
+        if self._memo is not None:
+            # Read again, not taken from the memo: another process may have written these since
+            # the page was prefetched, and the version and history must follow from what is stored.
             for cid in ids:
-                if cid not in self._memo.entities:
-                    unread.append(cid)
-                elif (known := self._memo.entities.pop(cid)) is not None:
-                    existing[cid] = (known.content_hash, known.data, known.version, known.deleted)
-            ids = unread
+                self._memo.entities.pop(cid, None)
         for chunk_start in range(0, len(ids), 900):
             chunk = ids[chunk_start : chunk_start + 900]
             for row in self.conn.execute(
@@ -761,13 +758,15 @@ class Tx:
             changes["last_pushed_hash"] = pushed_hash
         if payload_hash is not None:
             changes["last_payload_hash"] = payload_hash
+        mine = and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
+                    t.links.c.object_type == object_type)
+        other = None if current is not None else self.link_for(canonical_id, system, object_type)
+        if other is not None and other.external_id == external_id:
+            current, other = other, None  # made by another process since this transaction looked
         if current is not None:
             self.conn.execute(update(t.links).where(key).values(**changes))
             self._drop_link(current)
             return
-        mine = and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
-                    t.links.c.object_type == object_type)
-        other = self.link_for(canonical_id, system, object_type)
         if other is not None:
             if not replace:
                 raise LinkConflict(system, object_type, other.external_id, canonical_id)
@@ -780,8 +779,13 @@ class Tx:
             self._memo.by_external.pop((system, object_type, external_id), None)
             self._memo.by_canonical.pop((canonical_id, system, object_type), None)
         if not inserted:
-            # Lost a race with another process: report who won, as a domain error.
             winner = self.conn.execute(select(t.links.c.canonical_id).where(key)).scalar()
+            if winner == canonical_id:
+                # Another process made this very link since this transaction looked (a webhook
+                # and a change feed can carry one record at once): it is the same link.
+                self.conn.execute(update(t.links).where(key).values(**changes))
+                return
+            # Lost a race with another process: report who won, as a domain error.
             if winner is None:
                 winner = self.conn.execute(select(t.links.c.external_id).where(mine)).scalar()
             raise LinkConflict(system, object_type, external_id, str(winner))

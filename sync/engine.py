@@ -621,10 +621,9 @@ class Engine:
         tx.prefetch_entities(ids)
         tx.prefetch_links_of(ids, entity_type, [connection])
         referenced: dict[str, list[str]] = defaultdict(list)
-        for canonical_id in ids:
-            stored = tx.get_entity(canonical_id)
-            for field_name, ref_type in REFERENCE_FIELDS.get(stored.type if stored else "", ()):
-                if stored is not None and stored.data.get(field_name):
+        for stored in filter(None, map(tx.get_entity, ids)):
+            for field_name, ref_type in REFERENCE_FIELDS.get(stored.type, ()):
+                if stored.data.get(field_name):
                     referenced[ref_type].append(str(stored.data[field_name]))
         for ref_type, ref_ids in referenced.items():
             tx.prefetch_links_of(ref_ids, ref_type, [connection])

@@ -128,6 +128,31 @@ def test_concurrent_links_of_one_external_record_leave_exactly_one(pg_schema_url
     s.dispose()
 
 
+@pytest.mark.postgres
+def test_a_link_another_process_made_after_this_transaction_looked_is_the_same_link(pg_schema_url: str) -> None:
+    """Inside ``remembering`` a transaction answers from what it read earlier; when another
+    process made the very same link meanwhile (a webhook and a change feed carry one record), the
+    write finds it and updates it instead of reporting a conflict."""
+    s = make_store(pg_schema_url)
+    (a,) = customers(1)
+    with s.transaction() as tx:
+        tx.upsert_entities([a], "stripe")
+    with s.transaction() as tx, tx.remembering():
+        tx.prefetch_links("stripe", "customer", ["cus_1"])
+        assert tx.canonical_for("stripe", "customer", "cus_1") is None  # remembered as absent
+        with s.transaction() as other:  # another process, committed meanwhile
+            other.link(a.id, "stripe", "customer", "cus_1", remote_version="1")
+        tx.link(a.id, "stripe", "customer", "cus_1", remote_version="2")
+        b = Customer("00000000-0000-0000-0000-00000000000b", name="Other", email="other@example.com")
+        tx.upsert_entities([b], "stripe")
+        with pytest.raises(LinkConflict):  # a different hub record still conflicts
+            tx.link(b.id, "stripe", "customer", "cus_1")
+    with s.transaction() as tx:
+        link = tx.link_for(a.id, "stripe", "customer")
+    assert link is not None and link.external_id == "cus_1" and link.remote_version == "2"
+    s.dispose()
+
+
 def test_cursors_advance_with_their_transaction_only(store: StateStore) -> None:
     with store.transaction() as tx:
         tx.set_cursor("stripe", "customer", "c1")
