@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -55,9 +56,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {kind}: {item}")
     for reason in outcome.dead_reasons[:10]:
         print(f"  dead: {reason}")
-    bad = summary["duplicates"] or summary["missing"] or summary["mismatches"] or summary["diff_findings"] \
-        or summary["dead_letters"] or summary["max_concurrent_reads_per_stream"] > 1
-    return 1 if bad else 0
+    if bad_outcome(summary):  # what the hub still held: where to start when a run is not clean
+        for row in outcome.unfinished:
+            print(f"  unfinished: {row}")
+        for finding in outcome.hub_findings[:20]:
+            print(f"  hub finding: {finding}")
+    return 1 if bad_outcome(summary) else 0
+
+
+def bad_outcome(summary: dict[str, Any]) -> bool:
+    return bool(summary["duplicates"] or summary["missing"] or summary["mismatches"] or summary["diff_findings"]
+                or summary["dead_letters"] or summary["unfinished_writes"]
+                or summary["max_concurrent_reads_per_stream"] > 1)
 
 
 if __name__ == "__main__":

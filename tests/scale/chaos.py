@@ -250,6 +250,8 @@ class Outcome:
     dead: int = 0
     dead_reasons: list[str] = field(default_factory=list)
     hub_findings: list[str] = field(default_factory=list)  # open before the final diff: what the hub held
+    # Outbox rows not done after the recovery passes, grouped: "target type status: last error xN".
+    unfinished: list[str] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return len(self.problems.get(kind, []))
@@ -261,7 +263,7 @@ class Outcome:
                 "mismatches": self.count("mismatch"), "dead_letters": self.dead,
                 "diff_findings": len(self.diff_findings), "stream_reads_probed": self.stream_reads,
                 "max_concurrent_reads_per_stream": max(self.max_concurrent_reads.values(), default=0),
-                "webhook_events_stored": self.webhook_events,
+                "webhook_events_stored": self.webhook_events, "unfinished_writes": len(self.unfinished),
                 "storm_seconds": round(self.storm_seconds, 1), "seconds": round(self.seconds, 1)}
 
 
@@ -503,6 +505,10 @@ class Chaos:
             with hub.store.transaction() as tx:
                 self.outcome.dead_reasons = [f"{i.target} {i.entity_type}: {i.last_error}"
                                              for i in tx.list_outbox("dead", limit=50)]
+                self.outcome.unfinished = [
+                    f"{r[0]} {r[1]} {r[2]}: {r[3] or '-'} x{r[4]}" for r in tx.conn.execute(text(
+                        "SELECT target, entity_type, status, left(last_error, 160), count(*) FROM outbox "
+                        "WHERE status <> 'done' GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 30"))]
                 self.outcome.hub_findings = [f"{f.kind} {f.system} {f.entity}: {f.detail}"
                                              for f in tx.list_findings(status="open", limit=50)]
             report = hub.differ.run(["customer", "invoice", "payment", "refund"])

@@ -32,7 +32,7 @@ def test_three_processes_sigkilled_under_faults_leave_every_system_exact(tmp_pat
     finally:
         chaos.close()
     summary = outcome.summary()
-    print(summary, outcome.dead_reasons[:10], outcome.hub_findings[:10])  # the figures, when run with -s
+    print(summary, outcome.dead_reasons[:10], outcome.unfinished, outcome.hub_findings[:10])  # the figures, when run with -s
     assert outcome.kills == 6 and outcome.restarts == 6
     assert outcome.faults["5xx"] > 0 and outcome.faults["apply_then_fail"] > 0 and outcome.faults["429"] > 0
     assert outcome.records["payments"] > 0 and outcome.records["refunds"] > 0 and outcome.usage_posted > 0
@@ -49,5 +49,6 @@ def test_three_processes_sigkilled_under_faults_leave_every_system_exact(tmp_pat
         {k: v[:10] for k, v in outcome.problems.items()}
     # Nothing held back: every write landed (a dead letter would be a record missing somewhere).
     assert outcome.dead == 0, outcome.dead_reasons[:10]
+    assert not outcome.unfinished, (outcome.unfinished, outcome.hub_findings[:10])
     assert not outcome.problems.get("missing"), (outcome.problems["missing"][:10], outcome.hub_findings[:10])
     assert outcome.diff_findings == [], outcome.diff_findings[:10]
