@@ -364,11 +364,14 @@ class Chaos:
     # -- faults ----------------------------------------------------------------------------
 
     def storm(self) -> None:
-        """10% 5xx, a 429 burst, 3% of writes applied then answered 500, and sometimes a latency
-        spike, in each. (A count of apply-then-fail faults would fail the next N writes in a row:
-        at 10x, 7,500 of them, token refreshes included, so no connection could get a token.)"""
+        """10% 5xx, a 429 burst, the next write and then 3% of writes applied but answered 500,
+        and sometimes a latency spike, in each. (The next write makes sure each storm has one at
+        CI scale, where writes go in a few dozen batch requests. Failing the next 3% of the
+        expected writes in a row instead, as before, failed 7,500 at 10x, token refreshes
+        included, so no connection could get a token.)"""
         for running in self.emus.all.values():
-            running.emulator.set_faults(error_rate=0.10, burst_429=5, retry_after=1, apply_then_fail_rate=0.03,
+            running.emulator.set_faults(error_rate=0.10, burst_429=5, retry_after=1,
+                                        apply_then_fail=1, apply_then_fail_rate=0.03,
                                         latency_ms=self.rng.choice([0, 0, 0, 120]),
                                         seed=self.rng.randrange(10**6))
 
