@@ -205,19 +205,18 @@ class Writer:
         body = self._marked(entity_type, item)
         if entity_type in TRANSACTIONS:
             self._exchange_rate(body)
-        external_id = item.external_id
-        if external_id is None and item.attempt > 1:
+        if item.external_id is None and item.attempt > 1:
             record = found[item.hub_id] if item.hub_id in found else self.reader.lookup(entity_type, item.hub_id)
             if record is not None:  # an earlier attempt did create it: an update, at its SyncToken
                 item = replace(item, external_id=record.external_id, remote_version=record.version)
-            external_id = record.external_id if record else None
+        external_id = item.external_id
         if item.operation in ("void", "delete"):
             if external_id is None:
                 return WriteResult(item.idempotency_key, None)  # nothing there: already gone
             return self._void_or_delete(entity_type, item, external_id)
         if external_id is None:
             return Pending(index, item, body, "create")
-        return Pending(index, replace(item, external_id=external_id), body, "update")
+        return Pending(index, item, body, "update")
 
     def _exchange_rate(self, body: dict[str, Any]) -> None:
         currency = str((body.get("CurrencyRef") or {}).get("value") or self.home_currency).upper()
