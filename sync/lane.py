@@ -1,45 +1,63 @@
-"""The daemon's engine lane: one engine job at a time, the most urgent waiting job first.
+"""The daemon's engine lane: one engine job at a time, the most urgent waiting job first, and
+no job starved.
 
 The engine runs one pass at a time per process (see ``sync/scheduler.py``). With a plain lock,
 a webhook's inbox job queued behind every stream sync that happened to be waiting — at 25
 streams that is seconds to tens of seconds of latency for a change a person just made. Here a
 job that waits names a priority (lower is sooner); when the lane frees, the most urgent waiter
 gets it, first come first served within a priority. A running job is never interrupted.
+
+Priority alone starves: under a webhook storm the inbox and outbox jobs always have a pass
+waiting (each re-queues as soon as it ends), so at 10x the change feeds never ran. So a waiter
+that has been passed over ``patience`` times goes next — but never two such in a row, so the
+inbox waits for at most one overdue job besides the one in hand.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 URGENT = 0  # webhooks (the inbox) and token refresh: short, and someone is waiting on them
 SOON = 1  # the outbox and operator-triggered runs
 ROUTINE = 2  # scheduled stream syncs and diffs: they catch up on the next pass anyway
+PATIENCE = 3  # grants to others a waiter sits through before it goes next
+
+
+@dataclass
+class _Waiter:
+    priority: int
+    arrival: int
+    future: asyncio.Future[None]
+    passed: int = field(default=0)
 
 
 class Lane:
-    """An asyncio lock whose waiters are served by priority, then in arrival order."""
+    """An asyncio lock whose waiters are served by priority, then in arrival order, except that
+    a waiter passed over ``patience`` times goes next (one such grant at a time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: int = PATIENCE) -> None:
+        self.patience = patience
         self._busy = False
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[_Waiter] = []  # a few dozen at most (one per scheduled job)
         self._order = itertools.count()
+        self._last_was_overdue = False
 
     def locked(self) -> bool:
         return self._busy
 
     def waiting(self) -> int:
-        return sum(1 for *_, f in self._waiters if not f.done())
+        return sum(1 for w in self._waiters if not w.future.done())
 
     async def acquire(self, priority: int = ROUTINE) -> None:
         if not self._busy:  # free means nobody waits: release() hands a held lane straight on
             self._busy = True
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        self._waiters.append(_Waiter(priority, next(self._order), future))
         try:
             await future
         except asyncio.CancelledError:
@@ -48,12 +66,20 @@ class Lane:
             raise
 
     def release(self) -> None:
-        while self._waiters:
-            *_, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)  # ownership passes straight to it (stays busy)
-                return
-        self._busy = False
+        self._waiters = [w for w in self._waiters if not w.future.done()]  # drop the cancelled
+        if not self._waiters:
+            self._busy = False
+            return
+        oldest = min(self._waiters, key=lambda w: w.arrival)
+        if oldest.passed >= self.patience and not self._last_was_overdue:
+            chosen, self._last_was_overdue = oldest, True
+        else:
+            chosen = min(self._waiters, key=lambda w: (w.priority, w.arrival))
+            self._last_was_overdue = False
+        self._waiters.remove(chosen)
+        for waiter in self._waiters:
+            waiter.passed += 1
+        chosen.future.set_result(None)  # ownership passes straight to it (stays busy)
 
     @asynccontextmanager
     async def hold(self, priority: int = ROUTINE) -> AsyncIterator[None]:
@@ -64,4 +90,4 @@ class Lane:
             self.release()
 
 
-__all__ = ["Lane", "ROUTINE", "SOON", "URGENT"]
+__all__ = ["Lane", "PATIENCE", "ROUTINE", "SOON", "URGENT"]

@@ -1,11 +1,12 @@
 """The engine lane: one job at a time; the most urgent waiter next, in arrival order within a
-priority; a waiter cancelled before or just as it is granted never strands the lane."""
+priority; a waiter passed over too often goes next, one such at a time; a waiter cancelled
+before or just as it is granted never strands the lane."""
 
 from __future__ import annotations
 
 import asyncio
 
-from sync.lane import ROUTINE, SOON, URGENT, Lane
+from sync.lane import PATIENCE, ROUTINE, SOON, URGENT, Lane
 
 
 async def _run_order(arrivals: list[tuple[str, int]]) -> list[str]:
@@ -32,6 +33,41 @@ async def test_the_inbox_overtakes_waiting_stream_syncs() -> None:
     order = await _run_order([("sync:a", ROUTINE), ("sync:b", ROUTINE), ("outbox", SOON),
                               ("inbox", URGENT), ("sync:c", ROUTINE), ("inbox2", URGENT)])
     assert order == ["inbox", "inbox2", "outbox", "sync:a", "sync:b", "sync:c"]
+
+
+async def test_stream_syncs_are_not_starved_by_an_inbox_and_outbox_that_always_wait() -> None:
+    """A webhook storm: the inbox and outbox re-queue the moment their pass ends. Every stream
+    sync still runs, each after at most PATIENCE grants to others plus the overdue ones ahead of
+    it, and the inbox never waits behind two overdue jobs in a row."""
+    lane = Lane()
+    order: list[str] = []
+    storm_over = asyncio.Event()
+    await lane.acquire(ROUTINE)
+
+    async def recurring(name: str, priority: int) -> None:
+        while not storm_over.is_set():
+            async with lane.hold(priority):
+                order.append(name)
+                await asyncio.sleep(0)
+
+    async def once(name: str) -> None:
+        async with lane.hold(ROUTINE):
+            order.append(name)
+            if all(f"sync:{i}" in order for i in range(4)):
+                storm_over.set()
+
+    tasks = [asyncio.create_task(recurring("inbox", URGENT)), asyncio.create_task(recurring("outbox", SOON))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(once(f"sync:{i}")) for i in range(4)]
+    await asyncio.sleep(0)
+    lane.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    syncs = [i for i, name in enumerate(order) if name.startswith("sync:")]
+    assert len(syncs) == 4
+    assert syncs[0] <= PATIENCE + 2  # the first sync waited for at most PATIENCE others (and inbox, outbox once)
+    assert all(b - a == 2 for a, b in zip(syncs, syncs[1:], strict=False))  # then one other job between overdue ones
+    assert order[0] == "inbox"  # priority still orders what is not overdue
 
 
 async def test_a_cancelled_waiter_does_not_strand_the_lane() -> None:
