@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -241,16 +241,45 @@ class CatalogMixin(StripeStore):
         start = 0
         if self.events_in_order:
             start = bisect.bisect_left(self.event_created, max(cutoff, created_lower_bound(params)))
-        items = [e for e in reversed(self.events[start:]) if e["created"] >= cutoff and check(e) and wanted(e)]
+
+        def listed(event: Mapping[str, Any]) -> bool:
+            return bool(event["created"] >= cutoff and check(event) and wanted(event))
+        after = params.get("starting_after")
+        upper = len(self.events)
+        if after and not params.get("ending_before"):
+            # A change feed pages newest to oldest by ``starting_after``. Listing every event
+            # since its bound again for each page made a read of n events cost n² / 100 looks
+            # (at 10x, a third of the emulators' process): start below the named event instead.
+            position = self.event_position.get(str(after), -1)
+            if position < start or not listed(self.events[position]):
+                return self._list_events_in_full(params, start, listed)  # its 404, as Stripe's
+            upper = position
+            params = {k: v for k, v in params.items() if k != "starting_after"}
+        elif params.get("ending_before"):
+            return self._list_events_in_full(params, start, listed)
+        limit = as_int(params, "limit", 10) or 10
+        items: list[dict[str, Any]] = []
+        for index in range(upper - 1, start - 1, -1):  # newest first, one past the page
+            if listed(self.events[index]):
+                items.append(self.events[index])
+                if len(items) > limit:
+                    break
+        envelope = paginate(items, params, "/v1/events")
+        envelope["data"] = copy.deepcopy(envelope["data"])
+        return envelope
+
+    def _list_events_in_full(self, params: Params, start: int,
+                             listed: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
+        items = [e for e in reversed(self.events[start:]) if listed(e)]
         envelope = paginate(items, params, "/v1/events")
         envelope["data"] = copy.deepcopy(envelope["data"])
         return envelope
 
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         cutoff = self.now() - EVENT_RETENTION_SECONDS
-        for event in self.events:
-            if event["id"] == event_id and event["created"] >= cutoff:
-                return copy.deepcopy(event)
+        position = self.event_position.get(event_id)
+        if position is not None and self.events[position]["created"] >= cutoff:
+            return copy.deepcopy(self.events[position])
         raise missing("event", event_id)
 
     def create_webhook_endpoint(self, params: Params) -> dict[str, Any]:

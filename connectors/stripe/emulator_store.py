@@ -56,6 +56,7 @@ class StripeStore:
         # of scanning every event ever emitted (the change feeds ask for the last minutes only).
         self.event_created: list[int] = []
         self.events_in_order = True
+        self.event_position: dict[str, int] = {}  # id -> index in ``events`` (append-only)
         self.idempotency: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self.meter_events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
@@ -128,6 +129,7 @@ class StripeStore:
                  "request": {"id": None, "idempotency_key": None}, "type": event_type}
         if self.event_created and created < self.event_created[-1]:
             self.events_in_order = False
+        self.event_position[event["id"]] = len(self.events)
         self.events.append(event)
         self.event_created.append(created)
         for endpoint in endpoints:

@@ -147,6 +147,35 @@ def test_events_listed_from_a_created_bound_match_a_full_scan_even_after_the_clo
     assert names(gte=middle - 600) == ["Early", "C", "B", "A"]
 
 
+def test_events_paged_by_starting_after_are_the_full_list_in_order(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """Pages after the first start below the named event (no rescan of every event since the
+    bound); together they are the filtered list, newest first; ``ending_before`` still pages
+    back; a ``starting_after`` the filter does not list is a 404, as on Stripe."""
+    for i in range(7):
+        customer = raw_client.v1.customers.create(params={"name": f"C{i}"})
+        raw_client.v1.customers.update(customer.id, params={"name": f"C{i}!"})
+    created = emulator.events[0]["created"]
+    pages, after = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 3, "types": ["customer.created"], "created": {"gte": created}}
+        if after:
+            params["starting_after"] = after
+        page = raw_client.v1.events.list(params=cast(Any, params))
+        pages.append([e.data.object.name for e in page.data])
+        if not page.has_more:
+            break
+        after = page.data[-1].id
+    assert pages == [["C6", "C5", "C4"], ["C3", "C2", "C1"], ["C0"]]
+    newest = raw_client.v1.events.list(params={"limit": 2, "types": ["customer.created"]}).data
+    back = raw_client.v1.events.list(params={"limit": 5, "types": ["customer.created"], "ending_before": newest[-1].id})
+    assert [e.data.object.name for e in back.data] == ["C6"]
+    update = next(e["id"] for e in emulator.events if e["type"] == "customer.updated")
+    with pytest.raises(stripe.InvalidRequestError):
+        raw_client.v1.events.list(params={"types": ["customer.created"], "starting_after": update})
+    assert raw_client.v1.events.retrieve(update).type == "customer.updated"
+
+
 def test_requests_without_a_valid_key_get_401(running_stripe: RunningEmulator) -> None:
     url = f"{running_stripe.base_url}/v1/customers"
     assert requests.get(url, timeout=10).status_code == 401
