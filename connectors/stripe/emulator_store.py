@@ -129,7 +129,7 @@ class StripeStore:
                  "request": {"id": None, "idempotency_key": None}, "type": event_type}
         if self.event_created and created < self.event_created[-1]:
             self.events_in_order = False
-        self.event_position[event["id"]] = len(self.events)
+        self.event_position[str(event["id"])] = len(self.events)
         self.events.append(event)
         self.event_created.append(created)
         for endpoint in endpoints:
