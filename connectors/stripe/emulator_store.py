@@ -9,7 +9,7 @@ import asyncio
 import copy
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
@@ -50,6 +50,10 @@ class StripeStore:
         self.ids = IdMinter()
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.kind_of: dict[str, str] = {}
+        # Each kind's ids in creation order, and each id's place in it, so that a list page
+        # starts below its ``starting_after`` instead of listing every object again.
+        self.created_order: dict[str, list[str]] = {}
+        self.order_position: dict[str, dict[str, int]] = {}
         self.events: list[dict[str, Any]] = []
         # ``created`` of each event, and whether they never went down (the clock can be set
         # back): while they are in order, an events list bisects to its ``created`` bound instead
@@ -72,7 +76,12 @@ class StripeStore:
         return self.objects.setdefault(kind, {})
 
     def _store(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-        self.table(kind)[obj["id"]] = obj
+        table = self.table(kind)
+        if obj["id"] not in table:  # new (or back after a removal): the newest of its kind
+            order = self.created_order.setdefault(kind, [])
+            self.order_position.setdefault(kind, {})[obj["id"]] = len(order)
+            order.append(obj["id"])
+        table[obj["id"]] = obj
         self.kind_of[obj["id"]] = kind
         return obj
 
@@ -190,13 +199,16 @@ class StripeStore:
     def list_kind(self, kind: str, params: Params, url: str,
                   filters: tuple[str, ...] = ()) -> dict[str, Any]:
         check = created_filter(params)
-        items = [o for o in self.live(kind) if check(o)]
-        for name in filters:
-            if name in params and params[name] != "":
-                wanted = params[name]
-                if isinstance(wanted, dict):  # e.g. status filters as nested are not used
-                    continue
-                items = [o for o in items if str(self._field(o, name)).lower() == str(wanted).lower()]
+        wanted = {name: str(params[name]).lower() for name in filters
+                  if name in params and params[name] != "" and not isinstance(params[name], dict)}
+
+        def listed(obj: Mapping[str, Any]) -> bool:
+            return (not obj.get("_deleted") and check(obj)
+                    and all(str(self._field(obj, n)).lower() == v for n, v in wanted.items()))
+        if params.get("ending_before"):  # paging back (rare): the whole list, as Stripe orders it
+            items = [o for o in self.live(kind) if listed(o)]
+        else:
+            items, params = self._page_down(kind, params, listed)
         envelope = paginate(items, params, url)
         envelope["data"] = [self.render(o) for o in envelope["data"]]
         return envelope
@@ -208,6 +220,32 @@ class StripeStore:
             parent = obj.get("parent") or {}
             return (parent.get("subscription_details") or {}).get("subscription")
         return obj.get(name)
+
+    def _page_down(self, kind: str, params: Params,
+                   listed: Callable[[Mapping[str, Any]], bool]) -> tuple[list[dict[str, Any]], Params]:
+        """The listed objects newest first from below ``starting_after``, one past the page (a
+        full read of n objects was n² / 100 looks: every page listed every object again)."""
+        table, order = self.table(kind), self.created_order.get(kind, [])
+        position = self.order_position.get(kind, {})
+        upper = len(order)
+        after = params.get("starting_after")
+        if after:
+            start = position.get(str(after), -1)
+            obj = table.get(str(after)) if start >= 0 else None
+            if obj is None or not listed(obj):
+                raise missing("object", str(after), "starting_after")
+            upper = start
+            params = {k: v for k, v in params.items() if k != "starting_after"}
+        limit = as_int(params, "limit", 10) or 10
+        items: list[dict[str, Any]] = []
+        for index in range(upper - 1, -1, -1):
+            obj_id = order[index]
+            obj = table.get(obj_id)
+            if obj is not None and position[obj_id] == index and listed(obj):
+                items.append(obj)
+                if len(items) > limit:
+                    break
+        return items, params
 
     def search(self, kind: str, params: Params, url: str) -> dict[str, Any]:
         query = params.get("query")

@@ -48,6 +48,27 @@ def test_lists_paginate_newest_first_both_ways_and_validate_limit(
     assert caught.value.error.param == "limit"
 
 
+def test_filtered_lists_page_past_deleted_and_unlisted_objects(
+        running_stripe: RunningEmulator, raw_client: stripe.StripeClient) -> None:
+    """A page starts below its ``starting_after`` and skips what the filters leave out or what
+    was deleted; an object the filter does not list cannot be ``starting_after`` (404)."""
+    created = seed(running_stripe, {
+        "customers": [{"ref": "a", "name": "A"}, {"ref": "b", "name": "B"}],
+        "products": [{"ref": "p", "name": "P"}],
+        "prices": [{"ref": "one", "product": "@p", "currency": "usd", "unit_amount": 100}],
+        "invoices": [{"customer": "@a" if i % 2 else "@b", "currency": "usd", "status": "draft",
+                      "items": [{"price": "@one"}]}
+                     for i in range(9)]})["created"]
+    a, ids = created["customers"][0], created["invoices"]
+    raw_client.v1.invoices.delete(ids[5])
+    listed = [i.id for i in raw_client.v1.invoices.list(params={"limit": 2, "customer": a}).auto_paging_iter()]
+    assert listed == [ids[7], ids[3], ids[1]]
+    with pytest.raises(stripe.InvalidRequestError):
+        raw_client.v1.invoices.list(params={"customer": a, "starting_after": ids[2]})
+    everyone = [i.id for i in raw_client.v1.invoices.list(params={"limit": 3}).auto_paging_iter()]
+    assert everyone == [i for i in ids[::-1] if i != ids[5]]
+
+
 def test_customer_search_by_email_and_metadata(raw_client: stripe.StripeClient) -> None:
     raw_client.v1.customers.create(params={"email": "x@y.test", "metadata": {"hub_id": "h-1"}})
     raw_client.v1.customers.create(params={"email": "z@y.test"})
