@@ -151,3 +151,45 @@ async def test_webhooks_refused_while_stopping(env: Env, client: Client) -> None
     body = _stripe_event(env)
     response = await client.post("/webhooks/stripe", data=body, headers=_stripe_headers(env, body))
     assert response.status == 503 and env.inbox() == []
+
+
+async def test_a_claim_reads_each_stripe_object_once_and_a_failed_read_fails_only_its_events(
+        env: Env, client: Client) -> None:
+    """Several events name one invoice (created, finalized, paid): the inbox reads it once and
+    stores the claim together. An object that cannot be read fails only the events naming it;
+    they wait for a retry while the rest are processed."""
+    emulator = env.stripe_emulator
+    start = len(emulator.events)
+    seeded = emulator.seed_objects({
+        "customers": [{"ref": "batch", "name": "Batch Co", "email": "batch@example.com"},
+                      {"ref": "unread", "name": "Unreadable Ltd", "email": "unread@example.com"}],
+        "products": [{"ref": "widget", "name": "Widget"}],
+        "prices": [{"ref": "one", "product": "@widget", "currency": "usd", "unit_amount": 1250}],
+        "invoices": [{"customer": "@batch", "currency": "usd", "status": "paid",
+                      "items": [{"price": "@one", "quantity": 2}]}]})["created"]
+    unreadable, (invoice,) = seeded["customers"][1], seeded["invoices"]
+    events = emulator.events[start:]
+    assert sum(1 for e in events if e["data"]["object"]["id"] == invoice) >= 2
+    for event in events:
+        body = json.dumps(event).encode()
+        response = await client.post("/webhooks/stripe", data=body, headers=_stripe_headers(env, body))
+        assert response.status == 200
+    emulator.set_faults(error_rate=1.0, path_prefix=f"/v1/customers/{unreadable}")
+    before = dict(emulator.stats.calls)
+
+    outcome = await daemon(client).jobs.run_now("inbox")
+
+    assert outcome["outcome"] == "ok", outcome
+    reads = {route: n - before.get(route, 0) for route, n in emulator.stats.calls.items()
+             if route.startswith("GET ") and n > before.get(route, 0)}
+    assert reads["GET /v1/invoices/{id}"] == 1, reads
+    status = {r["event_id"]: (r["status"], r["error"]) for r in env.inbox()}
+    for event in events:
+        got, error = status[event["id"]]
+        if event["data"]["object"]["id"] == unreadable:
+            assert got == "claimed" and error == "RetryableError: stripe: injected service unavailable"
+        else:
+            assert (got, error) == ("processed", None), event["type"]
+    qbo = env.qbo_emulator.realm(DEFAULT_REALM)
+    assert [c["DisplayName"] for c in qbo.table("Customer").values()].count("Batch Co") == 1
+    assert [i["TotalAmt"] for i in qbo.table("Invoice").values()] == [25.0]
