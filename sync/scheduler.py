@@ -255,7 +255,7 @@ class Jobs:
             else:
                 readable.append((item, got))
         try:
-            for batch in _distinct_batches([r for _, records in readable for r in records]):
+            for batch in distinct_batches([r for _, records in readable for r in records]):
                 with self.hub.store.transaction() as tx:
                     self.hub.engine.ingest(tx, connector, batch, summary, None)
         except DaemonStopping:
@@ -362,7 +362,7 @@ class Jobs:
         return self.last[job_id]
 
 
-def _distinct_batches(records: list[Record]) -> list[list[Record]]:
+def distinct_batches(records: list[Record]) -> list[list[Record]]:
     """The records in order, split so that no batch holds one object twice (an object read
     again is one record however many events named it; a deletion and a snapshot are two, and
     stay in their order), each batch in entity order so references are stored first."""
