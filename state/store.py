@@ -20,6 +20,7 @@ import hashlib
 import json
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -78,8 +79,6 @@ def _select(table: Any, where: str) -> Any:
 
 
 _ENTITY_BY_ID = _select(t.entities, "id = :id")
-_ENTITIES_WITH_KEY = text("SELECT entity_id FROM natural_keys WHERE entity_type = :entity_type "
-                          "AND key = :key AND digest = :digest ORDER BY entity_id")
 _LINK_BY_EXTERNAL = _select(t.links, "system = :system AND object_type = :object_type "
                                      "AND external_id = :external_id")
 _LINK_BY_CANONICAL = _select(t.links, "canonical_id = :canonical_id AND system = :system "
@@ -578,11 +577,28 @@ class Tx:
     def entities_with_key(self, entity_type: str, key: str, value: str | None) -> list[str]:
         """Ids of the live entities of a type whose natural ``key`` matches ``value`` (in its
         normal form), in id order."""
-        digest = key_digest(value)
-        if digest is None:
-            return []
-        return [str(r[0]) for r in self.conn.execute(_ENTITIES_WITH_KEY, {
-            "entity_type": entity_type, "key": key, "digest": digest})]
+        return self.entities_with_keys(entity_type, key, [value]).get(value or "", [])
+
+    def entities_with_keys(self, entity_type: str, key: str,
+                           values: Iterable[str | None]) -> dict[str, list[str]]:
+        """``entities_with_key`` for many values in one statement per 900: value -> ids in id
+        order (a value nothing has is left out). A page of first contacts asks this once."""
+        by_digest: dict[str, list[str]] = defaultdict(list)
+        for value in dict.fromkeys(values):
+            digest = key_digest(value)
+            if digest is not None and value is not None:
+                by_digest[digest].append(value)
+        found: dict[str, list[str]] = {}
+        digests = list(by_digest)
+        nk = t.natural_keys
+        for start in range(0, len(digests), 900):
+            rows = self.conn.execute(select(nk.c.digest, nk.c.entity_id).where(
+                nk.c.entity_type == entity_type, nk.c.key == key,
+                nk.c.digest.in_(digests[start:start + 900])).order_by(nk.c.entity_id))
+            for digest, entity_id in rows:
+                for value in by_digest[digest]:
+                    found.setdefault(value, []).append(str(entity_id))
+        return found
 
     def upsert_entities_bulk(
         self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False

@@ -368,10 +368,18 @@ class Engine:
         """
         matches: dict[str, str] = {}
         claims: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for record in records:
-            if record.deleted or tx.canonical_for(connector.name, record.entity_type, record.external_id):
-                continue
-            match = self._first_contact(tx, connector, record, run_id)
+        unlinked = [r for r in records
+                    if not r.deleted and not tx.canonical_for(connector.name, r.entity_type, r.external_id)]
+        keys = {id(r): connector.natural_keys(r) for r in unlinked}
+        tx.prefetch_entities(k["hub_id"] for k in keys.values() if k.get("hub_id"))
+        known: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, key) -> value -> ids
+        for entity_type in {r.entity_type for r in unlinked}:
+            for key in NATURAL_KEYS:
+                values = [normalise_key(keys[id(r)].get(key)) for r in unlinked if r.entity_type == entity_type]
+                if any(values):
+                    known[(entity_type, key)] = tx.entities_with_keys(entity_type, key, values)
+        for record in unlinked:
+            match = self._first_contact(tx, connector, record, keys[id(record)], known, run_id)
             if match is None:
                 continue
             matches[record.external_id] = match
@@ -451,9 +459,10 @@ class Engine:
         else:
             stats.unchanged += 1
 
-    def _first_contact(self, tx: Tx, connector: Connector, record: Record, run_id: str | None) -> str | None:
-        """Match an unlinked record to canonical records: marker, then natural keys (by index)."""
-        keys = connector.natural_keys(record)
+    def _first_contact(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str],
+                       known: Mapping[tuple[str, str], Mapping[str, list[str]]], run_id: str | None) -> str | None:
+        """Match an unlinked record to canonical records: marker, then natural keys (``known``:
+        the page's key lookups, asked once for the page before any of it is stored)."""
         marker = keys.get("hub_id")
         if marker:
             stored = tx.get_entity(marker)
@@ -463,7 +472,7 @@ class Engine:
             value = normalise_key(keys.get(key))
             if not value:
                 continue
-            candidates = tx.entities_with_key(record.entity_type, key, value)
+            candidates = known.get((record.entity_type, key), {}).get(value, [])
             if len(candidates) == 1:
                 return candidates[0]
             if len(candidates) > 1:
