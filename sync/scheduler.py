@@ -3,9 +3,9 @@
 Every job is a coroutine on the server's event loop that hands its blocking body (SDK calls,
 database work) to the bounded thread pool. Engine work runs one job at a time on ``lane``: the
 engine is written for one pass at a time over a store. Webhook requests and the API never wait
-on the lane (they only touch the inbox); among waiting jobs the inbox goes first, then the
-outbox, then scheduled reads (``sync/lane.py``), so a webhook's change waits for at most the
-one job in hand.
+on the lane (they only touch the inbox); among waiting jobs the inbox and the outbox go first,
+in turn, then scheduled reads, except that a job passed over three times goes next
+(``sync/lane.py``): a webhook's change waits for the job in hand and at most one overdue read.
 
 Stopping (SIGTERM): ``stop()`` sets a flag the engine sees after each committed page (via its
 ``on_progress`` hook), so the job in hand ends at a page boundary with everything it did saved;
@@ -55,7 +55,10 @@ PUSH_THREADS = 4  # connections pushed side by side (PostgreSQL); each holds one
 PUSH_BATCHES_PER_PASS = 5
 # Who goes first when several jobs wait for the engine lane (webhook latency: the inbox must
 # not queue behind every stream sync).
-JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": SOON}
+# The outbox shares the inbox's priority (they take turns): received -> written needs both, and
+# as SOON it only ran as an overdue job, in turn with every stream sync, so under a webhook storm
+# the writes stalled while the inbox filled the outbox.
+JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": URGENT}
 
 
 class DaemonStopping(Exception):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from sync.lane import PATIENCE, ROUTINE, SOON, URGENT, Lane
+from sync.scheduler import JOB_PRIORITY
 
 
 async def _run_order(arrivals: list[tuple[str, int]]) -> list[str]:
@@ -36,9 +37,9 @@ async def test_the_inbox_overtakes_waiting_stream_syncs() -> None:
 
 
 async def test_stream_syncs_are_not_starved_by_an_inbox_and_outbox_that_always_wait() -> None:
-    """A webhook storm: the inbox and outbox re-queue the moment their pass ends. Every stream
-    sync still runs, each after at most PATIENCE grants to others plus the overdue ones ahead of
-    it, and the inbox never waits behind two overdue jobs in a row."""
+    """A webhook storm: the inbox and outbox (the daemon's priorities) re-queue the moment their
+    pass ends. They take turns; every stream sync still runs, each after at most PATIENCE grants
+    to others plus the overdue ones ahead of it, and never two overdue jobs in a row."""
     lane = Lane()
     order: list[str] = []
     storm_over = asyncio.Event()
@@ -56,7 +57,8 @@ async def test_stream_syncs_are_not_starved_by_an_inbox_and_outbox_that_always_w
             if all(f"sync:{i}" in order for i in range(4)):
                 storm_over.set()
 
-    tasks = [asyncio.create_task(recurring("inbox", URGENT)), asyncio.create_task(recurring("outbox", SOON))]
+    tasks = [asyncio.create_task(recurring("inbox", JOB_PRIORITY["inbox"])),
+             asyncio.create_task(recurring("outbox", JOB_PRIORITY["outbox"]))]
     await asyncio.sleep(0)
     tasks += [asyncio.create_task(once(f"sync:{i}")) for i in range(4)]
     await asyncio.sleep(0)
@@ -68,6 +70,8 @@ async def test_stream_syncs_are_not_starved_by_an_inbox_and_outbox_that_always_w
     assert syncs[0] <= PATIENCE + 2  # the first sync waited for at most PATIENCE others (and inbox, outbox once)
     assert all(b - a == 2 for a, b in zip(syncs, syncs[1:], strict=False))  # then one other job between overdue ones
     assert order[0] == "inbox"  # priority still orders what is not overdue
+    outbox = [i for i, name in enumerate(order) if name == "outbox"]
+    assert outbox[0] == 1 and all(b - a <= 4 for a, b in zip(outbox, outbox[1:], strict=False))  # inbox's turn-taker
 
 
 async def test_a_cancelled_waiter_does_not_strand_the_lane() -> None:
