@@ -173,3 +173,26 @@ def test_a_host_clock_running_ahead_of_stripe_skips_no_event(
         assert [r.external_id for r in records] == [ids[1]]
     finally:
         ahead.close()
+
+
+def test_events_created_while_a_long_read_pages_on_are_read_the_next_time(
+        running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient,
+        waits: Waits) -> None:
+    """A read lists newest first, so what is created after its first page is not in it. The
+    cursor must not move past that, however long the read took (more than the overlap here)."""
+    connector = build(make_config(running_stripe.base_url, page_limit=2), None, sleep=waits,
+                      clock=emulator.clock.now)
+    try:
+        _records, cursor = drain(connector.fetch_changes("customer", None))
+        emulator.clock.advance(3600)
+        before = [raw_client.v1.customers.create(params={"name": f"Before {n}"}).id for n in range(6)]
+        pages = connector.fetch_changes("customer", cursor)
+        first = next(pages)  # the read has begun: one events page listed
+        during = raw_client.v1.customers.create(params={"name": "During"}).id
+        emulator.clock.advance(600)  # the read goes on for ten minutes
+        rest, next_cursor = drain(pages)
+        assert sorted(r.external_id for r in [*first.records, *rest]) == sorted(before)
+        again, _ = drain(connector.fetch_changes("customer", next_cursor))
+        assert [r.external_id for r in again] == [during]
+    finally:
+        connector.close()
