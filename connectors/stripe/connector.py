@@ -154,7 +154,10 @@ class StripeConnector:
         back; and a refund's payload names its payment intent only (no customer, no invoice).
         A deletion is taken as sent; an object gone since (404) is taken from the payload. A failed
         read fails the event, which the inbox tries again."""
-        return [self._current(r) for r in self.reader.records_for_event(payload)]
+        (got,) = self.records_for_events([payload])
+        if isinstance(got, Exception):
+            raise got
+        return got
 
     def records_for_events(self, payloads: Sequence[Mapping[str, Any]]) -> list[list[Record] | Exception]:
         """``records_for_event`` for a batch of events, in their order: each object read once
