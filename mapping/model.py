@@ -50,6 +50,22 @@ def stable_id(system: str, entity_type: str, external_id: str) -> str:
     return str(uuid.uuid5(_STABLE_NAMESPACE, f"{system}/{entity_type}/{external_id}"))
 
 
+def repoint(value: Any, old_id: str, new_id: str) -> Any:
+    """``value`` (an entity, a line, a tuple of them) with every reference to ``old_id`` made to
+    ``new_id``: how a hub record holding a placeholder follows the record it named once that is
+    linked. Ids are UUIDs, so no other string equals one; an entity's own id is left alone."""
+    if isinstance(value, str):
+        return new_id if value == old_id else value
+    if isinstance(value, tuple):
+        return tuple(repoint(v, old_id, new_id) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: repoint(getattr(value, f.name), old_id, new_id)
+                   for f in dataclasses.fields(value) if f.name not in ("id", "extra", "updated_at")}
+        changed = {k: v for k, v in changes.items() if v != getattr(value, k)}
+        return dataclasses.replace(value, **changed) if changed else value
+    return value
+
+
 def utc(value: datetime) -> datetime:
     """Normalise to timezone-aware UTC; naive datetimes are refused (their zone is unknown)."""
     if value.tzinfo is None:

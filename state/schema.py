@@ -59,6 +59,18 @@ natural_keys = Table(
     Index("ix_natural_keys_lookup", "entity_type", "key", "digest"),
 )
 
+# Placeholders held by hub records. A record naming another record of its connection that the
+# hub has not linked yet (a Stripe invoice whose customer is not read yet) stores that record's
+# placeholder id, ``stable_id(connection, type, external id)``. When the named record is linked
+# to a different hub record (matched by email, number or marker), the holders are re-pointed to
+# it; without this index their writes would wait for the placeholder to exist, for good.
+placeholder_refs = Table(
+    "placeholder_refs",
+    metadata,
+    Column("placeholder_id", String(36), primary_key=True),
+    Column("entity_id", String(36), primary_key=True),
+)
+
 # ``system`` holds the connection id (the system name for single-tenant configs), so two
 # QuickBooks companies can both have a customer "58".
 links = Table(

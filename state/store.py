@@ -574,6 +574,31 @@ class Tx:
         """An erased entity is never matched again by email, number or name."""
         self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id == entity_id))
 
+    # ------------------------------------------------------------------ placeholders
+
+    def note_placeholders(self, entity_id: str, placeholder_ids: Iterable[str]) -> None:
+        """``entity_id`` names records not linked yet, by these placeholder ids (idempotent)."""
+        for placeholder_id in sorted(set(placeholder_ids)):
+            self._insert_ignore(t.placeholder_refs, {"placeholder_id": placeholder_id,
+                                                     "entity_id": entity_id}, ())
+
+    def take_placeholder_holders(self, placeholder_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The hub records holding each of these placeholders (which are now linked), and forget
+        them: one read, and one delete only when any holds one."""
+        wanted = sorted(set(placeholder_ids))
+        holders: dict[str, list[str]] = defaultdict(list)
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for row in self.conn.execute(select(t.placeholder_refs).where(
+                    t.placeholder_refs.c.placeholder_id.in_(chunk)).order_by(
+                    t.placeholder_refs.c.placeholder_id, t.placeholder_refs.c.entity_id)):
+                holders[row.placeholder_id].append(row.entity_id)
+        found = list(holders)
+        for start in range(0, len(found), 900):
+            self.conn.execute(delete(t.placeholder_refs).where(
+                t.placeholder_refs.c.placeholder_id.in_(found[start:start + 900])))
+        return dict(holders)
+
     def entities_with_key(self, entity_type: str, key: str, value: str | None) -> list[str]:
         """Ids of the live entities of a type whose natural ``key`` matches ``value`` (in its
         normal form), in id order."""

@@ -61,6 +61,7 @@ from mapping.model import (
     Subscription,
     SubscriptionItem,
     content_hash,
+    repoint,
     stable_id,
 )
 from state.errors import LinkConflict
@@ -160,10 +161,15 @@ class LinkResolver:
     def __init__(self, tx: Tx, connection: str) -> None:
         self.tx = tx
         self.connection = connection
+        self.placeholders: set[str] = set()  # answered for records not linked yet
 
     def canonical_id(self, entity_type: str, external_id: str) -> str:
-        return self.tx.canonical_for(self.connection, entity_type, external_id) or stable_id(
-            self.connection, entity_type, external_id)
+        linked = self.tx.canonical_for(self.connection, entity_type, external_id)
+        if linked:
+            return linked
+        placeholder = stable_id(self.connection, entity_type, external_id)
+        self.placeholders.add(placeholder)
+        return placeholder
 
     def external_id(self, entity_type: str, canonical_id: str) -> str | None:
         link = self.tx.link_for(canonical_id, self.connection, entity_type)
@@ -347,6 +353,7 @@ class Engine:
                run_id: str | None) -> None:
         """Store a batch of records read from a connection (a page, or a webhook's records)."""
         refs = LinkResolver(tx, connector.name)
+        linked: dict[str, str] = {}  # placeholder -> hub record, for the records linked here
         with tx.remembering():
             self._prefetch(tx, connector, records, refs)
             matches = self._match_unlinked(tx, connector, records, run_id)
@@ -354,11 +361,39 @@ class Engine:
                 stats = summary.stats(connector.name, record.entity_type)
                 stats.read += 1
                 try:
-                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id)
+                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked)
                 except MAPPING_ERRORS as exc:
                     stats.failed += 1
                     summary.errors.append(f"{connector.name} {record.entity_type} {record.external_id}: "
                                           f"cannot map ({type(exc).__name__}: {exc})")
+            if linked:
+                self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    def repoint_holders(self, tx: Tx, connector: Connector, linked: Mapping[str, str],
+                        summary: SyncSummary, run_id: str | None) -> None:
+        """Hub records that named a record of ``connector`` before it was linked hold its
+        placeholder id; now it is linked (placeholder -> hub record), point them at the hub
+        record it was linked to. Without this, a Stripe invoice stored before its customer was
+        matched by email to the hub customer Salesforce made would name a customer no ledger
+        will ever have, and its writes would wait for good."""
+        for placeholder, holders in tx.take_placeholder_holders(linked).items():
+            canonical = linked[placeholder]
+            if canonical == placeholder:
+                continue  # linked as itself: the holders already name it
+            for holder_id in holders:
+                stored = tx.get_entity(holder_id)
+                if stored is None or stored.deleted:
+                    continue
+                entity = stored.entity()
+                if entity.extra.get("erased"):
+                    continue
+                repointed = repoint(entity, placeholder, canonical)
+                if repointed == entity:
+                    continue
+                stats = summary.stats(connector.name, entity.type)
+                outcome = tx.upsert_entity(repointed, connector.name, run_id=run_id)
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+                self._planned(tx, repointed, connector, summary, run_id)
 
     def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record], refs: LinkResolver) -> None:
         """Read what ingesting the page will ask, one statement per question for the page: the
@@ -427,13 +462,16 @@ class Engine:
 
     def _ingest_one(self, tx: Tx, connector: Connector, record: Record, refs: LinkResolver,
                     matches: Mapping[str, str], stats: StreamStats,
-                    summary: SyncSummary, run_id: str | None) -> None:
+                    summary: SyncSummary, run_id: str | None, linked: dict[str, str]) -> None:
         name, system, etype = connector.name, connector.system, record.entity_type
         canonical = tx.canonical_for(name, etype, record.external_id)
         if record.deleted:
             self._ingest_deletion(tx, connector, record, canonical, stats, run_id)
             return
+        refs.placeholders.clear()
         incoming = connector.to_canonical(record, refs)
+        own_placeholder = incoming.id if canonical is None else None
+        dangling = refs.placeholders - {incoming.id}
         is_source = self.routing.is_source(etype, system)
         first_sighting = canonical is None
         if canonical is None:
@@ -465,12 +503,21 @@ class Engine:
                           f"{name} has two {etype} records for one hub record: {exc}", run_id)
             stats.held += 1
             return
+        if dangling:
+            tx.note_placeholders(canonical, dangling)
         if first_sighting:
             stats.linked += 1
+            if own_placeholder is not None:
+                linked[own_placeholder] = canonical
         if outcome != "unchanged":
-            self.plan(tx, merged, source_system=system, source_connection=name)
-            if isinstance(merged, Deal):
-                self._derive_from_deal(tx, merged, summary, run_id)
+            self._planned(tx, merged, connector, summary, run_id)
+
+    def _planned(self, tx: Tx, entity: Entity, connector: Connector, summary: SyncSummary,
+                 run_id: str | None) -> None:
+        """Plan the writes a hub record changed from ``connector`` calls for."""
+        self.plan(tx, entity, source_system=connector.system, source_connection=connector.name)
+        if isinstance(entity, Deal):
+            self._derive_from_deal(tx, entity, summary, run_id)
 
     def _ingest_deletion(self, tx: Tx, connector: Connector, record: Record, canonical: str | None,
                          stats: StreamStats, run_id: str | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mapping.model import stable_id
 from state.store import Finding
 from sync.engine import SyncSummary
 from sync.runtime import Hub
@@ -62,6 +63,10 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
             with hub.store.transaction() as tx:
                 if canonical is not None:
                     tx.link(canonical, system, entity, keep, replace=True)
+                    connector = hub.connectors.get(system)
+                    if connector is not None:  # records that named the kept one while unlinked follow it
+                        hub.engine.repoint_holders(tx, connector, {stable_id(system, entity, keep): canonical},
+                                                   SyncSummary(), None)
                 # the decision lives on the finding (resolved, ``kept``): later diffs that see the
                 # same set of records skip it; nothing is deleted in the ledger
                 tx.upsert_finding(fingerprint=finding.fingerprint, kind=kind, entity=entity, system=system,

@@ -275,3 +275,42 @@ def test_a_mid_cycle_upgrade_with_proration_lands_with_equal_totals(company: Com
     assert minor(qbo_invoice(company, inv["number"])["TotalAmt"], "USD") == inv["total"]
     assert minor(xero_invoice(company, inv["number"])["Total"], "USD") == inv["total"]
     assert company.hub.differ.run(["invoice"]).findings == []
+
+
+def test_an_invoice_read_before_its_customer_is_matched_follows_the_customer(company: Company) -> None:
+    """A Stripe invoice arrives (a webhook) before its Stripe customer is read; that customer is
+    then matched by email to the hub customer Salesforce made. The invoice must name that hub
+    customer, or its ledger writes wait for a customer no ledger will ever have."""
+    engine = company.hub.engine
+    assert engine.sync().totals().dead == 0
+    account = company.salesforce.insert("Account", {"Name": "Late Match Ltd", "BillingCountry": "US",
+                                                    "Billing_Email__c": "ap@late-match.example"})
+    seeded = company.stripe.seed_objects({
+        "customers": [{"ref": "c", "name": "Late Match Ltd", "email": "ap@late-match.example"}],
+        "invoices": [{"customer": "@c", "currency": "usd", "status": "open",
+                      "items": [{"amount": 4200, "description": "Audit"}]}]})
+    assert "error" not in seeded
+    (invoice_id,) = seeded["created"]["invoices"]
+    engine.sync(systems=["salesforce"])  # the CRM's account becomes a hub customer first
+    hub_customer = canonical(company, "salesforce", "customer", account)
+    # The invoice is read before its customer (a webhook, or the invoice feed running first)
+    # and never changes again, so no later read brings it back.
+    engine.sync(systems=["stripe"], entities=["invoice"])
+    with company.hub.store.transaction() as tx:
+        assert tx.canonical_for("stripe", "customer", seeded["created"]["customers"][0]) is None
+    summary = engine.sync()  # reads the Stripe customer: matched to the CRM's by email
+    assert summary.totals().dead == 0, summary.errors
+    assert canonical(company, "stripe", "customer", seeded["created"]["customers"][0]) == hub_customer
+    hub_invoice = canonical(company, "stripe", "invoice", invoice_id)
+    with company.hub.store.transaction() as tx:
+        stored = tx.get_entity(hub_invoice)
+        assert stored is not None and stored.data["customer_id"] == hub_customer
+        waiting = [i for i in tx.list_outbox("pending") if i.canonical_id == hub_invoice]
+        qbo_customer = tx.link_for(hub_customer, "quickbooks", "customer")
+    assert waiting == []
+    number = company.stripe.table("invoice")[invoice_id]["number"]
+    assert qbo_customer is not None
+    assert qbo_invoice(company, number)["CustomerRef"]["value"] == qbo_customer.external_id
+    assert xero_invoice(company, number)["Total"] == Decimal("42.00")
+    assert engine.sync().totals().written == 0
+    assert company.hub.differ.run(["customer", "invoice"]).findings == []

@@ -22,6 +22,7 @@ from mapping.model import (
     TaxLine,
     content_hash,
     from_data,
+    repoint,
     stable_id,
     to_data,
 )
@@ -104,3 +105,13 @@ def test_stable_ids_are_deterministic_per_system_record() -> None:
 def test_invoice_totals_consistency_check() -> None:
     assert sample_invoice().totals_consistent()
     assert not sample_invoice(total=Money(3599, "EUR")).totals_consistent()
+
+
+def test_repoint_moves_every_reference_to_an_id_and_nothing_else() -> None:
+    line = InvoiceLine("Pro plan", Decimal("1"), Money(1500, "EUR"), Money(1500, "EUR"), product_id="old")
+    invoice = sample_invoice(id="old", customer_id="old", lines=(line, dataclasses.replace(line, product_id="p2")))
+    moved = repoint(invoice, "old", "new")
+    assert moved.id == "old"  # its own id is not a reference
+    assert moved.customer_id == "new" and [ln.product_id for ln in moved.lines] == ["new", "p2"]
+    assert moved.total == invoice.total and moved.number == invoice.number
+    assert repoint(invoice, "absent", "new") is invoice  # nothing named: the very same value

@@ -349,7 +349,7 @@ def test_init_is_idempotent_and_matches_the_declared_schema(store: StateStore) -
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert store.init() == store.init() == "0003"
+    assert store.init() == store.init() == "0004"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
     assert diff == [], f"migrations and state/schema.py disagree: {diff}"
@@ -433,8 +433,20 @@ def test_the_natural_keys_migration_indexes_the_entities_already_stored(tmp_path
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0002")  # a hub from before natural_keys, with entities
-    assert store.init() == "0003"
+    assert store.init() == "0004"
     with store.transaction() as tx:
         assert tx.entities_with_key("customer", "email", "a@acme.test") == ["c1"]
         assert tx.entities_with_key("customer", "email", "g@acme.test") == []  # deleted: not indexed
     store.dispose()
+
+
+def test_placeholder_holders_are_taken_once(store: StateStore) -> None:
+    with store.transaction() as tx:
+        tx.note_placeholders("inv-1", ["p-cus", "p-prod"])
+        tx.note_placeholders("inv-1", ["p-cus"])  # noted again on a re-read: still one row
+        tx.note_placeholders("inv-2", ["p-cus"])
+    with store.transaction() as tx:
+        assert tx.take_placeholder_holders(["p-cus", "p-none"]) == {"p-cus": ["inv-1", "inv-2"]}
+    with store.transaction() as tx:
+        assert tx.take_placeholder_holders(["p-cus"]) == {}  # taken: forgotten
+        assert tx.take_placeholder_holders(["p-prod"]) == {"p-prod": ["inv-1"]}
