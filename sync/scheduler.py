@@ -44,9 +44,9 @@ from sync.usage import USAGE, send_usage
 log = logging.getLogger("billhub.daemon")
 T = TypeVar("T")
 INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
-# Events claimed per inbox run. Each run ends with one push per connection, so under a webhook
-# storm a bigger claim spreads that push over more events (the writes batch); when events trickle
-# in, a run claims what is there. Ingesting 500 events takes seconds, well inside the lease.
+# Events claimed per inbox run. A run that found fewer waiting ends with one push per connection
+# (the webhook's change reaches the ledgers at once); a full claim leaves the push to the outbox
+# job and the next claim follows. Ingesting 500 events takes seconds, well inside the lease.
 INBOX_BATCH = 500
 PUSH_THREADS = 4  # connections pushed side by side (PostgreSQL); each holds one pool connection
 # Batches (of the engine's batch size) one outbox pass writes per connection. The daemon runs one
@@ -233,7 +233,12 @@ class Jobs:
         finally:  # what was stored is marked, a stop included
             with self.hub.store.transaction() as tx:
                 tx.finish_inbox_many(done)
-        self._push_connections(summary)
+        if len(items) < self.inbox_batch:
+            self._push_connections(summary)
+        # else more events wait: take them next rather than push now. The outbox hands out the
+        # oldest writes first, so under a backlog this push would not have carried these
+        # events' writes anyway; at 10x it made each claim of 500 events wait minutes for
+        # thousands of older writes while the inbox grew. The outbox job pushes meanwhile.
         self._note(summary)
         return f"processed {len(items) - failed}, failed {failed}"
 

@@ -193,3 +193,23 @@ async def test_a_claim_reads_each_stripe_object_once_and_a_failed_read_fails_onl
     qbo = env.qbo_emulator.realm(DEFAULT_REALM)
     assert [c["DisplayName"] for c in qbo.table("Customer").values()].count("Batch Co") == 1
     assert [i["TotalAmt"] for i in qbo.table("Invoice").values()] == [25.0]
+
+
+async def test_a_full_inbox_claim_takes_the_next_events_before_pushing(env: Env, client: Client) -> None:
+    """Under a backlog the inbox takes the next claim instead of pushing (the outbox job pushes);
+    the claim that empties the inbox pushes, so the ledgers get every change."""
+    for name in ("Backlog One", "Backlog Two", "Backlog Three"):
+        env.stripe_emulator.seed_objects({"customers": [{"name": name, "email": f"{name.split()[1]}@example.com"}]})
+        body = json.dumps(env.stripe_emulator.events[-1]).encode()
+        assert (await client.post("/webhooks/stripe", data=body, headers=_stripe_headers(env, body))).status == 200
+    jobs = daemon(client).jobs
+    jobs.inbox_batch = 2
+    qbo = env.qbo_emulator.realm(DEFAULT_REALM)
+
+    def in_quickbooks() -> list[str]:
+        return sorted(c["DisplayName"] for c in qbo.table("Customer").values() if c["DisplayName"].startswith("Backlog"))
+
+    assert (await jobs.run_now("inbox"))["detail"] == "processed 2, failed 0"
+    assert in_quickbooks() == []  # a full claim: more were waiting, nothing pushed yet
+    assert (await jobs.run_now("inbox"))["detail"] == "processed 1, failed 0"
+    assert in_quickbooks() == ["Backlog One", "Backlog Three", "Backlog Two"]
