@@ -64,11 +64,16 @@ natural_keys = Table(
 # placeholder id, ``stable_id(connection, type, external id)``. When the named record is linked
 # to a different hub record (matched by email, number or marker), the holders are re-pointed to
 # it; without this index their writes would wait for the placeholder to exist, for good.
+# The named record is kept too: a write found waiting for a placeholder looks it up and follows
+# a link made by another process while the holder was being stored (neither saw the other).
 placeholder_refs = Table(
     "placeholder_refs",
     metadata,
     Column("placeholder_id", String(36), primary_key=True),
     Column("entity_id", String(36), primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("external_id", String(255), nullable=False),
 )
 
 # ``system`` holds the connection id (the system name for single-tenant configs), so two

@@ -21,7 +21,7 @@ import json
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -576,11 +576,20 @@ class Tx:
 
     # ------------------------------------------------------------------ placeholders
 
-    def note_placeholders(self, entity_id: str, placeholder_ids: Iterable[str]) -> None:
-        """``entity_id`` names records not linked yet, by these placeholder ids (idempotent)."""
-        for placeholder_id in sorted(set(placeholder_ids)):
-            self._insert_ignore(t.placeholder_refs, {"placeholder_id": placeholder_id,
-                                                     "entity_id": entity_id}, ())
+    def note_placeholders(self, entity_id: str, placeholders: Mapping[str, tuple[str, str, str]]) -> None:
+        """``entity_id`` names records not linked yet: placeholder id -> (connection, type,
+        external id) of the record it stands for (idempotent)."""
+        for placeholder_id, (connection, object_type, external_id) in sorted(placeholders.items()):
+            self._insert_ignore(t.placeholder_refs, {
+                "placeholder_id": placeholder_id, "entity_id": entity_id, "connection": connection,
+                "object_type": object_type, "external_id": external_id}, ())
+
+    def placeholder_record(self, placeholder_id: str) -> tuple[str, str, str] | None:
+        """(connection, type, external id) of the record a held placeholder stands for."""
+        row = self.conn.execute(select(t.placeholder_refs.c.connection, t.placeholder_refs.c.object_type,
+                                       t.placeholder_refs.c.external_id)
+                                .where(t.placeholder_refs.c.placeholder_id == placeholder_id).limit(1)).first()
+        return None if row is None else (row.connection, row.object_type, row.external_id)
 
     def take_placeholder_holders(self, placeholder_ids: Iterable[str]) -> dict[str, list[str]]:
         """The hub records holding each of these placeholders (which are now linked), and forget

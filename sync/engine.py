@@ -161,14 +161,15 @@ class LinkResolver:
     def __init__(self, tx: Tx, connection: str) -> None:
         self.tx = tx
         self.connection = connection
-        self.placeholders: set[str] = set()  # answered for records not linked yet
+        # placeholder -> (connection, type, external id): answered for records not linked yet
+        self.placeholders: dict[str, tuple[str, str, str]] = {}
 
     def canonical_id(self, entity_type: str, external_id: str) -> str:
         linked = self.tx.canonical_for(self.connection, entity_type, external_id)
         if linked:
             return linked
         placeholder = stable_id(self.connection, entity_type, external_id)
-        self.placeholders.add(placeholder)
+        self.placeholders[placeholder] = (self.connection, entity_type, external_id)
         return placeholder
 
     def external_id(self, entity_type: str, canonical_id: str) -> str | None:
@@ -471,7 +472,7 @@ class Engine:
         refs.placeholders.clear()
         incoming = connector.to_canonical(record, refs)
         own_placeholder = incoming.id if canonical is None else None
-        dangling = refs.placeholders - {incoming.id}
+        dangling = {p: named for p, named in refs.placeholders.items() if p != incoming.id}
         is_source = self.routing.is_source(etype, system)
         first_sighting = canonical is None
         if canonical is None:
@@ -747,10 +748,13 @@ class Engine:
             tx.complete_outbox(item.id, link.external_id if link else None)  # superseded or done
             return None
         entity = stored.entity()
-        missing = self._missing_references(entity, refs)
-        if missing:
+        missing = self._missing_reference(entity, refs)
+        if missing is not None and self._follow_placeholder(tx, missing[1]):
+            tx.complete_outbox(item.id, link.external_id if link else None)  # re-pointed: re-planned
+            return None
+        if missing is not None:
             # Waiting for a dependency is not an attempt: the diff reports it if it never arrives.
-            tx.defer_outbox(item.id, f"waiting for {missing} to exist in {connector.name}",
+            tx.defer_outbox(item.id, f"waiting for {missing[0]} {missing[1]} to exist in {connector.name}",
                             self.clock() + timedelta(seconds=self.backoff_seconds))
             stats.retried += 1
             return None
@@ -776,16 +780,33 @@ class Engine:
                         operation=item.operation, attempt=item.attempts,
                         remote_version=link.remote_version if link else None)
 
-    def _missing_references(self, entity: Entity, refs: LinkResolver) -> str | None:
+    def _missing_reference(self, entity: Entity, refs: LinkResolver) -> tuple[str, str] | None:
+        """(type, hub id) of a record ``entity`` names that the target does not have yet."""
         for field_name, ref_type in REFERENCE_FIELDS.get(entity.type, ()):
             ref = getattr(entity, field_name, None)
             if ref and refs.external_id(ref_type, ref) is None:
-                return f"{ref_type} {ref}"
+                return ref_type, ref
         if isinstance(entity, Subscription):
             for sub_item in entity.items:
                 if refs.external_id("price", sub_item.price_id) is None:
-                    return f"price {sub_item.price_id}"
+                    return "price", sub_item.price_id
         return None
+
+    def _follow_placeholder(self, tx: Tx, ref_id: str) -> bool:
+        """A write waits for ``ref_id``: if that is the placeholder of a record linked since to
+        another hub record, re-point its holders (and re-plan them) and say so. This is for a
+        link made by another process while the holder was stored: neither transaction saw the
+        other, so the link's own re-pointing (``repoint_holders``) found no holder."""
+        named = tx.placeholder_record(ref_id)
+        if named is None:
+            return False
+        connection, object_type, external_id = named
+        connector = self.connectors.get(connection)
+        canonical = tx.canonical_for(connection, object_type, external_id)
+        if connector is None or canonical is None or canonical == ref_id:
+            return False
+        self.repoint_holders(tx, connector, {ref_id: canonical}, SyncSummary(), None)
+        return True
 
     def _preflight(self, entity: Entity, connector: Connector) -> str | None:
         """What a ledger would refuse: inconsistent totals, unmapped tax rates."""

@@ -277,10 +277,11 @@ def test_a_mid_cycle_upgrade_with_proration_lands_with_equal_totals(company: Com
     assert company.hub.differ.run(["invoice"]).findings == []
 
 
-def test_an_invoice_read_before_its_customer_is_matched_follows_the_customer(company: Company) -> None:
-    """A Stripe invoice arrives (a webhook) before its Stripe customer is read; that customer is
-    then matched by email to the hub customer Salesforce made. The invoice must name that hub
-    customer, or its ledger writes wait for a customer no ledger will ever have."""
+def _late_match(company: Company) -> tuple[str, str, str]:
+    """A CRM account and a Stripe customer of the same email, and a Stripe invoice of that
+    customer, read before the customer (a webhook, or the invoice feed running first) and never
+    changed again, so no later read brings it back. Returns (hub customer, Stripe customer id,
+    Stripe invoice id)."""
     engine = company.hub.engine
     assert engine.sync().totals().dead == 0
     account = company.salesforce.insert("Account", {"Name": "Late Match Ltd", "BillingCountry": "US",
@@ -290,17 +291,15 @@ def test_an_invoice_read_before_its_customer_is_matched_follows_the_customer(com
         "invoices": [{"customer": "@c", "currency": "usd", "status": "open",
                       "items": [{"amount": 4200, "description": "Audit"}]}]})
     assert "error" not in seeded
-    (invoice_id,) = seeded["created"]["invoices"]
     engine.sync(systems=["salesforce"])  # the CRM's account becomes a hub customer first
-    hub_customer = canonical(company, "salesforce", "customer", account)
-    # The invoice is read before its customer (a webhook, or the invoice feed running first)
-    # and never changes again, so no later read brings it back.
     engine.sync(systems=["stripe"], entities=["invoice"])
+    (customer_id,), (invoice_id,) = seeded["created"]["customers"], seeded["created"]["invoices"]
     with company.hub.store.transaction() as tx:
-        assert tx.canonical_for("stripe", "customer", seeded["created"]["customers"][0]) is None
-    summary = engine.sync()  # reads the Stripe customer: matched to the CRM's by email
-    assert summary.totals().dead == 0, summary.errors
-    assert canonical(company, "stripe", "customer", seeded["created"]["customers"][0]) == hub_customer
+        assert tx.canonical_for("stripe", "customer", customer_id) is None
+    return canonical(company, "salesforce", "customer", account), customer_id, invoice_id
+
+
+def _assert_invoice_follows(company: Company, hub_customer: str, invoice_id: str) -> None:
     hub_invoice = canonical(company, "stripe", "invoice", invoice_id)
     with company.hub.store.transaction() as tx:
         stored = tx.get_entity(hub_invoice)
@@ -312,5 +311,28 @@ def test_an_invoice_read_before_its_customer_is_matched_follows_the_customer(com
     assert qbo_customer is not None
     assert qbo_invoice(company, number)["CustomerRef"]["value"] == qbo_customer.external_id
     assert xero_invoice(company, number)["Total"] == Decimal("42.00")
-    assert engine.sync().totals().written == 0
+    assert company.hub.engine.sync().totals().written == 0
     assert company.hub.differ.run(["customer", "invoice"]).findings == []
+
+
+def test_an_invoice_read_before_its_customer_is_matched_follows_the_customer(company: Company) -> None:
+    """The Stripe customer, read after its invoice, is matched by email to the hub customer the
+    CRM made. The invoice must name that hub customer, or its ledger writes wait for a customer
+    no ledger will ever have."""
+    hub_customer, customer_id, invoice_id = _late_match(company)
+    summary = company.hub.engine.sync()  # reads the Stripe customer: matched to the CRM's by email
+    assert summary.totals().dead == 0, summary.errors
+    assert canonical(company, "stripe", "customer", customer_id) == hub_customer
+    _assert_invoice_follows(company, hub_customer, invoice_id)
+
+
+def test_a_write_waiting_for_a_placeholder_follows_a_link_another_process_made(company: Company) -> None:
+    """Another process linked the Stripe customer while this one stored the invoice: neither
+    transaction saw the other, so the link found no invoice to re-point. The invoice's waiting
+    write finds the link and re-points it."""
+    hub_customer, customer_id, invoice_id = _late_match(company)
+    with company.hub.store.transaction() as tx:  # the other process's link, without its re-pointing
+        tx.link(hub_customer, "stripe", "customer", customer_id)
+    for _ in range(2):  # the pass that finds the waiting write re-plans it; the next one writes
+        assert company.hub.engine.sync().totals().dead == 0
+    _assert_invoice_follows(company, hub_customer, invoice_id)

@@ -441,12 +441,15 @@ def test_the_natural_keys_migration_indexes_the_entities_already_stored(tmp_path
 
 
 def test_placeholder_holders_are_taken_once(store: StateStore) -> None:
+    customer, product = ("stripe", "customer", "cus_1"), ("stripe", "product", "prod_1")
     with store.transaction() as tx:
-        tx.note_placeholders("inv-1", ["p-cus", "p-prod"])
-        tx.note_placeholders("inv-1", ["p-cus"])  # noted again on a re-read: still one row
-        tx.note_placeholders("inv-2", ["p-cus"])
+        tx.note_placeholders("inv-1", {"p-cus": customer, "p-prod": product})
+        tx.note_placeholders("inv-1", {"p-cus": customer})  # noted again on a re-read: still one row
+        tx.note_placeholders("inv-2", {"p-cus": customer})
     with store.transaction() as tx:
+        assert tx.placeholder_record("p-cus") == customer and tx.placeholder_record("p-none") is None
         assert tx.take_placeholder_holders(["p-cus", "p-none"]) == {"p-cus": ["inv-1", "inv-2"]}
     with store.transaction() as tx:
         assert tx.take_placeholder_holders(["p-cus"]) == {}  # taken: forgotten
+        assert tx.placeholder_record("p-cus") is None
         assert tx.take_placeholder_holders(["p-prod"]) == {"p-prod": ["inv-1"]}

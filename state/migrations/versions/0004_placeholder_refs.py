@@ -16,12 +16,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Starts empty: a database from before this revision may hold dangling placeholders the
-    # index never saw; `hub diff` reports their writes as waiting, and a resync re-reads them.
+    # Starts empty: a record stored before this revision that holds a placeholder is mended when
+    # it is read again (`hub resync`), which resolves its references afresh.
     op.create_table(
         "placeholder_refs",
         sa.Column("placeholder_id", sa.String(length=36), nullable=False),
         sa.Column("entity_id", sa.String(length=36), nullable=False),
+        sa.Column("connection", sa.String(length=64), nullable=False),
+        sa.Column("object_type", sa.String(length=32), nullable=False),
+        sa.Column("external_id", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint("placeholder_id", "entity_id", name=op.f("pk_placeholder_refs")),
     )
 
