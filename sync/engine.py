@@ -371,12 +371,13 @@ class Engine:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
 
     def repoint_holders(self, tx: Tx, connector: Connector, linked: Mapping[str, str],
-                        summary: SyncSummary, run_id: str | None) -> None:
+                        summary: SyncSummary, run_id: str | None) -> set[str]:
         """Hub records that named a record of ``connector`` before it was linked hold its
         placeholder id; now it is linked (placeholder -> hub record), point them at the hub
         record it was linked to. Without this, a Stripe invoice stored before its customer was
         matched by email to the hub customer Salesforce made would name a customer no ledger
-        will ever have, and its writes would wait for good."""
+        will ever have, and its writes would wait for good. Returns the records re-pointed."""
+        repointed_ids: set[str] = set()
         for placeholder, holders in tx.take_placeholder_holders(linked).items():
             canonical = linked[placeholder]
             if canonical == placeholder:
@@ -395,6 +396,8 @@ class Engine:
                 outcome = tx.upsert_entity(repointed, connector.name, run_id=run_id)
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
                 self._planned(tx, repointed, connector, summary, run_id)
+                repointed_ids.add(holder_id)
+        return repointed_ids
 
     def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record], refs: LinkResolver) -> None:
         """Read what ingesting the page will ask, one statement per question for the page: the
@@ -749,7 +752,7 @@ class Engine:
             return None
         entity = stored.entity()
         missing = self._missing_reference(entity, refs)
-        if missing is not None and self._follow_placeholder(tx, missing[1]):
+        if missing is not None and self._follow_placeholder(tx, missing[1], item.canonical_id):
             tx.complete_outbox(item.id, link.external_id if link else None)  # re-pointed: re-planned
             return None
         if missing is not None:
@@ -792,9 +795,10 @@ class Engine:
                     return "price", sub_item.price_id
         return None
 
-    def _follow_placeholder(self, tx: Tx, ref_id: str) -> bool:
-        """A write waits for ``ref_id``: if that is the placeholder of a record linked since to
-        another hub record, re-point its holders (and re-plan them) and say so. This is for a
+    def _follow_placeholder(self, tx: Tx, ref_id: str, holder_id: str) -> bool:
+        """A write of ``holder_id`` waits for ``ref_id``: if that is the placeholder of a record
+        linked since to another hub record, re-point its holders (and re-plan them) and say
+        whether ``holder_id`` was among them (its write is then superseded). This is for a
         link made by another process while the holder was stored: neither transaction saw the
         other, so the link's own re-pointing (``repoint_holders``) found no holder."""
         named = tx.placeholder_record(ref_id)
@@ -805,8 +809,7 @@ class Engine:
         canonical = tx.canonical_for(connection, object_type, external_id)
         if connector is None or canonical is None or canonical == ref_id:
             return False
-        self.repoint_holders(tx, connector, {ref_id: canonical}, SyncSummary(), None)
-        return True
+        return holder_id in self.repoint_holders(tx, connector, {ref_id: canonical}, SyncSummary(), None)
 
     def _preflight(self, entity: Entity, connector: Connector) -> str | None:
         """What a ledger would refuse: inconsistent totals, unmapped tax rates."""
