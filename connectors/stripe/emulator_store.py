@@ -22,6 +22,7 @@ from connectors.stripe.emulator_wire import (
     created_filter,
     invalid,
     missing,
+    page_down,
     paginate,
     parse_search,
     search_matches,
@@ -228,8 +229,7 @@ class StripeStore:
 
     def _page_down(self, kind: str, params: Params,
                    listed: Callable[[Mapping[str, Any]], bool]) -> tuple[list[dict[str, Any]], Params]:
-        """The listed objects newest first from below ``starting_after``, one past the page (a
-        full read of n objects was n² / 100 looks: every page listed every object again)."""
+        """The listed objects newest first from below ``starting_after``, one past the page."""
         table, order = self.table(kind), self.created_order.get(kind, [])
         position = self.order_position.get(kind, {})
         upper = len(order)
@@ -241,16 +241,11 @@ class StripeStore:
                 raise missing("object", str(after), "starting_after")
             upper = start
             params = {k: v for k, v in params.items() if k != "starting_after"}
-        limit = as_int(params, "limit", 10) or 10
-        items: list[dict[str, Any]] = []
-        for index in range(upper - 1, -1, -1):
-            obj_id = order[index]
-            obj = table.get(obj_id)
-            if obj is not None and position[obj_id] == index and listed(obj):
-                items.append(obj)
-                if len(items) > limit:
-                    break
-        return items, params
+
+        def at(index: int) -> dict[str, Any] | None:
+            obj = table.get(order[index])
+            return obj if obj is not None and position[order[index]] == index else None  # not moved since
+        return page_down(at, upper, 0, listed, params), params
 
     def search(self, kind: str, params: Params, url: str) -> dict[str, Any]:
         query = params.get("query")

@@ -215,6 +215,24 @@ def paginate(items: list[dict[str, Any]], params: Mapping[str, Any], url: str) -
     return {"object": "list", "url": url, "has_more": has_more, "data": page}
 
 
+def page_down(at: Callable[[int], dict[str, Any] | None], upper: int, lower: int,
+              listed: Callable[[Mapping[str, Any]], bool], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The listed objects at positions ``upper - 1`` down to ``lower`` (newest first), one past
+    the page: what ``paginate`` needs of a list paged by ``starting_after`` (already dropped from
+    ``params``). Walking down from the cursor, rather than listing everything since the bound for
+    each page, keeps a full read of n objects at n looks instead of n² / 100. ``at`` answers
+    ``None`` for a position that holds no object any more."""
+    limit = as_int(params, "limit", 10) or 10
+    items: list[dict[str, Any]] = []
+    for index in range(upper - 1, lower - 1, -1):
+        obj = at(index)
+        if obj is not None and listed(obj):
+            items.append(obj)
+            if len(items) > limit:
+                break
+    return items
+
+
 # --------------------------------------------------------------------------- search
 
 _CLAUSE = re.compile(
