@@ -593,19 +593,16 @@ class Tx:
 
     def take_placeholder_holders(self, placeholder_ids: Iterable[str]) -> dict[str, list[str]]:
         """The hub records holding each of these placeholders (which are now linked), and forget
-        them: one read, and one delete only when any holds one."""
+        them, in one statement: DELETE … RETURNING hands back exactly the rows it removed, so a
+        holder noted by another process between a read and a delete is never dropped unseen."""
         wanted = sorted(set(placeholder_ids))
+        refs = t.placeholder_refs
         holders: dict[str, list[str]] = defaultdict(list)
         for start in range(0, len(wanted), 900):
-            chunk = wanted[start:start + 900]
-            for row in self.conn.execute(select(t.placeholder_refs).where(
-                    t.placeholder_refs.c.placeholder_id.in_(chunk)).order_by(
-                    t.placeholder_refs.c.placeholder_id, t.placeholder_refs.c.entity_id)):
-                holders[row.placeholder_id].append(row.entity_id)
-        found = list(holders)
-        for start in range(0, len(found), 900):
-            self.conn.execute(delete(t.placeholder_refs).where(
-                t.placeholder_refs.c.placeholder_id.in_(found[start:start + 900])))
+            taken = self.conn.execute(delete(refs).where(refs.c.placeholder_id.in_(wanted[start:start + 900]))
+                                      .returning(refs.c.placeholder_id, refs.c.entity_id))
+            for placeholder_id, entity_id in sorted(taken):
+                holders[placeholder_id].append(entity_id)
         return dict(holders)
 
     def entities_with_key(self, entity_type: str, key: str, value: str | None) -> list[str]:

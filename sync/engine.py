@@ -474,8 +474,8 @@ class Engine:
             return
         refs.placeholders.clear()
         incoming = connector.to_canonical(record, refs)
-        own_placeholder = incoming.id if canonical is None else None
-        dangling = {p: named for p, named in refs.placeholders.items() if p != incoming.id}
+        placeholder = incoming.id  # its own placeholder when it is not linked yet
+        dangling = {p: named for p, named in refs.placeholders.items() if p != placeholder}
         is_source = self.routing.is_source(etype, system)
         first_sighting = canonical is None
         if canonical is None:
@@ -511,8 +511,7 @@ class Engine:
             tx.note_placeholders(canonical, dangling)
         if first_sighting:
             stats.linked += 1
-            if own_placeholder is not None:
-                linked[own_placeholder] = canonical
+            linked[placeholder] = canonical
         if outcome != "unchanged":
             self._planned(tx, merged, connector, summary, run_id)
 
