@@ -41,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
-from connectors.base import Page, Record, RefResolver
+from connectors.base import Page, Record
 from mapping.model import Customer, Entity, Invoice, InvoiceLine, Money, from_data, to_data
+from mapping.refs import RefResolver
 from state import schema as t
 from state.store import StateStore
 from sync.diff import Differ, Tolerances

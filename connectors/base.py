@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from mapping.model import Entity
+from mapping.refs import RefResolver
 
 # --------------------------------------------------------------------------- errors
 
@@ -181,18 +182,6 @@ class ConnectionHealth:
     paused_until: datetime | None = None
     reason: str | None = None
     budget: dict[str, Any] = field(default_factory=dict)
-
-
-class RefResolver(Protocol):
-    """Translates references between a system's ids and canonical ids for one connection."""
-
-    def canonical_id(self, entity_type: str, external_id: str) -> str:
-        """The linked canonical id, or the deterministic id a first sighting will get."""
-        ...
-
-    def external_id(self, entity_type: str, canonical_id: str) -> str | None:
-        """The linked external id in this connection, if any."""
-        ...
 
 
 # --------------------------------------------------------------------------- the protocol

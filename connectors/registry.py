@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from connectors.base import Connector
 
 if TYPE_CHECKING:
+    from connectors.settings import ConnectionConfig
     from state.store import StateStore
-    from sync.config import ConnectionConfig
 
 
 def build_connector(config: ConnectionConfig, store: StateStore) -> Connector:

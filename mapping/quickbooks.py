@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import RefResolver
 from mapping.model import (
     Address,
     CreditNote,
@@ -36,6 +35,7 @@ from mapping.model import (
     Refund,
     TaxLine,
 )
+from mapping.refs import RefResolver
 
 ENTITY_NAMES: dict[str, str] = {
     "customer": "Customer", "product": "Item", "invoice": "Invoice", "payment": "Payment",

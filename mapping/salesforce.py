@@ -25,7 +25,7 @@ from mapping.model import Address, Customer, Deal, DealLine, Invoice, Price, Pro
 from mapping.money import Money, MoneyError
 
 if TYPE_CHECKING:
-    from connectors.base import RefResolver
+    from mapping.refs import RefResolver
 
 INVOICE_STATUSES = {"draft": "draft", "open": "open", "sent": "open", "overdue": "open",
                     "paid": "paid", "void": "void", "voided": "void", "uncollectible": "uncollectible"}

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connectors.base import RefResolver
 from mapping.model import (
     Address,
     CreditNote,
@@ -33,6 +32,7 @@ from mapping.model import (
     TaxLine,
 )
 from mapping.money import Money, MoneyError, exponent
+from mapping.refs import RefResolver
 
 Data = Mapping[str, Any]
 

@@ -26,8 +26,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import RefResolver
-from connectors.xero.wire import parse_date
 from mapping.model import (
     Address,
     CreditNote,
@@ -41,6 +39,8 @@ from mapping.model import (
     TaxId,
 )
 from mapping.money import Money
+from mapping.refs import RefResolver
+from mapping.xero_dates import parse_date
 
 REFUND_PREFIX = "refund:"
 

@@ -7,7 +7,6 @@ Each system's connection keys are declared by ``connectors/<system>/settings.py`
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import tomllib
@@ -16,43 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connectors.settings import ConnectionConfig, Key, system_keys
+
 SYSTEMS = ("stripe", "quickbooks", "xero", "salesforce", "fake")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(ValueError):
     """A config problem; the message names the key and what to do."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One setting: its type, whether it must be set, its default, and a hint."""
-
-    type: type | tuple[type, ...]
-    required: bool = False
-    default: Any = None
-    secret: bool = False
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class ConnectionConfig:
-    name: str
-    system: str
-    settings: Mapping[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.settings[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.settings.get(key)
-        return default if value is None else value
-
-    @property
-    def secrets(self) -> list[str]:
-        """Plain-text secret values (for the log redactor); never print these."""
-        keys = _system_keys(self.system)
-        return [str(v) for k, v in self.settings.items() if k in keys and keys[k].secret and v]
 
 
 @dataclass(frozen=True)
@@ -81,12 +51,6 @@ class Config:
             if extra:
                 values.append(str(extra))
         return values
-
-
-def _system_keys(system: str) -> dict[str, Key]:
-    module = importlib.import_module(f"connectors.{system}.settings")
-    keys: dict[str, Key] = module.KEYS
-    return keys
 
 
 def _env_hint(text: str) -> str | None:
@@ -156,12 +120,6 @@ def _section(data: Mapping[str, Any], spec: Mapping[str, Key], where: str,
     return result
 
 
-# Per-call retry settings every connection has (connectors/retry.py RetryPolicy.from_config).
-RETRY_KEYS = {
-    "retry_base_seconds": Key(float, default=0.5, help="first backoff of a failed call; doubles, with jitter"),
-    "retry_max_seconds": Key(float, default=30.0, help="longest backoff between two attempts of one call"),
-}
-
 STATE_KEYS = {
     "url": Key(str, default="sqlite:///hub.db", help="sqlite:///hub.db or postgresql+psycopg://…"),
     "encryption_key": Key(str, secret=True, help="Fernet key(s), newest first, comma-separated"),
@@ -210,7 +168,7 @@ def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
         if table.get("enabled", True) is False:
             continue
         body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
-        settings = _section(body, _system_keys(system), where, body, env)
+        settings = _section(body, system_keys(system), where, body, env)
         connections[name] = ConnectionConfig(name, system, settings)
     server = _section(raw.get("server", {}), SERVER_KEYS, "server", raw.get("server", {}), env)
     sections = {k: _interpolate(raw.get(k, {}), k, env) for k in

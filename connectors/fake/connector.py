@@ -23,12 +23,12 @@ from connectors.base import (
     Page,
     RateLimited,
     Record,
-    RefResolver,
     RetryableError,
     WriteResult,
 )
 from connectors.retry import RetryPolicy
 from mapping.model import ENTITY_TYPES, Entity, from_data, to_data
+from mapping.refs import RefResolver
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Config keys of the in-memory fake connection (tests only)."""
 
-from sync.config import Key
+from connectors.settings import Key
 
 KEYS = {
     "api_key": Key(str, secret=True),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ConnectionHealth, InboundEvent, Outbound, Page, Record, RefResolver, WriteResult
+from connectors.base import ConnectionHealth, InboundEvent, Outbound, Page, Record, WriteResult
 from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
 from connectors.quickbooks.client import QboClient, mount_timeouts
@@ -20,10 +20,11 @@ from connectors.quickbooks.streams import Reader
 from connectors.quickbooks.writes import Writer
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
+from connectors.settings import ConnectionConfig
 from mapping import quickbooks as mapping
 from mapping.model import Entity
+from mapping.refs import RefResolver
 from state.store import StateStore
-from sync.config import ConnectionConfig
 
 ENTITY_TYPES = tuple(mapping.ENTITY_NAMES)
 

@@ -1,6 +1,6 @@
 """Config keys of a QuickBooks Online connection (system = "quickbooks")."""
 
-from sync.config import RETRY_KEYS, Key
+from connectors.settings import RETRY_KEYS, Key
 
 KEYS = {
     "realm_id": Key(str, required=True, help="the company id"),

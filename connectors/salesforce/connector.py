@@ -29,7 +29,6 @@ from connectors.base import (
     Page,
     QuotaExhausted,
     Record,
-    RefResolver,
     RetryableError,
     WriteResult,
 )
@@ -38,11 +37,12 @@ from connectors.retry import RetryPolicy
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.streams import Cursor, Stream, soql_string, streams, to_record
 from connectors.salesforce.writes import write_batch
+from connectors.settings import ConnectionConfig
 from mapping import salesforce as sfmap
 from mapping.model import Customer, Deal, Entity, Invoice, Price, Product
 from mapping.money import MoneyError
+from mapping.refs import RefResolver
 from state.store import StateStore
-from sync.config import ConnectionConfig
 
 DELETED_RETENTION = timedelta(days=15)  # queryAll sees deletions only until the Recycle Bin purges
 

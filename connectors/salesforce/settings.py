@@ -1,6 +1,6 @@
 """Config keys of a Salesforce connection (system = "salesforce")."""
 
-from sync.config import RETRY_KEYS, Key
+from connectors.settings import RETRY_KEYS, Key
 
 KEYS = {
     "instance_url": Key(str, required=True, help="https://yourorg.my.salesforce.com"),

@@ -21,7 +21,6 @@ from connectors.base import (
     Outbound,
     Page,
     Record,
-    RefResolver,
     WriteResult,
 )
 from connectors.ratelimit import RateLimiter
@@ -33,10 +32,11 @@ from connectors.stripe.writes import StripeWriter, UsageEvent
 from mapping import stripe as mapping
 from mapping.keys import normalise_key
 from mapping.model import Entity
+from mapping.refs import RefResolver
 
 if TYPE_CHECKING:
+    from connectors.settings import ConnectionConfig
     from state.store import StateStore
-    from sync.config import ConnectionConfig
 
 # Objects read again side by side for a batch of webhook events (each thread keeps its own HTTP
 # session; the rate limiter still paces them): one after another, a 500-event inbox claim under

@@ -1,6 +1,6 @@
 """Config keys of a Stripe connection ([connections.NAME] with system = "stripe")."""
 
-from sync.config import RETRY_KEYS, Key
+from connectors.settings import RETRY_KEYS, Key
 
 KEYS = {
     "api_key": Key(str, required=True, secret=True, help="Stripe secret key"),

@@ -19,19 +19,19 @@ from connectors.base import (
     Outbound,
     Page,
     Record,
-    RefResolver,
     WriteResult,
 )
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
+from connectors.settings import ConnectionConfig
 from connectors.xero.client import XeroClient
 from connectors.xero.streams import STREAMS, Reader
 from connectors.xero.webhooks import parse_webhook
 from connectors.xero.writes import Writer
 from mapping import xero as mapping
 from mapping.model import Entity
+from mapping.refs import RefResolver
 from state.store import StateStore
-from sync.config import ConnectionConfig
 
 
 class XeroConnector:

@@ -50,6 +50,7 @@ from aiohttp import web
 
 from connectors.emulation import Emulator, EmulatorClock
 from connectors.xero import wire
+from mapping.xero_dates import parse_date
 
 API = "/api.xro/2.0"
 ACCESS_TTL = 1800
@@ -872,7 +873,7 @@ class XeroEmulator(Emulator):
         for key in ("Date", "DueDate"):
             if key in data:
                 try:
-                    record[key] = wire.parse_date(data[key])
+                    record[key] = parse_date(data[key])
                 except ValueError as exc:
                     raise Invalid(str(exc)) from None
         if "LineAmountTypes" in data:
@@ -989,7 +990,7 @@ class XeroEmulator(Emulator):
             raise Invalid(f"Payment amount ({amount}) exceeds the amount outstanding on this document "
                           f"({outstanding})")
         try:
-            when = wire.parse_date(data.get("Date")) or self.clock.now()
+            when = parse_date(data.get("Date")) or self.clock.now()
         except ValueError as exc:
             raise Invalid(str(exc)) from None
         rate = _dec(data.get("CurrencyRate") or target.get("CurrencyRate") or 1, "CurrencyRate")
@@ -1072,7 +1073,7 @@ class XeroEmulator(Emulator):
             raise Invalid("The allocation amount must be positive and no more than the remaining credit "
                           "and the amount due")
         try:
-            when = wire.parse_date(raw.get("Date")) or self.clock.now()
+            when = parse_date(raw.get("Date")) or self.clock.now()
         except ValueError as exc:
             raise Invalid(str(exc)) from None
         allocation = {"AllocationID": str(uuid.uuid4()), "Amount": amount, "Date": when,

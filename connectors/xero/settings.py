@@ -1,6 +1,6 @@
 """Config keys of a Xero connection (system = "xero")."""
 
-from sync.config import RETRY_KEYS, Key
+from connectors.settings import RETRY_KEYS, Key
 
 KEYS = {
     "client_id": Key(str, required=True, secret=True),

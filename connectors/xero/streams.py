@@ -20,6 +20,7 @@ from connectors.base import InvalidError, Page, Record
 from connectors.xero import wire
 from connectors.xero.client import XeroClient
 from mapping.xero import REFUND_PREFIX
+from mapping.xero_dates import parse_date
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def stream_for(entity_type: str) -> Stream:
 
 
 def to_record(stream: Stream, data: Mapping[str, Any]) -> Record:
-    updated = wire.parse_date(data.get("UpdatedDateUTC"))
+    updated = parse_date(data.get("UpdatedDateUTC"))
     return Record(stream.entity_type, str(data[stream.id_field]), dict(data), updated_at=updated,
                   deleted=stream.deleted(data), version=updated.isoformat() if updated else None)
 
@@ -96,7 +97,7 @@ class Reader:
                 raise InvalidError(f"Xero sent an unexpected {stream.collection} response",
                                    system=self.client.name)
             items = body.get(stream.collection) or []
-            server_time = wire.parse_date(body.get("DateTimeUTC")) if body.get("DateTimeUTC") else None
+            server_time = parse_date(body.get("DateTimeUTC")) if body.get("DateTimeUTC") else None
             records = []
             for data in items:
                 if not isinstance(data, Mapping) or not data.get(stream.id_field):

@@ -15,9 +15,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connectors.base import Connector, Outbound, WriteResult
 from connectors.fake.connector import FakeConnector, FakeSystem
 from connectors.retry import RetryPolicy
+from connectors.settings import ConnectionConfig
 from mapping.model import Customer, to_data
 from state.store import StateStore
-from sync.config import ConnectionConfig
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs, build_scheduler

@@ -26,8 +26,8 @@ from connectors.quickbooks.emulator import (
 )
 from connectors.quickbooks.settings import KEYS
 from connectors.retry import RetryPolicy
+from connectors.settings import ConnectionConfig
 from state.store import StateStore
-from sync.config import ConnectionConfig
 from tests.conftest import make_store
 
 T = TypeVar("T")

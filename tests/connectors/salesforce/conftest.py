@@ -24,8 +24,8 @@ from connectors.salesforce.emulator import (
 )
 from connectors.salesforce.settings import KEYS
 from connectors.salesforce.tls import server_context
+from connectors.settings import ConnectionConfig
 from state.store import StateStore
-from sync.config import ConnectionConfig
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -16,9 +16,9 @@ import requests
 import stripe
 
 from connectors.emulation import RunningEmulator
+from connectors.settings import ConnectionConfig
 from connectors.stripe.connector import StripeConnector, build
 from connectors.stripe.emulator import StripeEmulator
-from sync.config import ConnectionConfig
 
 API_KEY = "sk_test_billhub_emulator"
 WEBHOOK_SECRET = "whsec_test_billhub"

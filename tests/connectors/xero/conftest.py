@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from connectors.emulation import EmulatorClock, RunningEmulator
+from connectors.settings import ConnectionConfig
 from connectors.xero.connector import XeroConnector, build
 from connectors.xero.emulator import (
     DEFAULT_CLIENT_ID,
@@ -25,7 +26,6 @@ from connectors.xero.emulator import (
     XeroEmulator,
 )
 from state.store import StateStore
-from sync.config import ConnectionConfig
 from tests.conftest import make_store
 
 

@@ -1,0 +1,59 @@
+"""What a connection's settings are: declared keys, and one configured connection.
+
+Each system declares its connection keys in ``connectors/<system>/settings.py`` (``KEYS``);
+``sync/config.py`` validates a config file against them and fills every unset key with its
+declared default, so a connector reads ``config[key]`` and never restates a default.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its type, whether it must be set, its default, and a hint."""
+
+    type: type | tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    name: str
+    system: str
+    settings: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.settings[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.settings.get(key)
+        return default if value is None else value
+
+    @property
+    def secrets(self) -> list[str]:
+        """Plain-text secret values (for the log redactor); never print these."""
+        keys = system_keys(self.system)
+        return [str(v) for k, v in self.settings.items() if k in keys and keys[k].secret and v]
+
+
+
+def system_keys(system: str) -> dict[str, Key]:
+    module = importlib.import_module(f"connectors.{system}.settings")
+    keys: dict[str, Key] = module.KEYS
+    return keys
+
+
+
+# Per-call retry settings every connection has (connectors/retry.py RetryPolicy.from_config).
+RETRY_KEYS = {
+    "retry_base_seconds": Key(float, default=0.5, help="first backoff of a failed call; doubles, with jitter"),
+    "retry_max_seconds": Key(float, default=30.0, help="longest backoff between two attempts of one call"),
+}
