@@ -63,6 +63,7 @@ from aiohttp import web
 
 from connectors.emulation import CONTROL, Emulator, EmulatorClock, Handler
 from connectors.quickbooks import qbql
+from mapping.exact_json import dumps, loads
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DEFAULT_REALM = "9130350000000001"
@@ -134,17 +135,6 @@ def fault_json(fault: Fault, now: datetime) -> web.Response:
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=dumps(data), status=status, content_type="application/json")
-
-
-def dumps(value: Any) -> str:
-    """JSON with Decimals as exact JSON numbers (QBO sends numbers; floats would round)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    return json.dumps(value)
 
 
 def sign(body: bytes, verifier_token: str) -> str:
@@ -864,7 +854,7 @@ class QuickBooksEmulator(Emulator):
     async def _body(self, request: web.Request) -> dict[str, Any]:
         text = await request.text()
         try:
-            body = json.loads(text, parse_float=Decimal) if text.strip() else {}
+            body = loads(text) if text.strip() else {}
         except json.JSONDecodeError:
             raise Fault(2010, "Request has invalid or unsupported property", "the body is not valid JSON") from None
         if not isinstance(body, dict):
@@ -895,7 +885,7 @@ class QuickBooksEmulator(Emulator):
         except Fault as fault:
             status, reply = fault.status, {"Fault": fault.body(), "time": qbo_time(self.clock.now())}
         if request_id:
-            realm.replies[key] = (status, json.loads(dumps(reply), parse_float=Decimal))
+            realm.replies[key] = (status, loads(dumps(reply)))
         return _json(reply, status)
 
     async def _read(self, request: web.Request) -> web.Response:

@@ -17,7 +17,6 @@ Per-item outcomes:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -41,20 +40,10 @@ from connectors.quickbooks.client import QboClient
 from connectors.quickbooks.errors import NotFound, classify
 from connectors.quickbooks.streams import Reader, quote, to_record
 from connectors.ratelimit import RateLimiter
+from mapping.exact_json import dumps
 from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, marker
 
 TRANSACTIONS = frozenset({"invoice", "payment", "credit_note", "refund"})
-
-
-def dumps(value: Any) -> str:
-    """JSON with Decimals as exact numbers (never through float)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    return json.dumps(value)
 
 
 def request_id(key: str, salt: str = "") -> str:

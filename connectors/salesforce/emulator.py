@@ -34,8 +34,9 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import CONTROL, Emulator, EmulatorClock, RunningEmulator
-from connectors.salesforce import soql, wire
+from connectors.salesforce import soql
 from connectors.salesforce.schema import DERIVED, Field, SObject, build_schema, child_relationships
+from mapping import exact_json
 
 DEFAULT_CLIENT_ID = "billhub-emulator-client"
 DEFAULT_CLIENT_SECRET = "billhub-emulator-secret"
@@ -91,7 +92,7 @@ def parse_datetime(text: str) -> datetime:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=wire.dumps(body), status=status, content_type="application/json",
+    return web.Response(text=exact_json.dumps(body), status=status, content_type="application/json",
                         headers=headers)
 
 
@@ -725,7 +726,7 @@ class SalesforceEmulator(Emulator):
         if not text.strip():
             return {}
         try:
-            return wire.loads(text)
+            return exact_json.loads(text)
         except ValueError:
             raise SfError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") from None
 

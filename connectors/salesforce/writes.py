@@ -23,9 +23,9 @@ from connectors.base import (
     RetryableError,
     WriteResult,
 )
-from connectors.salesforce import wire
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.errors import item_error
+from mapping import exact_json
 
 CHUNK = 200
 Item = tuple[int, Outbound, dict[str, Any]]
@@ -45,7 +45,7 @@ def write_batch(client: SalesforceClient, sobject: str, hub_field: str, batch: S
     for index, item in enumerate(batch):
         body = {**(extra or {}), **item.payload, hub_field: item.hub_id}
         try:
-            wire.dumps(body)
+            exact_json.dumps(body)
         except (TypeError, ValueError) as exc:
             results[index] = WriteResult(item.idempotency_key, error=InvalidError(
                 f"payload cannot be sent exactly: {exc}", system=client.name))
@@ -76,7 +76,7 @@ def _send(client: SalesforceClient, path: str, method: str, sobject: str, chunk:
         call = lambda sf: sf.restful(path, method="DELETE",  # noqa: E731
                                      params={"ids": ids, "allOrNone": "false"})
     else:
-        payload = wire.dumps({"allOrNone": False, "records": [
+        payload = exact_json.dumps({"allOrNone": False, "records": [
             {"attributes": {"type": sobject}, **body} for _i, _item, body in chunk]})
         call = lambda sf: sf.restful(path, method=method, data=payload)  # noqa: E731
     try:

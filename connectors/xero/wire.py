@@ -8,11 +8,11 @@ agreeing on the format.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from mapping import exact_json
 
 
 def ms_date(value: datetime) -> str:
@@ -47,20 +47,15 @@ def next_midnight(value: datetime) -> datetime:
     return start_of_day(value) + timedelta(days=1)
 
 
-class _Encoder(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        if isinstance(o, Decimal):
-            # Amounts have at most 4 places: float's shortest repr round-trips them exactly.
-            return float(o)
-        if isinstance(o, datetime):
-            return ms_date(o)
-        return super().default(o)
-
-
 def dumps(data: Any) -> str:
-    return json.dumps(data, cls=_Encoder)
+    """Xero JSON: exact decimals, datetimes as ``/Date(ms+0000)/``."""
+    return exact_json.dumps(data, default=_ms_date_of)
 
 
-def loads(text: str | bytes) -> Any:
-    """JSON with every non-integer number as an exact ``Decimal`` (never float)."""
-    return json.loads(text, parse_float=Decimal)
+def _ms_date_of(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return ms_date(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+loads = exact_json.loads
