@@ -28,6 +28,7 @@ from sync.config import Config, ConfigError, load_config
 from sync.daemon import run_command
 from sync.diff import findings_report
 from sync.engine import SyncSummary
+from sync.queries import export_records, gather_status
 from sync.repair import RepairError, repair_finding
 from sync.runtime import Hub, open_store
 
@@ -116,30 +117,6 @@ def init(hub: HubContext) -> None:
     console.print(f"database {hub.store.safe_url} is at schema version {version}")
 
 
-def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
-    """Everything ``hub status`` shows, as JSON-able data."""
-    with store.transaction() as tx:
-        states = tx.connection_states()
-        connections = []
-        for name, conn in sorted(config.connections.items()):
-            state = states.get(name) or {}
-            connections.append({
-                "name": name, "system": conn.system, "status": state.get("status", "ok"),
-                "reason": state.get("reason"), "paused_until": state.get("paused_until"),
-                "details": state.get("details") or {},
-            })
-        return {
-            "database": store.safe_url,
-            "connections": connections,
-            "cursors": tx.cursors(),
-            "runs": [{k: r[k] for k in ("id", "kind", "scope", "status", "counts", "error",
-                                        "started_at", "finished_at")} for r in tx.last_runs(10)],
-            "outbox": tx.outbox_depth(),
-            "open_findings": tx.open_findings_by_kind(),
-            "entities": tx.count_entities(),
-        }
-
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
@@ -177,18 +154,6 @@ def status(hub: HubContext, as_json: bool) -> None:
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(data["outbox"].items())) or "empty"
     findings = ", ".join(f"{k} {v}" for k, v in sorted(data["open_findings"].items())) or "none"
     console.print(f"outbox: {outbox}\nopen findings: {findings}")
-
-
-def export_records(store: StateStore, entity: str) -> dict[str, Any]:
-    """Canonical records with their links, in the shape DESIGN.md names."""
-    records = []
-    with store.transaction() as tx:
-        for stored in tx.entities_of(entity):
-            links: dict[str, list[str]] = {}
-            for link in tx.links_of(stored.id):
-                links.setdefault(link.system, []).append(link.external_id)
-            records.append({"id": stored.id, "data": stored.data, "links": links})
-    return {"entity": entity, "records": records}
 
 
 @cli.command()

@@ -3,7 +3,7 @@
     /work/venv/bin/python -m bench.webhook_latency                       # 5,000 events at 50/s
     /work/venv/bin/python -m bench.webhook_latency --events 1000 --rate 25
 
-The real daemon (``sync.daemon.create_app`` with its scheduler) serves on loopback in front of a
+The real daemon (``sync.web.app.create_app`` with its scheduler) serves on loopback in front of a
 hub synced with the four emulators (500 seeded customers). The bench changes a customer's email
 through the Stripe API ``--events`` times at ``--rate`` per second, round robin over the
 customers; the Stripe emulator delivers each ``customer.updated`` webhook, signed, to the daemon.
@@ -40,9 +40,10 @@ from bench.wire import start_emulators
 from connectors.emulation import follow_wall
 from state.crypto import generate_key
 from sync.config import load_config
-from sync.daemon import DAEMON, create_app
 from sync.demo import STRIPE_KEY, seed_company
 from sync.runtime import Hub
+from sync.web.app import create_app
+from sync.web.context import DAEMON
 
 TOKEN = re.compile(r"bench-(\d+)@latency\.example")
 # Salesforce is not a target here: the email is not mapped onto the Account, so an email change

@@ -28,8 +28,9 @@ from connectors.xero import connector as xero
 from connectors.xero.emulator import XeroEmulator
 from state.store import StateStore
 from sync.config import Config
-from sync.daemon import DAEMON, Daemon, create_app
 from sync.runtime import Hub
+from sync.web.app import create_app
+from sync.web.context import DAEMON, Daemon
 from tests.conftest import TEST_KEY, FrozenClock, make_store
 from tests.connectors.quickbooks.conftest import qbo_config
 from tests.connectors.stripe.conftest import make_config as stripe_config

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub import gather_status
-from sync.api import OPENAPI
-from sync.daemon import create_app
+from sync.queries import gather_status
 from sync.usage import USAGE
+from sync.web.api import OPENAPI
+from sync.web.app import create_app
 from tests.daemon.conftest import ADMIN_TOKEN, Env, auth, build_config, daemon
 
 Client = TestClient[Any, Any]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub import gather_status
+from sync.queries import gather_status
 from tests.daemon.conftest import ADMIN_TOKEN, Env, plant_findings
 
 CHROMIUM = "/usr/bin/chromium"

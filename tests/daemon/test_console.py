@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub import gather_status
-from sync.daemon import create_app
+from sync.queries import gather_status
+from sync.web.app import create_app
 from tests.daemon.conftest import ADMIN_TOKEN, Env, build_config, plant_findings
 
 Client = TestClient[Any, Any]

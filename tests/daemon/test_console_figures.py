@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from mapping.model import Invoice, Payment, Price, Refund, Subscription, SubscriptionItem
 from mapping.money import Money
 from state.store import StateStore
-from sync.console_data import money_figures
+from sync.web.console_data import money_figures
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -658,7 +658,7 @@ async def test_console_actions_on_unknown_findings_are_404_not_500(env: Env, cli
 def test_tokens_and_session_signatures_are_compared_in_constant_time() -> None:
     import inspect
 
-    from sync import api, console
+    from sync.web import api, console
 
     assert "hmac.compare_digest" in inspect.getsource(api.token_matches)
     console_source = inspect.getsource(console)

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 from connectors.stripe.emulator_wire import sign_payload
 from hub import cli
 from sync.config import load_config
-from sync.daemon import create_app
 from sync.demo import STRIPE_KEY, STRIPE_WEBHOOK_SECRET, plant_drift
 from sync.logs import configure_logging
+from sync.web.app import create_app
 from tests.e2e.conftest import Company, start_company
 
 ADMIN_TOKEN = "adm_scan_5f1d9c2b7a4e4e0f8d6c3b2a19087f6e"

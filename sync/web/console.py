@@ -19,11 +19,14 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from sync.api import outbox_json, resync_blocking, token_matches
-from sync.console_data import money_figures
-from sync.diff import KINDS
+from state.errors import NotFound
+from sync.diff import KINDS, findings_report
+from sync.queries import gather_status
 from sync.repair import RepairError
 from sync.scheduler import DaemonStopping
+from sync.web.api import outbox_json, resync_blocking, token_matches
+from sync.web.console_data import money_figures
+from sync.web.context import daemon_of
 
 SESSION = "hub_session"
 PRELOGIN = "hub_login"
@@ -33,7 +36,6 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _daemon(request: web.Request) -> Any:
-    from sync.daemon import daemon_of
     return daemon_of(request)
 
 
@@ -132,8 +134,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 def overview_data(daemon: Any) -> dict[str, Any]:
-    from hub import gather_status
-
     status = gather_status(daemon.hub.store, daemon.config)
     now: datetime = daemon.clock()
     last_success: dict[str, datetime] = {}
@@ -164,8 +164,6 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def findings(request: web.Request) -> web.Response:
-    from sync.diff import findings_report
-
     daemon = _daemon(request)
     filters = {k: (request.query.get(k) or None) for k in ("kind", "system", "status", "entity")}
     report = await daemon.jobs.blocking(findings_report, daemon.hub.store, **filters)
@@ -183,7 +181,6 @@ def _finding_data(daemon: Any, finding_id: str) -> dict[str, Any]:
 
 async def finding(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    from state.errors import NotFound
     try:
         data = await daemon.jobs.blocking(_finding_data, daemon, request.match_info["id"])
     except NotFound as exc:
@@ -192,8 +189,6 @@ async def finding(request: web.Request) -> web.Response:
 
 
 async def finding_action(request: web.Request) -> web.StreamResponse:
-    from state.errors import NotFound
-
     _, form = await _check_form(request)
     daemon = _daemon(request)
     finding_id, action = request.match_info["id"], request.match_info["action"]
@@ -258,7 +253,6 @@ async def outbox_action(request: web.Request) -> web.StreamResponse:
     def write() -> None:
         with daemon.hub.store.transaction() as tx:
             (tx.retry_outbox if action == "retry" else tx.drop_outbox)(item_id)
-    from state.errors import NotFound
     try:
         await daemon.jobs.blocking(write)
     except NotFound as exc:

@@ -19,9 +19,11 @@ from mapping.model import ENTITY_TYPES
 from state.errors import NotFound
 from sync.diff import KINDS, findings_report
 from sync.engine import SyncSummary
+from sync.queries import gather_status
 from sync.repair import RepairError, repair_finding
 from sync.scheduler import DaemonStopping
 from sync.usage import parse_usage, store_usage
+from sync.web.context import daemon_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
@@ -62,8 +64,6 @@ def admin(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        from sync.daemon import daemon_of
-
         token = daemon_of(request).admin_token
         if token is None:
             return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
@@ -125,9 +125,6 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str
 
 @admin
 async def status(request: web.Request) -> web.Response:
-    from hub import gather_status
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     data = await daemon.jobs.blocking(gather_status, daemon.hub.store, daemon.config)
     data["paused"] = dict(daemon.jobs.paused)
@@ -137,8 +134,6 @@ async def status(request: web.Request) -> web.Response:
 
 @admin
 async def runs(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     limit = _limit(request, 50, 1000)
     kind = request.query.get("kind") or None
@@ -151,8 +146,6 @@ async def runs(request: web.Request) -> web.Response:
 
 @admin
 async def findings(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     filters = {"kind": _choice(request, "kind", KINDS), "system": request.query.get("system") or None,
                "status": _choice(request, "status", ("open", "acknowledged", "resolved")),
@@ -162,8 +155,6 @@ async def findings(request: web.Request) -> web.Response:
 
 @admin
 async def finding(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     finding_id = request.match_info["id"]
 
@@ -177,8 +168,6 @@ async def finding(request: web.Request) -> web.Response:
 
 @admin
 async def ack(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     finding_id = request.match_info["id"]
 
@@ -223,8 +212,6 @@ def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 @admin
 async def resync(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     body = await _body(request)
     return reply(await daemon.jobs.exclusive(resync_blocking, daemon.hub, body))
@@ -236,8 +223,6 @@ def outbox_json(item: Any) -> dict[str, Any]:
 
 @admin
 async def outbox(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     chosen = _choice(request, "status", OUTBOX_STATUSES)
     limit = _limit(request, 500, 10_000)
@@ -252,8 +237,6 @@ async def outbox(request: web.Request) -> web.Response:
 def _outbox_action(action: str) -> Handler:
     @admin
     async def handler(request: web.Request) -> web.Response:
-        from sync.daemon import daemon_of
-
         daemon = daemon_of(request)
         try:
             item_id = int(request.match_info["id"])
@@ -270,8 +253,6 @@ def _outbox_action(action: str) -> Handler:
 
 @admin
 async def usage(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     event = parse_usage(await _body(request))
 
@@ -283,8 +264,6 @@ async def usage(request: web.Request) -> web.Response:
 
 @admin
 async def jobs(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     scheduler = daemon.scheduler
     listed = []
@@ -297,8 +276,6 @@ async def jobs(request: web.Request) -> web.Response:
 
 @admin
 async def run_job(request: web.Request) -> web.Response:
-    from sync.daemon import daemon_of
-
     daemon = daemon_of(request)
     return reply(await daemon.jobs.run_now(request.match_info["id"]))
 

@@ -1,0 +1,46 @@
+"""What ``hub status`` and ``hub export`` show, as JSON-able data: one query each, shared by the
+command line, the admin API and the console.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from state.store import StateStore
+from sync.config import Config
+
+
+def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
+    """Everything ``hub status`` shows, as JSON-able data."""
+    with store.transaction() as tx:
+        states = tx.connection_states()
+        connections = []
+        for name, conn in sorted(config.connections.items()):
+            state = states.get(name) or {}
+            connections.append({
+                "name": name, "system": conn.system, "status": state.get("status", "ok"),
+                "reason": state.get("reason"), "paused_until": state.get("paused_until"),
+                "details": state.get("details") or {},
+            })
+        return {
+            "database": store.safe_url,
+            "connections": connections,
+            "cursors": tx.cursors(),
+            "runs": [{k: r[k] for k in ("id", "kind", "scope", "status", "counts", "error",
+                                        "started_at", "finished_at")} for r in tx.last_runs(10)],
+            "outbox": tx.outbox_depth(),
+            "open_findings": tx.open_findings_by_kind(),
+            "entities": tx.count_entities(),
+        }
+
+
+def export_records(store: StateStore, entity: str) -> dict[str, Any]:
+    """Canonical records with their links, in the shape DESIGN.md names."""
+    records = []
+    with store.transaction() as tx:
+        for stored in tx.entities_of(entity):
+            links: dict[str, list[str]] = {}
+            for link in tx.links_of(stored.id):
+                links.setdefault(link.system, []).append(link.external_id)
+            records.append({"id": stored.id, "data": stored.data, "links": links})
+    return {"entity": entity, "records": records}

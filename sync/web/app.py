@@ -1,0 +1,61 @@
+"""The daemon's aiohttp app: routes, middlewares, and the jobs it starts and stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from aiohttp import web
+
+from sync.config import Config
+from sync.metrics import Metrics
+from sync.runtime import Hub
+from sync.scheduler import Jobs, build_scheduler
+from sync.web import api, console
+from sync.web.context import DAEMON, Daemon
+from sync.web.health import healthz, metrics, readyz
+from sync.web.middleware import errors, security_headers
+from sync.web.webhooks import webhook
+
+
+def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool = True,
+               clock: Callable[[], datetime] | None = None) -> web.Application:
+    """The daemon's aiohttp app. With ``hub`` given (tests), the caller keeps ownership of it."""
+    owns_hub = hub is None
+    hub = hub or Hub.from_config(config)
+    clock = clock or hub.store.clock
+    executor = ThreadPoolExecutor(max_workers=int(config.server.get("workers", 4)), thread_name_prefix="hub-io")
+    paused: dict[str, str] = {}
+    metrics_ = Metrics(hub.store, hub.connectors, clock, lambda: paused)
+    jobs = Jobs(hub, executor, metrics_, clock=clock)
+    jobs.paused = paused
+    daemon = Daemon(config, hub, executor, metrics_, jobs, clock, owns_hub=owns_hub)
+    app = web.Application(client_max_size=int(config.server.get("max_body_bytes", 1_000_000)),
+                          middlewares=[security_headers, errors])
+    app[DAEMON] = daemon
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/webhooks/{system}", webhook)
+    app.router.add_post("/webhooks/{system}/{connection}", webhook)
+    api.setup(app)
+    console.setup(app)
+
+    async def on_startup(app: web.Application) -> None:
+        if start_scheduler:
+            daemon.scheduler = build_scheduler(jobs)
+            daemon.scheduler.start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await daemon.stop()
+
+    async def on_cleanup(app: web.Application) -> None:
+        executor.shutdown(wait=False, cancel_futures=True)
+        if daemon.owns_hub:
+            hub.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app

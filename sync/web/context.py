@@ -1,0 +1,58 @@
+"""What every handler of the daemon's app reaches: the running ``Daemon`` and its parts."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from sync.config import Config
+from sync.metrics import Metrics
+from sync.runtime import Hub
+from sync.scheduler import Jobs
+
+log = logging.getLogger("billhub.daemon")
+STOP_GRACE_SECONDS = 7.0  # + server shutdown stays well inside the 10 s SIGTERM budget
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Daemon:
+    config: Config
+    hub: Hub
+    executor: ThreadPoolExecutor
+    metrics: Metrics
+    jobs: Jobs
+    clock: Callable[[], datetime]
+    owns_hub: bool = False
+    scheduler: AsyncIOScheduler | None = None
+    # Per-process key for session cookies and CSRF tokens: a restart signs everyone out.
+    session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def admin_token(self) -> str | None:
+        token = self.config.admin.get("token") if self.config.admin else None
+        return str(token) if token else None
+
+    async def stop(self) -> bool:
+        """Stop taking work, let the job in hand reach a page boundary; True when it did."""
+        self.jobs.stop()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        drained = await self.jobs.drain(STOP_GRACE_SECONDS)
+        if not drained:
+            log.error("jobs still running after the stop grace period")
+        return drained
+
+
+DAEMON = web.AppKey("daemon", Daemon)
+
+
+def daemon_of(request: web.Request) -> Daemon:
+    return request.app[DAEMON]

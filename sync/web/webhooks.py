@@ -1,0 +1,88 @@
+"""``/webhooks/{system}[/{connection}]``: verify, store in the inbox once, answer at once.
+
+Xero wants 200 within 5 s with an empty body, Intuit 200 within 3 s; the inbox worker processes
+the events afterwards. Bad input of any kind (malformed, unsigned, oversized, stale replay) is a
+4xx and stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from connectors.base import Connector, InboundEvent, WebhookRejected
+from sync.web.context import Daemon, daemon_of
+
+log = logging.getLogger("billhub.daemon")
+WEBHOOK_SYSTEMS = ("stripe", "quickbooks", "xero")
+
+
+def _verify(connector: Connector, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
+    if connector.system == "stripe":
+        events: list[InboundEvent] = connector.verify_webhook(headers, body)  # type: ignore[attr-defined]
+    else:
+        events = connector.parse_webhook(body, headers)  # type: ignore[attr-defined]
+    return events
+
+
+def _store_events(daemon: Daemon, connection: str, events: Sequence[InboundEvent]) -> int:
+    """Store each event once, in one transaction; returns how many were new."""
+    with daemon.hub.store.transaction() as tx:
+        return sum(tx.add_inbox(connection, e.event_id, dict(e.payload), e.event_type) for e in events)
+
+
+def _reject(system: str, status: int, reason: str) -> web.Response:
+    if system == "xero":
+        return web.Response(status=status)  # Xero: status only, no body
+    return web.json_response({"error": reason}, status=status)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    system = request.match_info["system"]
+    wanted = request.match_info.get("connection")
+    if system not in WEBHOOK_SYSTEMS:
+        return web.json_response({"error": f"no webhooks for {system!r}"}, status=404)
+    candidates = [c for c in daemon.hub.connectors.values()
+                  if c.system == system and (wanted is None or c.name == wanted)]
+    if not candidates:
+        return _reject(system, 404, f"no {system} connection {wanted or ''} is configured".replace("  ", " "))
+    if len(candidates) > 1:
+        names = ", ".join(sorted(c.name for c in candidates))
+        return _reject(system, 404, f"several {system} connections ({names}): deliver to "
+                                    f"/webhooks/{system}/CONNECTION")
+    connector = candidates[0]
+    if daemon.jobs.stopping.is_set():  # the vendor retries later; the next process takes it
+        return web.Response(status=503, headers={"Retry-After": "5"})
+    limit = int(daemon.config.server.get("max_body_bytes", 1_000_000))
+    if request.content_length is not None and request.content_length > limit:
+        daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
+        return _reject(system, 413, f"body larger than {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
+        return _reject(system, 413, f"body larger than {limit} bytes")
+    headers = {k: v for k, v in request.headers.items()}
+    try:
+        events = _verify(connector, headers, body)
+    except WebhookRejected as exc:
+        daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
+        log.info("webhook rejected", extra={"connection": connector.name, "reason": exc.reason})
+        return _reject(system, exc.status if 400 <= exc.status < 500 else 400, exc.reason)
+    except Exception as exc:  # a parser bug must still not answer 5xx to bad input
+        daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
+        log.warning("webhook not understood", extra={"connection": connector.name, "error": type(exc).__name__})
+        return _reject(system, 400, "the delivery could not be read")
+    if any(not e.event_id or len(e.event_id) > 255 or "\x00" in e.event_id for e in events):
+        # The inbox key is VARCHAR(255) and PostgreSQL text holds no NUL: refuse, do not 5xx.
+        daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
+        return _reject(system, 400, "an event id is empty, longer than 255 characters or holds NUL")
+    stored = await daemon.jobs.blocking(_store_events, daemon, connector.name, events) if events else 0
+    daemon.metrics.webhooks.labels(connector.name, "stored" if stored else "duplicate" if events else "empty").inc(
+        max(1, stored))
+    if system == "xero":
+        return web.Response(status=200)
+    return web.json_response({"received": len(events), "stored": stored, "duplicate": len(events) - stored})
