@@ -90,17 +90,26 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def main() -> None:
+def graph() -> dict[str, set[str]]:
+    """Each product module and the product modules it imports."""
     files = product_files()
     modules = {module_name(p) for p in files}
-    graph = {module_name(p): imports_of(p, modules) for p in files}
-    upward = sorted(
-        (src, dst) for src, dsts in graph.items() for dst in dsts
-        if LAYERS[dst.split(".")[0]] > LAYERS[src.split(".")[0]]
-    )
-    found = cycles(graph)
+    return {module_name(p): imports_of(p, modules) for p in files}
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted((src, dst) for src, dsts in edges.items() for dst in dsts
+                  if LAYERS[dst.split(".")[0]] > LAYERS[src.split(".")[0]])
+
+
+def main() -> None:
+    files = product_files()
+    edges = graph()
+    modules = set(edges)
+    upward = upward_imports(edges)
+    found = cycles(edges)
     sizes = sorted(((len(p.read_text().splitlines()), module_name(p)) for p in files), reverse=True)
-    print(f"modules: {len(modules)}  import edges: {sum(len(d) for d in graph.values())}")
+    print(f"modules: {len(modules)}  import edges: {sum(len(d) for d in edges.values())}")
     print(f"cycles (strongly connected groups): {len(found)}")
     for group in found:
         print("  " + " <-> ".join(group))
