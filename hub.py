@@ -8,33 +8,34 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from connectors.base import ConnectorError
 from mapping.model import ENTITY_TYPES
-from state.errors import StateError
-from state.store import StateStore, dumps
+from state.store import StateStore
 from sync import report as reports
 from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import maybe_alert
-from sync.config import Config, ConfigError, load_config
+from sync.config import Config, load_config
 from sync.daemon import run_command
 from sync.diff import findings_report
-from sync.engine import SyncSummary
 from sync.queries import export_records, gather_status
-from sync.repair import RepairError, repair_finding
+from sync.repair import repair_finding, resync_since
 from sync.runtime import Hub, open_store
-
-F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
-err_console = Console(stderr=True)
+from sync.terminal import (
+    console,
+    err_console,
+    fail,
+    handles_errors,
+    json_text,
+    print_export,
+    print_json,
+    print_status,
+    print_summary,
+)
 
 
 class HubContext:
@@ -73,31 +74,6 @@ class HubContext:
             self._store.dispose()
 
 
-def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    sys.exit(code)
-
-
-def handles_errors(fn: F) -> F:
-    """Turn domain errors into a one-line message and exit code 2 — never a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            fail(f"config: {exc}")
-        except (StateError, RepairError, ConnectorError, LookupError) as exc:
-            fail(str(exc))
-        return None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def print_json(value: Any) -> None:
-    click.echo(dumps(value))
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="HUB_CONFIG", default=None,
               help="Config file (default: $HUB_CONFIG, else hub.toml).")
@@ -128,32 +104,7 @@ def status(hub: HubContext, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    table = Table(title="Connections")
-    for column in ("name", "system", "status", "reason / resumes"):
-        table.add_column(column)
-    for c in data["connections"]:
-        note = c["reason"] or ""
-        if c["paused_until"]:
-            note = f"{note} (resumes {c['paused_until']:%Y-%m-%d %H:%M} UTC)".strip()
-        style = "green" if c["status"] == "ok" else "yellow"
-        table.add_row(c["name"], c["system"], f"[{style}]{c['status']}[/]", note)
-    console.print(table)
-    cursors = Table(title="Cursors")
-    for column in ("connection", "stream", "last success"):
-        cursors.add_column(column)
-    for c in data["cursors"]:
-        cursors.add_row(c["connection"], c["stream"], str(c["last_success"] or "never"))
-    console.print(cursors)
-    runs = Table(title="Last runs")
-    for column in ("kind", "scope", "status", "started", "counts"):
-        runs.add_column(column)
-    for r in data["runs"]:
-        runs.add_row(r["kind"], r["scope"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
-                     json.dumps(r["counts"], sort_keys=True)[:80])
-    console.print(runs)
-    outbox = ", ".join(f"{k} {v}" for k, v in sorted(data["outbox"].items())) or "empty"
-    findings = ", ".join(f"{k} {v}" for k, v in sorted(data["open_findings"].items())) or "none"
-    console.print(f"outbox: {outbox}\nopen findings: {findings}")
+    print_status(data)
 
 
 @cli.command()
@@ -168,43 +119,10 @@ def export(hub: HubContext, entity: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{entity} ({len(data['records'])})")
-    for column in ("id", "name / number", "links"):
-        table.add_column(column)
-    for record in data["records"]:
-        label = record["data"].get("name") or record["data"].get("number") or ""
-        links = "; ".join(f"{s}: {', '.join(ids)}" for s, ids in sorted(record["links"].items()))
-        table.add_row(record["id"], str(label), links)
-    console.print(table)
+    print_export(entity, data)
 
 
 # --------------------------------------------------------------------------- sync
-
-
-def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> None:
-    if as_json:
-        print_json(summary.to_json())
-        return
-    columns = ("read", "added", "changed", "unchanged", "linked", "written", "held", "dead", "retried", "failed")
-    table = Table(title=title)
-    table.add_column("system")
-    table.add_column("entity")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for (connection, entity), stats in sorted(summary.streams.items()):
-        table.add_row(connection, entity, *(str(getattr(stats, c)) for c in columns))
-    console.print(table)
-    for name, reason in summary.paused.items():
-        console.print(f"[yellow]paused[/] {name}: {reason}")
-    for error in summary.errors[:20]:
-        console.print(f"[red]error[/] {error}")
-    if summary.planned:
-        plan = Table(title="Dry run: writes it would make (none were made)")
-        for column in ("system", "operation", "entity", "record", "changed fields"):
-            plan.add_column(column)
-        for p in summary.planned:
-            plan.add_row(p["system"], p["operation"], p["entity"], p["record"], ", ".join(p["changed_fields"]))
-        console.print(plan)
 
 
 def _progress(hub: HubContext, quiet: bool) -> Any:
@@ -279,16 +197,9 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
         print_summary(hub.hub.engine.resync_record(system, entity_type, external_id), as_json, "Resync")
         return
     if entity and since:
-        if dry_run:
-            print_summary(hub.hub.engine.sync(entities=[entity], dry_run=True, full=True), as_json, "Dry run")
-            return
-        with hub.store.transaction() as tx:
-            for stored in tx.entities_of(entity):
-                if stored.updated_at.replace(tzinfo=None) >= since:
-                    hub.hub.engine.repush(tx, stored.id, nonce=f"resync:{since.isoformat()}")
-        with _progress(hub, as_json):
-            summary = hub.hub.engine.sync(entities=[entity], full=True)
-        print_summary(summary, as_json, f"Resync {entity} since {since:%Y-%m-%d}")
+        with _progress(hub, as_json or dry_run):
+            summary = resync_since(hub.hub, entity, since, dry_run=dry_run)
+        print_summary(summary, as_json, "Dry run" if dry_run else f"Resync {entity} since {since:%Y-%m-%d}")
         return
     fail("say what to resync: `hub resync SYSTEM ENTITY ID`, `--entity E --since YYYY-MM-DD`, or `--finding ID`")
 
@@ -384,7 +295,7 @@ def drift_ack(hub: HubContext, finding_id: str) -> None:
 def drift_export(hub: HubContext, fmt: str, output: str | None, status: str | None) -> None:
     hub.store.init()
     report = findings_report(hub.store, status=status)
-    text = {"json": lambda: dumps(report), "csv": lambda: reports.to_csv(report),
+    text = {"json": lambda: json_text(report), "csv": lambda: reports.to_csv(report),
             "html": lambda: reports.to_html(report)}[fmt]()
     if output:
         with open(output, "w", encoding="utf-8") as fh:

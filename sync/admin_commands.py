@@ -1,11 +1,5 @@
 """Operator commands: ``hub rotate-key`` and ``hub forget-customer``.
 
-The lead registers them in ``hub.py``::
-
-    from sync.admin_commands import forget_customer_command, rotate_key_command
-    cli.add_command(rotate_key_command)
-    cli.add_command(forget_customer_command)
-
 Both take ``--config`` (else the group's ``--config``, else ``$HUB_CONFIG``, else ``hub.toml``)
 and exit 2 on a config or database problem with a one-line message, like every other command.
 """
@@ -13,10 +7,9 @@ and exit 2 on a config or database problem with a one-line message, like every o
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from cryptography.fernet import InvalidToken
@@ -28,13 +21,9 @@ from state.errors import CredentialsError, StateError
 from state.store import StateStore
 from sync.config import Config, ConfigError, load_config
 from sync.runtime import open_store
+from sync.terminal import fail
 
 CONFIG_HELP = "Config file (default: the group's --config, $HUB_CONFIG, else hub.toml)."
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 @contextmanager
@@ -48,9 +37,9 @@ def _opened(ctx: click.Context, config_path: str | None) -> Iterator[tuple[Confi
         store.init()
         yield config, store
     except ConfigError as exc:
-        _fail(f"config: {exc}")
+        fail(f"config: {exc}")
     except (StateError, LookupError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         if store is not None:
             store.dispose()
@@ -71,7 +60,7 @@ def rotate_key_command(ctx: click.Context, config_path: str | None) -> None:
     """
     with _opened(ctx, config_path) as (config, store):
         if not config.encryption_key:
-            _fail("state.encryption_key is not set: nothing is encrypted with a key to rotate")
+            fail("state.encryption_key is not set: nothing is encrypted with a key to rotate")
         newest = Cipher(str(config.encryption_key).split(",")[0])
         try:
             with store.transaction() as tx:
@@ -80,7 +69,7 @@ def rotate_key_command(ctx: click.Context, config_path: str | None) -> None:
                 for ciphertext in tx.conn.execute(select(schema.credentials.c.ciphertext)).scalars():
                     newest.decrypt(ciphertext)
         except (InvalidToken, CredentialsError):
-            _fail("a stored credential opens with none of the configured keys: add the key it was "
+            fail("a stored credential opens with none of the configured keys: add the key it was "
                   "encrypted with after the new one (state.encryption_key = \"NEW,OLD\"); nothing was changed")
         keys = len([k for k in str(config.encryption_key).split(",") if k.strip()])
         click.echo(f"re-encrypted {rotated} credential(s) with the newest key"

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 
 import click
 from aiohttp import web
@@ -18,6 +17,7 @@ from aiohttp import web
 from state.errors import StateError
 from sync.config import Config, ConfigError, load_config
 from sync.runtime import open_store
+from sync.terminal import fail
 from sync.web.app import create_app
 from sync.web.context import DAEMON
 
@@ -65,11 +65,9 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
         store.init()
         store.dispose()
     except ConfigError as exc:
-        click.echo(f"error: config: {exc}", err=True)
-        sys.exit(2)
+        fail(f"config: {exc}")
     except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
     configure_logging(config.secrets, level=getattr(logging, log_level.upper()))
     code = serve_forever(config, host, port)
     if code:

@@ -9,12 +9,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from state.crypto import generate_key
-from state.store import dumps
 from sync import report as reports
 from sync.config import load_config
 from sync.demo import Emulators, plant_drift, seed_company, start_emulators
 from sync.diff import findings_report
 from sync.runtime import Hub
+from sync.terminal import json_text
 
 DB_NAME = "billhub-demo.db"
 REPORT_NAME = "billhub-drift-report.html"
@@ -62,7 +62,7 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
             progress.update(steps, advance=1)
         totals = summary.totals()
         if as_json:
-            print(dumps({**result.to_json(), "summary": report["summary"], "findings": report["findings"]}))
+            print(json_text({**result.to_json(), "summary": report["summary"], "findings": report["findings"]}))
         else:
             out.print(f"[bold]billhub demo[/] — seeded {facts.customers} customers, {facts.invoices} invoices, "
                       f"{facts.payments} payments, {facts.refunds} refunds, {facts.deals} deals "

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mapping.model import stable_id
@@ -105,3 +106,16 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
     hub.engine.push(system, summary, None, entities=[entity])
     plan.summary = summary
     return plan
+
+
+def resync_since(hub: Hub, entity: str, since: datetime, *, dry_run: bool = False) -> SyncSummary:
+    """``hub resync --entity E --since DATE``: re-push every record of ``entity`` changed since
+    ``since`` (a naive date is taken as UTC), then re-read that entity in full from its sources."""
+    if dry_run:
+        return hub.engine.sync(entities=[entity], dry_run=True, full=True)
+    cutoff = since.replace(tzinfo=None)
+    with hub.store.transaction() as tx:
+        for stored in tx.entities_of(entity):
+            if stored.updated_at.replace(tzinfo=None) >= cutoff:
+                hub.engine.repush(tx, stored.id, nonce=f"resync:{since.isoformat()}")
+    return hub.engine.sync(entities=[entity], full=True)

@@ -20,7 +20,7 @@ from state.errors import NotFound
 from sync.diff import KINDS, findings_report
 from sync.engine import SyncSummary
 from sync.queries import gather_status
-from sync.repair import RepairError, repair_finding
+from sync.repair import RepairError, repair_finding, resync_since
 from sync.scheduler import DaemonStopping
 from sync.usage import parse_usage, store_usage
 from sync.web.context import daemon_of
@@ -199,13 +199,7 @@ def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
         if entity not in ENTITY_TYPES:
             raise ValueError(f"entity: one of {', '.join(ENTITY_TYPES)}")
         since = datetime.fromisoformat(str(body["since"]))
-        if dry_run:
-            return {"dry_run": True, **hub.engine.sync(entities=[entity], dry_run=True, full=True).to_json()}
-        with hub.store.transaction() as tx:
-            for stored in tx.entities_of(entity):
-                if stored.updated_at.replace(tzinfo=None) >= since.replace(tzinfo=None):
-                    hub.engine.repush(tx, stored.id, nonce=f"resync:{since.isoformat()}")
-        return {"dry_run": False, **hub.engine.sync(entities=[entity], full=True).to_json()}
+        return {"dry_run": dry_run, **resync_since(hub, entity, since, dry_run=dry_run).to_json()}
     raise ValueError("say what to resync: {finding[, keep]}, {connection, entity, external_id} or "
                      "{entity, since: YYYY-MM-DD}; add dry_run: true to preview")
 
