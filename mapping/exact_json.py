@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,13 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None, allow_floa
     text = json.dumps(_mark(value, default, allow_float), indent=indent, sort_keys=sort_keys,
                       ensure_ascii=True)
     return _PLACEHOLDER.sub(lambda m: m.group(1), text)
+
+
+def readable(value: Any) -> Any:
+    """A ``default`` for output meant for people and scripts: ISO dates, anything else as text."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
 
 
 def loads(text: str | bytes) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
 from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
@@ -53,13 +52,7 @@ def handles_errors(fn: F) -> F:
 
 def json_text(value: Any) -> str:
     """The JSON commands print: exact decimals, ISO datetimes, sorted keys, indented."""
-    return exact_json.dumps(value, default=_plain, allow_float=True, indent=2, sort_keys=True)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+    return exact_json.dumps(value, default=exact_json.readable, allow_float=True, indent=2, sort_keys=True)
 
 
 def print_json(value: Any) -> None:

@@ -7,14 +7,14 @@ No token configured means the API is off: every route answers 404 saying how to 
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
 from aiohttp import web
 
+from mapping import exact_json
 from mapping.model import ENTITY_TYPES
 from state.errors import NotFound
 from sync.diff import KINDS, findings_report
@@ -29,15 +29,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
 def reply(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=_default, sort_keys=True), status=status,
-                        content_type="application/json")
+    text = exact_json.dumps(data, default=exact_json.readable, allow_float=True, sort_keys=True)
+    return web.Response(text=text, status=status, content_type="application/json")
 
 
 def problem(status: int, message: str, **headers: str) -> web.Response:
