@@ -1,0 +1,82 @@
+"""The Xero emulator's contacts and items: their fields, limits and uniqueness rules, and how a
+document names its contact."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from connectors.xero.emulator.store import Tenant, XeroStore, replace
+from connectors.xero.emulator.validation import Invalid
+
+CONTACT_FIELDS = ("Name", "FirstName", "LastName", "EmailAddress", "ContactNumber", "AccountNumber",
+                  "TaxNumber", "DefaultCurrency", "Addresses", "Phones", "ContactStatus",
+                  "IsCustomer", "CompanyNumber", "Website")
+ITEM_FIELDS = ("Code", "Name", "Description", "PurchaseDescription", "IsSold", "IsPurchased",
+               "SalesDetails")
+
+
+class ContactsMixin(XeroStore):
+    def _save_contacts(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
+                       ) -> dict[str, Any]:
+        record = dict(existing) if existing else {"ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE",
+                                                  "IsCustomer": False, "IsSupplier": False,
+                                                  "Addresses": [], "Phones": [], "HasAttachments": False}
+        for key in CONTACT_FIELDS:
+            if key in data:
+                record[key] = data[key]
+        name = str(record.get("Name") or "").strip()
+        if not name:
+            raise Invalid("The contact name must be specified")
+        if len(name) > 255:
+            raise Invalid("The contact name must not exceed 255 characters")
+        if len(str(record.get("ContactNumber") or "")) > 50:
+            raise Invalid("The Contact Number must not exceed 50 characters")
+        if record.get("ContactStatus") not in ("ACTIVE", "ARCHIVED", "GDPRREQUEST"):
+            raise Invalid(f"'{record.get('ContactStatus')}' is not a valid ContactStatus")
+        if record.get("DefaultCurrency") and record["DefaultCurrency"] not in tenant.table("Currencies"):
+            raise Invalid(f"The currency '{record['DefaultCurrency']}' is not enabled for this organisation")
+        if record["ContactStatus"] == "ACTIVE":
+            for other in tenant.with_key("Contacts", "Name", name):
+                if (other["ContactID"] != record["ContactID"] and other.get("ContactStatus") == "ACTIVE"
+                        and str(other.get("Name", "")).strip().casefold() == name.casefold()):
+                    raise Invalid(f"The contact name {name} is already assigned to another contact. "
+                                  "The contact name must be unique across all active contacts.")
+        record["Name"] = name
+        return record
+
+    def _save_items(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
+                    ) -> dict[str, Any]:
+        record = dict(existing) if existing else {"ItemID": str(uuid.uuid4()), "IsSold": True,
+                                                  "IsPurchased": False, "IsTrackedAsInventory": False}
+        for key in ITEM_FIELDS:
+            if key in data:
+                record[key] = data[key]
+        code = str(record.get("Code") or "").strip()
+        if not code:
+            raise Invalid("Item code must be specified")
+        if len(code) > 30:
+            raise Invalid("The Item Code must not exceed 30 characters")
+        if len(str(record.get("Name") or "")) > 50:
+            raise Invalid("The Item Name must not exceed 50 characters")
+        for other in tenant.table("Items").values():
+            if other["ItemID"] != record["ItemID"] and not other.get("_deleted") and other.get("Code") == code:
+                raise Invalid(f"Item code '{code}' already exists")
+        record["Code"] = code
+        record.pop("_deleted", None)
+        return record
+
+
+def contact_ref(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
+    """The ``Contact`` a document names (by id, else by active name), marked as a customer."""
+    ref = data.get("Contact") or {}
+    contact = tenant.table("Contacts").get(str(ref.get("ContactID") or ""))
+    if contact is None and ref.get("Name"):
+        contact = next((c for c in tenant.table("Contacts").values()
+                        if c.get("Name") == ref["Name"] and c.get("ContactStatus") == "ACTIVE"), None)
+    if contact is None:
+        raise Invalid("A Contact must be specified for this type of transaction" if not ref
+                      else "The Contact could not be found")
+    if not contact.get("IsCustomer"):
+        contact = replace(tenant.table("Contacts"), "ContactID", contact, IsCustomer=True)
+    return {"ContactID": contact["ContactID"], "Name": contact["Name"]}
