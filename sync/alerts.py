@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from sync.diff import DiffResult
+from sync.findings import DiffResult
 
 log = logging.getLogger("billhub.alerts")
 ALERTS_SENT = Counter("billhub_alerts_sent_total", "Drift alerts posted to the alert webhook")

@@ -12,7 +12,7 @@ from state.crypto import generate_key
 from sync import report as reports
 from sync.config import load_config
 from sync.demo import Emulators, plant_drift, seed_company, start_emulators
-from sync.diff import findings_report
+from sync.findings import findings_report
 from sync.runtime import Hub
 from sync.terminal import json_text
 

@@ -21,7 +21,6 @@ Findings are upserted by a stable fingerprint, so a recurring problem is one fin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -29,8 +28,8 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +37,22 @@ from sqlalchemy import select
 
 from connectors.base import Connector
 from mapping.keys import normalise_key
-from mapping.model import (
-    CreditNote,
-    Customer,
-    Entity,
-    Invoice,
-    Payment,
-    Price,
-    Product,
-    Refund,
-    stable_id,
-)
 from state import schema as t
-from state.store import StateStore, Tx
-from sync.engine import fingerprint
+from state.store import StateStore
+from sync.diff_scratch import (
+    MONEY_FIELDS,
+    NATURAL_KEYS,
+    ScratchRefs,
+    create_scratch,
+    fields_digest,
+    resolve_keys,
+    view_of,
+)
+from sync.findings import DiffFinding, DiffResult, kept_fingerprints
 from sync.flows import Routing
 
 log = logging.getLogger("billhub.diff")
 
-KINDS = ("missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals")
-MONEY_FIELDS = frozenset({"total", "amount", "unit_amount"})
-NATURAL_KEYS = ("email", "number", "name")
 BATCH = 5000  # rows per executemany into the scratch database
 # Outbox states of a write that has not (yet) landed: evidence that a target lags the hub.
 UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
@@ -75,97 +69,6 @@ class Tolerances:
         return cls(int(diff_cfg.get("line_rounding_tolerance_minor", 1)),
                    int(diff_cfg.get("totals_tolerance_minor", 0)),
                    timedelta(minutes=float(diff_cfg.get("stale_sla_minutes", 60))))
-
-
-@dataclass(frozen=True)
-class View:
-    """What is compared of one record: normalised fields, natural keys and its money facts."""
-
-    fields: dict[str, Any]
-    keys: dict[str, str]
-    day: str | None = None
-    currency: str | None = None
-    amount: int | None = None
-    lines: int = 1
-    void: bool = False
-
-
-def _norm(value: str | None) -> str | None:
-    return normalise_key(value)
-
-
-def view_of(entity: Entity) -> View:
-    """The comparable projection of a canonical entity (systems map into canonical first)."""
-    if isinstance(entity, Customer):
-        return View({"name": _norm(entity.name), "email": _norm(entity.email)},
-                    {"email": _norm(entity.email) or "", "name": _norm(entity.name) or ""})
-    if isinstance(entity, Product):
-        return View({"name": _norm(entity.name)}, {"name": _norm(entity.name) or ""})
-    if isinstance(entity, Price):
-        return View({"unit_amount": entity.unit_amount.minor, "currency": entity.unit_amount.currency}, {})
-    if isinstance(entity, Invoice):
-        day = entity.issued_at.date().isoformat() if entity.issued_at else None
-        void = entity.status == "void"
-        return View({"total": entity.total.minor, "currency": entity.total.currency, "void": void},
-                    {"number": _norm(entity.number) or ""}, day, entity.total.currency,
-                    entity.total.minor, max(1, len(entity.lines)), void)
-    if isinstance(entity, Payment):
-        day = entity.paid_at.date().isoformat() if entity.paid_at else None
-        return View({"amount": entity.amount.minor, "currency": entity.amount.currency},
-                    {"number": _norm(entity.reference) or ""}, day, entity.amount.currency,
-                    entity.amount.minor, 1, entity.status in ("failed", "canceled"))
-    if isinstance(entity, Refund):
-        day = entity.refunded_at.date().isoformat() if entity.refunded_at else None
-        return View({"amount": entity.amount.minor, "currency": entity.amount.currency}, {}, day,
-                    entity.amount.currency, entity.amount.minor, 1, entity.status in ("failed", "canceled"))
-    if isinstance(entity, CreditNote):
-        day = entity.issued_at.date().isoformat() if entity.issued_at else None
-        return View({"total": entity.total.minor, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
-                    day, entity.currency, entity.total.minor, max(1, len(entity.lines)), entity.status == "void")
-    return View({}, {})
-
-
-@dataclass
-class DiffFinding:
-    kind: str
-    entity: str
-    system: str
-    canonical_id: str | None
-    external_ids: list[str]
-    detail: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    key: str = ""
-    delta: tuple[str, str, int] | None = None  # (day, currency, system minus hub) for totals
-
-    @property
-    def fingerprint(self) -> str:
-        ids = "" if self.canonical_id and self.kind != "duplicate" else ",".join(sorted(self.external_ids))
-        return fingerprint(self.kind, self.entity, self.system, self.canonical_id or "", ids, self.key)
-
-
-@dataclass
-class DiffResult:
-    run_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    new: int = 0
-    resolved: int = 0
-    compared: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(KINDS, 0)
-        for f in self.findings:
-            counts[f["kind"]] += 1
-        return counts
-
-    def to_json(self) -> dict[str, Any]:
-        """The report JSON contract of DESIGN.md."""
-        return {"run_id": self.run_id, "started_at": self.started_at.isoformat(),
-                "finished_at": (self.finished_at or self.started_at).isoformat(),
-                "summary": self.summary, "findings": self.findings}
 
 
 class Differ:
@@ -238,14 +141,14 @@ class Differ:
             db = sqlite3.connect(str(Path(tmp) / "diff.db"))
             try:
                 started = time.perf_counter()
-                _create_scratch(db)
+                create_scratch(db)
                 self._load_hub(db, entity_type, holders)
                 loaded_hub = time.perf_counter()
                 for name in holders:
                     result.compared[f"{name}:{entity_type}"] = self._load_system(db, name, entity_type)
                 db.commit()
                 loaded = time.perf_counter()
-                _resolve_keys(db)
+                resolve_keys(db)
                 keyed = time.perf_counter()
                 findings = list(self._classify(db, entity_type, holders))
                 log.info("diff %s: hub %.1fs, systems %.1fs, keys %.1fs, classify %.1fs, %d findings",
@@ -279,7 +182,7 @@ class Differ:
                 fields = json.dumps(view.fields, sort_keys=True)
                 hub_rows.append((stored.id, stored.content_hash, stored.updated_at.isoformat(),
                                  int(stored.deleted), fields, expected, view.day, view.currency, view.amount,
-                                 int(view.void), _digest(fields)))
+                                 int(view.void), fields_digest(fields)))
                 key_rows.extend((k, v, stored.id) for k, v in view.keys.items() if v)
                 if len(hub_rows) >= BATCH:
                     flush()
@@ -308,7 +211,7 @@ class Differ:
     def _load_system(self, db: sqlite3.Connection, name: str, entity_type: str) -> int:
         """Stream one connection's full fetch into the scratch database; returns the count."""
         connector = self.connectors[name]
-        refs = _ScratchRefs(name)
+        refs = ScratchRefs(name)
         count = 0
         for page in connector.fetch_all(entity_type):
             rows = []
@@ -323,7 +226,7 @@ class Differ:
                 keys = {**view.keys, **{k: normalise_key(v) or "" for k, v in
                                         connector.natural_keys(record).items()}}
                 fields = json.dumps(view.fields, sort_keys=True)
-                rows.append((name, record.external_id, int(record.deleted), fields, _digest(fields),
+                rows.append((name, record.external_id, int(record.deleted), fields, fields_digest(fields),
                              view.day, view.currency, view.amount, view.lines, int(view.void),
                              *(keys.get(k) or None for k in NATURAL_KEYS)))
             db.executemany("INSERT INTO sys (system, external_id, deleted, fields, fhash, day, currency, amount, "
@@ -513,96 +416,3 @@ def _record_amounts(db: sqlite3.Connection, finding: DiffFinding) -> Iterator[tu
                              "AND deleted = 0 AND void = 0", (finding.system, external_id)).fetchone()
             if row and row[0] and row[2] is not None:
                 yield finding.system, row[0], row[1], -int(row[2])
-
-
-def _create_scratch(db: sqlite3.Connection) -> None:
-    db.executescript("""
-        PRAGMA journal_mode = OFF;
-        PRAGMA synchronous = OFF;
-        PRAGMA temp_store = FILE;
-        PRAGMA cache_size = -32768;
-        CREATE TABLE hub (canonical_id TEXT PRIMARY KEY, hash TEXT, updated_at TEXT, deleted INT,
-                          fields TEXT, expected TEXT, day TEXT, currency TEXT, amount INT, void INT, fhash TEXT);
-        CREATE TABLE hub_keys (name TEXT, value TEXT, canonical_id TEXT);
-        CREATE TABLE links (canonical_id TEXT, system TEXT, external_id TEXT, deleted INT, last_pushed_hash TEXT);
-        CREATE TABLE held (canonical_id TEXT, target TEXT, error TEXT, PRIMARY KEY (canonical_id, target));
-        CREATE TABLE intents (canonical_id TEXT, target TEXT, hash TEXT, PRIMARY KEY (canonical_id, target, hash));
-        CREATE TABLE sys (system TEXT, external_id TEXT, deleted INT, fields TEXT, fhash TEXT, day TEXT,
-                          currency TEXT, amount INT, lines INT, void INT, k_email TEXT, k_number TEXT,
-                          k_name TEXT, key TEXT);
-    """)
-
-
-def _resolve_keys(db: sqlite3.Connection) -> None:
-    """Key every system record: its link, else a unique natural-key match, else nothing."""
-    db.executescript("""
-        CREATE INDEX ix_links_ext ON links (system, external_id);
-        CREATE INDEX ix_links_can ON links (canonical_id, system);
-        CREATE INDEX ix_sys_ext ON sys (system, external_id);
-        CREATE INDEX ix_hub_keys ON hub_keys (name, value);
-        UPDATE sys SET key = (SELECT canonical_id FROM links l
-                              WHERE l.system = sys.system AND l.external_id = sys.external_id);
-    """)
-    for name in NATURAL_KEYS:
-        db.execute(f"""
-            UPDATE sys SET key = (SELECT min(k.canonical_id) FROM hub_keys k
-                                  WHERE k.name = '{name}' AND k.value = sys.k_{name}
-                                  HAVING count(*) = 1)
-            WHERE key IS NULL AND k_{name} IS NOT NULL""")
-    db.execute("CREATE INDEX ix_sys_key ON sys (key, system)")
-    db.commit()
-
-
-def _digest(fields_json: str) -> str:
-    """A short digest of the normalised fields: equal digests need no field-by-field look."""
-    return hashlib.blake2b(fields_json.encode(), digest_size=12).hexdigest()
-
-
-class _ScratchRefs:
-    """References for mapping a system record into its comparable view.
-
-    The view never uses references (a record's fields, keys and money only), so resolving
-    them through the store — two point queries per reference — would be pure cost. Records
-    are keyed afterwards in SQL from a bulk copy of the links.
-    """
-
-    def __init__(self, connection: str) -> None:
-        self.connection = connection
-
-    def canonical_id(self, entity_type: str, external_id: str) -> str:
-        return stable_id(self.connection, entity_type, external_id)
-
-    def external_id(self, entity_type: str, canonical_id: str) -> str | None:
-        return None
-
-
-def kept_fingerprints(tx: Tx, entity_type: str) -> set[str]:
-    """Duplicates and orphans the user settled with ``--keep``: not reported again.
-
-    ``hub resync --finding ID --keep X`` resolves the finding and records ``kept`` in its
-    fields; nothing is deleted in the ledger, so the same set of records is seen again by
-    every later diff. A changed set (a third copy appears) has a new fingerprint and is
-    reported as new.
-    """
-    return {f.fingerprint for kind in ("duplicate", "orphan")
-            for f in tx.list_findings(kind=kind, status="resolved", entity=entity_type) if "kept" in f.fields}
-
-
-def findings_report(store: StateStore, *, kind: str | None = None, system: str | None = None,
-                    status: str | None = None, entity: str | None = None) -> dict[str, Any]:
-    """The report JSON (DESIGN.md) for findings in the store, e.g. for `hub drift export`."""
-    with store.transaction() as tx:
-        found = tx.list_findings(kind=kind, system=system, status=status, entity=entity)
-        runs = tx.last_runs(1, kind="diff")
-    counts = dict.fromkeys(KINDS, 0)
-    for f in found:
-        if f.status != "resolved":
-            counts[f.kind] += 1
-    run = runs[0] if runs else {}
-    return {"run_id": run.get("id", ""), "started_at": _iso(run.get("started_at")),
-            "finished_at": _iso(run.get("finished_at")), "summary": counts,
-            "findings": [f.to_json() for f in found]}
-
-
-def _iso(value: datetime | date | None) -> str:
-    return value.isoformat() if value else ""

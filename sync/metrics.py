@@ -17,8 +17,8 @@ from prometheus_client.registry import Collector
 
 from connectors.base import Connector
 from state.store import StateStore
-from sync.diff import KINDS
 from sync.engine import SyncSummary
+from sync.findings import KINDS
 
 OUTCOMES = ("read", "written", "held", "dead", "failed", "retried")
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")

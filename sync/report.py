@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table
 
-from sync.diff import KINDS
+from sync.findings import KINDS
 
 COLORS = {"missing": "#d92d20", "orphan": "#7a5af8", "duplicate": "#f79009", "mismatch": "#2e90fa",
           "stale": "#667085", "broken_link": "#c11574", "totals": "#12b76a"}

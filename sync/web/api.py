@@ -17,8 +17,8 @@ from aiohttp import web
 from mapping import exact_json
 from mapping.model import ENTITY_TYPES
 from state.errors import NotFound
-from sync.diff import KINDS, findings_report
 from sync.engine import SyncSummary
+from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError, repair_finding, resync_since
 from sync.scheduler import DaemonStopping

@@ -20,7 +20,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from state.errors import NotFound
-from sync.diff import KINDS, findings_report
+from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError
 from sync.scheduler import DaemonStopping

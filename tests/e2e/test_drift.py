@@ -39,8 +39,9 @@ from state.crypto import Cipher
 from state.store import StateStore
 from sync.alerts import maybe_alert
 from sync.config import load_config
-from sync.diff import KINDS, Differ, Tolerances
+from sync.diff import Differ, Tolerances
 from sync.engine import SyncSummary
+from sync.findings import KINDS
 from sync.repair import RepairError, repair_finding
 from sync.runtime import Hub
 from tests.e2e.conftest import Company, start_company

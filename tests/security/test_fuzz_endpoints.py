@@ -29,7 +29,7 @@ from connectors.quickbooks.emulator import sign as qbo_sign
 from connectors.stripe.emulator_wire import sign_payload
 from connectors.xero.emulator import DEFAULT_TENANT, DEFAULT_WEBHOOK_KEY
 from mapping.model import ENTITY_TYPES
-from sync.diff import KINDS
+from sync.findings import KINDS
 from tests.connectors.stripe.conftest import WEBHOOK_SECRET
 from tests.daemon.conftest import ADMIN_TOKEN, MAX_BODY, Env, daemon
 from tests.security.conftest import raw_http, stored_rows
