@@ -27,7 +27,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from connectors.base import AuthError, ConnectorError, RateLimited, RetryableError
 from connectors.ratelimit import RateLimiter
-from connectors.retry import RetryPolicy
+from connectors.retry import RetryPolicy, retry_after_seconds
 from connectors.salesforce.errors import classify
 from state.store import StateStore
 
@@ -84,11 +84,7 @@ class SalesforceClient:
             usage = Salesforce.parse_api_usage(info).get("api-usage")
             if usage is not None:
                 self.api_used, self.api_total = usage.used, usage.total
-        retry_after = response.headers.get("Retry-After")
-        try:
-            self._local.retry_after = float(retry_after) if retry_after else None
-        except ValueError:
-            self._local.retry_after = None
+        self._local.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def usage_share(self) -> float | None:
         """Share of the daily API allocation used, from the last response (None = not known)."""

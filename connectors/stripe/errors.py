@@ -21,6 +21,7 @@ from connectors.base import (
     RateLimited,
     RetryableError,
 )
+from connectors.retry import retry_after_seconds
 
 _SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9]+")
 
@@ -38,11 +39,7 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 
 
 def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    value = _header(headers, "Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_seconds(_header(headers, "Retry-After"))
 
 
 def classify(exc: BaseException, system: str = "stripe") -> ConnectorError:

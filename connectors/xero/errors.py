@@ -31,6 +31,7 @@ from connectors.base import (
     RateLimited,
     RetryableError,
 )
+from connectors.retry import retry_after_seconds
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -40,13 +41,6 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value)
     return None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def validation_messages(body: Any) -> list[str]:
@@ -79,7 +73,7 @@ def classify(exc: BaseException, *, system: str,
     if isinstance(exc, RateLimitException) or (isinstance(exc, ApiException) and exc.status == 429):
         headers = exc.headers
         problem = (_header(headers, "X-Rate-Limit-Problem") or "").lower() or "minute"
-        retry_after = _seconds(_header(headers, "Retry-After"))
+        retry_after = retry_after_seconds(_header(headers, "Retry-After"), now=now)
         if problem == "day":
             until = now() + timedelta(seconds=retry_after if retry_after is not None else 86400)
             return QuotaExhausted(f"Xero daily call limit reached; resumes at {until.isoformat()}",
