@@ -1,0 +1,97 @@
+"""The QuickBooks emulator's state: one ``Realm`` per company (its tables, deletions, id and
+document-number counters, ``requestid`` replies, throttle windows, name and text indexes), and
+what a new company starts with."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.quickbooks.emulator.qbql import value_at
+from connectors.quickbooks.emulator.wire import qbo_time
+
+
+@dataclass
+class Realm:
+    realm_id: str
+    home_currency: str = "USD"
+    tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    tombstones: list[tuple[str, str, datetime]] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    doc_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
+    replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    requests: deque[float] = field(default_factory=deque)
+    batches: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+    names: dict[str, dict[str, str]] = field(default_factory=dict)  # entity -> folded name -> Id (active)
+    # (entity, path) -> Id -> the lowered text at path, for the paths LIKE queries asked about:
+    # the hub's marker lookups ('%hub:…%', one per record of unknown outcome) test a substring
+    # of one short string per row instead of walking every stored object.
+    texts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def table(self, entity: str) -> dict[str, dict[str, Any]]:
+        return self.tables.setdefault(entity, {})
+
+    def store(self, entity: str, obj: dict[str, Any]) -> None:
+        self.table(entity)[obj["Id"]] = obj
+        for (kind, path), column in self.texts.items():
+            if kind == entity:
+                column[obj["Id"]] = _text_at(obj, path)
+
+    def remove(self, entity: str, object_id: str) -> None:
+        del self.table(entity)[object_id]
+        for (kind, _path), column in self.texts.items():
+            if kind == entity:
+                column.pop(object_id, None)
+
+    def text_column(self, entity: str, path: str) -> dict[str, str]:
+        column = self.texts.get((entity, path.lower()))
+        if column is None:
+            column = {oid: _text_at(obj, path) for oid, obj in self.table(entity).items()}
+            self.texts[(entity, path.lower())] = column
+        return column
+
+
+def _text_at(obj: Mapping[str, Any], path: str) -> str:
+    return str(value_at(obj, path) or "").lower()
+
+
+@dataclass
+class Throttle:
+    per_minute: int = 500
+    concurrent: int = 10
+    batch_per_minute: int = 40
+    format: str = "xml"
+
+
+def new_company(realm_id: str, now: datetime) -> Realm:
+    """What a new company has: accounts, tax codes, company info, preferences."""
+    realm = Realm(realm_id)
+    stamp = {"CreateTime": qbo_time(now), "LastUpdatedTime": qbo_time(now)}
+    realm.table("Account").update({
+        "1": {"Id": "1", "Name": "Services", "AccountType": "Income", "Active": True, "SyncToken": "0",
+              "MetaData": stamp},
+        "2": {"Id": "2", "Name": "Checking", "AccountType": "Bank", "Active": True, "SyncToken": "0",
+              "MetaData": stamp},
+    })
+    realm.table("TaxCode").update({
+        "TAX": {"Id": "TAX", "Name": "TAX", "Taxable": True, "Active": True, "SyncToken": "0", "MetaData": stamp},
+        "NON": {"Id": "NON", "Name": "NON", "Taxable": False, "Active": True, "SyncToken": "0", "MetaData": stamp},
+    })
+    realm.table("CompanyInfo")[realm.realm_id] = {
+        "Id": realm.realm_id, "CompanyName": "Emulated Company", "Country": "US", "SyncToken": "0",
+        "MetaData": stamp}
+    set_preferences(realm)
+    for _ in range(10):  # ids 1-10 are the base records' namespace
+        next(realm.ids)
+    return realm
+
+
+def set_preferences(realm: Realm) -> None:
+    realm.table("Preferences")["1"] = {
+        "Id": "1", "SyncToken": "0",
+        "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": realm.home_currency}}}
