@@ -38,6 +38,7 @@ from sync.flows import ENTITY_ORDER
 from sync.inbox_retry import retry_in
 from sync.lane import ROUTINE, SOON, URGENT, Lane
 from sync.metrics import Metrics
+from sync.policy import paused_reason as stored_pause
 from sync.runtime import Hub
 from sync.usage import USAGE, send_usage
 
@@ -148,13 +149,7 @@ class Jobs:
         """Why scheduled work skips a connection now (blocking), or None."""
         with self.hub.store.transaction() as tx:
             state = tx.connection_state(connection)
-        reason: str | None = None
-        if state and state["status"] != "ok":
-            until = state.get("paused_until")
-            if not (state["status"] == "paused" and until is not None and until <= self.clock()):
-                reason = f"{state['status']}: {state.get('reason') or ''}".strip()
-                if until is not None:
-                    reason += f" (until {until:%Y-%m-%d %H:%M} UTC)"
+        reason = stored_pause(state, self.clock())
         if reason is None:
             health = self.hub.connectors[connection].health()
             if health.reason and "re-authori" in health.reason:
@@ -245,7 +240,7 @@ class Jobs:
     def _fail_event(self, item: InboxItem, exc: Exception) -> None:
         with self.hub.store.transaction() as tx:
             tx.finish_inbox(item.id, error=f"{type(exc).__name__}: {exc}"[:2000],
-                            retry_in=retry_in(item.attempts, exc))
+                            retry_in=retry_in(item.attempts, exc, now=self.clock()))
         log.warning("inbox event failed", extra={"connection": item.system, "event": item.event_id,
                                                  "error": type(exc).__name__})
 

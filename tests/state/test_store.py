@@ -195,7 +195,11 @@ def test_an_event_that_failed_for_now_is_claimed_again_after_its_wait(store: Sta
 
 def test_inbox_retry_waits_double_and_give_up_on_invalid_or_after_the_last_attempt() -> None:
     from connectors.base import InvalidError, RetryableError
-    from sync.inbox_retry import MAX_ATTEMPTS, retry_in
+    from sync.inbox_retry import MAX_ATTEMPTS
+    from sync.inbox_retry import retry_in as jittered
+
+    def retry_in(attempts: int, error: BaseException) -> float | None:
+        return jittered(attempts, error, random=lambda: 1.0)  # the top of the jitter's window
 
     passing = RetryableError("503", system="stripe")
     assert [retry_in(n, passing) for n in (1, 2, 3)] == [30, 60, 120]

@@ -1,0 +1,259 @@
+"""Pull -> map -> store: what a connection's records change in the hub.
+
+* **Pull** reads a page of changes from a connection; one transaction stores the canonical
+  changes, their history, the outbox intents they cause and the advanced cursor (invariant 3).
+* **Map** goes through the connector's pure mapping; a record that fails to map is counted and
+  reported, and the rest of the page proceeds.
+* **Store** merges by field ownership (``sync.flows.Ownership``) and is gated by content hash:
+  unchanged content writes nothing and plans nothing — which is also how echoes of the hub's own
+  writes are dropped.
+
+First contact: a record seen for the first time in a system is matched to an existing canonical
+record by the hub's marker, then by natural keys (email, name, number); exactly one candidate is
+linked, several are a ``duplicate`` finding and nothing is written for them.
+
+Placeholders: a reference to a record of the system not linked yet is stored as that record's
+placeholder id; once the record is linked, its holders are re-pointed (``repoint_holders``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from connectors.base import Connector, Record
+from mapping.keys import NATURAL_KEYS, normalise_key
+from mapping.model import content_hash, repoint
+from state.errors import LinkConflict
+from state.store import Tx
+from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext
+from sync.plan import Planner
+from sync.summary import StreamStats, SyncSummary
+
+
+class Ingest:
+    def __init__(self, ctx: SyncContext, planner: Planner) -> None:
+        self.ctx = ctx
+        self.planner = planner
+
+    def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
+             *, full: bool = False) -> None:
+        connector = self.ctx.connectors[connection]
+        with self.ctx.tx() as tx:
+            cursor = tx.get_cursor(connection, entity_type)
+        pages = connector.fetch_all(entity_type) if full else connector.fetch_changes(entity_type, cursor)
+        for page in pages:
+            with self.ctx.tx() as tx:
+                self.ingest(tx, connector, page.records, summary, run_id)
+                if page.cursor is not None and not full:
+                    tx.set_cursor(connection, entity_type, page.cursor)
+            self.ctx.progress(f"{connection} {entity_type}", len(page.records))
+
+    def ingest(self, tx: Tx, connector: Connector, records: Sequence[Record], summary: SyncSummary,
+               run_id: str | None) -> None:
+        """Store a batch of records read from a connection (a page, or a webhook's records)."""
+        refs = LinkResolver(tx, connector.name)
+        linked: dict[str, str] = {}  # placeholder -> hub record, for the records linked here
+        with tx.remembering():
+            self._prefetch(tx, connector, records, refs)
+            matches = self._match_unlinked(tx, connector, records, run_id)
+            for record in records:
+                stats = summary.stats(connector.name, record.entity_type)
+                stats.read += 1
+                try:
+                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked)
+                except MAPPING_ERRORS as exc:
+                    stats.failed += 1
+                    summary.errors.append(f"{connector.name} {record.entity_type} {record.external_id}: "
+                                          f"cannot map ({type(exc).__name__}: {exc})")
+            if linked:
+                self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    def repoint_holders(self, tx: Tx, connector: Connector, linked: Mapping[str, str],
+                        summary: SyncSummary, run_id: str | None) -> set[str]:
+        """Hub records that named a record of ``connector`` before it was linked hold its
+        placeholder id; now it is linked (placeholder -> hub record), point them at the hub
+        record it was linked to. Without this, a Stripe invoice stored before its customer was
+        matched by email to the hub customer Salesforce made would name a customer no ledger
+        will ever have, and its writes would wait for good. Returns the records re-pointed."""
+        repointed_ids: set[str] = set()
+        for placeholder, holders in tx.take_placeholder_holders(linked).items():
+            canonical = linked[placeholder]
+            if canonical == placeholder:
+                continue  # linked as itself: the holders already name it
+            for holder_id in holders:
+                stored = tx.get_entity(holder_id)
+                if stored is None or stored.deleted:
+                    continue
+                entity = stored.entity()
+                if entity.extra.get("erased"):
+                    continue
+                repointed = repoint(entity, placeholder, canonical)
+                if repointed == entity:
+                    continue
+                stats = summary.stats(connector.name, entity.type)
+                outcome = tx.upsert_entity(repointed, connector.name, run_id=run_id)
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+                self.planner.planned(tx, repointed, connector, summary, run_id)
+                repointed_ids.add(holder_id)
+        return repointed_ids
+
+    def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record], refs: LinkResolver) -> None:
+        """Read what ingesting the page will ask, one statement per question for the page: the
+        records' links, their hub records, and those records' links in every connection (the
+        plan asks each). A record then costs its own writes, not a dozen single-row reads."""
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            by_type[record.entity_type].append(record.external_id)
+        connections = list(self.ctx.connectors)
+        for entity_type, external_ids in by_type.items():
+            tx.prefetch_links(connector.name, entity_type, external_ids)
+            canonical_ids = [refs.canonical_id(entity_type, e) for e in external_ids]
+            tx.prefetch_entities(canonical_ids)
+            tx.prefetch_links_of(canonical_ids, entity_type, connections)
+        # The records' references (an invoice's customer, a payment's invoice): mapping the page
+        # once against a resolver that only notes what it is asked costs far less than the one
+        # link read per reference the real mapping would otherwise make.
+        asked = AskedRefs(connector.name)
+        for record in records:
+            if not record.deleted:
+                try:
+                    connector.to_canonical(record, asked)
+                except MAPPING_ERRORS:
+                    pass  # the real mapping reports it
+        for entity_type, referenced in asked.asked.items():
+            tx.prefetch_links(connector.name, entity_type, referenced)
+
+    def _match_unlinked(self, tx: Tx, connector: Connector, records: Sequence[Record],
+                        run_id: str | None) -> dict[str, str]:
+        """First contact for a page: external id -> canonical id, or "ambiguous".
+
+        Two records of one system claiming the same hub record are both held: that is a
+        duplicate in the system, and linking either would be a guess.
+        """
+        matches: dict[str, str] = {}
+        claims: dict[tuple[str, str], list[str]] = defaultdict(list)
+        unlinked = [r for r in records
+                    if not r.deleted and not tx.canonical_for(connector.name, r.entity_type, r.external_id)]
+        keys = {id(r): connector.natural_keys(r) for r in unlinked}
+        tx.prefetch_entities(k["hub_id"] for k in keys.values() if k.get("hub_id"))
+        known: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, key) -> value -> ids
+        for entity_type in {r.entity_type for r in unlinked}:
+            for key in NATURAL_KEYS:
+                values = [normalise_key(keys[id(r)].get(key)) for r in unlinked if r.entity_type == entity_type]
+                if any(values):
+                    known[(entity_type, key)] = tx.entities_with_keys(entity_type, key, values)
+        for record in unlinked:
+            match = self._first_contact(tx, connector, record, keys[id(record)], known, run_id)
+            if match is None:
+                continue
+            matches[record.external_id] = match
+            if match != "ambiguous":
+                claims[(record.entity_type, match)].append(record.external_id)
+        for (entity_type, canonical), claimants in claims.items():
+            existing = tx.link_for(canonical, connector.name, entity_type)
+            if existing is not None and not existing.deleted:
+                claimants = [existing.external_id, *claimants]
+            if len(claimants) < 2:
+                continue
+            for external_id in claimants:
+                matches[external_id] = "ambiguous"
+            self.ctx.finding(tx, "duplicate", entity_type, connector.name, canonical, claimants,
+                          f"{len(claimants)} {connector.name} {entity_type} records match one hub record; "
+                          "keep one with `hub resync --finding ID --keep EXTERNAL_ID`", run_id)
+        return matches
+
+    def _ingest_one(self, tx: Tx, connector: Connector, record: Record, refs: LinkResolver,
+                    matches: Mapping[str, str], stats: StreamStats,
+                    summary: SyncSummary, run_id: str | None, linked: dict[str, str]) -> None:
+        name, system, etype = connector.name, connector.system, record.entity_type
+        canonical = tx.canonical_for(name, etype, record.external_id)
+        if record.deleted:
+            self._ingest_deletion(tx, connector, record, canonical, stats, run_id)
+            return
+        refs.placeholders.clear()
+        incoming = connector.to_canonical(record, refs)
+        placeholder = incoming.id  # its own placeholder when it is not linked yet
+        dangling = {p: named for p, named in refs.placeholders.items() if p != placeholder}
+        is_source = self.ctx.routing.is_source(etype, system)
+        first_sighting = canonical is None
+        if canonical is None:
+            match = matches.get(record.external_id)
+            if match == "ambiguous":
+                stats.held += 1
+                return
+            if match is None and not is_source:
+                stats.skipped += 1  # a record only this system has: the diff calls it an orphan
+                return
+            canonical = match or incoming.id
+        incoming = dataclasses.replace(incoming, id=canonical)
+        stored = tx.get_entity(canonical)
+        existing = stored.entity() if stored is not None else None
+        if existing is None and not is_source:
+            stats.skipped += 1
+            return
+        if existing is not None and existing.extra.get("erased"):
+            stats.unchanged += 1  # erased on request (GDPR): never re-imported, never propagated
+            return
+        merged = self.ctx.routing.ownership.merge(existing, incoming, system)
+        outcome = tx.upsert_entity(merged, name, run_id=run_id)
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        try:
+            tx.link(canonical, name, etype, record.external_id, seen_hash=content_hash(incoming),
+                    remote_version=record.version)
+        except LinkConflict as exc:
+            self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, exc.external_id],
+                          f"{name} has two {etype} records for one hub record: {exc}", run_id)
+            stats.held += 1
+            return
+        if dangling:
+            tx.note_placeholders(canonical, dangling)
+        if first_sighting:
+            stats.linked += 1
+            linked[placeholder] = canonical
+        if outcome != "unchanged":
+            self.planner.planned(tx, merged, connector, summary, run_id)
+
+    def _ingest_deletion(self, tx: Tx, connector: Connector, record: Record, canonical: str | None,
+                         stats: StreamStats, run_id: str | None) -> None:
+        if canonical is None:
+            stats.skipped += 1
+            return
+        tx.mark_link_deleted(connector.name, record.entity_type, record.external_id)
+        stored = tx.get_entity(canonical)
+        owner = self.ctx.routing.ownership.owner(record.entity_type, "*")
+        if stored is not None and owner == connector.system and not stored.deleted:
+            tx.upsert_entity(stored.entity(), connector.name, run_id=run_id, deleted=True)
+            stats.changed += 1
+        else:
+            stats.unchanged += 1
+
+    def _first_contact(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str],
+                       known: Mapping[tuple[str, str], Mapping[str, list[str]]], run_id: str | None) -> str | None:
+        """Match an unlinked record to canonical records: marker, then natural keys (``known``:
+        the page's key lookups, asked once for the page before any of it is stored)."""
+        marker = keys.get("hub_id")
+        if marker:
+            stored = tx.get_entity(marker)
+            if stored is not None and stored.type == record.entity_type:
+                return marker
+        for key in NATURAL_KEYS:
+            value = normalise_key(keys.get(key))
+            if not value:
+                continue
+            candidates = known.get((record.entity_type, key), {}).get(value, [])
+            if len(candidates) == 1:
+                return candidates[0]
+            if len(candidates) > 1:
+                self.ctx.finding(tx, "duplicate", record.entity_type, connector.name, None,
+                              [record.external_id],
+                              f"{connector.name} {record.entity_type} {record.external_id} matches "
+                              f"{len(candidates)} hub records by {key} {value!r}; link the right one "
+                              "with `hub resync --finding ID --keep EXTERNAL_ID`", run_id,
+                              fields={key: {"hub": value}})
+                return "ambiguous"
+        return None
+
+
+__all__ = ["Ingest"]

@@ -1,0 +1,85 @@
+"""Plan: the outbox items a canonical change calls for, one per target connection, each with a
+deterministic idempotency key derived from (canonical id, target, content hash)."""
+
+from __future__ import annotations
+
+from connectors.base import Connector
+from mapping.model import Deal, Entity, content_hash
+from state.store import Tx
+from sync.context import SyncContext, idempotency_key
+from sync.deals import derive_from_deal
+from sync.summary import SyncSummary
+
+
+class Planner:
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+
+    def plan(self, tx: Tx, entity: Entity, *, source_system: str, source_connection: str | None = None) -> int:
+        """Enqueue the writes a canonical change calls for; returns how many were queued."""
+        digest = content_hash(entity)
+        queued = 0
+        if entity.extra.get("erased"):
+            return 0  # an erasure stays in the hub; the ledgers keep what the books need
+        for target_system in self.ctx.routing.targets(entity, source_system):
+            for connection in self.ctx.connections_of(target_system):
+                if connection == source_connection:
+                    continue
+                link = tx.link_for(entity.id, connection, entity.type)
+                if link is not None and link.last_pushed_hash == digest:
+                    continue
+                operation = "upsert"
+                if _is_void(entity):
+                    if link is None or link.deleted:
+                        continue  # a void only follows to a record the target already has
+                    operation = "void"
+                if tx.enqueue(entity.id, entity.type, connection, operation,
+                              idempotency_key(entity.id, connection, digest), digest,
+                              external_id=link.external_id if link else None):
+                    queued += 1
+        return queued
+
+    def planned(self, tx: Tx, entity: Entity, connector: Connector, summary: SyncSummary,
+                run_id: str | None) -> None:
+        """Plan the writes a hub record changed from ``connector`` calls for, and what the flow
+        rules derive from it (a won deal's subscription or invoice)."""
+        self.plan(tx, entity, source_system=connector.system, source_connection=connector.name)
+        if isinstance(entity, Deal):
+            derive_from_deal(self.ctx, tx, entity, summary, run_id, self._plan_hub_record)
+
+    def _plan_hub_record(self, tx: Tx, entity: Entity) -> int:
+        return self.plan(tx, entity, source_system="hub")
+
+    def repush(self, tx: Tx, canonical_id: str, *, only: str | None = None, nonce: str = "") -> int:
+        """Queue the canonical truth again for every target (or ``only`` one connection).
+
+        ``nonce`` makes the idempotency keys new for this request (a repair must really write,
+        while retries of that repair still share one key).
+        """
+        stored = tx.get_entity(canonical_id)
+        if stored is None:
+            return 0
+        entity = stored.entity()
+        connectors = self.ctx.connectors
+        source = connectors[stored.source].system if stored.source in connectors else "hub"
+        targets = [only] if only else [c for system in self.ctx.routing.targets(entity, source)
+                                       for c in self.ctx.connections_of(system)]
+        queued = 0
+        for connection in targets:
+            link = tx.link_for(canonical_id, connection, entity.type)
+            if link is not None:  # forget what was written, so the repair really writes
+                tx.link(canonical_id, connection, entity.type, link.external_id, pushed_hash="",
+                        payload_hash="")
+            key = idempotency_key(canonical_id, connection, f"{stored.content_hash}/{nonce}")
+            if tx.enqueue(canonical_id, entity.type, connection, "upsert", key, stored.content_hash,
+                          external_id=link.external_id if link and not link.deleted else None):
+                queued += 1
+        return queued
+
+
+def _is_void(entity: Entity) -> bool:
+    """A voided document: never created in a target, only voided where it already exists."""
+    return entity.type in ("invoice", "credit_note") and getattr(entity, "status", "") == "void"
+
+
+__all__ = ["Planner"]

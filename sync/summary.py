@@ -1,0 +1,64 @@
+"""What a sync pass did, per stream (connection, entity type): the figures every caller reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StreamStats:
+    read: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    linked: int = 0
+    skipped: int = 0
+    failed: int = 0
+    written: int = 0
+    held: int = 0
+    dead: int = 0
+    retried: int = 0
+
+
+@dataclass
+class SyncSummary:
+    streams: dict[tuple[str, str], StreamStats] = field(default_factory=lambda: defaultdict(StreamStats))
+    errors: list[str] = field(default_factory=list)
+    planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: the writes it would make
+    paused: dict[str, str] = field(default_factory=dict)
+
+    def stats(self, connection: str, entity_type: str) -> StreamStats:
+        return self.streams[(connection, entity_type)]
+
+    def merge(self, other: SyncSummary) -> None:
+        """Add another summary's figures to this one (work done side by side)."""
+        for key, theirs in other.streams.items():
+            mine = self.streams[key]
+            for f in dataclasses.fields(StreamStats):
+                setattr(mine, f.name, getattr(mine, f.name) + getattr(theirs, f.name))
+        self.errors.extend(other.errors)
+        self.planned.extend(other.planned)
+        self.paused.update(other.paused)
+
+    def totals(self) -> StreamStats:
+        total = StreamStats()
+        for s in self.streams.values():
+            for f in dataclasses.fields(StreamStats):
+                setattr(total, f.name, getattr(total, f.name) + getattr(s, f.name))
+        return total
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "streams": [{"connection": c, "entity": e, **dataclasses.asdict(s)}
+                        for (c, e), s in sorted(self.streams.items())],
+            "totals": dataclasses.asdict(self.totals()),
+            "errors": self.errors[:100],
+            "planned": self.planned,
+            "paused": self.paused,
+        }
+
+
+__all__ = ["StreamStats", "SyncSummary"]
