@@ -262,8 +262,9 @@ class GrantServer:
         status = self.refresh_status(grant)
         if status == "active":
             return True
-        return (status == "used" and grant.used_at is not None
-                and self.clock.now() - grant.used_at <= self.policy.used_grace)
+        grace = self.policy.used_grace  # zero means none, even on a clock that has not moved
+        return (status == "used" and grant.used_at is not None and grace > timedelta(0)
+                and self.clock.now() - grant.used_at <= grace)
 
     def _client(self, request: TokenRequest) -> str | tuple[int, dict[str, Any]]:
         """The authenticated client id, or the error reply."""

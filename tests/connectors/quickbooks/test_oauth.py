@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from connectors.base import AuthError
+from connectors.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN
 from tests.connectors.quickbooks.conftest import QboEnv
 
 
@@ -94,3 +96,34 @@ def test_tokens_never_appear_in_reprs_or_errors(qbo_env: QboEnv) -> None:
     texts = [repr(connector), repr(connector.tokens), repr(connector.client), str(err.value)]
     for secret in (saved["access_token"], saved["refresh_token"], "test-client-secret"):
         assert all(secret not in text for text in texts)
+
+
+def test_token_request_with_client_credentials_in_the_body_is_accepted(qbo_env: QboEnv) -> None:
+    """RFC 6749 §2.3.1 ``client_secret_post``, which Intuit's discovery document lists beside
+    ``client_secret_basic`` (the SDK's way): the rotated token then works against the API."""
+    base = qbo_env.running.base_url
+    discovery = requests.get(f"{base}/.well-known/openid_configuration", timeout=10).json()
+    assert {"client_secret_post", "client_secret_basic"} <= set(discovery["token_endpoint_auth_methods_supported"])
+    form = {"grant_type": "refresh_token", "refresh_token": DEFAULT_REFRESH_TOKEN,
+            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
+    reply = requests.post(discovery["token_endpoint"], data=form, timeout=10)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert body["x_refresh_token_expires_in"] == 8726400
+    assert body["refresh_token"] != DEFAULT_REFRESH_TOKEN
+    assert reply.headers["Cache-Control"] == "no-store"
+    realm = qbo_env.realm.realm_id
+    query = requests.get(f"{base}/v3/company/{realm}/query", params={"query": "SELECT * FROM Customer"},
+                         headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=10)
+    assert query.status_code == 200, query.text
+    stats = qbo_env.emulator.oauth_stats()
+    assert stats["refreshes"] == 1 and stats["active_refresh_tokens"] == 1
+
+    used_again = requests.post(discovery["token_endpoint"], data=form, timeout=10)
+    assert used_again.status_code == 400
+    assert used_again.json()["error"] == "invalid_grant"
+    wrong_secret = requests.post(discovery["token_endpoint"], timeout=10,
+                                 data={**form, "refresh_token": body["refresh_token"], "client_secret": "nope"})
+    assert wrong_secret.status_code == 400 and wrong_secret.json()["error"] == "invalid_client"
+    assert qbo_env.emulator.oauth_stats()["active_refresh_tokens"] == 1  # a refused request uses nothing
