@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
 
+from connectors.base import ConflictError, ConnectorError, Outbound, QuotaExhausted, WriteResult
 from connectors.fake.connector import FakeConnector, FakeSystem
 from connectors.retry import RetryPolicy
 from mapping.model import Customer, Deal, DealLine, Invoice, InvoiceLine, Money, Price, Product, to_data
@@ -369,3 +370,59 @@ def test_pushing_a_batch_reads_its_records_and_links_once(world: World) -> None:
     single_reads = [s for s in statements if s.lstrip().startswith("SELECT") and "IN (" not in s
                     and ("FROM links" in s or "FROM entities" in s)]
     assert len(single_reads) <= 5, single_reads[:3]
+
+
+class AnsweringLedger(FakeConnector):
+    """A ledger whose every write answers one error (as a per-item result)."""
+
+    def __init__(self, system: FakeSystem, error: ConnectorError) -> None:
+        super().__init__(system, policy=RetryPolicy(sleep=lambda _s: None), kind="quickbooks")
+        self.error = error
+
+    def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        return [WriteResult(item.idempotency_key, error=self.error) for item in batch]
+
+
+def _answering(world: World, error: ConnectorError) -> None:
+    world.connectors["quickbooks"] = AnsweringLedger(world.ledger, error)
+    world.engine.connectors["quickbooks"] = world.connectors["quickbooks"]
+    world.engine.ctx.random = lambda: 1.0  # the top of the jitter window: exact waits
+
+
+def _ledger_item(world: World):  # type: ignore[no-untyped-def]
+    with world.store.transaction() as tx:
+        (item,) = [i for i in tx.list_outbox() if i.target == "quickbooks"]
+    return item
+
+
+def test_a_conflict_is_re_read_a_bounded_number_of_times_then_held(world: World) -> None:
+    _answering(world, ConflictError("stale SyncToken", system="quickbooks"))
+    world.customer(1)
+    waits = []
+    for _ in range(2):
+        assert world.sync().stats("quickbooks", "customer").retried == 1
+        item = _ledger_item(world)
+        assert item.status == "pending"
+        waits.append((item.next_attempt_at - world.clock()).total_seconds())
+        world.clock.advance(seconds=waits[-1])
+    assert waits == [10, 20]  # backoff_seconds=10, doubling (jitter pinned to its top)
+    summary = world.sync()
+    item = _ledger_item(world)
+    assert summary.stats("quickbooks", "customer").dead == 1 and item.status == "dead"
+    assert item.last_error == "still conflicting after 3 attempts: quickbooks: stale SyncToken"
+    with world.store.transaction() as tx:
+        assert any("held: still conflicting" in f.detail for f in tx.list_findings())
+
+
+def test_a_write_answered_quota_exhausted_pauses_the_connection_and_waits(world: World) -> None:
+    until = world.clock() + timedelta(hours=3)
+    _answering(world, QuotaExhausted("daily limit", until=until, system="quickbooks"))
+    world.customer(1)
+    summary = world.sync()
+    assert summary.paused == {"quickbooks": "quickbooks: daily limit"}
+    item = _ledger_item(world)
+    assert item.status == "pending" and item.next_attempt_at == until  # waits; not an attempt used up
+    with world.store.transaction() as tx:
+        state = tx.connection_state("quickbooks")
+    assert state is not None and state["status"] == "paused" and state["paused_until"] == until
+    assert "quickbooks" in world.sync().paused  # skipped while paused
