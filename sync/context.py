@@ -120,7 +120,7 @@ class SyncContext:
         self.on_progress: Callable[[str, int], None] | None = None
 
     @property
-    def outbox_policy(self) -> ErrorPolicy:
+    def error_policy(self) -> ErrorPolicy:
         """The error table with this engine's settings (read each time: they may be changed)."""
         return ErrorPolicy(max_attempts=self.max_attempts, base_seconds=self.backoff_seconds,
                            random=self.random)

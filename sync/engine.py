@@ -204,7 +204,7 @@ class Engine:
                             continue
                         self.pull(name, entity_type, summary, run_id, full=full)
                 except ConnectorError as exc:
-                    action = self.ctx.outbox_policy.decide(exc, 1)  # a read is retried next pass
+                    action = self.ctx.error_policy.decide(exc, 1)  # a read is retried next pass
                     if action.pauses:
                         self.ctx.pause(name, action)
                         summary.paused[name] = action.reason

@@ -104,7 +104,7 @@ class Pusher:
         try:
             results = connector.upsert(entity_type, [o for _, o in ready])
         except ConnectorError as exc:
-            action = self.ctx.outbox_policy.decide(exc, 1)  # only asked whether it pauses
+            action = self.ctx.error_policy.decide(exc, 1)  # only asked whether it pauses
             if action.pauses:
                 self._release([item for item, _ in ready], action)
                 self.ctx.pause(connector.name, action)
@@ -282,7 +282,7 @@ class Pusher:
         """Act on a failed write by the error table; returns the action when it pauses the
         connection (the caller releases the item and pauses), else None."""
         error = error or RetryableError("no external id in the write result", system=connector.name)
-        action = self.ctx.outbox_policy.decide(error, item.attempts)
+        action = self.ctx.error_policy.decide(error, item.attempts)
         if action.pauses:
             return action
         if action.do in (Do.RETRY, Do.REREAD):
