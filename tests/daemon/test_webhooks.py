@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from connectors.quickbooks.emulator import DEFAULT_REALM, DEFAULT_VERIFIER_TOKEN, sign
-from connectors.stripe.emulator_wire import sign_payload
+from connectors.stripe.emulator import sign_payload
 from connectors.xero.emulator import DEFAULT_TENANT, DEFAULT_WEBHOOK_KEY
 from tests.connectors.stripe.conftest import WEBHOOK_SECRET
 from tests.daemon.conftest import MAX_BODY, Env, control, daemon

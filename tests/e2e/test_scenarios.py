@@ -221,7 +221,7 @@ def test_first_contact_links_populated_ledgers_and_creates_nothing(tmp_path: Any
 def test_a_declined_payment_then_a_successful_retry_is_paid_once_everywhere(company: Company) -> None:
     import pytest
 
-    from connectors.stripe.emulator_wire import StripeAPIError
+    from connectors.stripe.emulator import StripeAPIError
 
     company.hub.engine.sync()
     stripe = company.stripe

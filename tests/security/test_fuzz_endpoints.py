@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from connectors.quickbooks.emulator import DEFAULT_REALM, DEFAULT_VERIFIER_TOKEN
 from connectors.quickbooks.emulator import sign as qbo_sign
-from connectors.stripe.emulator_wire import sign_payload
+from connectors.stripe.emulator import sign_payload
 from connectors.xero.emulator import DEFAULT_TENANT, DEFAULT_WEBHOOK_KEY
 from mapping.model import ENTITY_TYPES
 from sync.findings import KINDS

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
-from connectors.stripe.emulator_wire import sign_payload
+from connectors.stripe.emulator import sign_payload
 from hub import cli
 from sync.config import load_config
 from sync.demo import STRIPE_KEY, STRIPE_WEBHOOK_SECRET, plant_drift

@@ -10,8 +10,7 @@ import stripe
 from stripe.params import PriceUpdateParams
 
 from connectors.emulation import RunningEmulator
-from connectors.stripe.emulator import StripeEmulator
-from connectors.stripe.emulator_wire import decode_form, parse_search
+from connectors.stripe.emulator import StripeEmulator, decode_form, parse_search
 from tests.connectors.stripe.conftest import API_KEY, seed
 from tests.connectors.stripe.helpers import company
 

@@ -15,8 +15,7 @@ import stripe
 from connectors.base import WebhookRejected
 from connectors.emulation import RunningEmulator
 from connectors.stripe.connector import StripeConnector
-from connectors.stripe.emulator import StripeEmulator
-from connectors.stripe.emulator_wire import sign_payload
+from connectors.stripe.emulator import StripeEmulator, sign_payload
 from connectors.stripe.webhooks import verify
 from state.store import StateStore
 from tests.connectors.stripe.conftest import WEBHOOK_SECRET

@@ -1,27 +1,19 @@
-"""The Stripe emulator's catalog and account objects: customers, products, prices, tax rates,
-events, webhook endpoints and billing meters."""
+"""The Stripe emulator's catalog: customers, products, prices and tax rates, the objects
+billing refers to."""
 
 from __future__ import annotations
 
-import bisect
-import copy
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.stripe.emulator_store import EVENT_RETENTION_SECONDS, Params, StripeStore
-from connectors.stripe.emulator_wire import (
+from connectors.stripe.emulator.store import Params, StripeStore
+from connectors.stripe.emulator.wire import (
     as_bool,
     as_int,
-    as_list,
     check_known,
-    created_filter,
-    created_lower_bound,
     invalid,
     merge_metadata,
     missing,
-    page_down,
-    paginate,
 )
 
 CUSTOMER_PARAMS = ("address", "balance", "description", "email", "invoice_prefix", "invoice_settings",
@@ -221,146 +213,3 @@ class CatalogMixin(StripeStore):
         self._store("tax_rate", rate)
         self.emit("tax_rate.created", rate)
         return self.render(rate)
-
-    # ------------------------------------------------------------------ events, endpoints, meters
-
-    def list_events(self, params: Params) -> dict[str, Any]:
-        cutoff = self.now() - EVENT_RETENTION_SECONDS
-        check = created_filter(params)
-        types = [str(t) for t in as_list(params.get("types"))]
-        single = params.get("type")
-
-        def wanted(event: Mapping[str, Any]) -> bool:
-            if types and event["type"] not in types:
-                return False
-            if single:
-                pattern = str(single)
-                if pattern.endswith("*"):
-                    return str(event["type"]).startswith(pattern[:-1])
-                return bool(event["type"] == pattern)
-            return True
-        start = 0
-        if self.events_in_order:
-            start = bisect.bisect_left(self.event_created, max(cutoff, created_lower_bound(params)))
-
-        def listed(event: Mapping[str, Any]) -> bool:
-            return bool(event["created"] >= cutoff and check(event) and wanted(event))
-        after = params.get("starting_after")
-        position = self.event_position.get(str(after), -1) if after else len(self.events)
-        if params.get("ending_before") or position < start or (after and not listed(self.events[position])):
-            # Paging back, or a cursor the filter does not list (Stripe's 404): the whole list.
-            items = [e for e in reversed(self.events[start:]) if listed(e)]
-        else:
-            # A change feed pages newest to oldest by ``starting_after`` (at 10x, listing every
-            # event since the bound for each page was a third of the emulators' process).
-            params = {k: v for k, v in params.items() if k != "starting_after"}
-            items = page_down(self.events.__getitem__, position, start, listed, params)
-        envelope = paginate(items, params, "/v1/events")
-        envelope["data"] = copy.deepcopy(envelope["data"])
-        return envelope
-
-    def retrieve_event(self, event_id: str) -> dict[str, Any]:
-        cutoff = self.now() - EVENT_RETENTION_SECONDS
-        position = self.event_position.get(event_id)
-        if position is not None and self.events[position]["created"] >= cutoff:
-            return copy.deepcopy(self.events[position])
-        raise missing("event", event_id)
-
-    def create_webhook_endpoint(self, params: Params) -> dict[str, Any]:
-        check_known(params, ("url", "enabled_events", "description", "metadata", "api_version",
-                             "connect"))
-        if not params.get("url"):
-            raise invalid("Missing required param: url.", "url", code="parameter_missing")
-        events = [str(e) for e in as_list(params.get("enabled_events"))]
-        if not events:
-            raise invalid("Missing required param: enabled_events.", "enabled_events",
-                          code="parameter_missing")
-        secret = self.endpoint_secret or f"whsec_{self.ids('sec').split('_', 1)[1]}"
-        endpoint = self.base("we", "webhook_endpoint", api_version=params.get("api_version") or None,
-                             application=None, description=params.get("description") or None,
-                             enabled_events=events, metadata=merge_metadata({}, params.get("metadata")),
-                             status="enabled", url=params["url"], _secret=secret)
-        self._store("webhook_endpoint", endpoint)
-        return {**self.render(endpoint), "secret": secret}
-
-    def update_webhook_endpoint(self, obj_id: str, params: Params) -> dict[str, Any]:
-        check_known(params, ("url", "enabled_events", "description", "metadata", "disabled"))
-        endpoint = self.get("webhook_endpoint", obj_id)
-        if "url" in params:
-            endpoint["url"] = params["url"]
-        if "enabled_events" in params:
-            endpoint["enabled_events"] = [str(e) for e in as_list(params["enabled_events"])]
-        if "disabled" in params:
-            endpoint["status"] = "disabled" if as_bool(params, "disabled") else "enabled"
-        if "metadata" in params:
-            endpoint["metadata"] = merge_metadata(endpoint["metadata"], params["metadata"])
-        return self.render(endpoint)
-
-    def create_meter(self, params: Params) -> dict[str, Any]:
-        check_known(params, ("display_name", "event_name", "default_aggregation", "customer_mapping",
-                             "value_settings", "event_time_window"))
-        for name in ("display_name", "event_name", "default_aggregation"):
-            if not params.get(name):
-                raise invalid(f"Missing required param: {name}.", name, code="parameter_missing")
-        if any(m["event_name"] == params["event_name"] for m in self.live("billing.meter")):
-            raise invalid("A meter with this event_name already exists.", "event_name")
-        mapping = params.get("customer_mapping") or {}
-        value = params.get("value_settings") or {}
-        meter = self.base("mtr", "billing.meter",
-                          customer_mapping={"event_payload_key": mapping.get("event_payload_key")
-                                            or "stripe_customer_id", "type": "by_id"},
-                          default_aggregation={"formula": params["default_aggregation"].get("formula")
-                                               or "sum"},
-                          display_name=params["display_name"], event_name=params["event_name"],
-                          event_time_window=params.get("event_time_window") or None, status="active",
-                          status_transitions={"deactivated_at": None}, updated=self.now(),
-                          value_settings={"event_payload_key": value.get("event_payload_key") or "value"})
-        self._store("billing.meter", meter)
-        return self.render(meter)
-
-    def create_meter_event(self, params: Params) -> dict[str, Any]:
-        check_known(params, ("event_name", "payload", "identifier", "timestamp"))
-        name = params.get("event_name")
-        meter = next((m for m in self.live("billing.meter") if m["event_name"] == name), None)
-        if meter is None:
-            raise invalid(f"No active meter found for event_name {name}", "event_name")
-        payload = params.get("payload") or {}
-        cus_key = meter["customer_mapping"]["event_payload_key"]
-        if not payload.get(cus_key):
-            raise invalid(f"Missing required payload key: {cus_key}", f"payload[{cus_key}]")
-        self.get("customer", str(payload[cus_key]), "customer")
-        try:
-            Decimal(str(payload.get(meter["value_settings"]["event_payload_key"], "1")))
-        except ArithmeticError:
-            raise invalid("The meter event value must be a number.", "payload") from None
-        identifier = str(params.get("identifier") or self.ids("mev"))
-        if identifier in self.meter_events:
-            raise invalid(f"An event already exists with identifier {identifier}.", "identifier",
-                          code="resource_already_exists")
-        event = {"object": "billing.meter_event", "created": self.now(), "event_name": name,
-                 "identifier": identifier, "livemode": False,
-                 "payload": {k: str(v) for k, v in payload.items()},
-                 "timestamp": as_int(params, "timestamp", self.now())}
-        self.meter_events[identifier] = event
-        return dict(event)
-
-    def meter_summaries(self, meter_id: str, params: Params) -> dict[str, Any]:
-        meter = self.get("billing.meter", meter_id, "billing.meter")
-        customer = params.get("customer")
-        start, end = as_int(params, "start_time"), as_int(params, "end_time")
-        if not customer or start is None or end is None:
-            raise invalid("Missing required param: customer, start_time and end_time.",
-                          code="parameter_missing")
-        value_key = meter["value_settings"]["event_payload_key"]
-        cus_key = meter["customer_mapping"]["event_payload_key"]
-        values = [Decimal(e["payload"].get(value_key, "1")) for e in self.meter_events.values()
-                  if e["event_name"] == meter["event_name"] and e["payload"].get(cus_key) == customer
-                  and start <= e["timestamp"] < end]
-        formula = meter["default_aggregation"]["formula"]
-        total = (Decimal(len(values)) if formula == "count" else
-                 (values[-1] if values else Decimal(0)) if formula == "last" else sum(values, Decimal(0)))
-        summary = {"id": f"mtrusum_{meter_id[-10:]}{start}", "object": "billing.meter_event_summary",
-                   "aggregated_value": float(total), "end_time": end, "livemode": False,
-                   "meter": meter_id, "start_time": start}
-        return paginate([summary], params, f"/v1/billing/meters/{meter_id}/event_summaries")
-

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout
 
 from connectors.emulation import EmulatorClock
-from connectors.stripe.emulator_wire import (
+from connectors.stripe.emulator.wire import (
     IdMinter,
     as_int,
     as_list,

@@ -41,17 +41,21 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import CONTROL, Emulator, EmulatorClock
-from connectors.stripe.emulator_billing import BillingMixin
-from connectors.stripe.emulator_catalog import CatalogMixin
-from connectors.stripe.emulator_store import API_VERSION, Params
-from connectors.stripe.emulator_wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
+from connectors.stripe.emulator.catalog import CatalogMixin
+from connectors.stripe.emulator.credit_notes import CreditNotesMixin
+from connectors.stripe.emulator.events import EventsMixin
+from connectors.stripe.emulator.meters import MetersMixin
+from connectors.stripe.emulator.store import API_VERSION, Params
+from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
+from connectors.stripe.emulator.wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
 
 log = logging.getLogger(__name__)
 
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(BillingMixin, CatalogMixin, Emulator):
+class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
+                     Emulator):
     system = "stripe"
 
     def __init__(self, clock: EmulatorClock | None = None, *, rate_limit: float = 25.0,

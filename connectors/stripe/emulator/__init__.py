@@ -1,0 +1,25 @@
+"""The Stripe emulator, split by job:
+
+* ``app``: the aiohttp app (routes, API-key check, rate limit, idempotent replays, ``expand[]``,
+  the ``/__emulator/`` control calls and seeding), ``StripeEmulator`` itself;
+* ``store``: objects by kind, events, signed webhook deliveries, list and search;
+  ``wire``: the form encoding, the error envelope, list envelopes, search queries, ids;
+* ``catalog``: customers, products, prices, tax rates; ``events``: the event feed and webhook
+  endpoints; ``meters``: meters, meter events and their summaries;
+* billing, each part built on the one below: ``money`` (rounding, currency exponents, FX),
+  ``payments`` (charges, refunds), ``invoices`` (items, tax maths, finalise, pay, void),
+  ``credit_notes`` and ``subscriptions`` (proration, renewals).
+
+Callers import the public names from here.
+"""
+
+from connectors.stripe.emulator.app import StripeEmulator
+from connectors.stripe.emulator.wire import StripeAPIError, decode_form, parse_search, sign_payload
+
+__all__ = [
+    "StripeAPIError",
+    "StripeEmulator",
+    "decode_form",
+    "parse_search",
+    "sign_payload",
+]

@@ -1,0 +1,366 @@
+"""The Stripe emulator's invoices: drafts and their items, lines and tax maths, finalising
+(numbering, due dates), collection (paid, declined, out of band), void and uncollectible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from connectors.stripe.emulator.money import round_half_up
+from connectors.stripe.emulator.payments import PaymentsMixin
+from connectors.stripe.emulator.store import Params
+from connectors.stripe.emulator.wire import (
+    StripeAPIError,
+    as_bool,
+    as_int,
+    check_known,
+    invalid,
+    merge_metadata,
+    paginate,
+)
+
+# Stripe's test payment methods that decline (docs.stripe.com/testing#declined-payments).
+DECLINING_METHODS = frozenset({"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"})
+
+
+class InvoicesMixin(PaymentsMixin):
+    """Invoices and invoice items; paying one charges through the payments part."""
+
+    def create_invoice(self, params: Params, *, billing_reason: str = "manual",
+                       subscription: Mapping[str, Any] | None = None,
+                       period: tuple[int, int] | None = None) -> dict[str, Any]:
+        check_known(params, ("customer", "currency", "collection_method", "days_until_due", "due_date",
+                             "auto_advance", "default_tax_rates", "description", "metadata",
+                             "pending_invoice_items_behavior", "footer", "subscription",
+                             "automatic_tax", "discounts"))
+        cus = self.get("customer", str(params.get("customer") or ""), "customer")
+        method = params.get("collection_method") or "charge_automatically"
+        if method not in ("charge_automatically", "send_invoice"):
+            raise invalid("Invalid collection_method", "collection_method")
+        days = as_int(params, "days_until_due")
+        if method == "send_invoice" and days is None and not params.get("due_date"):
+            raise invalid("Missing required param: days_until_due or due_date when collection_method "
+                          "is send_invoice.", "days_until_due", code="parameter_missing")
+        now = self.now()
+        start, end = period or (now, now)
+        inv = self.base(
+            "in", "invoice", account_country="US", account_name="Emulated Co", amount_due=0,
+            amount_overpaid=0, amount_paid=0, amount_paid_off_stripe=0, amount_remaining=0,
+            amount_shipping=0, application=None, attempt_count=0, attempted=False,
+            auto_advance=as_bool(params, "auto_advance", False),
+            automatic_tax={"enabled": False, "disabled_reason": None, "liability": None,
+                           "provider": None, "status": None},
+            automatically_finalizes_at=None, billing_reason=billing_reason, collection_method=method,
+            currency=str(params.get("currency") or cus.get("currency") or "usd").lower(),
+            customer=cus["id"], customer_address=cus["address"], customer_email=cus["email"],
+            customer_name=cus["name"], customer_phone=cus["phone"], customer_shipping=None,
+            customer_tax_exempt=cus["tax_exempt"], customer_tax_ids=[], default_payment_method=None,
+            default_source=None,
+            default_tax_rates=[self.render(t) for t in self._tax_rates(params.get("default_tax_rates"))],
+            description=params.get("description") or None, discounts=[],
+            due_date=as_int(params, "due_date"), effective_at=None, ending_balance=None, footer=None,
+            from_invoice=None, hosted_invoice_url=None, invoice_pdf=None, issuer={"type": "self"},
+            last_finalization_error=None, latest_revision=None,
+            metadata=merge_metadata({}, params.get("metadata")), next_payment_attempt=None,
+            number=None, on_behalf_of=None, parent=None,
+            payment_settings={"default_mandate": None, "payment_method_options": None,
+                              "payment_method_types": None},
+            period_end=end, period_start=start, post_payment_credit_notes_amount=0,
+            pre_payment_credit_notes_amount=0, receipt_number=None, rendering=None,
+            shipping_cost=None, shipping_details=None, starting_balance=0, statement_descriptor=None,
+            status="draft",
+            status_transitions={"finalized_at": None, "marked_uncollectible_at": None,
+                                "paid_at": None, "voided_at": None},
+            subtotal=0, subtotal_excluding_tax=0, test_clock=None, total=0,
+            total_discount_amounts=[], total_excluding_tax=0, total_pretax_credit_amounts=[],
+            total_taxes=[], webhooks_delivered_at=None, _lines=[], _days_until_due=days)
+        if subscription is not None:
+            inv["parent"] = {"type": "subscription_details", "quote_details": None,
+                             "subscription_details": {"metadata": dict(subscription["metadata"]),
+                                                      "subscription": subscription["id"]}}
+        self._store("invoice", inv)
+        if params.get("pending_invoice_items_behavior") == "include" or subscription is not None:
+            for item in list(self.live("invoiceitem"))[::-1]:
+                same_sub = subscription is None or (item.get("_subscription") == subscription["id"])
+                if item["customer"] == cus["id"] and item["invoice"] is None and same_sub:
+                    self._attach_item(inv, item)
+        self.recompute(inv)
+        self.emit("invoice.created", inv)
+        return self.render(inv) if subscription is None and billing_reason == "manual" else inv
+
+    def update_invoice(self, obj_id: str, params: Params) -> dict[str, Any]:
+        check_known(params, ("metadata", "description", "footer", "auto_advance", "days_until_due",
+                             "due_date", "default_tax_rates", "collection_method"))
+        inv = self.get("invoice", obj_id)
+        changes: dict[str, Any] = {}
+        if "metadata" in params:
+            changes["metadata"] = merge_metadata(inv["metadata"], params["metadata"])
+        if "description" in params:
+            changes["description"] = params["description"] or None
+        if "auto_advance" in params:
+            changes["auto_advance"] = as_bool(params, "auto_advance")
+        if "default_tax_rates" in params:
+            if inv["status"] != "draft":
+                raise invalid("You can only update default_tax_rates on a draft invoice.")
+            changes["default_tax_rates"] = [self.render(t) for t in
+                                            self._tax_rates(params["default_tax_rates"])]
+        self._update("invoice", inv, changes)
+        self.recompute(inv)
+        return self.render(inv)
+
+    def delete_invoice(self, obj_id: str) -> dict[str, Any]:
+        inv = self.get("invoice", obj_id)
+        if inv["status"] != "draft":
+            raise invalid("You can only delete draft invoices.")
+        inv["_deleted"] = True
+        for item in self.live("invoiceitem"):
+            if item["invoice"] == obj_id:
+                item["invoice"] = None
+        self.emit("invoice.deleted", inv)
+        return {"id": obj_id, "object": "invoice", "deleted": True}
+
+    def invoice_lines(self, obj_id: str, params: Params) -> dict[str, Any]:
+        inv = self.get("invoice", obj_id)
+        lines = [self._wire_line(line) for line in inv["_lines"]]
+        return paginate(lines, params, f"/v1/invoices/{obj_id}/lines")
+
+    def create_invoice_item(self, params: Params, *, proration: bool = False,
+                            subscription: str | None = None, subscription_item: str | None = None,
+                            period: tuple[int, int] | None = None) -> dict[str, Any]:
+        check_known(params, ("customer", "invoice", "amount", "currency", "description", "quantity",
+                             "price", "pricing", "unit_amount", "unit_amount_decimal", "tax_rates",
+                             "period", "metadata", "discountable", "subscription", "tax_behavior",
+                             "price_data"))
+        cus = self.get("customer", str(params.get("customer") or ""), "customer")
+        inv = self.get("invoice", str(params["invoice"])) if params.get("invoice") else None
+        if inv is not None and inv["status"] != "draft":
+            raise invalid(f"You can only add invoice items to draft invoices; {inv['id']} is "
+                          f"{inv['status']}.", "invoice")
+        quantity = as_int(params, "quantity", 1) or 1
+        pricing: dict[str, Any] = params["pricing"] if isinstance(params.get("pricing"), dict) else {}
+        price_id = params.get("price") or pricing.get("price")
+        price = self.get("price", str(price_id)) if price_id else None
+        if price is not None and price["type"] != "one_time":
+            raise invalid(f"The price specified ({price['id']}) is set to `type=recurring` but this "
+                          "field only accepts prices with `type=one_time`.", "pricing[price]")
+        currency = str(params.get("currency") or (price or {}).get("currency")
+                       or (inv or {}).get("currency") or cus.get("currency") or "usd").lower()
+        if price is not None:
+            unit = Decimal(price["unit_amount_decimal"])
+            amount = round_half_up(unit * quantity)
+        elif params.get("amount") not in (None, ""):
+            amount = as_int(params, "amount") or 0
+            unit = Decimal(amount) / quantity
+        elif params.get("unit_amount") not in (None, "") or params.get("unit_amount_decimal"):
+            unit = Decimal(str(params.get("unit_amount") or params.get("unit_amount_decimal")))
+            amount = round_half_up(unit * quantity)
+        else:
+            raise invalid("Missing required param: amount, price or unit_amount.", "amount",
+                          code="parameter_missing")
+        if inv is not None and currency != inv["currency"]:
+            raise invalid(f"The currency of the invoice item ({currency}) must match the invoice "
+                          f"({inv['currency']}).", "currency")
+        now = self.now()
+        per: dict[str, Any] = params["period"] if isinstance(params.get("period"), dict) else {}
+        start, end = period or (as_int(per, "start", now) or now, as_int(per, "end", now) or now)
+        tax_ids = params.get("tax_rates")
+        item = self.base(
+            "ii", "invoiceitem", amount=amount, currency=currency, customer=cus["id"], date=now,
+            description=params.get("description") or (price and self._product_name(price)) or None,
+            discountable=not proration, discounts=[], invoice=None,
+            metadata=merge_metadata({}, params.get("metadata")), net_amount=amount,
+            parent=({"type": "subscription_details",
+                     "subscription_details": {"subscription": subscription,
+                                              "subscription_item": subscription_item}}
+                    if subscription else None),
+            period={"start": start, "end": end},
+            pricing=({"type": "price_details", "price_details": {"price": price["id"],
+                                                                 "product": price["product"]},
+                      "unit_amount_decimal": format(unit, "f")} if price is not None else None),
+            proration=proration, proration_details={"credited_items": None, "discount_amounts": []},
+            quantity=quantity, quantity_decimal=str(quantity),
+            tax_rates=[self.render(t) for t in self._tax_rates(tax_ids)], test_clock=None,
+            _unit=format(unit, "f"), _subscription=subscription, _subscription_item=subscription_item)
+        self._store("invoiceitem", item)
+        self.emit("invoiceitem.created", item)
+        if inv is not None:
+            self._attach_item(inv, item)
+            self.recompute(inv)
+            self.emit("invoice.updated", inv, {"total": inv["total"]})
+        return item
+
+    def delete_invoice_item(self, obj_id: str) -> dict[str, Any]:
+        item = self.get("invoiceitem", obj_id)
+        if item["invoice"]:
+            inv = self.get("invoice", item["invoice"])
+            if inv["status"] != "draft":
+                raise invalid("Invoice items on finalized invoices cannot be deleted.")
+            inv["_lines"] = [line for line in inv["_lines"] if line.get("_item") != obj_id]
+            self.recompute(inv)
+        item["_deleted"] = True
+        self.emit("invoiceitem.deleted", item)
+        return {"id": obj_id, "object": "invoiceitem", "deleted": True}
+
+    def _attach_item(self, inv: dict[str, Any], item: dict[str, Any]) -> None:
+        item["invoice"] = inv["id"]
+        line = self._line(inv, amount=item["amount"], description=item["description"],
+                          quantity=item["quantity"], unit=item["_unit"],
+                          price=item["pricing"]["price_details"]["price"] if item["pricing"] else None,
+                          period=(item["period"]["start"], item["period"]["end"]),
+                          proration=item["proration"], tax_rate_ids=[t["id"] for t in item["tax_rates"]])
+        line["parent"] = {"type": "invoice_item_details", "subscription_item_details": None,
+                          "invoice_item_details": {"invoice_item": item["id"],
+                                                   "proration": item["proration"],
+                                                   "proration_details": {"credited_items": None},
+                                                   "subscription": item.get("_subscription")}}
+        line["_item"] = item["id"]
+        inv["_lines"].append(line)
+
+    def _line(self, inv: Mapping[str, Any], *, amount: int, description: str | None, quantity: int,
+              unit: str, price: str | None, period: tuple[int, int], proration: bool,
+              tax_rate_ids: list[str]) -> dict[str, Any]:
+        price_obj = self.table("price").get(price) if price else None
+        return {"id": self.ids("il"), "object": "line_item", "amount": amount,
+                "currency": inv["currency"], "description": description, "discount_amounts": [],
+                "discountable": not proration, "discounts": [], "invoice": inv["id"],
+                "livemode": False, "metadata": {}, "parent": None,
+                "period": {"start": period[0], "end": period[1]}, "pretax_credit_amounts": [],
+                "pricing": ({"type": "price_details",
+                             "price_details": {"price": price, "product": price_obj["product"]},
+                             "unit_amount_decimal": unit} if price_obj else None),
+                "quantity": quantity, "subtotal": amount, "taxes": [], "_tax_rates": tax_rate_ids}
+
+    def recompute(self, inv: dict[str, Any]) -> None:
+        """Line taxes and invoice totals, rounded per line (half up), as Stripe computes them."""
+        totals: dict[tuple[str, str], list[int]] = {}
+        excl = incl = 0
+        for line in inv["_lines"]:
+            rate_ids = line["_tax_rates"] or [t["id"] for t in inv["default_tax_rates"]]
+            taxes = []
+            for rate in self._tax_rates(rate_ids):
+                pct = Decimal(rate["_pct"])
+                if rate["inclusive"]:
+                    tax = round_half_up(Decimal(line["amount"]) * pct / (100 + pct))
+                    taxable, behavior = line["amount"] - tax, "inclusive"
+                    incl += tax
+                else:
+                    tax = round_half_up(Decimal(line["amount"]) * pct / 100)
+                    taxable, behavior = line["amount"], "exclusive"
+                    excl += tax
+                taxes.append({"amount": tax, "tax_behavior": behavior,
+                              "tax_rate_details": {"tax_rate": rate["id"]},
+                              "taxability_reason": "standard_rated", "taxable_amount": taxable,
+                              "type": "tax_rate_details"})
+                agg = totals.setdefault((rate["id"], behavior), [0, 0])
+                agg[0] += tax
+                agg[1] += taxable
+            line["taxes"] = taxes
+        subtotal = sum(line["amount"] for line in inv["_lines"])
+        total = subtotal + excl
+        inv.update(subtotal=subtotal, subtotal_excluding_tax=subtotal - incl, total=total,
+                   total_excluding_tax=subtotal - incl,
+                   total_taxes=[{"amount": a, "tax_behavior": b,
+                                 "tax_rate_details": {"tax_rate": rid},
+                                 "taxability_reason": "standard_rated", "taxable_amount": t,
+                                 "type": "tax_rate_details"} for (rid, b), (a, t) in totals.items()])
+        due = max(total - inv["pre_payment_credit_notes_amount"], 0)
+        inv["amount_due"] = due
+        inv["amount_remaining"] = max(due - inv["amount_paid"], 0)
+
+    def _next_number(self, cus: Mapping[str, Any]) -> str:
+        prefix = str(cus["invoice_prefix"])
+        self._number_seq[prefix] = self._number_seq.get(prefix, 0) + 1
+        return f"{prefix}-{self._number_seq[prefix]:04d}"
+
+    def finalize_invoice(self, obj_id: str) -> dict[str, Any]:
+        inv = self.get("invoice", obj_id)
+        if inv["status"] != "draft":
+            raise invalid("This invoice is already finalized, you can't re-finalize a non-draft "
+                          "invoice.", code="invoice_not_editable")
+        now = self.now()
+        previous = {"status": "draft", "number": None}
+        inv["status"] = "open"
+        inv["number"] = self._next_number(self.table("customer")[inv["customer"]])
+        inv["status_transitions"]["finalized_at"] = now
+        inv["effective_at"] = now
+        inv["ending_balance"] = 0
+        inv["hosted_invoice_url"] = f"https://invoice.stripe.com/i/{inv['id']}"
+        inv["invoice_pdf"] = f"https://pay.stripe.com/invoice/{inv['id']}/pdf"
+        if inv["collection_method"] == "send_invoice" and inv["due_date"] is None:
+            inv["due_date"] = now + 86400 * int(inv["_days_until_due"] or 30)
+        self.recompute(inv)
+        self.emit("invoice.finalized", inv, previous)
+        if inv["amount_due"] == 0:
+            self._mark_paid(inv)
+        return inv
+
+    def pay_invoice(self, obj_id: str, params: Params) -> dict[str, Any]:
+        check_known(params, ("paid_out_of_band", "payment_method", "source", "off_session",
+                             "forgive", "mandate"))
+        inv = self.get("invoice", obj_id)
+        if inv["status"] == "draft":
+            self.finalize_invoice(obj_id)
+        if inv["status"] == "paid":
+            raise invalid("Invoice is already paid", code="invoice_already_paid")
+        if inv["status"] != "open":
+            raise invalid(f"You cannot pay an invoice with status {inv['status']}.",
+                          code="invoice_not_editable")
+        if as_bool(params, "paid_out_of_band", False):
+            inv["amount_paid_off_stripe"] = inv["amount_remaining"]
+        elif inv["amount_remaining"] > 0:
+            if params.get("payment_method") in DECLINING_METHODS:
+                self._decline(inv, str(params["payment_method"]))
+            self.charge(inv["customer"], inv["amount_remaining"], inv["currency"], invoice=inv["id"])
+        self._mark_paid(inv)
+        return inv
+
+    def _decline(self, inv: dict[str, Any], method: str) -> None:
+        """A declined card, as Stripe answers it: a failed charge, a PaymentIntent waiting for a new
+        payment method, ``invoice.payment_failed``, and a 402 ``card_declined`` card error. The
+        invoice stays open for a retry."""
+        pi = self.charge(inv["customer"], inv["amount_remaining"], inv["currency"], invoice=inv["id"],
+                         emit=False)
+        ch = self.table("charge")[pi["latest_charge"]]
+        self.table("balance_transaction").pop(ch["balance_transaction"], None)  # no money moved
+        error = {"code": "card_declined", "decline_code": "generic_decline", "type": "card_error",
+                 "message": "Your card was declined.", "charge": ch["id"]}
+        ch.update(status="failed", paid=False, captured=False, amount_captured=0, balance_transaction=None,
+                  failure_code="card_declined", failure_message="Your card was declined.",
+                  payment_method=method, outcome={"network_status": "declined_by_network",
+                                                  "reason": "generic_decline", "type": "issuer_declined"})
+        pi.update(status="requires_payment_method", amount_received=0, last_payment_error=error,
+                  payment_method=None)
+        previous = {"attempted": inv["attempted"], "attempt_count": inv["attempt_count"]}
+        inv["attempted"] = True
+        inv["attempt_count"] += 1
+        self.emit("charge.failed", ch)
+        self.emit("payment_intent.payment_failed", pi)
+        self.emit("invoice.payment_failed", inv, previous)
+        raise StripeAPIError(402, "Your card was declined.", type_="card_error", code="card_declined")
+
+    def _mark_paid(self, inv: dict[str, Any]) -> None:
+        previous = {"status": inv["status"], "amount_paid": inv["amount_paid"]}
+        inv["amount_paid"] = inv["amount_due"]
+        inv["amount_remaining"] = 0
+        inv["attempted"] = True
+        inv["attempt_count"] = max(inv["attempt_count"], 1)
+        inv["status"] = "paid"
+        inv["status_transitions"]["paid_at"] = self.now()
+        self.emit("invoice.paid", inv, previous)
+
+    def transition(self, obj_id: str, target: str) -> dict[str, Any]:
+        inv = self.get("invoice", obj_id)
+        if inv["status"] != "open" and not (target == "void" and inv["status"] == "uncollectible"):
+            raise invalid(f"You can only {'void' if target == 'void' else 'mark uncollectible'} an "
+                          f"open invoice; this one is {inv['status']}.", code="invoice_not_editable")
+        previous = {"status": inv["status"]}
+        inv["status"] = target
+        stamp = "voided_at" if target == "void" else "marked_uncollectible_at"
+        inv["status_transitions"][stamp] = self.now()
+        if target == "void":
+            inv["amount_remaining"] = 0
+        self.emit("invoice.voided" if target == "void" else "invoice.marked_uncollectible", inv,
+                  previous)
+        return inv

@@ -1,0 +1,274 @@
+"""The Stripe emulator's subscriptions: creation with the first cycle's invoice, item changes
+with proration, cancellation, and renewals when the clock passes a period's end.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connectors.stripe.emulator.invoices import InvoicesMixin
+from connectors.stripe.emulator.money import round_half_up
+from connectors.stripe.emulator.store import Params
+from connectors.stripe.emulator.wire import (
+    as_bool,
+    as_int,
+    as_list,
+    check_known,
+    created_filter,
+    invalid,
+    merge_metadata,
+    missing,
+    paginate,
+)
+
+
+def add_interval(ts: int, interval: str, count: int) -> int:
+    """Calendar arithmetic for billing periods (month ends clamp, as Stripe does)."""
+    dt = datetime.fromtimestamp(ts, UTC)
+    if interval == "day":
+        dt += timedelta(days=count)
+    elif interval == "week":
+        dt += timedelta(weeks=count)
+    else:
+        months = dt.month - 1 + count * (12 if interval == "year" else 1)
+        year, month = dt.year + months // 12, months % 12 + 1
+        dt = dt.replace(year=year, month=month, day=min(dt.day, calendar.monthrange(year, month)[1]))
+    return int(dt.timestamp())
+
+
+class SubscriptionsMixin(InvoicesMixin):
+    """Subscriptions and their billing cycles, each cycle invoiced through the invoices part."""
+
+    def _sub_item(self, sub_id: str, spec: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
+        price = self.get("price", str(spec.get("price") or ""), "price")
+        if price["type"] != "recurring":
+            raise invalid(f"The price specified ({price['id']}) is not a recurring price.",
+                          "items[price]")
+        return self.base("si", "subscription_item", billing_thresholds=None,
+                         current_period_end=end, current_period_start=start, discounts=[],
+                         metadata=merge_metadata({}, spec.get("metadata")), price=self.render(price),
+                         quantity=as_int(spec, "quantity", 1), subscription=sub_id,
+                         tax_rates=[self.render(t) for t in self._tax_rates(spec.get("tax_rates"))])
+
+    def create_subscription(self, params: Params) -> dict[str, Any]:
+        check_known(params, ("customer", "items", "metadata", "proration_behavior", "collection_method",
+                             "days_until_due", "default_tax_rates", "currency", "description",
+                             "payment_behavior", "cancel_at_period_end", "billing_cycle_anchor",
+                             "off_session", "default_payment_method", "trial_period_days"))
+        cus = self.get("customer", str(params.get("customer") or ""), "customer")
+        specs = as_list(params.get("items"))
+        if not specs:
+            raise invalid("Missing required param: items.", "items", code="parameter_missing")
+        now = self.now()
+        first = self.get("price", str(specs[0].get("price") or ""), "price")
+        if first["type"] != "recurring":
+            raise invalid(f"The price specified ({first['id']}) is not a recurring price.", "items[0][price]")
+        end = add_interval(now, first["recurring"]["interval"], first["recurring"]["interval_count"])
+        sub_id = self.ids("sub")
+        items = [self._sub_item(sub_id, spec, now, end) for spec in specs]
+        if len({i["price"]["currency"] for i in items}) != 1:
+            raise invalid("All prices on a subscription must have the same currency.", "items")
+        method = params.get("collection_method") or "charge_automatically"
+        sub = self.base(
+            "sub", "subscription", id=sub_id, application=None,
+            automatic_tax={"enabled": False, "disabled_reason": None, "liability": None},
+            billing_cycle_anchor=now, billing_cycle_anchor_config=None, billing_mode={"type": "classic"},
+            billing_schedules=[], billing_thresholds=None, cancel_at=None,
+            cancel_at_period_end=as_bool(params, "cancel_at_period_end", False), canceled_at=None,
+            cancellation_details=None, collection_method=method, currency=items[0]["price"]["currency"],
+            customer=cus["id"], days_until_due=as_int(params, "days_until_due"),
+            default_payment_method=None, default_source=None,
+            default_tax_rates=[self.render(t) for t in self._tax_rates(params.get("default_tax_rates"))],
+            description=params.get("description") or None, discounts=[], ended_at=None,
+            invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}},
+            items={"object": "list", "data": items, "has_more": False,
+                   "url": f"/v1/subscription_items?subscription={sub_id}"},
+            latest_invoice=None, metadata=merge_metadata({}, params.get("metadata")),
+            next_pending_invoice_item_invoice=None, on_behalf_of=None, pause_collection=None,
+            payment_settings=None, pending_invoice_item_interval=None, pending_setup_intent=None,
+            pending_update=None, schedule=None, start_date=now, status="active", test_clock=None,
+            transfer_data=None, trial_end=None, trial_settings=None, trial_start=None)
+        self._store("subscription", sub)
+        self.emit("customer.subscription.created", sub)
+        self._cycle_invoice(sub, "subscription_create", now, end)
+        return self.render(sub)
+
+    def list_subscriptions(self, params: Params) -> dict[str, Any]:
+        status = params.get("status") or "active_or_trialing"
+        items = self.live("subscription")
+        if status not in ("all",):
+            if status == "active_or_trialing":
+                items = [s for s in items if s["status"] in ("active", "trialing", "past_due")]
+            else:
+                items = [s for s in items if s["status"] == status]
+        if params.get("customer"):
+            items = [s for s in items if s["customer"] == params["customer"]]
+        if params.get("price"):
+            items = [s for s in items if any(i["price"]["id"] == params["price"]
+                                             for i in s["items"]["data"])]
+        check = created_filter(params)
+        envelope = paginate([s for s in items if check(s)], params, "/v1/subscriptions")
+        envelope["data"] = [self.render(o) for o in envelope["data"]]
+        return envelope
+
+    def _cycle_invoice(self, sub: dict[str, Any], reason: str, start: int, end: int) -> dict[str, Any]:
+        inv = self.create_invoice({"customer": sub["customer"], "currency": sub["currency"],
+                                   "collection_method": sub["collection_method"],
+                                   "days_until_due": sub["days_until_due"] or (
+                                       30 if sub["collection_method"] == "send_invoice" else None),
+                                   "default_tax_rates": [t["id"] for t in sub["default_tax_rates"]]},
+                                  billing_reason=reason, subscription=sub, period=(start, end))
+        for item in sub["items"]["data"]:
+            price = item["price"]
+            line = self._line(inv, amount=round_half_up(Decimal(price["unit_amount_decimal"]) * item["quantity"]),
+                              description=f"{item['quantity']} × {self._product_name(price)}",
+                              quantity=item["quantity"], unit=price["unit_amount_decimal"],
+                              price=price["id"], period=(start, end), proration=False,
+                              tax_rate_ids=[t["id"] for t in item["tax_rates"]])
+            line["parent"] = {"type": "subscription_item_details", "invoice_item_details": None,
+                              "subscription_item_details": {"invoice_item": None, "proration": False,
+                                                            "proration_details": {"credited_items": None},
+                                                            "subscription": sub["id"],
+                                                            "subscription_item": item["id"]}}
+            line["subscription"] = sub["id"]
+            inv["_lines"].append(line)
+        self.recompute(inv)
+        self._finalize_and_collect(sub, inv)
+        return inv
+
+    def _finalize_and_collect(self, sub: dict[str, Any], inv: dict[str, Any]) -> None:
+        self.finalize_invoice(inv["id"])
+        if sub["collection_method"] == "charge_automatically" and inv["status"] == "open":
+            self.pay_invoice(inv["id"], {})
+        sub["latest_invoice"] = inv["id"]
+
+    def update_subscription(self, sub_id: str, params: Params) -> dict[str, Any]:
+        check_known(params, ("items", "metadata", "proration_behavior", "cancel_at_period_end",
+                             "default_tax_rates", "description", "collection_method", "days_until_due",
+                             "payment_behavior", "proration_date", "cancel_at", "off_session"))
+        sub = self.get("subscription", sub_id)
+        if sub["status"] == "canceled":
+            raise invalid("A canceled subscription can only update its cancellation_details and "
+                          "metadata.")
+        behavior = params.get("proration_behavior") or "create_prorations"
+        if behavior not in ("create_prorations", "none", "always_invoice"):
+            raise invalid("Invalid proration_behavior", "proration_behavior")
+        now = as_int(params, "proration_date", self.now()) or self.now()
+        previous: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+        if "metadata" in params:
+            changes["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
+        if "cancel_at_period_end" in params:
+            changes["cancel_at_period_end"] = as_bool(params, "cancel_at_period_end")
+        if "description" in params:
+            changes["description"] = params["description"] or None
+        prorations: list[tuple[dict[str, Any], int, str, dict[str, Any] | None]] = []
+        specs = as_list(params.get("items"))
+        if specs:
+            previous["items"] = copy.deepcopy(sub["items"])
+            items = {i["id"]: i for i in sub["items"]["data"]}
+            start = sub["items"]["data"][0]["current_period_start"]
+            end = sub["items"]["data"][0]["current_period_end"]
+            fraction = Decimal(max(end - now, 0)) / Decimal(max(end - start, 1))
+            for spec in specs:
+                old = items.get(str(spec.get("id"))) if spec.get("id") else None
+                if spec.get("id") and old is None:
+                    raise missing("subscription item", str(spec["id"]), "items[id]")
+                if old is not None:
+                    old_total = Decimal(old["price"]["unit_amount_decimal"]) * (old["quantity"] or 1)
+                    prorations.append((old, -round_half_up(old_total * fraction), "Unused time on", None))
+                    if as_bool(spec, "deleted", False):
+                        del items[old["id"]]
+                        continue
+                    new = copy.deepcopy(old)
+                    if spec.get("price"):
+                        price = self.get("price", str(spec["price"]), "price")
+                        new["price"] = self.render(price)
+                    if spec.get("quantity") not in (None, ""):
+                        new["quantity"] = as_int(spec, "quantity")
+                    items[old["id"]] = new
+                else:
+                    new = self._sub_item(sub_id, spec, start, end)
+                    items[new["id"]] = new
+                new_total = Decimal(new["price"]["unit_amount_decimal"]) * (new["quantity"] or 1)
+                prorations.append((new, round_half_up(new_total * fraction), "Remaining time on", new))
+            if not items:
+                raise invalid("A subscription must have at least one item.", "items")
+            changes["items"] = {**sub["items"], "data": list(items.values())}
+        for key, value in changes.items():
+            if sub.get(key) != value and key not in previous:
+                previous[key] = copy.deepcopy(sub.get(key))
+        sub.update(changes)
+        if previous:
+            self.emit("customer.subscription.updated", sub, previous)
+        if behavior != "none" and prorations:
+            end = sub["items"]["data"][0]["current_period_end"]
+            created = []
+            for item, amount, label, _new in prorations:
+                if amount == 0:
+                    continue
+                price = item["price"]
+                desc = f"{label} {item['quantity']} × {self._product_name(price)} after " \
+                       f"{datetime.fromtimestamp(now, UTC):%d %b %Y}"
+                ii = self.create_invoice_item(
+                    {"customer": sub["customer"], "amount": amount, "currency": sub["currency"],
+                     "description": desc, "quantity": item["quantity"],
+                     "tax_rates": [t["id"] for t in item["tax_rates"]]},
+                    proration=True, subscription=sub["id"], subscription_item=item["id"],
+                    period=(now, end))
+                ii["pricing"] = {"type": "price_details",
+                                 "price_details": {"price": price["id"], "product": price["product"]},
+                                 "unit_amount_decimal": price["unit_amount_decimal"]}
+                created.append(ii)
+            if behavior == "always_invoice" and created:
+                inv = self.create_invoice({"customer": sub["customer"], "currency": sub["currency"],
+                                           "collection_method": sub["collection_method"],
+                                           "days_until_due": sub["days_until_due"] or (
+                                               30 if sub["collection_method"] == "send_invoice" else None),
+                                           "default_tax_rates": [t["id"] for t in sub["default_tax_rates"]]},
+                                          billing_reason="subscription_update", subscription=sub,
+                                          period=(now, now))
+                self._finalize_and_collect(sub, inv)
+        return self.render(sub)
+
+    def cancel_subscription(self, sub_id: str, params: Params) -> dict[str, Any]:
+        check_known(params, ("invoice_now", "prorate", "cancellation_details"))
+        sub = self.get("subscription", sub_id)
+        if sub["status"] == "canceled":
+            raise invalid("This subscription has already been canceled.")
+        previous = {"status": sub["status"], "canceled_at": None, "ended_at": None}
+        now = self.now()
+        sub.update(status="canceled", canceled_at=now, ended_at=now,
+                   cancellation_details={"comment": None, "feedback": None,
+                                         "reason": "cancellation_requested"})
+        self.emit("customer.subscription.deleted", sub, previous)
+        return self.render(sub)
+
+    def renew_subscriptions(self) -> list[str]:
+        """Issue the renewal invoices of every period that ended by the emulator's clock."""
+        issued = []
+        now = self.now()
+        for sub in list(self.table("subscription").values()):
+            while sub["status"] == "active":
+                items = sub["items"]["data"]
+                end = items[0]["current_period_end"]
+                if end > now:
+                    break
+                if sub["cancel_at_period_end"]:
+                    previous = {"status": "active"}
+                    sub.update(status="canceled", canceled_at=end, ended_at=end)
+                    self.emit("customer.subscription.deleted", sub, previous)
+                    break
+                rec = items[0]["price"]["recurring"]
+                new_end = add_interval(end, rec["interval"], rec["interval_count"])
+                previous = {"items": copy.deepcopy(sub["items"])}
+                for item in items:
+                    item["current_period_start"], item["current_period_end"] = end, new_end
+                self.emit("customer.subscription.updated", sub, previous)
+                issued.append(self._cycle_invoice(sub, "subscription_cycle", end, new_end)["id"])
+        return issued
