@@ -144,11 +144,11 @@ def test_every_company_and_organisation_gets_everything_once_and_one_pause_stays
         qbo_oauth = control(emus["quickbooks"].base_url, "oauth", method="GET")
         assert qbo_oauth["refreshes"] == len(REALMS) and qbo_oauth["invalid_grant"] == 0
         xero_emu: XeroEmulator = emus["xero"].emulator  # type: ignore[assignment]
-        assert xero_emu.refresh_refusals == 0
+        assert xero_emu.oauth.counts["invalid_grant"] == 0
         # Each organisation's grant reaches only its own tenant: the tokens really are separate.
         for name, tenant in TENANTS.items():
-            granted = xero_emu.access_tokens[creds[name]["access_token"]][1]
-            assert granted == [tenant], name
+            granted = xero_emu.oauth.access_tokens[creds[name]["access_token"]].subject
+            assert granted == (tenant,), name
 
         # xero_b spends its daily limit (Xero counts per organisation); the others do not.
         b_tenant = xero_emu.tenants[TENANTS["xero_b"]]

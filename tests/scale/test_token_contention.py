@@ -59,7 +59,7 @@ def test_three_processes_rotate_tokens_without_a_refused_refresh_or_a_lockout(
     daemons = [Daemon(config, free_port(), tmp_path / f"daemon{i}.log") for i in range(PROCESSES)]
 
     def xero_refreshes() -> int:
-        return len(xero.refresh_grants) - 1  # every refresh issues one new grant
+        return len(xero.oauth.grants) - 1  # every refresh issues one new grant
 
     def qbo_refreshes() -> int:
         return int(control(qbo_url, "oauth", method="GET")["refreshes"])
@@ -77,9 +77,7 @@ def test_three_processes_rotate_tokens_without_a_refused_refresh_or_a_lockout(
             control(qbo_url, "clock", {"advance_seconds": STEP_SECONDS})
             control(xero_url, "clock", {"advance_seconds": STEP_SECONDS})
             control(qbo_url, "oauth", {"expire_access_tokens": True})
-            now = xero.clock.now()
-            for token, (_expiry, tenants) in list(xero.access_tokens.items()):  # Xero has no such control
-                xero.access_tokens[token] = (now, tenants)
+            control(xero_url, "tokens", {"expire_access_tokens": True})
             wait_until(f"step {step}: both connections refreshed after the expiry",
                        lambda b=before: qbo_refreshes() > b[0] and xero_refreshes() > b[1], 60)  # type: ignore[misc]
             assert "needs_reauth" not in states().values(), states()
@@ -91,7 +89,8 @@ def test_three_processes_rotate_tokens_without_a_refused_refresh_or_a_lockout(
         store.dispose()
     assert codes == [0] * PROCESSES, [d.log.read_text()[-2000:] for d in daemons]
     final = control(qbo_url, "oauth", method="GET")
-    assert final["invalid_grant"] == 0 and xero.refresh_refusals == 0, (final, xero.refresh_refusals)
+    xero_refused = xero.oauth.counts["invalid_grant"]
+    assert final["invalid_grant"] == 0 and xero_refused == 0, (final, xero_refused)
     # One refresh per expiry, not one per process: the others adopted the stored token.
     assert STEPS + 1 <= final["refreshes"] <= STEPS + 1 + PROCESSES, final
     assert STEPS + 1 <= xero_refreshes() <= STEPS + 1 + PROCESSES, xero_refreshes()

@@ -5,7 +5,8 @@
 * ``store``: tenants, records, saving and webhook events; ``where``: the query language;
 * ``contacts``, ``documents`` (invoices, credit notes), ``payments`` (payments, allocations):
   the ledger rules; ``validation``: field parsing and the per-item error;
-* ``oauth``: the token endpoint and its grants; ``webhooks``: signed deliveries.
+* ``oauth``: the token endpoint (the shared grant server under Xero's policy) and its
+  control call; ``webhooks``: signed deliveries.
 
 Callers import the public names from here.
 """

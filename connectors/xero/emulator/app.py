@@ -4,8 +4,8 @@ control surface. State and ledger rules live in the sibling modules.
 
 Wire behaviour it reproduces (see shared/reference/api-facts.md §3, §5-§9):
 
-* ``POST /connect/token`` (``oauth``): refresh grant only, 30-minute access tokens, rotating
-  refresh tokens with a 30-minute grace period for a used one.
+* ``POST /connect/token`` (``oauth``, the shared grant server): refresh grant only, 30-minute
+  access tokens, rotating refresh tokens with a 30-minute grace period for a used one.
 * ``GET /connections`` and ``/Connections`` list the tenants the token may use; every
   accounting call needs a known ``xero-tenant-id``.
 * ``/api.xro/2.0/{Contacts,Items,Invoices,Payments,CreditNotes,Currencies,TaxRates,Accounts}``:
@@ -28,7 +28,8 @@ Extra control calls (besides the shared reset/seed/stats/faults/clock):
     POST /__emulator/limits   {"minute": 60, "day": 5000, "concurrent": 5, "app_minute": 10000}
     POST /__emulator/webhooks {"url": "...", "events": [...] | omitted = pending, "valid": true}
     POST /__emulator/intent   {"url": "..."} -> {"valid_status", "invalid_status", "passed"}
-    POST /__emulator/tokens   {"refresh_token": "...", "access_token": "..."} (issue a grant)
+    POST /__emulator/tokens   {"refresh_token": "...", "access_token": "...",
+                               "expire_access_tokens": true} (issue grants, expire access tokens)
 """
 
 from __future__ import annotations
@@ -135,24 +136,25 @@ class XeroEmulator(PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, Web
 
     # -- identity -------------------------------------------------------------------------
 
-    def _bearer(self, request: web.Request) -> tuple[list[str] | None, web.Response | None]:
+    def _bearer(self, request: web.Request) -> tuple[tuple[str, ...], web.Response | None]:
+        """The tenant ids the request's bearer token may use, or the 401 to answer."""
         auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
-            return None, self._auth_error(401, "AuthenticationUnsuccessful")
-        entry = self.access_tokens.get(auth[7:])
-        if entry is None:
-            return None, self._auth_error(401, "AuthenticationUnsuccessful")
-        if entry[0] <= self.clock.now():
-            return None, self._auth_error(401, "TokenExpired: token expired at "
-                                          + entry[0].strftime("%m/%d/%Y %H:%M:%S"))
-        return entry[1], None
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        check = self.oauth.check_access(token)
+        if check.status == "expired":
+            expired = self.oauth.access_tokens[token].expires_at
+            return (), self._auth_error(401, "TokenExpired: token expired at "
+                                        + expired.strftime("%m/%d/%Y %H:%M:%S"))
+        if check.grant is None:
+            return (), self._auth_error(401, "AuthenticationUnsuccessful")
+        return check.grant.subject, None
 
     async def _connections(self, request: web.Request) -> web.Response:
         tenants, error = self._bearer(request)
         if error is not None:
             return error
         out = []
-        for tid in tenants or []:
+        for tid in tenants:
             tenant = self.tenants.get(tid)
             if tenant is None:
                 continue
@@ -222,7 +224,7 @@ class XeroEmulator(PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, Web
             return error
         tenant_id = request.headers.get("xero-tenant-id", "")
         tenant = self.tenants.get(tenant_id)
-        if not tenant_id or tenant is None or tenant_id not in (tenants or []):
+        if not tenant_id or tenant is None or tenant_id not in tenants:
             return self._auth_error(403, "AuthorizationUnsuccessful")
         limited = self._limit_check(tenant)
         if limited is not None:

@@ -39,11 +39,11 @@ def test_fifty_refreshes_with_crashes_are_never_refused(
         pages = list(connector.fetch_all("customer"))
         assert pages and pages[0].records == []
     connector.close()
-    assert emu.refresh_refusals == 0
+    assert emu.oauth.counts["invalid_grant"] == 0
     with hub_store.transaction() as tx:
         stored = tx.load_credentials("xero")
         assert tx.connection_state("xero") is None
-    assert stored is not None and stored["refresh_token"] in emu.refresh_grants
+    assert stored is not None and stored["refresh_token"] in emu.oauth.grants
 
 
 def _raise_crash() -> None:
