@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from connectors.xero.emulator.validation import Invalid
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CLAUSE = re.compile(
     r'^\s*([A-Za-z][A-Za-z0-9_.]*)(?:\.(ToLower|ToUpper)\(\))?\s*(==|!=|>=|<=|>|<)\s*'
     r'(?:"((?:[^"\\]|\\.)*)"|(null|true|false|-?\d+(?:\.\d+)?)|(DateTime\([^)]*\)))\s*$'
@@ -81,17 +82,24 @@ def _match(obj: dict[str, Any], path: str, fn: str | None, op: str, wanted: Any)
         return False
 
 
+def _epoch_seconds(moment: datetime) -> Decimal:
+    """Exact seconds since the epoch: ``timestamp()`` without the float (a naive moment is
+    local time, as there)."""
+    micros = (moment.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    return Decimal(micros).scaleb(-6)
+
+
 def order(items: list[dict[str, Any]], spec_text: str, id_field: str) -> list[dict[str, Any]]:
     """Sort by ``order`` (``"Name ASC, Date DESC"``; default ``UpdatedDateUTC``), ties by id."""
     keys = [part.strip().split() for part in spec_text.split(",") if part.strip()] or [["UpdatedDateUTC"]]
 
-    def sort_key(value: Any) -> tuple[int, Any]:  # ranks values only: the float is never stored
+    def sort_key(value: Any) -> tuple[int, Any]:
         if value is None:
             return (0, "")
-        if isinstance(value, datetime):
-            return (1, value.timestamp())
+        if isinstance(value, datetime):  # with numbers, as before: one rank, exact seconds
+            return (1, _epoch_seconds(value))
         if isinstance(value, (int, Decimal)):
-            return (1, float(value))
+            return (1, Decimal(value))
         return (2, str(value))
 
     ordered = sorted(items, key=lambda i: sort_key(i.get(id_field)))
