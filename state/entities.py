@@ -1,0 +1,350 @@
+"""Canonical entities: reads, the one upsert, natural keys, placeholders and history."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from mapping.keys import key_digest, natural_digests
+from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, changed_fields, content_hash, to_data
+from state import schema as t
+from state.records import Outcome, StoredEntity, stored_row
+from state.txbase import TxBase, select_all
+
+_ENTITY_BY_ID = select_all(t.entities, "id = :id")
+_ENTITY_COLUMNS = ("id", "type", "payload", "content_hash", "version", "deleted", "source", "updated_at")
+_HISTORY_COLUMNS = ("canonical_id", "entity_type", "system", "action", "changes", "content_hash", "run_id",
+                    "at")
+
+
+def _bulk_digest(data: dict[str, Any]) -> str:
+    """``content_hash`` from an entity's ``to_data`` (saves serialising the entity twice)."""
+    hashable = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
+    return hashlib.sha256(canonical_json(hashable).encode("ascii")).hexdigest()
+
+
+def _added_changes(data: dict[str, Any]) -> dict[str, list[Any]]:
+    """``changed_fields(None, data)``, without comparing every field with nothing."""
+    return {k: [None, data[k]] for k in sorted(data) if k not in VOLATILE_FIELDS and data[k] is not None}
+
+
+class EntitiesMixin(TxBase):
+    def get_entity(self, canonical_id: str) -> StoredEntity | None:
+        if self._memo is not None and canonical_id in self._memo.entities:
+            return self._memo.entities[canonical_id]
+        row = self.conn.execute(_ENTITY_BY_ID, {"id": canonical_id}).first()
+        found = stored_row(row) if row else None
+        if self._memo is not None:
+            self._memo.entities[canonical_id] = found
+        return found
+
+    def entities_of(self, entity_type: str, *, include_deleted: bool = False) -> Iterator[StoredEntity]:
+        query = select(t.entities).where(t.entities.c.type == entity_type).order_by(t.entities.c.id)
+        if not include_deleted:
+            query = query.where(t.entities.c.deleted.is_(False))
+        for row in self.conn.execute(query):
+            yield stored_row(row)
+    def prefetch_entities(self, canonical_ids: Iterable[str]) -> None:
+        memo = self._memo
+        if memo is None:
+            return
+        wanted = [c for c in dict.fromkeys(canonical_ids) if c not in memo.entities]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for c in chunk:
+                memo.entities[c] = None
+            for row in self.conn.execute(select(t.entities).where(t.entities.c.id.in_(chunk))):
+                memo.entities[row.id] = stored_row(row)
+    def upsert_entity(
+        self, entity: Entity, source: str, *, run_id: str | None = None, deleted: bool = False
+    ) -> Outcome:
+        return self.upsert_entities([entity], source, run_id=run_id, deleted=deleted)[0]
+
+    def upsert_entities(
+        self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False
+    ) -> list[Outcome]:
+        """Store canonical entities; returns added / changed / unchanged per entity, in order.
+
+        Unchanged content (same hash) writes nothing, not even history.
+        """
+        if not batch:
+            return []
+        ids = list({e.id for e in batch})
+        existing: dict[str, tuple[str, dict[str, Any], int, bool]] = {}
+        if self._memo is not None:
+            # Read again, not taken from the memo: another process may have written these since
+            # the page was prefetched, and the version and history must follow from what is stored.
+            for cid in ids:
+                self._memo.entities.pop(cid, None)
+        for chunk_start in range(0, len(ids), 900):
+            chunk = ids[chunk_start : chunk_start + 900]
+            for row in self.conn.execute(
+                select(t.entities.c.id, t.entities.c.content_hash, t.entities.c.payload,
+                       t.entities.c.version, t.entities.c.deleted).where(t.entities.c.id.in_(chunk))
+            ):
+                existing[row.id] = (row.content_hash, dict(row.payload), row.version, bool(row.deleted))
+        now = self.now
+        outcomes: list[Outcome] = []
+        inserts: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for entity in batch:
+            data = to_data(entity)
+            digest = content_hash(entity)
+            current = existing.get(entity.id)
+            if current is None:
+                inserts.append({"id": entity.id, "type": entity.type, "payload": data,
+                                "content_hash": digest, "version": 1, "deleted": deleted,
+                                "source": source, "updated_at": now})
+                existing[entity.id] = (digest, data, 1, deleted)
+                history.append(self._history_row(entity.id, entity.type, source,
+                                                 "deleted" if deleted else "added",
+                                                 changed_fields(None, data), digest, run_id))
+                outcomes.append("added")
+                continue
+            old_hash, old_data, version, was_deleted = current
+            if old_hash == digest and was_deleted == deleted:
+                outcomes.append("unchanged")
+                continue
+            self.conn.execute(
+                update(t.entities).where(t.entities.c.id == entity.id).values(
+                    payload=data, content_hash=digest, version=version + 1, deleted=deleted,
+                    source=source, updated_at=now)
+            )
+            existing[entity.id] = (digest, data, version + 1, deleted)
+            action = "deleted" if deleted and not was_deleted else "changed"
+            history.append(self._history_row(entity.id, entity.type, source, action,
+                                             changed_fields(old_data, data), digest, run_id))
+            outcomes.append("changed")
+        if inserts:
+            self.conn.execute(insert(t.entities), inserts)
+        if history:
+            self.conn.execute(insert(t.history), history)
+        self._index_natural_keys({
+            entity.id: (entity.type, existing[entity.id][1], existing[entity.id][3])
+            for entity, outcome in zip(batch, outcomes, strict=True) if outcome != "unchanged"},
+            new={row["id"] for row in inserts})
+        return outcomes
+
+    def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]], *,
+                            new: set[str]) -> None:
+        """Keep ``natural_keys`` in step with entities just written: id -> (type, data, deleted);
+        ``new`` ones (just inserted) have no keys to replace."""
+        if not written:
+            return
+        ids = [cid for cid in written if cid not in new]
+        for start in range(0, len(ids), 900):
+            self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id.in_(ids[start:start + 900])))
+        rows = [{"entity_id": cid, "key": key, "entity_type": etype, "digest": digest}
+                for cid, (etype, data, deleted) in written.items() if not deleted
+                for key, digest in natural_digests(data).items()]
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(insert(t.natural_keys), rows[start:start + 5000])
+
+    def drop_natural_keys(self, entity_id: str) -> None:
+        """An erased entity is never matched again by email, number or name."""
+        self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id == entity_id))
+
+    # ------------------------------------------------------------------ placeholders
+
+    def note_placeholders(self, entity_id: str, placeholders: Mapping[str, tuple[str, str, str]]) -> None:
+        """``entity_id`` names records not linked yet: placeholder id -> (connection, type,
+        external id) of the record it stands for (idempotent)."""
+        for placeholder_id, (connection, object_type, external_id) in sorted(placeholders.items()):
+            self._insert_ignore(t.placeholder_refs, {
+                "placeholder_id": placeholder_id, "entity_id": entity_id, "connection": connection,
+                "object_type": object_type, "external_id": external_id}, ())
+
+    def placeholder_record(self, placeholder_id: str) -> tuple[str, str, str] | None:
+        """(connection, type, external id) of the record a held placeholder stands for."""
+        row = self.conn.execute(select(t.placeholder_refs.c.connection, t.placeholder_refs.c.object_type,
+                                       t.placeholder_refs.c.external_id)
+                                .where(t.placeholder_refs.c.placeholder_id == placeholder_id).limit(1)).first()
+        return None if row is None else (row.connection, row.object_type, row.external_id)
+
+    def take_placeholder_holders(self, placeholder_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The hub records holding each of these placeholders (which are now linked), and forget
+        them, in one statement: DELETE … RETURNING hands back exactly the rows it removed, so a
+        holder noted by another process between a read and a delete is never dropped unseen."""
+        wanted = sorted(set(placeholder_ids))
+        refs = t.placeholder_refs
+        holders: dict[str, list[str]] = defaultdict(list)
+        for start in range(0, len(wanted), 900):
+            taken = self.conn.execute(delete(refs).where(refs.c.placeholder_id.in_(wanted[start:start + 900]))
+                                      .returning(refs.c.placeholder_id, refs.c.entity_id))
+            for placeholder_id, entity_id in sorted(taken):
+                holders[placeholder_id].append(entity_id)
+        return dict(holders)
+
+    def entities_with_key(self, entity_type: str, key: str, value: str | None) -> list[str]:
+        """Ids of the live entities of a type whose natural ``key`` matches ``value`` (in its
+        normal form), in id order."""
+        return self.entities_with_keys(entity_type, key, [value]).get(value or "", [])
+
+    def entities_with_keys(self, entity_type: str, key: str,
+                           values: Iterable[str | None]) -> dict[str, list[str]]:
+        """``entities_with_key`` for many values in one statement per 900: value -> ids in id
+        order (a value nothing has is left out). A page of first contacts asks this once."""
+        by_digest: dict[str, list[str]] = defaultdict(list)
+        for value in dict.fromkeys(values):
+            digest = key_digest(value)
+            if digest is not None and value is not None:
+                by_digest[digest].append(value)
+        found: dict[str, list[str]] = {}
+        digests = list(by_digest)
+        nk = t.natural_keys
+        for start in range(0, len(digests), 900):
+            rows = self.conn.execute(select(nk.c.digest, nk.c.entity_id).where(
+                nk.c.entity_type == entity_type, nk.c.key == key,
+                nk.c.digest.in_(digests[start:start + 900])).order_by(nk.c.entity_id))
+            for digest, entity_id in rows:
+                for value in by_digest[digest]:
+                    found.setdefault(value, []).append(str(entity_id))
+        return found
+
+    def upsert_entities_bulk(
+        self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False
+    ) -> list[Outcome]:
+        """``upsert_entities`` for large loads: the same outcomes, rows and history, fewer trips.
+
+        Each entity is converted once (``to_data``) and hashed from that; only the rows to write
+        are serialised. Existing rows are read by hash (old payloads only for rows that changed);
+        new rows, changed rows and history are written with one executemany each. On PostgreSQL the rows to write are COPYed into a temporary staging table and
+        merged with one ``INSERT … ON CONFLICT (id) DO UPDATE … WHERE content_hash IS DISTINCT
+        FROM``, and history is COPYed. Payloads are stored as canonical JSON (sorted keys, no
+        spaces): the same JSON values ``upsert_entities`` stores. An id repeated in the batch is
+        applied in order, as successive ``upsert_entities`` calls would.
+        """
+        if self._memo is not None:
+            for entity in batch:
+                self._memo.entities.pop(entity.id, None)
+        if not batch:
+            return []
+        prepared = [(entity, data, _bulk_digest(data)) for entity in batch for data in (to_data(entity),)]
+        ids = list(dict.fromkeys(e.id for e, *_rest in prepared))
+        # id -> [content_hash, payload (None until read), version, deleted]
+        state: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for row in self.conn.execute(
+                select(t.entities.c.id, t.entities.c.content_hash, t.entities.c.version,
+                       t.entities.c.deleted).where(t.entities.c.id.in_(chunk))
+            ):
+                state[row.id] = [row.content_hash, None, row.version, bool(row.deleted)]
+        existing = set(state)
+        wanted = list(dict.fromkeys(
+            e.id for e, _data, digest in prepared
+            if e.id in existing and (state[e.id][0], state[e.id][3]) != (digest, deleted)))
+        for start in range(0, len(wanted), 900):
+            for old in self.conn.execute(select(t.entities.c.id, t.entities.c.payload)
+                                         .where(t.entities.c.id.in_(wanted[start : start + 900]))):
+                state[old.id][1] = dict(old.payload)
+        outcomes: list[Outcome] = []
+        history: list[tuple[str, str, str, str, str]] = []  # id, type, action, changes, hash
+        written: dict[str, str] = {}  # id -> type
+        for entity, data, digest in prepared:
+            current = state.get(entity.id)
+            if current is None:
+                state[entity.id] = [digest, data, 1, deleted]
+                history.append((entity.id, entity.type, "deleted" if deleted else "added",
+                                canonical_json(_added_changes(data)), digest))
+                outcomes.append("added")
+                written[entity.id] = entity.type
+                continue
+            old_hash, old_data, version, was_deleted = current
+            if old_hash == digest and was_deleted == deleted:
+                outcomes.append("unchanged")
+                continue
+            state[entity.id] = [digest, data, version + 1, deleted]
+            action = "deleted" if deleted and not was_deleted else "changed"
+            history.append((entity.id, entity.type, action,
+                            canonical_json(changed_fields(old_data, data)), digest))
+            outcomes.append("changed")
+            written[entity.id] = entity.type
+        now = self.now
+        rows = [(cid, etype, canonical_json(state[cid][1]), state[cid][0], state[cid][2])
+                for cid, etype in written.items()]
+        self._index_natural_keys({cid: (etype, state[cid][1], bool(state[cid][3])) for cid, etype in written.items()},
+                                 new=set(written) - existing)
+        if self.store.is_postgres:
+            self._merge_entities_pg(rows, history, source, deleted, run_id, now)
+            return outcomes
+        dialect = self.conn.dialect
+        ts = t.entities.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+        flag = t.entities.c.deleted.type.dialect_impl(dialect).bind_processor(dialect)
+        at = ts(now) if ts else now
+        gone = flag(deleted) if flag else deleted
+        inserts = [(cid, etype, payload, digest, version, gone, source, at)
+                   for cid, etype, payload, digest, version in rows if cid not in existing]
+        updates = [(etype, payload, digest, version, gone, source, at, cid)
+                   for cid, etype, payload, digest, version in rows if cid in existing]
+        if inserts:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO entities ({', '.join(_ENTITY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts)
+        if updates:
+            self.conn.exec_driver_sql(
+                "UPDATE entities SET type = ?, payload = ?, content_hash = ?, version = ?, deleted = ?,"
+                " source = ?, updated_at = ? WHERE id = ?", updates)
+        if history:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO history ({', '.join(_HISTORY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(cid, etype, source, action, changes, digest, run_id, at)
+                 for cid, etype, action, changes, digest in history])
+        return outcomes
+
+    def _merge_entities_pg(self, rows: list[tuple[str, str, str, str, int]],
+                           history: list[tuple[str, str, str, str, str]], source: str,
+                           deleted: bool, run_id: str | None, now: datetime) -> None:
+        """COPY into a staging table, merge into ``entities``; COPY history (PostgreSQL)."""
+        raw: Any = self.conn.connection.driver_connection
+        cols = ", ".join(_ENTITY_COLUMNS)
+        with raw.cursor() as cur:
+            if rows:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS hub_bulk_entities (id varchar(36), type varchar(32),"
+                    " payload json, content_hash varchar(64), version integer, deleted boolean,"
+                    " source varchar(64), updated_at timestamptz) ON COMMIT DELETE ROWS")
+                cur.execute("TRUNCATE hub_bulk_entities")
+                with cur.copy(f"COPY hub_bulk_entities ({cols}) FROM STDIN") as copy:
+                    for cid, etype, payload, digest, version in rows:
+                        copy.write_row((cid, etype, payload, digest, version, deleted, source, now))
+                cur.execute(
+                    f"INSERT INTO entities ({cols}) SELECT {cols} FROM hub_bulk_entities"
+                    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, payload = excluded.payload,"
+                    " content_hash = excluded.content_hash, version = excluded.version,"
+                    " deleted = excluded.deleted, source = excluded.source,"
+                    " updated_at = excluded.updated_at"
+                    " WHERE entities.content_hash IS DISTINCT FROM excluded.content_hash"
+                    " OR entities.deleted IS DISTINCT FROM excluded.deleted")
+            if history:
+                with cur.copy(f"COPY history ({', '.join(_HISTORY_COLUMNS)}) FROM STDIN") as copy:
+                    for cid, etype, action, changes, digest in history:
+                        copy.write_row((cid, etype, source, action, changes, digest, run_id, now))
+
+    def _history_row(self, canonical_id: str, entity_type: str, system: str, action: str,
+                     changes: dict[str, Any], digest: str | None, run_id: str | None) -> dict[str, Any]:
+        return {"canonical_id": canonical_id, "entity_type": entity_type, "system": system,
+                "action": action, "changes": changes, "content_hash": digest, "run_id": run_id,
+                "at": self.now}
+
+    def add_history(self, canonical_id: str, entity_type: str, system: str, action: str,
+                    changes: dict[str, Any], run_id: str | None = None) -> None:
+        self.conn.execute(insert(t.history).values(
+            **self._history_row(canonical_id, entity_type, system, action, changes, None, run_id)))
+
+    def history_of(self, canonical_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(t.history).where(t.history.c.canonical_id == canonical_id).order_by(t.history.c.id))
+        return [dict(r._mapping) for r in rows]
+
+    def count_history(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(t.history)).scalar_one())
+    def count_entities(self) -> dict[str, int]:
+        rows = self.conn.execute(select(t.entities.c.type, func.count())
+                                 .where(t.entities.c.deleted.is_(False)).group_by(t.entities.c.type))
+        return {kind: int(n) for kind, n in rows}

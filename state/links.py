@@ -1,0 +1,177 @@
+"""Links: which external record in which system is which canonical record (the crosswalk),
+and the page-at-a-time prefetch of them into the transaction's memo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+
+from state import schema as t
+from state.errors import LinkConflict
+from state.records import Link, link_row
+from state.txbase import TxBase, select_all
+
+_LINK_BY_EXTERNAL = select_all(t.links, "system = :system AND object_type = :object_type "
+                                     "AND external_id = :external_id")
+_LINK_BY_CANONICAL = select_all(t.links, "canonical_id = :canonical_id AND system = :system "
+                                      "AND object_type = :object_type")
+
+
+class LinksMixin(TxBase):
+    def prefetch_links(self, system: str, object_type: str, external_ids: Iterable[str]) -> None:
+        """Remember the links (or their absence) of these external records, and of the
+        canonical records they link to."""
+        memo = self._memo
+        if memo is None:
+            return
+        wanted = [e for e in dict.fromkeys(external_ids) if (system, object_type, e) not in memo.by_external]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for e in chunk:
+                memo.by_external[(system, object_type, e)] = None
+            for row in self.conn.execute(select(t.links).where(
+                    t.links.c.system == system, t.links.c.object_type == object_type,
+                    t.links.c.external_id.in_(chunk))):
+                memo.keep(link_row(row))
+
+    def prefetch_links_of(self, canonical_ids: Iterable[str], object_type: str, systems: Sequence[str]) -> None:
+        """Remember the links (or their absence) of these canonical records in ``systems``."""
+        memo = self._memo
+        if memo is None or not systems:
+            return
+        wanted = [c for c in dict.fromkeys(canonical_ids)
+                  if any((c, s, object_type) not in memo.by_canonical for s in systems)]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for c in chunk:
+                for s in systems:
+                    memo.by_canonical.setdefault((c, s, object_type), None)
+            for row in self.conn.execute(select(t.links).where(
+                    t.links.c.canonical_id.in_(chunk), t.links.c.system.in_(list(systems)),
+                    t.links.c.object_type == object_type)):
+                memo.keep(link_row(row))
+
+    def _forget_links(self) -> None:
+        if self._memo is not None:
+            self._memo.by_external.clear()
+            self._memo.by_canonical.clear()
+    def link(
+        self,
+        canonical_id: str,
+        system: str,
+        object_type: str,
+        external_id: str,
+        *,
+        remote_version: str | None = None,
+        seen_hash: str | None = None,
+        pushed_hash: str | None = None,
+        payload_hash: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Link a canonical entity to an external record (idempotent).
+
+        Raises ``LinkConflict`` when the external record is linked to another canonical entity,
+        or (unless ``replace``) when this canonical entity already links to another record in
+        the same system.
+        """
+        key = and_(t.links.c.system == system, t.links.c.object_type == object_type,
+                   t.links.c.external_id == external_id)
+        current = self._link_by_external(system, object_type, external_id)
+        if current is not None and current.canonical_id != canonical_id:
+            raise LinkConflict(system, object_type, external_id, current.canonical_id)
+        changes: dict[str, Any] = {"updated_at": self.now, "deleted": False}
+        if remote_version is not None:
+            changes["remote_version"] = remote_version
+        if seen_hash is not None:
+            changes["last_seen_hash"] = seen_hash
+        if pushed_hash is not None:
+            changes["last_pushed_hash"] = pushed_hash
+        if payload_hash is not None:
+            changes["last_payload_hash"] = payload_hash
+        mine = and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
+                    t.links.c.object_type == object_type)
+        other = None if current is not None else self.link_for(canonical_id, system, object_type)
+        if other is not None and other.external_id == external_id:
+            current, other = other, None  # made by another process since this transaction looked
+        if current is not None:
+            self.conn.execute(update(t.links).where(key).values(**changes))
+            self._drop_link(current)
+            return
+        if other is not None:
+            if not replace:
+                raise LinkConflict(system, object_type, other.external_id, canonical_id)
+            self.conn.execute(delete(t.links).where(mine))
+            self._drop_link(other)
+        values = {"canonical_id": canonical_id, "system": system, "object_type": object_type,
+                  "external_id": external_id, "created_at": self.now, **changes}
+        inserted = self._insert_ignore(t.links, values, ())
+        if self._memo is not None:
+            self._memo.by_external.pop((system, object_type, external_id), None)
+            self._memo.by_canonical.pop((canonical_id, system, object_type), None)
+        if not inserted:
+            winner = self.conn.execute(select(t.links.c.canonical_id).where(key)).scalar()
+            if winner == canonical_id:
+                # Another process made this very link since this transaction looked (a webhook
+                # and a change feed can carry one record at once): it is the same link.
+                self.conn.execute(update(t.links).where(key).values(**changes))
+                return
+            # Lost a race with another process: report who won, as a domain error.
+            if winner is None:
+                winner = self.conn.execute(select(t.links.c.external_id).where(mine)).scalar()
+            raise LinkConflict(system, object_type, external_id, str(winner))
+
+    def _link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:
+        return self._link_where("by_external", _LINK_BY_EXTERNAL, {
+            "system": system, "object_type": object_type, "external_id": external_id})
+
+    def _link_where(self, index: str, query: Any, params: dict[str, str]) -> Link | None:
+        """The link with these values of a unique key (in the order of the memo's ``index``),
+        answered from and kept in the memo while ``remembering``."""
+        key = tuple(params.values())
+        remembered: dict[Any, Link | None] | None = getattr(self._memo, index) if self._memo else None
+        if remembered is not None and key in remembered:
+            return remembered[key]
+        row = self.conn.execute(query, params).first()
+        found = link_row(row) if row else None
+        if remembered is not None:
+            remembered[key] = found
+        return found
+
+    def _drop_link(self, link: Link) -> None:
+        if self._memo is not None:
+            self._memo.by_external.pop((link.system, link.object_type, link.external_id), None)
+            self._memo.by_canonical.pop((link.canonical_id, link.system, link.object_type), None)
+
+    def unlink(self, canonical_id: str, system: str, object_type: str) -> None:
+        self._forget_links()
+        self.conn.execute(delete(t.links).where(
+            t.links.c.canonical_id == canonical_id, t.links.c.system == system,
+            t.links.c.object_type == object_type))
+
+    def mark_link_deleted(self, system: str, object_type: str, external_id: str) -> None:
+        self._forget_links()
+        self.conn.execute(update(t.links).where(
+            t.links.c.system == system, t.links.c.object_type == object_type,
+            t.links.c.external_id == external_id).values(deleted=True, updated_at=self.now))
+
+    def canonical_for(self, system: str, object_type: str, external_id: str) -> str | None:
+        link = self._link_by_external(system, object_type, external_id)
+        return str(link.canonical_id) if link else None
+
+    def link_for(self, canonical_id: str, system: str, object_type: str) -> Link | None:
+        return self._link_where("by_canonical", _LINK_BY_CANONICAL, {
+            "canonical_id": canonical_id, "system": system, "object_type": object_type})
+
+    def links_of(self, canonical_id: str) -> list[Link]:
+        rows = self.conn.execute(select(t.links).where(t.links.c.canonical_id == canonical_id)
+                                 .order_by(t.links.c.system))
+        return [link_row(r) for r in rows]
+
+    def links_in(self, system: str, object_type: str) -> Iterator[Link]:
+        rows = self.conn.execute(select(t.links).where(
+            t.links.c.system == system, t.links.c.object_type == object_type)
+            .order_by(t.links.c.external_id))
+        for row in rows:
+            yield link_row(row)

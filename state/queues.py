@@ -1,0 +1,183 @@
+"""The inbox (events received, processed once) and the outbox (writes intended, sent once).
+
+PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED``; a claim is a lease, so the rows of a
+process that died are claimed again when it runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+
+from state import schema as t
+from state.errors import NotFound
+from state.records import InboxItem, OutboxItem, aware, outbox_row, utcnow
+from state.txbase import XACT_LOCK, TxBase
+
+
+class QueuesMixin(TxBase):
+    def add_inbox(self, system: str, event_id: str, payload: dict[str, Any], event_type: str = "") -> bool:
+        """Record a received event; False when (system, event_id) was already stored."""
+        return self._insert_ignore(
+            t.inbox, {"system": system, "event_id": event_id, "event_type": event_type,
+                      "payload": payload, "status": "pending", "attempts": 0,
+                      "received_at": self.now}, ("system", "event_id"))
+
+    def claim_inbox(self, limit: int = 50, lease_seconds: float = 300,
+                    system: str | None = None) -> list[InboxItem]:
+        """Claim unprocessed events (and those whose claiming process died), oldest first."""
+        now = self.now
+        due = or_(t.inbox.c.status == "pending",
+                  and_(t.inbox.c.status == "claimed", t.inbox.c.claimed_until < now))
+        query = select(t.inbox).where(due).order_by(t.inbox.c.id).limit(limit)
+        if system is not None:
+            query = query.where(t.inbox.c.system == system)
+        if self.store.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.conn.execute(query))
+        if rows:
+            self.conn.execute(update(t.inbox).where(t.inbox.c.id.in_([r.id for r in rows])).values(
+                status="claimed", claimed_until=now + timedelta(seconds=lease_seconds),
+                attempts=t.inbox.c.attempts + 1))
+        return [InboxItem(r.id, r.system, r.event_id, r.event_type, dict(r.payload), "claimed",
+                          r.attempts + 1) for r in rows]
+
+    def finish_inbox(self, item_id: int, *, error: str | None = None, retry_in: float | None = None) -> None:
+        """Processed; or failed for good; or (``retry_in`` seconds) failed for now: the event
+        stays claimed, with its error, until then, and ``claim_inbox`` hands it out again."""
+        if error and retry_in is not None:
+            self.conn.execute(update(t.inbox).where(t.inbox.c.id == item_id).values(
+                status="claimed", error=error, claimed_until=self.now + timedelta(seconds=retry_in)))
+            return
+        self.conn.execute(update(t.inbox).where(t.inbox.c.id == item_id).values(
+            status="failed" if error else "processed", error=error, processed_at=self.now,
+            claimed_until=None))
+
+    def finish_inbox_many(self, item_ids: Sequence[int]) -> None:
+        """Several events processed, in one statement."""
+        if item_ids:
+            self.conn.execute(update(t.inbox).where(t.inbox.c.id.in_(list(item_ids))).values(
+                status="processed", error=None, processed_at=self.now, claimed_until=None))
+
+    def inbox_items(self, system: str) -> Iterator[InboxItem]:
+        """Every stored event of one system, oldest first."""
+        for r in self.conn.execute(select(t.inbox).where(t.inbox.c.system == system).order_by(t.inbox.c.id)):
+            yield InboxItem(r.id, r.system, r.event_id, r.event_type, dict(r.payload), r.status, r.attempts,
+                            aware(r.received_at) or utcnow())
+
+    def count_inbox(self, status: str | None = None) -> int:
+        query = select(func.count()).select_from(t.inbox)
+        if status:
+            query = query.where(t.inbox.c.status == status)
+        return int(self.conn.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue(self, canonical_id: str, entity_type: str, target: str, operation: str,
+                idempotency_key: str, digest: str, *, external_id: str | None = None) -> bool:
+        """Record an intended write; False when the same idempotency key is already queued."""
+        now = self.now
+        return self._insert_ignore(
+            t.outbox, {"canonical_id": canonical_id, "entity_type": entity_type, "target": target,
+                       "operation": operation, "idempotency_key": idempotency_key,
+                       "content_hash": digest, "status": "pending", "attempts": 0,
+                       "next_attempt_at": now, "external_id": external_id,
+                       "created_at": now, "updated_at": now}, ("idempotency_key",))
+
+    def claim_outbox(self, limit: int = 100, *, target: str | None = None,
+                     entity_type: str | None = None, lease_seconds: float = 300,
+                     due_by: datetime | None = None) -> list[OutboxItem]:
+        """Claim due items (and items whose lease expired because their process died).
+
+        ``due_by`` (default now) lets a pass take only what was due when it began, so an item it
+        put back for later is not taken again in the same pass.
+        """
+        now = self.now
+        if self.store.is_postgres:
+            # One claim per target at a time across processes, so the check below sees every
+            # claim already made (SKIP LOCKED alone would let two processes each take one of two
+            # items for the same record).
+            self.conn.execute(XACT_LOCK, {"k": "claim/" + (target or "")})
+        due = or_(and_(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= (due_by or now)),
+                  and_(t.outbox.c.status == "in_flight", t.outbox.c.claimed_until < now))
+        query = select(t.outbox).where(due)
+        if target:
+            query = query.where(t.outbox.c.target == target)
+        if entity_type:
+            query = query.where(t.outbox.c.entity_type == entity_type)
+        query = query.order_by(t.outbox.c.id).limit(limit)
+        if self.store.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.conn.execute(query))
+        if not rows:
+            return []
+        # At most one write per (record, target) in flight: two items for one record (a webhook
+        # and a change feed saw it with different content) sent together would both create it.
+        # The later one waits; by its turn the link exists and it is an update or nothing.
+        busy = {(r.canonical_id, r.target) for r in self.conn.execute(
+            select(t.outbox.c.canonical_id, t.outbox.c.target).where(
+                t.outbox.c.status == "in_flight", t.outbox.c.claimed_until >= now,
+                t.outbox.c.canonical_id.in_({r.canonical_id for r in rows})))}
+        chosen = []
+        for row in rows:
+            if (row.canonical_id, row.target) not in busy:
+                busy.add((row.canonical_id, row.target))
+                chosen.append(row)
+        rows = chosen
+        if not rows:
+            return []
+        self.conn.execute(update(t.outbox).where(t.outbox.c.id.in_([r.id for r in rows])).values(
+            status="in_flight", attempts=t.outbox.c.attempts + 1,
+            claimed_until=now + timedelta(seconds=lease_seconds), updated_at=now))
+        return [replace(outbox_row(r), status="in_flight", attempts=r.attempts + 1) for r in rows]
+
+    def complete_outbox(self, item_id: int, external_id: str | None = None) -> None:
+        self.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(
+            status="done", external_id=external_id, last_error=None, claimed_until=None,
+            updated_at=self.now))
+
+    def fail_outbox(self, item_id: int, error: str, retry_at: datetime) -> None:
+        self.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(
+            status="pending", last_error=error[:2000], next_attempt_at=retry_at,
+            claimed_until=None, updated_at=self.now))
+
+    def defer_outbox(self, item_id: int, reason: str, retry_at: datetime) -> None:
+        """Put a claimed item back without counting an attempt (it waited; it did not try)."""
+        self.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(
+            status="pending", last_error=reason[:2000], next_attempt_at=retry_at, claimed_until=None,
+            attempts=func.max(t.outbox.c.attempts - 1, 0) if self.conn.dialect.name == "sqlite"
+            else func.greatest(t.outbox.c.attempts - 1, 0), updated_at=self.now))
+
+    def dead_outbox(self, item_id: int, error: str) -> None:
+        self.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(
+            status="dead", last_error=error[:2000], claimed_until=None, updated_at=self.now))
+
+    def retry_outbox(self, item_id: int) -> None:
+        """Put a dead item back in the queue, due now."""
+        result = self.conn.execute(update(t.outbox).where(
+            t.outbox.c.id == item_id, t.outbox.c.status.in_(["dead", "pending", "dropped"]))
+            .values(status="pending", next_attempt_at=self.now, attempts=0, updated_at=self.now))
+        if not result.rowcount:
+            raise NotFound(f"no outbox item {item_id} that can be retried (see `hub outbox list`)")
+
+    def drop_outbox(self, item_id: int) -> None:
+        """Give up on an item on purpose (kept for the audit trail as ``dropped``)."""
+        result = self.conn.execute(update(t.outbox).where(
+            t.outbox.c.id == item_id, t.outbox.c.status.in_(["dead", "pending"]))
+            .values(status="dropped", updated_at=self.now))
+        if not result.rowcount:
+            raise NotFound(f"no pending or dead outbox item {item_id} (see `hub outbox list`)")
+
+    def list_outbox(self, status: str | None = None, limit: int = 200) -> list[OutboxItem]:
+        query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
+        if status:
+            query = query.where(t.outbox.c.status == status)
+        return [outbox_row(r) for r in self.conn.execute(query)]
+
+    def outbox_depth(self) -> dict[str, int]:
+        rows = self.conn.execute(select(t.outbox.c.status, func.count()).group_by(t.outbox.c.status))
+        return {status: int(n) for status, n in rows}

@@ -1,0 +1,126 @@
+"""Runs (one row per sync or diff pass), their findings, and the streams' cursors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, text, update
+
+from state import schema as t
+from state.errors import NotFound
+from state.records import Finding, aware, finding_row
+from state.txbase import TxBase
+
+_CURSOR = text("SELECT value FROM cursors WHERE connection = :connection AND stream = :stream")
+
+
+class RunsMixin(TxBase):
+    def start_run(self, kind: str, scope: str = "") -> str:
+        run_id = str(uuid.uuid4())
+        self.conn.execute(insert(t.runs).values(id=run_id, kind=kind, scope=scope, status="running",
+                                                counts={}, started_at=self.now))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any],
+                   error: str | None = None) -> None:
+        self.conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(
+            status=status, counts=counts, error=error, finished_at=self.now))
+
+    def last_runs(self, limit: int = 10, kind: str | None = None) -> list[dict[str, Any]]:
+        query = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        if kind:
+            query = query.where(t.runs.c.kind == kind)
+        return [{**r._mapping, "started_at": aware(r.started_at),
+                 "finished_at": aware(r.finished_at)} for r in self.conn.execute(query)]
+
+    # ------------------------------------------------------------------ findings
+
+    def upsert_finding(self, *, fingerprint: str, kind: str, entity: str, system: str,
+                       canonical_id: str | None, external_ids: Sequence[str],
+                       fields: dict[str, Any], detail: str, run_id: str | None) -> tuple[str, bool]:
+        """Record a finding by its stable fingerprint; returns (id, newly opened)."""
+        now = self.now
+        row = self.conn.execute(select(t.findings).where(t.findings.c.fingerprint == fingerprint)).first()
+        if row is None:
+            finding_id = str(uuid.uuid4())
+            self.conn.execute(insert(t.findings).values(
+                id=finding_id, fingerprint=fingerprint, kind=kind, entity=entity, system=system,
+                canonical_id=canonical_id, external_ids=list(external_ids), fields=fields,
+                detail=detail, status="open", first_seen=now, last_seen=now, run_id=run_id))
+            return finding_id, True
+        reopened = row.status == "resolved"
+        self.conn.execute(update(t.findings).where(t.findings.c.id == row.id).values(
+            external_ids=list(external_ids), fields=fields, detail=detail, last_seen=now,
+            run_id=run_id, canonical_id=canonical_id,
+            status="open" if reopened else row.status, resolved_at=None))
+        return row.id, reopened
+
+    def resolve_unseen_findings(self, run_id: str, *, entity: str | None = None,
+                                kinds: Iterable[str] | None = None) -> int:
+        """Resolve open findings in scope that this diff run did not see again."""
+        cond = [t.findings.c.status.in_(["open", "acknowledged"]),
+                or_(t.findings.c.run_id.is_(None), t.findings.c.run_id != run_id)]
+        if entity:
+            cond.append(t.findings.c.entity == entity)
+        if kinds is not None:
+            cond.append(t.findings.c.kind.in_(list(kinds)))
+        result = self.conn.execute(update(t.findings).where(*cond).values(
+            status="resolved", resolved_at=self.now))
+        return int(result.rowcount or 0)
+
+    def resolve_finding(self, finding_id: str) -> None:
+        self.conn.execute(update(t.findings).where(t.findings.c.id == finding_id).values(
+            status="resolved", resolved_at=self.now))
+
+    def ack_finding(self, finding_id: str) -> Finding:
+        found = self.get_finding(finding_id)
+        if found.status == "open":
+            self.conn.execute(update(t.findings).where(t.findings.c.id == found.id)
+                              .values(status="acknowledged"))
+        return self.get_finding(found.id)
+
+    def get_finding(self, finding_id: str) -> Finding:
+        row = self.conn.execute(select(t.findings).where(
+            or_(t.findings.c.id == finding_id, t.findings.c.id.startswith(finding_id)))).all()
+        if len(row) != 1:
+            raise NotFound(f"no finding {finding_id!r} (see `hub drift list`)" if not row else
+                           f"{finding_id!r} matches {len(row)} findings; give more of the id")
+        return finding_row(row[0])
+
+    def list_findings(self, *, kind: str | None = None, system: str | None = None,
+                      status: str | None = None, entity: str | None = None,
+                      limit: int | None = None) -> list[Finding]:
+        query = select(t.findings).order_by(t.findings.c.first_seen, t.findings.c.id)
+        for column, value in ((t.findings.c.kind, kind), (t.findings.c.system, system),
+                              (t.findings.c.status, status), (t.findings.c.entity, entity)):
+            if value:
+                query = query.where(column == value)
+        if limit:
+            query = query.limit(limit)
+        return [finding_row(r) for r in self.conn.execute(query)]
+
+    def open_findings_by_kind(self) -> dict[str, int]:
+        rows = self.conn.execute(select(t.findings.c.kind, func.count())
+                                 .where(t.findings.c.status.in_(["open", "acknowledged"]))
+                                 .group_by(t.findings.c.kind))
+        return {kind: int(n) for kind, n in rows}
+
+    # ------------------------------------------------------------------ cursors
+
+    def get_cursor(self, connection: str, stream: str) -> str | None:
+        value = self.conn.execute(_CURSOR, {"connection": connection, "stream": stream}).scalar()
+        return None if value is None else str(value)
+
+    def set_cursor(self, connection: str, stream: str, value: str | None) -> None:
+        if not self._insert_ignore(t.cursors, {"connection": connection, "stream": stream,
+                                               "value": value, "last_success": self.now},
+                                   ("connection", "stream")):
+            self.conn.execute(update(t.cursors).where(
+                t.cursors.c.connection == connection, t.cursors.c.stream == stream)
+                .values(value=value, last_success=self.now))
+
+    def cursors(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(t.cursors).order_by(t.cursors.c.connection, t.cursors.c.stream))
+        return [{**r._mapping, "last_success": aware(r.last_success)} for r in rows]

@@ -1,0 +1,94 @@
+"""What every family of ``Tx`` operations shares: one connection, the store's clock and
+dialect, the transaction's memo of lookups, and INSERT … ON CONFLICT DO NOTHING."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from state.crypto import Cipher
+from state.errors import StateError
+from state.records import Link, StoredEntity
+
+# Advisory locks are database-wide; the key carries the schema so hubs kept in different schemas
+# of one database (tenants, staging next to production) never hold each other's locks.
+_LOCK_KEY = "hashtextextended(current_schema() || '/' || :k, 0)"
+XACT_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+TRY_LOCK = text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")
+UNLOCK = text(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
+
+
+def select_all(table: Any, where: str) -> Any:
+    """A prebuilt SELECT of every column, named (a migrated table's column order may differ)."""
+    names = ", ".join(c.name for c in table.c)
+    return text(f"SELECT {names} FROM {table.name} WHERE {where}").columns(*table.c)
+
+
+class StoreSettings(Protocol):
+    """What a transaction reads from its ``StateStore`` (a protocol: the store imports this)."""
+
+    clock: Callable[[], datetime]
+    cipher: Cipher | None
+
+    @property
+    def is_postgres(self) -> bool: ...
+
+
+@dataclass
+class _Memo:
+    """Link and entity lookups already answered in this transaction (see ``Tx.remembering``)."""
+
+    by_external: dict[tuple[str, str, str], Link | None]  # (system, type, external id)
+    by_canonical: dict[tuple[str, str, str], Link | None]  # (canonical id, system, type)
+    entities: dict[str, StoredEntity | None]
+
+    def keep(self, link: Link) -> None:
+        self.by_external[(link.system, link.object_type, link.external_id)] = link
+        self.by_canonical[(link.canonical_id, link.system, link.object_type)] = link
+
+
+class TxBase:
+    """One transaction's connection and memo; ``state.store.Tx`` adds the table families."""
+
+    def __init__(self, conn: Connection, store: StoreSettings) -> None:
+        self.conn = conn
+        self.store = store
+        self._memo: _Memo | None = None
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Inside, ``canonical_for``, ``link_for`` and ``get_entity`` answer from what this
+        transaction already read (``prefetch_*`` read a page's worth in one statement each);
+        this Tx's own link and entity writes drop what they change. The engine ingests a page
+        inside this: a record then costs its writes, not one lookup per question asked of it."""
+        outer = self._memo
+        self._memo = outer or _Memo({}, {}, {})
+        try:
+            yield
+        finally:
+            self._memo = outer
+
+    @property
+    def now(self) -> datetime:
+        return self.store.clock()
+
+    def _insert_ignore(self, table: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
+        """INSERT … ON CONFLICT DO NOTHING (on ``keys``; with none, on any unique rule); True
+        when a row was inserted."""
+        dialect = self.conn.dialect.name
+        if dialect == "postgresql":
+            stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(
+                index_elements=list(keys) or None)
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys) or None)
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise StateError(f"unsupported database {dialect}")
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
+        returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
+        return self.conn.execute(stmt.returning(returned)).first() is not None
