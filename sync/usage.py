@@ -129,7 +129,7 @@ def send_pending(hub: Hub, limit: int = 1000) -> tuple[int, list[str]]:
         except Exception as exc:  # recorded on the event; a passing failure is tried again later
             errors.append(f"{item.event_id}: {exc}")
             with hub.store.transaction() as tx:
-                tx.finish_inbox(item.id, error=str(exc), retry_in=retry_in(item.attempts, exc, now=tx.now()))
+                tx.finish_inbox(item.id, error=str(exc), retry_in=retry_in(item.attempts, exc, now=tx.now))
             continue
         with hub.store.transaction() as tx:
             tx.finish_inbox(item.id)
