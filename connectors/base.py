@@ -16,6 +16,12 @@ connector's ``errors.py``, into one of these):
 Reads yield ``Page``s of ``Record``s (raw system objects plus their identity). Writes take
 ``Outbound`` items, each with a deterministic idempotency key and the hub's marker, and return
 one ``WriteResult`` per item, in order.
+
+What only some connectors can do is declared, not probed: ``Connector.capabilities()`` returns
+typed handles (``Capabilities``) — webhook verification (``WebhookReceiver``), re-reading the
+objects named by webhook events (``EventRefetcher``), OAuth credentials (``OAuthCredentials``),
+and the retry waits a connection took (``RetryRecord``) — each ``None`` when the connector has
+no such thing, so callers branch on ``None`` and the type checker checks every call.
 """
 
 from __future__ import annotations
@@ -184,6 +190,60 @@ class ConnectionHealth:
     budget: dict[str, Any] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- capabilities
+
+
+class WebhookReceiver(Protocol):
+    """Verifies one webhook delivery to this connection (raises ``WebhookRejected``, 4xx)."""
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
+        """The delivery's events, once its signature over the raw ``body`` checks out."""
+        ...
+
+
+class EventRefetcher(Protocol):
+    """Turns stored webhook events into the records they name, read again from the system."""
+
+    def records_for_events(self, payloads: Sequence[Mapping[str, Any]]) -> list[list[Record] | Exception]:
+        """Per event, in order: its records, or the error that kept them from being read."""
+        ...
+
+
+class OAuthCredentials(Protocol):
+    """A connection's OAuth access token, kept fresh by the hub (``connectors/oauth.py``)."""
+
+    @property
+    def needs_reauth(self) -> bool:
+        """True once the refresh token was refused: only a person can fix it."""
+        ...
+
+    def refresh_credentials(self, *, force: bool = False) -> None:
+        """Refresh now when the access token is within the refresh skew of expiry (or ``force``)."""
+        ...
+
+    def credentials_expire_at(self) -> datetime | None:
+        """When the access token in hand expires (None: no token yet)."""
+        ...
+
+
+class RetryRecord(Protocol):
+    """The waits the connection's retry policy took (for the retry metric)."""
+
+    @property
+    def waits(self) -> Sequence[float]:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector offers beyond ``Connector``; None = not offered."""
+
+    webhooks: WebhookReceiver | None = None
+    refetch: EventRefetcher | None = None
+    credentials: OAuthCredentials | None = None
+    retries: RetryRecord | None = None
+
+
 # --------------------------------------------------------------------------- the protocol
 
 
@@ -231,6 +291,10 @@ class Connector(Protocol):
         ...
 
     def health(self) -> ConnectionHealth:
+        ...
+
+    def capabilities(self) -> Capabilities:
+        """The optional features this connection declares (see ``Capabilities``)."""
         ...
 
     def close(self) -> None:

@@ -26,16 +26,23 @@ class Key:
 
 @dataclass(frozen=True)
 class ConnectionConfig:
+    """One configured connection. Every declared key is present in ``settings``: an unset one
+    holds its declared default (filled here too, for configs built by hand), so ``config[key]``
+    is the one way to read a setting and no caller restates a default."""
+
     name: str
     system: str
     settings: Mapping[str, Any]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", with_defaults(system_keys(self.system), self.settings))
+
     def __getitem__(self, key: str) -> Any:
         return self.settings[key]
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.settings.get(key)
-        return default if value is None else value
+    def get(self, key: str) -> Any:
+        """The setting, or None for a key this system does not declare."""
+        return self.settings.get(key)
 
     @property
     def secrets(self) -> list[str]:
@@ -45,11 +52,19 @@ class ConnectionConfig:
 
 
 
+def with_defaults(keys: Mapping[str, Key], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with every declared key that is unset (missing, None or "") at its default."""
+    filled = dict(settings)
+    for name, key in keys.items():
+        if filled.get(name) in (None, ""):
+            filled[name] = key.default
+    return filled
+
+
 def system_keys(system: str) -> dict[str, Key]:
     module = importlib.import_module(f"connectors.{system}.settings")
     keys: dict[str, Key] = module.KEYS
     return keys
-
 
 
 # Per-call retry settings every connection has (connectors/retry.py RetryPolicy.from_config).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,28 +21,6 @@ from sync.findings import KINDS
 
 OUTCOMES = ("read", "written", "held", "dead", "failed", "retried")
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
-
-
-def connector_policy(connector: Connector) -> Any:
-    """The connector's RetryPolicy, wherever its client keeps it (best effort)."""
-    for holder in (connector, getattr(connector, "api", None), getattr(connector, "client", None)):
-        policy = getattr(holder, "policy", None)
-        if policy is not None and hasattr(policy, "waits"):
-            return policy
-    return None
-
-
-def token_expiry(connector: Connector) -> datetime | None:
-    """When the connection's OAuth access token expires, if the connector knows (best effort)."""
-    tokens = getattr(connector, "tokens", None)
-    expires = getattr(tokens, "_expires_at", None)
-    if isinstance(expires, datetime):
-        return expires
-    token = getattr(getattr(connector, "client", None), "_token", None)
-    if isinstance(token, Mapping) and isinstance(token.get("expires_at"), int | float):
-        from datetime import UTC
-        return datetime.fromtimestamp(float(token["expires_at"]), UTC)
-    return None
 
 
 class StoreCollector(Collector):
@@ -95,9 +72,9 @@ class StoreCollector(Collector):
                                    labels=["connection"])
         for name, connector in sorted(self.connectors.items()):
             paused_family.add_metric([name], 1 if name in paused else 0)
-            policy = connector_policy(connector)
-            if policy is not None:
-                retries.add_metric([name, connector.system], len(policy.waits))
+            capabilities = connector.capabilities()
+            if capabilities.retries is not None:
+                retries.add_metric([name, connector.system], len(capabilities.retries.waits))
             try:
                 health = connector.health()
             except Exception:  # a failing health probe must not break the scrape
@@ -105,7 +82,7 @@ class StoreCollector(Collector):
             for key, value in sorted((health.budget if health else {}).items()):
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     budget.add_metric([name, key], float(value))
-            expires = token_expiry(connector)
+            expires = capabilities.credentials.credentials_expire_at() if capabilities.credentials else None
             if expires is not None:
                 expiry.add_metric([name], expires.timestamp())
         yield paused_family
@@ -142,4 +119,4 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-__all__ = ["Metrics", "StoreCollector", "connector_policy", "token_expiry"]
+__all__ = ["Metrics", "StoreCollector"]

@@ -30,7 +30,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.base import Record
+from connectors.base import Connector, Record
 from state.store import InboxItem
 from sync.alerts import maybe_alert
 from sync.engine import SyncSummary
@@ -211,7 +211,8 @@ class Jobs:
         others: list[InboxItem] = []
         for item in items:
             connector = self.hub.connectors.get(item.system)
-            (stripe[item.system] if connector is not None and connector.system == "stripe" else others).append(item)
+            refetching = connector is not None and connector.capabilities().refetch is not None
+            (stripe[item.system] if refetching else others).append(item)
         try:
             for name, group in stripe.items():
                 failed += self._process_stripe_events(self.hub.connectors[name], group, summary, done)
@@ -244,14 +245,16 @@ class Jobs:
         log.warning("inbox event failed", extra={"connection": item.system, "event": item.event_id,
                                                  "error": type(exc).__name__})
 
-    def _process_stripe_events(self, connector: Any, items: list[InboxItem], summary: SyncSummary,
+    def _process_stripe_events(self, connector: Connector, items: list[InboxItem], summary: SyncSummary,
                                done: list[int]) -> int:
         """One connection's Stripe events of a claim, together: each object read once, then the
         records stored in one transaction (one prefetch) instead of one per event. When that
         transaction fails, event by event, so one bad event does not hold back the rest."""
         failed = 0
         readable: list[tuple[InboxItem, list[Record]]] = []
-        for item, got in zip(items, connector.records_for_events([i.payload for i in items]), strict=True):
+        refetch = connector.capabilities().refetch
+        assert refetch is not None  # grouped by process_inbox on this capability
+        for item, got in zip(items, refetch.records_for_events([i.payload for i in items]), strict=True):
             if isinstance(got, Exception):
                 failed += 1
                 self._fail_event(item, got)
@@ -315,15 +318,12 @@ class Jobs:
         for name, connector in self.hub.connectors.items():
             if self.paused_reason(name):
                 continue
-            tokens = getattr(connector, "tokens", None)
-            client = getattr(connector, "client", None)
+            credentials = connector.capabilities().credentials
+            if credentials is None:
+                continue  # no OAuth tokens (an API key)
             try:
-                if tokens is not None and hasattr(tokens, "access_token"):
-                    tokens.access_token()  # refreshes within its skew of expiry
-                    refreshed.append(name)
-                elif client is not None and hasattr(client, "ensure_fresh"):
-                    client.ensure_fresh()
-                    refreshed.append(name)
+                credentials.refresh_credentials()  # refreshes within its skew of expiry
+                refreshed.append(name)
             except Exception as exc:  # the connection pauses itself; show it, try next time
                 log.warning("token refresh failed", extra={"connection": name, "error": type(exc).__name__})
         return "checked " + (", ".join(refreshed) or "none")

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from connectors.base import (
+    Capabilities,
     ConnectionHealth,
     InvalidError,
     Outbound,
@@ -184,6 +185,9 @@ class FakeConnector:
 
     def health(self) -> ConnectionHealth:
         return ConnectionHealth()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(retries=self.policy)
 
     def close(self) -> None:
         return None

@@ -2,7 +2,7 @@
 
 Entity types: customer, product, invoice, payment, credit_note, refund. Hub marker:
 ``hub:<canonical id>`` in ``Customer.Notes`` / ``Item.PurchaseDesc`` / ``PrivateNote``
-(see ``mapping.quickbooks``). Webhooks: ``parse_webhook(body, headers)``.
+(see ``mapping.quickbooks``). Capabilities: webhooks, OAuth credentials (``auth.TokenManager``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ConnectionHealth, InboundEvent, Outbound, Page, Record, WriteResult
+from connectors.base import (
+    Capabilities,
+    ConnectionHealth,
+    InboundEvent,
+    Outbound,
+    Page,
+    Record,
+    WebhookReceiver,
+    WriteResult,
+)
 from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
 from connectors.quickbooks.client import QboClient, mount_timeouts
@@ -29,7 +38,7 @@ from state.store import StateStore
 ENTITY_TYPES = tuple(mapping.ENTITY_NAMES)
 
 
-class QuickBooksConnector:
+class QuickBooksConnector(WebhookReceiver):
     system = "quickbooks"
 
     def __init__(self, config: ConnectionConfig, store: StateStore, *, policy: RetryPolicy | None = None,
@@ -42,26 +51,26 @@ class QuickBooksConnector:
         self.now = now or (lambda: datetime.now(UTC))
         pause = sleep or time.sleep
         self.policy = policy or RetryPolicy.from_config(config, sleep=pause)
-        timeout = float(config.get("timeout_seconds", 60.0))
-        self.home_currency = str(config.get("home_currency", "USD")).upper()
+        timeout = float(config["timeout_seconds"])
+        self.home_currency = str(config["home_currency"]).upper()
         self.tokens = TokenManager(
             name=config.name, store=store, client_id=str(config["client_id"]),
-            client_secret=str(config["client_secret"]), discovery_url=str(config.get("discovery_url")),
-            token_url=config.get("token_url"), initial_refresh_token=config.get("refresh_token"),
+            client_secret=str(config["client_secret"]), discovery_url=str(config["discovery_url"]),
+            token_url=config["token_url"], initial_refresh_token=config["refresh_token"],
             mount=lambda session: mount_timeouts(session, timeout), now=self.now,
-            skew_seconds=float(config.get("refresh_skew_seconds", 300.0)), after_save=after_token_save)
-        limiter = RateLimiter(float(config.get("rate_limit_per_minute", 500.0)), per=60.0,
-                              burst=min(float(config.get("rate_limit_per_minute", 500.0)), 50.0),
-                              concurrency=int(config.get("concurrency", 10)), clock=monotonic, sleep=pause)
-        self.batch_limiter = RateLimiter(float(config.get("batch_per_minute", 40.0)), per=60.0,
+            skew_seconds=float(config["refresh_skew_seconds"]), after_save=after_token_save)
+        per_minute = float(config["rate_limit_per_minute"])
+        limiter = RateLimiter(per_minute, per=60.0, burst=min(per_minute, 50.0),
+                              concurrency=int(config["concurrency"]), clock=monotonic, sleep=pause)
+        self.batch_limiter = RateLimiter(float(config["batch_per_minute"]), per=60.0,
                                          clock=monotonic, sleep=pause)
         self.client = QboClient(
-            realm_id=str(config["realm_id"]), api_base=str(config.get("api_base")),
-            minor_version=int(config.get("minor_version", 75)), tokens=self.tokens,
+            realm_id=str(config["realm_id"]), api_base=str(config["api_base"]),
+            minor_version=int(config["minor_version"]), tokens=self.tokens,
             client_id=str(config["client_id"]), policy=self.policy, limiter=limiter, timeout=timeout,
-            retry_after=float(config.get("retry_after_seconds", 60.0)))
-        self.reader = Reader(self.client, page_size=int(config.get("page_size", 1000)), now=self.now)
-        self.writer = Writer(self.client, self.reader, batch_size=int(config.get("batch_size", 30)),
+            retry_after=float(config["retry_after_seconds"]))
+        self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now)
+        self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
                              home_currency=self.home_currency, batch_limiter=self.batch_limiter)
 
     def __repr__(self) -> str:
@@ -87,16 +96,19 @@ class QuickBooksConnector:
 
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
         return mapping.from_canonical(entity, refs,
-                                      income_account_id=str(self.config.get("income_account_id", "1")),
-                                      deposit_account_id=str(self.config.get("deposit_account_id", "2")))
+                                      income_account_id=str(self.config["income_account_id"]),
+                                      deposit_account_id=str(self.config["deposit_account_id"]))
 
     def natural_keys(self, record: Record) -> dict[str, str]:
         return mapping.natural_keys(record.entity_type, record.data)
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         """Verify ``intuit-signature`` and decode either payload format (raises WebhookRejected)."""
-        return webhooks.parse(body, headers, self.config.get("webhook_verifier_token"),
+        return webhooks.parse(body, headers, self.config["webhook_verifier_token"],
                               realm_id=str(self.config["realm_id"]))
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy)
 
     def health(self) -> ConnectionHealth:
         reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None

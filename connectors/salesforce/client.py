@@ -6,9 +6,12 @@
   (the SDK sets none). A response hook records ``Sforce-Limit-Info`` (parsed with the SDK's own
   ``Salesforce.parse_api_usage``, also on error answers) and ``Retry-After`` (the SDK hides it).
 * Auth: the SDK has no refresh-token flow, so the client posts ``grant_type=refresh_token`` to the
-  config's ``token_url``, stores the tokens encrypted (``StateStore`` credentials, locked per connection
-  while refreshing) and rebuilds ``Salesforce(...)``. ``INVALID_SESSION_ID`` -> one refresh, one
-  retry. A refused refresh marks the connection ``needs_reauth``.
+  config's ``token_url`` — that token call is all Salesforce adds to ``connectors/oauth.py``'s
+  rotation (tokens encrypted in the store, locked per connection while refreshing, a refused
+  refresh marks the connection ``needs_reauth``) — and rebuilds ``Salesforce(...)`` for each new
+  session. A session's timeout slides with use and the answer states no expiry, so calls use the
+  session until ``INVALID_SESSION_ID`` (-> one refresh, one retry); the expiry estimated from
+  ``session_seconds`` is the token job's cue to refresh ahead of it.
 * Retries: only ``RetryPolicy`` (the SDK retries nothing in session mode); rate limiting through
   ``RateLimiter``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -26,6 +30,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from connectors.base import AuthError, ConnectorError, RateLimited, RetryableError
+from connectors.oauth import Grant, GrantRefused, TokenRotation
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy, retry_after_seconds
 from connectors.salesforce.errors import classify
@@ -51,7 +56,7 @@ class SalesforceClient:
     """Owns the session, the tokens and the API-usage reading of one connection."""
 
     def __init__(self, name: str, settings: Mapping[str, Any], store: StateStore, *,
-                 policy: RetryPolicy, limiter: RateLimiter) -> None:
+                 policy: RetryPolicy, limiter: RateLimiter, now: Callable[[], datetime]) -> None:
         self.name = name
         self.settings = settings
         self.store = store
@@ -59,22 +64,26 @@ class SalesforceClient:
         self.limiter = limiter
         self.session = requests.Session()
         self.session.trust_env = False
-        self.session.verify = settings.get("ca_bundle") or True
-        adapter = TimeoutAdapter(float(settings.get("timeout_seconds") or 60.0))
+        self.session.verify = settings["ca_bundle"] or True
+        adapter = TimeoutAdapter(float(settings["timeout_seconds"]))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.hooks["response"].append(self._observe)
         self._local = threading.local()
-        self._refresh_lock = threading.Lock()
+        self.tokens = TokenRotation(name=name, system="salesforce", vendor="Salesforce", store=store,
+                                    exchange=self._token_request, initial_refresh_token=settings["refresh_token"],
+                                    now=now, skew_seconds=float(settings["refresh_skew_seconds"]))
         self._sf: Salesforce | None = None
-        self._token: str | None = None
-        self._instance_url: str = str(settings["instance_url"])
+        self._token: str | None = None  # the session ``_sf`` was built with
         self.api_used: int | None = None
         self.api_total: int | None = None
-        self.refreshes = 0
 
     def __repr__(self) -> str:  # never the token
-        return f"SalesforceClient(name={self.name!r}, instance_url={self._instance_url!r})"
+        return f"SalesforceClient(name={self.name!r}, instance_url={self._instance_url()!r})"
+
+    @property
+    def refreshes(self) -> int:
+        return self.tokens.refreshes
 
     # ------------------------------------------------------------------ observation
 
@@ -100,11 +109,11 @@ class SalesforceClient:
 
     def _attempt(self, fn: Callable[[Salesforce], T]) -> T:
         with self.limiter.slot():
-            sf = self.sdk()
+            token = self.tokens.current_token()
             try:
-                return self._run(fn, sf)
+                return self._run(fn, self._sdk(token))
             except SalesforceExpiredSession:
-                self.refresh(stale=self._token)
+                self.tokens.refused(token)
             return self._run(fn, self.sdk(), refreshed=True)
 
     def _run(self, fn: Callable[[Salesforce], T], sf: Salesforce, refreshed: bool = False) -> T:
@@ -123,66 +132,28 @@ class SalesforceClient:
                            retry_after=getattr(self._local, "retry_after", None)) from exc
 
     def sdk(self) -> Salesforce:
-        """The SDK object for the current token (refreshing first when there is none)."""
-        if self._sf is None:
-            creds = self._load()
-            if creds.get("access_token"):
-                self._adopt(creds)
-            else:
-                self.refresh(stale=None)
-        assert self._sf is not None
-        return self._sf
+        """The SDK object for the current session (refreshing first when there is none)."""
+        return self._sdk(self.tokens.current_token())
 
-    # ------------------------------------------------------------------ tokens
+    def _sdk(self, token: str) -> Salesforce:
+        sf = self._sf
+        if sf is None or self._token != token:
+            sf = Salesforce(instance_url=self._instance_url(), session_id=token,
+                            version=str(self.settings["api_version"]),
+                            session=self.session, parse_float=Decimal, object_pairs_hook=dict)
+            self._sf, self._token = sf, token
+        return sf
 
-    def _load(self) -> dict[str, Any]:
-        try:
-            with self.store.transaction() as tx:
-                return tx.load_credentials(self.name) or {}
-        except Exception as exc:  # a store without a key cannot hold tokens
-            raise AuthError(f"cannot read stored Salesforce tokens: {exc}", system=self.name) from exc
+    def _instance_url(self) -> str:
+        return str(self.tokens.extra("instance_url") or self.settings["instance_url"])
 
-    def _adopt(self, creds: Mapping[str, Any]) -> None:
-        self._token = str(creds["access_token"])
-        self._instance_url = str(creds.get("instance_url") or self.settings["instance_url"])
-        self._sf = Salesforce(instance_url=self._instance_url, session_id=self._token,
-                              version=str(self.settings.get("api_version") or "59.0"),
-                              session=self.session, parse_float=Decimal, object_pairs_hook=dict)
+    # ------------------------------------------------------------------ the token call
 
-    def refresh(self, stale: str | None) -> None:
-        """Exchange the refresh token for a new session, once per expiry across threads/processes."""
-        with self._refresh_lock:
-            if stale is not None and self._token is not None and self._token != stale:
-                return  # another thread already refreshed
-            refused: str | None = None
-            with self.store.transaction() as tx:
-                creds = tx.load_credentials(self.name, for_update=True) or {}
-                if creds.get("access_token") and creds["access_token"] not in (stale, self._token):
-                    self._adopt(creds)  # another process refreshed
-                    return
-                refresh_token = creds.get("refresh_token") or self.settings.get("refresh_token")
-                if not refresh_token:
-                    refused = "no refresh token: run the Salesforce authorisation again"
-                else:
-                    answer, refused = self._token_request(str(refresh_token))
-                    if answer is not None:
-                        new = {"access_token": answer["access_token"],
-                               "refresh_token": answer.get("refresh_token") or refresh_token,
-                               "instance_url": answer.get("instance_url") or self.settings["instance_url"]}
-                        tx.save_credentials(self.name, new)
-                        self._adopt(new)
-                        self.refreshes += 1
-                        return
-            with self.store.transaction() as tx:
-                tx.set_connection_state(self.name, "needs_reauth", reason=refused)
-            raise AuthError(f"token refresh refused ({refused}); the connection needs re-authorisation",
-                            needs_reauth=True, system=self.name)
-
-    def _token_request(self, refresh_token: str) -> tuple[dict[str, Any] | None, str | None]:
-        """(token answer, None) or (None, why it was refused); transport trouble is retryable."""
+    def _token_request(self, refresh_token: str) -> Grant:
+        """Salesforce's token call; a refusal is ``GrantRefused``, transport trouble retryable."""
         data = {"grant_type": "refresh_token", "refresh_token": refresh_token,
-                "client_id": self.settings.get("client_id") or "",
-                "client_secret": self.settings.get("client_secret") or ""}
+                "client_id": self.settings["client_id"] or "",
+                "client_secret": self.settings["client_secret"] or ""}
         try:
             response = self.session.post(str(self.settings["token_url"]), data=data,
                                          headers={"Accept": "application/json"})
@@ -200,8 +171,10 @@ class SalesforceClient:
                                  status=response.status_code)
         if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
             error = body.get("error") if isinstance(body, dict) else None
-            return None, f"{response.status_code} {error or 'unexpected token response'}"
-        return body, None
+            raise GrantRefused(f"{response.status_code} {error or 'unexpected token response'}")
+        return Grant(access_token=str(body["access_token"]), refresh_token=body.get("refresh_token"),
+                     expires_in=float(self.settings["session_seconds"]),
+                     extra={"instance_url": body.get("instance_url") or self.settings["instance_url"]})
 
     def close(self) -> None:
         self.session.close()

@@ -22,6 +22,7 @@ from typing import Any
 from simple_salesforce.api import Salesforce
 
 from connectors.base import (
+    Capabilities,
     ConnectionHealth,
     DuplicateError,
     InvalidError,
@@ -57,18 +58,18 @@ class SalesforceConnector:
         self.settings = config.settings
         self.store = store
         self.policy = policy or RetryPolicy.from_config(config)
-        self.limiter = limiter or RateLimiter(float(config.get("rate_per_second", 20.0)),
-                                              concurrency=int(config.get("concurrency", 10)))
+        self.limiter = limiter or RateLimiter(float(config["rate_per_second"]),
+                                              concurrency=int(config["concurrency"]))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.client = SalesforceClient(self.name, self.settings, store, policy=self.policy,
-                                       limiter=self.limiter)
+                                       limiter=self.limiter, now=self.clock)
         self.streams: dict[str, Stream] = streams(self.settings)
-        self.hub_field = str(config.get("hub_id_field", "Hub_Id__c"))
-        self.overlap = timedelta(seconds=int(config.get("overlap_seconds", 60)))
-        self.budget_share = float(config.get("budget_share", 0.8))
-        self.probe_every = timedelta(seconds=int(config.get("budget_probe_seconds", 300)))
-        self.email_field: str | None = config.get("email_field")
-        self.currency = str(config.get("default_currency", "USD"))
+        self.hub_field = str(config["hub_id_field"])
+        self.overlap = timedelta(seconds=int(config["overlap_seconds"]))
+        self.budget_share = float(config["budget_share"])
+        self.probe_every = timedelta(seconds=int(config["budget_probe_seconds"]))
+        self.email_field: str | None = config["email_field"]
+        self.currency = str(config["default_currency"])
         self.paused_reason: str | None = None
         self._last_probe: datetime | None = None
 
@@ -149,7 +150,7 @@ class SalesforceConnector:
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
         stream = self._stream(entity_type)
         extra: dict[str, Any] = {}
-        if entity_type == "price" and self.settings.get("pricebook_id"):
+        if entity_type == "price" and self.settings["pricebook_id"]:
             extra["Pricebook2Id"] = self.settings["pricebook_id"]
         try:
             return write_batch(self.client, stream.sobject, self.hub_field, batch, extra=extra)
@@ -259,6 +260,9 @@ class SalesforceConnector:
         reason = self.paused_reason or self._budget_reason()
         until = self._last_probe + self.probe_every if reason and self._last_probe else None
         return ConnectionHealth(paused_until=until, reason=reason, budget=self._budget())
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(credentials=self.client.tokens, retries=self.policy)
 
     def close(self) -> None:
         self.client.close()

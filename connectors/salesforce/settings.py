@@ -26,5 +26,9 @@ KEYS.update({
     "concurrency": Key(int, default=10, help="requests in flight at once"),
     "budget_probe_seconds": Key(int, default=300,
                                 help="while paused for budget, how often to re-read API usage"),
+    "session_seconds": Key(float, default=7200.0,
+                           help="the org's session timeout (Setup > Session Settings); the token job "
+                                "refreshes a session this long after it was issued, less the skew"),
+    "refresh_skew_seconds": Key(float, default=300.0, help="refresh this long before the session times out"),
 })
 KEYS.update(RETRY_KEYS)

@@ -42,8 +42,8 @@ class Stream:
 
 def streams(settings: Mapping[str, Any]) -> dict[str, Stream]:
     """The SOQL each canonical entity type is read with (custom names from config)."""
-    hub = str(settings.get("hub_id_field") or "Hub_Id__c")
-    email_field = settings.get("email_field")
+    hub = str(settings["hub_id_field"])
+    email_field = settings["email_field"]
     account = [*SYSTEM, hub, "Name", "Phone", "Website", "Billing_Status__c",
                *(f"{kind}{part}" for kind in ("Billing", "Shipping")
                  for part in ("Street", "City", "State", "PostalCode", "Country"))]
@@ -65,7 +65,7 @@ def streams(settings: Mapping[str, Any]) -> dict[str, Stream]:
                        ("SELECT Id, Product2Id, PricebookEntryId, Quantity, UnitPrice, TotalPrice, "
                         "Description, Name, PricebookEntry.Billing_Interval__c FROM OpportunityLineItems "
                         "ORDER BY Id",)),
-        "invoice": Stream("invoice", str(settings.get("invoice_object") or "Billing_Invoice__c"),
+        "invoice": Stream("invoice", str(settings["invoice_object"]),
                           (*SYSTEM, hub, "Name", "Invoice_Number__c", "Account__c", "Opportunity__c",
                            "Amount__c", "Amount_Paid__c", "Status__c", "Due_Date__c", "Paid_Date__c")),
     }

@@ -14,13 +14,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from connectors.base import (
+    Capabilities,
     ConnectionHealth,
     ConnectorError,
+    EventRefetcher,
     InboundEvent,
     InvalidError,
     Outbound,
     Page,
     Record,
+    WebhookReceiver,
     WriteResult,
 )
 from connectors.ratelimit import RateLimiter
@@ -51,7 +54,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class StripeConnector:
+class StripeConnector(WebhookReceiver, EventRefetcher):
     system = "stripe"
 
     def __init__(self, name: str, api: StripeApi, *, webhook_secret: str | None = None,
@@ -143,8 +146,12 @@ class StripeConnector:
     # -- webhooks ---------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: int | None = None) -> list[InboundEvent]:
+        """Verify ``Stripe-Signature`` (``now``: the unix time the tolerance is judged at)."""
         moment = int(self.clock().timestamp()) if now is None else now
         return webhooks.verify(headers, body, self._webhook_secret, moment)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(webhooks=self, refetch=self, retries=self.api.policy)
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records for a verified event: the object as it is now, read again (with the stream's
@@ -234,13 +241,13 @@ def build(config: ConnectionConfig, store: StateStore | None = None, *,
           clock: Callable[[], datetime] | None = None) -> StripeConnector:
     """The connector for a ``[connections.NAME]`` table with ``system = "stripe"``."""
     policy = RetryPolicy.from_config(config)
-    limiter = RateLimiter(float(config.get("rate_limit_per_second", 25.0)))
+    limiter = RateLimiter(float(config["rate_limit_per_second"]))
     if sleep is not None:
         policy.sleep = sleep
         limiter.sleep = sleep
-    api = StripeApi(str(config["api_key"]), str(config.get("api_base", "https://api.stripe.com")),
-                    timeout=float(config.get("timeout_seconds", 30.0)), policy=policy, limiter=limiter,
+    api = StripeApi(str(config["api_key"]), str(config["api_base"]),
+                    timeout=float(config["timeout_seconds"]), policy=policy, limiter=limiter,
                     name=config.name)
-    return StripeConnector(config.name, api, webhook_secret=config.get("webhook_secret"),
-                           overlap_seconds=int(config.get("events_overlap_seconds", 60)), clock=clock,
-                           page_limit=int(config.get("page_limit", 100)))
+    return StripeConnector(config.name, api, webhook_secret=config["webhook_secret"],
+                           overlap_seconds=int(config["events_overlap_seconds"]), clock=clock,
+                           page_limit=int(config["page_limit"]))

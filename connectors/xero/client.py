@@ -10,8 +10,8 @@ Why each setting (api-facts.md §3):
   and ``_request_timeout`` is passed on API calls as well.
 * Xero refresh tokens are single-use. The SDK refreshes on its own, unlocked; we never let it:
   the token getter hands it a token without expiry or refresh token, and ``TokenManager``
-  refreshes under a thread lock plus the credentials lock (``load_credentials(
-  for_update=True)``, BEGIN IMMEDIATE on SQLite), committing the rotated token before using it.
+  (``connectors/oauth.py``'s rotation with Xero's token call) refreshes under a thread lock plus
+  the credentials lock, committing the rotated token before using it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
 
 from connectors.base import AuthError, ConnectorError, QuotaExhausted, RetryableError
+from connectors.oauth import Grant, GrantRefused, TokenRotation
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.xero import wire
@@ -36,7 +37,6 @@ from connectors.xero.errors import classify
 from state.store import StateStore
 
 SCOPE = ["offline_access", "accounting.transactions", "accounting.contacts", "accounting.settings"]
-REFRESH_MARGIN_SECONDS = 120  # refresh this long before expiry (the SDK's own buffer is 60 s)
 
 # TokenApi's URLs are CLASS attributes (the SDK instantiates TokenApi internally), so they are
 # process-global: we set them under this lock immediately before each refresh, which keeps two
@@ -44,85 +44,20 @@ REFRESH_MARGIN_SECONDS = 120  # refresh this long before expiry (the SDK's own b
 _TOKEN_URL_LOCK = threading.Lock()
 
 
-class TokenManager:
-    """Access/refresh tokens for one connection, persisted encrypted in the state store."""
+class TokenManager(TokenRotation):
+    """``TokenRotation`` with xero-python's token call (``TokenApi.refresh_token``)."""
 
     def __init__(self, *, name: str, store: StateStore, api_client: ApiClient, client_id: str,
                  client_secret: str, token_url: str, initial_refresh_token: str | None,
-                 now: Callable[[], datetime]) -> None:
-        self.name = name
-        self.store = store
+                 now: Callable[[], datetime], skew_seconds: float) -> None:
+        super().__init__(name=name, system="xero", vendor="Xero", store=store, exchange=self._exchange,
+                         initial_refresh_token=initial_refresh_token, now=now, skew_seconds=skew_seconds)
         self.api_client = api_client
         self._client_id = client_id
         self._client_secret = client_secret
         self.token_url = token_url
-        self._initial_refresh_token = initial_refresh_token
-        self.now = now
-        self._lock = threading.Lock()
-        self._token: dict[str, Any] | None = None
-        self.refreshes = 0
-        # Test seam: runs after the new token is received and saved but before the commit,
-        # so a test can simulate a crash in exactly that window.
-        self.after_receive: Callable[[], None] | None = None
 
-    def __repr__(self) -> str:  # never show tokens
-        return f"TokenManager(name={self.name!r}, refreshes={self.refreshes})"
-
-    # -- what the SDK sees -----------------------------------------------------------------
-
-    def sdk_token(self) -> dict[str, Any]:
-        """The SDK's getter: no expiry and no refresh token, so it never refreshes by itself."""
-        token = self._token or {}
-        return {"access_token": token.get("access_token", ""), "token_type": "Bearer",
-                "expires_in": 1800, "scope": SCOPE}
-
-    def sdk_save(self, _token: dict[str, Any]) -> None:
-        """The SDK's saver; unused because the SDK never refreshes (see ``sdk_token``)."""
-
-    # -- refresh -------------------------------------------------------------------------
-
-    def _valid(self, token: dict[str, Any] | None) -> bool:
-        if not token or not token.get("access_token"):
-            return False
-        return float(token.get("expires_at", 0)) - REFRESH_MARGIN_SECONDS > self.now().timestamp()
-
-    def ensure_fresh(self) -> None:
-        if not self._valid(self._token):
-            self.refresh(stale=(self._token or {}).get("access_token"))
-
-    def refresh(self, stale: str | None = None) -> None:
-        """Refresh once per connection at a time (threads and processes); ``stale`` is the
-        access token the caller found wanting — if the stored one differs and is valid, another
-        worker already refreshed and we just adopt it."""
-        with self._lock:
-            refused: str | None = None
-            with self.store.transaction() as tx:
-                stored = tx.load_credentials(self.name, for_update=True)
-                if stored and stored.get("access_token") != stale and self._valid(stored):
-                    self._token = stored
-                    return
-                refresh_token = (stored or {}).get("refresh_token") or self._initial_refresh_token
-                if not refresh_token:
-                    refused = "no refresh token is stored or configured"
-                else:
-                    try:
-                        new = self._call_token_endpoint(str(refresh_token))
-                    except AuthError as exc:
-                        refused = exc.message
-                    else:
-                        tx.save_credentials(self.name, new)
-                        if self.after_receive is not None:
-                            self.after_receive()
-            if refused is not None:
-                with self.store.transaction() as tx:
-                    tx.set_connection_state(self.name, "needs_reauth", reason=refused)
-                raise AuthError(f"Xero refresh refused: {refused}; re-authorise the connection",
-                                needs_reauth=True, system=self.name, status=400)
-            # Committed: only now is the rotated token used.
-            self._token = new
-            self.refreshes += 1
-
-    def _call_token_endpoint(self, refresh_token: str) -> dict[str, Any]:
+    def _exchange(self, refresh_token: str) -> Grant:
         with _TOKEN_URL_LOCK:
             TokenApi.refresh_token_url = self.token_url
             api = TokenApi(self.api_client, self._client_id, self._client_secret)
@@ -134,16 +69,14 @@ class TokenManager:
                     body = exc.body
                     if isinstance(body, bytes) and b"invalid_client" in body:
                         reason = "invalid_client"
-                    raise AuthError(f"token endpoint answered {exc.status} ({reason})",
-                                    system=self.name) from None
+                    raise GrantRefused(f"token endpoint answered {exc.status} ({reason})") from None
                 raise classify(exc, system=self.name) from None
             except Exception as exc:  # network errors, odd bodies
                 raise classify(exc, system=self.name) from None
         if not isinstance(answer, dict) or not answer.get("access_token") or not answer.get("refresh_token"):
             raise RetryableError("Xero token endpoint sent an unreadable answer", system=self.name)
-        expires_in = float(answer.get("expires_in") or 1800)
-        return {"access_token": str(answer["access_token"]), "refresh_token": str(answer["refresh_token"]),
-                "expires_at": self.now().timestamp() + expires_in, "scope": SCOPE}
+        return Grant(access_token=str(answer["access_token"]), refresh_token=str(answer["refresh_token"]),
+                     expires_in=float(answer.get("expires_in") or 1800), extra={"scope": SCOPE})
 
 
 class XeroClient:
@@ -151,8 +84,8 @@ class XeroClient:
 
     def __init__(self, *, name: str, store: StateStore, tenant_id: str, client_id: str,
                  client_secret: str, api_base: str, identity_base: str, token_url: str,
-                 refresh_token: str | None, timeout: float, policy: RetryPolicy,
-                 limiter: RateLimiter, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 refresh_token: str | None, timeout: float, policy: RetryPolicy, limiter: RateLimiter,
+                 refresh_skew_seconds: float, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.name = name
         self.store = store
         self.tenant_id = tenant_id
@@ -170,14 +103,26 @@ class XeroClient:
         pool_kw["timeout"] = urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1])
         self.tokens = TokenManager(name=name, store=store, api_client=self.api_client,
                                    client_id=client_id, client_secret=client_secret,
-                                   token_url=token_url, initial_refresh_token=refresh_token, now=now)
-        self.api_client.oauth2_token_getter(self.tokens.sdk_token)
-        self.api_client.oauth2_token_saver(self.tokens.sdk_save)
+                                   token_url=token_url, initial_refresh_token=refresh_token, now=now,
+                                   skew_seconds=refresh_skew_seconds)
+        self.api_client.oauth2_token_getter(self._sdk_token)
+        self.api_client.oauth2_token_saver(self._sdk_save)
         self.accounting = AccountingApi(self.api_client, base_url=api_base.rstrip("/") + "/api.xro/2.0")
         self.identity = IdentityApi(self.api_client, base_url=identity_base.rstrip("/"))
 
     def __repr__(self) -> str:
         return f"XeroClient(name={self.name!r}, tenant_id={self.tenant_id!r})"
+
+    # -- what the SDK sees -----------------------------------------------------------------
+
+    def _sdk_token(self) -> dict[str, Any]:
+        """The SDK's getter: no expiry and no refresh token, so it never refreshes by itself.
+        Each call fetched a fresh token just before (``access_token()``)."""
+        return {"access_token": self.tokens.current_token(), "token_type": "Bearer",
+                "expires_in": 1800, "scope": SCOPE}
+
+    def _sdk_save(self, _token: dict[str, Any]) -> None:
+        """The SDK's saver; unused because the SDK never refreshes (see ``_sdk_token``)."""
 
     # -- pause -----------------------------------------------------------------------------
 
@@ -206,9 +151,9 @@ class XeroClient:
         if until is not None:
             raise QuotaExhausted(f"Xero daily limit reached; paused until {until.isoformat()}",
                                  until=until, system=self.name, status=429)
-        self.tokens.ensure_fresh()
         method = getattr(self.accounting, operation)
         for auth_attempt in (1, 2):
+            token = self.tokens.access_token()
             with self.limiter.slot():
                 self.calls += 1
                 try:
@@ -223,7 +168,7 @@ class XeroClient:
                         self._pause(error)
                     if isinstance(error, AuthError) and error.status == 401 and auth_attempt == 1:
                         # an access token the server no longer accepts: refresh once, try again
-                        self.tokens.refresh(stale=self.tokens.sdk_token()["access_token"])
+                        self.tokens.refused(token)
                         continue
                     raise error from None
             self._track(headers)
@@ -259,7 +204,7 @@ class XeroClient:
 
     def connections(self) -> list[dict[str, Any]]:
         """GET /Connections: the tenants this grant may use."""
-        self.tokens.ensure_fresh()
+        self.tokens.access_token()
         with self.limiter.slot():
             try:
                 raw, _status, _headers = self.identity.get_connections(

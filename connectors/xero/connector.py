@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import (
+    Capabilities,
     ConnectionHealth,
     InboundEvent,
     Outbound,
     Page,
     Record,
+    WebhookReceiver,
     WriteResult,
 )
 from connectors.ratelimit import RateLimiter
@@ -34,7 +36,7 @@ from mapping.refs import RefResolver
 from state.store import StateStore
 
 
-class XeroConnector:
+class XeroConnector(WebhookReceiver):
     system = "xero"
 
     def __init__(self, name: str, client: XeroClient, *, webhook_key: str | None = None,
@@ -85,9 +87,12 @@ class XeroConnector:
                 "payment": {}}.get(record.entity_type, {})
         return {k: str(v) for k, v in keys.items() if v}
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         """Verify a delivery to ``/webhooks/xero`` (raises ``WebhookRejected``)."""
         return parse_webhook(body, headers, webhook_key=self._webhook_key, tenant_id=self.client.tenant_id)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(webhooks=self, credentials=self.client.tokens, retries=self.client.policy)
 
     def health(self) -> ConnectionHealth:
         with self.client.store.transaction() as tx:
@@ -108,21 +113,20 @@ def build(config: ConnectionConfig, store: StateStore, *, sleep: Callable[[float
     ``sleep``/``monotonic``/``now`` are injectable so tests pin time.
     """
     policy = RetryPolicy.from_config(config, sleep=sleep)
-    limiter = RateLimiter(float(config.get("rate_limit_per_minute", 60.0)), per=60.0,
-                          concurrency=int(config.get("concurrency", 5)), clock=monotonic, sleep=sleep)
+    limiter = RateLimiter(float(config["rate_limit_per_minute"]), per=60.0,
+                          concurrency=int(config["concurrency"]), clock=monotonic, sleep=sleep)
     client = XeroClient(
         name=config.name, store=store, tenant_id=str(config["tenant_id"]),
         client_id=str(config["client_id"]), client_secret=str(config["client_secret"]),
-        api_base=str(config.get("api_base", "https://api.xero.com")),
-        identity_base=str(config.get("identity_base", "https://api.xero.com")),
-        token_url=str(config.get("token_url", "https://identity.xero.com/connect/token")),
-        refresh_token=config.get("refresh_token"), timeout=float(config.get("timeout_seconds", 60.0)),
-        policy=policy, limiter=limiter, now=now)
-    tax_types = config.get("tax_types")
+        api_base=str(config["api_base"]), identity_base=str(config["identity_base"]),
+        token_url=str(config["token_url"]), refresh_token=config["refresh_token"],
+        timeout=float(config["timeout_seconds"]), policy=policy, limiter=limiter,
+        refresh_skew_seconds=float(config["refresh_skew_seconds"]), now=now)
+    tax_types = config["tax_types"]
     return XeroConnector(
-        config.name, client, webhook_key=config.get("webhook_key"),
-        page_size=int(config.get("page_size", 1000)), batch_size=int(config.get("batch_size", 50)),
-        overlap_seconds=int(config.get("overlap_seconds", 300)),
-        sales_account=str(config.get("sales_account_code", "200")),
-        payment_account=str(config.get("payment_account_code", "090")),
+        config.name, client, webhook_key=config["webhook_key"],
+        page_size=int(config["page_size"]), batch_size=int(config["batch_size"]),
+        overlap_seconds=int(config["overlap_seconds"]),
+        sales_account=str(config["sales_account_code"]),
+        payment_account=str(config["payment_account_code"]),
         tax_types=tax_types if isinstance(tax_types, Mapping) else None)

@@ -20,6 +20,7 @@ KEYS = {
     "payment_account_code": Key(str, default="090"),
     "overlap_seconds": Key(int, default=300),
     "page_size": Key(int, default=1000, help="records per GET page (Xero allows up to 1000)"),
+    "refresh_skew_seconds": Key(float, default=120.0, help="refresh this long before the access token expires"),
     "tax_types": Key(dict, help="percent rate -> Xero TaxType, e.g. {\"0\" = \"NONE\", \"20\" = \"OUTPUT2\"}"),
 }
 KEYS.update(RETRY_KEYS)

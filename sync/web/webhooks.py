@@ -20,11 +20,10 @@ WEBHOOK_SYSTEMS = ("stripe", "quickbooks", "xero")
 
 
 def _verify(connector: Connector, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
-    if connector.system == "stripe":
-        events: list[InboundEvent] = connector.verify_webhook(headers, body)  # type: ignore[attr-defined]
-    else:
-        events = connector.parse_webhook(body, headers)  # type: ignore[attr-defined]
-    return events
+    receiver = connector.capabilities().webhooks
+    if receiver is None:
+        raise WebhookRejected(f"connection {connector.name} takes no webhooks", 404)
+    return receiver.verify_webhook(headers, body)
 
 
 def _store_events(daemon: Daemon, connection: str, events: Sequence[InboundEvent]) -> int:

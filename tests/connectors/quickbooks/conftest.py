@@ -24,7 +24,6 @@ from connectors.quickbooks.emulator import (
     QuickBooksEmulator,
     Realm,
 )
-from connectors.quickbooks.settings import KEYS
 from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
 from state.store import StateStore
@@ -34,16 +33,15 @@ T = TypeVar("T")
 
 
 def qbo_config(base_url: str, name: str = "quickbooks", **overrides: Any) -> ConnectionConfig:
-    settings = {key: spec.default for key, spec in KEYS.items()}
-    settings.update({
+    settings: dict[str, Any] = {
         "realm_id": DEFAULT_REALM, "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
         "refresh_token": DEFAULT_REFRESH_TOKEN, "api_base": base_url,
         "discovery_url": f"{base_url}/.well-known/openid_configuration",
         "token_url": f"{base_url}/oauth2/v1/tokens/bearer",
         "webhook_verifier_token": DEFAULT_VERIFIER_TOKEN, "timeout_seconds": 10.0,
-    })
+    }
     settings.update(overrides)
-    return ConnectionConfig(name, "quickbooks", settings)
+    return ConnectionConfig(name, "quickbooks", settings)  # unset keys: their declared defaults
 
 
 @dataclass

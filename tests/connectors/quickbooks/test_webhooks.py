@@ -40,7 +40,7 @@ class Receiver(Emulator):
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            events = self.connector.parse_webhook(body, dict(request.headers))
+            events = self.connector.verify_webhook(dict(request.headers), body)
         except WebhookRejected as exc:
             return web.json_response({"error": exc.reason}, status=exc.status)
         self.inbox.extend(events)
@@ -88,8 +88,8 @@ def test_redelivery_gives_the_same_event_ids(qbo_env: QboEnv) -> None:
     body = json.dumps({"eventNotifications": [{"realmId": DEFAULT_REALM, "dataChangeEvent": {"entities": [
         {"name": "Payment", "id": "9", "operation": "Create", "lastUpdated": "2026-11-01T12:00:00Z"}]}}]}).encode()
     headers = {"intuit-signature": sign(body, DEFAULT_VERIFIER_TOKEN)}
-    first = connector.parse_webhook(body, headers)
-    assert [e.event_id for e in first] == [e.event_id for e in connector.parse_webhook(body, headers)]
+    first = connector.verify_webhook(headers, body)
+    assert [e.event_id for e in first] == [e.event_id for e in connector.verify_webhook(headers, body)]
 
 
 @pytest.mark.parametrize("body, headers, status", [
@@ -104,8 +104,8 @@ def test_malformed_deliveries_get_a_clear_4xx(qbo_env: QboEnv, body: bytes, head
                                               status: int) -> None:
     connector = qbo_env.connector()
     with pytest.raises(WebhookRejected) as err:
-        connector.parse_webhook(body, headers if headers is not None else
-                                {"Intuit-Signature": sign(body, DEFAULT_VERIFIER_TOKEN)})
+        connector.verify_webhook(headers if headers is not None else
+                                 {"Intuit-Signature": sign(body, DEFAULT_VERIFIER_TOKEN)}, body)
     assert err.value.status == status
     assert err.value.reason
 
@@ -114,4 +114,4 @@ def test_events_for_another_realm_are_dropped(qbo_env: QboEnv) -> None:
     connector = qbo_env.connector()
     body = json.dumps([{"specversion": "1.0", "id": "e1", "type": "qbo.customer.updated.v1",
                         "intuitentityid": "1", "intuitaccountid": "other-realm", "time": "t"}]).encode()
-    assert connector.parse_webhook(body, {"intuit-signature": sign(body, DEFAULT_VERIFIER_TOKEN)}) == []
+    assert connector.verify_webhook({"intuit-signature": sign(body, DEFAULT_VERIFIER_TOKEN)}, body) == []

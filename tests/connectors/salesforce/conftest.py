@@ -22,7 +22,6 @@ from connectors.salesforce.emulator import (
     SalesforceEmulator,
     abort_connections,
 )
-from connectors.salesforce.settings import KEYS
 from connectors.salesforce.tls import server_context
 from connectors.settings import ConnectionConfig
 from state.store import StateStore
@@ -43,12 +42,11 @@ class SfEnv:
         return self.running.base_url
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
-        values = {name: key.default for name, key in KEYS.items()}
-        values.update({
+        values: dict[str, Any] = {  # unset keys: ConnectionConfig fills the declared defaults
             "instance_url": self.base_url, "client_id": DEFAULT_CLIENT_ID,
             "client_secret": DEFAULT_CLIENT_SECRET, "refresh_token": DEFAULT_REFRESH_TOKEN,
             "token_url": f"{self.base_url}/services/oauth2/token", "ca_bundle": str(self.cert),
-        })
+        }
         values.update(overrides)
         return values
 

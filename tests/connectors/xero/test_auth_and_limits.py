@@ -33,7 +33,7 @@ def test_fifty_refreshes_with_crashes_are_never_refused(
             connector = make_connector(xero_emulator, hub_store, sleeps)  # a fresh process
         elif n % 10 == 7:
             # crash after commit, before first use: the next process uses the stored token
-            connector.client.tokens.ensure_fresh()
+            connector.client.tokens.refresh_credentials()
             connector.close()
             connector = make_connector(xero_emulator, hub_store, sleeps)
         pages = list(connector.fetch_all("customer"))

@@ -20,7 +20,7 @@ def test_sdk_models_deserialize_emulator_answers(emu: XeroEmulator, connector: X
     emu.seed_now({"Payments": [{"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"},
                                 "Amount": "9.99", "Date": "2026-11-02"}]})
     api, tenant = connector.client.accounting, connector.client.tenant_id
-    connector.client.tokens.ensure_fresh()
+    connector.client.tokens.refresh_credentials()
     invoices = api.get_invoices(tenant, page=1, page_size=10).invoices
     (invoice,) = invoices
     assert str(getattr(invoice.status, "value", invoice.status)) == "PAID" and isinstance(invoice.updated_date_utc, datetime)

@@ -28,7 +28,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            events = self.connector.parse_webhook(body, dict(request.headers))
+            events = self.connector.verify_webhook(dict(request.headers), body)
         except WebhookRejected as exc:
             return web.Response(status=exc.status)
         with self.store.transaction() as tx:
@@ -92,5 +92,5 @@ def test_bad_deliveries_are_clear_4xx(connector: XeroConnector, emu: XeroEmulato
                                       headers: object, status: int) -> None:
     sent = {"x-xero-signature": emu.sign(body)} if headers == "sign" else headers
     with pytest.raises(WebhookRejected) as info:
-        connector.parse_webhook(body, sent)  # type: ignore[arg-type]
+        connector.verify_webhook(sent, body)  # type: ignore[arg-type]
     assert info.value.status == status
