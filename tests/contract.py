@@ -9,16 +9,29 @@ fixture that returns a ``ContractHarness`` for a fresh emulator::
 
 The harness inspects and mutates the system *directly* (emulator control surface or
 in-process state), never through the connector under test.
+
+Cases for a capability run on every connector that declares it (``connector.capabilities()``)
+and are skipped for the others; their harness hooks (``now``, ``token_calls``,
+``signed_delivery``) are needed only there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from datetime import datetime
 
 import pytest
 
-from connectors.base import Connector, Outbound, Page, RetryableError
+from connectors.base import (
+    Connector,
+    OAuthCredentials,
+    Outbound,
+    Page,
+    RetryableError,
+    WebhookReceiver,
+    WebhookRejected,
+)
 
 
 class ContractHarness(ABC):
@@ -60,6 +73,22 @@ class ContractHarness(ABC):
     def advance_clock(self, seconds: float) -> None:
         """Move the system's clock forward (past look-back windows). Default: nothing."""
         return None
+
+    # -- only for connectors with OAuth credentials ------------------------------------------
+
+    def now(self) -> datetime:
+        """The system's clock (the connector's is the same)."""
+        raise NotImplementedError
+
+    def token_calls(self) -> int:
+        """How many refresh-token requests the system's token endpoint has answered."""
+        raise NotImplementedError
+
+    # -- only for connectors that receive webhooks -----------------------------------------
+
+    def signed_delivery(self) -> tuple[dict[str, str], bytes]:
+        """Headers and raw body of one delivery signed as the system signs it, with an event."""
+        raise NotImplementedError
 
 
 def _drain(pages: object) -> tuple[list[str], list[str], str | None]:
@@ -144,3 +173,52 @@ class ConnectorContract:
         found = harness.connector.lookup(harness.entity_type, "hub-contract-lookup")
         assert found is not None and found.external_id == result.external_id
         assert harness.connector.lookup(harness.entity_type, "hub-nobody") is None
+
+    # ------------------------------------------------------------------ capabilities
+
+    def test_credentials_are_refreshed_ahead_of_expiry(self, harness: ContractHarness) -> None:
+        credentials = _credentials(harness.connector)
+        credentials.refresh_credentials()  # the first access token
+        first = credentials.credentials_expire_at()
+        assert first is not None and first > harness.now()
+        calls = harness.token_calls()
+        credentials.refresh_credentials()
+        assert harness.token_calls() == calls, "refreshed a token far from its expiry"
+        # 60 s before expiry: inside every connector's refresh skew, the token still valid
+        harness.advance_clock((first - harness.now()).total_seconds() - 60)
+        credentials.refresh_credentials()
+        assert harness.token_calls() == calls + 1, "not refreshed ahead of expiry"
+        second = credentials.credentials_expire_at()
+        assert second is not None and second > first
+        credentials.refresh_credentials(force=True)
+        assert harness.token_calls() == calls + 2
+        assert not credentials.needs_reauth
+        assert harness.connector.lookup(harness.entity_type, "hub-nobody") is None  # the new token works
+
+    def test_webhook_signed_delivery_is_accepted_and_a_tampered_one_rejected(
+            self, harness: ContractHarness) -> None:
+        receiver = _webhooks(harness.connector)
+        headers, body = harness.signed_delivery()
+        events = receiver.verify_webhook(headers, body)
+        assert events and all(e.event_id for e in events)
+        assert [e.event_id for e in receiver.verify_webhook(headers, body)] == [e.event_id for e in events]
+        for tampered in (body + b" ", body.replace(b"}", b', "x": 1}', 1)):
+            with pytest.raises(WebhookRejected) as rejected:
+                receiver.verify_webhook(headers, tampered)
+            assert 400 <= rejected.value.status < 500
+        with pytest.raises(WebhookRejected):
+            receiver.verify_webhook({}, body)  # unsigned
+
+
+def _credentials(connector: Connector) -> OAuthCredentials:
+    credentials = connector.capabilities().credentials
+    if credentials is None:
+        pytest.skip(f"{connector.system} declares no OAuth credentials")
+    return credentials
+
+
+def _webhooks(connector: Connector) -> WebhookReceiver:
+    receiver = connector.capabilities().webhooks
+    if receiver is None:
+        pytest.skip(f"{connector.system} receives no webhooks")
+    return receiver

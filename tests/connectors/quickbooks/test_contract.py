@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 
 import pytest
 
 from connectors.base import Outbound
+from connectors.quickbooks.emulator import DEFAULT_REALM, DEFAULT_VERIFIER_TOKEN, sign
 from mapping.model import Customer
 from mapping.quickbooks import customer_from_canonical, marker
 from tests.connectors.quickbooks.conftest import QboEnv
@@ -53,6 +56,17 @@ class QuickBooksHarness(ContractHarness):
 
     def advance_clock(self, seconds: float) -> None:
         self.env.on_loop(lambda: self.env.emulator.clock.advance(seconds))
+
+    def now(self) -> datetime:
+        return self.env.on_loop(self.env.emulator.clock.now)
+
+    def token_calls(self) -> int:
+        return self.env.on_loop(lambda: self.env.emulator.oauth_stats()["token_calls"])
+
+    def signed_delivery(self) -> tuple[dict[str, str], bytes]:
+        body = json.dumps({"eventNotifications": [{"realmId": DEFAULT_REALM, "dataChangeEvent": {"entities": [
+            {"name": "Customer", "id": "1", "operation": "Update", "lastUpdated": "2026-11-01T12:00:00Z"}]}}]}).encode()
+        return {"intuit-signature": sign(body, DEFAULT_VERIFIER_TOKEN)}, body
 
 
 class TestQuickBooksContract(ConnectorContract):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
@@ -52,6 +53,12 @@ class SalesforceHarness(ContractHarness):
 
     def advance_clock(self, seconds: float) -> None:
         self.emulator.clock.advance(seconds)
+
+    def now(self) -> datetime:
+        return self.emulator.clock.now()
+
+    def token_calls(self) -> int:
+        return self.emulator.token_requests
 
 
 class TestSalesforceContract(ConnectorContract):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import stripe
 
 from connectors.base import Outbound
 from connectors.emulation import RunningEmulator
 from connectors.stripe.connector import StripeConnector
-from connectors.stripe.emulator import StripeEmulator
-from tests.connectors.stripe.conftest import Waits, seed
+from connectors.stripe.emulator import StripeEmulator, sign_payload
+from tests.connectors.stripe.conftest import WEBHOOK_SECRET, Waits, seed
 from tests.contract import ConnectorContract, ContractHarness
 
 
@@ -55,6 +57,12 @@ class StripeHarness(ContractHarness):
 
     def advance_clock(self, seconds: float) -> None:
         self.emulator.clock.advance(seconds)
+
+    def signed_delivery(self) -> tuple[dict[str, str], bytes]:
+        body = json.dumps({"id": "evt_contract_1", "object": "event", "type": "customer.updated",
+                           "data": {"object": {"id": "cus_contract", "object": "customer"}}}).encode()
+        moment = int(self.emulator.clock.now().timestamp())
+        return {"Stripe-Signature": sign_payload(WEBHOOK_SECRET, body, moment)}, body
 
 
 class TestStripeContract(ConnectorContract):

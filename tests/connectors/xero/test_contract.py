@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
 from connectors.base import Outbound
 from connectors.emulation import RunningEmulator
 from connectors.xero.connector import XeroConnector
-from connectors.xero.emulator import XeroEmulator
+from connectors.xero.emulator import DEFAULT_TENANT, XeroEmulator
 from state.store import StateStore
 from tests.connectors.xero.conftest import Sleeps, make_connector
 from tests.contract import ConnectorContract, ContractHarness
@@ -61,6 +63,20 @@ class ContactHarness(ContractHarness):
 
     def advance_clock(self, seconds: float) -> None:
         self.emu.clock.advance(seconds)
+
+    def now(self) -> datetime:
+        return self.emu.clock.now()
+
+    def token_calls(self) -> int:
+        return self.emu.stats.calls.get("POST /connect/token", 0)
+
+    def signed_delivery(self) -> tuple[dict[str, str], bytes]:
+        event = {"resourceUrl": "https://api.xero.com/api.xro/2.0/Contacts/c-1", "resourceId": "c-1",
+                 "eventDateUtc": "2026-11-01T12:00:00.000", "eventType": "UPDATE", "eventCategory": "CONTACT",
+                 "tenantId": DEFAULT_TENANT, "tenantType": "ORGANISATION"}
+        body = json.dumps({"events": [event], "firstEventSequence": 1, "lastEventSequence": 1,
+                           "entropy": "CONTRACT"}).encode()
+        return {"x-xero-signature": self.emu.sign(body)}, body
 
 
 class TestXeroContactContract(ConnectorContract):
