@@ -1,23 +1,28 @@
-"""Pipeline benchmark: Stripe invoices -> map -> content hash -> store, against a bare upsert.
+"""Pipeline benchmark: Stripe invoices through the path ``hub sync`` runs, beside the bare floor.
 
-    /work/venv/bin/python -m bench.pipeline                    # 100,000 records (a few minutes)
-    /work/venv/bin/python -m bench.pipeline --scale 1000000    # the issue's full size
+    python -m bench.pipeline                    # 100,000 records (a few minutes)
+    python -m bench.pipeline --scale 2000       # a quick check
+    python -m bench.pipeline --scale 1000000    # the issue's full size
 
-Records are generated lazily in chunks (one transaction per chunk, 10,000 rows by default) and
-each chunk is mapped once with the real ``mapping/stripe.py``; the mapped entities then go, side
-by side in the same run, to
+Records are generated lazily in chunks (10,000 by default). In the same run, side by side:
 
-* ``hub``  - ``Tx.upsert_entities_bulk`` (and ``Tx.upsert_entities`` with ``--paths bulk,rows``):
-  serialise + hash + store with versions, outcomes and history rows;
-* ``bare`` - the minimum that stores the same rows: ``to_data`` -> JSON + SHA-256 of the same
+* ``hub sync``  - the path ``hub sync`` really runs: the chunk as recorded Stripe connector pages
+  (``--page`` records each, the connector's page size) read by ``sync.engine.Engine.pull``
+  through a ``StripeConnector`` -> per page one transaction: prefetch, first contact, the real
+  ``mapping/stripe.py``, ``Tx.upsert_entities``, links, the plan -> outbox items for QuickBooks
+  and Xero, the cursor. Nothing is pushed (the targets are in-memory fakes that are never called);
+* ``hub store`` - the store stage alone: each chunk mapped once, then ``Tx.upsert_entities`` in
+  one transaction per chunk (serialise + hash + store with versions, outcomes and history);
+* ``bare``      - the minimum that stores the same rows: ``to_data`` -> JSON + SHA-256 of the same
   canonical JSON, then one ``executemany`` upsert of (id, payload, hash) per chunk with plain
   ``sqlite3`` / ``psycopg`` (``ON CONFLICT DO UPDATE … WHERE hash differs``).
 
 The first load stores every record; the re-sync replays all of them with 5% changed. Printed:
-throughput end to end (map included, the goal's figure) and of the store stage alone, their
-hub/bare ratios, re-sync time as a share of the first load, rows written per changed record
-(entity rows; and entity + history rows, history being the hub's per-change audit trail), and
-peak RSS. PostgreSQL runs in a fresh schema dropped afterwards.
+throughput end to end (mapping included; ``hub sync`` maps inside its pass) and of the store
+stage alone, their ratios to bare measured in this run, re-sync time as a share of the first
+load, rows written per changed record (entity rows; and entity + history rows, history being the
+hub's per-change audit trail), outbox items planned, and peak RSS. PostgreSQL runs in fresh
+schemas dropped afterwards.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +45,16 @@ from sqlalchemy import create_engine, func, select, text
 
 import mapping.stripe as stripe_mapping
 from bench.stripe_records import StableRefs, stripe_invoice
+from connectors.base import Page, Record
+from connectors.fake.connector import FakeConnector, FakeSystem
+from connectors.stripe.client import StripeApi
+from connectors.stripe.connector import StripeConnector
+from connectors.stripe.streams import record_of
 from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, to_data
 from state import schema
 from state.store import StateStore
+from sync.engine import Engine, SyncSummary
+from sync.flows import routing_from_config
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CHANGED_EVERY = 20  # 5% of the records change between the first load and the re-sync
@@ -69,6 +81,7 @@ class Pass:
     seconds: float = 0.0  # store stage: everything after mapping
     written: int = 0  # rows written in the main table
     history: int = 0  # history rows written (hub only)
+    planned: int | None = None  # outbox items queued (hub sync only)
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,11 +89,12 @@ class Side:
     """One way of storing the mapped chunks."""
 
     name = ""
+    maps_itself = False  # True when its seconds include mapping (the sync reads raw records)
 
     def __init__(self) -> None:
         self.passes: dict[str, Pass] = {}
 
-    def store(self, entities: list[Entity], phase: str) -> None:
+    def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         raise NotImplementedError
 
     def finish(self, phase: str) -> None:
@@ -91,21 +105,22 @@ class Side:
 
 
 class HubSide(Side):
-    def __init__(self, backend: str, url: str, path: str) -> None:
+    """The store stage alone: a mapped chunk to ``Tx.upsert_entities`` in one transaction."""
+
+    name = "hub store"
+
+    def __init__(self, url: str) -> None:
         super().__init__()
-        self.name = f"hub {path}"
-        self.path = path
         self.now = FIRST
         self.store_ = StateStore(url, clock=lambda: self.now)
         self.store_.init()
 
-    def store(self, entities: list[Entity], phase: str) -> None:
+    def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
         self.now = RESYNC if phase == "resync" else FIRST
         start = time.perf_counter()
         with self.store_.transaction() as tx:
-            method = tx.upsert_entities_bulk if self.path == "bulk" else tx.upsert_entities
-            outcomes = method(entities, "stripe")
+            outcomes = tx.upsert_entities(entities, "stripe")
         p.seconds += time.perf_counter() - start
         for outcome in outcomes:
             p.outcomes[outcome] = p.outcomes.get(outcome, 0) + 1
@@ -117,9 +132,58 @@ class HubSide(Side):
                 schema.entities).where(schema.entities.c.updated_at == at)).scalar_one())
             self.passes[phase].history = int(conn.execute(select(func.count()).select_from(
                 schema.history).where(schema.history.c.at == at)).scalar_one())
+            if self.passes[phase].planned is not None:
+                self.passes[phase].planned = int(conn.execute(select(func.count()).select_from(
+                    schema.outbox).where(schema.outbox.c.created_at == at)).scalar_one())
 
     def close(self) -> None:
         self.store_.dispose()
+
+
+class RecordedStripe(StripeConnector):
+    """The Stripe connector with its change feed replaced by recorded pages; mapping, natural
+    keys and everything else are the connector's own. Its API client is never called."""
+
+    def __init__(self) -> None:
+        super().__init__("stripe", StripeApi("sk_bench", "http://127.0.0.1:9"))
+        self.pages: list[Page] = []
+
+    def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        yield from self.pages
+
+
+class SyncSide(HubSide):
+    """The path ``hub sync`` runs: recorded pages -> ``Engine.pull`` -> plan -> outbox."""
+
+    name = "hub sync"
+    maps_itself = True
+
+    def __init__(self, url: str, page: int) -> None:
+        super().__init__(url)
+        self.page = page
+        self.stripe = RecordedStripe()
+        # Targets for the plan: invoices flow to both ledgers; they are queued, never pushed.
+        targets = {name: FakeConnector(FakeSystem(name), kind=name) for name in ("quickbooks", "xero")}
+        self.engine = Engine(self.store_, {"stripe": self.stripe, **targets}, routing_from_config({}, {}))
+        self.sequence = 0
+
+    def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
+        p = self.passes.setdefault(phase, Pass(planned=0))
+        self.now = RESYNC if phase == "resync" else FIRST
+        pages = []
+        for start in range(0, len(records), self.page):
+            self.sequence += 1
+            page: list[Record] = [record_of("invoice", r) for r in records[start:start + self.page]]
+            pages.append(Page(page, cursor=f"bench-{self.sequence}"))
+        self.stripe.pages = pages
+        summary = SyncSummary()
+        started = time.perf_counter()
+        self.engine.pull("stripe", "invoice", summary, None)
+        p.seconds += time.perf_counter() - started
+        stats = summary.stats("stripe", "invoice")
+        for outcome in ("added", "changed", "unchanged", "failed", "held", "skipped"):
+            if getattr(stats, outcome):
+                p.outcomes[outcome] = p.outcomes.get(outcome, 0) + getattr(stats, outcome)
 
 
 class BareSqlite(Side):
@@ -133,7 +197,7 @@ class BareSqlite(Side):
         self.conn.execute("CREATE TABLE bare (id TEXT PRIMARY KEY, payload TEXT NOT NULL,"
                           " content_hash TEXT NOT NULL)")
 
-    def store(self, entities: list[Entity], phase: str) -> None:
+    def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
         start = time.perf_counter()
         rows = [bare_row(e) for e in entities]
@@ -162,7 +226,7 @@ class BarePostgres(Side):
                           " content_hash varchar(64) NOT NULL)")
         self.conn.commit()
 
-    def store(self, entities: list[Entity], phase: str) -> None:
+    def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
         start = time.perf_counter()
         rows = [bare_row(e) for e in entities]
@@ -197,9 +261,9 @@ def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, 
         t2 = time.perf_counter()
         gen += t1 - t0
         mapped += t2 - t1
-        del records
         for j in range(len(sides)):  # rotate the order so no side always goes first
-            sides[(k + j) % len(sides)].store(entities, phase)
+            sides[(k + j) % len(sides)].store(records, entities, phase)
+        del records
     for side in sides:
         side.finish(phase)
     return gen, mapped
@@ -217,58 +281,72 @@ def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float
     changed = sum(1 for i in range(n) if revision(i, True))
     bare = sides[0]
     print(f"\n== {backend}: {n:,} invoices, 5% changed on re-sync ({changed:,} records) ==")
+
+    def end_to_end(side: Side, phase: str) -> float:
+        """Seconds from Stripe objects to stored rows (the sync maps inside its own pass)."""
+        seconds = side.passes[phase].seconds
+        return seconds if side.maps_itself else times[phase][1] + seconds
+
     for phase in ("first", "resync"):
         _gen, mapped = times[phase]
-        print(f"  {phase:<6}  mapping shared by all sides: {mapped:7.1f} s ({rate(n, mapped)})")
+        print(f"  {phase:<6}  mapping shared by the store sides: {mapped:7.1f} s ({rate(n, mapped)})")
         for side in sides:
             p = side.passes[phase]
-            total = mapped + p.seconds
+            stage = "whole pass" if side.maps_itself else "store"
             extra = f"  outcomes {p.outcomes}" if p.outcomes else ""
-            print(f"    {side.name:<14} store {p.seconds:7.1f} s ({rate(n, p.seconds)})"
-                  f"   map+store {total:7.1f} s ({rate(n, total)}){extra}")
-    first_map = times["first"][1]
-    resync_map = times["resync"][1]
+            if p.planned is not None:
+                extra += f"  outbox +{p.planned:,}"
+            print(f"    {side.name:<10} {stage:<10} {p.seconds:7.1f} s ({rate(n, p.seconds)})"
+                  f"   end to end {end_to_end(side, phase):7.1f} s ({rate(n, end_to_end(side, phase))}){extra}")
     b_first, b_re = bare.passes["first"], bare.passes["resync"]
-    print(f"  {'':<22}{'':<8}goal   end-to-end  store-stage")
+    print(f"  {'':<44}goal   end-to-end  store-stage")
     for side in sides[1:]:
         f, r = side.passes["first"], side.passes["resync"]
-        e2e = (first_map + b_first.seconds) / (first_map + f.seconds)
-        stage = b_first.seconds / f.seconds
-        print(f"  {side.name:<14} first-load throughput vs bare  >=0.5  {e2e:6.2f} {verdict(e2e >= 0.5)}"
-              f"  {stage:6.2f} {verdict(stage >= 0.5)}")
-        share = (resync_map + r.seconds) / (first_map + f.seconds)
-        stage_share = r.seconds / f.seconds
-        print(f"  {side.name:<14} re-sync time / first load      <=0.7  {share:6.2f} {verdict(share <= 0.7)}"
-              f"  {stage_share:6.2f} {verdict(stage_share <= 0.7)}")
+        e2e = end_to_end(bare, "first") / end_to_end(side, "first")
+        stage = "" if side.maps_itself else f"  {b_first.seconds / f.seconds:6.2f}"
+        print(f"  {side.name:<10} first-load throughput / bare's    >=0.5  {e2e:6.2f} {verdict(e2e >= 0.5)}{stage}")
+        share = end_to_end(side, "resync") / end_to_end(side, "first")
+        stage = "" if side.maps_itself else f"  {r.seconds / f.seconds:6.2f}"
+        print(f"  {side.name:<10} re-sync time / first load         <=0.7  {share:6.2f} {verdict(share <= 0.7)}{stage}")
         ent = r.written / changed
         both = (r.written + r.history) / changed
-        print(f"  {side.name:<14} rows written / changed rows    <=1.05 {ent:6.2f} {verdict(ent <= 1.05)}"
+        print(f"  {side.name:<10} rows written / changed rows       <=1.05 {ent:6.2f} {verdict(ent <= 1.05)}"
               f"  (entities {r.written:,}; with history rows {both:.2f}: {r.written:,} + {r.history:,})")
-    be2e = (resync_map + b_re.seconds) / (first_map + b_first.seconds)
-    print(f"  {bare.name:<14} re-sync time / first load             {be2e:6.2f}       "
-          f"  {b_re.seconds / b_first.seconds:6.2f}       rows written / changed {b_re.written / changed:.2f}")
+    if len(sides) == 3:
+        hub_store, hub_sync = sides[1], sides[2]
+        for phase in ("first", "resync"):
+            ratio = end_to_end(hub_store, phase) / end_to_end(hub_sync, phase)
+            print(f"  hub sync throughput / hub store's, {phase:<6}  {ratio:6.2f}"
+                  f"  (the share of the sync's time that is map + store)")
+    be2e = end_to_end(bare, "resync") / end_to_end(bare, "first")
+    print(f"  {bare.name:<10} re-sync time / first load                {be2e:6.2f}  "
+          f"  {b_re.seconds / b_first.seconds:6.2f}  rows written / changed {b_re.written / changed:.2f}")
 
 
-def bench_backend(backend: str, n: int, batch: int, paths: list[str], workdir: Path,
+def bench_backend(backend: str, n: int, batch: int, page: int, kinds: list[str], workdir: Path,
                   pg_url: str) -> None:
     schema_name = f"bench_{uuid.uuid4().hex[:10]}"
     admin = None
     sides: list[Side] = []
+
+    def hub(kind: str, url: str) -> Side:
+        return SyncSide(url, page) if kind == "sync" else HubSide(url)
+
     try:
         if backend == "sqlite":
             sides.append(BareSqlite(workdir / "bare.db"))
-            sides += [HubSide(backend, f"sqlite:///{workdir}/hub_{p}.db", p) for p in paths]
+            sides += [hub(k, f"sqlite:///{workdir}/hub_{k}.db") for k in kinds]
         else:
             admin = create_engine(pg_url)
             with admin.begin() as conn:
                 conn.execute(text(f"CREATE SCHEMA {schema_name}"))
             sides.append(BarePostgres(pg_url.replace("postgresql+psycopg://", "postgresql://"),
                                       schema_name))
-            for p in paths:
-                hub_schema = f"{schema_name}_{p}"
+            for k in kinds:
+                hub_schema = f"{schema_name}_{k}"
                 with admin.begin() as conn:
                     conn.execute(text(f"CREATE SCHEMA {hub_schema}"))
-                sides.append(HubSide(backend, f"{pg_url}?options=-csearch_path%3D{hub_schema}", p))
+                sides.append(hub(k, f"{pg_url}?options=-csearch_path%3D{hub_schema}"))
         times = {phase: run_pass(sides, n, batch, phase) for phase in ("first", "resync")}
         report(backend, sides, n, times)
     finally:
@@ -276,7 +354,7 @@ def bench_backend(backend: str, n: int, batch: int, paths: list[str], workdir: P
             side.close()
         if admin is not None:
             with admin.begin() as conn:
-                for name in [schema_name, *(f"{schema_name}_{p}" for p in paths)]:
+                for name in [schema_name, *(f"{schema_name}_{k}" for k in kinds)]:
                     conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
             admin.dispose()
 
@@ -296,15 +374,18 @@ def pg_reachable(url: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=100_000, help="invoices (issue: 1000000)")
-    parser.add_argument("--batch", type=int, default=10_000, help="rows per transaction (>= 10000)")
+    parser.add_argument("--batch", type=int, default=10_000,
+                        help="records per chunk; hub store: one transaction per chunk")
+    parser.add_argument("--page", type=int, default=100,
+                        help="records per connector page; hub sync: one transaction per page")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--paths", default="bulk", help="hub paths: bulk, rows (upsert_entities)")
+    parser.add_argument("--sides", default="store,sync", help="hub sides beside bare: store, sync")
     parser.add_argument("--pg-url", default=PG_URL)
     args = parser.parse_args(argv)
-    paths = [p for p in args.paths.split(",") if p]
+    kinds = [k for k in args.sides.split(",") if k]
     print(f"pipeline bench: scale {args.scale:,} invoices"
           f" ({'full' if args.scale >= 1_000_000 else 'reduced; --scale 1000000 for the full run'}),"
-          f" {args.batch:,} rows per transaction, hub paths {paths}, python {sys.version.split()[0]},"
+          f" chunks of {args.batch:,}, pages of {args.page:,}, hub sides {kinds}, python {sys.version.split()[0]},"
           f" sqlite {sqlite3.sqlite_version}")
     started = time.perf_counter()
     for backend in args.backends.split(","):
@@ -312,11 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== postgres: skipped, {args.pg_url} unreachable ==")
             continue
         with tempfile.TemporaryDirectory(prefix="billhub-bench-") as tmp:
-            bench_backend(backend, args.scale, args.batch, paths, Path(tmp), args.pg_url)
+            bench_backend(backend, args.scale, args.batch, args.page, kinds, Path(tmp), args.pg_url)
         print(f"  peak RSS so far: {peak_rss_mb():,.0f} MB")
     print(f"\npeak RSS {peak_rss_mb():,.0f} MB; total {time.perf_counter() - started:,.0f} s")
     return 0
-
 
 
 if __name__ == "__main__":

@@ -5,32 +5,37 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 
 from mapping.keys import key_digest, natural_digests
-from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, changed_fields, content_hash, to_data
+from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, changed_fields, to_data
 from state import schema as t
 from state.records import Outcome, StoredEntity, stored_row
-from state.txbase import TxBase, select_all
+from state.txbase import TxBase, select_all, dialect_insert
 
 _ENTITY_BY_ID = select_all(t.entities, "id = :id")
-_ENTITY_COLUMNS = ("id", "type", "payload", "content_hash", "version", "deleted", "source", "updated_at")
-_HISTORY_COLUMNS = ("canonical_id", "entity_type", "system", "action", "changes", "content_hash", "run_id",
-                    "at")
+# Rows per multi-row INSERT: 8 columns x 500 stays far below both databases' bind limits
+# (SQLite >= 3.32: 32,766; PostgreSQL: 65,535) while a page of a few hundred is one statement.
+_ROWS_PER_STATEMENT = 500
 
 
-def _bulk_digest(data: dict[str, Any]) -> str:
-    """``content_hash`` from an entity's ``to_data`` (saves serialising the entity twice)."""
+def _digest(data: dict[str, Any]) -> str:
+    """``mapping.model.content_hash`` of the entity whose ``to_data`` is ``data`` (hashing the
+    data already made instead of converting the entity a second time)."""
     hashable = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
     return hashlib.sha256(canonical_json(hashable).encode("ascii")).hexdigest()
 
 
-def _added_changes(data: dict[str, Any]) -> dict[str, list[Any]]:
-    """``changed_fields(None, data)``, without comparing every field with nothing."""
-    return {k: [None, data[k]] for k in sorted(data) if k not in VOLATILE_FIELDS and data[k] is not None}
+@cache
+def _replace_by_id(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (id) DO UPDATE of every entity column, for rows that exist."""
+    stmt = dialect_insert(dialect, t.entities)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.entities.c.id],
+        set_={c.name: stmt.excluded[c.name] for c in t.entities.c if c.name != "id"})
 
 
 class EntitiesMixin(TxBase):
@@ -68,67 +73,80 @@ class EntitiesMixin(TxBase):
     def upsert_entities(
         self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False
     ) -> list[Outcome]:
-        """Store canonical entities; returns added / changed / unchanged per entity, in order.
+        """Store canonical entities (a page at a time); returns added / changed / unchanged per
+        entity, in order. An id repeated in the batch is applied in order, as successive calls
+        would be.
 
-        Unchanged content (same hash) writes nothing, not even history.
+        Unchanged content (same hash, same deletion) writes nothing, not even history. Each entity
+        is converted once (``to_data``) and hashed from that; stored payloads are read only for the
+        rows that change (their history names the changed fields). New rows, changed rows and
+        history rows are each written with one multi-row statement per ``_ROWS_PER_STATEMENT``.
         """
-        if not batch:
-            return []
-        ids = list({e.id for e in batch})
-        existing: dict[str, tuple[str, dict[str, Any], int, bool]] = {}
         if self._memo is not None:
             # Read again, not taken from the memo: another process may have written these since
             # the page was prefetched, and the version and history must follow from what is stored.
-            for cid in ids:
-                self._memo.entities.pop(cid, None)
-        for chunk_start in range(0, len(ids), 900):
-            chunk = ids[chunk_start : chunk_start + 900]
-            for row in self.conn.execute(
-                select(t.entities.c.id, t.entities.c.content_hash, t.entities.c.payload,
-                       t.entities.c.version, t.entities.c.deleted).where(t.entities.c.id.in_(chunk))
-            ):
-                existing[row.id] = (row.content_hash, dict(row.payload), row.version, bool(row.deleted))
-        now = self.now
+            for entity in batch:
+                self._memo.entities.pop(entity.id, None)
+        if not batch:
+            return []
+        prepared = [(entity, data, _digest(data)) for entity in batch for data in (to_data(entity),)]
+        ids = list(dict.fromkeys(entity.id for entity in batch))
+        # id -> [content_hash, payload (None until read), version, deleted]
+        state: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), 900):
+            for row in self.conn.execute(select(
+                    t.entities.c.id, t.entities.c.content_hash, t.entities.c.version, t.entities.c.deleted)
+                    .where(t.entities.c.id.in_(ids[start:start + 900]))):
+                state[row.id] = [row.content_hash, None, row.version, bool(row.deleted)]
+        existing = set(state)
+        changing = list(dict.fromkeys(
+            entity.id for entity, _data, digest in prepared
+            if entity.id in existing and (state[entity.id][0], state[entity.id][3]) != (digest, deleted)))
+        for start in range(0, len(changing), 900):
+            for old in self.conn.execute(select(t.entities.c.id, t.entities.c.payload)
+                                         .where(t.entities.c.id.in_(changing[start:start + 900]))):
+                state[old.id][1] = dict(old.payload)
         outcomes: list[Outcome] = []
-        inserts: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
-        for entity in batch:
-            data = to_data(entity)
-            digest = content_hash(entity)
-            current = existing.get(entity.id)
+        written: dict[str, str] = {}  # id -> type, in first-written order
+        for entity, data, digest in prepared:
+            current = state.get(entity.id)
             if current is None:
-                inserts.append({"id": entity.id, "type": entity.type, "payload": data,
-                                "content_hash": digest, "version": 1, "deleted": deleted,
-                                "source": source, "updated_at": now})
-                existing[entity.id] = (digest, data, 1, deleted)
+                state[entity.id] = [digest, data, 1, deleted]
                 history.append(self._history_row(entity.id, entity.type, source,
                                                  "deleted" if deleted else "added",
                                                  changed_fields(None, data), digest, run_id))
                 outcomes.append("added")
+                written[entity.id] = entity.type
                 continue
             old_hash, old_data, version, was_deleted = current
             if old_hash == digest and was_deleted == deleted:
                 outcomes.append("unchanged")
                 continue
-            self.conn.execute(
-                update(t.entities).where(t.entities.c.id == entity.id).values(
-                    payload=data, content_hash=digest, version=version + 1, deleted=deleted,
-                    source=source, updated_at=now)
-            )
-            existing[entity.id] = (digest, data, version + 1, deleted)
+            state[entity.id] = [digest, data, version + 1, deleted]
             action = "deleted" if deleted and not was_deleted else "changed"
             history.append(self._history_row(entity.id, entity.type, source, action,
                                              changed_fields(old_data, data), digest, run_id))
             outcomes.append("changed")
-        if inserts:
-            self.conn.execute(insert(t.entities), inserts)
-        if history:
-            self.conn.execute(insert(t.history), history)
-        self._index_natural_keys({
-            entity.id: (entity.type, existing[entity.id][1], existing[entity.id][3])
-            for entity, outcome in zip(batch, outcomes, strict=True) if outcome != "unchanged"},
-            new={row["id"] for row in inserts})
+            written[entity.id] = entity.type
+        now = self.now
+        rows = [{"id": cid, "type": etype, "payload": state[cid][1], "content_hash": state[cid][0],
+                 "version": state[cid][2], "deleted": deleted, "source": source, "updated_at": now}
+                for cid, etype in written.items()]
+        # New rows by plain INSERT: one another process inserted meanwhile is a uniqueness error
+        # (the page is retried), never silently overwritten. Rows known to exist are replaced by
+        # primary key: INSERT … ON CONFLICT (id) DO UPDATE is the multi-row UPDATE both databases have.
+        self._write_rows(insert(t.entities), [r for r in rows if r["id"] not in existing])
+        self._write_rows(_replace_by_id(self.conn.dialect.name), [r for r in rows if r["id"] in existing])
+        self._write_rows(insert(t.history), history)
+        self._index_natural_keys({cid: (etype, state[cid][1], deleted) for cid, etype in written.items()},
+                                 new=set(written) - existing)
         return outcomes
+
+    def _write_rows(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """``statement`` with many VALUES rows, one statement per ``_ROWS_PER_STATEMENT``."""
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            self.conn.execute(statement.values(list(rows[start:start + _ROWS_PER_STATEMENT])))
 
     def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]], *,
                             new: set[str]) -> None:
@@ -205,126 +223,6 @@ class EntitiesMixin(TxBase):
                 for value in by_digest[digest]:
                     found.setdefault(value, []).append(str(entity_id))
         return found
-
-    def upsert_entities_bulk(
-        self, batch: Sequence[Entity], source: str, *, run_id: str | None = None, deleted: bool = False
-    ) -> list[Outcome]:
-        """``upsert_entities`` for large loads: the same outcomes, rows and history, fewer trips.
-
-        Each entity is converted once (``to_data``) and hashed from that; only the rows to write
-        are serialised. Existing rows are read by hash (old payloads only for rows that changed);
-        new rows, changed rows and history are written with one executemany each. On PostgreSQL the rows to write are COPYed into a temporary staging table and
-        merged with one ``INSERT … ON CONFLICT (id) DO UPDATE … WHERE content_hash IS DISTINCT
-        FROM``, and history is COPYed. Payloads are stored as canonical JSON (sorted keys, no
-        spaces): the same JSON values ``upsert_entities`` stores. An id repeated in the batch is
-        applied in order, as successive ``upsert_entities`` calls would.
-        """
-        if self._memo is not None:
-            for entity in batch:
-                self._memo.entities.pop(entity.id, None)
-        if not batch:
-            return []
-        prepared = [(entity, data, _bulk_digest(data)) for entity in batch for data in (to_data(entity),)]
-        ids = list(dict.fromkeys(e.id for e, *_rest in prepared))
-        # id -> [content_hash, payload (None until read), version, deleted]
-        state: dict[str, list[Any]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            for row in self.conn.execute(
-                select(t.entities.c.id, t.entities.c.content_hash, t.entities.c.version,
-                       t.entities.c.deleted).where(t.entities.c.id.in_(chunk))
-            ):
-                state[row.id] = [row.content_hash, None, row.version, bool(row.deleted)]
-        existing = set(state)
-        wanted = list(dict.fromkeys(
-            e.id for e, _data, digest in prepared
-            if e.id in existing and (state[e.id][0], state[e.id][3]) != (digest, deleted)))
-        for start in range(0, len(wanted), 900):
-            for old in self.conn.execute(select(t.entities.c.id, t.entities.c.payload)
-                                         .where(t.entities.c.id.in_(wanted[start : start + 900]))):
-                state[old.id][1] = dict(old.payload)
-        outcomes: list[Outcome] = []
-        history: list[tuple[str, str, str, str, str]] = []  # id, type, action, changes, hash
-        written: dict[str, str] = {}  # id -> type
-        for entity, data, digest in prepared:
-            current = state.get(entity.id)
-            if current is None:
-                state[entity.id] = [digest, data, 1, deleted]
-                history.append((entity.id, entity.type, "deleted" if deleted else "added",
-                                canonical_json(_added_changes(data)), digest))
-                outcomes.append("added")
-                written[entity.id] = entity.type
-                continue
-            old_hash, old_data, version, was_deleted = current
-            if old_hash == digest and was_deleted == deleted:
-                outcomes.append("unchanged")
-                continue
-            state[entity.id] = [digest, data, version + 1, deleted]
-            action = "deleted" if deleted and not was_deleted else "changed"
-            history.append((entity.id, entity.type, action,
-                            canonical_json(changed_fields(old_data, data)), digest))
-            outcomes.append("changed")
-            written[entity.id] = entity.type
-        now = self.now
-        rows = [(cid, etype, canonical_json(state[cid][1]), state[cid][0], state[cid][2])
-                for cid, etype in written.items()]
-        self._index_natural_keys({cid: (etype, state[cid][1], bool(state[cid][3])) for cid, etype in written.items()},
-                                 new=set(written) - existing)
-        if self.store.is_postgres:
-            self._merge_entities_pg(rows, history, source, deleted, run_id, now)
-            return outcomes
-        dialect = self.conn.dialect
-        ts = t.entities.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
-        flag = t.entities.c.deleted.type.dialect_impl(dialect).bind_processor(dialect)
-        at = ts(now) if ts else now
-        gone = flag(deleted) if flag else deleted
-        inserts = [(cid, etype, payload, digest, version, gone, source, at)
-                   for cid, etype, payload, digest, version in rows if cid not in existing]
-        updates = [(etype, payload, digest, version, gone, source, at, cid)
-                   for cid, etype, payload, digest, version in rows if cid in existing]
-        if inserts:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO entities ({', '.join(_ENTITY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts)
-        if updates:
-            self.conn.exec_driver_sql(
-                "UPDATE entities SET type = ?, payload = ?, content_hash = ?, version = ?, deleted = ?,"
-                " source = ?, updated_at = ? WHERE id = ?", updates)
-        if history:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO history ({', '.join(_HISTORY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(cid, etype, source, action, changes, digest, run_id, at)
-                 for cid, etype, action, changes, digest in history])
-        return outcomes
-
-    def _merge_entities_pg(self, rows: list[tuple[str, str, str, str, int]],
-                           history: list[tuple[str, str, str, str, str]], source: str,
-                           deleted: bool, run_id: str | None, now: datetime) -> None:
-        """COPY into a staging table, merge into ``entities``; COPY history (PostgreSQL)."""
-        raw: Any = self.conn.connection.driver_connection
-        cols = ", ".join(_ENTITY_COLUMNS)
-        with raw.cursor() as cur:
-            if rows:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS hub_bulk_entities (id varchar(36), type varchar(32),"
-                    " payload json, content_hash varchar(64), version integer, deleted boolean,"
-                    " source varchar(64), updated_at timestamptz) ON COMMIT DELETE ROWS")
-                cur.execute("TRUNCATE hub_bulk_entities")
-                with cur.copy(f"COPY hub_bulk_entities ({cols}) FROM STDIN") as copy:
-                    for cid, etype, payload, digest, version in rows:
-                        copy.write_row((cid, etype, payload, digest, version, deleted, source, now))
-                cur.execute(
-                    f"INSERT INTO entities ({cols}) SELECT {cols} FROM hub_bulk_entities"
-                    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, payload = excluded.payload,"
-                    " content_hash = excluded.content_hash, version = excluded.version,"
-                    " deleted = excluded.deleted, source = excluded.source,"
-                    " updated_at = excluded.updated_at"
-                    " WHERE entities.content_hash IS DISTINCT FROM excluded.content_hash"
-                    " OR entities.deleted IS DISTINCT FROM excluded.deleted")
-            if history:
-                with cur.copy(f"COPY history ({', '.join(_HISTORY_COLUMNS)}) FROM STDIN") as copy:
-                    for cid, etype, action, changes, digest in history:
-                        copy.write_row((cid, etype, source, action, changes, digest, run_id, now))
 
     def _history_row(self, canonical_id: str, entity_type: str, system: str, action: str,
                      changes: dict[str, Any], digest: str | None, run_id: str | None) -> dict[str, Any]:

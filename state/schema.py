@@ -48,7 +48,7 @@ entities = Table(
 # The natural keys (email, number, name) of live entities, as digests of their normal form:
 # first contact finds the hub records an unlinked external record may be, by index, instead
 # of reading every entity of its type (per page, per webhook). Kept with the entities by
-# ``Tx.upsert_entities*`` and erasure.
+# ``Tx.upsert_entities`` and erasure.
 natural_keys = Table(
     "natural_keys",
     metadata,

@@ -30,6 +30,15 @@ def select_all(table: Any, where: str) -> Any:
     return text(f"SELECT {names} FROM {table.name} WHERE {where}").columns(*table.c)
 
 
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT, the one with ON CONFLICT clauses."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise StateError(f"unsupported database {dialect}")  # pragma: no cover - only these two
+
+
 class StoreSettings(Protocol):
     """What a transaction reads from its ``StateStore`` (a protocol: the store imports this)."""
 
@@ -81,14 +90,8 @@ class TxBase:
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
         """INSERT … ON CONFLICT DO NOTHING (on ``keys``; with none, on any unique rule); True
         when a row was inserted."""
-        dialect = self.conn.dialect.name
-        if dialect == "postgresql":
-            stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(
-                index_elements=list(keys) or None)
-        elif dialect == "sqlite":
-            stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys) or None)
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            raise StateError(f"unsupported database {dialect}")
+        stmt = dialect_insert(self.conn.dialect.name, table).values(**values).on_conflict_do_nothing(
+            index_elements=list(keys) or None)
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
         returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
         return self.conn.execute(stmt.returning(returned)).first() is not None

@@ -413,7 +413,7 @@ def test_natural_keys_follow_every_write_and_hold_no_plain_values(store: StateSt
         tx.upsert_entity(Customer("c1", name="Acme Inc", email="ap@acme.test"), "stripe")  # changed
         assert tx.entities_with_key("customer", "email", "billing@acme.test") == []
         assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1"]
-        tx.upsert_entities_bulk([Customer("c3", name="Bulk Co", email="ap@acme.test")], "stripe")
+        tx.upsert_entities([Customer("c3", name="Bulk Co", email="ap@acme.test")], "stripe")
         assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1", "c3"]
         tx.upsert_entity(Customer("c3", name="Bulk Co", email="ap@acme.test"), "stripe", deleted=True)
         assert tx.entities_with_key("customer", "email", "ap@acme.test") == ["c1"]

@@ -1,20 +1,21 @@
-"""The bulk entity path gives the same outcomes and state as ``upsert_entities``.
+"""``upsert_entities`` stores a page with the same outcomes and state as one call per entity.
 
-Each comparison runs the same batch through both methods inside transactions that are rolled
-back, on the same committed starting state, and compares outcomes, entity rows and history rows.
-Runs on SQLite and on the real PostgreSQL (the COPY-into-staging merge path).
+Each comparison runs the same batch once as a page and once record by record (what ingest does
+for records it merges one at a time), inside transactions that are rolled back, on the same
+committed starting state, and compares outcomes, entity rows and history rows. Runs on SQLite
+and on the real PostgreSQL (the multi-row INSERT and INSERT … ON CONFLICT DO UPDATE statements).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from mapping.model import Customer, Entity, Invoice, InvoiceLine, Money
+from mapping.model import Customer, Entity, Invoice, InvoiceLine, Money, content_hash
 from state import schema
 from state.store import Outcome, StateStore, Tx
 from tests.conftest import FrozenClock
@@ -37,16 +38,15 @@ def snapshot(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return entities, history
 
 
-Method = Callable[..., list[Outcome]]
-
-
-def run_rolled_back(store: StateStore, batch: Sequence[Entity], use_bulk: bool,
+def run_rolled_back(store: StateStore, batch: Sequence[Entity], as_page: bool,
                     **kwargs: Any) -> tuple[list[Outcome], Any]:
     result: tuple[list[Outcome], Any] | None = None
     with pytest.raises(Rollback):
         with store.transaction() as tx:
-            method: Method = tx.upsert_entities_bulk if use_bulk else tx.upsert_entities
-            outcomes = method(batch, "stripe", run_id="run-1", **kwargs)
+            if as_page:
+                outcomes = tx.upsert_entities(batch, "stripe", run_id="run-1", **kwargs)
+            else:
+                outcomes = [tx.upsert_entity(e, "stripe", run_id="run-1", **kwargs) for e in batch]
             result = (outcomes, snapshot(tx))
             raise Rollback
     assert result is not None
@@ -54,11 +54,11 @@ def run_rolled_back(store: StateStore, batch: Sequence[Entity], use_bulk: bool,
 
 
 def assert_same(store: StateStore, batch: Sequence[Entity], **kwargs: Any) -> list[Outcome]:
-    rows_outcomes, rows_state = run_rolled_back(store, batch, False, **kwargs)
-    bulk_outcomes, bulk_state = run_rolled_back(store, batch, True, **kwargs)
-    assert bulk_outcomes == rows_outcomes
-    assert bulk_state == rows_state
-    return bulk_outcomes
+    one_by_one_outcomes, one_by_one_state = run_rolled_back(store, batch, False, **kwargs)
+    page_outcomes, page_state = run_rolled_back(store, batch, True, **kwargs)
+    assert page_outcomes == one_by_one_outcomes
+    assert page_state == one_by_one_state
+    return page_outcomes
 
 
 def invoice(n: int, total: int) -> Invoice:
@@ -69,12 +69,17 @@ def invoice(n: int, total: int) -> Invoice:
                    amount_due=Money(total, "EUR"))
 
 
-def test_first_load_matches_upsert_entities(store: StateStore) -> None:
+def test_first_load_matches_one_call_per_entity(store: StateStore) -> None:
     batch: list[Entity] = [*customers(30), *(invoice(i, 1000 + i) for i in range(10))]
     assert assert_same(store, batch) == ["added"] * 40
+    with store.transaction() as tx:
+        tx.upsert_entities(batch, "stripe")
+        # The page hashes the data it converted once; it must be the entity's content hash.
+        stored = [tx.get_entity(e.id) for e in batch]
+        assert [s.content_hash if s else None for s in stored] == [content_hash(e) for e in batch]
 
 
-def test_mixed_batch_of_unchanged_changed_and_new_matches_upsert_entities(
+def test_mixed_batch_of_unchanged_changed_and_new_matches_one_call_per_entity(
         store: StateStore, clock: FrozenClock) -> None:
     with store.transaction() as tx:
         tx.upsert_entities([*customers(20), *(invoice(i, 500) for i in range(5))], "stripe")
@@ -86,7 +91,7 @@ def test_mixed_batch_of_unchanged_changed_and_new_matches_upsert_entities(
     assert outcomes.count("added") == 5
 
 
-def test_deletes_match_upsert_entities(store: StateStore, clock: FrozenClock) -> None:
+def test_deletes_match_one_call_per_entity(store: StateStore, clock: FrozenClock) -> None:
     with store.transaction() as tx:
         tx.upsert_entities(customers(6), "stripe")
         tx.upsert_entities(customers(2, start=6), "stripe", deleted=True)
@@ -101,8 +106,8 @@ def test_a_repeated_id_is_applied_in_order_like_successive_calls(store: StateSto
     (first,) = customers(1)
     (second,) = customers(1, " v2")
     with store.transaction() as tx:
-        tx.upsert_entities_bulk([customers(1, start=5)[0]], "stripe")
-        assert tx.upsert_entities_bulk([first, second, second, first], "stripe") == [
+        tx.upsert_entities([customers(1, start=5)[0]], "stripe")
+        assert tx.upsert_entities([first, second, second, first], "stripe") == [
             "added", "changed", "unchanged", "changed"]
         stored = tx.get_entity(first.id)
         history = tx.history_of(first.id)
@@ -115,19 +120,19 @@ def test_a_large_batch_in_one_transaction_writes_only_what_changed(
         store: StateStore, clock: FrozenClock) -> None:
     n = 12_000
     with store.transaction() as tx:
-        assert tx.upsert_entities_bulk(customers(n), "stripe") == ["added"] * n
+        assert tx.upsert_entities(customers(n), "stripe") == ["added"] * n
     start = clock.advance(hours=1)
     changed = {i for i in range(0, n, 20)}
     batch = [Customer(c.id, name=c.name + " v2" if i in changed else c.name, email=c.email)
              for i, c in enumerate(customers(n))]
     with store.transaction() as tx:
-        outcomes = tx.upsert_entities_bulk(batch, "stripe")
+        outcomes = tx.upsert_entities(batch, "stripe")
     assert outcomes.count("changed") == len(changed) == 600 and outcomes.count("unchanged") == n - 600
     with store.transaction() as tx:
         rewritten = tx.conn.execute(select(schema.entities.c.id, schema.entities.c.version)
                                     .where(schema.entities.c.updated_at == start)).all()
         assert tx.count_history() == n + 600
-        again = tx.upsert_entities_bulk(batch, "stripe")
+        again = tx.upsert_entities(batch, "stripe")
         assert tx.count_history() == n + 600
     assert len(rewritten) == 600 and {v for _id, v in rewritten} == {2}
     assert again == ["unchanged"] * n
@@ -135,5 +140,5 @@ def test_a_large_batch_in_one_transaction_writes_only_what_changed(
 
 def test_an_empty_batch_does_nothing(store: StateStore) -> None:
     with store.transaction() as tx:
-        assert tx.upsert_entities_bulk([], "stripe") == []
+        assert tx.upsert_entities([], "stripe") == []
         assert tx.count_history() == 0
