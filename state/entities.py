@@ -14,7 +14,7 @@ from mapping.keys import key_digest, natural_digests
 from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, changed_fields, to_data
 from state import schema as t
 from state.records import Outcome, StoredEntity, stored_row
-from state.txbase import TxBase, select_all, dialect_insert
+from state.txbase import TxBase, dialect_insert, select_all
 
 _ENTITY_BY_ID = select_all(t.entities, "id = :id")
 # Rows per multi-row INSERT: 8 columns x 500 stays far below both databases' bind limits
