@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connectors.base import ConnectorError
 from mapping import exact_json
@@ -30,7 +31,11 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """The one way a command reports a problem: ``error: …`` on stderr, then the exit code."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is text, not markup (it may name ``[connections.x]``), and stays one line so
+    # scripts can match it.
+    line = Text("error:", style="bold red")
+    line.append(f" {message}")
+    err_console.print(line, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
