@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import random as _random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, stop_after_attempt
 
 from connectors.base import RateLimited, RetryableError
+from connectors.settings import ConnectionConfig
 
 T = TypeVar("T")
 
@@ -93,15 +94,10 @@ class RetryPolicy:
         return True
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | Any, *,
-                    sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
-        """A connection's policy: ``max_attempts``, ``retry_base_seconds``, ``retry_max_seconds``."""
-        def get(key: str, default: float) -> float:
-            value = config.get(key)
-            return float(default if value is None else value)
-
-        return cls(max_attempts=int(get("max_attempts", 6)), base_delay=get("retry_base_seconds", 0.5),
-                   max_delay=get("retry_max_seconds", 30.0), sleep=sleep)
+    def from_config(cls, config: ConnectionConfig, *, sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
+        """A connection's policy from its declared keys (``RETRY_KEYS`` and ``max_attempts``)."""
+        return cls(max_attempts=int(config["max_attempts"]), base_delay=float(config["retry_base_seconds"]),
+                   max_delay=float(config["retry_max_seconds"]), sleep=sleep)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` under the policy; re-raise the last error when attempts run out."""

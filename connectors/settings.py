@@ -69,6 +69,7 @@ def system_keys(system: str) -> dict[str, Key]:
 
 # Per-call retry settings every connection has (connectors/retry.py RetryPolicy.from_config).
 RETRY_KEYS = {
+    "max_attempts": Key(int, default=6, help="tries of one call before its error is handed to the hub's policy"),
     "retry_base_seconds": Key(float, default=0.5, help="first backoff of a failed call; doubles, with jitter"),
     "retry_max_seconds": Key(float, default=30.0, help="longest backoff between two attempts of one call"),
 }

@@ -151,9 +151,10 @@ class Jobs:
             state = tx.connection_state(connection)
         reason = stored_pause(state, self.clock())
         if reason is None:
-            health = self.hub.connectors[connection].health()
-            if health.reason and "re-authori" in health.reason:
-                reason = f"needs_reauth: {health.reason}"
+            connector = self.hub.connectors[connection]
+            credentials = connector.capabilities().credentials
+            if credentials is not None and credentials.needs_reauth:
+                reason = f"needs_reauth: {connector.health().reason or 'the refresh token was refused'}"
         if reason:
             self.paused[connection] = reason
         else:

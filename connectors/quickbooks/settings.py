@@ -16,7 +16,6 @@ KEYS = {
     "concurrency": Key(int, default=10),
     "batch_size": Key(int, default=30),
     "timeout_seconds": Key(float, default=60.0),
-    "max_attempts": Key(int, default=6),
     "home_currency": Key(str, default="USD"),
 }
 KEYS.update({

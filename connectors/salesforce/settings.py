@@ -12,7 +12,6 @@ KEYS = {
     "ca_bundle": Key(str, help="PEM file to trust (e.g. the emulator's certificate)"),
     "budget_share": Key(float, default=0.8, help="stop scheduled work above this share of the daily API allocation"),
     "timeout_seconds": Key(float, default=60.0),
-    "max_attempts": Key(int, default=6),
     "hub_id_field": Key(str, default="Hub_Id__c"),
     "invoice_object": Key(str, default="Billing_Invoice__c"),
     "overlap_seconds": Key(int, default=60),

@@ -8,7 +8,6 @@ KEYS = {
     "webhook_secret": Key(str, secret=True, help="whsec_… of the webhook endpoint"),
     "rate_limit_per_second": Key(float, default=25.0),
     "timeout_seconds": Key(float, default=30.0),
-    "max_attempts": Key(int, default=6),
     "events_overlap_seconds": Key(int, default=60),
     "page_limit": Key(int, default=100, help="list page size (Stripe allows at most 100)"),
 }

@@ -15,7 +15,6 @@ KEYS = {
     "concurrency": Key(int, default=5),
     "batch_size": Key(int, default=50),
     "timeout_seconds": Key(float, default=60.0),
-    "max_attempts": Key(int, default=6),
     "sales_account_code": Key(str, default="200"),
     "payment_account_code": Key(str, default="090"),
     "overlap_seconds": Key(int, default=300),
