@@ -9,6 +9,7 @@ API::
     server = GrantServer(clock, clients={"id": "secret"}, policy=GrantPolicy(...),
                          mint=..., body=...)
     router.add_post("/oauth2/token", handler)   # handler: ``await server.handle(request)``
+    token_response(*server.exchange(...)) -> web.Response   # for a handler that holds a lock
     server.issue_refresh_token("RT-seeded", subject=("tenant-1",)) -> token
     server.issue_access_token() -> token              # a session without a refresh
     server.check_access(token) -> AccessCheck         # .status "valid" | "expired" | "unknown",
@@ -27,7 +28,8 @@ API::
 * Intuit: ``rotate=True``, no grace (a used token gets ``invalid_grant``), ``access_ttl=3600``;
 * Xero: ``rotate=True``, ``used_grace=30 min``, ``unused_ttl=60 days``, ``access_ttl=1800``;
 * Salesforce: ``rotate`` off by default (the same refresh token keeps working and the body
-  carries none), ``access_ttl`` = the session timeout.
+  carries none), ``access_ttl`` = the session timeout, ``grant_type_first`` (it refuses an
+  unsupported grant type before it looks at the client).
 
 Hooks: ``mint(kind)`` makes a token (``kind`` is ``"access"`` or ``"refresh"``), so each vendor's
 tokens look like its own; ``body(issued, request)`` builds the success JSON from ``standard_body``
@@ -45,7 +47,8 @@ replies carry ``Cache-Control: no-store`` (§5.1).
 
 Not thread-safe: ``exchange`` never awaits, so on the emulator's event loop each exchange is
 atomic (two racing refreshes with one token: exactly one wins). An emulator that touches its
-state from other threads calls it under its own lock.
+state from other threads calls it under its own lock (``exchange`` inside the lock, then
+``token_response``).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class GrantPolicy:
     used_grace: timedelta = timedelta(0)  # a used refresh token still works this long (Xero 30 min)
     unused_ttl: timedelta | None = None  # a refresh token dies this long after it was issued
     access_ttl: int = 3600  # seconds an access token lives
+    grant_type_first: bool = False  # check grant_type before the client (RFC 6749 sets no order)
 
 
 @dataclass
@@ -153,6 +157,14 @@ def default_mint(kind: TokenKind) -> str:
 
 
 BodyHook = Callable[[Issued, TokenRequest], dict[str, Any]]
+
+
+def token_response(status: int, body: dict[str, Any]) -> web.Response:
+    """An ``exchange`` result as the HTTP reply: never cached (§5.1), a 401 names its scheme."""
+    headers = dict(NO_STORE)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="token"'
+    return web.json_response(body, status=status, headers=headers)
 
 
 class GrantServer:
@@ -227,19 +239,18 @@ class GrantServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler for the token endpoint."""
-        status, body = self.exchange(await TokenRequest.read(request))
-        headers = dict(NO_STORE)
-        if status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="token"'
-        return web.json_response(body, status=status, headers=headers)
+        return token_response(*self.exchange(await TokenRequest.read(request)))
 
     def exchange(self, request: TokenRequest) -> tuple[int, dict[str, Any]]:
         """One token request -> (HTTP status, JSON body). Never awaits: atomic on one loop."""
         self.counts["token_calls"] += 1
+        unsupported = request.form.get("grant_type") != "refresh_token"
+        if unsupported and self.policy.grant_type_first:
+            return self._error(400, "unsupported_grant_type")
         client = self._client(request)
         if isinstance(client, tuple):
             return client
-        if request.form.get("grant_type") != "refresh_token":
+        if unsupported:
             return self._error(400, "unsupported_grant_type")
         presented = request.form.get("refresh_token", "")
         grant = self.grants.get(presented)

@@ -9,7 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.emulation import EmulatorClock
-from connectors.emulation_grants import GrantPolicy, GrantServer, Issued, TokenRequest, standard_body
+from connectors.emulation_grants import (
+    GrantPolicy,
+    GrantServer,
+    Issued,
+    TokenRequest,
+    standard_body,
+    token_response,
+)
 
 CLIENTS = {"app": "s3cret"}
 BASIC = "Basic " + base64.b64encode(b"app:s3cret").decode()
@@ -106,3 +113,22 @@ def test_access_tokens_expire_by_ttl_and_on_demand() -> None:
     server.expire_access_tokens()
     assert server.check_access(fresh).status == "expired"
     assert server.check_access("never-issued").status == "unknown"
+
+
+def test_grant_type_first_refuses_an_unsupported_grant_before_the_client_is_checked() -> None:
+    server = GrantServer(EmulatorClock(), CLIENTS)
+    nobody = TokenRequest({"grant_type": "password", "client_id": "x", "client_secret": "y"})
+    assert server.exchange(nobody)[1]["error"] == "invalid_client"  # by default the client comes first
+    server.policy = replace(server.policy, grant_type_first=True)
+    assert server.exchange(nobody) == (400, {"error": "unsupported_grant_type",
+                                             "error_description": server.error_descriptions["unsupported_grant_type"]})
+    assert server.counts["token_calls"] == 2 and server.counts["unsupported_grant_type"] == 1
+    token = server.issue_refresh_token()
+    assert refresh(server, token, authorization="", client_id="x", client_secret="y")[1]["error"] == "invalid_client"
+
+
+def test_token_response_is_never_cached_and_a_401_names_basic() -> None:
+    ok = token_response(200, {"access_token": "at"})
+    assert ok.status == 200 and ok.headers["Cache-Control"] == "no-store" and "WWW-Authenticate" not in ok.headers
+    refused = token_response(401, {"error": "invalid_client"})
+    assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")
