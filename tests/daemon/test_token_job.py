@@ -93,7 +93,7 @@ def world(tmp_path: Path) -> Iterator[World]:
                 {"quickbooks": qbo_emulator.clock, "xero": xero_emulator.clock, "salesforce": sf_emulator.clock},
                 {"quickbooks": lambda: q.on_loop(lambda: qbo_emulator.oauth_stats()["token_calls"]),
                  "xero": lambda: xero_emulator.stats.calls.get("POST /connect/token", 0),
-                 "salesforce": lambda: sf_emulator.token_requests})
+                 "salesforce": lambda: sf_emulator.oauth.counts["token_calls"]})
     executor.shutdown()
     hub.close()
     abort_connections(s)

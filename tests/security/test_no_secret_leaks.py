@@ -41,8 +41,8 @@ def issued_tokens(company: Company) -> dict[str, str]:
     tokens.update({t: "quickbooks access token" for t in qbo.oauth.access_tokens})
     tokens.update({t: "xero refresh token" for t in xero.oauth.refresh_tokens})
     tokens.update({t: "xero access token" for t in xero.oauth.access_tokens})
-    tokens.update({t: "salesforce session" for t in salesforce.sessions})
-    tokens.update({t: "salesforce refresh token" for t in salesforce.refresh_tokens})
+    tokens.update({t: "salesforce session" for t in salesforce.oauth.access_tokens})
+    tokens.update({t: "salesforce refresh token" for t in salesforce.oauth.refresh_tokens})
     return tokens
 
 

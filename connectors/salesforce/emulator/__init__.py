@@ -4,7 +4,8 @@
   ``Sforce-Limit-Info``, ``limits``, the ``/__emulator/salesforce`` control call; fault injection
   and the shared control routes come from ``connectors.emulation``), ``SalesforceEmulator``
   itself and ``abort_connections``;
-* ``oauth``: the token endpoint and the sessions it issues;
+* ``oauth``: the token endpoint (the shared ``connectors.emulation_grants`` grant server under
+  Salesforce's policy) and the sessions it issues;
 * ``org``: the org's records (tables, ids, validation, derived fields, deletes, seeding), over
   ``schema`` (the org's sObjects and fields); ``wire``: errors, ids, datetimes, rendering;
 * the REST API, each part on ``org``: ``sobjects`` (CRUD, upsert by external id, replication

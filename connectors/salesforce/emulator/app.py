@@ -3,7 +3,7 @@
 Serve it over TLS (``connectors.salesforce.tls.server_context``): the SDK only builds
 ``https://`` URLs. Wire behaviour follows the REST API docs (api-facts.md §4, §9.4):
 
-* ``/services/oauth2/token`` (``oauth``);
+* ``/services/oauth2/token`` (``oauth``: the shared grant server under Salesforce's policy);
 * ``/services/data/vXX.X/``: ``sobjects`` (``sobjects``, ``describe``), ``query`` /
   ``queryAll`` (``query``), ``composite/sobjects`` (``composite``), ``limits`` (here);
 * errors as ``[{message, errorCode, fields}]``; ``INVALID_SESSION_ID`` 401 once a session
@@ -33,6 +33,7 @@ from connectors.salesforce.emulator.oauth import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_REFRESH_TOKEN,
+    OAUTH_CONTROL_KEYS,
     OAuthMixin,
 )
 from connectors.salesforce.emulator.query import QueryMixin
@@ -116,8 +117,7 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
         with self.state_lock:
             auth = request.headers.get("Authorization", "")
             token = auth.removeprefix("Bearer ").strip()
-            expiry = self.sessions.get(token)
-            if expiry is None or expiry <= self.clock.now():
+            if not self.oauth.check_access(token).ok:
                 return json_response([{"message": "Session expired or invalid",
                                        "errorCode": "INVALID_SESSION_ID"}], 401)
             if self.api_used() >= self.allocation:
@@ -143,18 +143,11 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
                 self.allocation = int(body["allocation"])
             if "api_used" in body:
                 self.set_api_used(int(body["api_used"]))
-            if body.get("expire_sessions"):
-                self.sessions.clear()
-            if body.get("revoke_refresh_tokens"):
-                self.refresh_tokens.clear()
-            if "session_ttl_seconds" in body:
-                self.session_ttl = timedelta(seconds=float(body["session_ttl_seconds"]))
             if "page_size" in body:
                 self.page_size = int(body["page_size"])
-            if "rotate_refresh_tokens" in body:
-                self.rotate_refresh_tokens = bool(body["rotate_refresh_tokens"])
+            self.oauth_control(**{key: body[key] for key in OAUTH_CONTROL_KEYS if key in body})
             return web.json_response({"allocation": self.allocation, "api_used": self.api_used(),
-                                      "sessions": len(self.sessions), "page_size": self.page_size})
+                                      "sessions": self.live_sessions(), "page_size": self.page_size})
 
     # ------------------------------------------------------------------ the REST API
 

@@ -1,74 +1,105 @@
-"""Salesforce's token endpoint, ``POST /services/oauth2/token``: the refresh_token grant, with
-optional refresh-token rotation, issuing sessions (access tokens) that expire on the emulator
-clock.
+"""Salesforce's token endpoint, ``POST /services/oauth2/token``: the shared
+``connectors.emulation_grants.GrantServer`` under Salesforce's policy, and the sessions (its
+access tokens) that ``app`` checks on every REST call.
 
-Kept apart from the REST API so the shared ``connectors.emulation_grants`` grant server can
-take its place without touching the rest of the emulator.
+Salesforce's policy (shared/reference/api-facts.md §7): a session lives the session timeout
+(``session_ttl_seconds``, 2 h by default) on the emulator clock; the refresh token stays valid
+until revoked unless rotation is switched on, which makes each one single-use (no grace); the
+grant type is checked before the client. The success body carries ``instance_url`` (the
+request's host), ``id``, ``signature``, ``issued_at`` (ms) and ``scope`` but no ``expires_in``
+(Salesforce states no expiry), and a ``refresh_token`` only when rotating.
+
+The REST side touches this state from other threads (the test thread seeds and issues
+sessions), so every grant-server call here runs under ``state_lock``.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
-from datetime import datetime, timedelta
+from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
 from connectors.emulation import EmulatorClock
+from connectors.emulation_grants import (
+    GrantPolicy,
+    GrantServer,
+    Issued,
+    TokenKind,
+    TokenRequest,
+    standard_body,
+    token_response,
+)
 from connectors.salesforce.emulator.wire import ORG_ID
 
 DEFAULT_CLIENT_ID = "billhub-emulator-client"
 DEFAULT_CLIENT_SECRET = "billhub-emulator-secret"
 DEFAULT_REFRESH_TOKEN = "billhub-emulator-refresh"
+ERROR_DESCRIPTIONS = {"invalid_grant": "expired access/refresh token",
+                      "invalid_client": "invalid client credentials",
+                      "unsupported_grant_type": "grant type not supported"}
+OAUTH_CONTROL_KEYS = ("expire_sessions", "revoke_refresh_tokens", "session_ttl_seconds",
+                      "rotate_refresh_tokens")
+
+
+def _mint(kind: TokenKind) -> str:
+    # A session id starts with the org id, as Salesforce's do.
+    return f"{ORG_ID}!{secrets.token_urlsafe(32)}" if kind == "access" else secrets.token_urlsafe(24)
+
+
+def _salesforce_body(issued: Issued, request: TokenRequest) -> dict[str, Any]:
+    body = standard_body(issued, request)
+    del body["expires_in"]  # Salesforce states none: a real session's timeout slides with use
+    return {**body, "signature": secrets.token_urlsafe(16), "scope": "api refresh_token",
+            "instance_url": f"https://{request.host}",
+            "id": f"https://{request.host}/id/{ORG_ID}/0055g000000EMULAT",
+            "issued_at": str(int(issued.issued_at.timestamp() * 1000))}
 
 
 class OAuthMixin:
-    """Sessions and refresh tokens, and the endpoint that trades one for the other."""
+    """The grant server of the moment (a reset replaces it) and the token-side control keys."""
 
     clock: EmulatorClock
     state_lock: threading.RLock
     clients: dict[str, str]  # client id -> secret
     initial_refresh_token: str
     default_ttl: int  # seconds a new session lives, until the control surface changes it
+    oauth: GrantServer
 
     def reset_grants(self) -> None:
-        self.sessions: dict[str, datetime] = {}  # access token -> expiry
-        self.refresh_tokens: set[str] = {self.initial_refresh_token}
-        self.rotate_refresh_tokens = False
-        self.session_ttl = timedelta(seconds=self.default_ttl)
-        self.token_requests = 0
+        policy = GrantPolicy(rotate=False, access_ttl=self.default_ttl, grant_type_first=True)
+        self.oauth = GrantServer(self.clock, self.clients, policy=policy, mint=_mint,
+                                 body=_salesforce_body, error_descriptions=ERROR_DESCRIPTIONS)
+        self.oauth.issue_refresh_token(self.initial_refresh_token)
+
+    def live_sessions(self) -> int:
+        with self.state_lock:
+            return sum(1 for token in self.oauth.access_tokens if self.oauth.check_access(token).ok)
 
     def issue_session(self) -> str:
-        """A fresh access token valid for ``session_ttl`` on the emulator clock."""
+        """A fresh access token valid for the session timeout on the emulator clock."""
         with self.state_lock:
-            token = f"{ORG_ID}!{secrets.token_urlsafe(32)}"
-            self.sessions[token] = self.clock.now() + self.session_ttl
-            return token
+            return self.oauth.issue_access_token()
+
+    def oauth_control(self, expire_sessions: bool = False, revoke_refresh_tokens: bool = False,
+                      session_ttl_seconds: int | None = None,
+                      rotate_refresh_tokens: bool | None = None) -> None:
+        """The token keys of ``POST /__emulator/salesforce``; a TTL or rotation change applies to
+        tokens issued or presented afterwards."""
+        with self.state_lock:
+            if expire_sessions:
+                self.oauth.expire_access_tokens()
+            if revoke_refresh_tokens:
+                self.oauth.revoke_all()
+            if session_ttl_seconds is not None:
+                self.oauth.policy = replace(self.oauth.policy, access_ttl=int(session_ttl_seconds))
+            if rotate_refresh_tokens is not None:
+                self.oauth.policy = replace(self.oauth.policy, rotate=bool(rotate_refresh_tokens))
 
     async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        with self.state_lock:
-            self.token_requests += 1
-            grant = form.get("grant_type")
-            if grant != "refresh_token":
-                return web.json_response({"error": "unsupported_grant_type",
-                                          "error_description": "grant type not supported"}, status=400)
-            client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
-            if self.clients.get(client_id) != secret:
-                return web.json_response({"error": "invalid_client",
-                                          "error_description": "invalid client credentials"}, status=400)
-            refresh = str(form.get("refresh_token", ""))
-            if refresh not in self.refresh_tokens:
-                return web.json_response({"error": "invalid_grant",
-                                          "error_description": "expired access/refresh token"}, status=400)
-            token = self.issue_session()
-            body = {"access_token": token, "signature": secrets.token_urlsafe(16),
-                    "scope": "api refresh_token", "instance_url": f"https://{request.host}",
-                    "id": f"https://{request.host}/id/{ORG_ID}/0055g000000EMULAT",
-                    "token_type": "Bearer", "issued_at": str(int(self.clock.now().timestamp() * 1000))}
-            if self.rotate_refresh_tokens:
-                self.refresh_tokens.discard(refresh)
-                new_refresh = secrets.token_urlsafe(24)
-                self.refresh_tokens.add(new_refresh)
-                body["refresh_token"] = new_refresh
-            return web.json_response(body)
+        token_request = await TokenRequest.read(request)
+        with self.state_lock:  # exchange never awaits; the lock keeps other threads out
+            status, body = self.oauth.exchange(token_request)
+        return token_response(status, body)

@@ -15,7 +15,7 @@ def test_an_expired_session_is_refreshed_once_and_the_call_succeeds(
     sf.emulator.insert("Account", {"Name": "Acme"})
     built = make_connector()
     drain(built.connector.fetch_all("customer"))
-    assert sf.emulator.token_requests == 1
+    assert sf.emulator.oauth.counts["token_calls"] == 1
     with built.store.transaction() as tx:
         before = tx.load_credentials("salesforce")
     assert before is not None
@@ -24,7 +24,7 @@ def test_an_expired_session_is_refreshed_once_and_the_call_succeeds(
     records, _ = drain(built.connector.fetch_all("customer"))
 
     assert [r.data["Name"] for r in records] == ["Acme"]
-    assert sf.emulator.token_requests == 2
+    assert sf.emulator.oauth.counts["token_calls"] == 2
     assert built.connector.client.refreshes == 2
     assert [r["status"] for r in sf.emulator.stats.requests if "/query" in r["path"]] == [200, 401, 200]
     with built.store.transaction() as tx:
@@ -37,8 +37,7 @@ def test_a_refused_refresh_marks_the_connection_as_needing_reauthorisation(
         sf: SfEnv, make_connector: Callable[..., Built]) -> None:
     built = make_connector()
     drain(built.connector.fetch_all("customer"))
-    sf.emulator.refresh_tokens.clear()  # the refresh token was revoked in Salesforce
-    sf.emulator.sessions.clear()
+    sf.emulator.oauth_control(revoke_refresh_tokens=True, expire_sessions=True)  # revoked in Salesforce
 
     with pytest.raises(AuthError) as caught:
         drain(built.connector.fetch_all("customer"))
@@ -51,15 +50,15 @@ def test_a_refused_refresh_marks_the_connection_as_needing_reauthorisation(
 
 
 def test_rotated_refresh_tokens_are_saved_before_use(sf: SfEnv, make_connector: Callable[..., Built]) -> None:
-    sf.emulator.rotate_refresh_tokens = True
+    sf.emulator.oauth_control(rotate_refresh_tokens=True)
     built = make_connector()
     drain(built.connector.fetch_all("customer"))
     with built.store.transaction() as tx:
         saved = tx.load_credentials("salesforce")
-    assert saved is not None and saved["refresh_token"] in sf.emulator.refresh_tokens
-    sf.emulator.sessions.clear()
+    assert saved is not None and sf.emulator.oauth.refresh_tokens.get(saved["refresh_token"]) == "active"
+    sf.emulator.oauth_control(expire_sessions=True)
     drain(built.connector.fetch_all("customer"))  # uses the rotated token, not the config's
-    assert sf.emulator.token_requests == 2
+    assert sf.emulator.oauth.counts["token_calls"] == 2
 
 
 def test_requests_ca_bundle_in_the_environment_does_not_override_the_emulator_certificate(
@@ -78,7 +77,7 @@ def test_an_untrusted_certificate_is_refused_not_ignored_or_retried(
         drain(built.connector.fetch_all("customer"))
     assert "ca_bundle" in str(caught.value) and not caught.value.needs_reauth
     assert built.policy.waits == []
-    assert sf.emulator.token_requests == 0
+    assert sf.emulator.oauth.counts["token_calls"] == 0
 
 
 def test_tokens_never_appear_in_errors_or_reprs(sf: SfEnv, make_connector: Callable[..., Built]) -> None:
@@ -86,8 +85,7 @@ def test_tokens_never_appear_in_errors_or_reprs(sf: SfEnv, make_connector: Calla
     drain(built.connector.fetch_all("customer"))
     token = built.connector.client._token
     assert token
-    sf.emulator.refresh_tokens.clear()
-    sf.emulator.sessions.clear()
+    sf.emulator.oauth_control(revoke_refresh_tokens=True, expire_sessions=True)
     with pytest.raises(AuthError) as caught:
         drain(built.connector.fetch_all("customer"))
     texts = [str(caught.value), repr(caught.value), repr(built.connector), repr(built.connector.client)]

@@ -58,7 +58,7 @@ class SalesforceHarness(ContractHarness):
         return self.emulator.clock.now()
 
     def token_calls(self) -> int:
-        return self.emulator.token_requests
+        return self.emulator.oauth.counts["token_calls"]
 
 
 class TestSalesforceContract(ConnectorContract):
