@@ -84,6 +84,10 @@ class Engine:
     def clock(self) -> Callable[[], datetime]:
         return self.ctx.clock
 
+    @clock.setter
+    def clock(self, value: Callable[[], datetime]) -> None:
+        self.ctx.clock = value
+
     @property
     def max_attempts(self) -> int:
         return self.ctx.max_attempts
