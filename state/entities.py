@@ -17,11 +17,6 @@ from state.records import Outcome, StoredEntity, stored_row
 from state.txbase import TxBase, dialect_insert, select_all
 
 _ENTITY_BY_ID = select_all(t.entities, "id = :id")
-# Rows per multi-row INSERT: 8 columns x 500 stays far below both databases' bind limits
-# (SQLite >= 3.32: 32,766; PostgreSQL: 65,535) while a page of a few hundred is one statement.
-_ROWS_PER_STATEMENT = 500
-
-
 def _digest(data: dict[str, Any]) -> str:
     """``mapping.model.content_hash`` of the entity whose ``to_data`` is ``data`` (hashing the
     data already made instead of converting the entity a second time)."""
@@ -65,6 +60,7 @@ class EntitiesMixin(TxBase):
                 memo.entities[c] = None
             for row in self.conn.execute(select(t.entities).where(t.entities.c.id.in_(chunk))):
                 memo.entities[row.id] = stored_row(row)
+
     def upsert_entity(
         self, entity: Entity, source: str, *, run_id: str | None = None, deleted: bool = False
     ) -> Outcome:
@@ -80,7 +76,7 @@ class EntitiesMixin(TxBase):
         Unchanged content (same hash, same deletion) writes nothing, not even history. Each entity
         is converted once (``to_data``) and hashed from that; stored payloads are read only for the
         rows that change (their history names the changed fields). New rows, changed rows and
-        history rows are each written with one multi-row statement per ``_ROWS_PER_STATEMENT``.
+        history rows are each written with one executemany for the page.
         """
         if self._memo is not None:
             # Read again, not taken from the memo: another process may have written these since
@@ -134,8 +130,8 @@ class EntitiesMixin(TxBase):
                  "version": state[cid][2], "deleted": deleted, "source": source, "updated_at": now}
                 for cid, etype in written.items()]
         # New rows by plain INSERT: one another process inserted meanwhile is a uniqueness error
-        # (the page is retried), never silently overwritten. Rows known to exist are replaced by
-        # primary key: INSERT … ON CONFLICT (id) DO UPDATE is the multi-row UPDATE both databases have.
+        # (the transaction rolls back, as before), never silently overwritten. Rows known to exist are replaced by
+        # primary key: INSERT … ON CONFLICT (id) DO UPDATE, one statement for both databases.
         self._write_rows(insert(t.entities), [r for r in rows if r["id"] not in existing])
         self._write_rows(_replace_by_id(self.conn.dialect.name), [r for r in rows if r["id"] in existing])
         self._write_rows(insert(t.history), history)
@@ -143,10 +139,12 @@ class EntitiesMixin(TxBase):
                                  new=set(written) - existing)
         return outcomes
 
-    def _write_rows(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-        """``statement`` with many VALUES rows, one statement per ``_ROWS_PER_STATEMENT``."""
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            self.conn.execute(statement.values(list(rows[start:start + _ROWS_PER_STATEMENT])))
+    def _write_rows(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """One executemany of ``statement`` for the page's rows. Not one statement with many
+        VALUES rows: SQLAlchemy compiles those afresh per row count, which costs more than the
+        writes (measured); an executemany is compiled once and cached."""
+        if rows:
+            self.conn.execute(statement, rows)
 
     def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]], *,
                             new: set[str]) -> None:
