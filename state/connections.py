@@ -55,6 +55,10 @@ class ConnectionsMixin(TxBase):
                               .values(ciphertext=cipher.rotate(token), updated_at=self.now))
         return len(rows)
 
+    def credential_ciphertexts(self) -> list[str]:
+        """Every stored credential as stored (encrypted): to check a key opens them all."""
+        return [str(c) for c in self.conn.execute(select(t.credentials.c.ciphertext)).scalars()]
+
     # ------------------------------------------------------------------ connection state
 
     def set_connection_state(self, connection: str, status: str, *, reason: str | None = None,

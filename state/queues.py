@@ -18,6 +18,9 @@ from state.errors import NotFound
 from state.records import InboxItem, OutboxItem, aware, outbox_row, utcnow
 from state.txbase import XACT_LOCK, TxBase
 
+# Outbox states of a write that has not (yet) landed.
+UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
+
 
 class QueuesMixin(TxBase):
     def add_inbox(self, system: str, event_id: str, payload: dict[str, Any], event_type: str = "") -> bool:
@@ -177,6 +180,17 @@ class QueuesMixin(TxBase):
         if status:
             query = query.where(t.outbox.c.status == status)
         return [outbox_row(r) for r in self.conn.execute(query)]
+
+    def undelivered_writes(self, entity_type: str) -> list[tuple[str, str, str, str, str | None]]:
+        """Writes of ``entity_type`` that have not landed (pending, in flight, dead or dropped), in
+        order: (canonical id, target, content hash, status, last error). The diff's evidence that
+        a target lags the hub, and its reason for holding a record."""
+        rows = self.conn.execute(
+            select(t.outbox.c.canonical_id, t.outbox.c.target, t.outbox.c.content_hash,
+                   t.outbox.c.status, t.outbox.c.last_error)
+            .where(t.outbox.c.entity_type == entity_type, t.outbox.c.status.in_(UNDELIVERED))
+            .order_by(t.outbox.c.id))
+        return [(str(c), str(target), str(digest), str(status), error) for c, target, digest, status, error in rows]
 
     def outbox_depth(self) -> dict[str, int]:
         rows = self.conn.execute(select(t.outbox.c.status, func.count()).group_by(t.outbox.c.status))

@@ -16,7 +16,6 @@ lock upgrade. PostgreSQL claims queue rows with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
 from state.entities import EntitiesMixin
+from state.erasure import ErasureMixin
 from state.errors import DatabaseUnavailable, StateError
 from state.links import LinksMixin
 from state.queues import QueuesMixin
@@ -70,7 +70,7 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- row views
 
 
-class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin):
+class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module
@@ -183,11 +183,8 @@ class StateStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
-def dumps(value: Any) -> str:
-    """JSON for CLI output (datetimes as ISO strings)."""
-    return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v),
-                      indent=2, sort_keys=True)
+
 
 
 __all__ = ["MIGRATIONS", "Finding", "InboxItem", "Link", "OutboxItem", "Outcome", "StateStore",
-           "StoredEntity", "Tx", "dumps", "make_engine", "utcnow"]
+           "StoredEntity", "Tx", "make_engine", "utcnow"]

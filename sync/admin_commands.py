@@ -13,9 +13,7 @@ from typing import Any
 
 import click
 from cryptography.fernet import InvalidToken
-from sqlalchemy import select
 
-from state import schema
 from state.crypto import Cipher
 from state.errors import CredentialsError, StateError
 from state.store import StateStore
@@ -66,7 +64,7 @@ def rotate_key_command(ctx: click.Context, config_path: str | None) -> None:
             with store.transaction() as tx:
                 rotated = tx.rotate_credentials()
                 # Check before committing: each credential must now open with the newest key alone.
-                for ciphertext in tx.conn.execute(select(schema.credentials.c.ciphertext)).scalars():
+                for ciphertext in tx.credential_ciphertexts():
                     newest.decrypt(ciphertext)
         except (InvalidToken, CredentialsError):
             fail("a stored credential opens with none of the configured keys: add the key it was "

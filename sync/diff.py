@@ -33,11 +33,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from connectors.base import Connector
 from mapping.keys import normalise_key
-from state import schema as t
 from state.store import StateStore
 from sync.diff_scratch import (
     MONEY_FIELDS,
@@ -54,8 +51,6 @@ from sync.flows import Routing
 log = logging.getLogger("billhub.diff")
 
 BATCH = 5000  # rows per executemany into the scratch database
-# Outbox states of a write that has not (yet) landed: evidence that a target lags the hub.
-UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
 
 
 @dataclass(frozen=True)
@@ -198,12 +193,7 @@ class Differ:
                 db.executemany("INSERT INTO links VALUES (?,?,?,?,?)", batch)
             # Writes that have not landed: dead ones are held (the reason is the finding's
             # detail); any of them for the current content is evidence of a stale target.
-            rows = tx.conn.execute(
-                select(t.outbox.c.canonical_id, t.outbox.c.target, t.outbox.c.content_hash,
-                       t.outbox.c.status, t.outbox.c.last_error)
-                .where(t.outbox.c.entity_type == entity_type, t.outbox.c.status.in_(UNDELIVERED))
-                .order_by(t.outbox.c.id))
-            for canonical_id, target, digest, status, error in rows:
+            for canonical_id, target, digest, status, error in tx.undelivered_writes(entity_type):
                 db.execute("INSERT OR IGNORE INTO intents VALUES (?,?,?)", (canonical_id, target, digest))
                 if status == "dead":
                     db.execute("INSERT OR REPLACE INTO held VALUES (?,?,?)", (canonical_id, target, error or ""))

@@ -21,10 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
-
 from mapping.model import Customer, content_hash, from_data, to_data
-from state import schema as t
 from state.errors import NotFound
 from state.store import StateStore, Tx
 
@@ -118,19 +115,15 @@ def _tombstone(data: dict[str, Any]) -> dict[str, Any]:
 def forget_customer(tx: Tx, ident: str) -> Erasure:
     """Erase one customer's personal data from the store, in the caller's transaction."""
     canonical_id = resolve_customer(tx, ident)
-    sqlite = tx.conn.dialect.name == "sqlite"
-    if sqlite:  # overwrite the old cells with zeros instead of leaving them in free space
-        tx.conn.exec_driver_sql("PRAGMA secure_delete=ON")
-    row = tx.conn.execute(select(t.entities).where(t.entities.c.id == canonical_id)).one()
-    data = dict(row.payload)
+    tx.overwrite_freed_space()
+    data, version = tx.entity_row(canonical_id)
     links = tx.links_of(canonical_id)
     result = Erasure(canonical_id, links=len(links))
     if (data.get("extra") or {}).get("erased") and data.get("name") == ERASED:
         result.already_erased = True
     mentions = _mentions(data)
     # Earlier versions of the record may have held other values: collect those from its history.
-    history = list(tx.conn.execute(select(t.history.c.id, t.history.c.changes)
-                                   .where(t.history.c.canonical_id == canonical_id)))
+    history = tx.history_changes(canonical_id)
     for _id, changes in history:
         for name, pair in (changes or {}).items():
             if name in PERSONAL_FIELDS:
@@ -144,9 +137,8 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
     if tombstone != data:
         # Directly, not Tx.upsert_entities (its history row would keep the old values) and never
         # Engine.plan: the erasure stays in the hub and queues no write to any vendor.
-        tx.conn.execute(update(t.entities).where(t.entities.c.id == canonical_id).values(
-            payload=tombstone, content_hash=content_hash(from_data("customer", tombstone)),
-            version=row.version + 1, source=SOURCE, updated_at=tx.now))
+        tx.overwrite_entity(canonical_id, tombstone, content_hash(from_data("customer", tombstone)),
+                            version + 1, SOURCE)
 
     tx.drop_natural_keys(canonical_id)
 
@@ -155,13 +147,11 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
                            and isinstance(pair, list) else _scrub(pair, mentions))
                     for name, pair in (changes or {}).items()}
         if scrubbed != changes:
-            tx.conn.execute(update(t.history).where(t.history.c.id == history_id).values(changes=scrubbed))
+            tx.overwrite_history(history_id, scrubbed)
             result.history_rows += 1
 
     external_ids = [link.external_id for link in links]
-    for finding in list(tx.conn.execute(select(t.findings.c.id, t.findings.c.fields, t.findings.c.detail,
-                                               t.findings.c.external_ids, t.findings.c.canonical_id,
-                                               t.findings.c.entity))):
+    for finding in tx.finding_texts():
         ours = finding.canonical_id == canonical_id or (
             finding.entity == "customer" and set(finding.external_ids or []) & set(external_ids))
         detail = _scrub(finding.detail or "", mentions)
@@ -173,24 +163,20 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
         else:
             fields = _scrub(fields, mentions)
         if detail != finding.detail or fields != (finding.fields or {}):
-            tx.conn.execute(update(t.findings).where(t.findings.c.id == finding.id).values(
-                detail=detail, fields=fields))
+            tx.overwrite_finding_text(finding.id, detail, fields)
             result.findings += 1
 
     if mentions:
-        for item in list(tx.conn.execute(select(t.inbox.c.id, t.inbox.c.payload, t.inbox.c.error))):
-            text = json.dumps(item.payload) + (item.error or "")
+        for item_id, payload, error in tx.inbox_texts():
+            text = json.dumps(payload) + (error or "")
             if not any(m in text or json.dumps(m)[1:-1] in text for m in mentions):
                 continue
-            tx.conn.execute(update(t.inbox).where(t.inbox.c.id == item.id).values(
-                payload=_scrub(item.payload, mentions), error=_scrub(item.error, mentions)))
+            tx.overwrite_inbox_text(item_id, _scrub(payload, mentions), _scrub(error, mentions))
             result.inbox_rows += 1
-        errors = tx.conn.execute(select(t.outbox.c.id, t.outbox.c.last_error).where(
-            t.outbox.c.last_error.is_not(None)))
-        for item_id, error in list(errors):
+        for item_id, error in tx.outbox_errors():
             scrubbed_error = _scrub(error, mentions)
             if scrubbed_error != error:
-                tx.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(last_error=scrubbed_error))
+                tx.overwrite_outbox_error(item_id, scrubbed_error)
                 result.outbox_rows += 1
 
     if not result.already_erased:
