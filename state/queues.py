@@ -6,20 +6,25 @@ process that died are claimed again when it runs out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import String, and_, func, or_, select, update
 
 from state import schema as t
 from state.errors import NotFound
 from state.records import InboxItem, OutboxItem, aware, outbox_row, utcnow
-from state.txbase import XACT_LOCK, TxBase
+from state.txbase import XACT_LOCK, TxBase, dialect_insert
 
 # Outbox states of a write that has not (yet) landed.
 UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
+
+# The longest text each bounded inbox column holds, read from the schema, so intake can refuse an
+# over-long event id or type with a 400 before the database does (PostgreSQL raises DataError).
+INBOX_TEXT_LIMITS: Mapping[str, int] = {
+    c.name: c.type.length for c in t.inbox.c if isinstance(c.type, String) and c.type.length}
 
 
 class QueuesMixin(TxBase):
@@ -29,6 +34,24 @@ class QueuesMixin(TxBase):
             t.inbox, {"system": system, "event_id": event_id, "event_type": event_type,
                       "payload": payload, "status": "pending", "attempts": 0,
                       "received_at": self.now}, ("system", "event_id"))
+
+    def add_inbox_many(self, system: str, events: Iterable[tuple[str, Mapping[str, Any], str]]) -> int:
+        """Record a delivery's events, (event id, payload, event type) each, in one multi-row
+        INSERT … ON CONFLICT DO NOTHING; returns how many were new (not stored before, and not
+        repeated earlier in ``events``)."""
+        now = self.now
+        rows: dict[str, dict[str, Any]] = {}
+        for event_id, payload, event_type in events:
+            rows.setdefault(event_id, {"system": system, "event_id": event_id, "event_type": event_type,
+                                       "payload": dict(payload), "status": "pending", "attempts": 0,
+                                       "received_at": now})
+        if not rows:
+            return 0
+        stmt = dialect_insert(self.conn.dialect.name, t.inbox).on_conflict_do_nothing(
+            index_elements=["system", "event_id"]).returning(t.inbox.c.id)
+        # One statement compiled once; SQLAlchemy's insertmanyvalues sends it as multi-row VALUES
+        # pages. RETURNING counts what was inserted (psycopg's rowcount is -1 here).
+        return len(self.conn.execute(stmt, list(rows.values())).all())
 
     def claim_inbox(self, limit: int = 50, lease_seconds: float = 300,
                     system: str | None = None) -> list[InboxItem]:
