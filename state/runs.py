@@ -2,26 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import and_, func, insert, or_, select, text, update
 
 from state import schema as t
 from state.errors import NotFound
 from state.records import Finding, aware, finding_row
 from state.txbase import TxBase
 
+# How long a run stays "running" without its process renewing it (``sync/run_lease.py`` renews
+# well within this). Long enough that a busy process never loses a live run; short enough that
+# a killed one shows as aborted minutes later, not forever.
+RUN_LEASE = timedelta(minutes=5)
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
 _CURSOR = text("SELECT value FROM cursors WHERE connection = :connection AND stream = :stream")
 
 
 class RunsMixin(TxBase):
     def start_run(self, kind: str, scope: str = "") -> str:
+        """A new running run, leased to this process; first closes the runs of dead processes."""
+        self.abort_abandoned_runs()
         run_id = str(uuid.uuid4())
+        now = self.now
         self.conn.execute(insert(t.runs).values(id=run_id, kind=kind, scope=scope, status="running",
-                                                counts={}, started_at=self.now))
+                                                counts={}, started_at=now, owner=OWNER,
+                                                lease_until=now + RUN_LEASE))
         return run_id
+
+    def renew_run(self, run_id: str) -> None:
+        """Extend a running run's lease (its process is alive)."""
+        self.conn.execute(update(t.runs).where(t.runs.c.id == run_id, t.runs.c.status == "running")
+                          .values(lease_until=self.now + RUN_LEASE))
+
+    def abort_abandoned_runs(self) -> int:
+        """Close as ``aborted`` the running runs whose lease ran out: their process died.
+
+        A lease, not a process check, so it is right with several processes on several hosts
+        sharing one database; a row from before leases existed counts from its start.
+        """
+        now = self.now
+        expired = or_(t.runs.c.lease_until < now,
+                      and_(t.runs.c.lease_until.is_(None), t.runs.c.started_at < now - RUN_LEASE))
+        result = self.conn.execute(update(t.runs).where(t.runs.c.status == "running", expired).values(
+            status="aborted", finished_at=now,
+            error="aborted: its process stopped without finishing the run"))
+        return int(result.rowcount or 0)
 
     def finish_run(self, run_id: str, status: str, counts: dict[str, Any],
                    error: str | None = None) -> None:
@@ -83,7 +115,7 @@ class RunsMixin(TxBase):
 
     def get_finding(self, finding_id: str) -> Finding:
         row = self.conn.execute(select(t.findings).where(
-            or_(t.findings.c.id == finding_id, t.findings.c.id.startswith(finding_id)))).all()
+            or_(t.findings.c.id == finding_id, t.findings.c.id.startswith(finding_id, autoescape=True)))).all()
         if len(row) != 1:
             raise NotFound(f"no finding {finding_id!r} (see `hub drift list`)" if not row else
                            f"{finding_id!r} matches {len(row)} findings; give more of the id")

@@ -153,11 +153,15 @@ runs = Table(
     Column("id", String(36), primary_key=True),
     Column("kind", String(16), nullable=False),  # sync diff resync
     Column("scope", String(255), nullable=False, default=""),
-    Column("status", String(16), nullable=False),  # running ok failed
+    Column("status", String(16), nullable=False),  # running ok partial failed aborted
     Column("counts", JSON, nullable=False),
     Column("error", Text, nullable=True),
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS, nullable=True),
+    # The running process ("host:pid", for people) and its lease, renewed while it runs: a run
+    # whose lease ran out belongs to a process that died, and the next run start closes it.
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", TS, nullable=True),
 )
 
 history = Table(

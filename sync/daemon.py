@@ -50,7 +50,7 @@ async def serve(config: Config, host: str, port: int) -> int:
 @click.option("--config", "config_path", envvar="HUB_CONFIG", default=None,
               help="Config file (default: the group's --config, $HUB_CONFIG, else hub.toml).")
 @click.option("--host", default=None, help="Listen address (default: [server].host).")
-@click.option("--port", type=int, default=None, help="Listen port (default: [server].port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: [server].port).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.pass_context
 def run_command(ctx: click.Context, config_path: str | None, host: str | None, port: int | None,
@@ -63,13 +63,19 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
         config = load_config(path)
         store = open_store(config)
         store.init()
+        with store.transaction() as tx:  # runs a killed process left "running" (see state/runs.py)
+            tx.abort_abandoned_runs()
         store.dispose()
     except ConfigError as exc:
         fail(f"config: {exc}")
     except StateError as exc:
         fail(str(exc))
     configure_logging(config.secrets, level=getattr(logging, log_level.upper()))
-    code = serve_forever(config, host, port)
+    try:
+        code = serve_forever(config, host, port)
+    except (OSError, OverflowError) as exc:  # the address is taken, or [server].port is out of range
+        fail(f"cannot listen on {host or config.server.get('host', '127.0.0.1')}:"
+             f"{port if port is not None else config.server.get('port', 8080)}: {exc}")
     if code:
         # A vendor call outlived the grace period: leave now (its transaction rolls back; the
         # outbox lease and the inbox bring the work back after restart) rather than overrun 10 s.

@@ -47,6 +47,7 @@ from sync.diff_scratch import (
 )
 from sync.findings import DiffFinding, DiffResult, kept_fingerprints
 from sync.flows import Routing
+from sync.run_lease import run_lease
 
 log = logging.getLogger("billhub.diff")
 
@@ -93,30 +94,8 @@ class Differ:
         result = DiffResult(run_id, self.clock())
         status = "ok"
         try:
-            for entity_type in entity_types:
-                with self.store.stream_lock("diff", entity_type) as mine:
-                    if not mine:  # another process is reconciling this entity right now
-                        result.errors.append(f"{entity_type}: skipped, a diff is running elsewhere")
-                        continue
-                    found = self.diff_entity(entity_type, result)
-                with self.store.transaction() as tx:
-                    decided = kept_fingerprints(tx, entity_type)
-                    seen: set[str] = set()
-                    for f in found:
-                        fp = f.fingerprint
-                        if fp in decided or fp in seen:
-                            continue  # the user already picked the record to keep for this very set
-                        seen.add(fp)
-                        _fid, new = tx.upsert_finding(
-                            fingerprint=fp, kind=f.kind, entity=f.entity, system=f.system,
-                            canonical_id=f.canonical_id, external_ids=f.external_ids, fields=f.fields,
-                            detail=f.detail, run_id=run_id)
-                        result.new += int(new)
-                    result.resolved += tx.resolve_unseen_findings(run_id, entity=entity_type)
-                    # one read of this run's findings (a lookup per finding would scan per id prefix)
-                    result.findings.extend(
-                        r.to_json() for r in tx.list_findings(entity=entity_type)
-                        if r.fingerprint in seen and r.status != "resolved")
+            with run_lease(self.store, run_id):
+                self._run_entities(entity_types, run_id, result)
         except Exception as exc:
             status = "failed"
             result.errors.append(f"{type(exc).__name__}: {exc}")
@@ -127,6 +106,32 @@ class Differ:
                 tx.finish_run(run_id, status, {**result.summary, "new": result.new,
                                                "resolved": result.resolved}, "; ".join(result.errors) or None)
         return result
+
+    def _run_entities(self, entity_types: Sequence[str], run_id: str, result: DiffResult) -> None:
+        for entity_type in entity_types:
+            with self.store.stream_lock("diff", entity_type) as mine:
+                if not mine:  # another process is reconciling this entity right now
+                    result.errors.append(f"{entity_type}: skipped, a diff is running elsewhere")
+                    continue
+                found = self.diff_entity(entity_type, result)
+            with self.store.transaction() as tx:
+                decided = kept_fingerprints(tx, entity_type)
+                seen: set[str] = set()
+                for f in found:
+                    fp = f.fingerprint
+                    if fp in decided or fp in seen:
+                        continue  # the user already picked the record to keep for this very set
+                    seen.add(fp)
+                    _fid, new = tx.upsert_finding(
+                        fingerprint=fp, kind=f.kind, entity=f.entity, system=f.system,
+                        canonical_id=f.canonical_id, external_ids=f.external_ids, fields=f.fields,
+                        detail=f.detail, run_id=run_id)
+                    result.new += int(new)
+                result.resolved += tx.resolve_unseen_findings(run_id, entity=entity_type)
+                # one read of this run's findings (a lookup per finding would scan per id prefix)
+                result.findings.extend(
+                    r.to_json() for r in tx.list_findings(entity=entity_type)
+                    if r.fingerprint in seen and r.status != "resolved")
 
     # ------------------------------------------------------------------ one entity type
 

@@ -35,6 +35,7 @@ from sync.flows import ENTITY_ORDER, Routing
 from sync.ingest import Ingest
 from sync.plan import Planner
 from sync.push import Pusher
+from sync.run_lease import run_lease
 from sync.summary import StreamStats, SyncSummary
 
 
@@ -169,11 +170,12 @@ class Engine:
             run_id = tx.start_run("sync", ",".join(chosen))
         status = "ok"
         try:
-            self._pull_all(chosen, entities, summary, run_id, full)
-            for name in chosen:
-                if name in summary.paused:
-                    continue
-                self.push(name, summary, run_id, entities=entities)
+            with run_lease(self.store, run_id):
+                self._pull_all(chosen, entities, summary, run_id, full)
+                for name in chosen:
+                    if name in summary.paused:
+                        continue
+                    self.push(name, summary, run_id, entities=entities)
         except Exception as exc:
             status = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
