@@ -20,10 +20,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from connectors import webhook_json
 from connectors.base import InboundEvent, WebhookRejected
 from mapping.quickbooks import CANONICAL_TYPES
 
@@ -108,10 +108,7 @@ def parse(body: bytes, headers: Mapping[str, str], verifier_token: str | None,
           realm_id: str | None = None) -> list[InboundEvent]:
     """Verify and decode one delivery. Raises ``WebhookRejected`` (4xx) for anything amiss."""
     verify(body, headers, verifier_token)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("body is not JSON", 400) from None
+    data = webhook_json.loads(body)
     if isinstance(data, Mapping) and "eventNotifications" in data:
         return _legacy(data, realm_id)
     if isinstance(data, list):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from connectors import webhook_json
 from connectors.base import InboundEvent, WebhookRejected
 
 TOLERANCE_SECONDS = 300
@@ -63,10 +63,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, now: int,
         raise WebhookRejected("signature does not match the body (tampered, or wrong secret)", 400)
     if timestamp < now - tolerance:
         raise WebhookRejected(f"timestamp is older than {tolerance} s (stale or replayed delivery)", 400)
-    try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("webhook body is not JSON", 400) from None
+    payload: Any = webhook_json.loads(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) \
             or payload.get("object") != "event":
         raise WebhookRejected("webhook body is not a Stripe event", 400)

@@ -15,10 +15,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from connectors import webhook_json
 from connectors.base import InboundEvent, WebhookRejected
 
 MAX_BODY_BYTES = 1_000_000
@@ -58,10 +58,7 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], *, webhook_key: str,
         raise WebhookRejected("webhook body too large", 413)
     if not signature_valid(body, _header(headers, "x-xero-signature"), webhook_key):
         raise WebhookRejected("invalid x-xero-signature", 401)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("webhook body is not JSON", 400) from None
+    payload = webhook_json.loads(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("events", []), list):
         raise WebhookRejected("webhook body has no events list", 400)
     events: list[InboundEvent] = []

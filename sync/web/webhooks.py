@@ -1,8 +1,9 @@
 """``/webhooks/{system}[/{connection}]``: verify, store in the inbox once, answer at once.
 
-Xero wants 200 within 5 s with an empty body, Intuit 200 within 3 s; the inbox worker processes
-the events afterwards. Bad input of any kind (malformed, unsigned, oversized, stale replay) is a
-4xx and stores nothing.
+Xero wants 200 within 5 s with an empty body, Intuit 200 within 3 s; a delivery's events are one
+multi-row insert, and the inbox worker processes them afterwards. Bad input of any kind
+(malformed, unsigned, oversized, stale replay, or what the inbox cannot store: see ``intake.py``)
+is a 4xx and stores nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from connectors.base import Connector, InboundEvent, WebhookRejected
 from sync.web.context import Daemon, daemon_of
+from sync.web.intake import check_events, without_secrets
 
 log = logging.getLogger("billhub.daemon")
 WEBHOOK_SYSTEMS = ("stripe", "quickbooks", "xero")
@@ -26,10 +28,12 @@ def _verify(connector: Connector, headers: Mapping[str, str], body: bytes) -> li
     return receiver.verify_webhook(headers, body)
 
 
-def _store_events(daemon: Daemon, connection: str, events: Sequence[InboundEvent]) -> int:
-    """Store each event once, in one transaction; returns how many were new."""
+def _store_events(daemon: Daemon, connector: Connector, events: Sequence[InboundEvent]) -> int:
+    """Store each event once, without its secret fields, in one multi-row insert; returns how
+    many were new."""
+    rows = [(e.event_id, without_secrets(connector.system, e.payload), e.event_type) for e in events]
     with daemon.hub.store.transaction() as tx:
-        return sum(tx.add_inbox(connection, e.event_id, dict(e.payload), e.event_type) for e in events)
+        return tx.add_inbox_many(connector.name, rows)
 
 
 def _reject(system: str, status: int, reason: str) -> web.Response:
@@ -75,11 +79,13 @@ async def webhook(request: web.Request) -> web.Response:
         daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
         log.warning("webhook not understood", extra={"connection": connector.name, "error": type(exc).__name__})
         return _reject(system, 400, "the delivery could not be read")
-    if any(not e.event_id or len(e.event_id) > 255 or "\x00" in e.event_id for e in events):
-        # The inbox key is VARCHAR(255) and PostgreSQL text holds no NUL: refuse, do not 5xx.
+    try:
+        check_events(events)  # what the inbox could not store is a 400 here, not a 500 there
+    except WebhookRejected as exc:
         daemon.metrics.webhooks.labels(connector.name, "rejected").inc()
-        return _reject(system, 400, "an event id is empty, longer than 255 characters or holds NUL")
-    stored = await daemon.jobs.blocking(_store_events, daemon, connector.name, events) if events else 0
+        log.info("webhook rejected", extra={"connection": connector.name, "reason": exc.reason})
+        return _reject(system, 400, exc.reason)
+    stored = await daemon.jobs.blocking(_store_events, daemon, connector, events) if events else 0
     daemon.metrics.webhooks.labels(connector.name, "stored" if stored else "duplicate" if events else "empty").inc(
         max(1, stored))
     if system == "xero":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,24 @@ def build_connectors(env_parts: dict[str, RunningEmulator], store: StateStore,
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
+    with make_env(f"sqlite:///{tmp_path}/hub.db") as made:
+        yield made
+
+
+def env_per_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """An ``env`` fixture body for ``params=["sqlite", "postgres"]`` (PostgreSQL: a fresh schema)."""
+    url = f"sqlite:///{tmp_path}/hub.db" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    with make_env(url) as made:
+        yield made
+
+
+@contextmanager
+def make_env(url: str) -> Iterator[Env]:
+    """The emulators, the hub on the state store at ``url`` (SQLite or PostgreSQL) and its config."""
     clock = FrozenClock()
     running = {"stripe": RunningEmulator(StripeEmulator(rate_limit=100_000)).start(),
                "quickbooks": RunningEmulator(QuickBooksEmulator()).start(),
                "xero": RunningEmulator(XeroEmulator(EmulatorClock())).start()}
-    url = f"sqlite:///{tmp_path}/hub.db"
     store = make_store(url, clock)
     waits: list[float] = []
     connectors, configs = build_connectors(running, store, waits)

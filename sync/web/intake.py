@@ -1,0 +1,89 @@
+"""What a verified webhook event must be before the inbox stores it, for every system alike.
+
+The connectors verify signatures and shapes; this checks what the database would otherwise
+refuse with an error (a 500): an event id or type longer than its inbox column (the sizes come
+from the schema), a NUL in any string or key (PostgreSQL text holds none), a string that is not
+valid Unicode (a lone surrogate cannot be encoded), a number that is not finite (no JSON column
+takes NaN or Infinity). Each is a ``WebhookRejected`` (400) naming the reason. It also removes
+the fields vendors document as secret, so the inbox never holds them in clear.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connectors.base import InboundEvent, WebhookRejected
+from state.queues import INBOX_TEXT_LIMITS
+
+# Fields a vendor documents as secret, removed wherever they appear in a stored body. Stripe's
+# ``client_secret`` (PaymentIntent, SetupIntent, Checkout Session, CustomerSession …) lets a
+# browser confirm a payment; the inbox has no use for it (the refetch re-reads the object).
+# QuickBooks and Xero webhooks carry ids only.
+SECRET_FIELDS: Mapping[str, frozenset[str]] = {"stripe": frozenset({"client_secret"})}
+# Vendor payloads nest a few levels; past this, encoding the body for storage (and removing its
+# secrets) would exhaust Python's recursion limit, a 500.
+MAX_DEPTH = 64
+
+
+def _bounded(label: str, value: str, column: str) -> None:
+    limit = INBOX_TEXT_LIMITS[column]
+    if len(value) > limit:
+        raise WebhookRejected(f"{label} is longer than {limit} characters", 400)
+
+
+def _text(where: str, value: str) -> None:
+    if "\x00" in value:
+        raise WebhookRejected(f"{where} holds a NUL character", 400)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookRejected(f"{where} is not valid Unicode (a lone surrogate)", 400) from None
+
+
+def _check_payload(payload: Mapping[str, Any]) -> None:
+    """Every string, key and number of the payload; iterative, so depth costs no recursion."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping | list | tuple) and depth > MAX_DEPTH:
+            raise WebhookRejected(f"the payload nests deeper than {MAX_DEPTH} levels", 400)
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise WebhookRejected("the payload has a key that is not text", 400)
+                _text("a payload key", key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _text("a payload string", value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise WebhookRejected("the payload holds a non-finite number (NaN or Infinity)", 400)
+
+
+def check_events(events: Sequence[InboundEvent]) -> None:
+    """Refuse (``WebhookRejected``, 400) a delivery any of whose events the inbox cannot store."""
+    for event in events:
+        if not event.event_id:
+            raise WebhookRejected("an event has an empty id", 400)
+        _text("an event id", event.event_id)
+        _bounded("an event id", event.event_id, "event_id")
+        _text("an event type", event.event_type)
+        _bounded("an event type", event.event_type, "event_type")
+        _check_payload(event.payload)
+
+
+def without_secrets(system: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` without the system's secret fields, at any depth."""
+    secret = SECRET_FIELDS.get(system, frozenset())
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items() if k not in secret}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(payload) if secret else dict(payload)
