@@ -37,6 +37,9 @@ from sync.terminal import (
     print_summary,
 )
 
+# Outbox ids are database integers: a larger number is a usage error, not an overflow.
+OUTBOX_ID = click.IntRange(1, 2**63 - 1)
+
 
 class HubContext:
     """Loads config and opens the store lazily, so commands that need neither stay fast."""
@@ -155,6 +158,12 @@ def _progress(hub: HubContext, quiet: bool) -> Any:
 @handles_errors
 def sync(hub: HubContext, systems: tuple[str, ...], entities: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Run one incremental sync pass now."""
+    connectors = hub.hub.connectors
+    known = {n for n in connectors} | {c.system for c in connectors.values()}
+    unknown = [s for s in systems if s not in known]
+    if unknown:
+        fail(f"no system or connection {', '.join(map(repr, unknown))}; configured: "
+             + (", ".join(f"{n} ({c.system})" for n, c in sorted(connectors.items())) or "none"))
     with _progress(hub, as_json):
         summary = hub.hub.engine.sync(systems=systems or None, entities=entities or None, dry_run=dry_run)
     print_summary(summary, as_json, "Dry run" if dry_run else "Sync")
@@ -336,7 +345,7 @@ def outbox_list(hub: HubContext, status: str | None, as_json: bool) -> None:
 
 
 @outbox.command("retry")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=OUTBOX_ID)
 @click.pass_obj
 @handles_errors
 def outbox_retry(hub: HubContext, item_id: int) -> None:
@@ -347,7 +356,7 @@ def outbox_retry(hub: HubContext, item_id: int) -> None:
 
 
 @outbox.command("drop")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=OUTBOX_ID)
 @click.pass_obj
 @handles_errors
 def outbox_drop(hub: HubContext, item_id: int) -> None:

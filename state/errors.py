@@ -30,3 +30,7 @@ class DatabaseUnavailable(StateError):
 
 class CredentialsError(StateError):
     """Stored credentials cannot be decrypted (wrong or rotated-away key) or are missing."""
+
+
+class CorruptRow(StateError):
+    """A stored value cannot be read back (e.g. JSON damaged by hand outside the hub)."""

@@ -16,6 +16,7 @@ lock upgrade. PostgreSQL claims queue rows with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
 from state.entities import EntitiesMixin
 from state.erasure import ErasureMixin
-from state.errors import DatabaseUnavailable, StateError
+from state.errors import CorruptRow, DatabaseUnavailable, StateError
 from state.links import LinksMixin
 from state.queues import QueuesMixin
 from state.records import Finding, InboxItem, Link, OutboxItem, Outcome, StoredEntity, utcnow
@@ -41,10 +42,19 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
+def _load_json(value: str) -> Any:
+    """JSON columns as stored; a damaged value is a domain error naming it, not a decoder crash."""
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise CorruptRow(f"a stored JSON value is damaged ({exc}): {value[:60]!r}") from None
+
+
 def make_engine(url: str) -> Engine:
     """Engine for a database URL, with the SQLite settings the hub relies on."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_deserializer=_load_json)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -64,7 +74,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_load_json)
 
 
 # --------------------------------------------------------------------------- row views
@@ -126,6 +136,10 @@ class StateStore:
             raise DatabaseUnavailable(f"database error on {self.safe_url}: {exc.orig}") from exc
         except IntegrityError as exc:
             raise StateError(f"a uniqueness rule was violated: {exc.orig}") from exc
+        except DataError as exc:  # PostgreSQL: e.g. an id beyond BIGINT
+            raise StateError(f"a value does not fit the database: {exc.orig}") from exc
+        except OverflowError as exc:  # SQLite's driver refuses such an integer before the database
+            raise StateError(f"a value does not fit the database: {exc}") from exc
 
     def snapshot(self, path: Path) -> StateStore:
         """A consistent copy of an SQLite database as a new store (SQLite's online backup)."""

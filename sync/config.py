@@ -144,6 +144,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{chosen}: not a text file; the config is TOML") from None
+    except OSError as exc:  # a folder, or not readable
+        raise ConfigError(f"{chosen}: cannot read it ({exc.strerror})") from None
     return parse_config(raw, env=env, path=chosen)
 
 

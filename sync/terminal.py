@@ -50,6 +50,8 @@ def handles_errors(fn: F) -> F:
             fail(f"config: {exc}")
         except (StateError, RepairError, ConnectorError, LookupError) as exc:
             fail(str(exc))
+        except OSError as exc:  # a file the user named: -o into a missing folder, an unreadable input
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -62,7 +62,10 @@ def parse_usage(body: Any) -> dict[str, Any]:
 
 def read_usage_file(path: Path) -> Iterator[dict[str, Any]]:
     """Events from JSON Lines (``.jsonl``) or CSV with a header row; raises UsageError with the line."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
     rows: Iterable[Any]
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         parsed: list[Any] = []
