@@ -36,6 +36,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No stack traces to clients; a database outage is a 503, not a 500."""
+    if any("\x00" in value for value in request.match_info.values()):
+        # No stored id holds NUL (PostgreSQL text cannot), and looking one up is a database error.
+        return web.json_response({"error": "not found"}, status=404)
     try:
         return await handler(request)
     except web.HTTPException:
