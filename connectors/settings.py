@@ -8,20 +8,31 @@ declared default, so a connector reads ``config[key]`` and never restates a defa
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its type, whether it must be set, its default, and a hint."""
+    """One setting: its type, whether it must be set, its default, and a hint.
+
+    Bounds are checked when a config file is loaded (``sync/config.py``): ``minimum`` and
+    ``maximum`` inclusive, ``above`` exclusive (a rate or an interval that must be > 0),
+    ``choices`` the allowed values (of the value, or of each item of a list), and ``check`` a
+    function returning what is wrong with a value (a cron string, a path, a URL) or None."""
 
     type: type | tuple[type, ...]
     required: bool = False
     default: Any = None
     secret: bool = False
     help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,18 @@ def system_keys(system: str) -> dict[str, Key]:
 
 # Per-call retry settings every connection has (connectors/retry.py RetryPolicy.from_config).
 RETRY_KEYS = {
-    "max_attempts": Key(int, default=6, help="tries of one call before its error is handed to the hub's policy"),
-    "retry_base_seconds": Key(float, default=0.5, help="first backoff of a failed call; doubles, with jitter"),
-    "retry_max_seconds": Key(float, default=30.0, help="longest backoff between two attempts of one call"),
+    "max_attempts": Key(int, default=6, minimum=1,
+                        help="tries of one call before its error is handed to the hub's policy"),
+    "retry_base_seconds": Key(float, default=0.5, minimum=0,
+                              help="first backoff of a failed call; doubles, with jitter"),
+    "retry_max_seconds": Key(float, default=30.0, minimum=0,
+                             help="longest backoff between two attempts of one call"),
 }
+
+
+def existing_file(value: Any) -> str | None:
+    """A ``check`` for a path that must name a readable file (a CA bundle)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        return f"no file at {value} — set the path of an existing PEM file, or remove the key"
+    return None

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
@@ -48,6 +49,22 @@ def _load_json(value: str) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise CorruptRow(f"a stored JSON value is damaged ({exc}): {value[:60]!r}") from None
+
+
+def url_problem(value: str) -> str | None:
+    """SQLite on a file, or PostgreSQL; the value may hold a password, so it is never shown."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return "not a database URL — set sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            return "an in-memory SQLite database keeps nothing — set sqlite:///PATH to a file"
+        return None
+    if url.drivername in ("postgresql", "postgresql+psycopg"):  # make_engine uses psycopg for both
+        return None
+    return (f"{url.drivername} is not supported — set sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB")
 
 
 def make_engine(url: str) -> Engine:
@@ -201,4 +218,4 @@ class StateStore:
 
 
 __all__ = ["MIGRATIONS", "Finding", "InboxItem", "Link", "OutboxItem", "Outcome", "StateStore",
-           "StoredEntity", "Tx", "make_engine", "utcnow"]
+           "StoredEntity", "Tx", "make_engine", "url_problem", "utcnow"]

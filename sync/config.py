@@ -7,15 +7,22 @@ Each system's connection keys are declared by ``connectors/<system>/settings.py`
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+
 from connectors.settings import ConnectionConfig, Key, system_keys
+from state.store import url_problem
+from sync.flows import DEFAULT_FLOWS, DEFAULT_OWNERSHIP
 
 SYSTEMS = ("stripe", "quickbooks", "xero", "salesforce", "fake")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -89,14 +96,53 @@ def _type_name(tp: type | tuple[type, ...]) -> str:
         " or ".join(names)
 
 
+def _shown(value: Any, key: Key) -> str:
+    """What a wrong value was, for an error: never a secret's value, and never a string's, since
+    a string in the wrong key may be a secret pasted or interpolated there (``${API_KEY}``)."""
+    if key.secret or isinstance(value, (str, list, dict)):
+        return _type_name(type(value))
+    return f"{type(value).__name__} {value!r}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def _check(value: Any, key: Key, where: str) -> Any:
+    """The value if it has the declared type and is within the declared bounds, else a ConfigError."""
     expected = key.type if isinstance(key.type, tuple) else (key.type,)
-    if float in expected and isinstance(value, int) and not isinstance(value, bool):
-        return value
     if isinstance(value, bool) and bool not in expected:
-        raise ConfigError(f"{where}: expected {_type_name(key.type)}, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"{where}: expected {_type_name(key.type)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(key.type)}, got {_shown(value, key)}")
+    if not isinstance(value, expected) and not (float in expected and isinstance(value, int)):
+        raise ConfigError(f"{where}: expected {_type_name(key.type)}, got {_shown(value, key)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_bounds(value, key, where)
+    if key.choices is not None:
+        for item in value if isinstance(value, list) else [value]:
+            if item not in key.choices:
+                got = "a non-string" if not isinstance(item, str) else repr(item)
+                raise ConfigError(f"{where}: {got} is not one of {', '.join(map(str, key.choices))}")
+    problem = key.check(value) if key.check else None
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return value
+
+
+def _check_bounds(value: float, key: Key, where: str) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    if key.above is not None and not value > key.above:
+        raise ConfigError(f"{where}: must be greater than {_number(key.above)}, got {value}")
+    if key.minimum is not None and value < key.minimum:
+        raise ConfigError(f"{where}: must be at least {_number(key.minimum)}, got {value}")
+    if key.maximum is not None and value > key.maximum:
+        raise ConfigError(f"{where}: must be at most {_number(key.maximum)}, got {value}")
+
+
+def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a table ([{name}])")
     return value
 
 
@@ -108,28 +154,102 @@ def _section(data: Mapping[str, Any], spec: Mapping[str, Key], where: str,
     result: dict[str, Any] = {}
     for name, key in spec.items():
         path = f"{where}.{name}"
-        if name not in data or data[name] in (None, ""):
+        value = _interpolate(data[name], path, env) if name in data else None
+        if value in (None, ""):
             if key.required:
                 hint = _env_hint(str(raw.get(name, ""))) or f"{where.split('.')[-1]}_{name}".upper()
                 raise ConfigError(f"{path}: missing — set {hint}" if key.secret
                                   else f"{path}: missing — add `{name} = …` ({key.help or 'required'})")
             result[name] = key.default
             continue
-        value = _interpolate(data[name], path, env)
         result[name] = _check(value, key, path)
     return result
 
 
+def _tables(data: Any, where: str, names: tuple[str, ...], value: Key,
+            env: Mapping[str, str], field_check: Callable[[str], str | None] | None = None,
+            ) -> dict[str, dict[str, Any]]:
+    """A section of named tables (``[ownership.customer]``, ``[tax_codes.xero]``): each name one
+    of ``names``, each table's keys free (checked by ``field_check``), each value a ``value``."""
+    result: dict[str, dict[str, Any]] = {}
+    for name, table in data.items():
+        path = f"{where}.{name}"
+        if name not in names:
+            raise ConfigError(f"{path}: unknown name; known are {', '.join(names)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: expected a table ([{path}])")
+        checked: dict[str, Any] = {}
+        for field_name, item in table.items():
+            field_path = f"{path}.{field_name}"
+            problem = field_check(field_name) if field_check else None
+            if problem:
+                raise ConfigError(f"{field_path}: {problem}")
+            checked[field_name] = _check(_interpolate(item, field_path, env), value, field_path)
+        result[name] = checked
+    return result
+
+
+def _cron(value: str) -> str | None:
+    try:
+        CronTrigger.from_crontab(value, timezone=UTC)
+    except ValueError as exc:
+        return f"not a cron expression ({exc}) — set five fields, e.g. \"0 2 * * *\""
+    return None
+
+
+def _tax_rate(rate: str) -> str | None:
+    """A rate as the push looks it up: a plain percent such as 20 or 5.5 (never 20.0)."""
+    try:
+        number = Decimal(rate)
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite() or number < 0 or format(number.normalize(), "f") != rate:
+        return "a tax rate is a percent written plainly, e.g. \"20\" or \"5.5\""
+    return None
+
+
+ENTITY_TYPES = tuple(DEFAULT_OWNERSHIP)
+FLOW_NAMES = tuple(dict.fromkeys(flow.name for flow in DEFAULT_FLOWS))
+OWNERS = Key(str, choices=SYSTEMS)
+TAX_CODE = Key(str)
 STATE_KEYS = {
-    "url": Key(str, default="sqlite:///hub.db", help="sqlite:///hub.db or postgresql+psycopg://…"),
+    "url": Key(str, default="sqlite:///hub.db", check=url_problem,
+               help="sqlite:///hub.db or postgresql+psycopg://…"),
     "encryption_key": Key(str, secret=True, help="Fernet key(s), newest first, comma-separated"),
 }
 SERVER_KEYS = {
     "host": Key(str, default="127.0.0.1"),
-    "port": Key(int, default=8080),
-    "max_body_bytes": Key(int, default=1_000_000),
-    "workers": Key(int, default=4, help="threads for blocking SDK calls"),
+    "port": Key(int, default=8080, minimum=0, maximum=65535, help="0 = any free port"),
+    "max_body_bytes": Key(int, default=1_000_000, minimum=1),
+    "workers": Key(int, default=4, minimum=1, help="threads for blocking SDK calls"),
     "public_url": Key(str, default=""),
+}
+# What sync/runtime.py, sync/flows.py, sync/scheduler.py, sync/diff.py, sync/alerts.py and
+# sync/web read from each section; their defaults are the ones those readers fall back to.
+FLOWS_KEYS = {
+    "enabled": Key(list, choices=FLOW_NAMES, help="the default flows to run; unset = all"),
+    "max_attempts": Key(int, default=8, minimum=1, help="a write is dead-lettered after this many"),
+    "backoff_seconds": Key(float, default=30.0, minimum=0, help="first retry delay of a write"),
+    "lease_seconds": Key(float, default=300.0, above=0, help="a claimed write returns after this"),
+}
+SCHEDULES_KEYS = {
+    "sync_interval_seconds": Key(float, default=300.0, above=0),
+    "outbox_interval_seconds": Key(float, default=15.0, above=0),
+    "inbox_interval_seconds": Key(float, default=2.0, above=0),
+    "token_refresh_seconds": Key(float, default=600.0, above=0),
+    "diff": Key(dict, default={}, help="cron per entity type, e.g. customer = \"0 2 * * *\""),
+}
+DIFF_KEYS = {
+    "line_rounding_tolerance_minor": Key(int, default=1, minimum=0),
+    "totals_tolerance_minor": Key(int, default=0, minimum=0),
+    "stale_sla_minutes": Key(float, default=60.0, above=0),
+}
+ALERTS_KEYS = {
+    "webhook_url": Key(str, secret=True, help="Slack-compatible webhook URL"),
+    "min_new_findings": Key(int, default=1, minimum=1),
+}
+ADMIN_KEYS = {
+    "token": Key(str, secret=True, help="bearer token for /api and the console; unset = API off"),
 }
 
 
@@ -159,7 +279,7 @@ def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; known sections are {', '.join(sorted(known))}")
-    state_raw = raw.get("state", {})
+    state_raw = _table(raw, "state")
     state = _section(state_raw, STATE_KEYS, "state", state_raw, env)
     connections: dict[str, ConnectionConfig] = {}
     for name, table in (raw.get("connections") or {}).items():
@@ -174,11 +294,17 @@ def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
         body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
         settings = _section(body, system_keys(system), where, body, env)
         connections[name] = ConnectionConfig(name, system, settings)
-    server = _section(raw.get("server", {}), SERVER_KEYS, "server", raw.get("server", {}), env)
-    sections = {k: _interpolate(raw.get(k, {}), k, env) for k in
-                ("flows", "ownership", "schedules", "diff", "alerts", "admin", "tax_codes")}
-    for name, value in sections.items():
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: expected a table ([{name}])")
+    server = _section(_table(raw, "server"), SERVER_KEYS, "server", _table(raw, "server"), env)
+    sections: dict[str, Any] = {
+        name: _section(_table(raw, name), keys, name, _table(raw, name), env) for name, keys in
+        (("flows", FLOWS_KEYS), ("schedules", SCHEDULES_KEYS), ("diff", DIFF_KEYS),
+         ("alerts", ALERTS_KEYS), ("admin", ADMIN_KEYS))}
+    sections["schedules"]["diff"] = _tables({"diff": sections["schedules"]["diff"]}, "schedules",
+                                            ("diff",), Key(str, check=_cron), env,
+                                            lambda entity: None if entity in ENTITY_TYPES else
+                                            f"unknown entity type; known are {', '.join(ENTITY_TYPES)}")["diff"]
+    sections["ownership"] = _tables(_table(raw, "ownership"), "ownership", ENTITY_TYPES, OWNERS, env)
+    sections["tax_codes"] = _tables(_table(raw, "tax_codes"), "tax_codes", SYSTEMS, TAX_CODE, env,
+                                    _tax_rate)
     return Config(path=path, state_url=state["url"], encryption_key=state["encryption_key"],
                   connections=connections, server=server, raw=raw, **sections)

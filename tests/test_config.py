@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import ConfigError, load_config, parse_config
+from sync.config import Config, ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,3 +82,105 @@ def test_cli_without_a_config_file_says_how_to_make_one(tmp_path: Path) -> None:
     result = hub("status", cwd=tmp_path)
     assert result.returncode == 2
     assert "config.example.toml" in result.stderr
+
+
+# ---------------------------------------------------------------- every section validated (issue 23)
+
+def _parse(text: str, env: dict[str, str] | None = None) -> Config:
+    return parse_config(__import__("tomllib").loads(text), env=env or {})
+
+
+@pytest.mark.parametrize(("snippet", "message"), [
+    ('[flows]\nenabeld = ["customers"]\n', "flows.enabeld: unknown key; known keys are backoff_seconds, enabled"),
+    ('[flows]\nenabled = ["customer"]\n', "flows.enabled: 'customer' is not one of customers, catalog"),
+    ("[flows]\nlease_seconds = -5\n", "flows.lease_seconds: must be greater than 0, got -5"),
+    ("[flows]\nmax_attempts = 0\n", "flows.max_attempts: must be at least 1, got 0"),
+    ('[state]\nurl = "sqlite:///:memory:"\n', "state.url: an in-memory SQLite database keeps nothing"),
+    ('[state]\nurl = "sqlite://"\n', "state.url: an in-memory SQLite database keeps nothing"),
+    ('[state]\nurl = "mysql://u:pw@db/hub"\n', "state.url: mysql is not supported — set sqlite:///PATH"),
+    ('[state]\nurl = "not a url"\n', "state.url: not a database URL"),
+    ('[connections.stripe]\nsystem = "stripe"\napi_key = "k"\nrate_limit_per_second = 0.0\n',
+     "connections.stripe.rate_limit_per_second: must be greater than 0, got 0.0"),
+    ('[connections.xero]\nsystem = "xero"\nclient_id = "c"\nclient_secret = "s"\ntenant_id = "t"\n'
+     "rate_limit_per_minute = nan\n", "connections.xero.rate_limit_per_minute: must be a finite number"),
+    ('[connections.quickbooks]\nsystem = "quickbooks"\nrealm_id = "r"\nclient_id = "c"\nclient_secret = "s"\n'
+     "batch_size = 31\n", "connections.quickbooks.batch_size: must be at most 30, got 31"),
+    ('[connections.salesforce]\nsystem = "salesforce"\ninstance_url = "https://x"\nclient_id = "c"\n'
+     'client_secret = "s"\nca_bundle = "/nonexistent/ca.pem"\n',
+     "connections.salesforce.ca_bundle: no file at /nonexistent/ca.pem — set the path of an existing PEM file"),
+    ('[schedules]\ndiff.customer = "every night"\n', "schedules.diff.customer: not a cron expression"),
+    ('[schedules]\ndiff.custmer = "0 2 * * *"\n', "schedules.diff.custmer: unknown entity type; known are customer"),
+    ("[schedules]\nsync_interval_seconds = 0\n", "schedules.sync_interval_seconds: must be greater than 0"),
+    ('[schedules]\ndiff = "0 2 * * *"\n', "schedules.diff: expected a table, got a string"),
+    ("[server]\nport = 99999\n", "server.port: must be at most 65535, got 99999"),
+    ("[server]\nport = -1\n", "server.port: must be at least 0, got -1"),
+    ("[server]\nworkers = 0\n", "server.workers: must be at least 1"),
+    ("[diff]\ntotals_tolerance_minor = -1\n", "diff.totals_tolerance_minor: must be at least 0"),
+    ("[diff]\nstale_sla = 5\n", "diff.stale_sla: unknown key; known keys are line_rounding_tolerance_minor"),
+    ("[alerts]\nmin_new_findings = 0\n", "alerts.min_new_findings: must be at least 1"),
+    ('[admin]\ntokn = "t"\n', "admin.tokn: unknown key; known keys are token"),
+    ('[ownership.custmer]\n"*" = "stripe"\n', "ownership.custmer: unknown name; known are customer"),
+    ('[ownership.customer]\nname = "hubspot"\n', "ownership.customer.name: 'hubspot' is not one of stripe"),
+    ('[ownership]\ncustomer = "stripe"\n', "ownership.customer: expected a table ([ownership.customer])"),
+    ('[tax_codes.xero]\n"20.0" = "OUTPUT2"\n', 'tax_codes.xero.20.0: a tax rate is a percent written plainly'),
+    ('[tax_codes.xero]\n"20" = 20\n', "tax_codes.xero.20: expected a string, got int 20"),
+    ('[tax_codes.sage]\n"20" = "T1"\n', "tax_codes.sage: unknown name; known are stripe"),
+    ('flows = 3\n', "flows: expected a table ([flows])"),
+])
+def test_every_section_is_validated_and_names_the_key(snippet: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _parse(snippet)
+
+
+def test_a_valid_config_is_taken_with_every_section_default_filled() -> None:
+    config = _parse('[flows]\nenabled = ["customers"]\n[server]\nport = 0\n'
+                    '[state]\nurl = "postgresql+psycopg://u@db/hub"\n[schedules]\ndiff.invoice = "30 2 * * *"\n')
+    assert config.flows == {"enabled": ["customers"], "max_attempts": 8, "backoff_seconds": 30.0,
+                            "lease_seconds": 300.0}
+    assert config.server["port"] == 0
+    assert config.schedules["diff"] == {"invoice": "30 2 * * *"}
+    assert config.diff["stale_sla_minutes"] == 60.0
+
+
+def test_a_secret_in_the_wrong_key_is_never_echoed() -> None:
+    env = {"STRIPE_API_KEY": "sk_live_TOPSECRET"}
+    for snippet in ('[flows]\nmax_attempts = "${STRIPE_API_KEY}"\n',
+                    '[connections.stripe]\nsystem = "stripe"\napi_key = "k"\ntimeout_seconds = "sk_live_TOPSECRET"\n',
+                    '[connections.stripe]\nsystem = "stripe"\napi_key = 12345678\n',
+                    '[admin]\ntoken = 12345678\n'):
+        with pytest.raises(ConfigError) as caught:
+            _parse(snippet, env)
+        assert "TOPSECRET" not in str(caught.value) and "12345678" not in str(caught.value)
+        assert "expected" in str(caught.value)
+
+
+def test_a_secret_in_the_state_url_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse('[state]\nurl = "mysql://u:hunter2@db/hub"\n')
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content", ["[flows]\nmax_attempts = 3\n".encode("utf-16"), b"\x00\xff\xfe\x89PNG"])
+def test_a_file_that_is_not_utf8_text_is_a_config_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: not a text file")):
+        load_config(path, env={})
+
+
+def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: cannot read it")):
+        load_config(tmp_path, env={})
+
+
+@pytest.mark.parametrize(("snippet", "key"), [
+    ("[server]\nport = 99999\n", "server.port"),
+    ('[schedules]\ndiff.customer = "61 * * * *"\n', "schedules.diff.customer"),
+    ('[state]\nurl = "mysql://db/hub"\n', "state.url"),
+    ("[flows]\nlease_seconds = -5\n", "flows.lease_seconds"),
+])
+def test_hub_exits_2_on_a_bad_section_value(tmp_path: Path, snippet: str, key: str) -> None:
+    (tmp_path / "hub.toml").write_text(snippet)
+    result = hub("status", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert key in result.stderr and "Traceback" not in result.stderr
