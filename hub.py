@@ -21,7 +21,7 @@ from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import maybe_alert
 from sync.config import Config, load_config
 from sync.daemon import run_command
-from sync.findings import findings_report
+from sync.findings import KINDS, findings_report
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
 from sync.runtime import Hub, open_store
@@ -250,7 +250,7 @@ def drift() -> None:
 
 
 @drift.command("list")
-@click.option("--kind", type=click.Choice(["missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals"]))
+@click.option("--kind", type=click.Choice(KINDS))
 @click.option("--system")
 @click.option("--status", type=click.Choice(["open", "acknowledged", "resolved"]))
 @click.option("--entity", type=click.Choice(ENTITY_TYPES))

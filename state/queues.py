@@ -104,13 +104,19 @@ class QueuesMixin(TxBase):
     # ------------------------------------------------------------------ outbox
 
     def enqueue(self, canonical_id: str, entity_type: str, target: str, operation: str,
-                idempotency_key: str, digest: str, *, external_id: str | None = None) -> bool:
-        """Record an intended write; False when the same idempotency key is already queued."""
+                idempotency_key: str, digest: str, *, external_id: str | None = None,
+                may_exist: bool = False) -> bool:
+        """Record an intended write; False when the same idempotency key is already queued.
+
+        ``may_exist``: the record may already be in the target (a repair): the item starts as if
+        one attempt's outcome were unknown, so even its first try carries ``attempt > 1`` and every
+        connector looks the record up by the hub's marker before creating it.
+        """
         now = self.now
         return self._insert_ignore(
             t.outbox, {"canonical_id": canonical_id, "entity_type": entity_type, "target": target,
                        "operation": operation, "idempotency_key": idempotency_key,
-                       "content_hash": digest, "status": "pending", "attempts": 0,
+                       "content_hash": digest, "status": "pending", "attempts": int(may_exist),
                        "next_attempt_at": now, "external_id": external_id,
                        "created_at": now, "updated_at": now}, ("idempotency_key",))
 

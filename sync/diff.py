@@ -8,6 +8,7 @@ then natural keys — and classified as in DESIGN.md:
 * none on the system's side for a record it should hold  -> ``missing`` (or ``broken_link``
   when a link exists: deleted or voided behind the hub's back)
 * a system record that is linked to nothing and matches nothing -> ``orphan``
+* a system record that cannot be mapped -> ``unreadable`` (with the reason); never a deletion
 * two or more system records for one key -> ``duplicate``
 * one and one -> compared field by field, normalised (case and spacing of names and emails,
   per-line rounding tolerance): ``mismatch``; or ``stale`` when the hub changed after its last
@@ -36,6 +37,7 @@ from typing import Any
 from connectors.base import Connector
 from mapping.keys import normalise_key
 from state.store import StateStore
+from sync.context import MAPPING_ERRORS
 from sync.diff_scratch import (
     MONEY_FIELDS,
     NATURAL_KEYS,
@@ -213,9 +215,10 @@ class Differ:
             for record in page.records:
                 try:
                     entity = connector.to_canonical(record, refs)
-                except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                    log.warning("diff: %s %s %s cannot be mapped: %s", name, entity_type,
-                                record.external_id, exc)
+                except MAPPING_ERRORS as exc:
+                    # seen but not understood: its own finding, never taken for a deletion
+                    db.execute("INSERT OR REPLACE INTO unreadable VALUES (?,?,?)",
+                               (name, record.external_id, f"{type(exc).__name__}: {exc}"))
                     continue
                 view = view_of(entity)
                 keys = {**view.keys, **{k: normalise_key(v) or "" for k, v in
@@ -260,12 +263,26 @@ class Differ:
                 f"{system} {entity_type} {external_id} is linked to no hub record and matches none; "
                 f"keep it as it is with `hub resync --finding ID --keep {external_id}` or remove it in {system}"))
 
+        # unreadable: read but not mapped. Its hub record (when linked) is neither broken_link nor
+        # missing: the record is there, the hub only cannot read it.
+        for system, external_id, reason, canonical in db.execute(
+                "SELECT u.system, u.external_id, u.reason, l.canonical_id FROM unreadable u "
+                "LEFT JOIN links l ON l.system = u.system AND l.external_id = u.external_id"):
+            linked_to = f" (linked to hub {entity_type} {canonical})" if canonical else ""
+            record_findings.append(DiffFinding(
+                "unreadable", entity_type, system, None, [external_id],
+                f"{system} {entity_type} {external_id}{linked_to} could not be read or mapped: {reason}; "
+                f"fix it in {system} (the next diff reads it again) or acknowledge it",
+                {"reason": {system: reason}, **({"canonical_id": {"hub": canonical}} if canonical else {})}))
+
         # broken_link: linked, but gone (or deleted/voided) in the system while the hub is live
         for canonical, system, external_id, present in db.execute(
                 "SELECT l.canonical_id, l.system, l.external_id, s.external_id "
                 "FROM links l JOIN hub h ON h.canonical_id = l.canonical_id "
                 "LEFT JOIN sys s ON s.system = l.system AND s.external_id = l.external_id "
-                "WHERE h.deleted = 0 AND (s.external_id IS NULL OR s.deleted = 1 OR (s.void = 1 AND h.void = 0))"):
+                "WHERE h.deleted = 0 AND (s.external_id IS NULL OR s.deleted = 1 OR (s.void = 1 AND h.void = 0)) "
+                "AND NOT EXISTS (SELECT 1 FROM unreadable u WHERE u.system = l.system "
+                "                AND u.external_id = l.external_id)"):
             what = "deleted" if present is None else "deleted or voided"
             record_findings.append(DiffFinding(
                 "broken_link", entity_type, system, canonical, [external_id],

@@ -79,6 +79,7 @@ def create_scratch(db: sqlite3.Connection) -> None:
         CREATE TABLE sys (system TEXT, external_id TEXT, deleted INT, fields TEXT, fhash TEXT, day TEXT,
                           currency TEXT, amount INT, lines INT, void INT, k_email TEXT, k_number TEXT,
                           k_name TEXT, key TEXT);
+        CREATE TABLE unreadable (system TEXT, external_id TEXT, reason TEXT, PRIMARY KEY (system, external_id));
     """)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from state.store import StateStore, Tx
 from sync.engine import fingerprint
 
-KINDS = ("missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals")
+KINDS = ("missing", "orphan", "duplicate", "mismatch", "stale", "broken_link", "totals", "unreadable")
 
 
 @dataclass

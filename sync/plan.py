@@ -71,8 +71,10 @@ class Planner:
                 tx.link(canonical_id, connection, entity.type, link.external_id, pushed_hash="",
                         payload_hash="")
             key = idempotency_key(canonical_id, connection, f"{stored.content_hash}/{nonce}")
+            # a repair's record may already be there (a lost or broken link): look it up first
             if tx.enqueue(canonical_id, entity.type, connection, "upsert", key, stored.content_hash,
-                          external_id=link.external_id if link and not link.deleted else None):
+                          external_id=link.external_id if link and not link.deleted else None,
+                          may_exist=True):
                 queued += 1
         return queued
 

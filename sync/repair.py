@@ -1,7 +1,9 @@
 """Repair on request: ``hub resync --finding ID [--keep EXTERNAL_ID] [--dry-run]``.
 
 * missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
-  broken link is forgotten first, so the write looks the record up by marker and re-creates it);
+  broken link is forgotten first; every repair write is queued as one that may already exist
+  (``may_exist``), so each connector looks the record up by the hub's marker before creating it);
+* unreadable: nothing to push — the system holds the record, the hub cannot read it; fix it there;
 * duplicate, orphan: link the record the user picks with ``--keep`` (an orphan has no hub record
   to link: keeping it records that it is meant to exist only there); the others are left alone —
   nothing in a ledger is ever deleted by the hub. The decision is kept on the resolved finding,
@@ -43,6 +45,9 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
     if finding.status == "resolved":
         raise RepairError(f"finding {finding.id[:8]} is already resolved")
     kind, system, entity = finding.kind, finding.system, finding.entity
+    if kind == "unreadable":
+        raise RepairError(f"{system} {entity} {', '.join(finding.external_ids)} is there but cannot be read "
+                          f"({finding.detail}); fix it in {system} or acknowledge the finding")
     if kind == "totals":
         raise RepairError("a totals finding has no single record to push; fix the record findings of "
                           f"that day (`hub drift list --system {system}`) and run `hub diff` again")

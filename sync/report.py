@@ -15,7 +15,8 @@ from rich.table import Table
 from sync.findings import KINDS
 
 COLORS = {"missing": "#d92d20", "orphan": "#7a5af8", "duplicate": "#f79009", "mismatch": "#2e90fa",
-          "stale": "#667085", "broken_link": "#c11574", "totals": "#12b76a"}
+          "stale": "#667085", "broken_link": "#c11574", "totals": "#12b76a",
+          "unreadable": "#475467"}
 _ENV = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                    autoescape=select_autoescape(["html"]))
 
