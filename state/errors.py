@@ -34,3 +34,28 @@ class CredentialsError(StateError):
 
 class CorruptRow(StateError):
     """A stored value cannot be read back (e.g. JSON damaged by hand outside the hub)."""
+
+
+class UnusableDatabase(StateError):
+    """The database at ``state.url`` is not one this billhub can use; nothing in it was changed.
+    Each subclass says what to do."""
+
+
+class EmptyDatabaseFile(UnusableDatabase):
+    """An SQLite file of zero bytes existed before the hub opened it (likely a mistake)."""
+
+
+class NotADatabase(UnusableDatabase):
+    """The file is not an SQLite database, or it is damaged."""
+
+
+class ForeignDatabase(UnusableDatabase):
+    """The database holds another application's tables, not billhub's."""
+
+
+class NewerSchema(UnusableDatabase):
+    """The schema was written by a newer billhub (a migration this code does not know)."""
+
+
+class MissingTables(UnusableDatabase):
+    """The schema version is current but tables it needs are gone."""

@@ -24,19 +24,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
 from state.entities import EntitiesMixin
 from state.erasure import ErasureMixin
-from state.errors import CorruptRow, DatabaseUnavailable, StateError
+from state.errors import (
+    CorruptRow,
+    DatabaseUnavailable,
+    EmptyDatabaseFile,
+    ForeignDatabase,
+    MissingTables,
+    NewerSchema,
+    NotADatabase,
+    StateError,
+)
 from state.links import LinksMixin
 from state.queues import QueuesMixin
 from state.records import Finding, InboxItem, Link, OutboxItem, Outcome, StoredEntity, utcnow
 from state.runs import RunsMixin
+from state.schema import metadata
 from state.txbase import TRY_LOCK, UNLOCK
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -65,6 +82,12 @@ def url_problem(value: str) -> str | None:
         return None
     return (f"{url.drivername} is not supported — set sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB")
+
+
+def _damaged(exc: DatabaseError) -> bool:
+    """SQLite's words for a file that is not a database or whose pages are broken."""
+    words = str(exc.orig)
+    return "file is not a database" in words or "malformed" in words or "not a database" in words
 
 
 def make_engine(url: str) -> Engine:
@@ -115,6 +138,12 @@ class StateStore:
     ) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # An SQLite file that already exists empty is refused by init(); one the hub is about to
+        # create (the path did not exist) is a new database.
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self._sqlite_path = Path(database) if database and database != ":memory:" else None
+        self._empty_at_open = self._sqlite_path is not None and self._sqlite_path.is_file() \
+            and self._sqlite_path.stat().st_size == 0
         self.cipher = cipher
         self.clock = clock
 
@@ -123,20 +152,69 @@ class StateStore:
         return self.engine.dialect.name == "postgresql"
 
     def init(self) -> str:
-        """Upgrade the schema to the newest migration; a no-op when already there."""
+        """Upgrade the schema to the newest migration; a no-op when already there.
+
+        Refuses, changing nothing, a database this billhub cannot use: an SQLite file that was
+        empty before the hub opened it, a file that is not a database or is damaged, another
+        application's database, a schema from a newer billhub, or one missing tables."""
         from alembic import command
         from alembic.config import Config
+        from alembic.script import ScriptDirectory
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
+        if self._empty_at_open and self._sqlite_path is not None and self._sqlite_path.stat().st_size == 0:
+            raise EmptyDatabaseFile(
+                f"{self._sqlite_path} is an empty file, not a billhub database — if it is a mistake, "
+                "delete it and run `hub init` to create a new database there; otherwise restore it "
+                "from a backup")
+        known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
         try:
             with self.engine.begin() as conn:
+                self._refuse_unusable(conn, known)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                missing = sorted(set(metadata.tables) - set(inspect(conn).get_table_names()))
         except OperationalError as exc:
+            if _damaged(exc):
+                raise self._not_a_database(exc) from None
             raise DatabaseUnavailable(f"cannot open the database at {self.safe_url}: {exc.orig}") from exc
+        except DatabaseError as exc:
+            if _damaged(exc):
+                raise self._not_a_database(exc) from None
+            raise
+        if missing:
+            raise MissingTables(f"the database at {self.safe_url} is at schema version {version} but table "
+                                f"{', '.join(missing)} is missing — restore it from a backup")
         return str(version)
+
+    def _refuse_unusable(self, conn: Connection, known: set[str]) -> None:
+        """Before any migration runs: another application's tables, or a newer schema."""
+        tables = set(inspect(conn).get_table_names())
+        ours = tables & set(metadata.tables)
+        if "alembic_version" not in tables:
+            if tables:
+                raise ForeignDatabase(
+                    f"the database at {self.safe_url} holds tables ({', '.join(sorted(tables)[:5])}) but "
+                    "no billhub schema version — it belongs to another application; set state.url to a "
+                    "new database, or restore billhub's from a backup")
+            return
+        versions = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        unknown = sorted(versions - known)
+        if unknown and not ours:
+            raise ForeignDatabase(
+                f"the database at {self.safe_url} has another application's schema (revision "
+                f"{unknown[0]}) — set state.url to a new database")
+        if unknown:
+            raise NewerSchema(
+                f"the database at {self.safe_url} was created by a newer billhub (schema revision "
+                f"{unknown[0]}, unknown to this version) — upgrade billhub; nothing was changed")
+
+    def _not_a_database(self, exc: DatabaseError) -> NotADatabase:
+        return NotADatabase(f"{self._sqlite_path or self.safe_url} is not a usable database ({exc.orig}) — "
+                            "it is damaged or another kind of file; restore it from a backup, or set "
+                            "state.url to a new path")
 
     @property
     def safe_url(self) -> str:
@@ -157,6 +235,10 @@ class StateStore:
             raise StateError(f"a value does not fit the database: {exc.orig}") from exc
         except OverflowError as exc:  # SQLite's driver refuses such an integer before the database
             raise StateError(f"a value does not fit the database: {exc}") from exc
+        except DatabaseError as exc:
+            if _damaged(exc):
+                raise self._not_a_database(exc) from None
+            raise
 
     def snapshot(self, path: Path) -> StateStore:
         """A consistent copy of an SQLite database as a new store (SQLite's online backup)."""
