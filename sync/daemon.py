@@ -20,6 +20,7 @@ from sync.runtime import open_store
 from sync.terminal import fail
 from sync.web.app import create_app
 from sync.web.context import DAEMON
+from sync.web.guards import weak_token_problem
 
 log = logging.getLogger("billhub.daemon")
 
@@ -61,6 +62,9 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
     path = config_path or getattr(ctx.obj, "config_path", None)
     try:
         config = load_config(path)
+        weak = weak_token_problem(str(config.admin["token"]) if config.admin.get("token") else None)
+        if weak:  # before anything is opened: a guessable token must never be served
+            fail(weak)
         store = open_store(config)
         store.init()
         with store.transaction() as tx:  # runs a killed process left "running" (see state/runs.py)

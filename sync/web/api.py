@@ -27,6 +27,8 @@ from sync.web.context import daemon_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
+OUTBOX_ID_MAX = 2**63 - 1  # the database's integer (as `hub outbox retry` takes)
+RUNS_LIMIT, OUTBOX_LIMIT = (50, 1000), (500, 10_000)  # ?limit= default and cap
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
@@ -53,19 +55,35 @@ def token_matches(expected: str | None, given: str) -> bool:
     return hmac.compare_digest(_raw(expected), _raw(given))
 
 
+def client_address(request: web.Request) -> str:
+    """The key failed tokens are counted under: the peer address (behind a proxy, the proxy's)."""
+    return request.remote or "unknown"
+
+
+def too_many(wait: int) -> web.Response:
+    return problem(429, f"too many wrong tokens from this address: try again in {wait} s",
+                   **{"Retry-After": str(wait)})
+
+
 def admin(handler: Handler) -> Handler:
     """Require ``Authorization: Bearer <admin token>``; map domain errors to 4xx."""
 
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        token = daemon_of(request).admin_token
+        daemon = daemon_of(request)
+        token = daemon.admin_token
         if token is None:
             return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
                                 "token = \"${HUB_ADMIN_TOKEN}\") and restart")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return problem(401, "missing bearer token", **{"WWW-Authenticate": 'Bearer realm="billhub"'})
+        client = client_address(request)
+        wait = daemon.throttle.retry_after(client)
+        if wait is not None:
+            return too_many(wait)
         if not token_matches(token, given.strip()):
+            daemon.throttle.fail(client)
             return problem(403, "wrong token")
         try:
             return await handler(request)
@@ -107,6 +125,17 @@ def _limit(request: web.Request, default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
+def outbox_item_id(raw: str) -> int:
+    """An outbox item id from a path: an integer the database can hold, else ValueError (400)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= OUTBOX_ID_MAX:
+        raise ValueError(f"outbox item ids are integers from 1 to {OUTBOX_ID_MAX}")
+    return value
+
+
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:
     value = request.query.get(name) or None
     if value is not None and value not in allowed:
@@ -129,7 +158,7 @@ async def status(request: web.Request) -> web.Response:
 @admin
 async def runs(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
-    limit = _limit(request, 50, 1000)
+    limit = _limit(request, *RUNS_LIMIT)
     kind = request.query.get("kind") or None
 
     def read() -> list[dict[str, Any]]:
@@ -213,7 +242,7 @@ def outbox_json(item: Any) -> dict[str, Any]:
 async def outbox(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
     chosen = _choice(request, "status", OUTBOX_STATUSES)
-    limit = _limit(request, 500, 10_000)
+    limit = _limit(request, *OUTBOX_LIMIT)
 
     def read() -> dict[str, Any]:
         with daemon.hub.store.transaction() as tx:
@@ -226,10 +255,7 @@ def _outbox_action(action: str) -> Handler:
     @admin
     async def handler(request: web.Request) -> web.Response:
         daemon = daemon_of(request)
-        try:
-            item_id = int(request.match_info["id"])
-        except ValueError:
-            raise ValueError("outbox item ids are integers") from None
+        item_id = outbox_item_id(request.match_info["id"])
 
         def write() -> None:
             with daemon.hub.store.transaction() as tx:
@@ -290,14 +316,20 @@ def setup(app: web.Application) -> None:
 
 
 # --------------------------------------------------------------------------- OpenAPI
+# Every admin operation can answer 401 (no bearer token), 403 (wrong token), 404 (the API is off,
+# or no such object), 429 (too many wrong tokens) and 503 (database down, or the daemon stopping);
+# operations add the codes their own checks answer. tests/daemon/test_openapi.py holds this
+# document to the routes and to what the handlers accept.
+_ALWAYS = ("401", "403", "404", "429", "503")
 
 
 def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        ok: str = "200", errors: tuple[str, ...] = ("401", "403", "404")) -> dict[str, Any]:
+        ok: str = "200", errors: tuple[str, ...] = ()) -> dict[str, Any]:
+    codes = sorted({*_ALWAYS, *errors, *(("400", "413") if body else ())})
     op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
                           "responses": {ok: {"description": "OK", "content": {"application/json": {
                               "schema": {"type": "object"}}}},
-                              **{e: {"$ref": f"#/components/responses/E{e}"} for e in errors}}}
+                              **{e: {"$ref": f"#/components/responses/E{e}"} for e in codes}}}
     if params:
         op["parameters"] = params
     if body:
@@ -305,14 +337,28 @@ def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[
     return op
 
 
-def _q(name: str, enum: tuple[str, ...] | list[str] | None = None, kind: str = "string") -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": kind}
+def _q(name: str, enum: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
     if enum:
         schema["enum"] = list(enum)
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
+def _limit_param(default_and_cap: tuple[int, int]) -> dict[str, Any]:
+    default, cap = default_and_cap
+    return {"name": "limit", "in": "query", "required": False,
+            "description": f"At most this many; larger values are capped at {cap}",
+            "schema": {"type": "integer", "minimum": 1, "default": default}}
+
+
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_OUTBOX_ID = {"name": "id", "in": "path", "required": True,
+              "schema": {"type": "integer", "minimum": 1, "maximum": OUTBOX_ID_MAX}}
+_RESPONSES = (("400", "Invalid request"), ("401", "Missing bearer token"), ("403", "Wrong token"),
+              ("404", "Not found, or the admin API is off"), ("409", "The finding cannot be repaired as asked"),
+              ("413", "The body is larger than [server] max_body_bytes"),
+              ("429", "Too many wrong tokens from this address; `Retry-After` says how many seconds to wait"),
+              ("503", "The database is unavailable or the daemon is stopping"))
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "billhub admin API", "version": "1",
@@ -322,18 +368,16 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
         "responses": {f"E{code}": {"description": text, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}}
-            for code, text in (("400", "Invalid request"), ("401", "Missing bearer token"),
-                               ("403", "Wrong token"), ("404", "Not found, or the admin API is off"),
-                               ("409", "The finding cannot be repaired as asked"))},
+            "schema": {"$ref": "#/components/schemas/Error"}}}} for code, text in _RESPONSES},
     },
     "paths": {
         "/api/status": {"get": _op("Connections, cursors, last runs, outbox depth, open findings, paused "
                                    "connections and job outcomes (`hub status --json` plus daemon state)")},
-        "/api/runs": {"get": _op("Recent sync and diff runs", params=[_q("limit", kind="integer"), _q("kind")])},
+        "/api/runs": {"get": _op("Recent sync and diff runs", params=[_limit_param(RUNS_LIMIT), _q("kind")],
+                                 errors=("400",))},
         "/api/findings": {"get": _op("Drift findings (the report JSON)", params=[
             _q("kind", KINDS), _q("system"), _q("status", ("open", "acknowledged", "resolved")),
-            _q("entity", list(ENTITY_TYPES))], errors=("400", "401", "403", "404"))},
+            _q("entity", list(ENTITY_TYPES))], errors=("400",))},
         "/api/findings/{id}": {"get": _op("One finding with each system's values and the record's history",
                                           params=[_ID])},
         "/api/findings/{id}/ack": {"post": _op("Acknowledge a finding", params=[_ID])},
@@ -343,17 +387,20 @@ OPENAPI: dict[str, Any] = {
                 "finding": {"type": "string"}, "keep": {"type": "string"}, "connection": {"type": "string"},
                 "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "external_id": {"type": "string"},
                 "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"}}},
-            errors=("400", "401", "403", "404", "409"))},
+            errors=("409",))},
         "/api/outbox": {"get": _op("Outbox depth and items", params=[_q("status", OUTBOX_STATUSES),
-                                                                     _q("limit", kind="integer")])},
-        "/api/outbox/{id}/retry": {"post": _op("Put a dead item back in the queue", params=[_ID])},
-        "/api/outbox/{id}/drop": {"post": _op("Give up on a pending or dead item", params=[_ID])},
+                                                                     _limit_param(OUTBOX_LIMIT)],
+                                   errors=("400",))},
+        "/api/outbox/{id}/retry": {"post": _op("Put a dead item back in the queue", params=[_OUTBOX_ID],
+                                               errors=("400",))},
+        "/api/outbox/{id}/drop": {"post": _op("Give up on a pending or dead item", params=[_OUTBOX_ID],
+                                              errors=("400",))},
         "/api/usage": {"post": _op("Record a usage event (stored once per event_id)", body={
             "type": "object", "required": ["event_id", "event_name", "customer", "value"], "properties": {
                 "event_id": {"type": "string", "maxLength": 200}, "event_name": {"type": "string"},
                 "customer": {"type": "string", "description": "Stripe customer id or hub customer id"},
                 "value": {"type": ["integer", "string"]}, "timestamp": {"type": "string", "format": "date-time"}}},
-            ok="202", errors=("400", "401", "403", "404"))},
+            ok="202")},
         "/api/jobs": {"get": _op("Scheduled jobs, their next run and last outcome")},
         "/api/jobs/{id}/run": {"post": _op("Run a job now", params=[_ID])},
         "/api/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -362,4 +409,4 @@ OPENAPI: dict[str, Any] = {
 }
 
 
-__all__ = ["OPENAPI", "admin", "reply", "resync_blocking", "setup", "token_matches"]
+__all__ = ["OPENAPI", "admin", "client_address", "outbox_item_id", "reply", "resync_blocking", "setup", "token_matches", "too_many"]

@@ -2,8 +2,11 @@
 ``/static/`` (the CSP forbids inline script), login by the admin token.
 
 Sessions: the cookie holds a random session id and its HMAC under a per-process key — never the
-token. ``HttpOnly; SameSite=Strict`` (``Secure`` when the public URL is https). Every form carries
-a CSRF token derived from the session id (the login form: from a pre-login nonce cookie).
+token. ``HttpOnly; SameSite=Strict`` (``Secure`` when the public URL is https). The id must also be
+live in the daemon's session table (``sync/web/guards.py``): logout removes it, and it expires
+when idle and at an absolute age; the table is in memory, so a restart signs everyone out. Every
+form carries a CSRF token derived from the session id (the login form: from a pre-login nonce
+cookie). Wrong tokens count against the client's address with the API's (429 past the limit).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError
 from sync.scheduler import DaemonStopping
-from sync.web.api import outbox_json, resync_blocking, token_matches
+from sync.web.api import client_address, outbox_item_id, outbox_json, resync_blocking, token_matches
 from sync.web.console_data import money_figures
 from sync.web.context import daemon_of
 
@@ -49,8 +52,10 @@ def session_id(request: web.Request) -> str | None:
     sid, _, sig = raw.partition(".")
     if not sid or not sig:
         return None
-    expected = _sign(_daemon(request).session_key, "session", sid)
-    return sid if token_matches(expected, sig) else None
+    daemon = _daemon(request)
+    if not token_matches(_sign(daemon.session_key, "session", sid), sig):
+        return None
+    return sid if daemon.sessions.touch(sid) else None
 
 
 def csrf_token(request: web.Request, sid: str) -> str:
@@ -114,9 +119,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     nonce = request.cookies.get(PRELOGIN, "")
     if not nonce or not token_matches(_sign(daemon.session_key, "login", nonce), str(form.get("csrf", ""))):
         return await login_form(request, "The form expired: try again.", 403)
+    client = client_address(request)
+    wait = daemon.throttle.retry_after(client)
+    if wait is not None:
+        response = await login_form(request, f"Too many wrong tokens: try again in {wait} s.", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not token_matches(daemon.admin_token, str(form.get("token", ""))):
+        daemon.throttle.fail(client)
         return await login_form(request, "Wrong token.", 401)
-    sid = secrets.token_urlsafe(24)
+    sid = daemon.sessions.open()
     response = web.HTTPSeeOther("/")
     _cookie(request, response, SESSION, f"{sid}.{_sign(daemon.session_key, 'session', sid)}")
     response.del_cookie(PRELOGIN, path="/")
@@ -124,7 +136,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    await _check_form(request)
+    sid, _ = await _check_form(request)
+    _daemon(request).sessions.close(sid)  # the old cookie, replayed, no longer signs anyone in
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION, path="/")
     raise response
@@ -246,9 +259,9 @@ async def outbox_action(request: web.Request) -> web.StreamResponse:
     daemon = _daemon(request)
     action = request.match_info["action"]
     try:
-        item_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPBadRequest(text="outbox ids are integers") from None
+        item_id = outbox_item_id(request.match_info["id"])
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
 
     def write() -> None:
         with daemon.hub.store.transaction() as tx:

@@ -16,6 +16,7 @@ from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs
+from sync.web.guards import Sessions, Throttle
 
 log = logging.getLogger("billhub.daemon")
 STOP_GRACE_SECONDS = 7.0  # + server shutdown stays well inside the 10 s SIGTERM budget
@@ -32,8 +33,15 @@ class Daemon:
     clock: Callable[[], datetime]
     owns_hub: bool = False
     scheduler: AsyncIOScheduler | None = None
-    # Per-process key for session cookies and CSRF tokens: a restart signs everyone out.
+    # Per-process key for session cookies and CSRF tokens, and the session table itself: both
+    # live in this process's memory, so a restart signs everyone out.
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    sessions: Sessions = field(init=False)
+    throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = Sessions(self.clock)
+        self.throttle = Throttle(self.clock)
 
     @property
     def admin_token(self) -> str | None:

@@ -4,17 +4,33 @@ emulators, pinned clocks) and add helpers to count what the hub stored and to sp
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from state import schema
 from state.store import StateStore
-from tests.daemon.conftest import client, env  # noqa: F401  (fixtures, re-exported for this package)
+from sync.web.app import create_app
+from sync.web.context import DAEMON
+from tests.daemon.conftest import Env, env  # noqa: F401  (fixture, re-exported for this package)
 
 STORED_TABLES = ("entities", "links", "inbox", "outbox", "history", "findings", "runs", "credentials",
                  "cursors", "connection_state")
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[TestClient[Any, Any]]:  # noqa: F811  (the fixture)
+    """The daemon's app with the wrong-token throttle lifted: fuzzing sends thousands of wrong
+    tokens from one address, and what it checks is each answer, not the rate limit (which
+    tests/security/test_throttle.py covers)."""
+    app = create_app(env.config, env.hub, start_scheduler=False, clock=env.clock)
+    app[DAEMON].throttle.limit = sys.maxsize
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
 
 
 def stored_rows(store: StateStore) -> dict[str, int]:
