@@ -250,6 +250,9 @@ ALERTS_KEYS = {
 }
 ADMIN_KEYS = {
     "token": Key(str, secret=True, help="bearer token for /api and the console; unset = API off"),
+    "session_idle_minutes": Key(float, default=30.0, above=0, help="a console session left alone ends"),
+    "session_max_hours": Key(float, default=12.0, above=0, help="no console session outlives this"),
+    "failed_tokens_per_minute": Key(int, default=10, minimum=1, help="per address, then 429"),
 }
 
 

@@ -16,7 +16,7 @@ from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs
-from sync.web.guards import Sessions, Throttle
+from sync.web.guards import Sessions, Throttle, sessions_for, throttle_for
 
 log = logging.getLogger("billhub.daemon")
 STOP_GRACE_SECONDS = 7.0  # + server shutdown stays well inside the 10 s SIGTERM budget
@@ -40,8 +40,8 @@ class Daemon:
     throttle: Throttle = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sessions = Sessions(self.clock)
-        self.throttle = Throttle(self.clock)
+        self.sessions = sessions_for(self.config, self.clock)
+        self.throttle = throttle_for(self.config, self.clock)
 
     @property
     def admin_token(self) -> str | None:

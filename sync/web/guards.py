@@ -14,9 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-SESSION_IDLE = timedelta(minutes=30)  # a console left alone this long signs out
-SESSION_MAX = timedelta(hours=12)  # and no session outlives this, however busy
-FAILURE_LIMIT = 10  # wrong tokens per client address within FAILURE_WINDOW, then 429
+from sync.config import ADMIN_KEYS, Config
+
+# The defaults of the [admin] keys (declared once, in sync/config.py); a Config built by hand
+# (tests, the demo) may lack the keys, so the readers below fall back to these.
+SESSION_IDLE = timedelta(minutes=ADMIN_KEYS["session_idle_minutes"].default)
+SESSION_MAX = timedelta(hours=ADMIN_KEYS["session_max_hours"].default)
+FAILURE_LIMIT = int(ADMIN_KEYS["failed_tokens_per_minute"].default)
 FAILURE_WINDOW = timedelta(minutes=1)
 MIN_ADMIN_TOKEN = 16
 _PRUNE_AT = 10_000  # table size past which stale entries are swept (bounds memory under attack)
@@ -100,6 +104,20 @@ class Throttle:
         return recent
 
 
+def _admin(config: Config, key: str) -> float:
+    value = (config.admin or {}).get(key)
+    return float(ADMIN_KEYS[key].default if value is None else value)
+
+
+def sessions_for(config: Config, clock: Callable[[], datetime]) -> Sessions:
+    return Sessions(clock, idle=timedelta(minutes=_admin(config, "session_idle_minutes")),
+                    absolute=timedelta(hours=_admin(config, "session_max_hours")))
+
+
+def throttle_for(config: Config, clock: Callable[[], datetime]) -> Throttle:
+    return Throttle(clock, limit=int(_admin(config, "failed_tokens_per_minute")))
+
+
 def weak_token_problem(token: str | None) -> str | None:
     """Why the configured admin token is too weak to serve, or None (no token: API off, fine)."""
     if token is None or len(token) >= MIN_ADMIN_TOKEN:
@@ -108,4 +126,4 @@ def weak_token_problem(token: str | None) -> str | None:
             "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
 
 
-__all__ = ["MIN_ADMIN_TOKEN", "Sessions", "Throttle", "weak_token_problem"]
+__all__ = ["MIN_ADMIN_TOKEN", "Sessions", "Throttle", "sessions_for", "throttle_for", "weak_token_problem"]

@@ -4,12 +4,14 @@ an absolute age (the daemon's pinned clock moves them)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from sync.web.app import create_app
 from sync.web.guards import SESSION_IDLE, SESSION_MAX
-from tests.daemon.conftest import Env
+from tests.daemon.conftest import ADMIN_TOKEN, Env, auth
 from tests.daemon.test_console import login
 
 Client = TestClient[Any, Any]
@@ -56,3 +58,14 @@ async def test_no_session_outlives_the_absolute_limit(env: Env, client: Client) 
         assert (await client.get("/", allow_redirects=False)).status == 200
     env.clock.advance(seconds=step)
     assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_the_admin_keys_set_the_limits(env: Env) -> None:
+    config = replace(env.config, admin={"token": ADMIN_TOKEN, "session_idle_minutes": 1.0,
+                                        "session_max_hours": 1.0, "failed_tokens_per_minute": 2})
+    async with TestClient(TestServer(create_app(config, env.hub, start_scheduler=False, clock=env.clock))) as c:
+        await login(c)
+        env.clock.advance(seconds=61)
+        assert (await c.get("/", allow_redirects=False)).status == 303
+        wrong = auth(ADMIN_TOKEN + "x")
+        assert [(await c.get("/api/status", headers=wrong)).status for _ in range(3)] == [403, 403, 429]
