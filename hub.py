@@ -427,13 +427,16 @@ def usage() -> None:
 @handles_errors
 def usage_import(hub: HubContext, path: Path, no_send: bool) -> None:
     """Import usage events from JSON Lines or CSV (event_id, event_name, customer, value, timestamp)."""
-    from sync.usage import UsageError, read_usage_file, send_pending, store_usage
+    from sync.usage import UsageConflict, UsageError, read_usage_file, send_pending, store_usage
 
     try:
         events = list(read_usage_file(path))
     except UsageError as exc:
         fail(f"{exc}; fix the file and import it again (events already stored are not counted twice)")
-    accepted, duplicates = store_usage(hub.hub.store, events)
+    try:  # all or nothing: a file with one conflicting event stores none of its events
+        accepted, duplicates = store_usage(hub.hub.store, events)
+    except UsageConflict as exc:
+        fail(f"{path}: event {exc.index + 1}: {exc}; nothing from this file was stored")
     console.print(f"stored {accepted} new usage events, {duplicates} already known")
     if no_send:
         return

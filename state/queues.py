@@ -53,6 +53,17 @@ class QueuesMixin(TxBase):
         # pages. RETURNING counts what was inserted (psycopg's rowcount is -1 here).
         return len(self.conn.execute(stmt, list(rows.values())).all())
 
+    def inbox_payloads(self, system: str, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored payloads of these event ids of one system (those stored), by event id."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 1000):  # bounded IN lists (SQLite's parameter limit)
+            chunk = wanted[start:start + 1000]
+            found.update((r.event_id, dict(r.payload)) for r in self.conn.execute(
+                select(t.inbox.c.event_id, t.inbox.c.payload).where(
+                    t.inbox.c.system == system, t.inbox.c.event_id.in_(chunk))))
+        return found
+
     def claim_inbox(self, limit: int = 50, lease_seconds: float = 300,
                     system: str | None = None) -> list[InboxItem]:
         """Claim unprocessed events (and those whose claiming process died), oldest first."""

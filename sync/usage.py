@@ -4,6 +4,10 @@ Events arrive by ``POST /api/usage`` (the daemon) or ``hub usage import FILE``. 
 stored in the inbox once per ``event_id`` (system ``usage``), then sent to Stripe as a meter event
 whose ``identifier`` is the event id — so a resend after a crash is not counted twice by Stripe
 either. Totals per customer, meter and month are computed from the stored events.
+
+An event id is an idempotency key, as Stripe's are: sent again with the same content it is a
+duplicate (accepted, counted once); sent again with a different value, customer, meter or
+timestamp it is a ``UsageConflict`` (409, or the import refused) — never a value silently dropped.
 """
 
 from __future__ import annotations
@@ -85,16 +89,71 @@ def read_usage_file(path: Path) -> Iterator[dict[str, Any]]:
             raise UsageError(f"{path}: event {number}: {exc}") from None
 
 
+# What makes two events with one id the same event. ``value`` and ``timestamp`` are compared by
+# meaning ("5" is "5.0"; "…Z" is "…+00:00"), the names as given.
+CONTENT_FIELDS = ("event_name", "customer", "value", "timestamp")
+
+
+class UsageConflict(Exception):
+    """An event id already used by an event with different content (Stripe: an idempotency key
+    reused with different parameters). ``index`` is the event's position in what was stored
+    (0-based); ``earlier`` the position of the first event with that id when it came earlier in
+    the same batch, else None (it was stored before)."""
+
+    def __init__(self, event_id: str, differs: dict[str, tuple[Any, Any]], index: int,
+                 earlier: int | None) -> None:
+        self.event_id, self.differs, self.index, self.earlier = event_id, differs, index, earlier
+        fields = "; ".join(f"{name} {stored!s} there, {given!s} here" for name, (stored, given) in differs.items())
+        where = f"event {earlier + 1} of this import" if earlier is not None else "an event already stored"
+        super().__init__(f"event_id {event_id!r} is already used by {where} with different content "
+                         f"({fields}); an event id is sent once — give a changed event a new id")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": str(self), "event_id": self.event_id,
+                "differs": {name: {"stored": stored, "given": given}
+                            for name, (stored, given) in self.differs.items()}}
+
+
+def _same(name: str, stored: Any, given: Any) -> bool:
+    if stored is None or given is None:
+        return stored is None and given is None
+    try:
+        if name == "value":
+            return Decimal(str(stored)) == Decimal(str(given))
+        if name == "timestamp":
+            return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(str(given))
+    except (InvalidOperation, ValueError):  # an unreadable stored value: compare as given
+        pass
+    return str(stored) == str(given)
+
+
+def differences(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The content fields in which two events with one id differ: name -> (stored, given)."""
+    return {name: (stored.get(name), given.get(name)) for name in CONTENT_FIELDS
+            if not _same(name, stored.get(name), given.get(name))}
+
+
 def store_usage(store: StateStore, events: Iterable[dict[str, Any]]) -> tuple[int, int]:
-    """Store events once per event id; returns (accepted, duplicates)."""
-    accepted = duplicates = 0
+    """Store parsed events once per event id, all or none; returns (accepted, duplicates).
+
+    Raises ``UsageConflict`` — and stores nothing of ``events`` — when an id is already stored,
+    or repeated in ``events``, with different content: a file is imported whole or not at all.
+    """
+    batch = list(events)
+    first: dict[str, int] = {}
+    for index, event in enumerate(batch):
+        earlier = first.setdefault(event["event_id"], index)
+        if earlier != index and (differs := differences(batch[earlier], event)):
+            raise UsageConflict(event["event_id"], differs, index, earlier)
     with store.transaction() as tx:
-        for event in events:
-            if tx.add_inbox(USAGE, event["event_id"], event, "usage"):
-                accepted += 1
-            else:
-                duplicates += 1
-    return accepted, duplicates
+        # Insert first (ON CONFLICT DO NOTHING), then read back: an id a concurrent request stored
+        # meanwhile is then compared too. A conflict raises inside the transaction: nothing kept.
+        accepted = tx.add_inbox_many(USAGE, ((batch[i]["event_id"], batch[i], "usage") for i in first.values()))
+        stored = tx.inbox_payloads(USAGE, first)
+        for event_id, index in first.items():
+            if differs := differences(stored[event_id], batch[index]):
+                raise UsageConflict(event_id, differs, index, None)
+    return accepted, len(batch) - accepted
 
 
 def send_usage(hub: Hub, item: InboxItem) -> None:

@@ -22,7 +22,7 @@ from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError, repair_finding, resync_since
 from sync.scheduler import DaemonStopping
-from sync.usage import parse_usage, store_usage
+from sync.usage import UsageConflict, parse_usage, store_usage
 from sync.web.context import daemon_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -269,8 +269,10 @@ def _outbox_action(action: str) -> Handler:
 async def usage(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
     event = parse_usage(await _body(request))
-
-    accepted, _duplicates = await daemon.jobs.blocking(lambda: store_usage(daemon.hub.store, [event]))
+    try:
+        accepted, _duplicates = await daemon.jobs.blocking(lambda: store_usage(daemon.hub.store, [event]))
+    except UsageConflict as exc:  # the id is an idempotency key: reused with other content is an error
+        return reply(exc.to_json(), 409)
     stored = accepted == 1
     return reply({"event_id": event["event_id"], "stored": stored, "duplicate": not stored},
                  202 if stored else 200)
@@ -323,13 +325,17 @@ def setup(app: web.Application) -> None:
 _ALWAYS = ("401", "403", "404", "429", "503")
 
 
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
 def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        ok: str = "200", errors: tuple[str, ...] = ()) -> dict[str, Any]:
+        ok: str = "200", errors: tuple[str, ...] = (), responses: dict[str, Any] | None = None) -> dict[str, Any]:
     codes = sorted({*_ALWAYS, *errors, *(("400", "413") if body else ())})
     op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
-                          "responses": {ok: {"description": "OK", "content": {"application/json": {
-                              "schema": {"type": "object"}}}},
-                              **{e: {"$ref": f"#/components/responses/E{e}"} for e in codes}}}
+                          "responses": {ok: _json("OK"),
+                                        **{e: {"$ref": f"#/components/responses/E{e}"} for e in codes},
+                                        **(responses or {})}}
     if params:
         op["parameters"] = params
     if body:
@@ -354,6 +360,8 @@ def _limit_param(default_and_cap: tuple[int, int]) -> dict[str, Any]:
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _OUTBOX_ID = {"name": "id", "in": "path", "required": True,
               "schema": {"type": "integer", "minimum": 1, "maximum": OUTBOX_ID_MAX}}
+_USAGE_ANSWER = {"type": "object", "required": ["event_id", "stored", "duplicate"], "properties": {
+    "event_id": {"type": "string"}, "stored": {"type": "boolean"}, "duplicate": {"type": "boolean"}}}
 _RESPONSES = (("400", "Invalid request"), ("401", "Missing bearer token"), ("403", "Wrong token"),
               ("404", "Not found, or the admin API is off"), ("409", "The finding cannot be repaired as asked"),
               ("413", "The body is larger than [server] max_body_bytes"),
@@ -400,7 +408,16 @@ OPENAPI: dict[str, Any] = {
                 "event_id": {"type": "string", "maxLength": 200}, "event_name": {"type": "string"},
                 "customer": {"type": "string", "description": "Stripe customer id or hub customer id"},
                 "value": {"type": ["integer", "string"]}, "timestamp": {"type": "string", "format": "date-time"}}},
-            ok="202")},
+            ok="202", responses={
+                "202": _json("Stored (a new event id)", _USAGE_ANSWER),
+                "200": _json("A duplicate: this event id was already stored with the same content", _USAGE_ANSWER),
+                "409": _json("This event id is already stored with a different value, customer, meter or "
+                             "timestamp (an event id is an idempotency key); nothing was stored", {
+                                 "type": "object", "required": ["error", "event_id", "differs"], "properties": {
+                                     "error": {"type": "string"}, "event_id": {"type": "string"},
+                                     "differs": {"type": "object", "description": "field -> {stored, given}",
+                                                 "additionalProperties": {
+                                                     "type": "object", "required": ["stored", "given"]}}}})})},
         "/api/jobs": {"get": _op("Scheduled jobs, their next run and last outcome")},
         "/api/jobs/{id}/run": {"post": _op("Run a job now", params=[_ID])},
         "/api/openapi.json": {"get": {"summary": "This document", "security": [],
