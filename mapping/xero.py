@@ -41,6 +41,7 @@ from mapping.model import (
 from mapping.money import Money
 from mapping.refs import RefResolver
 from mapping.xero_dates import parse_date
+from mapping.xero_fx import fx_hint
 
 REFUND_PREFIX = "refund:"
 
@@ -179,13 +180,16 @@ def invoice_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefRe
 def payment_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Payment:
     invoice = data.get("Invoice") or {}
     currency = str(invoice.get("CurrencyCode") or data.get("CurrencyCode") or "USD")
-    rate = _dec(data.get("CurrencyRate")) if data.get("CurrencyRate") not in (None, "") else None
+    # canonical exchange_rate is settlement units per payment unit (Stripe's direction); Xero's
+    # CurrencyRate is the inverse, foreign per base
+    xero_rate = _dec(data.get("CurrencyRate")) if data.get("CurrencyRate") not in (None, "") else Decimal(1)
+    rate = (Decimal(1) / xero_rate).quantize(Decimal("1e-10")) if xero_rate not in (Decimal(0), Decimal(1)) else None
     return Payment(
         id=canonical_id, invoice_id=_ref(refs, "invoice", invoice.get("InvoiceID")),
         customer_id=_ref(refs, "customer", (invoice.get("Contact") or {}).get("ContactID")),
         amount=_money(data.get("Amount"), currency),
         status="canceled" if data.get("Status") == "DELETED" else "succeeded",
-        paid_at=_when(data.get("Date")), exchange_rate=rate if rate not in (None, Decimal(1)) else None,
+        paid_at=_when(data.get("Date")), exchange_rate=rate,
         updated_at=_when(data.get("UpdatedDateUTC")))
 
 
@@ -292,9 +296,10 @@ def invoice_to_xero(entity: Invoice, refs: RefResolver, *, account_code: str,
         data["Date"] = _iso_day(entity.issued_at)
     if entity.due_date:
         data["DueDate"] = _iso_day(entity.due_date)
-    rate = entity.extra.get("currency_rate") or entity.extra.get("exchange_rate")
-    if rate:
-        data["CurrencyRate"] = Decimal(str(rate))
+    # Only a rate read back from Xero is in Xero's direction (QuickBooks' ``exchange_rate`` is
+    # home units per foreign unit); the writer drops it on a base-currency document.
+    rate = entity.extra.get("currency_rate")
+    data["_fx"] = fx_hint(entity.currency, xero_rate=Decimal(str(rate)) if rate else None)
     return data
 
 
@@ -303,8 +308,8 @@ def payment_to_xero(entity: Payment, refs: RefResolver, *, account_code: str) ->
                             "Account": {"Code": account_code}, "Amount": entity.amount.to_decimal()}
     if entity.paid_at:
         data["Date"] = _iso_day(entity.paid_at)
-    if entity.exchange_rate:
-        data["CurrencyRate"] = entity.exchange_rate
+    data["_fx"] = fx_hint(entity.amount.currency, settled_in=entity.net.currency if entity.net else None,
+                          settlement_rate=entity.exchange_rate)
     return data
 
 

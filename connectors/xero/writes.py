@@ -34,6 +34,7 @@ from connectors.xero.errors import validation_messages
 from connectors.xero.streams import Stream, stream_for, to_record
 from mapping.keys import normalise_key
 from mapping.xero import marker_field, marker_value
+from mapping.xero_fx import settle_rate
 
 # entity type -> (create op, update-or-create op)
 OPERATIONS: dict[str, tuple[str, str, str]] = {
@@ -81,6 +82,20 @@ class Writer:
         self.client = client
         self.batch_size = min(50, max(1, batch_size))
         self.payment_account = payment_account
+        self._base_currency: str | None = None
+
+    def base_currency(self) -> str:
+        """The organisation's base currency, read once from ``GET Organisation``: every rate
+        is quoted against it, so it is the ledger's to say, never a setting to get wrong."""
+        if self._base_currency is None:
+            body = self.client.call("get_organisations")
+            orgs = body.get("Organisations") if isinstance(body, Mapping) else None
+            base = orgs[0].get("BaseCurrency") if isinstance(orgs, list) and orgs and isinstance(orgs[0], Mapping) \
+                else None
+            if not isinstance(base, str) or len(base) != 3:
+                raise ConnectorError("Xero's Organisation names no base currency", system=self.client.name)
+            self._base_currency = base.upper()
+        return self._base_currency
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -118,13 +133,15 @@ class Writer:
         results: dict[int, WriteResult] = {}
         unknown = [i for i in items if i.external_id is None and i.attempt > 1]
         existing: dict[str, Record] = {}
-        if unknown:
-            try:
+        try:
+            if any("_fx" in i.payload for i in items):
+                self.base_currency()  # learnt before the rates are settled in ``_payload``
+            if unknown:
                 existing = self.find_marked(entity_type, [i.hub_id for i in unknown])
-            except (QuotaExhausted, AuthError):
-                raise
-            except ConnectorError as exc:
-                return [WriteResult(i.idempotency_key, error=exc) for i in items]
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return [WriteResult(i.idempotency_key, error=exc) for i in items]
         resolved = [replace(i, external_id=existing[i.hub_id].external_id)
                     if i.external_id is None and i.hub_id in existing else i for i in items]
         if entity_type == "payment":
@@ -256,7 +273,10 @@ class Writer:
         return replace(result, idempotency_key=item.idempotency_key)
 
     def _payload(self, entity_type: str, stream: Stream, item: Outbound) -> dict[str, Any]:
-        payload: dict[str, Any] = _clean(dict(item.payload))
+        payload: dict[str, Any] = dict(item.payload)
+        if "_fx" in payload:
+            payload = settle_rate(payload, self.base_currency())
+        payload = _clean(payload)
         payload[marker_field(entity_type)] = marker_value(entity_type, item.hub_id)
         if item.external_id:
             payload[stream.id_field] = item.external_id

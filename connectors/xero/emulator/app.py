@@ -57,6 +57,8 @@ MAX_BATCH = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 PAGED = frozenset({"Contacts", "Invoices", "Payments", "CreditNotes"})
+# Organisation.Version: the editions Xero names by country; any other country is GLOBAL.
+VERSIONS = frozenset({"AU", "NZ", "GB", "US"})
 WRITABLE = frozenset({"Contacts", "Items", "Invoices", "Payments", "CreditNotes"})
 NOT_FOUND = "The resource you're looking for cannot be found"
 
@@ -248,6 +250,8 @@ class XeroEmulator(PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, Web
 
     async def _dispatch(self, request: web.Request, tenant: Tenant) -> web.StreamResponse:
         collection = request.match_info["collection"]
+        if collection == "Organisation" and request.method == "GET" and "id" not in request.match_info:
+            return self._envelope("Organisations", [self._organisation(tenant)])
         if collection not in COLLECTIONS:
             return web.Response(status=404, text=NOT_FOUND)
         if request.method == "GET":
@@ -277,6 +281,20 @@ class XeroEmulator(PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, Web
         body: dict[str, Any] = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": "billhub-emulator",
                                 "DateTimeUTC": wire.ms_date(self.clock.now()), **extra, collection: items}
         return web.Response(text=wire.dumps(body), content_type="application/json")
+
+    def _organisation(self, tenant: Tenant) -> dict[str, Any]:
+        """The fields of Xero's Organisation a client reads to learn how to post (spec example's
+        shape); the base currency is what every multi-currency rate is quoted against."""
+        return {"OrganisationID": str(uuid.uuid5(uuid.NAMESPACE_URL, "org/" + tenant.tenant_id)),
+                "Name": tenant.name, "LegalName": tenant.name, "PaysTax": True,
+                "Version": tenant.country_code if tenant.country_code in VERSIONS else "GLOBAL",
+                "OrganisationType": "COMPANY", "BaseCurrency": tenant.base_currency,
+                "CountryCode": tenant.country_code, "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
+                "FinancialYearEndDay": 31, "FinancialYearEndMonth": 12, "SalesTaxBasis": "ACCRUALS",
+                "SalesTaxPeriod": "QUARTERLY", "DefaultSalesTax": "Tax Exclusive",
+                "DefaultPurchasesTax": "Tax Exclusive", "OrganisationEntityType": "COMPANY",
+                "Timezone": "UTC", "Edition": "BUSINESS", "Class": "PREMIUM",
+                "Addresses": [], "Phones": [], "ExternalLinks": [], "PaymentTerms": {}}
 
     def _get(self, request: web.Request, tenant: Tenant, collection: str) -> web.StreamResponse:
         id_field, _ = COLLECTIONS[collection]

@@ -78,6 +78,11 @@ class DocumentsMixin(XeroStore):
             elif not existing or record.get("CurrencyRate") in (None, Decimal(1)):
                 record["CurrencyRate"] = Decimal("1.5")  # the "XE.com day rate" stand-in
         else:
+            # Xero's rate is foreign units per base unit: a base-currency document has none to
+            # set, and one sent anyway (a copied payment rate) would restate it in another money.
+            if data.get("CurrencyRate") not in (None, "") and to_decimal(data["CurrencyRate"], "CurrencyRate") != 1:
+                raise Invalid(f"A CurrencyRate cannot be set on a document in the organisation's base "
+                              f"currency ({currency})")
             record["CurrencyRate"] = Decimal(1)
         if "LineItems" in data or not existing:
             if existing and existing["Status"] not in ("DRAFT", "SUBMITTED", "AUTHORISED"):

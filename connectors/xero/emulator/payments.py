@@ -52,7 +52,13 @@ class PaymentsMixin(XeroStore):
             raise Invalid(f"Payment amount ({amount}) exceeds the amount outstanding on this document "
                           f"({outstanding})")
         when = to_date(data.get("Date")) or self.clock.now()
+        if target["CurrencyCode"] == tenant.base_currency and data.get("CurrencyRate") not in (None, "") \
+                and to_decimal(data["CurrencyRate"], "CurrencyRate") != 1:
+            raise Invalid(f"A CurrencyRate cannot be set on a payment of a document in the organisation's "
+                          f"base currency ({tenant.base_currency})")
         rate = to_decimal(data.get("CurrencyRate") or target.get("CurrencyRate") or 1, "CurrencyRate")
+        if rate <= 0:
+            raise Invalid("The CurrencyRate must be greater than zero")
         record = {
             "PaymentID": str(uuid.uuid4()), "Date": when, "Amount": amount, "CurrencyRate": rate,
             "Reference": data.get("Reference", ""), "Status": "AUTHORISED", "IsReconciled": False,

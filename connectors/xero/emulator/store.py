@@ -33,6 +33,8 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "TaxRates": ("TaxType", "TaxRate"),
     "Accounts": ("AccountID", "Account"),
 }
+# An organisation's country when a test names only its base currency.
+COUNTRY_OF = {"USD": "US", "GBP": "GB", "AUD": "AU", "NZD": "NZ", "EUR": "IE", "CAD": "CA", "JPY": "JP"}
 KEYED_FIELDS = {"Contacts": ("Name",), "Invoices": ("InvoiceNumber",), "CreditNotes": ("CreditNoteNumber",)}
 # The order seeding saves collections in, so that each names only what came before it.
 SEED_ORDER = ("Contacts", "Items", "Invoices", "CreditNotes", "Payments")
@@ -58,6 +60,7 @@ class Tenant:
     tenant_id: str
     name: str
     base_currency: str = "USD"
+    country_code: str = "US"
     data: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     idempotency: dict[str, tuple[int, str]] = field(default_factory=dict)
     minute_calls: deque[datetime] = field(default_factory=deque)
@@ -101,8 +104,9 @@ class XeroStore:
         self.pending_events: list[dict[str, Any]] = []
         self.add_tenant(DEFAULT_TENANT, "Billhub Demo Org")
 
-    def add_tenant(self, tenant_id: str, name: str, base_currency: str = "USD") -> Tenant:
-        tenant = Tenant(tenant_id, name, base_currency)
+    def add_tenant(self, tenant_id: str, name: str, base_currency: str = "USD",
+                   country_code: str | None = None) -> Tenant:
+        tenant = Tenant(tenant_id, name, base_currency, country_code or COUNTRY_OF.get(base_currency, "US"))
         self.tenants[tenant_id] = tenant
         now = self.clock.now()
         for code, desc in (("USD", "United States Dollar"), ("EUR", "Euro"), ("GBP", "British Pound"),

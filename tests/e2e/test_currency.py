@@ -1,0 +1,86 @@
+"""Foreign exchange as Xero books it (issue 18, currency): Stripe charges settle in USD at the
+emulator's fixed rates; Xero's CurrencyRate is foreign units per base unit and only a document in
+a foreign currency has one. Read back through Xero's own API shapes, to the cent."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from connectors.stripe.emulator.money import FX_TO_USD
+from tests.e2e.conftest import Company
+
+
+def _paid_invoices(company: Company, currency: str, amounts: list[int]) -> list[str]:
+    seeded = company.stripe.seed_objects({
+        "customers": [{"ref": "fx", "name": f"{currency} buyer", "email": f"ap@{currency}.example"}],
+        "invoices": [{"customer": "@fx", "currency": currency, "status": "paid",
+                      "items": [{"amount": amount, "description": "Licence"}]} for amount in amounts]})
+    assert "error" not in seeded
+    return list(seeded["created"]["invoices"])
+
+
+def _xero_payment_of(company: Company, stripe_invoice: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    number = company.stripe.table("invoice")[stripe_invoice]["number"]
+    (invoice,) = [i for i in company.xero.table("Invoices").values() if i.get("InvoiceNumber") == number]
+    (payment,) = [p for p in company.xero.table("Payments").values()
+                  if p.get("Invoice", {}).get("InvoiceID") == invoice["InvoiceID"] and p["Status"] != "DELETED"]
+    return invoice, payment
+
+
+def _settled_usd(company: Company, stripe_invoice: str) -> Decimal:
+    """What Stripe banked for the invoice, in USD (its balance transaction's amount)."""
+    intents = [p for p in company.stripe.table("payment_intent").values()
+               if (p.get("payment_details") or {}).get("order_reference") == stripe_invoice]
+    (intent,) = intents
+    charge = company.stripe.table("charge")[intent["latest_charge"]]
+    return Decimal(company.stripe.table("balance_transaction")[charge["balance_transaction"]]["amount"]) / 100
+
+
+def test_a_foreign_payment_in_a_usd_organisation_carries_the_inverse_of_stripes_rate(company: Company) -> None:
+    (eur_invoice,) = _paid_invoices(company, "eur", [10000])
+    summary = company.hub.engine.sync()
+    assert summary.errors == [] and summary.totals().dead == 0
+    invoice, payment = _xero_payment_of(company, eur_invoice)
+    expected_rate = (1 / FX_TO_USD["eur"]).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    assert payment["CurrencyRate"] == expected_rate  # EUR per USD, never Stripe's USD per EUR
+    assert payment["Amount"] == Decimal("100.00")
+    assert payment["BankAmount"] == _settled_usd(company, eur_invoice) == Decimal("108.00")
+    assert invoice["Status"] == "PAID" and invoice["AmountDue"] == 0
+    assert company.hub.differ.run(["invoice", "payment"]).findings == []
+
+
+def test_a_gbp_organisation_banks_a_gbp_payment_at_par_and_leaves_a_eur_rate_to_xero(company: Company) -> None:
+    company.xero.base_currency = "GBP"  # the organisation's own setting; the hub reads it from Organisation
+    gbp_invoice, eur_invoice = _paid_invoices(company, "gbp", [50000]) + _paid_invoices(company, "eur", [10000])
+    summary = company.hub.engine.sync()
+    assert summary.errors == [] and summary.totals().dead == 0
+
+    invoice, payment = _xero_payment_of(company, gbp_invoice)
+    # Stripe's 1.27 (USD per GBP) sent here once banked 500.00 GBP as 393.70
+    assert payment["CurrencyRate"] == 1 and payment["Amount"] == payment["BankAmount"] == Decimal("500.00")
+    assert invoice["CurrencyRate"] == 1 and invoice["Status"] == "PAID" and invoice["AmountDue"] == 0
+
+    invoice, payment = _xero_payment_of(company, eur_invoice)
+    # Stripe settled in USD: no EUR/GBP rate is known, so none is sent and Xero's day rate stands
+    assert payment["CurrencyRate"] == invoice["CurrencyRate"] != 1
+    assert invoice["Status"] == "PAID" and invoice["AmountDue"] == 0
+    assert company.hub.differ.run(["invoice", "payment"]).findings == []
+
+
+def test_the_organisation_refuses_a_rate_on_a_base_currency_document(company: Company) -> None:
+    """The emulator holds the hub to Xero's rule rather than absorbing a wrong rate."""
+    from connectors.xero.emulator.validation import Invalid
+
+    emulator: Any = company.emus.xero.emulator
+    tenant = company.xero
+    (contact,) = emulator.seed_now({"Contacts": [{"Name": "Par buyer"}]})["Contacts"]
+    try:
+        emulator.seed_now({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": contact}, "CurrencyCode": "USD",
+                                         "CurrencyRate": "1.27", "LineItems": [
+                                             {"Description": "x", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}]}]})
+    except Invalid as exc:
+        assert "base currency (USD)" in str(exc)
+    else:
+        raise AssertionError("a rate on a base-currency invoice was accepted")
+    assert tenant.base_currency == "USD"
