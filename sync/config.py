@@ -223,6 +223,8 @@ SERVER_KEYS = {
     "max_body_bytes": Key(int, default=1_000_000, minimum=1),
     "workers": Key(int, default=4, minimum=1, help="threads for blocking SDK calls"),
     "public_url": Key(str, default=""),
+    "shutdown_seconds": Key(float, default=10.0, minimum=1,
+                            help="SIGTERM: exit within this, leaving a hung vendor call uncommitted"),
 }
 # What sync/runtime.py, sync/flows.py, sync/scheduler.py, sync/diff.py, sync/alerts.py and
 # sync/web read from each section; their defaults are the ones those readers fall back to.

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import threading
 
 import click
 from aiohttp import web
@@ -25,26 +27,91 @@ from sync.web.guards import weak_token_problem
 log = logging.getLogger("billhub.daemon")
 
 
+# Of the shutdown budget, what is kept back from waiting on jobs for closing the server and
+# leaving the process (at most 2 s; a short budget keeps 40 % of itself).
+CLOSE_RESERVE_SECONDS = 2.0
+EXIT_MARGIN_SECONDS = 0.3  # interpreter teardown after the last wait
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bind and listen on every address ``host`` names, before anything else is opened: a
+    busy port must be refused before a job is scheduled or a vendor called. Raises OSError."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one free port for every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _hard_exit(budget: float) -> None:
+    """The budget's last word, from a timer thread: whatever still waits (a cleanup stuck behind
+    a hung call), the process leaves; open transactions roll back."""
+    log.error("shutdown budget exceeded while closing; exiting now", extra={"budget_seconds": budget})
+    logging.shutdown()
+    os._exit(1)
+
+
 async def serve(config: Config, host: str, port: int) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code."""
-    app = create_app(config)
+    """Run until SIGTERM/SIGINT; returns the exit code (1 when work was left in flight)."""
+    sockets = listen(host, port)  # first: nothing has started yet if this fails
+    budget = float(config.server.get("shutdown_seconds", 10.0))
+    try:
+        app = create_app(config)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     daemon = app[DAEMON]
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    # Sites before setup() would be refused by aiohttp; the sockets already hold the port, so
+    # connections wait in the backlog while on_startup starts the jobs.
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info("listening", extra={"url": f"http://{host}:{port}", "connections": sorted(daemon.hub.connectors),
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+    bound = sockets[0].getsockname()
+    log.info("listening", extra={"url": f"http://{host}:{bound[1]}", "connections": sorted(daemon.hub.connectors),
                                  "admin_api": daemon.admin_token is not None})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: no new work; finishing the page in hand")
-    drained = await daemon.stop()
-    await runner.cleanup()
-    log.info("stopped", extra={"clean": drained})
-    return 0 if drained else 1
+    deadline = loop.time() + budget
+    watchdog = threading.Timer(max(0.0, budget - EXIT_MARGIN_SECONDS), _hard_exit, args=(budget,))
+    watchdog.daemon = True
+    watchdog.start()
+    log.info("stopping: no new work; finishing the page in hand", extra={"budget_seconds": budget})
+    drained = await daemon.stop(grace=budget - min(CLOSE_RESERVE_SECONDS, 0.4 * budget))
+    if not drained:
+        # A blocking call cannot be interrupted: stop waiting for it. Its transaction is never
+        # committed; the outbox lease and the inbox bring that work back after a restart.
+        log.error("shutdown budget reached: leaving work in flight uncommitted",
+                  extra={"budget_seconds": budget, "jobs": daemon.jobs.in_flight(),
+                         "resumes": "outbox writes when their lease expires, inbox events, reads from "
+                                    "the last committed cursor"})
+        return 1
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout=max(0.1, deadline - loop.time() - EXIT_MARGIN_SECONDS))
+    except TimeoutError:
+        log.error("shutdown budget reached while closing the server", extra={"budget_seconds": budget})
+        return 1
+    watchdog.cancel()
+    log.info("stopped", extra={"clean": True})
+    return 0
 
 
 @click.command("run")
@@ -81,8 +148,8 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
         fail(f"cannot listen on {host or config.server.get('host', '127.0.0.1')}:"
              f"{port if port is not None else config.server.get('port', 8080)}: {exc}")
     if code:
-        # A vendor call outlived the grace period: leave now (its transaction rolls back; the
-        # outbox lease and the inbox bring the work back after restart) rather than overrun 10 s.
+        # A vendor call outlived the shutdown budget: leave now (its transaction rolls back; the
+        # outbox lease and the inbox bring the work back after restart) rather than wait for it.
         logging.shutdown()
         os._exit(code)
 

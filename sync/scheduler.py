@@ -19,7 +19,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -89,7 +89,11 @@ class Jobs:
         self.stopping = threading.Event()
         self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
         self.last: dict[str, dict[str, Any]] = {}  # job id -> last outcome, for the console and API
-        self._running: set[asyncio.Future[Any]] = set()
+        # The pool's own futures, not the loop's wrappers: cancelling a waiting task (the
+        # scheduler's shutdown does) marks its wrapper done while the call runs on.
+        self._running: set[Future[Any]] = set()
+        self._working: set[str] = set()  # job ids whose body runs in the pool now (shutdown's log)
+        self._working_lock = threading.Lock()
         hub.engine.on_progress = self._checkpoint
 
     # ------------------------------------------------------------------ plumbing
@@ -101,10 +105,10 @@ class Jobs:
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call in the bounded pool (never on the loop)."""
-        future = asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args, **kwargs))
+        future = self.executor.submit(partial(fn, *args, **kwargs))
         self._running.add(future)
         future.add_done_callback(self._running.discard)
-        return await future
+        return await asyncio.wrap_future(future)
 
     async def exclusive(self, fn: Callable[..., T], *args: Any, priority: int = SOON, **kwargs: Any) -> T:
         """Engine work: one at a time (the most urgent waiter next), refused once stopping."""
@@ -115,11 +119,31 @@ class Jobs:
                 raise DaemonStopping("the daemon is stopping")
             return await self.blocking(fn, *args, **kwargs)
 
+    def _working_on(self, job_id: str, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn``, noting ``job_id`` as working while it runs in the pool."""
+        def run(*args: Any) -> T:
+            with self._working_lock:
+                self._working.add(job_id)
+            try:
+                return fn(*args)
+            finally:
+                with self._working_lock:
+                    self._working.discard(job_id)
+        return run
+
+    def in_flight(self) -> list[str]:
+        """What still runs in the pool: job ids, and a count of other blocking calls (requests)."""
+        with self._working_lock:
+            working = sorted(self._working)
+        others = sum(1 for f in self._running if not f.done()) - len(working)
+        return working + ([f"{others} request(s)"] if others > 0 else [])
+
     async def _job(self, job_id: str, fn: Callable[..., Any], *args: Any) -> None:
         """A scheduled job's wrapper: records the outcome, never lets an error kill the loop."""
         started = self.clock()
         try:
-            detail = await self.exclusive(fn, *args, priority=JOB_PRIORITY.get(job_id.split(":")[0], ROUTINE))
+            detail = await self.exclusive(self._working_on(job_id, fn), *args,
+                                          priority=JOB_PRIORITY.get(job_id.split(":")[0], ROUTINE))
             outcome = "skipped" if detail == "skipped" else "ok"
         except DaemonStopping:
             outcome, detail = "stopped", "stopped at a page boundary"
@@ -137,7 +161,7 @@ class Jobs:
         pending = [f for f in self._running if not f.done()]
         if not pending:
             return True
-        done, still = await asyncio.wait(pending, timeout=timeout)
+        done, still = await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout)
         return not still
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ from sync.scheduler import Jobs
 from sync.web.guards import Sessions, Throttle, sessions_for, throttle_for
 
 log = logging.getLogger("billhub.daemon")
-STOP_GRACE_SECONDS = 7.0  # + server shutdown stays well inside the 10 s SIGTERM budget
+STOP_GRACE_SECONDS = 7.0  # + server shutdown stays inside the default 10 s [server].shutdown_seconds
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -48,12 +48,13 @@ class Daemon:
         token = self.config.admin.get("token") if self.config.admin else None
         return str(token) if token else None
 
-    async def stop(self) -> bool:
-        """Stop taking work, let the job in hand reach a page boundary; True when it did."""
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> bool:
+        """Stop taking work, let the job in hand reach a page boundary (waiting at most
+        ``grace`` seconds); True when it did."""
         self.jobs.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        drained = await self.jobs.drain(STOP_GRACE_SECONDS)
+        drained = await self.jobs.drain(grace)
         if not drained:
             log.error("jobs still running after the stop grace period")
         return drained

@@ -1,6 +1,7 @@
 """A real ``hub run`` process on the emulators: schedules fire at start, SIGTERM mid-sync ends at
 a page boundary within 10 s, a restart resumes from the cursors and the outbox, a Stripe webhook
-is delivered and processed, and every ledger ends complete with no duplicates."""
+is delivered and processed, and every ledger ends complete with no duplicates. A busy port is
+refused before any vendor call; a vendor call that hangs does not hold SIGTERM past the budget."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,11 +41,12 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # strings, numbers and booleans are valid TOML in JSON form
 
 
-def write_config(path: Path, db: Path, port: int, urls: dict[str, str], stripe_secret: str) -> None:
+def write_config(path: Path, db: Path, port: int, urls: dict[str, str], stripe_secret: str,
+                 server_extra: str = "") -> None:
     sections = {"stripe": stripe_config(urls["stripe"], webhook_secret=stripe_secret),
                 "quickbooks": qbo_config(urls["quickbooks"]), "xero": xero_config(urls["xero"])}
     lines = [f'[state]\nurl = "sqlite:///{db}"\nencryption_key = "{TEST_KEY}"\n',
-             f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 4\n',
+             f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 4\n{server_extra}',
              f'[admin]\ntoken = "{ADMIN_TOKEN}"\n',
              "[schedules]\nsync_interval_seconds = 3600\noutbox_interval_seconds = 1\ninbox_interval_seconds = 1\n"]
     for name, conn in sections.items():
@@ -168,3 +171,63 @@ def test_sigterm_mid_sync_then_restart_completes_without_duplicates(
     expected = sorted([f"Customer {i:03d}" for i in range(CUSTOMERS)] + ["Webhook Arrival"])
     assert sorted(qbo_names()) == expected  # complete, and nothing written twice
     assert sorted(xero_names()) == expected
+
+
+def vendor_calls(emulators: dict[str, RunningEmulator]) -> int:
+    """Requests the emulators answered (their control surface is not counted)."""
+    return sum(sum(r.emulator.stats.calls.values()) for r in emulators.values())
+
+
+def test_busy_port_is_refused_before_any_vendor_call(tmp_path: Path,
+                                                     emulators: dict[str, RunningEmulator]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "hub.toml"
+        write_config(config, tmp_path / "hub.db", port, {n: r.base_url for n, r in emulators.items()}, "whsec_x")
+        daemon = Daemon(config, tmp_path / "daemon.log")
+        try:
+            wait_for("hub run to give up on the busy port", lambda: daemon.proc.poll() is not None, timeout=30)
+        finally:
+            daemon.kill()
+    out = (tmp_path / "daemon.log").read_text()
+    assert daemon.proc.returncode == 2, out
+    assert f"cannot listen on 127.0.0.1:{port}" in out
+    assert "Traceback" not in out
+    assert vendor_calls(emulators) == 0, {n: dict(r.emulator.stats.calls) for n, r in emulators.items()}
+
+
+def test_sigterm_with_a_hung_vendor_call_exits_within_the_budget(
+        tmp_path: Path, emulators: dict[str, RunningEmulator]) -> None:
+    budget = 2
+    stripe = emulators["stripe"].emulator
+    assert isinstance(stripe, StripeEmulator)
+    stripe.seed_objects({"customers": [{"name": "Hung", "email": "hung@example.com"}]})
+    # Every Stripe API call takes 8 s (the SDK waits 10): the first read is in flight for longer
+    # than the budget plus the margin below.
+    stripe.set_faults(latency_ms=8000, path_prefix="/v1/")
+    config = tmp_path / "hub.toml"
+    db = tmp_path / "hub.db"
+    write_config(config, db, free_port(), {n: r.base_url for n, r in emulators.items()}, "whsec_x",
+                 server_extra=f"shutdown_seconds = {budget}\n")
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    try:
+        wait_for("a Stripe call in flight", lambda: stripe.stats.in_flight > 0 or daemon.proc.poll() is not None)
+        assert daemon.proc.poll() is None, (tmp_path / "daemon.log").read_text()
+        daemon.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + budget + 3
+        while daemon.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gone = daemon.proc.poll() is not None
+        assert stripe.stats.in_flight > 0  # the call really was still hanging when it left
+    finally:
+        daemon.kill()
+    out = (tmp_path / "daemon.log").read_text()
+    assert gone, f"still running {budget + 3} s after SIGTERM:\n{out}"
+    assert daemon.proc.returncode not in (0, None), out
+    logs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    left = [e for e in logs if e["message"].startswith("shutdown budget")]
+    assert left and "sync:stripe:customer" in left[0]["jobs"], out
+    with StateStore(f"sqlite:///{db}").transaction() as tx:  # nothing of the hung read committed
+        assert tx.get_cursor("stripe", "customer") is None
