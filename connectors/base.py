@@ -124,6 +124,9 @@ class Record:
     updated_at: datetime | None = None
     deleted: bool = False
     version: str | None = None  # SyncToken, UpdatedDateUTC, SystemModstamp …
+    # Set when an event named this object and reading it again found nothing (a 404): why, naming
+    # the event. ``data`` is then only the event's copy, so nothing of it may be stored.
+    gone: str | None = None
 
 
 @dataclass(slots=True)

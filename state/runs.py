@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
 
 from state import schema as t
 from state.errors import NotFound
@@ -91,9 +91,14 @@ class RunsMixin(TxBase):
 
     def resolve_unseen_findings(self, run_id: str, *, entity: str | None = None,
                                 kinds: Iterable[str] | None = None) -> int:
-        """Resolve open findings in scope that this diff run did not see again."""
+        """Resolve open findings in scope that this diff run did not see again.
+
+        Not a finding whose record is held (``state.holds``): the record reaches the hub only
+        when the sync's retry maps it, which resolves the finding then, so a diff that reads
+        the record fine meanwhile must not close it."""
         cond = [t.findings.c.status.in_(["open", "acknowledged"]),
-                or_(t.findings.c.run_id.is_(None), t.findings.c.run_id != run_id)]
+                or_(t.findings.c.run_id.is_(None), t.findings.c.run_id != run_id),
+                ~exists().where(t.holds.c.fingerprint == t.findings.c.fingerprint)]
         if entity:
             cond.append(t.findings.c.entity == entity)
         if kinds is not None:
@@ -111,6 +116,8 @@ class RunsMixin(TxBase):
         if found.status == "open":
             self.conn.execute(update(t.findings).where(t.findings.c.id == found.id)
                               .values(status="acknowledged"))
+        # Acknowledged: the held records it names are let go, not tried again (``state.holds``).
+        self.conn.execute(delete(t.holds).where(t.holds.c.fingerprint == found.fingerprint))
         return self.get_finding(found.id)
 
     def get_finding(self, finding_id: str) -> Finding:

@@ -218,3 +218,25 @@ connection_state = Table(
     Column("details", JSON, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+# Source records that failed to map, held instead of dropped (issue 23): the raw record as read
+# (secret fields removed), why it failed, and the fingerprint of its ``unreadable`` finding. Every
+# later pass of its stream tries it again; it leaves when it maps (ingested, finding resolved)
+# or when the finding is acknowledged (dropped, not retried).
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("payload", Text, nullable=False),  # exact JSON (mapping.exact_json): amounts stay exact
+    Column("version", String(64), nullable=True),
+    Column("record_updated_at", TS, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("first_tried", TS, nullable=False),
+    Column("last_tried", TS, nullable=False),
+    UniqueConstraint("connection", "entity_type", "external_id"),
+)

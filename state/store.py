@@ -49,6 +49,7 @@ from state.errors import (
     NotADatabase,
     StateError,
 )
+from state.holds import HoldsMixin
 from state.links import LinksMixin
 from state.queues import QueuesMixin
 from state.records import Finding, InboxItem, Link, OutboxItem, Outcome, StoredEntity, utcnow
@@ -120,12 +121,12 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- row views
 
 
-class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin):
+class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module
     (``state.entities``, ``state.links``, ``state.queues``, ``state.runs``,
-    ``state.connections``), so callers keep calling ``tx.<operation>``."""
+    ``state.connections``, ``state.holds``), so callers keep calling ``tx.<operation>``."""
 
 
 class StateStore:

@@ -144,11 +144,13 @@ class SyncContext:
 
     def finding(self, tx: Tx, kind: str, entity: str, system: str, canonical_id: str | None,
                 external_ids: Sequence[str], detail: str, run_id: str | None, *,
-                fields: dict[str, Any] | None = None, key: str = "") -> None:
+                fields: dict[str, Any] | None = None, key: str = "") -> str:
+        """Open (or update) a finding; returns its fingerprint."""
         fp = fingerprint(kind, entity, system, canonical_id or "", ",".join(sorted(external_ids)), key)
         tx.upsert_finding(fingerprint=fp, kind=kind, entity=entity, system=system,
                           canonical_id=canonical_id, external_ids=list(external_ids),
                           fields=fields or {}, detail=detail, run_id=run_id)
+        return fp
 
     def pause(self, connection: str, action: Action) -> None:
         """Store a pause the table called for (``persist``); one for this pass only is logged."""

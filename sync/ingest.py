@@ -2,8 +2,10 @@
 
 * **Pull** reads a page of changes from a connection; one transaction stores the canonical
   changes, their history, the outbox intents they cause and the advanced cursor (invariant 3).
-* **Map** goes through the connector's pure mapping; a record that fails to map is counted and
-  reported, and the rest of the page proceeds.
+* **Map** goes through the connector's pure mapping; a record that fails to map is **held**
+  (``state.holds``: its raw record, secrets removed) with an ``unreadable`` finding, and the rest
+  of the page proceeds. Every later pass of the stream tries it again (``retry_held``); a version
+  that maps is ingested and resolves the finding; acknowledging the finding lets it go.
 * **Store** merges by field ownership (``sync.flows.Ownership``) and is gated by content hash:
   unchanged content writes nothing and plans nothing — which is also how echoes of the hub's own
   writes are dropped.
@@ -23,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from connectors.base import Connector, Record
+from connectors.secret_fields import without_secrets
 from mapping.keys import NATURAL_KEYS, normalise_key
 from mapping.model import content_hash, repoint
 from state.errors import LinkConflict
@@ -49,26 +52,103 @@ class Ingest:
                 if page.cursor is not None and not full:
                     tx.set_cursor(connection, entity_type, page.cursor)
             self.ctx.progress(f"{connection} {entity_type}", len(page.records))
+        self.retry_held(connector, entity_type, summary, run_id)
 
     def ingest(self, tx: Tx, connector: Connector, records: Sequence[Record], summary: SyncSummary,
-               run_id: str | None) -> None:
-        """Store a batch of records read from a connection (a page, or a webhook's records)."""
+               run_id: str | None, *, retried: bool = False) -> None:
+        """Store a batch of records read from a connection (a page, or a webhook's records);
+        ``retried``: held records tried again (not read now, so not counted as read)."""
         refs = LinkResolver(tx, connector.name)
         linked: dict[str, str] = {}  # placeholder -> hub record, for the records linked here
         with tx.remembering():
+            gone = [r for r in records if r.gone]
+            if gone:
+                self._gone(tx, connector, gone, summary, run_id)
+                records = [r for r in records if not r.gone]
             self._prefetch(tx, connector, records, refs)
             matches = self._match_unlinked(tx, connector, records, run_id)
+            held = self._held(tx, connector, records)
             for record in records:
                 stats = summary.stats(connector.name, record.entity_type)
-                stats.read += 1
+                if not retried:
+                    stats.read += 1
                 try:
                     self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked)
                 except MAPPING_ERRORS as exc:
-                    stats.failed += 1
-                    summary.errors.append(f"{connector.name} {record.entity_type} {record.external_id}: "
-                                          f"cannot map ({type(exc).__name__}: {exc})")
+                    self._hold(tx, connector, record, exc, stats, summary, run_id, retried=retried)
+                    continue
+                fp = held.get((record.entity_type, record.external_id))
+                if fp is not None:  # it maps now (or is gone at its source): nothing held any more
+                    tx.release_hold(connector.name, record.entity_type, record.external_id, fp)
             if linked:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    # ------------------------------------------------------------------ held records
+
+    def retry_held(self, connector: Connector, entity_type: str, summary: SyncSummary,
+                   run_id: str | None) -> None:
+        """Try the stream's held records again, from their stored payloads, and say in the
+        summary how many stay held: a held record is never a silent exit 0. Those held or
+        released in this pass already (a page carried them) are not tried twice."""
+        name = connector.name
+        with self.ctx.tx() as tx:
+            done = summary.held_now.get((name, entity_type), set())
+            held = [h for h in tx.holds_of(name, entity_type) if h.external_id not in done]
+            if held:
+                records = [Record(entity_type, h.external_id, h.payload, updated_at=h.record_updated_at,
+                                  version=h.version) for h in held]
+                self.ingest(tx, connector, records, summary, run_id, retried=True)
+            still = tx.count_holds(name, entity_type)
+        if still:
+            summary.errors.append(
+                f"{name} {entity_type}: {still} record{'s' if still != 1 else ''} held (unreadable findings, "
+                f"`hub drift list --kind unreadable`): fix {'them' if still != 1 else 'it'} in {name} "
+                "and the next sync ingests it, or `hub drift ack ID` to let one go")
+
+    def _held(self, tx: Tx, connector: Connector, records: Sequence[Record]) -> dict[tuple[str, str], str]:
+        """(type, external id) -> finding fingerprint of the page's records that are held."""
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            by_type[record.entity_type].append(record.external_id)
+        return {(etype, ext): fp for etype, ids in by_type.items()
+                for ext, fp in tx.held_ids(connector.name, etype, ids).items()}
+
+    def _hold(self, tx: Tx, connector: Connector, record: Record, exc: Exception, stats: StreamStats,
+              summary: SyncSummary, run_id: str | None, *, retried: bool) -> None:
+        """A record that failed to map: an ``unreadable`` finding (the diff's own fingerprint for
+        the record, so diff and sync speak of one finding) and the raw record held for the next
+        pass, unless the finding was acknowledged (then it is let go, as asked)."""
+        name, etype, ext = connector.name, record.entity_type, record.external_id
+        reason = f"{type(exc).__name__}: {exc}"
+        summary.held_now[(name, etype)].add(ext)
+        fp = self.ctx.finding(
+            tx, "unreadable", etype, name, None, [ext],
+            f"{name} {etype} {ext} could not be mapped: {reason}; held, nothing of it written — fix it in "
+            f"{name} (every sync tries it again) or acknowledge this finding to let it go",
+            run_id, fields={"reason": {name: reason}})
+        if tx.finding_status(fp) == "acknowledged":
+            tx.release_hold(name, etype, ext, fp)  # a newer version that fails alike: still let go
+            stats.skipped += 1
+            return
+        tx.hold_record(connection=name, entity_type=etype, external_id=ext,
+                       payload=without_secrets(connector.system, record.data), version=record.version,
+                       record_updated_at=record.updated_at, reason=reason, fingerprint=fp)
+        stats.held += 1
+        if not retried:
+            summary.errors.append(f"{name} {etype} {ext}: cannot map ({reason}); held as an unreadable finding")
+
+    def _gone(self, tx: Tx, connector: Connector, records: Sequence[Record], summary: SyncSummary,
+              run_id: str | None) -> None:
+        """Objects events named that the system no longer has (read again: not found). Their data
+        is only the event's copy, so storing it would make a record from a guess (an empty
+        customer, writes to every ledger that can only fail): a finding, and nothing written."""
+        for record in records:
+            name, etype, ext = connector.name, record.entity_type, record.external_id
+            self.ctx.finding(tx, "unreadable", etype, name, None, [ext],
+                             f"{record.gone}; nothing written — if it should exist, look for it in {name}, "
+                             "else acknowledge this finding", run_id, fields={"reason": {name: str(record.gone)}})
+            summary.stats(name, etype).held += 1
+            summary.errors.append(f"{name} {etype} {ext}: {record.gone}; nothing written (unreadable finding)")
 
     def repoint_holders(self, tx: Tx, connector: Connector, linked: Mapping[str, str],
                         summary: SyncSummary, run_id: str | None) -> set[str]:

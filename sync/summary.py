@@ -29,6 +29,9 @@ class SyncSummary:
     errors: list[str] = field(default_factory=list)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: the writes it would make
     paused: dict[str, str] = field(default_factory=dict)
+    # (connection, entity type) -> external ids held (or held again) in this pass: the stream's
+    # retry of held records at the end of its pass does not try them twice
+    held_now: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def stats(self, connection: str, entity_type: str) -> StreamStats:
         return self.streams[(connection, entity_type)]
@@ -42,6 +45,8 @@ class SyncSummary:
         self.errors.extend(other.errors)
         self.planned.extend(other.planned)
         self.paused.update(other.paused)
+        for key, ids in other.held_now.items():
+            self.held_now[key] |= ids
 
     def totals(self) -> StreamStats:
         total = StreamStats()

@@ -15,13 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connectors.base import InboundEvent, WebhookRejected
+from connectors.secret_fields import SECRET_FIELDS as SECRET_FIELDS  # re-exported: one list
+from connectors.secret_fields import without_secrets as without_secrets
 from state.queues import INBOX_TEXT_LIMITS
 
-# Fields a vendor documents as secret, removed wherever they appear in a stored body. Stripe's
-# ``client_secret`` (PaymentIntent, SetupIntent, Checkout Session, CustomerSession …) lets a
-# browser confirm a payment; the inbox has no use for it (the refetch re-reads the object).
-# QuickBooks and Xero webhooks carry ids only.
-SECRET_FIELDS: Mapping[str, frozenset[str]] = {"stripe": frozenset({"client_secret"})}
 # Vendor payloads nest a few levels; past this, encoding the body for storage (and removing its
 # secrets) would exhaust Python's recursion limit, a 500.
 MAX_DEPTH = 64
@@ -73,17 +70,3 @@ def check_events(events: Sequence[InboundEvent]) -> None:
         _text("an event type", event.event_type)
         _bounded("an event type", event.event_type, "event_type")
         _check_payload(event.payload)
-
-
-def without_secrets(system: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``payload`` without the system's secret fields, at any depth."""
-    secret = SECRET_FIELDS.get(system, frozenset())
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: clean(v) for k, v in value.items() if k not in secret}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(payload) if secret else dict(payload)
