@@ -366,10 +366,11 @@ def payment_from_canonical(entity: Payment, refs: RefResolver) -> dict[str, Any]
         body["TxnDate"] = entity.paid_at.astimezone(UTC).date().isoformat()
     if entity.reference:
         body["PaymentRefNum"] = entity.reference[:21]
-    extra = dict(entity.extra)
-    if entity.exchange_rate is not None:
-        extra["exchange_rate"] = str(entity.exchange_rate)
-    _fx_out(body, entity.amount.currency, extra)
+    _fx_out(body, entity.amount.currency, entity.extra)
+    if entity.exchange_rate is not None and entity.net is not None:
+        # Stripe's rate is settlement units per payment unit: QuickBooks' direction only when
+        # Stripe settled in the home currency, which the writer knows (it reads the company)
+        body["_fx"] = {"settled_in": entity.net.currency, "settlement_rate": str(entity.exchange_rate)}
     return body
 
 

@@ -25,6 +25,7 @@ from connectors.base import (
 from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
 from connectors.quickbooks.client import QboClient, mount_timeouts
+from connectors.quickbooks.company import CompanyCurrency
 from connectors.quickbooks.streams import Reader
 from connectors.quickbooks.writes import Writer
 from connectors.ratelimit import RateLimiter
@@ -52,7 +53,6 @@ class QuickBooksConnector(WebhookReceiver):
         pause = sleep or time.sleep
         self.policy = policy or RetryPolicy.from_config(config, sleep=pause)
         timeout = float(config["timeout_seconds"])
-        self.home_currency = str(config["home_currency"]).upper()
         self.tokens = TokenManager(
             name=config.name, store=store, client_id=str(config["client_id"]),
             client_secret=str(config["client_secret"]), discovery_url=str(config["discovery_url"]),
@@ -70,8 +70,9 @@ class QuickBooksConnector(WebhookReceiver):
             client_id=str(config["client_id"]), policy=self.policy, limiter=limiter, timeout=timeout,
             retry_after=float(config["retry_after_seconds"]))
         self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now)
+        self.company = CompanyCurrency(self.reader, config["home_currency"], system=self.system)
         self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
-                             home_currency=self.home_currency, batch_limiter=self.batch_limiter)
+                             home_currency=self.company.home, batch_limiter=self.batch_limiter)
 
     def __repr__(self) -> str:
         return f"QuickBooksConnector(name={self.name!r}, realm_id={self.client.realm_id!r})"
@@ -80,9 +81,11 @@ class QuickBooksConnector(WebhookReceiver):
         return ENTITY_TYPES
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        self.company.home()  # mapping what is read needs it: learnt before the first page
         return self.reader.fetch_all(entity_type)
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        self.company.home()
         return self.reader.fetch_changes(entity_type, cursor)
 
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
@@ -92,7 +95,7 @@ class QuickBooksConnector(WebhookReceiver):
         return self.reader.lookup(entity_type, hub_id)
 
     def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
-        return mapping.to_canonical(record.entity_type, record.data, refs, self.home_currency)
+        return mapping.to_canonical(record.entity_type, record.data, refs, self.company.home())
 
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
         return mapping.from_canonical(entity, refs,

@@ -16,7 +16,8 @@ KEYS = {
     "concurrency": Key(int, default=10, minimum=1),
     "batch_size": Key(int, default=30, minimum=1, maximum=30),
     "timeout_seconds": Key(float, default=60.0, above=0),
-    "home_currency": Key(str, default="USD"),
+    "home_currency": Key(str, help="read from the company's Preferences; if set, a check that refuses to "
+                                    "sync when the company says otherwise"),
 }
 KEYS.update({
     "retry_after_seconds": Key(float, default=60.0, minimum=0, help="wait after a 429 (QBO sends no Retry-After)"),

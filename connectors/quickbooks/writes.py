@@ -17,7 +17,7 @@ Per-item outcomes:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -96,13 +96,13 @@ class Pending:
 
 class Writer:
     def __init__(self, client: QboClient, reader: Reader, *, batch_size: int = 30,
-                 home_currency: str = "USD", batch_limiter: RateLimiter | None = None,
+                 home_currency: Callable[[], str] = lambda: "USD", batch_limiter: RateLimiter | None = None,
                  system: str = "quickbooks") -> None:
         self.batch_limiter = batch_limiter
         self.client = client
         self.reader = reader
         self.batch_size = max(1, min(30, batch_size))
-        self.home_currency = home_currency.upper()
+        self.home_currency = home_currency  # the company's, asked when a rate is settled
         self.system = system
         self.batch_calls = 0
         # (currency, date) -> the ledger's rate: one lookup per day, not one per document.
@@ -208,8 +208,19 @@ class Writer:
         return Pending(index, item, body, "update")
 
     def _exchange_rate(self, body: dict[str, Any]) -> None:
-        currency = str((body.get("CurrencyRef") or {}).get("value") or self.home_currency).upper()
-        if currency == self.home_currency or body.get("ExchangeRate") not in (None, "", 0):
+        """Settle the document's rate: none in the home currency; Stripe's settlement rate only
+        when Stripe settled in the home currency (both are then home units per document unit);
+        a rate read back from QuickBooks as it was; otherwise the company's own rate for the
+        day — never 1:1 and never a rate for another pair."""
+        home = self.home_currency().upper()
+        hint = body.pop("_fx", None)
+        currency = str((body.get("CurrencyRef") or {}).get("value") or home).upper()
+        if currency == home:
+            body.pop("ExchangeRate", None)
+            return
+        if isinstance(hint, dict) and str(hint.get("settled_in", "")).upper() == home and hint.get("settlement_rate"):
+            body["ExchangeRate"] = Decimal(str(hint["settlement_rate"]))
+        if body.get("ExchangeRate") not in (None, "", 0):
             return
         as_of = str(body.get("TxnDate") or self.reader.now().date().isoformat())
         cached = self._rates.get((currency, as_of))
@@ -221,7 +232,7 @@ class Writer:
             result = self.client.call(lambda qb: qb.get(url, params={"sourcecurrencycode": currency,
                                                                       "asofdate": as_of}))
         except NotFound:
-            raise InvalidError(f"no {currency}->{self.home_currency} exchange rate in QuickBooks for {as_of}; "
+            raise InvalidError(f"no {currency}->{home} exchange rate in QuickBooks for {as_of}; "
                                "refusing to write it at 1:1", system=self.system) from None
         rate = (result.get("ExchangeRate") or {}).get("Rate")
         if rate in (None, "", 0):

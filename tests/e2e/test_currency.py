@@ -84,3 +84,62 @@ def test_the_organisation_refuses_a_rate_on_a_base_currency_document(company: Co
     else:
         raise AssertionError("a rate on a base-currency invoice was accepted")
     assert tenant.base_currency == "USD"
+
+
+def _qbo_payment_of(company: Company, stripe_invoice: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    number = company.stripe.table("invoice")[stripe_invoice]["number"]
+    (invoice,) = [i for i in company.qbo.table("Invoice").values() if i.get("DocNumber") == number]
+    (payment,) = [p for p in company.qbo.table("Payment").values()
+                  if any(t.get("TxnId") == invoice["Id"] for line in p.get("Line") or []
+                         for t in line.get("LinkedTxn") or [])]
+    return invoice, payment
+
+
+def _gbp_company(company: Company) -> Any:
+    from connectors.quickbooks.emulator.store import set_preferences
+
+    qbo: Any = company.emus.quickbooks.emulator
+    realm = company.qbo
+    realm.home_currency = "GBP"  # the company's own preference, which the hub reads
+    set_preferences(realm)
+    realm.table("ExchangeRate").clear()  # the seeded USD company's rates are for another pair
+    for code, rate in (("EUR", "0.86"), ("USD", "0.79")):  # the company's own FX table
+        qbo.put_exchange_rate(realm, {"SourceCurrencyCode": code, "TargetCurrencyCode": "GBP", "Rate": rate,
+                                      "AsOfDate": "2020-01-01"})
+    return realm
+
+
+def test_a_gbp_quickbooks_company_posts_foreign_payments_at_its_own_rate_and_home_ones_at_par(
+        company: Company) -> None:
+    _gbp_company(company)
+    gbp_invoice, eur_invoice = _paid_invoices(company, "gbp", [50000]) + _paid_invoices(company, "eur", [10000])
+    summary = company.hub.engine.sync()
+    assert summary.errors == [] and summary.totals().dead == 0
+
+    invoice, payment = _qbo_payment_of(company, gbp_invoice)
+    assert invoice["CurrencyRef"]["value"] == "GBP" and invoice["ExchangeRate"] == 1
+    assert payment["ExchangeRate"] == 1 and payment["TotalAmt"] == Decimal("500.00") and invoice["Balance"] == 0
+
+    invoice, payment = _qbo_payment_of(company, eur_invoice)
+    # Stripe settled in USD at 1.08 USD per EUR: that is no GBP rate, so the company's own stands
+    assert payment["ExchangeRate"] == invoice["ExchangeRate"] == Decimal("0.86")
+    assert payment["TotalAmt"] == Decimal("100.00") and invoice["Balance"] == 0
+
+
+def test_a_configured_home_currency_the_company_contradicts_stops_quickbooks_before_any_write(
+        company: Company, tmp_path: Any) -> None:
+    from sync.config import load_config
+    from sync.runtime import Hub
+
+    _gbp_company(company)
+    text = company.config_path.read_text().replace('system = "quickbooks"', 'system = "quickbooks"\nhome_currency = "USD"', 1)
+    company.config_path.write_text(text)
+    hub = Hub.from_config(load_config(company.config_path))
+    try:
+        before = len(company.qbo.table("Invoice"))
+        _paid_invoices(company, "gbp", [50000])
+        summary = hub.engine.sync()
+        assert any("home_currency = 'USD'" in e and "GBP" in e for e in summary.errors), summary.errors
+        assert len(company.qbo.table("Invoice")) == before
+    finally:
+        hub.close()
