@@ -106,6 +106,14 @@ class QueuesMixin(TxBase):
             yield InboxItem(r.id, r.system, r.event_id, r.event_type, dict(r.payload), r.status, r.attempts,
                             aware(r.received_at) or utcnow())
 
+    def waiting_inbox_payloads(self, system: str) -> Iterator[dict[str, Any]]:
+        """Payloads of one connection's events not handled yet (pending, or claimed and to be
+        tried again): the diff's evidence that a change in that system is on its way."""
+        query = select(t.inbox.c.payload).where(t.inbox.c.system == system,
+                                                t.inbox.c.status.in_(["pending", "claimed"]))
+        for (payload,) in self.conn.execute(query.order_by(t.inbox.c.id)):
+            yield dict(payload)
+
     def count_inbox(self, status: str | None = None) -> int:
         query = select(func.count()).select_from(t.inbox)
         if status:

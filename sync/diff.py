@@ -11,8 +11,17 @@ then natural keys — and classified as in DESIGN.md:
 * a system record that cannot be mapped -> ``unreadable`` (with the reason); never a deletion
 * two or more system records for one key -> ``duplicate``
 * one and one -> compared field by field, normalised (case and spacing of names and emails,
-  per-line rounding tolerance): ``mismatch``; or ``stale`` when the hub changed after its last
-  push and the SLA has passed
+  per-line rounding tolerance). Fields the system does not own: ``mismatch``; or ``stale`` when
+  the hub changed after its last push and the SLA has passed. Fields the system owns (per field,
+  ``sync/flows.py`` Ownership: Stripe an invoice, Salesforce a customer's name): the owner changed
+  the record and the hub never took the change in (no event, no poll saw it) -> ``mismatch``
+  against the owner, keyed ``source``; ``hub resync --finding ID`` re-reads the record from it.
+  Lag is not drift, so a difference in owned fields is not reported while the change may still be
+  on its way: an event of that connection not handled yet names the record (any string in the
+  event's payload equal to its id), the owner's record changed within ``stale_sla`` (its own
+  time, where the system gives one), the hub's record changed within ``stale_sla``, or a write of
+  the hub to that system has not landed (then the hub's value is the one being written: those
+  fields follow the ``stale`` rule)
 * per day and currency, the sums that are not explained by the record-level findings above
   -> ``totals``
 
@@ -44,7 +53,9 @@ from sync.diff_scratch import (
     ScratchRefs,
     create_scratch,
     fields_digest,
+    named_ids,
     resolve_keys,
+    utc_iso,
     view_of,
 )
 from sync.findings import DiffFinding, DiffResult, kept_fingerprints
@@ -226,18 +237,30 @@ class Differ:
                 fields = json.dumps(view.fields, sort_keys=True)
                 rows.append((name, record.external_id, int(record.deleted), fields, fields_digest(fields),
                              view.day, view.currency, view.amount, view.lines, int(view.void),
-                             *(keys.get(k) or None for k in NATURAL_KEYS)))
+                             *(keys.get(k) or None for k in NATURAL_KEYS), utc_iso(record.updated_at)))
             db.executemany("INSERT INTO sys (system, external_id, deleted, fields, fhash, day, currency, amount, "
-                           "lines, void, k_email, k_number, k_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                           "lines, void, k_email, k_number, k_name, changed_at) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             count += len(rows)
+        if self.routing.ownership.owns_any(entity_type, connector.system):
+            self._load_waiting(db, name)
         return count
+
+    def _load_waiting(self, db: sqlite3.Connection, name: str) -> None:
+        """The ids named by this connection's events still in the inbox: their changes are on their way."""
+        with self.store.transaction() as tx:
+            for payload in tx.waiting_inbox_payloads(name):
+                db.executemany("INSERT OR IGNORE INTO waiting VALUES (?,?)",
+                               [(name, external_id) for external_id in named_ids(payload)])
 
     # ------------------------------------------------------------------ classification
 
     def _classify(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str]) -> Iterator[DiffFinding]:
         now = self.clock()
         sla_cutoff = (now - self.tolerances.stale_sla).isoformat()
+        sla_utc = utc_iso(now - self.tolerances.stale_sla)  # for the systems' own times
         record_findings: list[DiffFinding] = []
+        lag: list[DiffFinding] = []  # owners' changes still on their way to the hub
 
         # duplicate: two or more live records of one system resolve to one key
         for key, system, ids in db.execute(
@@ -275,14 +298,18 @@ class Differ:
                 f"fix it in {system} (the next diff reads it again) or acknowledge it",
                 {"reason": {system: reason}, **({"canonical_id": {"hub": canonical}} if canonical else {})}))
 
-        # broken_link: linked, but gone (or deleted/voided) in the system while the hub is live
-        for canonical, system, external_id, present in db.execute(
-                "SELECT l.canonical_id, l.system, l.external_id, s.external_id "
+        # broken_link: linked, but gone (or deleted/voided) in the system while the hub is live.
+        # A void in the record's owner is the owner's change, not the hub's to undo: it is a
+        # source finding below, repaired by reading it in (never by writing the record again).
+        for canonical, system, external_id, present, voided in db.execute(
+                "SELECT l.canonical_id, l.system, l.external_id, s.external_id, s.deleted = 0 AND s.void = 1 "
                 "FROM links l JOIN hub h ON h.canonical_id = l.canonical_id "
                 "LEFT JOIN sys s ON s.system = l.system AND s.external_id = l.external_id "
                 "WHERE h.deleted = 0 AND (s.external_id IS NULL OR s.deleted = 1 OR (s.void = 1 AND h.void = 0)) "
                 "AND NOT EXISTS (SELECT 1 FROM unreadable u WHERE u.system = l.system "
                 "                AND u.external_id = l.external_id)"):
+            if voided and self._owns_record(entity_type, system):
+                continue
             what = "deleted" if present is None else "deleted or voided"
             record_findings.append(DiffFinding(
                 "broken_link", entity_type, system, canonical, [external_id],
@@ -312,50 +339,72 @@ class Differ:
                     f"{entity_type} {canonical} should be in {system} but is not (silent sync failure); "
                     "`hub resync --finding ID` writes it"))
 
-        # mismatch / stale: one and one, compared field by field. SQL narrows to the pairs whose
-        # normalised fields differ at all; Python applies ownership and tolerances to those.
-        for system, external_id, key, sys_fields, lines, hub_fields, updated_at, lagging in db.execute(
-                "SELECT s.system, s.external_id, s.key, s.fields, s.lines, h.fields, h.updated_at, "
+        # mismatch / stale / source: one and one, compared field by field. SQL narrows to the pairs
+        # whose normalised fields differ at all; Python applies ownership and tolerances to those.
+        for (system, external_id, key, sys_fields, lines, changed_at, hub_fields, updated_at, lagging,
+             writing, waiting) in db.execute(
+                "SELECT s.system, s.external_id, s.key, s.fields, s.lines, s.changed_at, h.fields, h.updated_at, "
                 "(coalesce(l.last_pushed_hash, h.hash) != h.hash OR (coalesce(l.last_pushed_hash, '') != h.hash "
                 " AND EXISTS (SELECT 1 FROM intents i WHERE i.canonical_id = h.canonical_id "
-                "             AND i.target = s.system AND i.hash = h.hash))) "
+                "             AND i.target = s.system AND i.hash = h.hash))), "
+                "EXISTS (SELECT 1 FROM intents i WHERE i.canonical_id = h.canonical_id AND i.target = s.system), "
+                "EXISTS (SELECT 1 FROM waiting w WHERE w.system = s.system AND w.external_id = s.external_id) "
                 "FROM sys s JOIN hub h ON h.canonical_id = s.key "
                 "LEFT JOIN links l ON l.canonical_id = s.key AND l.system = s.system "
                 "WHERE s.deleted = 0 AND s.fhash != h.fhash "
                 "AND NOT EXISTS (SELECT 1 FROM dup WHERE dup.key = s.key AND dup.system = s.system)"):
             owner_system = self.connectors[system].system
-            if self.routing.ownership.owner(entity_type, "*") == owner_system:
-                continue  # the hub follows its source by incremental sync; lag is not drift
             theirs, ours = json.loads(sys_fields), json.loads(hub_fields)
-            differing = self._differing(entity_type, owner_system, ours, theirs, lines)
-            if not differing:
+            differing = self._differing(entity_type, ours, theirs, lines)
+            owned = [f for f in differing if self.routing.ownership.owner(entity_type, f) == owner_system]
+            if writing:
+                owned = []  # the hub's own write to it has not landed: its value is the one on the way
+            others = [f for f in differing if f not in owned]
+            if owned:
+                source = self._source_finding(entity_type, system, external_id, key, owned, ours, theirs)
+                on_its_way = waiting or updated_at > sla_cutoff or (changed_at is not None and changed_at > sla_utc)
+                # lag: not reported, but its amount is no ledger's fault in the day totals either
+                (lag if on_its_way else record_findings).append(source)
+            if not others:
                 continue
-            fields = {f: {"hub": ours.get(f), system: theirs.get(f)} for f in differing}
+            fields = {f: {"hub": ours.get(f), system: theirs.get(f)} for f in others}
             if lagging:
                 # the hub meant to write this content and it has not landed: stale once the
                 # SLA has passed, otherwise the write may still be on its way
                 if updated_at <= sla_cutoff:
                     record_findings.append(DiffFinding(
                         "stale", entity_type, system, key, [external_id],
-                        f"the hub changed {', '.join(differing)} at {updated_at[:19]} and {system} still has "
+                        f"the hub changed {', '.join(others)} at {updated_at[:19]} and {system} still has "
                         f"the old value past the SLA; `hub resync --finding ID` pushes it", fields))
                 continue
             record_findings.append(DiffFinding(
                 "mismatch", entity_type, system, key, [external_id],
-                f"{system} {entity_type} {external_id} disagrees with the hub on {', '.join(differing)}",
+                f"{system} {entity_type} {external_id} disagrees with the hub on {', '.join(others)}",
                 fields))
 
         yield from record_findings
-        yield from self._totals(db, entity_type, holders, record_findings)
+        yield from self._totals(db, entity_type, holders, [*record_findings, *lag])
 
-    def _differing(self, entity_type: str, system: str, ours: dict[str, Any], theirs: dict[str, Any],
+    def _owns_record(self, entity_type: str, connection: str) -> bool:
+        return self.routing.ownership.owner(entity_type, "*") == self.connectors[connection].system
+
+    @staticmethod
+    def _source_finding(entity_type: str, connection: str, external_id: str, canonical: str, owned: list[str],
+                        ours: dict[str, Any], theirs: dict[str, Any]) -> DiffFinding:
+        """The owner changed the record and no event brought the change to the hub."""
+        changes = ", ".join(f"{f} (hub {ours.get(f)}, {connection} {theirs.get(f)})" for f in owned)
+        return DiffFinding(
+            "mismatch", entity_type, connection, canonical, [external_id],
+            f"{connection} {entity_type} {external_id} changed {changes} and no event reached the hub; "
+            f"`hub resync --finding ID` re-reads it from {connection}",
+            {f: {"hub": ours.get(f), connection: theirs.get(f)} for f in owned}, key="source")
+
+    def _differing(self, entity_type: str, ours: dict[str, Any], theirs: dict[str, Any],
                    lines: int) -> list[str]:
         differing = []
         for name, value in theirs.items():
             if value is None or ours.get(name) is None:
                 continue  # a system that cannot express a field is not drifting on it
-            if self.routing.ownership.owner(entity_type, name) == system:
-                continue
             if name in MONEY_FIELDS and isinstance(value, int):
                 if abs(value - int(ours[name])) <= self.tolerances.line_rounding_minor * lines:
                     continue
@@ -378,7 +427,12 @@ class Differ:
                 "AND day IS NOT NULL GROUP BY system, day, currency"):
             sums[(system, day, currency)] = int(total or 0)
         explained: dict[tuple[str, str, str], int] = defaultdict(int)
+        compared: set[tuple[str, str | None]] = set()
         for finding in record_findings:
+            if finding.kind in ("broken_link", "missing", "mismatch", "stale") and finding.canonical_id:
+                if (finding.system, finding.canonical_id) in compared:
+                    continue  # one record with two findings (owned and other fields): its amount counts once
+                compared.add((finding.system, finding.canonical_id))
             for system, day, currency, amount in _record_amounts(db, finding):
                 explained[(system, day, currency)] += amount
         days = {(d, c) for (_s, d, c) in sums}
@@ -404,7 +458,9 @@ class Differ:
 def _record_amounts(db: sqlite3.Connection, finding: DiffFinding) -> Iterator[tuple[str, str, str, int]]:
     """The (system, day, currency, correction) a record finding already accounts for."""
     if finding.kind in ("mismatch", "stale") and finding.canonical_id:
-        row = db.execute("SELECT h.day, h.currency, h.amount, s.amount FROM sys s JOIN hub h "
+        # what the system's day sum would be if it agreed with the hub (sums leave voids out)
+        row = db.execute("SELECT h.day, h.currency, CASE WHEN h.void THEN 0 ELSE h.amount END, "
+                         "CASE WHEN s.void THEN 0 ELSE s.amount END FROM sys s JOIN hub h "
                          "ON h.canonical_id = s.key WHERE s.system = ? AND s.key = ?",
                          (finding.system, finding.canonical_id)).fetchone()
         if row and row[0] and row[2] is not None and row[3] is not None:

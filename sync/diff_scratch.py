@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mapping.keys import normalise_key
@@ -78,8 +79,9 @@ def create_scratch(db: sqlite3.Connection) -> None:
         CREATE TABLE intents (canonical_id TEXT, target TEXT, hash TEXT, PRIMARY KEY (canonical_id, target, hash));
         CREATE TABLE sys (system TEXT, external_id TEXT, deleted INT, fields TEXT, fhash TEXT, day TEXT,
                           currency TEXT, amount INT, lines INT, void INT, k_email TEXT, k_number TEXT,
-                          k_name TEXT, key TEXT);
+                          k_name TEXT, key TEXT, changed_at TEXT);
         CREATE TABLE unreadable (system TEXT, external_id TEXT, reason TEXT, PRIMARY KEY (system, external_id));
+        CREATE TABLE waiting (system TEXT, external_id TEXT, PRIMARY KEY (system, external_id)) WITHOUT ROWID;
     """)
 
 
@@ -124,3 +126,28 @@ class ScratchRefs:
 
     def external_id(self, entity_type: str, canonical_id: str) -> str | None:
         return None
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """A moment as comparable text (UTC, microseconds always written); a naive one is UTC."""
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def named_ids(payload: Any, found: set[str] | None = None) -> set[str]:
+    """Every string value in an event's payload: the ids it may name, whatever the system's shape
+    (Stripe ``data.object.id``, a QuickBooks entity list, a Xero ``resourceId``). Over-matching
+    only excuses a record for one more diff; under-matching would report lag as drift."""
+    found = set() if found is None else found
+    if isinstance(payload, str):
+        if 0 < len(payload) <= 255:
+            found.add(payload)
+    elif isinstance(payload, dict):
+        for value in payload.values():
+            named_ids(value, found)
+    elif isinstance(payload, list | tuple):
+        for value in payload:
+            named_ids(value, found)
+    return found

@@ -1,5 +1,10 @@
 """Repair on request: ``hub resync --finding ID [--keep EXTERNAL_ID] [--dry-run]``.
 
+* mismatch against the record's owner (the diff's ``source`` finding: every field it names is
+  owned by that system): the owner changed it and no event reached the hub. The record is read
+  again from the owner and taken in as a sync would (``Engine.ingest``: the hub takes the owner's
+  fields and plans one write per target, to linked records, so nothing is posted twice and a void
+  follows as a void), then those writes are pushed;
 * missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
   broken link is forgotten first; every repair write is queued as one that may already exist
   (``may_exist``), so each connector looks the record up by the hub's marker before creating it);
@@ -84,6 +89,8 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
         return plan
     if finding.canonical_id is None:
         raise RepairError(f"{kind} finding {finding.id[:8]} names no hub record to push")
+    if kind == "mismatch" and _against_owner(hub, finding):
+        return _read_from_owner(hub, plan, dry_run)
     plan.actions.append(f"push hub {entity} {finding.canonical_id} to {system}"
                         + (" (re-create: its link is broken)" if kind == "broken_link" else ""))
     if dry_run:
@@ -109,6 +116,40 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
             raise RepairError(f"hub record {finding.canonical_id} no longer exists")
     summary = SyncSummary()
     hub.engine.push(system, summary, None, entities=[entity])
+    plan.summary = summary
+    return plan
+
+
+def _against_owner(hub: Hub, finding: Finding) -> bool:
+    """A mismatch in fields the finding's system owns: the hub lags its source."""
+    connector = hub.connectors.get(finding.system)
+    return connector is not None and bool(finding.fields) and all(
+        hub.routing.ownership.owner(finding.entity, name) == connector.system for name in finding.fields)
+
+
+def _read_from_owner(hub: Hub, plan: RepairPlan, dry_run: bool) -> RepairPlan:
+    finding = plan.finding
+    connector, entity = hub.connectors[finding.system], finding.entity
+    (external_id,) = finding.external_ids
+    plan.actions.append(f"read {finding.system} {entity} {external_id} again and take it into hub {entity} "
+                        f"{finding.canonical_id}; push the change to the systems that hold it")
+    if dry_run:
+        return plan
+    # One full read of that entity from the owner, stopped at the record: the Connector protocol
+    # has no read by id for every system (and ``lookup`` finds only records carrying the hub's
+    # marker). A repair is asked for one record at a time, and the diff itself reads in full.
+    record = next((r for page in connector.fetch_all(entity) for r in page.records
+                   if r.external_id == external_id), None)
+    if record is None:
+        raise RepairError(f"{finding.system} {entity} {external_id} is no longer there; run `hub diff` again")
+    summary = SyncSummary()
+    with hub.store.transaction() as tx:
+        hub.engine.ingest(tx, connector, [record], summary, None)
+    if summary.errors:
+        raise RepairError("; ".join(summary.errors))
+    for name in hub.connectors:
+        if name != finding.system:
+            hub.engine.push(name, summary, None, entities=[entity])
     plan.summary = summary
     return plan
 
