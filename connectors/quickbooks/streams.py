@@ -6,10 +6,16 @@
   1,000 objects, so an older cursor falls back to a ``MetaData.LastUpdatedTime`` query, and a
   full CDC answer is followed by another call from the newest change seen. The cursor is the
   server's ``time`` from the response (server clock, not ours).
+* A full read (the first, or one past CDC's reach) is checkpointed per page: every page but the
+  last carries ``{"scan": {"next": position, "time": server time of the first page, "since":
+  the LastUpdatedTime bound or null}}``. A restart queries on from that position, and the last
+  page stores the first page's time, so CDC from there brings every change made while the read
+  ran (a record edited on a page already read included).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,17 +52,19 @@ class Reader:
         result: dict[str, Any] = self.client.call(lambda qb: qb.query(sql))
         return result
 
-    def _pages(self, entity_type: str, where: str) -> Iterator[tuple[list[Record], str | None]]:
+    def _pages(self, entity_type: str, where: str,
+               start: int = 1) -> Iterator[tuple[list[Record], str | None, int | None]]:
+        """Query pages from ``start``: (records, server time, the next page's start or None)."""
         name = ENTITY_NAMES[entity_type]
-        start = 1
         while True:
             sql = f"SELECT * FROM {name}{where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {self.page_size}"
             result = self.query(sql)
             rows = (result.get("QueryResponse") or {}).get(name) or []
-            yield [to_record(entity_type, row) for row in rows], result.get("time")
-            if len(rows) < self.page_size:
-                return
             start += len(rows)
+            more = len(rows) >= self.page_size
+            yield [to_record(entity_type, row) for row in rows], result.get("time"), start if more else None
+            if not more:
+                return
 
     def _all_where(self, entity_type: str, extra: str = "") -> str:
         conditions = ["Active IN (true, false)"] if entity_type in NAME_ENTITIES else []
@@ -65,30 +73,48 @@ class Reader:
         return " WHERE " + " AND ".join(conditions) if conditions else ""
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
-        for records, _time in self._pages(entity_type, self._all_where(entity_type)):
+        for records, _time, _next in self._pages(entity_type, self._all_where(entity_type)):
             yield Page(records)
 
-    def _scan(self, entity_type: str, where: str) -> Iterator[Page]:
-        """Pages of a query; the last page carries the server time of the FIRST response."""
-        started: str | None = None
-        pending: list[Record] | None = None
-        for records, server_time in self._pages(entity_type, where):
-            started = started or server_time
-            if pending is not None:
-                yield Page(pending)
-            pending = records
-        yield Page(pending or [], cursor=started or self.now().isoformat())
+    def _scan(self, entity_type: str, since: str | None, start: int = 1,
+              started: str | None = None) -> Iterator[Page]:
+        """A full read (records updated at or after ``since`` when given), from ``start``: each
+        page but the last carries its checkpoint; the last the server time of the FIRST page."""
+        extra = f"MetaData.LastUpdatedTime >= {quote(since)}" if since is not None else ""
+        for records, server_time, next_start in self._pages(entity_type, self._all_where(entity_type, extra), start):
+            started = started or server_time or self.now().isoformat()
+            if next_start is None:
+                yield Page(records, cursor=started)
+                return
+            yield Page(records, cursor=json.dumps({"scan": {"next": next_start, "time": started, "since": since}},
+                                                  separators=(",", ":")))
+
+    @staticmethod
+    def _checkpoint(cursor: str) -> tuple[int, str, str | None] | None:
+        """A full read's checkpoint (next position, first page's time, its bound), else None."""
+        if not cursor.startswith("{"):
+            return None
+        try:
+            scan = json.loads(cursor)["scan"]
+            since = scan.get("since")
+            return int(scan["next"]), str(scan["time"]), None if since is None else str(since)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         if cursor is None:
-            yield from self._scan(entity_type, self._all_where(entity_type))
+            yield from self._scan(entity_type, None)
+            return
+        resume = self._checkpoint(cursor)
+        if resume is not None:  # a full read was interrupted: go on from its next page
+            start, started, bound = resume
+            yield from self._scan(entity_type, bound, start, started)
             return
         since = parse_time(cursor)
         if since is None or self.now() - since > CDC_LOOKBACK:
             # Older than the change feed keeps: a LastUpdatedTime query (deletions in that gap are
             # left to the diff's broken-link check; QBO keeps no tombstones outside CDC).
-            where = self._all_where(entity_type, f"MetaData.LastUpdatedTime >= {quote(cursor)}")
-            yield from self._scan(entity_type, where)
+            yield from self._scan(entity_type, cursor)
             return
         name = ENTITY_NAMES[entity_type]
         while True:

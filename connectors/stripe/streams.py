@@ -6,6 +6,12 @@ asks for events created at or after ``t - overlap`` (events can become visible l
 ids it has already returned, so overlap never re-delivers what was read, and a pass with no
 changes costs one request per stream. A cursor older than the retention falls back to a full
 fetch, as does a cursor we cannot parse.
+
+A first read is a full list, newest first, checkpointed per page: each page but the last carries
+``{"resume": {"after": last id, "then": events cursor}}``, the events cursor taken before the
+first page. A restart lists on ``starting_after`` the last stored object (no page read twice),
+and its last page stores the events cursor, so the next read picks up every change made while
+the list ran (objects created, updated or deleted then have events after it).
 """
 
 from __future__ import annotations
@@ -98,6 +104,20 @@ def encode_cursor(t: int, seen: Sequence[str]) -> str:
     return json.dumps({"t": t, "seen": list(seen)[-2000:]}, separators=(",", ":"))
 
 
+def encode_resume(after: str, then: str) -> str:
+    return json.dumps({"resume": {"after": after, "then": then}}, separators=(",", ":"))
+
+
+def decode_resume(cursor: str) -> tuple[str, str] | None:
+    """A first read's checkpoint: (the last object stored, the events cursor to end on)."""
+    try:
+        data = json.loads(cursor)
+        resume = data["resume"] if isinstance(data, dict) else None
+        return (str(resume["after"]), str(resume["then"])) if isinstance(resume, dict) else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def decode_cursor(cursor: str) -> tuple[int, set[str]] | None:
     try:
         data = json.loads(cursor)
@@ -156,10 +176,10 @@ class StreamReader:
 
     # -- full fetch ------------------------------------------------------------------------
 
-    def fetch_all(self, entity_type: str, cursor: str | None = None) -> Iterator[Page]:
-        """Every live object, newest first, ``page_limit`` per request; ``cursor`` on the last page."""
+    def fetch_all(self, entity_type: str, cursor: str | None = None, after: str | None = None) -> Iterator[Page]:
+        """Every live object, newest first, ``page_limit`` per request (from ``starting_after``
+        ``after``); ``cursor`` on the last page and, when given, a checkpoint on every other."""
         stream = STREAMS[entity_type]
-        after: str | None = None
         while True:
             params = {**stream.list_params, "limit": self.page_limit}
             if after:
@@ -168,10 +188,11 @@ class StreamReader:
             items = page.data
             records = [record_of(entity_type, self.enrich(entity_type, o)) for o in items]
             last = not page.has_more or not items
-            yield Page(records, cursor=cursor if last else None)
             if last:
+                yield Page(records, cursor=cursor)
                 return
             after = str(items[-1]["id"])
+            yield Page(records, cursor=encode_resume(after, cursor) if cursor is not None else None)
 
     def _events(self, stream: Stream, since: int | None) -> Iterator[dict[str, Any]]:
         after: str | None = None
@@ -208,10 +229,27 @@ class StreamReader:
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         stream = STREAMS[entity_type]
-        state = decode_cursor(cursor) if cursor else None
-        if cursor and state is None:
-            log.warning("stripe %s: unreadable cursor, falling back to a full fetch", entity_type)
         now = int(self.clock().timestamp())
+        resume = decode_resume(cursor) if cursor else None
+        if resume is not None:  # a first read was interrupted: go on after its last stored page
+            after, then = resume
+            state = decode_cursor(then)
+            if state is not None and state[0] - self.overlap >= now - EVENT_RETENTION_SECONDS:
+                pages = self.fetch_all(entity_type, cursor=then, after=after)
+                try:
+                    first = next(pages)
+                except InvalidError:  # Stripe no longer lists the object it stopped after
+                    log.warning("stripe %s: a first read cannot resume (its last object is gone); "
+                                "reading from the start", entity_type)
+                else:
+                    yield first
+                    yield from pages
+                    return
+            state = None  # or its events cursor aged out meanwhile: read again from the start
+        else:
+            state = decode_cursor(cursor) if cursor else None
+            if cursor and state is None:
+                log.warning("stripe %s: unreadable cursor, falling back to a full fetch", entity_type)
         if state is None or state[0] - self.overlap < now - EVENT_RETENTION_SECONDS:
             start = self._starting_cursor(stream)
             yield from self.fetch_all(entity_type, cursor=start)
