@@ -31,7 +31,7 @@ from mapping.model import (
     SubscriptionItem,
     TaxLine,
 )
-from mapping.money import Money, MoneyError, exponent
+from mapping.money import Money, MoneyError, exponent, normalize_currency
 from mapping.refs import RefResolver
 
 Data = Mapping[str, Any]
@@ -109,7 +109,13 @@ def _ref(refs: RefResolver, entity_type: str, value: Any) -> str | None:
 
 
 def _cur(data: Data) -> str:
-    return str(data.get("currency") or "usd").upper()
+    """The object's currency. Stripe puts one on every object that carries money, so a missing
+    one is a record the hub cannot read, never a guess of USD."""
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not currency.strip():
+        raise StripeMappingError(f"{data.get('object') or 'object'} {data.get('id')} has no currency "
+                                 f"({currency!r}): its amounts cannot be read")
+    return normalize_currency(currency)  # an unknown code is refused here too
 
 
 def _address(value: Any) -> Address | None:

@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from connectors.settings import ConnectionConfig, Key, system_keys
 from state.store import url_problem
+from sync.context import MAX_AMOUNT_MINOR
 from sync.flows import DEFAULT_FLOWS, DEFAULT_OWNERSHIP
 
 SYSTEMS = ("stripe", "quickbooks", "xero", "salesforce", "fake")
@@ -233,6 +234,8 @@ FLOWS_KEYS = {
     "max_attempts": Key(int, default=8, minimum=1, help="a write is dead-lettered after this many"),
     "backoff_seconds": Key(float, default=30.0, minimum=0, help="first retry delay of a write"),
     "lease_seconds": Key(float, default=300.0, above=0, help="a claimed write returns after this"),
+    "max_amount_minor": Key(int, default=MAX_AMOUNT_MINOR, minimum=1,
+                            help="a write with a larger amount (minor units) is held, not made"),
 }
 SCHEDULES_KEYS = {
     "sync_interval_seconds": Key(float, default=300.0, above=0),

@@ -29,6 +29,9 @@ log = logging.getLogger("billhub.engine")
 
 _KEY_NAMESPACE = uuid.UUID("0b5f1d0e-8a43-4d1b-9a55-3c1e7c2f9d20")
 MAPPING_ERRORS = (KeyError, ValueError, TypeError, MoneyError, InvalidError, AttributeError)
+# The largest amount written without question ([flows] max_amount_minor): 10**12 minor units is
+# 10 billion in a two-decimal currency. Beyond it a write is held: a typo or a unit mix-up.
+MAX_AMOUNT_MINOR = 10**12
 
 
 def idempotency_key(canonical_id: str, target: str, digest: str) -> str:
@@ -103,8 +106,10 @@ class SyncContext:
         tax_codes: Mapping[str, Mapping[str, str]],
         clock: Callable[[], datetime],
         random: Callable[[], float] = _random.random,
+        max_amount_minor: int = MAX_AMOUNT_MINOR,
     ) -> None:
         self.store = store
+        self.max_amount_minor = max_amount_minor  # writes beyond it are held (push pre-flight)
         self.connectors = dict(connectors)
         self.routing = routing
         self.max_attempts = max_attempts
@@ -169,5 +174,5 @@ class SyncContext:
         return paused_reason(state, self.clock())
 
 
-__all__ = ["MAPPING_ERRORS", "AskedRefs", "ConnectionPaused", "LinkResolver", "SyncContext", "fingerprint",
+__all__ = ["MAPPING_ERRORS", "MAX_AMOUNT_MINOR", "AskedRefs", "ConnectionPaused", "LinkResolver", "SyncContext", "fingerprint",
            "idempotency_key", "payload_digest"]

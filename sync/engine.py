@@ -24,6 +24,7 @@ from connectors.base import Connector, ConnectorError, Record
 from mapping.model import Entity
 from state.store import StateStore, Tx
 from sync.context import (
+    MAX_AMOUNT_MINOR,
     ConnectionPaused,
     LinkResolver,
     SyncContext,
@@ -53,8 +54,10 @@ class Engine:
         tax_codes: Mapping[str, Mapping[str, str]] | None = None,
         clock: Callable[[], datetime] | None = None,
         random: Callable[[], float] | None = None,
+        max_amount_minor: int = MAX_AMOUNT_MINOR,
     ) -> None:
-        extra = {"random": random} if random is not None else {}
+        extra: dict[str, Any] = {"random": random} if random is not None else {}
+        extra["max_amount_minor"] = max_amount_minor
         self.ctx = SyncContext(store, connectors, routing, max_attempts=max_attempts,
                                backoff_seconds=backoff_seconds, batch_size=batch_size,
                                lease_seconds=lease_seconds, tax_codes=tax_codes or {},

@@ -10,8 +10,9 @@ with a finding that says what to fix), or the connection pauses and its items wa
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ from connectors.base import (
     WriteResult,
 )
 from mapping.model import Entity, Invoice, Subscription
+from mapping.money import Money
 from state.errors import LinkConflict
 from state.store import OutboxItem, Tx
 from sync.context import (
@@ -48,6 +50,9 @@ REFERENCE_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "refund": (("invoice_id", "invoice"),),
     "credit_note": (("customer_id", "customer"), ("invoice_id", "invoice")),
 }
+# Ledgers with no negative invoice: a negative total is a credit note there (issue 18), and
+# until the hub makes one, writing it as given would be a guess.
+NO_NEGATIVE_INVOICES = frozenset({"quickbooks", "xero"})
 # How long the writes of a paused connection wait when the system named no time.
 PAUSE_SECONDS = 300
 
@@ -246,7 +251,20 @@ class Pusher:
         return holder_id in self.ingest.repoint_holders(tx, connector, {ref_id: canonical}, SyncSummary(), None)
 
     def _preflight(self, entity: Entity, connector: Connector) -> str | None:
-        """What a ledger would refuse: inconsistent totals, unmapped tax rates."""
+        """What a ledger would refuse or the hub must not guess at: an amount beyond the sanity
+        bound, a negative invoice where the ledger has no such document, inconsistent totals,
+        unmapped tax rates."""
+        bound = self.ctx.max_amount_minor
+        largest = max((m for m in _amounts(entity)), key=lambda m: abs(m.minor), default=None)
+        if largest is not None and abs(largest.minor) > bound:
+            return (f"{entity.type} {getattr(entity, 'number', None) or entity.id}: amount {largest} is beyond "
+                    f"the sanity bound of {bound:,} minor units ([flows] max_amount_minor); check the record "
+                    "at its source, or raise the bound if the amount is real")
+        if (isinstance(entity, Invoice) and entity.total.minor < 0
+                and connector.system in NO_NEGATIVE_INVOICES):
+            return (f"invoice {entity.number or entity.id}: total {entity.total} is negative and "
+                    f"{connector.system} has no negative invoices; issue a credit note in the source "
+                    "(e.g. Stripe) instead, then void this invoice there")
         if isinstance(entity, Invoice):
             if not entity.totals_consistent():
                 return (f"invoice {entity.number or entity.id}: total {entity.total} is not lines + tax - "
@@ -317,6 +335,18 @@ class Pusher:
         with self.ctx.store.transaction() as tx:
             for item in items:
                 tx.fail_outbox(item.id, action.reason, until)
+
+
+def _amounts(value: object) -> Iterator[Money]:
+    """Every amount in an entity, its lines' included."""
+    if isinstance(value, Money):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _amounts(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _amounts(getattr(value, f.name))
 
 
 def _rate_key(rate: Decimal | None) -> str | None:

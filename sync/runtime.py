@@ -10,6 +10,7 @@ from connectors.registry import build_connector
 from state.crypto import Cipher
 from state.store import StateStore
 from sync.config import Config
+from sync.context import MAX_AMOUNT_MINOR
 from sync.diff import Differ, Tolerances
 from sync.engine import Engine
 from sync.flows import Routing, routing_from_config
@@ -39,7 +40,8 @@ class Hub:
         engine = Engine(store, built, routing, tax_codes=config.tax_codes,
                         max_attempts=int(config.flows.get("max_attempts", 8)),
                         backoff_seconds=float(config.flows.get("backoff_seconds", 30.0)),
-                        lease_seconds=float(config.flows.get("lease_seconds", 300.0)))
+                        lease_seconds=float(config.flows.get("lease_seconds", 300.0)),
+                        max_amount_minor=int(config.flows.get("max_amount_minor", MAX_AMOUNT_MINOR)))
         differ = Differ(store, built, routing, Tolerances.from_config(config.diff))
         return cls(config, store, built, routing, engine, differ)
 

@@ -136,7 +136,7 @@ def test_a_valid_config_is_taken_with_every_section_default_filled() -> None:
     config = _parse('[flows]\nenabled = ["customers"]\n[server]\nport = 0\n'
                     '[state]\nurl = "postgresql+psycopg://u@db/hub"\n[schedules]\ndiff.invoice = "30 2 * * *"\n')
     assert config.flows == {"enabled": ["customers"], "max_attempts": 8, "backoff_seconds": 30.0,
-                            "lease_seconds": 300.0}
+                            "lease_seconds": 300.0, "max_amount_minor": 10**12}
     assert config.server["port"] == 0
     assert config.schedules["diff"] == {"invoice": "30 2 * * *"}
     assert config.diff["stale_sla_minutes"] == 60.0

@@ -8,6 +8,7 @@ subscription, invoice, plus ``record_usage`` for meter events. The hub's marker 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -172,15 +173,17 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         side. An event whose object could not be read gets the error instead of records."""
         per_event = [self.reader.records_for_event(p) for p in payloads]
         latest: dict[tuple[str, str], Record] = {}
-        for records in per_event:
+        naming: dict[tuple[str, str], str] = {}  # the event the latest copy came from
+        for payload, records in zip(payloads, per_event, strict=True):
             for record in records:
                 key = (record.entity_type, record.external_id)
                 if not record.deleted and (key not in latest or _stamp(record) >= _stamp(latest[key])):
                     latest[key] = record  # the newest event's time stays the record's
+                    naming[key] = str(payload.get("id") or "")
 
         def read(record: Record) -> Record | Exception:
             try:
-                return self._current(record)
+                return self._current(record, naming[(record.entity_type, record.external_id)])
             except Exception as exc:  # the events naming it fail, and the inbox tries them again
                 return exc
         if self._refetchers is None:
@@ -193,14 +196,19 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
             results.append(error if error is not None else [x for x in now if isinstance(x, Record)])
         return results
 
-    def _current(self, record: Record) -> Record:
+    def _current(self, record: Record, event_id: str) -> Record:
         if record.deleted:
             return record
         try:
             return self.reader.refetch(record)
         except InvalidError as exc:
             if exc.status == 404:
-                return record
+                # Gone (or never there): the event's copy is all there is, and storing it would be
+                # a guess. Said so, and the hub writes nothing of it.
+                object_name = STREAMS[record.entity_type].object_name
+                return dataclasses.replace(record, gone=(
+                    f"stripe event {event_id} names {object_name} {record.external_id}, which stripe "
+                    "answers 404 (no such object)"))
             raise
 
     # -- mapping ------------------------------------------------------------------------------------
