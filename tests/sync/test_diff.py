@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -147,3 +148,33 @@ def test_payments_are_reconciled_too(world: World) -> None:
     world.stripe.put("payment", data)
     world.sync()
     assert differ(world).run(["payment"]).findings == []
+
+
+def bump_in_stripe(world: World, number: str, by: int) -> str:
+    """A fake Stripe invoice's first line (and so its totals) changed out of band: no sync sees it."""
+    stripe_id = next(k for k, v in world.stripe.live("invoice").items() if v["number"] == number)
+    data = copy.deepcopy(world.stripe.live("invoice")[stripe_id])
+    first = data["lines"][0]
+    for money in (first["unit_amount"], first["amount"], data["subtotal"], data["total"], data["amount_due"]):
+        money["minor"] += by
+    world.stripe.put("invoice", data, stripe_id)
+    return stripe_id
+
+
+def test_a_change_in_the_owner_that_never_reached_the_hub_is_a_finding_against_the_owner(world: World) -> None:
+    stripe_id = bump_in_stripe(world, "INV-0002", 500)
+    # the fake stamps its records with the wall clock: the hub's clock stands a day past it, so
+    # the owner's change is older than the SLA by its own time too
+    world.clock.now = datetime.now(UTC) + timedelta(days=1)
+    result = differ(world).run(["invoice"])
+    assert kinds(result) == [("mismatch", "invoice", "stripe")]  # no day total blamed on the ledger
+    assert result.findings[0]["external_ids"] == [stripe_id]
+    assert result.findings[0]["fields"]["total"] == {"hub": 3006, "stripe": 3506}
+    world.sync()  # the change feed brings it after all: the hub and the ledger follow
+    assert differ(world).run(["invoice"]).findings == []
+
+
+def test_an_owner_change_within_the_sla_by_its_own_time_is_lag(world: World) -> None:
+    bump_in_stripe(world, "INV-0003", 500)
+    world.clock.now = datetime.now(UTC) + timedelta(minutes=30)  # the fake's record: changed 30 minutes ago
+    assert differ(world).run(["invoice"]).findings == []
