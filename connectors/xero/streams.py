@@ -4,6 +4,8 @@ Xero has no change feed; ``If-Modified-Since`` against ``UpdatedDateUTC`` (with
 ``includeArchived``) is the documented way to poll. The cursor is the newest ``UpdatedDateUTC``
 seen, and each read starts ``overlap`` seconds before it so a record updated in the same
 instant as the previous read is not missed (duplicates are fine: reads are at-least-once).
+Pages come oldest change first, so every page stores the cursor as of its newest change: a
+first read stopped midway goes on from there, never from page 1.
 Archived contacts, voided/deleted invoices and credit notes, and deleted payments come back as
 deleted records.
 """
@@ -128,11 +130,15 @@ class Reader:
         newest = previous
         window: dict[str, datetime] = {}
         pending: list[Record] | None = None
+        checkpoint: str | None = None  # the cursor once ``pending`` is stored
         settled: datetime | None = None  # server time of the read, less the overlap
         for records, server_time in self._pages(stream, since=since, include_archived=True):
             fresh = [r for r in records if _version_hash(r) not in seen]
             if pending is not None:
-                yield Page(pending)
+                # Pages come oldest change first, so every page but the last is a checkpoint: a
+                # restart asks from its newest change on (a long first read included), and what
+                # changes meanwhile sorts after it.
+                yield Page(pending, cursor=checkpoint)
             for record in records:
                 if record.updated_at is None:
                     continue
@@ -142,19 +148,21 @@ class Reader:
             if server_time is not None:
                 settled = server_time - self.overlap
             pending = fresh
+            checkpoint = self._cursor(newest, window, seen, previous) if newest is not None else cursor
         # Changes older than the server's time less the overlap have all landed: move past them
         # even when nothing newer came, or every quiet pass would re-read the last burst.
         if settled is not None and (newest is None or settled > newest):
             newest = settled
-        if newest is not None:
-            floor = newest - self.overlap
-            keep = {h for h, at in window.items() if at >= floor}
-            keep |= {h for h in seen if previous is not None and previous >= floor}
-            next_cursor: str | None = _format_cursor(newest, keep)
-        else:
-            next_cursor = cursor
+        next_cursor = self._cursor(newest, window, seen, previous) if newest is not None else cursor
         yield Page(pending or [], cursor=next_cursor)
 
+    def _cursor(self, newest: datetime, window: Mapping[str, datetime], seen: set[str],
+                previous: datetime | None) -> str:
+        """The cursor at ``newest``, remembering the versions read within the overlap of it."""
+        floor = newest - self.overlap
+        keep = {h for h, at in window.items() if at >= floor}
+        keep |= {h for h in seen if previous is not None and previous >= floor}
+        return _format_cursor(newest, keep)
 
 MAX_SEEN = 5000
 

@@ -21,6 +21,8 @@ from connectors.quickbooks.emulator import DEFAULT_REALM, QuickBooksEmulator
 from connectors.retry import RetryPolicy
 from connectors.stripe.connector import build as build_stripe
 from connectors.stripe.emulator import StripeEmulator
+from connectors.xero.connector import build as build_xero
+from connectors.xero.emulator import XeroEmulator
 from state.store import StateStore
 from sync.engine import Engine, SyncSummary
 from sync.flows import Flow, Ownership, Routing, routing_from_config
@@ -28,6 +30,7 @@ from tests.conftest import make_store
 from tests.connectors.quickbooks.conftest import qbo_config
 from tests.connectors.stripe.conftest import API_KEY
 from tests.connectors.stripe.conftest import make_config as stripe_config
+from tests.connectors.xero.conftest import xero_config
 
 PAGE = 5
 RECORDS = 12  # pages of 5, 5 and 2
@@ -147,4 +150,34 @@ def test_quickbooks_first_read_resumes_after_its_last_committed_page(store: Stat
         engine.pull("quickbooks", "customer", SyncSummary(), None)  # CDC from the first page's time
         expected = sorted([f"Customer {i:02d}" for i in range(1, RECORDS)] + ["Renamed"])
         assert stored(store, "quickbooks") == expected
+        connector.close()
+
+
+def test_xero_first_read_resumes_after_its_last_committed_page(store: StateStore) -> None:
+    emulator = XeroEmulator()
+    with RunningEmulator(emulator) as running:
+        ids = []
+        for i in range(RECORDS):  # a minute apart: If-Modified-Since has whole seconds
+            emulator.clock.advance(60)
+            ids += running.call(emulator.seed({"Contacts": [{"Name": f"Customer {i:02d}"}]}))["created"]["Contacts"]
+        connector = build_xero(xero_config(running.base_url, page_size=PAGE, overlap_seconds=30), store,
+                               sleep=lambda _s: None, now=emulator.clock.now,
+                               monotonic=lambda: emulator.clock.now().timestamp())
+        connector.client.limiter.sleep = lambda _s: None
+        engine = engine_for(store, connector, source=True)
+        engine.on_progress = stop_after(2)
+        with pytest.raises(Stop):
+            engine.pull("xero", "customer", SyncSummary(), None)
+        assert len(stored(store, "xero")) == 2 * PAGE
+        # While the read was stopped: a customer of page 1 renamed (oldest change first: the first).
+        emulator.clock.advance(60)
+        running.call(emulator.seed({"Contacts": [{"ContactID": ids[0], "Name": "Renamed"}]}))
+
+        engine.on_progress = None
+        emulator.stats.requests.clear()
+        engine.pull("xero", "customer", SyncSummary(), None)
+        pages = list_calls(emulator, "/api.xro/2.0/Contacts")
+        assert len(pages) == 1, pages  # from the 10th change on: 3 records, one page; not page 1 again
+        expected = sorted([f"Customer {i:02d}" for i in range(1, RECORDS)] + ["Renamed"])
+        assert stored(store, "xero") == expected
         connector.close()
