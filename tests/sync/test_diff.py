@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from mapping.model import Invoice, InvoiceLine, Money, Payment, to_data
+from state.store import StateStore
 from sync.diff import Differ, Tolerances
 from tests.conftest import FrozenClock, make_store
 from tests.sync.test_engine import World
@@ -28,6 +29,12 @@ def put_invoice(world: World, customer_id: str, n: int, cents: int, lines: int =
 @pytest.fixture
 def world(tmp_path: object, clock: FrozenClock) -> Iterator[World]:
     store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
+    yield seeded(store, clock)
+    store.dispose()
+
+
+def seeded(store: StateStore, clock: FrozenClock) -> World:
+    """Six customers with one three-line invoice each, synced everywhere, two hours ago."""
     w = World(store, clock)
     customers = [w.customer(i) for i in range(6)]
     w.sync()
@@ -38,8 +45,7 @@ def world(tmp_path: object, clock: FrozenClock) -> Iterator[World]:
         put_invoice(w, cid, n, 1000 + n, lines=3)
     w.sync()
     clock.advance(hours=2)
-    yield w
-    store.dispose()
+    return w
 
 
 def differ(world: World, **tol: object) -> Differ:
@@ -178,3 +184,23 @@ def test_an_owner_change_within_the_sla_by_its_own_time_is_lag(world: World) -> 
     bump_in_stripe(world, "INV-0003", 500)
     world.clock.now = datetime.now(UTC) + timedelta(minutes=30)  # the fake's record: changed 30 minutes ago
     assert differ(world).run(["invoice"]).findings == []
+
+
+def test_an_event_waiting_in_the_inbox_excuses_its_record_until_it_fails_for_good(
+        store: StateStore, clock: FrozenClock) -> None:
+    world = seeded(store, clock)  # on SQLite and on PostgreSQL
+    stripe_id = bump_in_stripe(world, "INV-0004", 700)
+    world.clock.now = datetime.now(UTC) + timedelta(days=1)
+    with store.transaction() as tx:
+        tx.add_inbox("stripe", "evt_1", {"type": "invoice.updated", "data": {"object": {"id": stripe_id}}})
+        tx.add_inbox("stripe", "evt_2", {"type": "invoice.updated", "data": {"object": {"id": "in_other"}}})
+    assert differ(world).run(["invoice"]).findings == []  # pending
+    with store.transaction() as tx:
+        (first, second) = tx.claim_inbox(10, system="stripe")
+        tx.finish_inbox(first.id, error="503", retry_in=60)  # claimed, to be tried again
+        tx.finish_inbox(second.id)
+    assert differ(world).run(["invoice"]).findings == []
+    with store.transaction() as tx:
+        tx.finish_inbox(first.id, error="gave up")
+    result = differ(world).run(["invoice"])
+    assert kinds(result) == [("mismatch", "invoice", "stripe")] and result.findings[0]["external_ids"] == [stripe_id]
