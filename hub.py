@@ -15,6 +15,7 @@ import click
 from rich.table import Table
 
 from mapping.model import ENTITY_TYPES
+from state.queues import OUTBOX_ID_MAX
 from state.store import StateStore
 from sync import report as reports
 from sync.admin_commands import forget_customer_command, rotate_key_command
@@ -38,7 +39,7 @@ from sync.terminal import (
 )
 
 # Outbox ids are database integers: a larger number is a usage error, not an overflow.
-OUTBOX_ID = click.IntRange(1, 2**63 - 1)
+OUTBOX_ID = click.IntRange(1, OUTBOX_ID_MAX)
 
 
 class HubContext:

@@ -25,6 +25,9 @@ UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
 # over-long event id or type with a 400 before the database does (PostgreSQL raises DataError).
 INBOX_TEXT_LIMITS: Mapping[str, int] = {
     c.name: c.type.length for c in t.inbox.c if isinstance(c.type, String) and c.type.length}
+# The largest outbox id: its column is an Integer, 32 bits on PostgreSQL (SQLite's are 64), so a
+# larger id asked for is refused as a usage error before the database raises an overflow.
+OUTBOX_ID_MAX = 2**31 - 1
 
 
 class QueuesMixin(TxBase):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from mapping import exact_json
 from state.store import InboxItem, StateStore
 from sync.inbox_retry import retry_in
 from sync.runtime import Hub
@@ -34,34 +36,60 @@ class UsageError(ValueError):
     """A usage event that cannot be accepted; the message names the field."""
 
 
+# What parse_usage takes, as the API document states it (sync/web/api.py shows these patterns).
+EVENT_ID_MAX = 200
+CONTROL = re.compile(r"[\x00-\x1f]")
+NAME_PATTERN = r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$"  # not blank, no control characters
+VALUE_PATTERN = r"^[0-9]+(\.[0-9]+)?$"  # a plain decimal: no sign, exponent, spaces or NaN
+INTEGER_DIGITS = 1000  # a JSON integer written 1e1000000 is not expanded to a million digits
+
+
+def read_timestamp(text: str) -> datetime:
+    """An event's timestamp: ISO 8601 as Python reads it, and RFC 3339's lowercase ``t``/``z``."""
+    if not isinstance(text, str):
+        raise TypeError("timestamp: a string")
+    return datetime.fromisoformat(text.upper())
+
+
+def _name(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip(" "):
+        raise UsageError(f"{name}: required string")
+    if CONTROL.search(value):
+        raise UsageError(f"{name}: control characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no database stores it
+        raise UsageError(f"{name}: not valid Unicode") from None
+    return value
+
+
 def parse_usage(body: Any) -> dict[str, Any]:
     """Validate one usage event; raises UsageError naming the field."""
     if not isinstance(body, dict):
         raise UsageError("body must be a JSON object")
-    for name in ("event_id", "event_name", "customer"):
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            raise UsageError(f"{name}: required string")
-        if any(ord(ch) < 32 for ch in body[name]):
-            raise UsageError(f"{name}: control characters are not allowed")
-    if len(body["event_id"]) > 200:
-        raise UsageError("event_id: at most 200 characters")
+    event_id, event_name, customer = (_name(body, name) for name in ("event_id", "event_name", "customer"))
+    if len(event_id) > EVENT_ID_MAX:
+        raise UsageError(f"event_id: at most {EVENT_ID_MAX} characters")
     value = body.get("value")
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value() \
+            and value.adjusted() < INTEGER_DIGITS:
+        value = int(value)  # a JSON integer written with a fraction or exponent (5.0, 1e3), read exactly
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise UsageError("value: an integer or a decimal string")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise UsageError("value: not a number") from None
-    if not amount.is_finite() or amount < 0:
+    if isinstance(value, str) and not re.fullmatch(VALUE_PATTERN, value):
+        raise UsageError("value: must be a non-negative number written as digits (e.g. 12 or 0.5)")
+    amount = Decimal(value)
+    if amount < 0:
         raise UsageError("value: must be a non-negative number")
     timestamp = body.get("timestamp")
     if timestamp is not None:
         try:
-            datetime.fromisoformat(str(timestamp))
-        except ValueError:
-            raise UsageError("timestamp: ISO-8601 expected") from None
-    return {"event_id": body["event_id"], "event_name": body["event_name"], "customer": body["customer"],
-            "value": str(amount), "timestamp": timestamp}
+            read_timestamp(timestamp)
+        except (TypeError, ValueError):
+            raise UsageError("timestamp: an ISO-8601 date-time expected (e.g. 2026-11-01T12:00:00Z)") from None
+    return {"event_id": event_id, "event_name": event_name, "customer": customer, "value": str(amount),
+            "timestamp": timestamp}
 
 
 def read_usage_file(path: Path) -> Iterator[dict[str, Any]]:
@@ -77,7 +105,7 @@ def read_usage_file(path: Path) -> Iterator[dict[str, Any]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    parsed.append(json.loads(line))
+                    parsed.append(exact_json.loads(line))  # 5.0 read exactly, never as a float
                 except json.JSONDecodeError as exc:
                     raise UsageError(f"{path}:{number}: not JSON ({exc.msg})") from None
     else:
@@ -121,8 +149,8 @@ def _same(name: str, stored: Any, given: Any) -> bool:
         if name == "value":
             return Decimal(str(stored)) == Decimal(str(given))
         if name == "timestamp":
-            return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(str(given))
-    except (InvalidOperation, ValueError):  # an unreadable stored value: compare as given
+            return read_timestamp(stored) == read_timestamp(given)
+    except (InvalidOperation, TypeError, ValueError):  # an unreadable stored value: compare as given
         pass
     return str(stored) == str(given)
 
@@ -174,7 +202,7 @@ def send_usage(hub: Hub, item: InboxItem) -> None:
     timestamp = payload.get("timestamp")
     event = UsageEvent(identifier=item.event_id, event_name=str(payload["event_name"]), customer=customer,
                        value=Decimal(str(payload["value"])),
-                       timestamp=datetime.fromisoformat(timestamp) if timestamp else None)
+                       timestamp=read_timestamp(timestamp) if timestamp else None)
     result = stripe.record_usage([event])[0]  # type: ignore[attr-defined]
     if result.error is not None:
         raise result.error

@@ -17,17 +17,17 @@ from aiohttp import web
 from mapping import exact_json
 from mapping.model import ENTITY_TYPES
 from state.errors import NotFound
+from state.queues import OUTBOX_ID_MAX  # the database's integer (as `hub outbox retry` takes)
 from sync.engine import SyncSummary
 from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError, repair_finding, resync_since
 from sync.scheduler import DaemonStopping
-from sync.usage import UsageConflict, parse_usage, store_usage
+from sync.usage import EVENT_ID_MAX, NAME_PATTERN, VALUE_PATTERN, UsageConflict, parse_usage, store_usage
 from sync.web.context import daemon_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
-OUTBOX_ID_MAX = 2**63 - 1  # the database's integer (as `hub outbox retry` takes)
 RUNS_LIMIT, OUTBOX_LIMIT = (50, 1000), (500, 10_000)  # ?limit= default and cap
 
 
@@ -86,6 +86,7 @@ def admin(handler: Handler) -> Handler:
             daemon.throttle.fail(client)
             return problem(403, "wrong token")
         try:
+            _known_query(request)
             return await handler(request)
         except NotFound as exc:
             return problem(404, str(exc))
@@ -101,11 +102,26 @@ def admin(handler: Handler) -> Handler:
     return wrapper
 
 
+def _known_query(request: web.Request) -> None:
+    """Refuse query parameters the operation does not document (400): a misspelt filter
+    (``?stauts=dead``) would otherwise be ignored and answer everything; and values with a NUL."""
+    route = request.match_info.route.resource
+    op = OPENAPI["paths"].get(route.canonical if route is not None else "", {}).get(request.method.lower(), {})
+    known = {p["name"] for p in op.get("parameters", ()) if p["in"] == "query"}
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        raise ValueError(f"unknown query parameter {', '.join(map(repr, unknown))}: {takes}")
+    for name, value in request.query.items():  # PostgreSQL text holds no NUL (a DataError, 503)
+        if "\x00" in value:
+            raise ValueError(f"{name}: holds a NUL character")
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        data = await request.json()
+        data = await request.json(loads=exact_json.loads)  # numbers with a fraction exact, never float
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ValueError("body is not JSON") from None
     if not isinstance(data, dict):
@@ -115,7 +131,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _limit(request: web.Request, default: int, maximum: int) -> int:
     """``?limit=``: a positive integer (PostgreSQL refuses a negative LIMIT), at most ``maximum``."""
-    raw = request.query.get("limit") or str(default)
+    raw = request.query.get("limit", str(default))
     try:
         value = int(raw)
     except ValueError:
@@ -137,7 +153,7 @@ def outbox_item_id(raw: str) -> int:
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:
-    value = request.query.get(name) or None
+    value = request.query.get(name)  # given empty is not a choice either: leave it out for all
     if value is not None and value not in allowed:
         raise ValueError(f"{name}: one of {', '.join(allowed)}")
     return value
@@ -200,8 +216,22 @@ async def ack(request: web.Request) -> web.Response:
     return reply(await daemon.jobs.blocking(write))
 
 
+RESYNC_TEXT = ("finding", "keep", "connection", "entity", "external_id", "since")
+
+
+def _resync_body(body: dict[str, Any]) -> None:
+    """What the document says a resync body is: its fields, when given, non-empty strings and
+    ``dry_run`` a boolean (a string "false" must not mean true)."""
+    for name in RESYNC_TEXT:
+        if name in body and (not isinstance(body[name], str) or not body[name]):
+            raise ValueError(f"{name}: a non-empty string")
+    if "dry_run" in body and not isinstance(body["dry_run"], bool):
+        raise ValueError("dry_run: true or false")
+
+
 def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
     """``hub resync`` over the API: a finding, one record, or an entity since a date."""
+    _resync_body(body)
     dry_run = bool(body.get("dry_run", False))
     if body.get("finding"):
         plan = repair_finding(hub, str(body["finding"]), keep=body.get("keep") or None, dry_run=dry_run)
@@ -318,11 +348,12 @@ def setup(app: web.Application) -> None:
 
 
 # --------------------------------------------------------------------------- OpenAPI
-# Every admin operation can answer 401 (no bearer token), 403 (wrong token), 404 (the API is off,
-# or no such object), 429 (too many wrong tokens) and 503 (database down, or the daemon stopping);
+# Every admin operation can answer 400 (a query parameter it does not take), 401 (no bearer token),
+# 403 (wrong token), 404 (the API is off, or no such object), 429 (too many wrong tokens) and 503
+# (database down, or the daemon stopping);
 # operations add the codes their own checks answer. tests/daemon/test_openapi.py holds this
 # document to the routes and to what the handlers accept.
-_ALWAYS = ("401", "403", "404", "429", "503")
+_ALWAYS = ("400", "401", "403", "404", "429", "503")
 
 
 def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -330,10 +361,11 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 
 def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        ok: str = "200", errors: tuple[str, ...] = (), responses: dict[str, Any] | None = None) -> dict[str, Any]:
+        ok: str = "200", errors: tuple[str, ...] = (), responses: dict[str, Any] | None = None,
+        answer: dict[str, Any] | None = None) -> dict[str, Any]:
     codes = sorted({*_ALWAYS, *errors, *(("400", "413") if body else ())})
     op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
-                          "responses": {ok: _json("OK"),
+                          "responses": {ok: _json("OK", answer),
                                         **{e: {"$ref": f"#/components/responses/E{e}"} for e in codes},
                                         **(responses or {})}}
     if params:
@@ -344,9 +376,9 @@ def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[
 
 
 def _q(name: str, enum: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if enum:
-        schema["enum"] = list(enum)
+    # A free-text filter holds no NUL (the handlers answer 400: the database stores none).
+    schema: dict[str, Any] = {"type": "string", "enum": list(enum)} if enum else {"type": "string",
+                                                                                 "pattern": NO_NUL}
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
@@ -357,9 +389,25 @@ def _limit_param(default_and_cap: tuple[int, int]) -> dict[str, Any]:
             "schema": {"type": "integer", "minimum": 1, "default": default}}
 
 
+NO_NUL = "^[^\\x00]*$"
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _OUTBOX_ID = {"name": "id", "in": "path", "required": True,
               "schema": {"type": "integer", "minimum": 1, "maximum": OUTBOX_ID_MAX}}
+_TEXT = {"type": "string", "minLength": 1}
+
+
+def _listing(key: str, item: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {
+        key: {"type": "array", "items": item or {"type": "object"}}}}
+
+
+def _outbox_answer(status: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["id", "status"], "properties": {
+        "id": {"type": "integer", "minimum": 1, "maximum": OUTBOX_ID_MAX}, "status": {"const": status}}}
+
+
+# A usage name: not blank, no control characters (what parse_usage takes).
+_NAME = {"type": "string", "pattern": NAME_PATTERN}
 _USAGE_ANSWER = {"type": "object", "required": ["event_id", "stored", "duplicate"], "properties": {
     "event_id": {"type": "string"}, "stored": {"type": "boolean"}, "duplicate": {"type": "boolean"}}}
 _RESPONSES = (("400", "Invalid request"), ("401", "Missing bearer token"), ("403", "Wrong token"),
@@ -382,32 +430,39 @@ OPENAPI: dict[str, Any] = {
         "/api/status": {"get": _op("Connections, cursors, last runs, outbox depth, open findings, paused "
                                    "connections and job outcomes (`hub status --json` plus daemon state)")},
         "/api/runs": {"get": _op("Recent sync and diff runs", params=[_limit_param(RUNS_LIMIT), _q("kind")],
-                                 errors=("400",))},
+                                 answer=_listing("runs"))},
         "/api/findings": {"get": _op("Drift findings (the report JSON)", params=[
             _q("kind", KINDS), _q("system"), _q("status", ("open", "acknowledged", "resolved")),
-            _q("entity", list(ENTITY_TYPES))], errors=("400",))},
+            _q("entity", list(ENTITY_TYPES))], answer={
+                **_listing("findings"), "required": ["findings", "summary"]})},
         "/api/findings/{id}": {"get": _op("One finding with each system's values and the record's history",
                                           params=[_ID])},
         "/api/findings/{id}/ack": {"post": _op("Acknowledge a finding", params=[_ID])},
         "/api/resync": {"post": _op(
             "Resync a finding (`keep` for duplicates and orphans), one record, or an entity since a date; "
-            "`dry_run` previews", body={"type": "object", "properties": {
-                "finding": {"type": "string"}, "keep": {"type": "string"}, "connection": {"type": "string"},
-                "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "external_id": {"type": "string"},
-                "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"}}},
+            "`dry_run` previews", body={
+                "type": "object", "properties": {
+                    "finding": _TEXT, "keep": _TEXT, "connection": _TEXT,
+                    "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "external_id": _TEXT,
+                    "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"}},
+                "anyOf": [{"required": ["finding"]}, {"required": ["connection", "entity", "external_id"]},
+                          {"required": ["entity", "since"]}]},
             errors=("409",))},
         "/api/outbox": {"get": _op("Outbox depth and items", params=[_q("status", OUTBOX_STATUSES),
-                                                                     _limit_param(OUTBOX_LIMIT)],
-                                   errors=("400",))},
+                                                                     _limit_param(OUTBOX_LIMIT)], answer={
+            **_listing("items", {"type": "object", "required": ["id", "status"]}), "required": ["depth", "items"]})},
         "/api/outbox/{id}/retry": {"post": _op("Put a dead item back in the queue", params=[_OUTBOX_ID],
-                                               errors=("400",))},
+                                               answer=_outbox_answer("pending"))},
         "/api/outbox/{id}/drop": {"post": _op("Give up on a pending or dead item", params=[_OUTBOX_ID],
-                                              errors=("400",))},
+                                              answer=_outbox_answer("dropped"))},
         "/api/usage": {"post": _op("Record a usage event (stored once per event_id)", body={
             "type": "object", "required": ["event_id", "event_name", "customer", "value"], "properties": {
-                "event_id": {"type": "string", "maxLength": 200}, "event_name": {"type": "string"},
-                "customer": {"type": "string", "description": "Stripe customer id or hub customer id"},
-                "value": {"type": ["integer", "string"]}, "timestamp": {"type": "string", "format": "date-time"}}},
+                "event_id": {**_NAME, "maxLength": EVENT_ID_MAX}, "event_name": _NAME,
+                "customer": {**_NAME, "description": "Stripe customer id or hub customer id"},
+                "value": {"description": "A non-negative whole or decimal number (never a float)", "oneOf": [
+                    {"type": "integer", "minimum": 0}, {"type": "string", "pattern": VALUE_PATTERN}]},
+                "timestamp": {"type": ["string", "null"], "format": "date-time",
+                              "description": "When it happened; absent or null: when it was received"}}},
             ok="202", responses={
                 "202": _json("Stored (a new event id)", _USAGE_ANSWER),
                 "200": _json("A duplicate: this event id was already stored with the same content", _USAGE_ANSWER),
@@ -418,10 +473,15 @@ OPENAPI: dict[str, Any] = {
                                      "differs": {"type": "object", "description": "field -> {stored, given}",
                                                  "additionalProperties": {
                                                      "type": "object", "required": ["stored", "given"]}}}})})},
-        "/api/jobs": {"get": _op("Scheduled jobs, their next run and last outcome")},
+        "/api/jobs": {"get": _op("Scheduled jobs, their next run and last outcome", answer={
+            **_listing("jobs", {"type": "object", "required": ["id", "kind", "trigger", "next_run", "last"],
+                                "properties": {"id": {"type": "string"}, "kind": {"type": "string"},
+                                               "trigger": {"type": "string"},
+                                               "next_run": {"type": ["string", "null"]}}}),
+            "required": ["jobs", "paused"]})},
         "/api/jobs/{id}/run": {"post": _op("Run a job now", params=[_ID])},
         "/api/openapi.json": {"get": {"summary": "This document", "security": [],
-                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                                      "responses": {"200": _json("OpenAPI 3.1")}}},
     },
 }
 
