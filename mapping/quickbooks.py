@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from mapping.lines import exact_quantity_and_unit
 from mapping.model import (
     Address,
     CreditNote,
@@ -49,6 +50,7 @@ MARKER_FIELDS: dict[str, str] = {
 NAME_ENTITIES = frozenset({"customer", "product"})
 MARKER_PREFIX = "hub:"
 VOID_PREFIX = "Voided"
+QBO_UNIT_PLACES = 7  # QuickBooks keeps UnitPrice to 7 decimal places
 
 
 class MappingError(ValueError):
@@ -240,9 +242,11 @@ def _lines_out(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...],
     for line in lines:
         detail: dict[str, Any] = {}
         amount = line.amount.to_decimal()
-        unit = line.unit_amount.to_decimal()
-        if (line.quantity * unit).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) == amount:
-            detail["Qty"] = line.quantity
+        # Amount is the line's exact total; Qty x UnitPrice (QuickBooks keeps 7 places) is sent
+        # only where it gives that total back (``mapping.lines``)
+        quantity, unit = exact_quantity_and_unit(line.quantity, line.amount, QBO_UNIT_PLACES)
+        if quantity == line.quantity:
+            detail["Qty"] = quantity
             detail["UnitPrice"] = unit
         if line.product_id:
             item = refs.external_id("product", line.product_id)

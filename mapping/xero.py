@@ -23,13 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from mapping.lines import described, exact_quantity_and_unit, line_discounts
 from mapping.model import (
     Address,
     CreditNote,
     Customer,
+    Discount,
     Entity,
     Invoice,
     InvoiceLine,
@@ -38,7 +40,7 @@ from mapping.model import (
     Refund,
     TaxId,
 )
-from mapping.money import Money
+from mapping.money import Money, normalize_currency, sum_money
 from mapping.refs import RefResolver
 from mapping.xero_dates import parse_date
 from mapping.xero_fx import fx_hint
@@ -50,6 +52,7 @@ INVOICE_STATUS_TO_CANONICAL = {"DRAFT": "draft", "SUBMITTED": "draft", "AUTHORIS
 INVOICE_STATUS_TO_XERO = {"draft": "DRAFT", "open": "AUTHORISED", "paid": "AUTHORISED",
                           "void": "VOIDED", "uncollectible": "AUTHORISED"}
 DEFAULT_TAX_TYPES: dict[str, str] = {"0": "NONE", "10": "OUTPUT", "20": "OUTPUT2"}
+XERO_UNIT_PLACES = 4  # Xero keeps unit amounts to 4 decimal places
 
 
 class MappingError(ValueError):
@@ -78,6 +81,17 @@ def _dec(value: Any) -> Decimal:
 def _money(value: Any, currency: str) -> Money:
     try:
         return Money.from_decimal(_dec(value), currency)
+    except ValueError as exc:
+        raise MappingError(str(exc)) from None
+
+
+def _currency(value: Any) -> str:
+    """A document's currency as Xero states it: real Xero always does, so a document without
+    one (or with a code no one knows) is held, never taken for USD."""
+    if not value:
+        raise MappingError("the document names no CurrencyCode")
+    try:
+        return normalize_currency(str(value))
     except ValueError as exc:
         raise MappingError(str(exc)) from None
 
@@ -145,31 +159,47 @@ def item_to_product(data: Mapping[str, Any], canonical_id: str) -> Product:
 
 
 def _lines(data: Mapping[str, Any], currency: str, refs: RefResolver) -> tuple[InvoiceLine, ...]:
+    """Canonical lines: ``amount`` before discount (Xero's ``LineAmount`` is after it), the
+    discount as Xero states it or as its rate gives it, and the unit rounded to the currency —
+    Xero keeps 4 places, the exact line is in ``amount``."""
     lines = []
     for raw in data.get("LineItems") or []:
         item = raw.get("Item") if isinstance(raw.get("Item"), Mapping) else {}
+        quantity, unit = _dec(raw.get("Quantity", 1)), _dec(raw.get("UnitAmount"))
+        after = _money(raw.get("LineAmount"), currency)
+        if raw.get("DiscountAmount") not in (None, "", 0):
+            discount = _money(raw.get("DiscountAmount"), currency)
+        elif raw.get("DiscountRate") not in (None, "", 0):
+            gross = Money.from_decimal(quantity * unit, currency, ROUND_HALF_UP)
+            discount = gross - after
+        else:
+            discount = Money(0, currency)
         lines.append(InvoiceLine(
-            description=str(raw.get("Description") or ""), quantity=_dec(raw.get("Quantity", 1)),
-            unit_amount=_money(raw.get("UnitAmount"), currency), amount=_money(raw.get("LineAmount"), currency),
+            description=str(raw.get("Description") or ""), quantity=quantity,
+            unit_amount=Money.from_decimal(unit, currency, ROUND_HALF_UP), amount=after + discount,
             product_id=_ref(refs, "product", item.get("ItemID")) if item else None,
             tax_amount=_money(raw.get("TaxAmount"), currency),
-            discount_amount=None, external_id=raw.get("LineItemID")))
+            discount_amount=discount if discount.minor else None, external_id=raw.get("LineItemID")))
     return tuple(lines)
 
 
 def invoice_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Invoice:
-    currency = str(data.get("CurrencyCode") or "USD")
+    currency = _currency(data.get("CurrencyCode"))
     contact = data.get("Contact") or {}
     status = str(data.get("Status") or "DRAFT")
     paid = _money(data.get("AmountPaid"), currency) + _money(data.get("AmountCredited"), currency)
     extra: dict[str, Any] = {"xero_status": status}
     if data.get("CurrencyRate") not in (None, "") and _dec(data.get("CurrencyRate")) != 1:
         extra["currency_rate"] = format(_dec(data["CurrencyRate"]), "f")
+    lines = _lines(data, currency, refs)
+    # Xero's SubTotal is after line discounts; the canonical one is before them
+    discounted = sum_money([line.discount_amount for line in lines if line.discount_amount], currency)
+    discounts = (Discount(name="line discounts", amount=discounted),) if discounted.minor else ()
     return Invoice(
         id=canonical_id, customer_id=_ref(refs, "customer", contact.get("ContactID")) or "",
         number=data.get("InvoiceNumber") or None, status=INVOICE_STATUS_TO_CANONICAL.get(status, "draft"),
         currency=currency, issued_at=_when(data.get("Date")), due_date=_day(data.get("DueDate")),
-        lines=_lines(data, currency, refs), subtotal=_money(data.get("SubTotal"), currency),
+        lines=lines, discounts=discounts, subtotal=_money(data.get("SubTotal"), currency) + discounted,
         tax=_money(data.get("TotalTax"), currency), total=_money(data.get("Total"), currency),
         amount_paid=paid, amount_due=_money(data.get("AmountDue"), currency),
         tax_inclusive=data.get("LineAmountTypes") == "Inclusive",
@@ -179,7 +209,7 @@ def invoice_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefRe
 
 def payment_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Payment:
     invoice = data.get("Invoice") or {}
-    currency = str(invoice.get("CurrencyCode") or data.get("CurrencyCode") or "USD")
+    currency = _currency(invoice.get("CurrencyCode") or data.get("CurrencyCode"))
     # canonical exchange_rate is settlement units per payment unit (Stripe's direction); Xero's
     # CurrencyRate is the inverse, foreign per base
     xero_rate = _dec(data.get("CurrencyRate")) if data.get("CurrencyRate") not in (None, "") else Decimal(1)
@@ -194,7 +224,7 @@ def payment_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefRe
 
 
 def credit_note_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> CreditNote:
-    currency = str(data.get("CurrencyCode") or "USD")
+    currency = _currency(data.get("CurrencyCode"))
     allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
     invoice_ext = (allocations[0].get("Invoice") or {}).get("InvoiceID") if allocations else None
     return CreditNote(
@@ -207,7 +237,7 @@ def credit_note_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: R
 
 
 def refund_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefResolver) -> Refund:
-    currency = str(data.get("CurrencyCode") or "USD")
+    currency = _currency(data.get("CurrencyCode"))
     allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
     invoice_ext = (allocations[0].get("Invoice") or {}).get("InvoiceID") if allocations else None
     return Refund(
@@ -247,12 +277,22 @@ def _tax_type(rate: Decimal | None, tax_types: Mapping[str, str]) -> str:
 
 
 def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: str,
-                tax_types: Mapping[str, str]) -> list[dict[str, Any]]:
+                tax_types: Mapping[str, str], *, currency: str, discounts: Sequence[Discount] = (),
+                discountable: bool = True) -> list[dict[str, Any]]:
+    """Xero line items that total exactly what the source's lines do (``mapping.lines``): the
+    unit at Xero's 4 places when quantity x unit gives the amount back, each line's discount as
+    ``DiscountAmount`` — or, on a credit note (Xero takes no discount there), netted into the
+    line amount."""
     out = []
-    for line in lines:
-        item: dict[str, Any] = {"Description": line.description or "Item", "Quantity": line.quantity,
-                                "UnitAmount": line.unit_amount.to_decimal(), "AccountCode": account_code,
+    shares = line_discounts(lines, discounts, currency)
+    for line, discount in zip(lines, shares, strict=True):
+        amount = line.amount if discountable or not discount else line.amount - Money(discount, currency)
+        quantity, unit = exact_quantity_and_unit(line.quantity, amount, XERO_UNIT_PLACES)
+        item: dict[str, Any] = {"Description": described(line, quantity), "Quantity": quantity,
+                                "UnitAmount": unit, "AccountCode": account_code,
                                 "TaxType": _tax_type(line.tax_rate, tax_types)}
+        if discountable and discount:
+            item["DiscountAmount"] = Money(discount, currency).to_decimal()
         if line.tax_amount is not None and line.tax_rate is not None:
             item["TaxAmount"] = line.tax_amount.to_decimal()
         out.append(item)
@@ -288,7 +328,8 @@ def invoice_to_xero(entity: Invoice, refs: RefResolver, *, account_code: str,
     data: dict[str, Any] = {
         "Type": "ACCREC", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
         "LineAmountTypes": "Inclusive" if entity.tax_inclusive else "Exclusive",
-        "LineItems": _line_items(entity.lines, refs, account_code, tax_types),
+        "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.currency,
+                                 discounts=entity.discounts),
         "CurrencyCode": entity.currency, "Status": INVOICE_STATUS_TO_XERO.get(entity.status, "DRAFT")}
     if entity.number:
         data["InvoiceNumber"] = entity.number
@@ -317,7 +358,9 @@ def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: 
                         tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
     data: dict[str, Any] = {
         "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
-        "LineAmountTypes": "Exclusive", "LineItems": _line_items(entity.lines, refs, account_code, tax_types),
+        "LineAmountTypes": "Exclusive",
+        "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.currency,
+                                 discountable=False),
         "CurrencyCode": entity.currency, "Status": "VOIDED" if entity.status == "void" else "AUTHORISED"}
     if entity.number:
         data["CreditNoteNumber"] = entity.number

@@ -139,7 +139,12 @@ def line_items(tenant: Tenant, raw_lines: Any, amount_types: str
             raise Invalid(f"The TaxType code '{tax_type}' does not exist or cannot be used for this type "
                           "of transaction.")
         rate = Decimal(0) if amount_types == "NoTax" else Decimal(str(rates[tax_type]["EffectiveRate"]))
-        line_amount = money(qty * unit * (1 - discount / 100))
+        discount_amount = money(to_decimal(raw.get("DiscountAmount"), "DiscountAmount"))
+        if discount and discount_amount:
+            raise Invalid("A line item cannot have both a DiscountRate and a DiscountAmount")
+        # the spec: LineAmount = Quantity * UnitAmount * ((100 - DiscountRate)/100), or
+        # (Quantity * UnitAmount) - DiscountAmount
+        line_amount = money(qty * unit) - discount_amount if discount_amount else money(qty * unit * (1 - discount / 100))
         if "TaxAmount" in raw and raw["TaxAmount"] not in (None, ""):
             tax = money(to_decimal(raw["TaxAmount"], "TaxAmount"))
         elif amount_types == "Inclusive":
@@ -155,6 +160,8 @@ def line_items(tenant: Tenant, raw_lines: Any, amount_types: str
                 "Tracking": raw.get("Tracking") or []}
         if discount:
             line["DiscountRate"] = discount
+        if discount_amount:
+            line["DiscountAmount"] = discount_amount
         if raw.get("ItemCode"):
             line["ItemCode"] = raw["ItemCode"]
         lines.append(line)

@@ -1,0 +1,46 @@
+"""Issue 18's books, read back from the ledgers as a bookkeeper would: every document totals to
+the cent of Stripe's, lines included, and a paid invoice is left with nothing due."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.e2e.conftest import Company
+from tests.e2e.test_scenarios import minor, qbo_invoice, xero_invoice
+
+
+def _prices(company: Company) -> dict[str, str]:
+    stripe = company.stripe
+    return {stripe.table("product")[p["product"]]["name"]: pid for pid, p in stripe.table("price").items()
+            if p.get("recurring") and p["currency"] == "usd"}
+
+
+def test_a_three_seat_upgrade_mid_cycle_is_booked_to_the_cent_and_left_with_nothing_due(company: Company) -> None:
+    company.hub.engine.sync()
+    stripe = company.stripe
+    prices = _prices(company)
+    customer = sorted(stripe.table("customer"))[0]
+    sub = stripe.create_subscription({"customer": customer, "items": [{"price": prices["Starter plan"], "quantity": 3}]})
+    stripe.clock.advance(11 * 86400 + 7 * 3600)
+    stripe.update_subscription(sub["id"], {"items": [{"id": sub["items"]["data"][0]["id"], "price": prices["Pro plan"],
+                                                      "quantity": 3}], "proration_behavior": "always_invoice"})
+    (invoice,) = [i for i in stripe.table("invoice").values()
+                  if i["customer"] == customer and i.get("billing_reason") == "subscription_update"]
+    stripe_lines = [line["amount"] for line in invoice["_lines"]]
+    assert any(amount % 3 for amount in stripe_lines)  # the case: no 2-decimal unit price gives it back
+    summary = company.hub.engine.sync()
+    assert summary.errors == [] and summary.totals().dead == 0
+
+    xero: dict[str, Any] = xero_invoice(company, invoice["number"])
+    assert [minor(line["LineAmount"], "USD") for line in xero["LineItems"]] == stripe_lines
+    assert all(line["Quantity"] == 3 for line in xero["LineItems"])  # the seats are still said
+    assert minor(xero["Total"], "USD") == invoice["total"]
+    assert invoice["status"] == "paid" and xero["Status"] == "PAID" and xero["AmountDue"] == 0  # not 0.01 forever
+
+    qbo: dict[str, Any] = qbo_invoice(company, invoice["number"])
+    sales = [line for line in qbo["Line"] if line.get("DetailType") == "SalesItemLineDetail"]
+    assert [minor(line["Amount"], "USD") for line in sales] == stripe_lines
+    assert all(line["SalesItemLineDetail"]["Qty"] == 3 for line in sales)
+    assert minor(qbo["TotalAmt"], "USD") == invoice["total"] and qbo["Balance"] == Decimal(0)
+    assert company.hub.differ.run(["invoice", "payment"]).findings == []
