@@ -66,3 +66,11 @@ class ErasureMixin(TxBase):
 
     def overwrite_outbox_error(self, item_id: int, error: str) -> None:
         self.conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(last_error=error))
+
+    def hold_texts(self) -> Iterator[tuple[int, str, str]]:
+        """Every held record's id, payload (exact JSON text) and reason."""
+        for item in list(self.conn.execute(select(t.holds.c.id, t.holds.c.payload, t.holds.c.reason))):
+            yield int(item.id), str(item.payload), str(item.reason)
+
+    def overwrite_hold_text(self, hold_id: int, payload: str, reason: str) -> None:
+        self.conn.execute(update(t.holds).where(t.holds.c.id == hold_id).values(payload=payload, reason=reason))

@@ -3,7 +3,8 @@
 What is erased: the canonical customer's name, email, phone, addresses, tax ids, domain and free
 ``extra`` fields (the name becomes ``"[erased]"``, the rest ``None``/empty); the personal fields in
 its ``history`` rows; the values and mentions in its drift ``findings``; and the copies of those
-values in inbox payloads (webhook bodies) and outbox errors that concern it.
+values in inbox payloads (webhook bodies), held records (raw vendor records not mapped yet) and
+outbox errors that concern it.
 
 What is kept: the canonical id, every link (the crosswalk to each system's id), the customer's
 currency and active flag, and every invoice, payment, refund and credit note untouched — the
@@ -21,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mapping import exact_json
 from mapping.model import Customer, content_hash, from_data, to_data
 from state.errors import NotFound
 from state.store import StateStore, Tx
@@ -40,13 +42,15 @@ class Erasure:
     history_rows: int = 0
     findings: int = 0
     inbox_rows: int = 0
+    held_rows: int = 0
     outbox_rows: int = 0
     links: int = 0
     already_erased: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"canonical_id": self.canonical_id, "fields": self.fields, "history_rows": self.history_rows,
-                "findings": self.findings, "inbox_rows": self.inbox_rows, "outbox_rows": self.outbox_rows,
+                "findings": self.findings, "inbox_rows": self.inbox_rows, "held_rows": self.held_rows,
+                "outbox_rows": self.outbox_rows,
                 "links_kept": self.links, "already_erased": self.already_erased}
 
 
@@ -173,6 +177,13 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
                 continue
             tx.overwrite_inbox_text(item_id, _scrub(payload, mentions), _scrub(error, mentions))
             result.inbox_rows += 1
+        for hold_id, held, why in tx.hold_texts():
+            # a record held unmapped is the raw vendor record: it names the customer as plainly
+            if not any(m in held + why or json.dumps(m)[1:-1] in held + why for m in mentions):
+                continue
+            scrubbed = exact_json.dumps(_scrub(exact_json.loads(held), mentions), default=exact_json.readable)
+            tx.overwrite_hold_text(hold_id, scrubbed, str(_scrub(why, mentions)))
+            result.held_rows += 1
         for item_id, error in tx.outbox_errors():
             scrubbed_error = _scrub(error, mentions)
             if scrubbed_error != error:

@@ -153,3 +153,25 @@ def test_acknowledging_the_finding_lets_the_held_record_go(company: Company) -> 
     assert holds(company) == []
     [finding] = unreadable(company, invoice_id)
     assert finding.status == "acknowledged"
+
+
+def test_erasing_a_customer_scrubs_the_records_held_for_it(company: Company) -> None:
+    """A held record is the raw vendor record: ``hub forget-customer`` scrubs it as it scrubs
+    webhook bodies, and the hold stays (nothing stored is lost but the personal data)."""
+    from sync.privacy import forget_customer
+
+    clean_sync(company)
+    invoice_id = unmappable_invoice(company)
+    company.hub.engine.sync()
+    stripe_customer = company.stripe.table("invoice")[invoice_id]["customer"]
+    email = company.stripe.table("customer")[stripe_customer]["email"]
+    with company.hub.store.transaction() as tx:
+        (held,) = tx.holds_of("stripe", "invoice")
+        assert email in json.dumps(held.payload)  # the case: the raw invoice names its customer
+        canonical = tx.canonical_for("stripe", "customer", stripe_customer)
+        assert canonical is not None
+        erasure = forget_customer(tx, canonical)
+    assert erasure.held_rows == 1
+    with company.hub.store.transaction() as tx:
+        (held,) = tx.holds_of("stripe", "invoice")
+    assert email not in json.dumps(held.payload) and held.external_id == invoice_id
