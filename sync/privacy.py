@@ -181,8 +181,8 @@ def forget_customer(tx: Tx, ident: str) -> Erasure:
             # a record held unmapped is the raw vendor record: it names the customer as plainly
             if not any(m in held + why or json.dumps(m)[1:-1] in held + why for m in mentions):
                 continue
-            scrubbed = exact_json.dumps(_scrub(exact_json.loads(held), mentions), default=exact_json.readable)
-            tx.overwrite_hold_text(hold_id, scrubbed, str(_scrub(why, mentions)))
+            held_clean = exact_json.dumps(_scrub(exact_json.loads(held), mentions), default=exact_json.readable)
+            tx.overwrite_hold_text(hold_id, held_clean, str(_scrub(why, mentions)))
             result.held_rows += 1
         for item_id, error in tx.outbox_errors():
             scrubbed_error = _scrub(error, mentions)
