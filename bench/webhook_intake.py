@@ -1,13 +1,14 @@
 """Webhook intake of a large QuickBooks notification, on SQLite and PostgreSQL.
 
-    python -m bench.webhook_intake                # 5,000 entities in one signed notification
-    python -m bench.webhook_intake --entities 20000
+    python -m bench.webhook_intake                # 5,000 entities in one signed notification, 3 rounds
+    python -m bench.webhook_intake --entities 20000 --rounds 1
 
 For each database: the real daemon app (``sync.web.app.create_app``, scheduler off) answers one
-signed notification of N entities — the seconds until its 200 against Intuit's 3 s budget — and,
-on the same store, the same N events stored the way the daemon stores a delivery
-(``Tx.add_inbox_many``, one multi-row insert) against one ``Tx.add_inbox`` per event (the path the
-daemon took before). Prints the seconds and the ratios measured in this run.
+signed notification of N entities, ``--rounds`` times — the seconds until its 200 (median and
+worst) against issue 23's 1 s and Intuit's 3 s budget — and, on the same store, the same N events
+stored the way the daemon stores a delivery (``Tx.add_inbox_many``, one INSERT) against one
+``Tx.add_inbox`` per event (the path the daemon took before). Prints the seconds and the ratios
+measured in this run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from tests.daemon.conftest import Env, make_env  # noqa: E402
 from tests.scale.helpers import PG_URL, pg_schema  # noqa: E402
 
 INTUIT_BUDGET_SECONDS = 3.0
+TARGET_SECONDS = 1.0  # issue 23: answered within 1 s on both databases
 
 
 def notification(entities: int, prefix: str) -> bytes:
@@ -70,25 +73,32 @@ def store_seconds(env: Env, entities: int) -> tuple[float, float]:
     return batched, single
 
 
-def run(url: str, label: str, entities: int) -> None:
+def run(url: str, label: str, entities: int, rounds: int) -> None:
     with make_env(url) as env:
         env.store.init()
-        seconds, answer = asyncio.run(answer_seconds(env, notification(entities, label)))
+        answers = []
+        for n in range(rounds):  # new entity ids each round: every round stores all of them
+            seconds, answer = asyncio.run(answer_seconds(env, notification(entities, f"{label}-{n}-")))
+            assert answer.get("stored") == entities, answer
+            answers.append(seconds)
         batched, single = store_seconds(env, entities)
-    print(f"{label:10s} answer {seconds:6.2f} s ({seconds / INTUIT_BUDGET_SECONDS:.2f} of Intuit's 3 s) "
-          f"stored {answer.get('stored')}/{entities} | store one insert {batched:6.2f} s, "
+    worst, median = max(answers), statistics.median(answers)
+    print(f"{label:10s} answer median {median:5.2f} s, worst {worst:5.2f} s of {rounds} "
+          f"({worst / INTUIT_BUDGET_SECONDS:.2f} of Intuit's 3 s; target {TARGET_SECONDS:.0f} s: "
+          f"{'met' if worst <= TARGET_SECONDS else 'NOT met'}) | store one insert {batched:6.2f} s, "
           f"per event {single:6.2f} s, ratio {single / batched:5.1f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="notifications answered per database")
     parser.add_argument("--pg-url", default=PG_URL)
     args = parser.parse_args(argv)
     with TemporaryDirectory(prefix="hub-intake-") as tmp:
-        run(f"sqlite:///{tmp}/hub.db", "sqlite", args.entities)
+        run(f"sqlite:///{tmp}/hub.db", "sqlite", args.entities, args.rounds)
     with pg_schema(args.pg_url) as url:
-        run(url, "postgresql", args.entities)
+        run(url, "postgresql", args.entities, args.rounds)
     return 0
 
 

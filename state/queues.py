@@ -6,12 +6,28 @@ process that died are claimed again when it runs out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 
 from state import schema as t
 from state.errors import NotFound
@@ -39,22 +55,44 @@ class QueuesMixin(TxBase):
                       "received_at": self.now}, ("system", "event_id"))
 
     def add_inbox_many(self, system: str, events: Iterable[tuple[str, Mapping[str, Any], str]]) -> int:
-        """Record a delivery's events, (event id, payload, event type) each, in one multi-row
-        INSERT … ON CONFLICT DO NOTHING; returns how many were new (not stored before, and not
-        repeated earlier in ``events``)."""
-        now = self.now
-        rows: dict[str, dict[str, Any]] = {}
+        """Record a delivery's events, (event id, payload, event type) each, in one INSERT … ON
+        CONFLICT DO NOTHING; returns how many were new (not stored before, and not repeated
+        earlier in ``events``)."""
+        rows: dict[str, tuple[Mapping[str, Any], str]] = {}
         for event_id, payload, event_type in events:
-            rows.setdefault(event_id, {"system": system, "event_id": event_id, "event_type": event_type,
-                                       "payload": dict(payload), "status": "pending", "attempts": 0,
-                                       "received_at": now})
+            rows.setdefault(event_id, (payload, event_type))
         if not rows:
             return 0
+        if self.conn.dialect.name == "postgresql":
+            return self._add_inbox_recordset(system, rows)
+        now = self.now
         stmt = dialect_insert(self.conn.dialect.name, t.inbox).on_conflict_do_nothing(
             index_elements=["system", "event_id"]).returning(t.inbox.c.id)
         # One statement compiled once; SQLAlchemy's insertmanyvalues sends it as multi-row VALUES
-        # pages. RETURNING counts what was inserted (psycopg's rowcount is -1 here).
-        return len(self.conn.execute(stmt, list(rows.values())).all())
+        # pages (SQLite parses those fast). RETURNING counts what was inserted.
+        return len(self.conn.execute(stmt, [
+            {"system": system, "event_id": event_id, "event_type": event_type, "payload": dict(payload),
+             "status": "pending", "attempts": 0, "received_at": now}
+            for event_id, (payload, event_type) in rows.items()]).all())
+
+    def _add_inbox_recordset(self, system: str, rows: Mapping[str, tuple[Mapping[str, Any], str]]) -> int:
+        """PostgreSQL: the rows as one JSON document, ``INSERT … SELECT FROM json_to_recordset(…)``.
+        Multi-row VALUES of 5,000 events is 35,000 placeholders that psycopg rewrites with a regex
+        on every page (two thirds of the time measured), and text arrays of JSON escape every
+        quote; one JSON parameter is sent as it is and parsed by the server. Each payload is
+        stored as the JSON column would store it (the same serializer, the same text)."""
+        dumps = getattr(self.conn.dialect, "_json_serializer", None) or json.dumps
+        document = dumps([{"event_id": event_id, "event_type": event_type, "payload": dict(payload)}
+                          for event_id, (payload, event_type) in rows.items()])
+        given = func.json_to_recordset(cast(bindparam("rows", document, Text), JSON)).table_valued(
+            column("event_id", Text), column("event_type", Text), column("payload", JSON)).render_derived(
+            with_types=True)
+        stmt = postgresql.insert(t.inbox).from_select(
+            ["system", "event_id", "event_type", "payload", "status", "attempts", "received_at"],
+            select(literal(system, String), given.c.event_id, given.c.event_type, given.c.payload,
+                   literal("pending", String), literal(0, Integer), literal(self.now, t.inbox.c.received_at.type)),
+        ).on_conflict_do_nothing(index_elements=["system", "event_id"]).returning(t.inbox.c.id)
+        return len(self.conn.execute(stmt).all())
 
     def inbox_payloads(self, system: str, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored payloads of these event ids of one system (those stored), by event id."""

@@ -39,25 +39,53 @@ def _text(where: str, value: str) -> None:
         raise WebhookRejected(f"{where} is not valid Unicode (a lone surrogate)", 400) from None
 
 
+# Leaves that need no check; exact types, so the common case costs no ABC isinstance.
+_PLAIN = frozenset({int, bool, type(None)})
+
+
 def _check_payload(payload: Mapping[str, Any]) -> None:
-    """Every string, key and number of the payload; iterative, so depth costs no recursion."""
+    """Every string, key and number of the payload; iterative, so depth costs no recursion.
+    Strings and keys are gathered and checked together (one join, one encode: C speed) — a
+    5,000-entity notification is 80,000 of them — and looked at one by one only to name a fault."""
+    keys: list[str] = []
+    strings: list[str] = []
     stack: list[tuple[Any, int]] = [(payload, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, Mapping | list | tuple) and depth > MAX_DEPTH:
-            raise WebhookRejected(f"the payload nests deeper than {MAX_DEPTH} levels", 400)
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise WebhookRejected("the payload has a key that is not text", 400)
-                _text("a payload key", key)
-                stack.append((item, depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((item, depth + 1) for item in value)
+        kind = type(value)
+        if kind is str:
+            strings.append(value)
+        elif kind in _PLAIN:
+            continue
+        elif kind is dict or kind is list or isinstance(value, Mapping | list | tuple):
+            if depth > MAX_DEPTH:
+                raise WebhookRejected(f"the payload nests deeper than {MAX_DEPTH} levels", 400)
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise WebhookRejected("the payload has a key that is not text", 400)
+                    keys.append(key)
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, str):
-            _text("a payload string", value)
+            strings.append(value)
         elif isinstance(value, float) and not math.isfinite(value):
             raise WebhookRejected("the payload holds a non-finite number (NaN or Infinity)", 400)
+    for where, texts in (("a payload key", keys), ("a payload string", strings)):
+        if not _all_clean("".join(texts)):
+            for text in texts:
+                _text(where, text)
+
+
+def _all_clean(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_events(events: Sequence[InboundEvent]) -> None:
