@@ -85,9 +85,12 @@ def parse_usage(body: Any) -> dict[str, Any]:
     timestamp = body.get("timestamp")
     if timestamp is not None:
         try:
-            read_timestamp(timestamp)
+            when = read_timestamp(timestamp)
         except (TypeError, ValueError):
             raise UsageError("timestamp: an ISO-8601 date-time expected (e.g. 2026-11-01T12:00:00Z)") from None
+        if when.tzinfo is None:  # RFC 3339 date-time: the offset is not optional
+            raise UsageError(f"timestamp: {timestamp!r} has no UTC offset; add one (e.g. "
+                             "2026-11-01T12:00:00Z) — without it the time would be read in this machine's zone")
     return {"event_id": event_id, "event_name": event_name, "customer": customer, "value": str(amount),
             "timestamp": timestamp}
 

@@ -131,3 +131,11 @@ def test_store_usage_raises_the_conflict_and_keeps_the_batch_out(store: StateSto
     assert raised.value.differs == {"customer": ("cus_123", "cus_x")}
     with store.transaction() as tx:
         assert [item.event_id for item in tx.inbox_items(USAGE)] == ["u-1"]
+
+
+async def test_a_timestamp_without_an_offset_is_refused_not_read_in_the_machines_zone(
+        env: Env, client: Client) -> None:
+    response = await client.post("/api/usage", json={**EVENT, "timestamp": "2026-10-01T12:00:00"}, headers=auth())
+    assert response.status == 400
+    assert "no UTC offset" in (await response.json())["error"]
+    assert env.inbox() == []
