@@ -16,7 +16,7 @@ Emulator-specific choices (documented because they are not Stripe facts):
 
 Control surface (besides the shared ``/__emulator/`` routes):
 - ``POST /__emulator/seed`` ``{"tax_rates": [...], "customers": [...], "products": [...],
-  "prices": [...], "meters": [...], "subscriptions": [...], "invoices": [...], "refunds": [...],
+  "prices": [...], "coupons": [...], "promotion_codes": [...], "meters": [...], "subscriptions": [...], "invoices": [...], "refunds": [...],
   "credit_notes": [...]}`` - each object as its create call's parameters (JSON), optionally with
   ``"ref": "name"``; later objects may reference earlier ones as ``"@name"``. Invoices take
   ``"items": [{"price": …, "quantity": …} | {"amount": …, "description": …}]`` and a target
@@ -170,6 +170,9 @@ class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMi
             target = self.find(value)
             if target is not None:
                 value = self.render(target)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            found = [self.find(v) for v in value]  # ``expand[]=discounts``: a list of ids
+            value = [self.render(t) if t is not None else v for t, v in zip(found, value, strict=True)]
         node = dict(node)
         node[segs[0]] = self._expand(value, segs[1:])
         return node
@@ -198,6 +201,15 @@ class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMi
         r(router, "POST", "/v1/tax_rates", lambda p, m: self.create_tax_rate(p))
         r(router, "GET", "/v1/tax_rates", lambda p, m: self.list_kind("tax_rate", p, "/v1/tax_rates", ("active", "inclusive")))
         r(router, "GET", "/v1/tax_rates/{id}", lambda p, m: self.render(self.get("tax_rate", m["id"])))
+        r(router, "POST", "/v1/coupons", lambda p, m: self.create_coupon(p))
+        r(router, "GET", "/v1/coupons", lambda p, m: self.list_coupons(p))
+        r(router, "GET", "/v1/coupons/{id}", lambda p, m: self.retrieve_coupon(m["id"]))
+        r(router, "POST", "/v1/coupons/{id}", lambda p, m: self.update_coupon(m["id"], p))
+        r(router, "DELETE", "/v1/coupons/{id}", lambda p, m: self.delete_coupon(m["id"]))
+        r(router, "POST", "/v1/promotion_codes", lambda p, m: self.create_promotion_code(p))
+        r(router, "GET", "/v1/promotion_codes", lambda p, m: self.list_promotion_codes(p))
+        r(router, "GET", "/v1/promotion_codes/{id}", lambda p, m: self.render(self.get("promotion_code", m["id"])))
+        r(router, "POST", "/v1/promotion_codes/{id}", lambda p, m: self.update_promotion_code(m["id"], p))
         r(router, "POST", "/v1/subscriptions", lambda p, m: self.create_subscription(p))
         r(router, "GET", "/v1/subscriptions", lambda p, m: self.list_subscriptions(p))
         r(router, "GET", "/v1/subscriptions/search", lambda p, m: self.search("subscription", p, "/v1/subscriptions/search"))
@@ -286,6 +298,7 @@ class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMi
         creators: dict[str, Callable[[Params], dict[str, Any]]] = {
             "tax_rates": self.create_tax_rate, "customers": self.create_customer,
             "products": self.create_product, "prices": self.create_price,
+            "coupons": self.create_coupon, "promotion_codes": self.create_promotion_code,
             "meters": self.create_meter, "subscriptions": self.create_subscription,
             "invoices": self._seed_invoice, "refunds": self.create_refund,
             "credit_notes": self.create_credit_note,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from connectors.stripe.emulator.coupons import CouponsMixin
 from connectors.stripe.emulator.money import round_half_up
 from connectors.stripe.emulator.payments import PaymentsMixin
 from connectors.stripe.emulator.store import Params
@@ -25,12 +26,14 @@ from connectors.stripe.emulator.wire import (
 DECLINING_METHODS = frozenset({"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"})
 
 
-class InvoicesMixin(PaymentsMixin):
-    """Invoices and invoice items; paying one charges through the payments part."""
+class InvoicesMixin(PaymentsMixin, CouponsMixin):
+    """Invoices and invoice items; paying one charges through the payments part, discounts
+    through the coupons part."""
 
     def create_invoice(self, params: Params, *, billing_reason: str = "manual",
                        subscription: Mapping[str, Any] | None = None,
-                       period: tuple[int, int] | None = None) -> dict[str, Any]:
+                       period: tuple[int, int] | None = None,
+                       discount_ids: list[str] | None = None) -> dict[str, Any]:
         check_known(params, ("customer", "currency", "collection_method", "days_until_due", "due_date",
                              "auto_advance", "default_tax_rates", "description", "metadata",
                              "pending_invoice_items_behavior", "footer", "subscription",
@@ -76,6 +79,11 @@ class InvoicesMixin(PaymentsMixin):
             subtotal=0, subtotal_excluding_tax=0, test_clock=None, total=0,
             total_discount_amounts=[], total_excluding_tax=0, total_pretax_credit_amounts=[],
             total_taxes=[], webhooks_delivered_at=None, _lines=[], _days_until_due=days)
+        if discount_ids is not None:  # a subscription's cycle: its discounts, already redeemed
+            inv["discounts"] = list(discount_ids)
+        elif "discounts" in params:
+            inv["discounts"] = self.redeem(params["discounts"], "discounts", customer=cus["id"],
+                                           currency=inv["currency"], invoice=inv["id"])
         if subscription is not None:
             inv["parent"] = {"type": "subscription_details", "quote_details": None,
                              "subscription_details": {"metadata": dict(subscription["metadata"]),
@@ -92,9 +100,16 @@ class InvoicesMixin(PaymentsMixin):
 
     def update_invoice(self, obj_id: str, params: Params) -> dict[str, Any]:
         check_known(params, ("metadata", "description", "footer", "auto_advance", "days_until_due",
-                             "due_date", "default_tax_rates", "collection_method"))
+                             "due_date", "default_tax_rates", "collection_method", "discounts"))
         inv = self.get("invoice", obj_id)
         changes: dict[str, Any] = {}
+        if "discounts" in params:
+            if inv["status"] != "draft":
+                raise invalid("You can only update discounts on a draft invoice.", "discounts",
+                              code="invoice_not_editable")
+            changes["discounts"] = self.redeem(params["discounts"], "discounts", customer=inv["customer"],
+                                               currency=inv["currency"], invoice=inv["id"],
+                                               reusable=inv["discounts"])
         if "metadata" in params:
             changes["metadata"] = merge_metadata(inv["metadata"], params["metadata"])
         if "description" in params:
@@ -132,7 +147,7 @@ class InvoicesMixin(PaymentsMixin):
         check_known(params, ("customer", "invoice", "amount", "currency", "description", "quantity",
                              "price", "pricing", "unit_amount", "unit_amount_decimal", "tax_rates",
                              "period", "metadata", "discountable", "subscription", "tax_behavior",
-                             "price_data"))
+                             "price_data", "discounts"))
         cus = self.get("customer", str(params.get("customer") or ""), "customer")
         inv = self.get("invoice", str(params["invoice"])) if params.get("invoice") else None
         if inv is not None and inv["status"] != "draft":
@@ -166,10 +181,12 @@ class InvoicesMixin(PaymentsMixin):
         per: dict[str, Any] = params["period"] if isinstance(params.get("period"), dict) else {}
         start, end = period or (as_int(per, "start", now) or now, as_int(per, "end", now) or now)
         tax_ids = params.get("tax_rates")
+        # Stripe: prorations never take discounts; negative items by default not (since 2015-03-24)
+        discountable = False if proration else as_bool(params, "discountable", amount >= 0)
         item = self.base(
             "ii", "invoiceitem", amount=amount, currency=currency, customer=cus["id"], date=now,
             description=params.get("description") or (price and self._product_name(price)) or None,
-            discountable=not proration, discounts=[], invoice=None,
+            discountable=discountable, discounts=[], invoice=None,
             metadata=merge_metadata({}, params.get("metadata")), net_amount=amount,
             parent=({"type": "subscription_details",
                      "subscription_details": {"subscription": subscription,
@@ -183,6 +200,9 @@ class InvoicesMixin(PaymentsMixin):
             quantity=quantity, quantity_decimal=str(quantity),
             tax_rates=[self.render(t) for t in self._tax_rates(tax_ids)], test_clock=None,
             _unit=format(unit, "f"), _subscription=subscription, _subscription_item=subscription_item)
+        if params.get("discounts"):
+            item["discounts"] = self.redeem(params["discounts"], "discounts", customer=cus["id"],
+                                            currency=currency, invoice_item=item["id"])
         self._store("invoiceitem", item)
         self.emit("invoiceitem.created", item)
         if inv is not None:
@@ -216,6 +236,7 @@ class InvoicesMixin(PaymentsMixin):
                                                    "proration_details": {"credited_items": None},
                                                    "subscription": item.get("_subscription")}}
         line["_item"] = item["id"]
+        line["discountable"], line["discounts"] = item["discountable"], list(item["discounts"])
         inv["_lines"].append(line)
 
     def _line(self, inv: Mapping[str, Any], *, amount: int, description: str | None, quantity: int,
@@ -233,37 +254,52 @@ class InvoicesMixin(PaymentsMixin):
                 "quantity": quantity, "subtotal": amount, "taxes": [], "_tax_rates": tax_rate_ids}
 
     def recompute(self, inv: dict[str, Any]) -> None:
-        """Line taxes and invoice totals, rounded per line (half up), as Stripe computes them."""
+        """Discounts, then line taxes on the discounted amounts, then invoice totals, rounded per
+        line (half up), as Stripe computes them."""
+        self.discount_lines(inv["_lines"], inv["discounts"], inv["currency"])
         totals: dict[tuple[str, str], list[int]] = {}
         excl = incl = 0
+        by_discount: dict[str, int] = {}
+        item_discounts = 0
         for line in inv["_lines"]:
+            for part in line["discount_amounts"]:
+                by_discount[part["discount"]] = by_discount.get(part["discount"], 0) + part["amount"]
+                if part["discount"] in line["discounts"]:
+                    item_discounts += part["amount"]
+            base = line["amount"] - sum(part["amount"] for part in line["discount_amounts"])
             rate_ids = line["_tax_rates"] or [t["id"] for t in inv["default_tax_rates"]]
             taxes = []
             for rate in self._tax_rates(rate_ids):
                 pct = Decimal(rate["_pct"])
                 if rate["inclusive"]:
-                    tax = round_half_up(Decimal(line["amount"]) * pct / (100 + pct))
-                    taxable, behavior = line["amount"] - tax, "inclusive"
+                    tax = round_half_up(Decimal(base) * pct / (100 + pct))
+                    taxable, behavior = base - tax, "inclusive"
                     incl += tax
                 else:
-                    tax = round_half_up(Decimal(line["amount"]) * pct / 100)
-                    taxable, behavior = line["amount"], "exclusive"
+                    tax = round_half_up(Decimal(base) * pct / 100)
+                    taxable, behavior = base, "exclusive"
                     excl += tax
                 taxes.append({"amount": tax, "tax_behavior": behavior,
                               "tax_rate_details": {"tax_rate": rate["id"]},
-                              "taxability_reason": "standard_rated", "taxable_amount": taxable,
+                              # Stripe computes no reason for a manual tax rate: only Stripe
+                              # Tax (or manual tax amounts) give one
+                              "taxability_reason": "not_available", "taxable_amount": taxable,
                               "type": "tax_rate_details"})
                 agg = totals.setdefault((rate["id"], behavior), [0, 0])
                 agg[0] += tax
                 agg[1] += taxable
             line["taxes"] = taxes
-        subtotal = sum(line["amount"] for line in inv["_lines"])
-        total = subtotal + excl
+        gross = sum(line["amount"] for line in inv["_lines"])
+        discounted = sum(by_discount.values())
+        # ``subtotal`` has item discounts in it, ``total`` every discount (Stripe's definitions)
+        subtotal = gross - item_discounts
+        total = gross - discounted + excl
         inv.update(subtotal=subtotal, subtotal_excluding_tax=subtotal - incl, total=total,
-                   total_excluding_tax=subtotal - incl,
+                   total_excluding_tax=gross - discounted - incl,
+                   total_discount_amounts=[{"amount": a, "discount": d} for d, a in by_discount.items()],
                    total_taxes=[{"amount": a, "tax_behavior": b,
                                  "tax_rate_details": {"tax_rate": rid},
-                                 "taxability_reason": "standard_rated", "taxable_amount": t,
+                                 "taxability_reason": "not_available", "taxable_amount": t,
                                  "type": "tax_rate_details"} for (rid, b), (a, t) in totals.items()])
         due = max(total - inv["pre_payment_credit_notes_amount"], 0)
         inv["amount_due"] = due

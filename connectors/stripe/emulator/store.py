@@ -221,10 +221,13 @@ class StripeStore:
 
     @staticmethod
     def _field(obj: Mapping[str, Any], name: str) -> Any:
-        """A filterable field; an invoice's subscription lives under ``parent`` in this API version."""
+        """A filterable field; an invoice's subscription lives under ``parent`` in this API version,
+        a promotion code's coupon under ``promotion``."""
         if name == "subscription" and obj.get("object") == "invoice":
             parent = obj.get("parent") or {}
             return (parent.get("subscription_details") or {}).get("subscription")
+        if name == "coupon" and obj.get("object") == "promotion_code":
+            return obj["promotion"]["coupon"]
         return obj.get(name)
 
     def _page_down(self, kind: str, params: Params,

@@ -59,7 +59,7 @@ class SubscriptionsMixin(InvoicesMixin):
         check_known(params, ("customer", "items", "metadata", "proration_behavior", "collection_method",
                              "days_until_due", "default_tax_rates", "currency", "description",
                              "payment_behavior", "cancel_at_period_end", "billing_cycle_anchor",
-                             "off_session", "default_payment_method", "trial_period_days"))
+                             "off_session", "default_payment_method", "trial_period_days", "discounts"))
         cus = self.get("customer", str(params.get("customer") or ""), "customer")
         specs = as_list(params.get("items"))
         if not specs:
@@ -93,6 +93,8 @@ class SubscriptionsMixin(InvoicesMixin):
             payment_settings=None, pending_invoice_item_interval=None, pending_setup_intent=None,
             pending_update=None, schedule=None, start_date=now, status="active", test_clock=None,
             transfer_data=None, trial_end=None, trial_settings=None, trial_start=None)
+        sub["discounts"] = self.redeem(params.get("discounts"), "discounts", customer=cus["id"],
+                                       currency=sub["currency"], subscription=sub_id)
         self._store("subscription", sub)
         self.emit("customer.subscription.created", sub)
         self._cycle_invoice(sub, "subscription_create", now, end)
@@ -122,7 +124,8 @@ class SubscriptionsMixin(InvoicesMixin):
                                    "days_until_due": sub["days_until_due"] or (
                                        30 if sub["collection_method"] == "send_invoice" else None),
                                    "default_tax_rates": [t["id"] for t in sub["default_tax_rates"]]},
-                                  billing_reason=reason, subscription=sub, period=(start, end))
+                                  billing_reason=reason, subscription=sub, period=(start, end),
+                                  discount_ids=self.cycle_discounts(sub, start))
         for item in sub["items"]["data"]:
             price = item["price"]
             line = self._line(inv, amount=round_half_up(Decimal(price["unit_amount_decimal"]) * item["quantity"]),
@@ -150,7 +153,7 @@ class SubscriptionsMixin(InvoicesMixin):
     def update_subscription(self, sub_id: str, params: Params) -> dict[str, Any]:
         check_known(params, ("items", "metadata", "proration_behavior", "cancel_at_period_end",
                              "default_tax_rates", "description", "collection_method", "days_until_due",
-                             "payment_behavior", "proration_date", "cancel_at", "off_session"))
+                             "payment_behavior", "proration_date", "cancel_at", "off_session", "discounts"))
         sub = self.get("subscription", sub_id)
         if sub["status"] == "canceled":
             raise invalid("A canceled subscription can only update its cancellation_details and "
@@ -167,6 +170,10 @@ class SubscriptionsMixin(InvoicesMixin):
             changes["cancel_at_period_end"] = as_bool(params, "cancel_at_period_end")
         if "description" in params:
             changes["description"] = params["description"] or None
+        if "discounts" in params:
+            changes["discounts"] = self.redeem(params["discounts"], "discounts", customer=sub["customer"],
+                                               currency=sub["currency"], subscription=sub_id,
+                                               reusable=sub["discounts"])
         prorations: list[tuple[dict[str, Any], int, str, dict[str, Any] | None]] = []
         specs = as_list(params.get("items"))
         if specs:

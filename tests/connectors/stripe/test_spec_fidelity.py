@@ -101,7 +101,8 @@ def _drive_connector(emulator: StripeEmulator, connector: StripeConnector,
     refund = emulator.create_refund({"payment_intent": pi["id"], "amount": 100})
     paid = next(i for i in emulator.live("invoice") if i["status"] == "paid")
     emulator.create_credit_note({"invoice": paid["id"], "lines": [
-        {"type": "custom_line_item", "unit_amount": 50, "quantity": 1, "description": "Goodwill"}]})
+        {"type": "custom_line_item", "unit_amount": 50, "quantity": 1, "description": "Goodwill"}],
+        "out_of_band_amount": 50})
     emulator.record_exchanges = True
     cursors = {}
     for entity_type in STREAMS:
@@ -178,7 +179,8 @@ def test_other_emulated_endpoints_match_the_spec(
     refund = raw_client.v1.refunds.create(params={"charge": charge.id, "amount": 1000})
     invoice = raw_client.v1.invoices.list(params={"status": "paid"}).data[0]
     note = raw_client.v1.credit_notes.create(params={"invoice": invoice.id, "lines": [
-        {"type": "invoice_line_item", "invoice_line_item": invoice.lines.data[0].id, "amount": 500}]})
+        {"type": "invoice_line_item", "invoice_line_item": invoice.lines.data[0].id, "amount": 500}],
+        "out_of_band_amount": 500})
     raw_client.v1.credit_notes.void_credit_note(note.id)
     raw_client.v1.tax_rates.list()
     raw_client.v1.tax_rates.create(params={"display_name": "Sales tax", "percentage": 7.25, "inclusive": False})
