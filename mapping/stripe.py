@@ -293,7 +293,10 @@ def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
         subtotal=stripe_money(data.get("subtotal"), currency),
         tax=stripe_money(tax_total, currency), total=stripe_money(data.get("total"), currency),
         amount_paid=stripe_money(data.get("amount_paid"), currency),
-        amount_due=stripe_money(data.get("amount_due"), currency), tax_inclusive=inclusive,
+        # the canonical amount_due is what is still owed (every ledger's balance): Stripe's
+        # amount_remaining; its own amount_due stays the billed amount once the invoice is paid
+        amount_due=stripe_money(data.get("amount_remaining", data.get("amount_due")), currency),
+        tax_inclusive=inclusive,
         subscription_id=_ref(refs, "subscription", sub_details.get("subscription")),
         deal_id=meta.get("deal_id"), period_start=_ts(data.get("period_start")),
         period_end=_ts(data.get("period_end")), paid_at=_ts(transitions.get("paid_at")),

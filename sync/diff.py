@@ -6,12 +6,13 @@ however many records there are. Records are grouped by key — the canonical id 
 then natural keys — and classified as in DESIGN.md:
 
 * none on the system's side for a record it should hold  -> ``missing`` (or ``broken_link``
-  when a link exists: deleted or voided behind the hub's back)
+  when a link exists: deleted behind the hub's back; voided there while live in the hub is a
+  ``broken_link`` keyed ``voided`` that no resync undoes — the owner voids or re-issues it)
 * a system record that is linked to nothing and matches nothing -> ``orphan``
 * a system record that cannot be mapped -> ``unreadable`` (with the reason); never a deletion
 * two or more system records for one key -> ``duplicate``
 * one and one -> compared field by field, normalised (case and spacing of names and emails,
-  per-line rounding tolerance). Fields the system does not own: ``mismatch``; or ``stale`` when
+  per-line rounding tolerance; an invoice on money and status as ``sync/diff_money.py`` says). Fields the system does not own: ``mismatch``; or ``stale`` when
   the hub changed after its last push and the SLA has passed. Fields the system owns (per field,
   ``sync/flows.py`` Ownership: Stripe an invoice, Salesforce a customer's name): the owner changed
   the record and the hub never took the change in (no event, no poll saw it) -> ``mismatch``
@@ -47,6 +48,7 @@ from connectors.base import Connector
 from mapping.keys import normalise_key
 from state.store import StateStore
 from sync.context import MAPPING_ERRORS
+from sync.diff_money import invoice_differing, said_by
 from sync.diff_scratch import (
     MONEY_FIELDS,
     NATURAL_KEYS,
@@ -234,7 +236,7 @@ class Differ:
                 view = view_of(entity)
                 keys = {**view.keys, **{k: normalise_key(v) or "" for k, v in
                                         connector.natural_keys(record).items()}}
-                fields = json.dumps(view.fields, sort_keys=True)
+                fields = json.dumps(said_by(connector.system, entity_type, view.fields), sort_keys=True)
                 rows.append((name, record.external_id, int(record.deleted), fields, fields_digest(fields),
                              view.day, view.currency, view.amount, view.lines, int(view.void),
                              *(keys.get(k) or None for k in NATURAL_KEYS), utc_iso(record.updated_at)))
@@ -301,8 +303,8 @@ class Differ:
         # broken_link: linked, but gone (or deleted/voided) in the system while the hub is live.
         # A void in the record's owner is the owner's change, not the hub's to undo: it is a
         # source finding below, repaired by reading it in (never by writing the record again).
-        for canonical, system, external_id, present, voided in db.execute(
-                "SELECT l.canonical_id, l.system, l.external_id, s.external_id, s.deleted = 0 AND s.void = 1 "
+        for canonical, system, external_id, voided in db.execute(
+                "SELECT l.canonical_id, l.system, l.external_id, s.deleted = 0 AND s.void = 1 "
                 "FROM links l JOIN hub h ON h.canonical_id = l.canonical_id "
                 "LEFT JOIN sys s ON s.system = l.system AND s.external_id = l.external_id "
                 "WHERE h.deleted = 0 AND (s.external_id IS NULL OR s.deleted = 1 OR (s.void = 1 AND h.void = 0)) "
@@ -310,10 +312,20 @@ class Differ:
                 "                AND u.external_id = l.external_id)"):
             if voided and self._owns_record(entity_type, system):
                 continue
-            what = "deleted" if present is None else "deleted or voided"
+            if voided:
+                # A void cannot be undone in a ledger (QuickBooks keeps it voided, Xero keeps its
+                # number), and a second document is a guess: the owner decides. The repair refuses.
+                owner = (self.routing.ownership.owner(entity_type, "*") or "the source").capitalize()
+                record_findings.append(DiffFinding(
+                    "broken_link", entity_type, system, canonical, [external_id],
+                    f"{system} {entity_type} {external_id} was voided behind the hub's back while it is "
+                    f"live in the hub; a void is not undone and the hub does not guess a new document: "
+                    f"void it in {owner} too, or re-issue the {entity_type} in {owner}",
+                    {"status": {"hub": "live", system: "void"}}, key="voided"))
+                continue
             record_findings.append(DiffFinding(
                 "broken_link", entity_type, system, canonical, [external_id],
-                f"{system} {entity_type} {external_id} was {what} behind the hub's back; "
+                f"{system} {entity_type} {external_id} was deleted behind the hub's back; "
                 "`hub resync --finding ID` writes it again"))
 
         # missing: the hub says it belongs in the system; nothing live there and no link (a
@@ -355,6 +367,8 @@ class Differ:
                 "AND NOT EXISTS (SELECT 1 FROM dup WHERE dup.key = s.key AND dup.system = s.system)"):
             owner_system = self.connectors[system].system
             theirs, ours = json.loads(sys_fields), json.loads(hub_fields)
+            if theirs.get("status") == "void" != ours.get("status") and not self._owns_record(entity_type, system):
+                continue  # voided there while live in the hub: the broken_link above says it all
             differing = self._differing(entity_type, ours, theirs, lines)
             owned = [f for f in differing if self.routing.ownership.owner(entity_type, f) == owner_system]
             if writing:
@@ -401,6 +415,8 @@ class Differ:
 
     def _differing(self, entity_type: str, ours: dict[str, Any], theirs: dict[str, Any],
                    lines: int) -> list[str]:
+        if entity_type == "invoice":
+            return invoice_differing(ours, theirs, lines, self.tolerances.line_rounding_minor)
         differing = []
         for name, value in theirs.items():
             if value is None or ours.get(name) is None:
@@ -426,6 +442,15 @@ class Differ:
                 "SELECT system, day, currency, sum(amount) FROM sys WHERE deleted = 0 AND void = 0 "
                 "AND day IS NOT NULL GROUP BY system, day, currency"):
             sums[(system, day, currency)] = int(total or 0)
+        # Records the hub derives itself (a negative invoice's credit note) no source system holds:
+        # their amounts are what the sources' totals stand for (README "Posting model").
+        derived: dict[tuple[str, str], int] = defaultdict(int)
+        for day, currency, total in db.execute(
+                "SELECT day, currency, sum(amount) FROM hub WHERE deleted = 0 AND void = 0 AND day IS NOT NULL "
+                + "".join(" AND instr(expected, ?) = 0" for _ in sources) + " GROUP BY day, currency",
+                [f",{s}," for s in sources]):
+            derived[(day, currency)] = int(total or 0)
+            sums.setdefault((sources[0], day, currency), 0)
         explained: dict[tuple[str, str, str], int] = defaultdict(int)
         compared: set[tuple[str, str | None]] = set()
         for finding in record_findings:
@@ -440,8 +465,8 @@ class Differ:
             if target in sources:
                 continue
             for day, currency in sorted(days):
-                source_total = sum(sums.get((s, day, currency), 0) + explained.get((s, day, currency), 0)
-                                   for s in sources)
+                source_total = derived.get((day, currency), 0) + sum(
+                    sums.get((s, day, currency), 0) + explained.get((s, day, currency), 0) for s in sources)
                 target_total = sums.get((target, day, currency), 0) + explained.get((target, day, currency), 0)
                 if abs(target_total - source_total) > self.tolerances.totals_minor and (
                         sums.get((target, day, currency)) is not None):

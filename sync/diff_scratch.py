@@ -12,7 +12,10 @@ from typing import Any
 
 from mapping.keys import normalise_key
 from mapping.model import CreditNote, Customer, Entity, Invoice, Payment, Price, Product, Refund, stable_id
+from sync.diff_money import invoice_fields
 
+# per-line rounding tolerance for these (payments, refunds, credit notes, prices); an invoice's
+# fields follow sync/diff_money.py
 MONEY_FIELDS = frozenset({"total", "amount", "unit_amount"})
 NATURAL_KEYS = ("email", "number", "name")
 
@@ -46,7 +49,7 @@ def view_of(entity: Entity) -> View:
     if isinstance(entity, Invoice):
         day = entity.issued_at.date().isoformat() if entity.issued_at else None
         void = entity.status == "void"
-        return View({"total": entity.total.minor, "currency": entity.total.currency, "void": void},
+        return View(invoice_fields(entity),
                     {"number": _norm(entity.number) or ""}, day, entity.total.currency,
                     entity.total.minor, max(1, len(entity.lines)), void)
     if isinstance(entity, Payment):

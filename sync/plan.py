@@ -67,12 +67,19 @@ class Planner:
         queued = 0
         for connection in targets:
             link = tx.link_for(canonical_id, connection, entity.type)
+            operation = "upsert"
+            if _is_void(entity):
+                # a void is pushed as a void, never an upsert (which would un-void it in
+                # QuickBooks), and only to a record the target has
+                if link is None or link.deleted:
+                    continue
+                operation = "void"
             if link is not None:  # forget what was written, so the repair really writes
                 tx.link(canonical_id, connection, entity.type, link.external_id, pushed_hash="",
                         payload_hash="")
             key = idempotency_key(canonical_id, connection, f"{stored.content_hash}/{nonce}")
             # a repair's record may already be there (a lost or broken link): look it up first
-            if tx.enqueue(canonical_id, entity.type, connection, "upsert", key, stored.content_hash,
+            if tx.enqueue(canonical_id, entity.type, connection, operation, key, stored.content_hash,
                           external_id=link.external_id if link and not link.deleted else None,
                           may_exist=True):
                 queued += 1

@@ -5,6 +5,12 @@
   again from the owner and taken in as a sync would (``Engine.ingest``: the hub takes the owner's
   fields and plans one write per target, to linked records, so nothing is posted twice and a void
   follows as a void), then those writes are pushed;
+* a void in the hub is pushed as a void, never as an upsert (the planner's repush), so a
+  resync never un-voids; a document voided in a ledger while the hub has it live is a
+  ``broken_link`` the repair refuses (exit 2) with what to do: void it in the owner too, or
+  re-issue it there — never un-voided, never a second document guessed;
+* an invoice mismatch only in what is paid on it (amount paid, amount due, status): refused, the
+  payment or credit note findings are the ones to repair (pushing the invoice changes nothing);
 * missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
   broken link is forgotten first; every repair write is queued as one that may already exist
   (``may_exist``), so each connector looks the record up by the hub's marker before creating it);
@@ -89,6 +95,14 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
         return plan
     if finding.canonical_id is None:
         raise RepairError(f"{kind} finding {finding.id[:8]} names no hub record to push")
+    if kind == "broken_link" and (finding.fields.get("status") or {}).get(system) == "void":
+        # never un-void (QuickBooks cannot, and an update of a voided document would bring the
+        # receivable back) and never guess a second document: the finding says what to do
+        raise RepairError(f"{finding.detail}; then run `hub diff` again")
+    if kind == "mismatch" and _allocation_only(finding):
+        raise RepairError(f"{system} {entity} {', '.join(finding.external_ids)} differs only in what is paid "
+                          f"on it ({', '.join(sorted(finding.fields))}): repair the payment or credit note "
+                          f"findings of {system} (`hub drift list --system {system}`), then run `hub diff` again")
     if kind == "mismatch" and _against_owner(hub, finding):
         return _read_from_owner(hub, plan, dry_run)
     plan.actions.append(f"push hub {entity} {finding.canonical_id} to {system}"
@@ -118,6 +132,15 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
     hub.engine.push(system, summary, None, entities=[entity])
     plan.summary = summary
     return plan
+
+
+ALLOCATION_FIELDS = frozenset({"amount_paid", "amount_due", "status"})
+
+
+def _allocation_only(finding: Finding) -> bool:
+    """An invoice whose payments or credits differ, not its content: pushing it changes nothing."""
+    return finding.entity == "invoice" and bool(finding.fields) and set(finding.fields) <= ALLOCATION_FIELDS and (
+        (finding.fields.get("status") or {}).get("hub") != "void")
 
 
 def _against_owner(hub: Hub, finding: Finding) -> bool:

@@ -6,8 +6,9 @@ seen, and each read starts ``overlap`` seconds before it so a record updated in 
 instant as the previous read is not missed (duplicates are fine: reads are at-least-once).
 Pages come oldest change first, so every page stores the cursor as of its newest change: a
 first read stopped midway goes on from there, never from page 1.
-Archived contacts, voided/deleted invoices and credit notes, and deleted payments come back as
-deleted records.
+Archived contacts, deleted invoices and credit notes (Xero's DELETED is for drafts) and deleted
+payments come back as deleted records. A VOIDED document is a live record with status void: the
+document is still in the books (its number reserved), and the diff compares void with void.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Stream:
     deleted: Callable[[Mapping[str, Any]], bool] = lambda _data: False
 
 
+def _deleted_document(data: Mapping[str, Any]) -> bool:
+    """DELETED only: a VOIDED document stays in the books and is read as a void, not a deletion."""
+    return data.get("Status") == "DELETED"
+
+
 def _is_refund(data: Mapping[str, Any]) -> bool:
     return str(data.get("Reference") or "").startswith(REFUND_PREFIX)
 
@@ -48,15 +54,15 @@ STREAMS: dict[str, Stream] = {
                        deleted=lambda d: d.get("ContactStatus") in ("ARCHIVED", "GDPRREQUEST")),
     "product": Stream("product", "get_items", "Items", "ItemID", False),
     "invoice": Stream("invoice", "get_invoices", "Invoices", "InvoiceID", True, where='Type=="ACCREC"',
-                      deleted=lambda d: d.get("Status") in ("VOIDED", "DELETED")),
+                      deleted=_deleted_document),
     "payment": Stream("payment", "get_payments", "Payments", "PaymentID", True,
                       where='PaymentType=="ACCRECPAYMENT"', deleted=lambda d: d.get("Status") == "DELETED"),
     "credit_note": Stream("credit_note", "get_credit_notes", "CreditNotes", "CreditNoteID", True,
                           where='Type=="ACCRECCREDIT"', keep=lambda d: not _is_refund(d),
-                          deleted=lambda d: d.get("Status") in ("VOIDED", "DELETED")),
+                          deleted=_deleted_document),
     "refund": Stream("refund", "get_credit_notes", "CreditNotes", "CreditNoteID", True,
                      where='Type=="ACCRECCREDIT"', keep=_is_refund,
-                     deleted=lambda d: d.get("Status") in ("VOIDED", "DELETED")),
+                     deleted=_deleted_document),
 }
 
 

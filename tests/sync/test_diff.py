@@ -125,13 +125,53 @@ def test_fixing_a_problem_resolves_its_finding_on_the_next_run(world: World) -> 
         assert tx.get_finding(first.findings[0]["id"]).status == "resolved"
 
 
-def test_per_line_rounding_within_tolerance_is_not_a_finding_beyond_it_is(world: World) -> None:
+def rounded(inv: dict[str, object], tax_by: int, total_by: int | None = None) -> dict[str, object]:
+    """A ledger invoice whose tax (and, as its own sum, total and amount due) moved by ``tax_by``."""
+    total_by = tax_by if total_by is None else total_by
+    moved = copy.deepcopy(inv)
+    for name, by in (("tax", tax_by), ("total", total_by), ("amount_due", total_by)):
+        moved[name] = {"minor": moved[name]["minor"] + by, "currency": "USD"}  # type: ignore[index]
+    return moved
+
+
+def test_per_line_tax_rounding_within_tolerance_is_not_a_finding_beyond_it_is(world: World) -> None:
     inv_id = ledger_id_of(world, "invoice", number="INV-0001")
     inv = world.ledger.live("invoice")[inv_id]
-    world.ledger.put("invoice", {**inv, "total": {"minor": inv["total"]["minor"] + 3, "currency": "USD"}}, inv_id)
+    world.ledger.put("invoice", rounded(inv, 3), inv_id)  # three lines, one minor unit each
     assert [f for f in differ(world).run(["invoice"]).findings if f["kind"] == "mismatch"] == []
-    world.ledger.put("invoice", {**inv, "total": {"minor": inv["total"]["minor"] + 4, "currency": "USD"}}, inv_id)
+    world.ledger.put("invoice", rounded(inv, 4), inv_id)
+    found = differ(world).run(["invoice"]).findings
     assert kinds(differ(world).run(["invoice"]))[0] == ("mismatch", "invoice", "quickbooks")
+    assert sorted(found[0]["fields"]) == ["amount_due", "tax", "total"]
+
+
+def test_a_total_is_exact_save_for_the_tax_rounding_that_explains_it(world: World) -> None:
+    inv_id = ledger_id_of(world, "invoice", number="INV-0001")
+    inv = world.ledger.live("invoice")[inv_id]
+    world.ledger.put("invoice", rounded(inv, 0, total_by=1), inv_id)  # no tax moved: one cent is drift
+    (found,) = [f for f in differ(world).run(["invoice"]).findings if f["kind"] == "mismatch"]
+    assert sorted(found["fields"]) == ["amount_due", "total"]
+    assert found["fields"]["total"]["quickbooks"] - found["fields"]["total"]["hub"] == 1
+
+
+def test_a_settled_invoice_left_owing_a_rounded_cent_is_a_finding(world: World) -> None:
+    inv_id = ledger_id_of(world, "invoice", number="INV-0001")
+    inv = world.ledger.live("invoice")[inv_id]
+    paid = copy.deepcopy(inv)  # the hub has it paid; the ledger's rounded tax leaves 0.01 owing
+    paid["amount_paid"] = dict(paid["total"])
+    paid["amount_due"] = {"minor": 0, "currency": "USD"}
+    paid["status"] = "paid"
+    stripe_id = next(k for k, v in world.stripe.live("invoice").items() if v["number"] == "INV-0001")
+    world.stripe.put("invoice", {**world.stripe.live("invoice")[stripe_id], "status": "paid",
+                                 "amount_paid": paid["total"], "amount_due": {"minor": 0, "currency": "USD"}},
+                     stripe_id)
+    world.sync()
+    world.ledger.put("invoice", {**rounded(paid, 1, total_by=1), "amount_due": {"minor": 1, "currency": "USD"},
+                                 "amount_paid": paid["total"], "status": "open"}, inv_id)
+    (found,) = [f for f in differ(world).run(["invoice"]).findings if f["kind"] == "mismatch"]
+    assert found["fields"]["amount_due"] == {"hub": 0, "quickbooks": 1}
+    assert found["fields"]["status"] == {"hub": "paid", "quickbooks": "open"}
+    assert "tax" not in found["fields"] and "total" not in found["fields"]  # those are rounding
 
 
 def test_a_day_whose_totals_differ_without_a_record_explaining_it_is_reported(world: World) -> None:
@@ -139,7 +179,7 @@ def test_a_day_whose_totals_differ_without_a_record_explaining_it_is_reported(wo
     for n in (0, 1, 2):
         inv_id = ledger_id_of(world, "invoice", number=f"INV-{n:04d}")
         inv = world.ledger.live("invoice")[inv_id]
-        world.ledger.put("invoice", {**inv, "total": {"minor": inv["total"]["minor"] + 1, "currency": "USD"}}, inv_id)
+        world.ledger.put("invoice", rounded(inv, 1), inv_id)
     result = differ(world).run(["invoice"])
     assert kinds(result) == [("totals", "invoice", "quickbooks")]
     assert "+3" in result.findings[0]["detail"]

@@ -1,6 +1,7 @@
 """The write core every route shares (the API, batch items, seeding, edits behind the hub's
-back): create, full and sparse update with ``SyncToken`` (stale -> 5010), delete and void of
-transactions, deactivation of names. Each mutation gets its own second on the emulator clock."""
+back): create, full and sparse update with ``SyncToken`` (stale -> 5010; a voided transaction
+refuses updates, 6000), delete and void of transactions, deactivation of names. Each mutation
+gets its own second on the emulator clock."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class RecordsMixin:
                         f"made inactive. Check the fields with accounts, customers, items, vendors or employees. "
                         f"{entity} Id={ext_id}")
         if existing is not None:
+            if entity in TRANSACTIONS and str(existing.get("PrivateNote") or "").startswith("Voided"):
+                # QuickBooks Online has no un-void: a voided transaction keeps its zero amounts
+                # (it is re-entered as a new one). An update must not bring the amounts back.
+                raise Fault(6000, BUSINESS_RULE, f"{entity} {ext_id} is voided and cannot be changed; "
+                            "enter a new transaction instead")
             if str(body.get("SyncToken", "")) != existing["SyncToken"]:
                 raise Fault(5010, "Stale Object Error",
                             f"Stale Object Error : You and {entity.lower()} were working on this at the same "

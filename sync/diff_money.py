@@ -1,0 +1,120 @@
+"""The money-level view of a document for the diff, and the tolerance rules that compare it.
+
+An invoice is compared on what a bookkeeper reads off it: ``total``, ``subtotal`` (lines before
+discounts), ``tax`` and ``tax_by_rate`` (percent -> minor units), ``discount`` (all discounts),
+``amount_paid`` (payments and credits applied: total less what is still owed, the one meaning
+every system can express — Xero counts credits in, Stripe does not), ``amount_due`` (what is
+still owed), ``currency`` and ``status`` normalised to ``open`` / ``paid`` / ``void`` (a draft
+or uncollectible invoice is open; a finalised one with nothing owed is paid, as QuickBooks,
+which has no status, reads). A void document is compared as a void: status and currency only,
+since systems void differently (QuickBooks zeroes the amounts, Xero and Stripe keep them).
+
+A side that cannot express a field gives ``None`` (e.g. QuickBooks without its tax rates): it is
+not drifting on it. Tolerances:
+
+* ``tax`` and each rate of ``tax_by_rate``: ``line_rounding_minor`` per line, because a ledger may
+  compute tax per line and round each one;
+* ``total`` and ``amount_due``: exact, except by exactly the tax difference that rounding
+  excuses (the ledger's total is its lines plus its own rounded tax). A balance the hub has as
+  settled (``amount_due`` 0) must be settled: 0.01 left owing forever is drift;
+* everything else exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from mapping.model import Invoice, decimal_str
+
+ROUNDED_PER_LINE = frozenset({"tax", "tax_by_rate"})
+FOLLOWS_TAX = frozenset({"total", "amount_due"})
+
+
+# Invoice fields a system's records do not carry (its mapping fills them with stand-ins):
+# Salesforce's Billing_Invoice__c has the amount, what is paid and the status, nothing of tax.
+UNSAID: Mapping[str, frozenset[str]] = {"salesforce": frozenset({"subtotal", "tax", "tax_by_rate", "discount"})}
+
+
+def said_by(system: str, entity_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with what ``system`` cannot express set to None (so it is never drift)."""
+    unsaid = UNSAID.get(system, frozenset()) if entity_type == "invoice" else frozenset()
+    return {k: (None if k in unsaid else v) for k, v in fields.items()}
+
+
+def invoice_status(invoice: Invoice) -> str:
+    """open / paid / void, whatever each system calls it."""
+    if invoice.status == "void":
+        return "void"
+    if invoice.status == "paid" or (invoice.status != "draft" and invoice.amount_due.minor == 0):
+        return "paid"
+    return "open"
+
+
+def tax_by_rate(invoice: Invoice) -> dict[str, int] | None:
+    """Tax per percent rate, or None when the document does not say its rates."""
+    rates: dict[str, int] = {}
+    if invoice.tax_lines:
+        for tax_line in invoice.tax_lines:
+            if not tax_line.rate and tax_line.amount.minor:
+                return None  # an amount with no rate: the system keeps only the total
+            key = decimal_str(Decimal(tax_line.rate))
+            rates[key] = rates.get(key, 0) + tax_line.amount.minor
+        return rates
+    taxed = [line for line in invoice.lines if line.tax_amount is not None]
+    if not taxed or any(line.tax_rate is None for line in taxed):
+        return None
+    for line in taxed:
+        assert line.tax_rate is not None and line.tax_amount is not None
+        key = decimal_str(line.tax_rate)
+        rates[key] = rates.get(key, 0) + line.tax_amount.minor
+    return rates
+
+
+def invoice_fields(invoice: Invoice) -> dict[str, Any]:
+    status = invoice_status(invoice)
+    if status == "void":
+        return {"currency": invoice.total.currency, "status": "void"}
+    return {
+        # the lines' sum (the canonical meaning): Xero's own SubTotal leaves inclusive tax out
+        "total": invoice.total.minor, "tax": invoice.tax.minor,
+        "subtotal": sum(line.amount.minor for line in invoice.lines) if invoice.lines else invoice.subtotal.minor,
+        "tax_by_rate": tax_by_rate(invoice),
+        "discount": sum(d.amount.minor for d in invoice.discounts),
+        "amount_paid": invoice.total.minor - invoice.amount_due.minor,
+        "amount_due": invoice.amount_due.minor, "currency": invoice.total.currency, "status": status,
+    }
+
+
+def invoice_differing(ours: Mapping[str, Any], theirs: Mapping[str, Any], lines: int,
+                      line_rounding_minor: int) -> list[str]:
+    """The invoice fields that differ beyond the tolerances above."""
+    allowed = line_rounding_minor * max(1, lines)
+    differing: set[str] = set()
+    tax_delta = 0  # the tax difference rounding excuses, which total and amount due may carry
+    for name in sorted(set(ours) | set(theirs)):
+        mine, other = ours.get(name), theirs.get(name)
+        if mine is None or other is None or name in FOLLOWS_TAX:
+            continue  # a side that cannot express a field is not drifting on it
+        if name == "tax":
+            if abs(int(other) - int(mine)) <= allowed:
+                tax_delta = int(other) - int(mine)
+            else:
+                differing.add(name)
+        elif name == "tax_by_rate":
+            if set(mine) != set(other) or any(abs(int(other[k]) - int(mine[k])) > allowed for k in mine):
+                differing.add(name)
+        elif mine != other:
+            differing.add(name)
+    for name in FOLLOWS_TAX:
+        mine, other = ours.get(name), theirs.get(name)
+        if mine is None or other is None or mine == other:
+            continue
+        settled = name == "amount_due" and int(mine) == 0
+        if settled or int(other) - int(mine) != tax_delta:
+            differing.add(name)
+    return sorted(differing)
+
+
+__all__ = ["ROUNDED_PER_LINE", "invoice_differing", "invoice_fields", "invoice_status", "said_by", "tax_by_rate"]
