@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from mapping.lines import exact_quantity_and_unit
+from mapping.lines import exact_quantity_and_unit, line_discounts
 from mapping.model import (
     Address,
     CreditNote,
@@ -259,10 +259,26 @@ def _lines_out(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...],
         if line.description:
             row["Description"] = line.description
         out.append(row)
-    for discount in discounts:
-        out.append({"DetailType": "DiscountLineDetail", "Amount": discount.amount.to_decimal(),
-                    "Description": discount.name, "DiscountLineDetail": {"PercentBased": False}})
+    out += discount_lines(lines, discounts)
     return out
+
+
+def discount_lines(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...]) -> list[dict[str, Any]]:
+    """QuickBooks has no line discounts: its DiscountLineDetail lines (after the sales lines, so
+    they discount their subtotal) carry every discount of the document — the invoice's, and the
+    lines' own where the source allocated some (``mapping.lines``: one rule for both ledgers).
+    One line per source discount when they account for it all, else one line of the sum."""
+    if not lines:
+        return []
+    currency = lines[0].amount.currency
+    total = sum(line_discounts(lines, discounts, currency))
+    if total <= 0:
+        return []
+    named = [d for d in discounts if d.amount.currency == currency and d.amount.minor]
+    parts = [(d.name, d.amount) for d in named] if sum(d.amount.minor for d in named) == total \
+        else [("Discount", Money(total, currency))]
+    return [{"DetailType": "DiscountLineDetail", "Amount": amount.to_decimal(), "Description": name,
+             "DiscountLineDetail": {"PercentBased": False}} for name, amount in parts]
 
 
 def _fx_extra(obj: Mapping[str, Any], currency: str, home_currency: str) -> dict[str, Any]:
@@ -322,6 +338,8 @@ def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]
         "Line": _lines_out(entity.lines, entity.discounts, refs, taxable=entity.tax.minor != 0),
         "TxnTaxDetail": {"TotalTax": entity.tax.to_decimal()},
     }
+    if any(line["DetailType"] == "DiscountLineDetail" for line in body["Line"]):
+        body["ApplyTaxAfterDiscount"] = True  # Stripe taxes the discounted amounts (Intuit's flag)
     if entity.tax_inclusive:
         body["GlobalTaxCalculation"] = "TaxInclusive"
     if entity.number:

@@ -73,6 +73,9 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
     lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
     obj["Line"] = lines
     inclusive = obj.get("GlobalTaxCalculation") == "TaxInclusive"
+    # Intuit: ApplyTaxAfterDiscount false or absent taxes before the discount, true after it; the
+    # total is the subtotal less the discounts plus the (given) exclusive tax either way
+    obj["ApplyTaxAfterDiscount"] = obj.get("ApplyTaxAfterDiscount") in (True, "true")
     total = subtotal - discount + (Decimal(0) if inclusive else tax)
     obj["TotalAmt"] = total
     if entity in SALES_DOCS and not obj.get("DocNumber"):
@@ -115,7 +118,14 @@ def _lines(realm: Realm, obj: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
             line["Amount"] = cents(amount)
             subtotal += line["Amount"]
         elif kind == "DiscountLineDetail":
-            line["Amount"] = cents(money(line.get("Amount")))
+            detail = dict(line.get("DiscountLineDetail") or {})
+            if detail.get("PercentBased") and detail.get("DiscountPercent") not in (None, ""):
+                # Intuit: a percent discount's Amount is that percent of the subtotal above it
+                line["Amount"] = cents(subtotal * money(detail["DiscountPercent"]) / 100)
+            else:
+                line["Amount"] = cents(money(line.get("Amount")))
+            if line["Amount"] < 0:
+                raise Fault(6000, BUSINESS_RULE, "A discount cannot be negative", element="Amount")
             discount += line["Amount"]
         elif kind == "DescriptionOnly":
             line["Amount"] = Decimal(0)
@@ -126,6 +136,9 @@ def _lines(realm: Realm, obj: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
         lines.append(line)
     if not lines:
         raise Fault(2020, REQUIRED, "Required parameter Line is missing in the request", element="Line")
+    if discount > subtotal:
+        raise Fault(6000, BUSINESS_RULE, f"The discount ({discount}) is more than the subtotal ({subtotal})",
+                    element="DiscountLineDetail")
     return lines, subtotal, discount
 
 
