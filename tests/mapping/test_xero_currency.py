@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mapping import xero
+from mapping.model import Invoice
 from mapping.refs import RefResolver
 
 
@@ -27,4 +28,5 @@ def test_a_document_without_a_known_currency_is_refused_not_taken_for_usd(entity
 
 def test_a_stated_currency_is_read_as_stated() -> None:
     data = {"InvoiceID": "i1", "CurrencyCode": "gbp", "Status": "AUTHORISED", "Total": "10.00", "SubTotal": "10.00"}
-    assert xero.to_canonical("invoice", "x1", data, _Refs()).currency == "GBP"
+    invoice = xero.to_canonical("invoice", "x1", data, _Refs())
+    assert isinstance(invoice, Invoice) and invoice.currency == "GBP"
