@@ -71,8 +71,8 @@ class Planner:
             if _is_void(entity):
                 # a void is pushed as a void, never an upsert (which would un-void it in
                 # QuickBooks), and only to a record the target has
-                if link is None or link.deleted:
-                    continue
+                if link is None or link.deleted or link.last_pushed_hash == stored.content_hash:
+                    continue  # nothing there to void, or this very void has landed
                 operation = "void"
             if link is not None:  # forget what was written, so the repair really writes
                 tx.link(canonical_id, connection, entity.type, link.external_id, pushed_hash="",

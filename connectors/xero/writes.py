@@ -76,6 +76,8 @@ def _invoice_lines(invoice: Mapping[str, Any]) -> list[tuple[str, Decimal, Decim
     return [(str(line.get("Description") or ""), Decimal(str(line.get("Quantity") or 0)),
              Decimal(str(line.get("UnitAmount") or 0))) for line in invoice.get("LineItems") or []]
 
+ALREADY_VOIDED = "has been voided"  # Xero's refusal to void a VOIDED document again
+
 
 class Writer:
     def __init__(self, client: XeroClient, *, batch_size: int = 50, payment_account: str = "090") -> None:
@@ -311,6 +313,10 @@ class Writer:
         results = []
         for item, data in zip(items, returned, strict=True):
             refused = self._item_error(data)
+            if refused is not None and item.operation == "void" and ALREADY_VOIDED in str(refused):
+                # voided already (by hand, or by an earlier attempt): the void has landed
+                results.append(WriteResult(item.idempotency_key, item.external_id))
+                continue
             if refused is not None:
                 results.append(WriteResult(item.idempotency_key, error=refused))
                 continue
