@@ -263,6 +263,11 @@ class Refund(Entity):
     status: str = "succeeded"  # succeeded pending failed canceled
     reason: str | None = None
     refunded_at: datetime | None = None
+    # The credit note that claims this refund (hub-owned: set when a Stripe credit note names
+    # it), and the lines a ledger books it with: the credit note's, or the invoice's net and tax
+    # split (``mapping.postings``, filled when the refund is pushed).
+    credit_note_id: str | None = None
+    lines: tuple[InvoiceLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +281,7 @@ class CreditNote(Entity):
     lines: tuple[InvoiceLine, ...] = ()
     total: Money = Money(0, "USD")
     refund_id: str | None = None
+    refund_amount: Money | None = None  # what the refund named by ``refund_id`` paid out of it
     issued_at: datetime | None = None
     reason: str | None = None
 

@@ -412,17 +412,30 @@ def credit_note_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_cur
         extra=_fx_extra(obj, currency, home_currency))
 
 
+def _credit_lines(lines: tuple[InvoiceLine, ...], total: Money,
+                  description: str) -> tuple[tuple[InvoiceLine, ...], Money]:
+    """A credit document's lines and their tax (README "Posting model"): a credit or a refund
+    reverses VAT as the lines carry it; with no lines, one untaxed line of the whole amount."""
+    lines = lines or (InvoiceLine(description=description, quantity=Decimal(1), unit_amount=total, amount=total),)
+    tax = Money(sum(line.tax_amount.minor for line in lines if line.tax_amount), total.currency)
+    return lines, tax
+
+
 def credit_note_from_canonical(entity: CreditNote, refs: RefResolver) -> dict[str, Any]:
-    lines = entity.lines or (InvoiceLine(description=entity.reason or "Credit", quantity=Decimal(1),
-                                         unit_amount=entity.total, amount=entity.total),)
+    lines, tax = _credit_lines(entity.lines, entity.total, entity.reason or "Credit")
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out(lines, (), refs, taxable=False),
+        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0),
+        "TxnTaxDetail": {"TotalTax": tax.to_decimal()},
     }
     if entity.number:
         body["DocNumber"] = entity.number[:21]
     if entity.issued_at:
         body["TxnDate"] = entity.issued_at.astimezone(UTC).date().isoformat()
+    if entity.invoice_id and entity.status != "void":
+        invoice = refs.external_id("invoice", entity.invoice_id)
+        if invoice:  # the writer applies the memo to it (a Payment linking both), as QuickBooks does
+            body["_apply_to"] = invoice
     _fx_out(body, entity.currency, entity.extra)
     return body
 
@@ -442,11 +455,13 @@ def refund_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency
 
 
 def refund_from_canonical(entity: Refund, refs: RefResolver, deposit_account_id: str = "2") -> dict[str, Any]:
-    line = InvoiceLine(description=entity.reason or "Refund", quantity=Decimal(1),
-                       unit_amount=entity.amount, amount=entity.amount)
+    """A RefundReceipt: money out of the deposit account, with the lines and tax of its credit
+    note or its invoice's tax reversed (``mapping.postings`` fills ``lines`` when it is pushed)."""
+    lines, tax = _credit_lines(entity.lines, entity.amount, entity.reason or "Refund")
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out((line,), (), refs, taxable=False),
+        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0),
+        "TxnTaxDetail": {"TotalTax": tax.to_decimal()},
         "DepositToAccountRef": {"value": deposit_account_id},
     }
     if entity.refunded_at:

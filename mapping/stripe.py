@@ -366,6 +366,18 @@ def refund_to_canonical(data: Data, refs: RefResolver) -> Refund:
     )
 
 
+def _credited_rate(tax: Data) -> Decimal:
+    """The rate of a credited line's tax when the rate object is not expanded: a credit of part of
+    a line has its tax rounded (1667 on 8333 is 20%, not 20.0048%), so the rate is the one with
+    the fewest places that gives the tax back."""
+    taxable, amount = int(tax.get("taxable_amount") or 0), int(tax.get("amount") or 0)
+    for places in range(5):
+        rate = _rate_from_amounts(tax).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+        if (Decimal(taxable) * rate / 100).to_integral_value(ROUND_HALF_UP) == amount:
+            return rate.normalize()
+    return _rate_from_amounts(tax)
+
+
 def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
     currency = _cur(data)
     lines = []
@@ -377,12 +389,17 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
             Money(int(Decimal(amount.minor) / quantity), amount.currency) \
             if Decimal(amount.minor) % quantity == 0 else amount
         taxes = line.get("taxes") or []
+        rate = None
+        if taxes:  # the rate goes with the line, as on an invoice: a ledger's tax code needs it
+            _rid, _name, pct = _tax_rate_info(taxes[0])
+            rate = pct if pct is not None else _credited_rate(taxes[0])
         lines.append(InvoiceLine(
             description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
-            amount=amount,
+            amount=amount, tax_rate=rate,
             tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
             external_id=_id(line.get("id"))))
-    refunds = data.get("refunds") or []
+    refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping)]
+    refunded = [a for r in refunds if isinstance(a := r.get("amount_refunded"), int)]
     return CreditNote(
         id=refs.canonical_id("credit_note", str(data["id"])),
         invoice_id=_ref(refs, "invoice", data.get("invoice")),
@@ -390,6 +407,8 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
         status="void" if data.get("status") == "void" else "issued", currency=currency,
         lines=tuple(lines), total=stripe_money(data.get("total"), currency),
         refund_id=_ref(refs, "refund", refunds[0].get("refund")) if refunds else None,
+        # what the refund paid out of the note (unknown amounts: the whole note, as older APIs meant)
+        refund_amount=stripe_money(sum(refunded), currency) if refunds and len(refunded) == len(refunds) else None,
         issued_at=_ts(data.get("effective_at") or data.get("created")), reason=data.get("reason"),
         updated_at=_ts(data.get("created")),
     )

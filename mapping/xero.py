@@ -375,17 +375,19 @@ def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: 
 
 def refund_to_xero(entity: Refund, refs: RefResolver, *, account_code: str,
                    tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
-    """A refund is an ACCRECCREDIT credit note for the amount, allocated to the invoice by the
-    writer (``_allocate_to``); the writer pays it out as a cash refund when the invoice has
-    nothing left to allocate against."""
+    """A refund is an ACCRECCREDIT credit note the writer pays out (``_pay_out``, a refund
+    payment), with the lines and tax of its credit note or its invoice's tax reversed
+    (``mapping.postings`` fills ``lines`` when it is pushed); with no lines, one untaxed line."""
     customer = entity.customer_id
     data: dict[str, Any] = {
         "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", customer)},
-        "LineAmountTypes": "NoTax", "CurrencyCode": entity.amount.currency,
+        "LineAmountTypes": "Exclusive" if entity.lines else "NoTax", "CurrencyCode": entity.amount.currency,
         "Status": "VOIDED" if entity.status == "canceled" else "AUTHORISED",
-        "LineItems": [{"Description": f"Refund{': ' + entity.reason if entity.reason else ''}",
-                       "Quantity": Decimal(1), "UnitAmount": entity.amount.to_decimal(),
-                       "AccountCode": account_code, "TaxType": tax_types.get("0", "NONE")}]}
+        "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.amount.currency,
+                                 discountable=False) if entity.lines else
+        [{"Description": f"Refund{': ' + entity.reason if entity.reason else ''}",
+          "Quantity": Decimal(1), "UnitAmount": entity.amount.to_decimal(),
+          "AccountCode": account_code, "TaxType": tax_types.get("0", "NONE")}]}
     if entity.refunded_at:
         data["Date"] = _iso_day(entity.refunded_at)
     if entity.invoice_id:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mapping.model import Entity
+from mapping.model import CreditNote, Entity, Invoice
+from mapping.postings import fully_refunded
 
 Condition = Callable[[Entity], bool]
 
@@ -28,6 +29,18 @@ def _always(_entity: Entity) -> bool:
 
 def _finalised(entity: Entity) -> bool:
     return getattr(entity, "status", "") != "draft"
+
+
+def _to_ledgers(entity: Entity) -> bool:
+    """A finalised invoice a ledger books as an invoice: a negative one (a downgrade's proration)
+    goes as the credit note the hub derives from it (``sync.postings``), never as an invoice."""
+    return _finalised(entity) and not (isinstance(entity, Invoice) and entity.total.minor < 0)
+
+
+def _credit_left(entity: Entity) -> bool:
+    """A credit note its refund did not wholly pay out: a fully refunded one is booked once, as its
+    refund's document (with the note's lines and tax), never as a second credit."""
+    return not (isinstance(entity, CreditNote) and fully_refunded(entity))
 
 
 def _settled(entity: Entity) -> bool:
@@ -56,16 +69,20 @@ DEFAULT_FLOWS: tuple[Flow, ...] = (
          description="Closed Won opportunity -> Stripe customer and subscription or invoice"),
     Flow("deal_to_stripe", "subscription", ("stripe", "hub"), ("stripe",),
          description="subscriptions the hub derives from deals -> Stripe"),
-    Flow("invoices", "invoice", ("stripe", "hub"), ("stripe", "quickbooks", "xero"), when=_finalised,
-         description="finalised Stripe invoices -> QuickBooks and Xero (voids follow)"),
+    Flow("invoices", "invoice", ("stripe", "hub"), ("stripe",), when=_finalised,
+         description="invoices the hub derives from deals -> Stripe"),
+    Flow("invoices", "invoice", ("stripe", "hub"), ("quickbooks", "xero"), when=_to_ledgers,
+         description="finalised Stripe invoices -> QuickBooks and Xero (voids follow; negative ones as credit notes)"),
     Flow("billing_status", "invoice", ("stripe",), ("salesforce",), when=_finalised,
          description="invoice and payment state -> Salesforce Billing_Invoice__c"),
     Flow("payments", "payment", ("stripe",), ("quickbooks", "xero"), when=_settled,
          description="Stripe payments -> ledger payments applied to the invoice"),
     Flow("refunds", "refund", ("stripe",), ("quickbooks", "xero"),
-         description="Stripe refunds -> QuickBooks refund receipts, Xero credit notes + allocations"),
-    Flow("refunds", "credit_note", ("stripe",), ("quickbooks", "xero"),
-         description="Stripe credit notes -> QuickBooks credit memos, Xero credit notes"),
+         description="Stripe refunds -> QuickBooks refund receipts, Xero credit notes paid out "
+                     "(with their credit note's lines, or the invoice's tax reversed)"),
+    Flow("refunds", "credit_note", ("stripe", "hub"), ("quickbooks", "xero"), when=_credit_left,
+         description="Stripe credit notes (what their refund did not pay out) and negative invoices -> "
+                     "QuickBooks credit memos, Xero credit notes, applied to the invoice"),
 )
 
 # Push order: a record's references must exist in the target before it does.
@@ -80,7 +97,8 @@ DEFAULT_OWNERSHIP: dict[str, dict[str, str]] = {
     "subscription": {"*": "stripe"},
     "invoice": {"*": "stripe"},
     "payment": {"*": "stripe"},
-    "refund": {"*": "stripe"},
+    # which credit note claims a refund is the hub's to know (Stripe's refund does not say)
+    "refund": {"credit_note_id": "hub", "*": "stripe"},
     "credit_note": {"*": "stripe"},
     "deal": {"*": "salesforce"},
 }

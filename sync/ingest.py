@@ -27,11 +27,12 @@ from collections.abc import Mapping, Sequence
 from connectors.base import Connector, Record
 from connectors.secret_fields import without_secrets
 from mapping.keys import NATURAL_KEYS, normalise_key
-from mapping.model import content_hash, repoint
+from mapping.model import CreditNote, content_hash, repoint
 from state.errors import LinkConflict
 from state.store import Tx
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext
 from sync.plan import Planner
+from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
 
 
@@ -161,7 +162,10 @@ class Ingest:
         for placeholder, holders in tx.take_placeholder_holders(linked).items():
             canonical = linked[placeholder]
             if canonical == placeholder:
-                continue  # linked as itself: the holders already name it
+                # linked as itself: the holders already name it, but a credit note waiting for
+                # its refund claims it now (``sync.postings``)
+                self._claim_linked(tx, connector, holders, run_id)
+                continue
             for holder_id in holders:
                 stored = tx.get_entity(holder_id)
                 if stored is None or stored.deleted:
@@ -178,6 +182,14 @@ class Ingest:
                 self.planner.planned(tx, repointed, connector, summary, run_id)
                 repointed_ids.add(holder_id)
         return repointed_ids
+
+    def _claim_linked(self, tx: Tx, connector: Connector, holders: Sequence[str], run_id: str | None) -> None:
+        for holder_id in holders:
+            stored = tx.get_entity(holder_id)
+            if stored is not None and not stored.deleted and stored.type == "credit_note":
+                note = stored.entity()
+                assert isinstance(note, CreditNote)
+                claim_refund(tx, note, connector.name, run_id, self.planner.plan_derived)
 
     def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record], refs: LinkResolver) -> None:
         """Read what ingesting the page will ask, one statement per question for the page: the

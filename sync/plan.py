@@ -8,6 +8,7 @@ from mapping.model import Deal, Entity, content_hash
 from state.store import Tx
 from sync.context import SyncContext, idempotency_key
 from sync.deals import derive_from_deal
+from sync.postings import derive_postings
 from sync.summary import SyncSummary
 
 
@@ -46,6 +47,12 @@ class Planner:
         self.plan(tx, entity, source_system=connector.system, source_connection=connector.name)
         if isinstance(entity, Deal):
             derive_from_deal(self.ctx, tx, entity, summary, run_id, self._plan_hub_record)
+        derive_postings(tx, entity, connector.name, run_id, self.plan_derived)
+
+    def plan_derived(self, tx: Tx, entity: Entity, source: str) -> int:
+        """Plan a record a posting rule changed, as from ``source`` (its connection, or "hub")."""
+        system = self.ctx.connectors[source].system if source in self.ctx.connectors else "hub"
+        return self.plan(tx, entity, source_system=system, source_connection=source)
 
     def _plan_hub_record(self, tx: Tx, entity: Entity) -> int:
         return self.plan(tx, entity, source_system="hub")

@@ -25,8 +25,9 @@ from connectors.base import (
     RetryableError,
     WriteResult,
 )
-from mapping.model import Entity, Invoice, Subscription
+from mapping.model import CreditNote, Entity, Invoice, Refund, Subscription
 from mapping.money import Money
+from mapping.postings import credit_posting, refund_posting
 from state.errors import LinkConflict
 from state.store import OutboxItem, Tx
 from sync.context import (
@@ -50,9 +51,6 @@ REFERENCE_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "refund": (("invoice_id", "invoice"),),
     "credit_note": (("customer_id", "customer"), ("invoice_id", "invoice")),
 }
-# Ledgers with no negative invoice: a negative total is a credit note there (issue 18), and
-# until the hub makes one, writing it as given would be a guess.
-NO_NEGATIVE_INVOICES = frozenset({"quickbooks", "xero"})
 # How long the writes of a paused connection wait when the system named no time.
 PAUSE_SECONDS = 300
 
@@ -190,6 +188,13 @@ class Pusher:
             tx.complete_outbox(item.id, link.external_id if link else None)  # superseded or done
             return None
         entity = stored.entity()
+        source = self.ctx.connectors[stored.source].system if stored.source in self.ctx.connectors else "hub"
+        if item.operation == "upsert" and connector.system not in self.ctx.routing.targets(entity, source):
+            # planned before the record's posting changed (a negative invoice, now its credit
+            # note; a credit note its refund since paid out whole): nothing of it goes here
+            tx.complete_outbox(item.id, link.external_id if link else None)
+            return None
+        entity = _posting(tx, entity)
         missing = self._missing_reference(entity, refs)
         if missing is not None and self._follow_placeholder(tx, missing[1], item.canonical_id):
             tx.complete_outbox(item.id, link.external_id if link else None)  # re-pointed: re-planned
@@ -252,19 +257,14 @@ class Pusher:
 
     def _preflight(self, entity: Entity, connector: Connector) -> str | None:
         """What a ledger would refuse or the hub must not guess at: an amount beyond the sanity
-        bound, a negative invoice where the ledger has no such document, inconsistent totals,
-        unmapped tax rates."""
+        bound, inconsistent totals, unmapped tax rates. (A negative invoice never gets here for a
+        ledger: it is routed as the credit note ``sync.postings`` derives from it.)"""
         bound = self.ctx.max_amount_minor
         largest = max((m for m in _amounts(entity)), key=lambda m: abs(m.minor), default=None)
         if largest is not None and abs(largest.minor) > bound:
             return (f"{entity.type} {getattr(entity, 'number', None) or entity.id}: amount {largest} is beyond "
                     f"the sanity bound of {bound:,} minor units ([flows] max_amount_minor); check the record "
                     "at its source, or raise the bound if the amount is real")
-        if (isinstance(entity, Invoice) and entity.total.minor < 0
-                and connector.system in NO_NEGATIVE_INVOICES):
-            return (f"invoice {entity.number or entity.id}: total {entity.total} is negative and "
-                    f"{connector.system} has no negative invoices; issue a credit note in the source "
-                    "(e.g. Stripe) instead, then void this invoice there")
         if isinstance(entity, Invoice):
             if not entity.totals_consistent():
                 return (f"invoice {entity.number or entity.id}: total {entity.total} is not lines + tax - "
@@ -335,6 +335,25 @@ class Pusher:
         with self.ctx.store.transaction() as tx:
             for item in items:
                 tx.fail_outbox(item.id, action.reason, until)
+
+
+def _posting(tx: Tx, entity: Entity) -> Entity:
+    """The document a ledger books for ``entity`` (README "Posting model"): a refund with its
+    credit note's lines or its invoice's tax reversed, a credit note less what its refund paid out.
+    Built here, from the store, because the mapping is pure and these need the other record."""
+    if isinstance(entity, Refund):
+        note = _stored(tx, entity.credit_note_id)
+        invoice = _stored(tx, entity.invoice_id) if note is None else None
+        return refund_posting(entity, note if isinstance(note, CreditNote) else None,
+                              invoice if isinstance(invoice, Invoice) else None)
+    if isinstance(entity, CreditNote):
+        return credit_posting(entity)
+    return entity
+
+
+def _stored(tx: Tx, canonical_id: str | None) -> Entity | None:
+    stored = tx.get_entity(canonical_id) if canonical_id else None
+    return stored.entity() if stored is not None and not stored.deleted else None
 
 
 def _amounts(value: object) -> Iterator[Money]:

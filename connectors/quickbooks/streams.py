@@ -41,6 +41,13 @@ def to_record(entity_type: str, obj: Mapping[str, Any]) -> Record:
                   version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None)
 
 
+def credit_application(entity_type: str, obj: Mapping[str, Any]) -> bool:
+    """A Payment of no money that applies a credit memo to an invoice (the writer makes these,
+    README "Posting model"): part of the credit memo's booking, not a payment of its own."""
+    return entity_type == "payment" and not obj.get("TotalAmt") and any(
+        linked.get("TxnType") == "CreditMemo" for line in obj.get("Line") or [] for linked in line.get("LinkedTxn") or [])
+
+
 class Reader:
     def __init__(self, client: QboClient, *, page_size: int = 1000,
                  now: Callable[[], datetime]) -> None:
@@ -62,7 +69,8 @@ class Reader:
             rows = (result.get("QueryResponse") or {}).get(name) or []
             start += len(rows)
             more = len(rows) >= self.page_size
-            yield [to_record(entity_type, row) for row in rows], result.get("time"), start if more else None
+            yield ([to_record(entity_type, row) for row in rows if not credit_application(entity_type, row)],
+                   result.get("time"), start if more else None)
             if not more:
                 return
 
@@ -121,7 +129,7 @@ class Reader:
             result = self._cdc(name, cursor)
             blocks = (result.get("CDCResponse") or [{}])[0].get("QueryResponse") or []
             rows = [row for block in blocks for row in block.get(name) or []]
-            records = [to_record(entity_type, row) for row in rows]
+            records = [to_record(entity_type, row) for row in rows if not credit_application(entity_type, row)]
             if len(rows) >= CDC_MAX:
                 newest = max((r.updated_at for r in records if r.updated_at), default=None)
                 if newest is not None and newest.isoformat() != cursor:

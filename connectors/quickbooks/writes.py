@@ -142,14 +142,49 @@ class Writer:
         else:
             for start in range(0, len(pending), self.batch_size):
                 self._batch(entity_type, pending[start:start + self.batch_size], results)
-        return [r if r is not None else WriteResult(items[i].idempotency_key,
-                                                    error=RetryableError("not written", system=self.system))
-                for i, r in enumerate(results)]
+        final = [r if r is not None else WriteResult(items[i].idempotency_key,
+                                                     error=RetryableError("not written", system=self.system))
+                 for i, r in enumerate(results)]
+        if entity_type == "credit_note":
+            final = [self._apply_credit(item, result) for item, result in zip(items, final, strict=True)]
+        return final
+
+    def _apply_credit(self, item: Outbound, result: WriteResult) -> WriteResult:
+        """Apply a written credit memo to its open invoice, the way QuickBooks does it: a Payment of
+        TotalAmt 0 whose lines link the Invoice and the CreditMemo for the same amount, which moves
+        the invoice's Balance and the memo's RemainingCredit. Only what both still have open is
+        applied, and the request id is the write's own, so a retry never applies twice."""
+        invoice_id = item.payload.get("_apply_to")
+        if not result.ok or not invoice_id or result.record is None or item.operation != "upsert":
+            return result
+        memo = result.record.data
+        try:
+            remaining = Decimal(str(memo.get("RemainingCredit", memo.get("TotalAmt")) or 0))
+            invoice = self.reader.read("invoice", str(invoice_id)).data
+            amount = min(remaining, Decimal(str(invoice.get("Balance") or 0)))
+            if amount <= 0:
+                return result
+            body = {"CustomerRef": memo["CustomerRef"], "TotalAmt": Decimal(0),
+                    "CurrencyRef": memo.get("CurrencyRef"), "TxnDate": memo.get("TxnDate"),
+                    "PrivateNote": f"credit applied: {marker(item.hub_id)}",
+                    "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": str(invoice_id), "TxnType": "Invoice"}]},
+                             {"Amount": amount, "LinkedTxn": [{"TxnId": str(result.external_id),
+                                                               "TxnType": "CreditMemo"}]}]}
+            if memo.get("ExchangeRate") not in (None, ""):
+                body["ExchangeRate"] = memo["ExchangeRate"]
+            rid = request_id(item.idempotency_key, ":apply")
+            self.client.policy.call(lambda: self._save("payment", {k: v for k, v in body.items() if v is not None},
+                                                       rid))
+            fresh = self.reader.read("credit_note", str(result.external_id))
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, result.external_id, result.created, result.record, error=exc)
+        return WriteResult(item.idempotency_key, result.external_id, result.created, fresh)
+
 
     # ------------------------------------------------------------------ preparation
 
     def _marked(self, entity_type: str, item: Outbound) -> dict[str, Any]:
-        body = {k: v for k, v in item.payload.items() if k not in ("Id", "SyncToken", "sparse")}
+        body = {k: v for k, v in item.payload.items() if k not in ("Id", "SyncToken", "sparse", "_apply_to")}
         body[MARKER_FIELDS[entity_type]] = marker(item.hub_id)
         return body
 

@@ -3,8 +3,8 @@ record below is held with a finding and nothing of it is written to a ledger.
 
 * a Stripe invoice whose currency is null (set behind the API: Stripe itself always names one)
   is held as an ``unreadable`` record — never written as USD;
-* a negative-total invoice is not written to QuickBooks or Xero (they have no negative invoice):
-  the write is held with a finding that says to issue a credit note instead;
+* a negative-total invoice is not written to QuickBooks or Xero as an invoice (they have none):
+  it is posted as a credit note;
 * an amount beyond ``[flows] max_amount_minor`` is held with a finding naming the bound and key.
 """
 
@@ -85,7 +85,9 @@ def test_a_null_currency_is_held_never_written_as_usd(company: Company) -> None:
     assert number not in qbo and number not in xero
 
 
-def test_a_negative_invoice_is_held_not_written_to_the_ledgers(company: Company) -> None:
+def test_a_negative_invoice_is_never_an_invoice_in_the_ledgers_but_a_credit_note(company: Company) -> None:
+    """Neither ledger has a negative invoice: it is posted as a credit note (issue 18, README
+    "Posting model"), never held and never written as an invoice."""
     clean_sync(company)
     invoice_id = stripe_invoice(company, -8700)
     number = company.stripe.table("invoice")[invoice_id]["number"]
@@ -97,12 +99,10 @@ def test_a_negative_invoice_is_held_not_written_to_the_ledgers(company: Company)
     assert canonical is not None
     qbo, xero = ledger_numbers(company)
     assert number not in qbo and number not in xero
-    reasons = held_writes(company, canonical)
-    assert set(reasons) == {"quickbooks", "xero"}
-    for reason in reasons.values():
-        assert "-87.00" in reason and "negative" in reason and "credit note" in reason
-    findings = held_findings(company, canonical)
-    assert set(findings) == {"quickbooks", "xero"} and all("credit note" in d for d in findings.values())
+    assert held_writes(company, canonical) == {} and held_findings(company, canonical) == {}
+    memos = [m for m in company.qbo.table("CreditMemo").values() if m.get("DocNumber") == number]
+    notes = [n for n in company.xero.table("CreditNotes").values() if n.get("CreditNoteNumber") == number]
+    assert [str(m["TotalAmt"]) for m in memos] == ["87.00"] and [str(n["Total"]) for n in notes] == ["87.00"]
 
 
 def test_an_amount_beyond_the_sanity_bound_is_held(company: Company) -> None:

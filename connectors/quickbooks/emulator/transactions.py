@@ -83,10 +83,13 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
     if len(str(obj.get("DocNumber", ""))) > 21:
         raise Fault(6000, BUSINESS_RULE, "DocNumber is longer than 21 characters", element="DocNumber")
     paid = Decimal(0)
-    if existing is not None and entity == "Invoice":
+    if existing is not None and entity in ("Invoice", "CreditMemo"):
+        # what payments (or, for a memo, credit applications) already took off it stays taken
         paid = money(existing.get("TotalAmt")) - money(existing.get("Balance"))
     if entity in ("Invoice", "CreditMemo"):
         obj["Balance"] = total - paid
+    if entity == "CreditMemo":
+        obj["RemainingCredit"] = obj["Balance"]  # the credit not yet applied to an invoice
     if currency != realm.home_currency:
         obj["HomeTotalAmt"] = cents(total * obj["ExchangeRate"])
         if "Balance" in obj:
@@ -151,15 +154,19 @@ def _payment(realm: Realm, obj: dict[str, Any]) -> dict[str, Any]:
         line = dict(line)
         amount = cents(money(line.get("Amount")))
         for linked in line.get("LinkedTxn", []):
-            if linked.get("TxnType") == "Invoice":
-                invoice = realm.table("Invoice").get(str(linked.get("TxnId")))
-                if invoice is None:
+            kind = linked.get("TxnType")
+            if kind in ("Invoice", "CreditMemo"):
+                target = realm.table(kind).get(str(linked.get("TxnId")))
+                if target is None:
                     raise Fault(2500, "Invalid Reference Id",
-                                f"Invalid Reference Id : Invoice {linked.get('TxnId')!r} does not exist")
-                if invoice["CustomerRef"]["value"] != obj["CustomerRef"]["value"]:
-                    raise Fault(6000, BUSINESS_RULE, "The invoice belongs to another customer")
+                                f"Invalid Reference Id : {kind} {linked.get('TxnId')!r} does not exist")
+                if target["CustomerRef"]["value"] != obj["CustomerRef"]["value"]:
+                    raise Fault(6000, BUSINESS_RULE, f"The {kind.lower()} belongs to another customer")
         line["Amount"] = amount
-        applied += amount
+        # a credit memo's line is credit used: it pays the invoice lines with the cash (Intuit:
+        # applying a credit memo is a Payment linking both, its TotalAmt the cash, 0 for credit only)
+        credit = any(linked.get("TxnType") == "CreditMemo" for linked in line.get("LinkedTxn", []))
+        applied += -amount if credit else amount
         lines.append(line)
     if applied > total:
         raise Fault(6000, BUSINESS_RULE, "The payment amount is less than the amounts applied to transactions")
@@ -170,17 +177,21 @@ def _payment(realm: Realm, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_payment(realm: Realm, payment: Mapping[str, Any], sign: int, now: datetime) -> None:
-    """Move invoice balances: -1 applies a payment, +1 takes it back (update/delete/void)."""
+    """Move invoice balances (and the credit memos' remaining credit a payment uses): -1 applies
+    a payment, +1 takes it back (update/delete/void)."""
     for line in payment.get("Line", []):
         for linked in line.get("LinkedTxn", []):
-            invoice = realm.table("Invoice").get(str(linked.get("TxnId")))
-            if linked.get("TxnType") != "Invoice" or invoice is None:
+            kind = linked.get("TxnType")
+            invoice = realm.table(kind).get(str(linked.get("TxnId"))) if kind in ("Invoice", "CreditMemo") else None
+            if invoice is None:
                 continue
             balance = money(invoice.get("Balance")) + sign * money(line.get("Amount"))
             if balance < 0:
                 raise Fault(6000, BUSINESS_RULE,
-                            f"The amount applied exceeds the open balance of invoice {invoice['Id']}")
+                            f"The amount applied exceeds the open balance of {kind.lower()} {invoice['Id']}")
             invoice["Balance"] = balance
+            if kind == "CreditMemo":
+                invoice["RemainingCredit"] = balance
             if "HomeBalance" in invoice:
                 invoice["HomeBalance"] = cents(balance * money(invoice.get("ExchangeRate", 1)))
             invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
