@@ -26,7 +26,7 @@ from mapping.money import Money, MoneyError, exponent, normalize_currency
 
 __all__ = [
     "Address", "CreditNote", "Customer", "Deal", "DealLine", "Discount", "Entity", "ENTITY_TYPES",
-    "Invoice", "InvoiceLine", "Money", "MoneyError", "Payment", "Price", "Product", "Refund",
+    "Invoice", "InvoiceLine", "Money", "MoneyError", "Payment", "Payout", "Price", "Product", "Refund",
     "Subscription", "SubscriptionItem", "TaxId", "TaxLine", "content_hash", "entity_class",
     "from_data", "new_id", "stable_id", "to_data", "utc", "exponent", "normalize_currency",
 ]
@@ -271,6 +271,25 @@ class Refund(Entity):
 
 
 @dataclass(frozen=True, slots=True)
+class Payout(Entity):
+    """Money Stripe sent from the account's balance to its bank (settlement currency).
+
+    ``amount`` is what reaches the bank; ``fee_total`` the Stripe fees of the balance
+    transactions the payout settles, so ``gross = amount + fee_total`` is what the payments
+    brought into the Stripe balance (less refunds). Only a ``paid`` payout is booked.
+    """
+
+    TYPE: ClassVar[str] = "payout"
+    amount: Money = Money(0, "USD")  # net, paid to the bank
+    fee_total: Money = Money(0, "USD")
+    gross: Money = Money(0, "USD")
+    currency: str = "USD"
+    arrival_date: date | None = None
+    status: str = "pending"  # pending in_transit paid failed canceled
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreditNote(Entity):
     TYPE: ClassVar[str] = "credit_note"
     invoice_id: str | None = None
@@ -303,7 +322,7 @@ class Deal(Entity):
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     cls.TYPE: cls
-    for cls in (Customer, Product, Price, Subscription, Invoice, Payment, Refund, CreditNote, Deal)
+    for cls in (Customer, Product, Price, Subscription, Invoice, Payment, Refund, CreditNote, Deal, Payout)
 }
 ENTITY_TYPES: tuple[str, ...] = tuple(ENTITY_CLASSES)
 

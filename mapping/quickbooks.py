@@ -41,11 +41,12 @@ from mapping.refs import RefResolver
 ENTITY_NAMES: dict[str, str] = {
     "customer": "Customer", "product": "Item", "invoice": "Invoice", "payment": "Payment",
     "credit_note": "CreditMemo", "refund": "RefundReceipt",
+    "payout": "Transfer",  # with its fees as a Purchase (mapping/quickbooks_payouts.py)
 }
 CANONICAL_TYPES: dict[str, str] = {v: k for k, v in ENTITY_NAMES.items()}
 MARKER_FIELDS: dict[str, str] = {
     "customer": "Notes", "product": "PurchaseDesc", "invoice": "PrivateNote", "payment": "PrivateNote",
-    "credit_note": "PrivateNote", "refund": "PrivateNote",
+    "credit_note": "PrivateNote", "refund": "PrivateNote", "payout": "PrivateNote",
 }
 NAME_ENTITIES = frozenset({"customer", "product"})
 MARKER_PREFIX = "hub:"

@@ -24,6 +24,7 @@ from mapping.model import (
     Invoice,
     InvoiceLine,
     Payment,
+    Payout,
     Price,
     Product,
     Refund,
@@ -414,11 +415,40 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
     )
 
 
+PAYOUT_STATUSES = frozenset({"pending", "in_transit", "paid", "failed", "canceled"})
+SETTLED_KEY = "billhub_settled"  # what the connector adds: the payout's balance transactions summed
+
+
+def payout_to_canonical(data: Data, refs: RefResolver) -> Payout:
+    """A Stripe payout with the fees of what it settles (``SETTLED_KEY``: the connector lists
+    ``balance_transactions?payout=``). Stripe names those transactions for automatic payouts
+    only: a manual payout's fees cannot be attributed, and guessing them would misstate both
+    the fee expense and the clearing account, so it is refused (held with a finding)."""
+    currency = _cur(data)
+    settled = _obj(data.get(SETTLED_KEY))
+    status = str(data.get("status") or "pending")
+    if not data.get("automatic") or not settled:
+        raise StripeMappingError(
+            f"payout {data.get('id')} is a manual payout: Stripe does not say which transactions it "
+            "settles, so its fees cannot be booked; book it by hand in the ledgers")
+    amount = stripe_money(data.get("amount"), currency)
+    fee = stripe_money(settled.get("fee"), currency)
+    arrival = _ts(data.get("arrival_date"))
+    return Payout(
+        id=refs.canonical_id("payout", str(data["id"])), amount=amount, fee_total=fee,
+        gross=Money(amount.minor + fee.minor, currency), currency=currency,
+        arrival_date=arrival.date() if arrival else None,
+        status=status if status in PAYOUT_STATUSES else "pending",
+        created_at=_ts(data.get("created")), updated_at=_ts(data.get("created")),
+        extra={"settled_count": int(settled.get("count") or 0)},
+    )
+
+
 _TO_CANONICAL = {
     "customer": customer_to_canonical, "product": product_to_canonical, "price": price_to_canonical,
     "subscription": subscription_to_canonical, "invoice": invoice_to_canonical,
     "payment": payment_to_canonical, "refund": refund_to_canonical,
-    "credit_note": credit_note_to_canonical,
+    "credit_note": credit_note_to_canonical, "payout": payout_to_canonical,
 }
 
 

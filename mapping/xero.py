@@ -44,6 +44,7 @@ from mapping.money import Money, normalize_currency, sum_money
 from mapping.refs import RefResolver
 from mapping.xero_dates import parse_date
 from mapping.xero_fx import fx_hint
+from mapping.xero_payouts import PAYOUT_PREFIX
 
 REFUND_PREFIX = "refund:"
 
@@ -64,6 +65,8 @@ def marker_field(entity_type: str) -> str:
 
 
 def marker_value(entity_type: str, hub_id: str) -> str:
+    if entity_type == "payout":  # its BankTransfer and fee BankTransaction (mapping/xero_payouts.py)
+        return PAYOUT_PREFIX + hub_id
     return REFUND_PREFIX + hub_id if entity_type == "refund" else hub_id
 
 

@@ -11,7 +11,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mapping.keys import normalise_key
-from mapping.model import CreditNote, Customer, Entity, Invoice, Payment, Price, Product, Refund, stable_id
+from mapping.model import (
+    CreditNote,
+    Customer,
+    Entity,
+    Invoice,
+    Payment,
+    Payout,
+    Price,
+    Product,
+    Refund,
+    stable_id,
+)
 from sync.diff_money import invoice_fields
 
 # per-line rounding tolerance for these (payments, refunds, credit notes, prices); an invoice's
@@ -65,6 +76,11 @@ def view_of(entity: Entity) -> View:
         day = entity.issued_at.date().isoformat() if entity.issued_at else None
         return View({"total": entity.total.minor, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
                     day, entity.currency, entity.total.minor, max(1, len(entity.lines)), entity.status == "void")
+    if isinstance(entity, Payout):  # a ledger reads its transfer and fee document back as one
+        day = entity.arrival_date.isoformat() if entity.arrival_date else None
+        return View({"amount": entity.amount.minor, "fee_total": entity.fee_total.minor,
+                     "currency": entity.currency, "status": entity.status}, {}, day, entity.currency,
+                    entity.amount.minor, 1, entity.status in ("failed", "canceled"))
     return View({}, {})
 
 

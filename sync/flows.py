@@ -47,6 +47,12 @@ def _settled(entity: Entity) -> bool:
     return getattr(entity, "status", "") == "succeeded"
 
 
+def _paid_out(entity: Entity) -> bool:
+    """A payout that reached the bank, or failed (or was canceled) after: the planner follows a
+    failure only to a ledger that already has the payout, where it is held with a finding."""
+    return getattr(entity, "status", "") in ("paid", "failed", "canceled")
+
+
 @dataclass(frozen=True)
 class Flow:
     name: str
@@ -83,11 +89,13 @@ DEFAULT_FLOWS: tuple[Flow, ...] = (
     Flow("refunds", "credit_note", ("stripe", "hub"), ("quickbooks", "xero"), when=_credit_left,
          description="Stripe credit notes (what their refund did not pay out) and negative invoices -> "
                      "QuickBooks credit memos, Xero credit notes, applied to the invoice"),
+    Flow("payouts", "payout", ("stripe",), ("quickbooks", "xero"), when=_paid_out,
+         description="paid Stripe payouts -> a transfer clearing -> bank and the fees as an expense"),
 )
 
 # Push order: a record's references must exist in the target before it does.
 ENTITY_ORDER: tuple[str, ...] = ("customer", "product", "price", "deal", "subscription", "invoice",
-                                 "payment", "credit_note", "refund")
+                                 "payment", "credit_note", "refund", "payout")
 
 # Default owners: field -> system ("*" = every field not named).
 DEFAULT_OWNERSHIP: dict[str, dict[str, str]] = {
@@ -101,6 +109,7 @@ DEFAULT_OWNERSHIP: dict[str, dict[str, str]] = {
     "refund": {"credit_note_id": "hub", "*": "stripe"},
     "credit_note": {"*": "stripe"},
     "deal": {"*": "salesforce"},
+    "payout": {"*": "stripe"},
 }
 
 # Fields a non-owning system may never change (identity and bookkeeping).

@@ -95,6 +95,8 @@ class Planner:
 
 def _is_void(entity: Entity) -> bool:
     """A voided document: never created in a target, only voided where it already exists."""
+    if entity.type == "payout":  # a payout that failed after it was paid follows only where it is
+        return getattr(entity, "status", "") in ("failed", "canceled")
     return entity.type in ("invoice", "credit_note") and getattr(entity, "status", "") == "void"
 
 

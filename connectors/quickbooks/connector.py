@@ -1,6 +1,7 @@
 """The QuickBooks Online connector: wires client, reads, writes, mapping and webhooks.
 
-Entity types: customer, product, invoice, payment, credit_note, refund. Hub marker:
+Entity types: customer, product, invoice, payment, credit_note, refund, payout (a Transfer with
+its fee Purchase, ``mapping.quickbooks_payouts``). Hub marker:
 ``hub:<canonical id>`` in ``Customer.Notes`` / ``Item.PurchaseDesc`` / ``PrivateNote``
 (see ``mapping.quickbooks``). Capabilities: webhooks, OAuth credentials (``auth.TokenManager``).
 """
@@ -32,7 +33,8 @@ from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
 from mapping import quickbooks as mapping
-from mapping.model import Entity
+from mapping import quickbooks_payouts as payouts
+from mapping.model import Entity, Payout
 from mapping.refs import RefResolver
 from state.store import StateStore
 
@@ -73,6 +75,10 @@ class QuickBooksConnector(WebhookReceiver):
         self.company = CompanyCurrency(self.reader, config["home_currency"], system=self.system)
         self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
                              home_currency=self.company.home, batch_limiter=self.batch_limiter)
+        # one clearing account for payments, refunds and payouts (the older key stands in for it)
+        self.accounts = payouts.PayoutAccounts(
+            clearing=config["clearing_account_id"] or config["deposit_account_id"],
+            bank=config["payout_bank_account_id"], fees=config["fee_account_id"])
 
     def __repr__(self) -> str:
         return f"QuickBooksConnector(name={self.name!r}, realm_id={self.client.realm_id!r})"
@@ -95,12 +101,16 @@ class QuickBooksConnector(WebhookReceiver):
         return self.reader.lookup(entity_type, hub_id)
 
     def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        if record.entity_type == "payout":
+            return payouts.payout_to_canonical(record.data, refs, self.company.home())
         return mapping.to_canonical(record.entity_type, record.data, refs, self.company.home())
 
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
-        return mapping.from_canonical(entity, refs,
-                                      income_account_id=str(self.config["income_account_id"]),
-                                      deposit_account_id=str(self.config["deposit_account_id"]))
+        if isinstance(entity, Payout):
+            return payouts.payout_from_canonical(entity, self.accounts)
+        body = mapping.from_canonical(entity, refs, income_account_id=str(self.config["income_account_id"]),
+                                      deposit_account_id=str(self.accounts.clearing))
+        return payouts.deposit_to_clearing(entity, body, self.accounts.clearing)
 
     def natural_keys(self, record: Record) -> dict[str, str]:
         return mapping.natural_keys(record.entity_type, record.data)

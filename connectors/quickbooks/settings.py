@@ -25,6 +25,16 @@ KEYS.update({
     "page_size": Key(int, default=1000, minimum=1, maximum=1000, help="query MAXRESULTS (QBO caps at 1000)"),
     "refresh_skew_seconds": Key(float, default=300.0, minimum=0, help="refresh this long before the access token expires"),
     "income_account_id": Key(str, default="1", help="IncomeAccountRef for service items the hub creates"),
-    "deposit_account_id": Key(str, default="2", help="DepositToAccountRef for refund receipts"),
+    # The posting model (README "Fees and payouts"): Stripe's balance is a bank account of its own.
+    "clearing_account_id": Key(str, help="Account Id (type Bank, e.g. \"Stripe clearing\") that payments are "
+                                          "deposited to, refund receipts paid from and payouts leave; unset: "
+                                          "deposit_account_id"),
+    "deposit_account_id": Key(str, default="2", help="the clearing account's older name (DepositToAccountRef of "
+                                                     "payments and refund receipts); used when "
+                                                     "clearing_account_id is unset"),
+    "payout_bank_account_id": Key(str, help="Account Id of the bank account Stripe payouts land in (the "
+                                             "Transfer's ToAccountRef); payouts are held until it is set"),
+    "fee_account_id": Key(str, help="expense Account Id Stripe's fees are booked to (the Purchase line of a "
+                                     "payout); payouts are held until it is set"),
 })
 KEYS.update(RETRY_KEYS)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from typing import Any
 
 from connectors.base import Page, Record
 from connectors.quickbooks.client import QboClient
-from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, NAME_ENTITIES, marker, parse_time
+from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, MARKER_PREFIX, NAME_ENTITIES, marker, parse_time
+from mapping.quickbooks_payouts import FEE_KEY
 
 CDC_LOOKBACK = timedelta(days=29)  # a day's margin inside Intuit's 30
 CDC_MAX = 1000
@@ -82,7 +84,28 @@ class Reader:
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
         for records, _time, _next in self._pages(entity_type, self._all_where(entity_type)):
-            yield Page(records)
+            yield self._with_fees(Page(records)) if entity_type == "payout" else Page(records)
+
+    def _with_fees(self, page: Page) -> Page:
+        """A page of Transfers as payouts: only the hub's (a person's own transfers between
+        accounts are no payouts), each with its fee Purchase (same marker) under ``FEE_KEY``."""
+        records = []
+        for record in page.records:
+            note = str(record.data.get("PrivateNote") or "")
+            if MARKER_PREFIX not in note:
+                continue
+            hub_id = note.split(MARKER_PREFIX, 1)[1].split()[0] if not record.deleted else ""
+            fee = self.fee_document(hub_id) if hub_id else None
+            records.append(dataclasses.replace(record, data={**record.data, FEE_KEY: fee}) if fee else record)
+        return Page(records, cursor=page.cursor)
+
+    def fee_document(self, hub_id: str) -> dict[str, Any] | None:
+        """The Purchase booking a payout's fees: the one whose ``PrivateNote`` is its marker."""
+        like = quote(f"%{marker(hub_id)}%")
+        result = self.query(f"SELECT * FROM Purchase WHERE PrivateNote LIKE {like} ORDERBY Id MAXRESULTS 10")
+        rows = (result.get("QueryResponse") or {}).get("Purchase") or []
+        exact = [r for r in rows if str(r.get("PrivateNote") or "").split()[-1:] == [marker(hub_id)]]
+        return dict(exact[0]) if exact else None
 
     def _scan(self, entity_type: str, since: str | None, start: int = 1,
               started: str | None = None) -> Iterator[Page]:
@@ -110,6 +133,14 @@ class Reader:
             return None
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        pages = self._changes(entity_type, cursor)
+        if entity_type != "payout":
+            yield from pages
+            return
+        for page in pages:
+            yield self._with_fees(page)
+
+    def _changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         if cursor is None:
             yield from self._scan(entity_type, None)
             return

@@ -42,6 +42,7 @@ from connectors.quickbooks.streams import Reader, quote, to_record
 from connectors.ratelimit import RateLimiter
 from mapping.exact_json import dumps
 from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, marker
+from mapping.quickbooks_payouts import FEE_KEY
 
 TRANSACTIONS = frozenset({"invoice", "payment", "credit_note", "refund"})
 
@@ -111,6 +112,36 @@ class Writer:
     # ------------------------------------------------------------------ entry point
 
     def upsert(self, entity_type: str, items: Sequence[Outbound]) -> list[WriteResult]:
+        if entity_type == "payout":
+            return self._payouts(items)
+        return self._upsert(entity_type, items)
+
+    def _payouts(self, items: Sequence[Outbound]) -> list[WriteResult]:
+        """A payout is two documents: its Transfer (the linked record, written as any other) and
+        its fee Purchase, written once the Transfer is. The Purchase carries the same marker and
+        is looked up by it before every create, so a retry after any failure (the Transfer's or
+        the Purchase's own, applied or not) finds it instead of booking the fees twice."""
+        fees = {i.idempotency_key: i.payload.get(FEE_KEY) for i in items}
+        bare = [replace(i, payload={k: v for k, v in i.payload.items() if k != FEE_KEY}) for i in items]
+        results = self._upsert("payout", bare)
+        return [self._fee_document(item, fee, result)
+                if result.ok and isinstance(fee := fees[item.idempotency_key], Mapping) else result
+                for item, result in zip(items, results, strict=True)]
+
+    def _fee_document(self, item: Outbound, fee: Mapping[str, Any], result: WriteResult) -> WriteResult:
+        body = {**fee, "PrivateNote": marker(item.hub_id)}
+        rid = request_id(item.idempotency_key, ":fee")
+
+        def attempt() -> None:
+            if self.reader.fee_document(item.hub_id) is None:
+                self.client.once(lambda qb: qb.create_object("Purchase", dumps(body), request_id=rid))
+        try:
+            self.client.policy.call(attempt)
+        except ConnectorError as exc:  # the Transfer is there; the next attempt finds both by marker
+            return WriteResult(result.idempotency_key, result.external_id, result.created, result.record, error=exc)
+        return result
+
+    def _upsert(self, entity_type: str, items: Sequence[Outbound]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
         pending: list[Pending] = []
         found: dict[str, Record | None] = {}

@@ -1,7 +1,8 @@
 """The Stripe connector: the ``Connector`` protocol over the official SDK.
 
 Entity types: customer, product, price, subscription, invoice, payment (PaymentIntent with its
-latest charge's balance transaction), refund, credit_note. Writes: customer, product, price,
+latest charge's balance transaction), refund, credit_note, payout (with the fees of the balance
+transactions it settles). Writes: customer, product, price,
 subscription, invoice, plus ``record_usage`` for meter events. The hub's marker is
 ``metadata.hub_id`` on every object the hub writes.
 """
@@ -93,7 +94,10 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
                                  f"{', '.join(STREAMS)}", system=self.name)
 
     def _enrich(self, entity_type: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Complete an invoice as expand[] would: every line, and tax rates as objects."""
+        """Complete an invoice as expand[] would: every line, and tax rates as objects; a payout
+        with the fees of what it settles."""
+        if entity_type == "payout" and data.get("id"):
+            return self._with_settled(data)
         if entity_type != "invoice" or not data.get("id"):
             return data
         lines = data.get("lines") or {}
@@ -113,6 +117,31 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
             if isinstance(rate, str):
                 details["tax_rate"] = self._tax_rate(rate)
         return data
+
+    def _with_settled(self, payout: dict[str, Any]) -> dict[str, Any]:
+        """A payout with the sums of the balance transactions it settles (``SETTLED_KEY``):
+        ``GET /v1/balance_transactions?payout=`` lists them and the payout's own transaction,
+        which is left out. Stripe lists them for automatic payouts only (a manual payout is not
+        tied to transactions), so a manual one is left as it is and the mapping holds it."""
+        if not payout.get("automatic"):
+            return payout
+        fee = gross = count = 0
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"payout": payout["id"], "limit": 100}
+            if after:
+                params["starting_after"] = after
+            page = self.reader.list_page("/v1/balance_transactions", params)
+            for txn in page.data:
+                if txn.get("type") == "payout" or txn.get("source") == payout["id"]:
+                    continue
+                fee += int(txn.get("fee") or 0)
+                gross += int(txn.get("amount") or 0)
+                count += 1
+            if not page.has_more or not page.data:
+                break
+            after = str(page.data[-1]["id"])
+        return {**payout, mapping.SETTLED_KEY: {"fee": fee, "gross": gross, "count": count}}
 
     def _lines_page(self, invoice_id: str, params: dict[str, Any]) -> Any:
         return self.api.call(lambda c: c.v1.invoices.line_items.list(invoice_id, params=cast(Any, params)))

@@ -76,6 +76,10 @@ STREAMS: dict[str, Stream] = {s.entity_type: s for s in (
            {"expand": ["data.payment_intent"]}, {"expand": ["payment_intent"]}),
     Stream("credit_note", lambda c: c.v1.credit_notes, "credit_note", "/v1/credit_notes",
            ("credit_note.created", "credit_note.updated", "credit_note.voided")),
+    # Re-read on every event (retrieve_params): the connector adds the fees of what it settles.
+    Stream("payout", lambda c: c.v1.payouts, "payout", "/v1/payouts",
+           ("payout.created", "payout.updated", "payout.paid", "payout.failed", "payout.canceled",
+            "payout.reconciliation_completed"), (), {}, {}),
 )}
 
 ENTITY_BY_OBJECT = {s.object_name: s.entity_type for s in STREAMS.values()}
@@ -159,6 +163,10 @@ class StreamReader:
         # lists newest first, so it holds every event created before then, not those created
         # while it paged on (at 10x a read of 60,000 events took minutes).
         self.server_time: int | None = None
+
+    def list_page(self, path: str, params: dict[str, Any]) -> ListPage:
+        """One page of any list endpoint as plain JSON (see ``_list``)."""
+        return self._list(path, params)
 
     def _list(self, path: str, params: dict[str, Any]) -> ListPage:
         """A list page through the SDK's ``raw_request`` (same HTTP, auth, encoding and errors

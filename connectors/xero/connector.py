@@ -3,11 +3,13 @@
 Entity types: customer (Contact), product (Item), invoice (ACCREC Invoice), payment (Payment on
 an invoice), credit_note (ACCRECCREDIT CreditNote, allocated to its invoice) and refund (an
 ACCRECCREDIT CreditNote with ``Reference = "refund:<hub id>"``, allocated to the invoice, or
-paid out as a cash refund when the invoice has nothing left due). Hub markers: mapping/xero.py.
+paid out as a cash refund when the invoice has nothing left due) and payout (a BankTransfer with
+its fee SPEND BankTransaction, ``mapping.xero_payouts``). Hub markers: mapping/xero.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,8 +33,9 @@ from connectors.xero.streams import STREAMS, Reader
 from connectors.xero.webhooks import parse_webhook
 from connectors.xero.writes import Writer
 from mapping import xero as mapping
-from mapping.model import Entity
+from mapping.model import Entity, Payout
 from mapping.refs import RefResolver
+from mapping.xero_payouts import FEE_KEY, PayoutAccounts, payout_from_xero, payout_to_xero
 from state.store import StateStore
 
 
@@ -42,7 +45,7 @@ class XeroConnector(WebhookReceiver):
     def __init__(self, name: str, client: XeroClient, *, webhook_key: str | None = None,
                  page_size: int = 1000, batch_size: int = 50, overlap_seconds: int = 300,
                  sales_account: str = "200", payment_account: str = "090",
-                 tax_types: Mapping[str, str] | None = None) -> None:
+                 tax_types: Mapping[str, str] | None = None, payouts: PayoutAccounts | None = None) -> None:
         self.name = name
         self.client = client
         self.reader = Reader(client, page_size=page_size, overlap_seconds=overlap_seconds)
@@ -51,6 +54,8 @@ class XeroConnector(WebhookReceiver):
         self.sales_account = sales_account
         self.payment_account = payment_account
         self.tax_types = dict(tax_types or mapping.DEFAULT_TAX_TYPES)
+        # payments and refunds go through the clearing account that payouts empty (one account)
+        self.payouts = payouts or PayoutAccounts(clearing=payment_account, bank=None, fees="404")
 
     def __repr__(self) -> str:
         return f"XeroConnector(name={self.name!r})"
@@ -59,10 +64,19 @@ class XeroConnector(WebhookReceiver):
         return tuple(STREAMS)
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
-        return self.reader.fetch_all(entity_type)
+        pages = self.reader.fetch_all(entity_type)
+        return self._with_fees(pages) if entity_type == "payout" else pages
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
-        return self.reader.fetch_changes(entity_type, cursor)
+        pages = self.reader.fetch_changes(entity_type, cursor)
+        return self._with_fees(pages) if entity_type == "payout" else pages
+
+    def _with_fees(self, pages: Iterator[Page]) -> Iterator[Page]:
+        """Payouts (hub BankTransfers) each with its fee SPEND under ``FEE_KEY``, found by marker."""
+        for page in pages:
+            fees = self.writer.payout_fees([r.data.get("Reference") for r in page.records])
+            yield Page([dataclasses.replace(r, data={**r.data, FEE_KEY: fees[str(r.data.get("Reference"))]})
+                        if str(r.data.get("Reference")) in fees else r for r in page.records], cursor=page.cursor)
 
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
         return self.writer.upsert(entity_type, batch)
@@ -71,9 +85,14 @@ class XeroConnector(WebhookReceiver):
         return self.writer.find_marked(entity_type, [hub_id]).get(hub_id)
 
     def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        if record.entity_type == "payout":
+            return payout_from_xero(record.data, refs.canonical_id("payout", record.external_id),
+                                    self.writer.base_currency())
         return mapping.to_canonical(record.entity_type, record.external_id, record.data, refs)
 
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        if isinstance(entity, Payout):
+            return payout_to_xero(entity, self.payouts)
         return mapping.from_canonical(entity, refs, sales_account=self.sales_account,
                                       payment_account=self.payment_account, tax_types=self.tax_types)
 
@@ -128,5 +147,8 @@ def build(config: ConnectionConfig, store: StateStore, *, sleep: Callable[[float
         page_size=int(config["page_size"]), batch_size=int(config["batch_size"]),
         overlap_seconds=int(config["overlap_seconds"]),
         sales_account=str(config["sales_account_code"]),
-        payment_account=str(config["payment_account_code"]),
+        payment_account=str(config["clearing_account_code"] or config["payment_account_code"]),
+        payouts=PayoutAccounts(clearing=str(config["clearing_account_code"] or config["payment_account_code"]),
+                               bank=config["payout_bank_account_code"], fees=str(config["fee_account_code"]),
+                               fee_tax_type=str(config["fee_tax_type"])),
         tax_types=tax_types if isinstance(tax_types, Mapping) else None)

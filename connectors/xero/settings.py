@@ -16,7 +16,18 @@ KEYS = {
     "batch_size": Key(int, default=50, minimum=1),
     "timeout_seconds": Key(float, default=60.0, above=0),
     "sales_account_code": Key(str, default="200"),
-    "payment_account_code": Key(str, default="090"),
+    "payment_account_code": Key(str, default="090", help="the clearing account's older name (the bank account "
+                                                         "payments go to and refunds are paid from); used "
+                                                         "when clearing_account_code is unset"),
+    # The posting model (README "Fees and payouts"): Stripe's balance is a bank account of its own.
+    "clearing_account_code": Key(str, help="code of the bank account (e.g. \"Stripe\") payments go to, refunds "
+                                            "are paid from and payouts leave; unset: payment_account_code"),
+    "payout_bank_account_code": Key(str, help="code of the bank account Stripe payouts land in; payouts are held "
+                                               "until it is set"),
+    "fee_account_code": Key(str, default="404", help="expense account Stripe's fees are booked to (Xero's "
+                                                      "standard chart: 404 Bank Fees)"),
+    "fee_tax_type": Key(str, default="NONE", help="TaxType of the fee line (Stripe's fees carry no VAT in most "
+                                                  "countries)"),
     "overlap_seconds": Key(int, default=300, minimum=0),
     "page_size": Key(int, default=1000, minimum=1, maximum=1000, help="records per GET page (Xero allows up to 1000)"),
     "refresh_skew_seconds": Key(float, default=120.0, minimum=0, help="refresh this long before the access token expires"),

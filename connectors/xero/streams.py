@@ -24,6 +24,7 @@ from connectors.xero import wire
 from connectors.xero.client import XeroClient
 from mapping.xero import REFUND_PREFIX
 from mapping.xero_dates import parse_date
+from mapping.xero_payouts import PAYOUT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ STREAMS: dict[str, Stream] = {
     "refund": Stream("refund", "get_credit_notes", "CreditNotes", "CreditNoteID", True,
                      where='Type=="ACCRECCREDIT"', keep=_is_refund,
                      deleted=_deleted_document),
+    # A payout is a hub BankTransfer (a person's own transfers are no payouts); its fee
+    # BankTransaction is attached by the connector. BankTransfers are not paged.
+    "payout": Stream("payout", "get_bank_transfers", "BankTransfers", "BankTransferID", False,
+                     keep=lambda d: str(d.get("Reference") or "").startswith(PAYOUT_PREFIX)),
 }
 
 

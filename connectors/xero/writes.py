@@ -35,6 +35,7 @@ from connectors.xero.streams import Stream, stream_for, to_record
 from mapping.keys import normalise_key
 from mapping.xero import marker_field, marker_value
 from mapping.xero_fx import settle_rate
+from mapping.xero_payouts import FEE_KEY
 
 # entity type -> (create op, update-or-create op)
 OPERATIONS: dict[str, tuple[str, str, str]] = {
@@ -125,6 +126,8 @@ class Writer:
     # -- upsert ----------------------------------------------------------------------------
 
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
+        if entity_type == "payout":
+            return [self._payout(item) for item in batch]
         stream = stream_for(entity_type)
         results: list[WriteResult] = []
         for start in range(0, len(batch), self.batch_size):
@@ -180,6 +183,55 @@ class Writer:
         if entity_type == "credit_note":
             final = [self._allocate(entity_type, item, result) for item, result in zip(resolved, final, strict=True)]
         return final
+
+    # -- payouts -------------------------------------------------------------------------
+
+    def payout_fees(self, references: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """The fee SPEND BankTransactions carrying these payout markers, by marker (one request
+        per 25): how a payout's second document is found, on a retry as on a read."""
+        wanted = sorted({str(r) for r in references if r})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 25):
+            chunk = wanted[start:start + 25]
+            where = " OR ".join(f'Reference=="{_quote(v)}"' for v in chunk)
+            body = self.client.call("get_bank_transactions", where=where)
+            for data in (body.get("BankTransactions") or []) if isinstance(body, Mapping) else []:
+                if isinstance(data, Mapping) and data.get("Type") == "SPEND" and data.get("Status") != "DELETED":
+                    found.setdefault(str(data.get("Reference")), dict(data))
+        return found
+
+    def _payout(self, item: Outbound) -> WriteResult:
+        """A payout's BankTransfer, then its fee SPEND, each looked up by marker before it is
+        created (Xero's transfers cannot be edited: one found is written), each request with
+        its own Idempotency-Key. A failure between the two leaves the transfer unlinked: the
+        next attempt finds it, and the fee document, by marker and creates only what is missing."""
+        stream = stream_for("payout")
+        reference = marker_value("payout", item.hub_id)
+        fee = item.payload.get(FEE_KEY)
+        try:
+            record = self.find_marked("payout", [item.hub_id]).get(item.hub_id)
+            created = record is None
+            if record is None:
+                transfer = _clean({k: v for k, v in item.payload.items() if k != FEE_KEY})
+                answer = self.client.call("create_bank_transfer", bank_transfers={"BankTransfers": [transfer]},
+                                          idempotency_key=batch_key("payout-transfer", [item]))
+                returned = answer.get("BankTransfers") if isinstance(answer, Mapping) else None
+                if not isinstance(returned, list) or len(returned) != 1 or self._item_error(returned[0]):
+                    return WriteResult(item.idempotency_key, error=self._item_error(returned[0] if returned else None)
+                                       or InvalidError("Xero answered no bank transfer", system=self.client.name))
+                record = to_record(stream, returned[0])
+            if isinstance(fee, Mapping) and reference not in self.payout_fees([reference]):
+                answer = self.client.call("create_bank_transactions", bank_transactions={"BankTransactions": [
+                    _clean(dict(fee))]}, summarize_errors=False, idempotency_key=batch_key("payout-fee", [item]))
+                spent = answer.get("BankTransactions") if isinstance(answer, Mapping) else None
+                refused = self._item_error(spent[0] if isinstance(spent, list) and spent else None)
+                if refused is not None:
+                    return WriteResult(item.idempotency_key, error=refused)
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, error=exc)
+        return WriteResult(item.idempotency_key, record.external_id, created, record)
 
     def _pay_out(self, items: list[Outbound], results: list[WriteResult]) -> list[WriteResult]:
         """Pay out the refunds' credit notes that are not settled yet: one ``PUT Payments`` for

@@ -366,7 +366,9 @@ def test_pushing_a_batch_reads_its_records_and_links_once(world: World) -> None:
     finally:
         event.remove(world.store.engine, "before_cursor_execute", count)
     assert summary.stats("quickbooks", "customer").written == 100
-    assert len(statements) <= 100 * 3, f"{len(statements) / 100:.1f} statements per written record"
+    # + 10: the pass's fixed cost per stream it visits (each stream's first-contact check and
+    # claim), which grew by one stream with payouts (issue 18); per record it is still under 3
+    assert len(statements) <= 100 * 3 + 10, f"{len(statements) / 100:.1f} statements per written record"
     single_reads = [s for s in statements if s.lstrip().startswith("SELECT") and "IN (" not in s
                     and ("FROM links" in s or "FROM entities" in s)]
     assert len(single_reads) <= 5, single_reads[:3]

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.emulation import EmulatorClock
+from connectors.quickbooks.emulator.banking import BANKING, banking, move_balances
 from connectors.quickbooks.emulator.names import customer, index_name, item
 from connectors.quickbooks.emulator.store import Realm, new_company
 from connectors.quickbooks.emulator.transactions import (
@@ -90,6 +91,7 @@ class RecordsMixin:
                 apply_payment(realm, existing, +1, self.clock.now())
             apply_payment(realm, obj, -1, self.clock.now())
         index_name(realm, entity, existing, obj)
+        move_balances(realm, entity, existing, obj)
         realm.store(entity, obj)
         return obj
 
@@ -99,6 +101,8 @@ class RecordsMixin:
             return customer(realm, obj)
         if entity == "Item":
             return item(realm, obj)
+        if entity in BANKING:
+            return banking(realm, entity, obj, self.clock.now())
         if entity in TRANSACTIONS:
             return transaction(realm, entity, obj, existing, self.clock.now())
         obj.setdefault("Active", True)
@@ -122,6 +126,7 @@ class RecordsMixin:
                         "This invoice has payments applied; delete or unapply the payments first")
         if entity == "Payment":
             apply_payment(realm, current, +1, self.clock.now())
+        move_balances(realm, entity, current, None)
         realm.remove(entity, current["Id"])
         realm.tombstones.append((entity, current["Id"], self.stamp()))
         return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
@@ -143,6 +148,7 @@ class RecordsMixin:
             voided["TxnTaxDetail"] = {**voided["TxnTaxDetail"], "TotalTax": Decimal(0)}
         voided["SyncToken"] = str(int(current["SyncToken"]) + 1)
         voided["MetaData"] = {**current["MetaData"], "LastUpdatedTime": qbo_time(self.stamp())}
+        move_balances(realm, entity, current, voided)
         realm.store(entity, voided)
         return voided
 

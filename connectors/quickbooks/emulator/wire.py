@@ -24,11 +24,12 @@ ENTITIES = {
     "creditmemo": "CreditMemo", "refundreceipt": "RefundReceipt", "account": "Account",
     "taxcode": "TaxCode", "taxrate": "TaxRate", "companyinfo": "CompanyInfo",
     "preferences": "Preferences", "exchangerate": "ExchangeRate",
+    "transfer": "Transfer", "purchase": "Purchase",
 }
 BY_NAME = {v.lower(): v for v in ENTITIES.values()}
 NAME_LISTS = {"Customer", "Item", "Account", "TaxCode", "TaxRate"}  # deactivated, never deleted
 SALES_DOCS = {"Invoice", "CreditMemo", "RefundReceipt"}
-TRANSACTIONS = SALES_DOCS | {"Payment"}
+TRANSACTIONS = SALES_DOCS | {"Payment", "Transfer", "Purchase"}  # the last two: banking.py
 READ_ONLY = {"CompanyInfo", "Preferences", "TaxCode", "TaxRate"}
 
 

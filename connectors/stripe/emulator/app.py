@@ -45,6 +45,7 @@ from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.events import EventsMixin
 from connectors.stripe.emulator.meters import MetersMixin
+from connectors.stripe.emulator.payouts import PayoutsMixin
 from connectors.stripe.emulator.store import API_VERSION, Params
 from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
 from connectors.stripe.emulator.wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
+class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
                      Emulator):
     system = "stripe"
 
@@ -243,7 +244,7 @@ class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMi
         r(router, "GET", "/v1/credit_notes", lambda p, m: self.list_kind("credit_note", p, "/v1/credit_notes", ("customer", "invoice")))
         r(router, "GET", "/v1/credit_notes/{id}", lambda p, m: self.render(self.get("credit_note", m["id"])))
         r(router, "POST", "/v1/credit_notes/{id}/void", lambda p, m: self.render(self.void_credit_note(m["id"])))
-        r(router, "GET", "/v1/balance_transactions", lambda p, m: self.list_kind("balance_transaction", p, "/v1/balance_transactions", ("source", "type", "currency")))
+        r(router, "GET", "/v1/balance_transactions", lambda p, m: self.list_balance_transactions(p))
         r(router, "GET", "/v1/balance_transactions/{id}", lambda p, m: self.render(self.get("balance_transaction", m["id"])))
         r(router, "GET", "/v1/events", lambda p, m: self.list_events(p))
         r(router, "GET", "/v1/events/{id}", lambda p, m: self.retrieve_event(m["id"]))
@@ -259,6 +260,7 @@ class StripeEmulator(SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMi
         r(router, "POST", "/v1/billing/meter_events", lambda p, m: self.create_meter_event(p))
         router.add_post(CONTROL + "rate_limit", self._control_rate_limit)
         router.add_get(CONTROL + "deliveries", self._control_deliveries)
+        self.add_payout_routes(router, r)  # /v1/balance, /v1/payouts, POST /__emulator/payout
 
     async def _control_rate_limit(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}

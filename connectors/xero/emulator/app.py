@@ -44,6 +44,7 @@ from aiohttp import web
 
 from connectors.emulation import Emulator, EmulatorClock
 from connectors.xero import wire
+from connectors.xero.emulator.banking import BankingMixin
 from connectors.xero.emulator.contacts import ContactsMixin
 from connectors.xero.emulator.documents import DocumentsMixin
 from connectors.xero.emulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthMixin
@@ -56,10 +57,11 @@ from connectors.xero.emulator.where import compile_where, get_path, order
 MAX_BATCH = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-PAGED = frozenset({"Contacts", "Invoices", "Payments", "CreditNotes"})
+PAGED = frozenset({"Contacts", "Invoices", "Payments", "CreditNotes", "BankTransactions"})
 # Organisation.Version: the editions Xero names by country; any other country is GLOBAL.
 VERSIONS = frozenset({"AU", "NZ", "GB", "US"})
-WRITABLE = frozenset({"Contacts", "Items", "Invoices", "Payments", "CreditNotes"})
+WRITABLE = frozenset({"Contacts", "Items", "Invoices", "Payments", "CreditNotes", "BankTransfers",
+                      "BankTransactions"})
 NOT_FOUND = "The resource you're looking for cannot be found"
 
 
@@ -71,7 +73,7 @@ class Limits:
     app_minute: int = 10000
 
 
-class XeroEmulator(PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, WebhooksMixin, Emulator):
+class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, WebhooksMixin, Emulator):
     system = "xero"
 
     def __init__(self, clock: EmulatorClock | None = None, *, limits: Limits | None = None,

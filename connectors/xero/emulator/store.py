@@ -32,6 +32,8 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "Currencies": ("Code", "Currency"),
     "TaxRates": ("TaxType", "TaxRate"),
     "Accounts": ("AccountID", "Account"),
+    "BankTransfers": ("BankTransferID", "BankTransfer"),  # banking.py
+    "BankTransactions": ("BankTransactionID", "BankTransaction"),
 }
 # An organisation's country when a test names only its base currency.
 COUNTRY_OF = {"USD": "US", "GBP": "GB", "AUD": "AU", "NZD": "NZ", "EUR": "IE", "CAD": "CA", "JPY": "JP"}
@@ -125,6 +127,8 @@ class XeroStore:
         for code, name_, type_, klass in (("200", "Sales", "REVENUE", "REVENUE"),
                                           ("260", "Other Revenue", "OTHERINCOME", "REVENUE"),
                                           ("090", "Business Bank Account", "BANK", "ASSET"),
+                                          ("091", "Business Savings Account", "BANK", "ASSET"),
+                                          ("404", "Bank Fees", "EXPENSE", "EXPENSE"),
                                           ("610", "Accounts Receivable", "CURRENT", "ASSET")):
             account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{code}"))
             account = {"AccountID": account_id, "Code": code, "Name": name_, "Type": type_,

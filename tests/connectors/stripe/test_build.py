@@ -28,7 +28,7 @@ def test_config_table_builds_a_working_connector_through_the_registry(
         records, _ = drain(connector.fetch_all("customer"))
         assert len(records) == 3
         assert set(connector.entity_types()) == {"customer", "product", "price", "subscription", "invoice",
-                                                 "payment", "refund", "credit_note"}
+                                                 "payment", "refund", "credit_note", "payout"}
         keys = connector.natural_keys(records[0])
         assert keys["email"] == records[0].data["email"]
         entity = connector.to_canonical(records[0], Refs())
