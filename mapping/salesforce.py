@@ -6,7 +6,9 @@ child sub-queries as lists (``Contacts``, ``OpportunityLineItems``).
 
 * customer <- Account. Email: the field named by config ``email_field`` (e.g. ``Billing_Email__c``)
   when set, else the first Contact (by CreatedDate) that has an email. ``Billing_Status__c``
-  (paid / overdue / refunded) travels in ``extra["billing_status"]`` both ways.
+  (none / active / past_due / canceled) travels in ``extra["billing_status"]``; the hub derives
+  it (``sync.billing``) and never takes Salesforce's copy, so an Account is sent ``none`` until
+  the hub knows better.
 * product <- Product2; price <- PricebookEntry (``Billing_Interval__c`` month/year = recurring).
 * deal <- Opportunity with its OpportunityLineItems; ``won`` when ``IsWon`` or StageName is
   "Closed Won". Price canonical ids of the lines are in ``extra["line_price_ids"]``.
@@ -245,8 +247,7 @@ def customer_to_account(entity: Customer, refs: RefResolver, *,
         body["CurrencyIsoCode"] = entity.currency
     if email_field:
         body[email_field] = entity.email
-    if entity.extra.get("billing_status"):
-        body["Billing_Status__c"] = str(entity.extra["billing_status"])
+    body["Billing_Status__c"] = str(entity.extra.get("billing_status") or "none")
     return body
 
 

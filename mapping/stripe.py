@@ -299,7 +299,10 @@ def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
         amount_due=stripe_money(data.get("amount_remaining", data.get("amount_due")), currency),
         tax_inclusive=inclusive,
         subscription_id=_ref(refs, "subscription", sub_details.get("subscription")),
-        deal_id=meta.get("deal_id"), period_start=_ts(data.get("period_start")),
+        # a subscription's invoice names the deal through the subscription: Stripe keeps a
+        # snapshot of the subscription's metadata (where the hub put ``deal_id``) on the invoice
+        deal_id=meta.get("deal_id") or _metadata(sub_details).get("deal_id"),
+        period_start=_ts(data.get("period_start")),
         period_end=_ts(data.get("period_end")), paid_at=_ts(transitions.get("paid_at")),
         updated_at=_ts(data.get("created")),
     )

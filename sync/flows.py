@@ -43,6 +43,14 @@ def _credit_left(entity: Entity) -> bool:
     return not (isinstance(entity, CreditNote) and fully_refunded(entity))
 
 
+def _billable(entity: Entity) -> bool:
+    """A customer with something to book (a finalised invoice, a payment, a refund or credit note)
+    or a won deal: ``extra["billable"]``, set by the hub (``sync.billing``) and never unset. A
+    prospect stays out of the ledgers; its first document's write waits for it there
+    (``sync.push.REFERENCE_FIELDS``), and setting the flag plans the customer's own write."""
+    return bool(entity.extra.get("billable"))
+
+
 def _settled(entity: Entity) -> bool:
     return getattr(entity, "status", "") == "succeeded"
 
@@ -65,8 +73,10 @@ class Flow:
 
 # The default flows (README "Flows"); config [flows].enabled selects among them by name.
 DEFAULT_FLOWS: tuple[Flow, ...] = (
-    Flow("customers", "customer", ("stripe", "salesforce"), ("stripe", "salesforce", "quickbooks", "xero"),
-         description="Stripe customer <-> Salesforce account; customers into both ledgers"),
+    Flow("customers", "customer", ("stripe", "salesforce"), ("stripe", "salesforce"),
+         description="Stripe customer <-> Salesforce account (account billing status derived by the hub)"),
+    Flow("customers", "customer", ("stripe", "salesforce"), ("quickbooks", "xero"), when=_billable,
+         description="customers with something to book (or a won deal) into both ledgers"),
     Flow("catalog", "product", ("stripe",), ("quickbooks", "xero", "salesforce"),
          description="Stripe products -> ledger items and Salesforce products"),
     Flow("catalog", "price", ("stripe",), ("salesforce",),
@@ -114,6 +124,10 @@ DEFAULT_OWNERSHIP: dict[str, dict[str, str]] = {
 
 # Fields a non-owning system may never change (identity and bookkeeping).
 _FIXED = frozenset({"id", "updated_at"})
+# Keys of ``extra`` only the hub writes (``sync.billing``: a customer's billing facts, its account
+# billing status and whether it is billable). No system's copy is taken — Salesforce's echo of
+# Billing_Status__c, or a Stripe customer's extra — so none can fight the hub's derivation.
+HUB_DERIVED_EXTRA = frozenset({"billing", "billing_status", "billable"})
 
 
 @dataclass(frozen=True)
@@ -135,15 +149,23 @@ class Ownership:
         A first sighting (no existing record) takes everything the system knows; owners of other
         fields fill them in when they report.
         """
+        derived = {k: v for k, v in (existing.extra if existing else {}).items() if k in HUB_DERIVED_EXTRA}
         if existing is None:
-            return incoming
+            return _with_extra(incoming, derived) if set(incoming.extra) & HUB_DERIVED_EXTRA else incoming
         updates: dict[str, Any] = {}
         for f in dataclasses.fields(incoming):
             # ``extra`` holds one system's leftovers: only the record's main owner may set it, or
             # every ledger's echo would change the record and ping-pong through the others.
             if f.name not in _FIXED and self.owner(incoming.type, f.name) == system:
                 updates[f.name] = getattr(incoming, f.name)
-        return dataclasses.replace(existing, **updates)
+        merged = dataclasses.replace(existing, **updates)
+        return _with_extra(merged, derived) if "extra" in updates else merged
+
+
+def _with_extra(entity: Entity, derived: Mapping[str, Any]) -> Entity:
+    """``entity`` with the hub's derived keys of ``extra`` as ``derived`` (a system's dropped)."""
+    extra = {k: v for k, v in entity.extra.items() if k not in HUB_DERIVED_EXTRA}
+    return dataclasses.replace(entity, extra={**extra, **derived})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from connectors.base import Connector
 from mapping.model import Deal, Entity, content_hash
 from state.store import Tx
+from sync.billing import derive_billing
 from sync.context import SyncContext, idempotency_key
 from sync.deals import derive_from_deal
 from sync.postings import derive_postings
@@ -43,10 +44,11 @@ class Planner:
     def planned(self, tx: Tx, entity: Entity, connector: Connector, summary: SyncSummary,
                 run_id: str | None) -> None:
         """Plan the writes a hub record changed from ``connector`` calls for, and what the flow
-        rules derive from it (a won deal's subscription or invoice)."""
+        rules derive from it (a won deal's subscription or invoice, its customer's billing state)."""
         self.plan(tx, entity, source_system=connector.system, source_connection=connector.name)
         if isinstance(entity, Deal):
             derive_from_deal(self.ctx, tx, entity, summary, run_id, self._plan_hub_record)
+        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, run_id)
         derive_postings(tx, entity, connector.name, run_id, self.plan_derived)
 
     def plan_derived(self, tx: Tx, entity: Entity, source: str) -> int:
@@ -55,7 +57,9 @@ class Planner:
         return self.plan(tx, entity, source_system=system, source_connection=source)
 
     def _plan_hub_record(self, tx: Tx, entity: Entity) -> int:
-        return self.plan(tx, entity, source_system="hub")
+        queued = self.plan(tx, entity, source_system="hub")
+        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, None)
+        return queued
 
     def repush(self, tx: Tx, canonical_id: str, *, only: str | None = None, nonce: str = "") -> int:
         """Queue the canonical truth again for every target (or ``only`` one connection).

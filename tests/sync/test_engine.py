@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,8 +16,18 @@ from connectors.retry import RetryPolicy
 from mapping.model import Customer, Deal, DealLine, Invoice, InvoiceLine, Money, Price, Product, to_data
 from state.store import StateStore
 from sync.engine import Engine, SyncSummary
-from sync.flows import routing_from_config
+from sync.flows import Routing, routing_from_config
 from tests.conftest import FrozenClock, make_store
+
+
+def _every_customer_to_the_ledger() -> Routing:
+    """The default flows, but a customer goes to the ledger with nothing billed: these tests are
+    about the engine's mechanics on bare customers (the rule that keeps a prospect out of the
+    ledgers is tested in tests/e2e/test_crm_billing.py)."""
+    routing = routing_from_config({}, {})
+    flows = [dataclasses.replace(f, when=lambda _entity: True) if f.entity_type == "customer" else f
+             for f in routing.flows]
+    return Routing(flows, routing.ownership)
 
 
 class World:
@@ -34,7 +45,7 @@ class World:
             "quickbooks": FakeConnector(self.ledger, policy=no_sleep, kind="quickbooks"),
             "salesforce": FakeConnector(self.crm, policy=no_sleep, kind="salesforce"),
         }
-        self.engine = Engine(store, self.connectors, routing_from_config({}, {}), backoff_seconds=10,
+        self.engine = Engine(store, self.connectors, _every_customer_to_the_ledger(), backoff_seconds=10,
                              max_attempts=4)
 
     def customer(self, i: int, **extra: object) -> str:
