@@ -99,6 +99,10 @@ class TaxLine:
     amount: Money
     inclusive: bool = False  # True when the tax is inside the line amounts (GST-style)
     taxable_amount: Money | None = None
+    # what a VAT/GST return needs besides the rate (all optional: older payloads decode as None)
+    reason: str | None = None  # the source's taxability reason, Stripe's words (``reverse_charge``)
+    country: str | None = None  # ISO 3166-1 alpha-2 of the rate's jurisdiction
+    state: str | None = None  # ISO 3166-2 subdivision without the country prefix ("NY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,15 @@ class InvoiceLine:
     price_id: str | None = None
     tax_rate: Decimal | None = None  # percent
     tax_amount: Money | None = None
+    # The line's tax as a return needs it (mapping/tax_codes.py turns these into a ledger code):
+    # whether the tax is inside ``amount``, the source's taxability reason (Stripe's words:
+    # standard_rated, zero_rated, reverse_charge, ...), the rate's country and US state, and the
+    # amount the tax was computed on. Defaults keep payloads stored before them decodable.
+    tax_inclusive: bool = False
+    tax_reason: str | None = None
+    tax_country: str | None = None
+    tax_state: str | None = None
+    taxable_amount: Money | None = None
     discount_amount: Money | None = None
     proration: bool = False
     period_start: datetime | None = None
@@ -348,6 +361,15 @@ def decimal_str(value: Decimal) -> str:
 # Field names per dataclass: looked up once, not per object (the store's hot path).
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
+# Fields added after payloads were stored, left out of the JSON while at their default: a record
+# that has none of them hashes as it did before they existed (no mass re-push on upgrade), and a
+# stored payload without them decodes to the default.
+_OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {
+    InvoiceLine: {"tax_inclusive": False, "tax_reason": None, "tax_country": None, "tax_state": None,
+                  "taxable_amount": None},
+    TaxLine: {"reason": None, "country": None, "state": None},
+}
+
 
 def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
@@ -364,6 +386,10 @@ def _encode(value: Any) -> Any:
     if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
     if names is not None:
+        omitted = _OMITTED_AT_DEFAULT.get(type(value))
+        if omitted:
+            return {name: _encode(getattr(value, name)) for name in names
+                    if name not in omitted or getattr(value, name) != omitted[name]}
         return {name: _encode(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]

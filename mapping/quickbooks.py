@@ -34,8 +34,10 @@ from mapping.model import (
     Payment,
     Product,
     Refund,
+    TaxId,
     TaxLine,
 )
+from mapping.quickbooks_tax import QboTax, QboTaxError, code_lines, tax_detail, tax_lines_in
 from mapping.refs import RefResolver
 
 ENTITY_NAMES: dict[str, str] = {
@@ -168,6 +170,8 @@ def customer_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_curren
         email=email.get("Address") if isinstance(email, Mapping) else None,
         phone=phone.get("FreeFormNumber") if isinstance(phone, Mapping) else None,
         address=_address(obj.get("BillAddr")), shipping_address=_address(obj.get("ShipAddr")),
+        tax_ids=(TaxId("quickbooks_tax_id", str(obj["PrimaryTaxIdentifier"])),)
+        if obj.get("PrimaryTaxIdentifier") else (),
         currency=currency_of(obj, home_currency), active=active, updated_at=_updated(obj), extra=extra)
 
 
@@ -186,6 +190,8 @@ def customer_from_canonical(entity: Customer) -> dict[str, Any]:
         body["CurrencyRef"] = {"value": entity.currency}
     if entity.extra.get("CompanyName"):
         body["CompanyName"] = entity.extra["CompanyName"]
+    if entity.tax_ids:  # the customer's VAT/GST/EIN number: QuickBooks keeps one
+        body["PrimaryTaxIdentifier"] = entity.tax_ids[0].value
     return body
 
 
@@ -222,6 +228,9 @@ def _lines_in(obj: Mapping[str, Any], refs: RefResolver, currency: str) -> tuple
             continue
         detail = raw.get("SalesItemLineDetail") or {}
         amount = money(raw.get("Amount"), currency, "Line.Amount")
+        if detail.get("TaxInclusiveAmt") not in (None, ""):
+            # a tax-inclusive line: Amount is its net, the canonical amount (the source's) the gross
+            amount = money(detail["TaxInclusiveAmt"], currency, "TaxInclusiveAmt")
         qty = dec(detail.get("Qty"), "Qty") if detail.get("Qty") not in (None, "") else Decimal(1)
         if detail.get("UnitPrice") not in (None, ""):
             unit = Money.from_decimal(dec(detail.get("UnitPrice"), "UnitPrice"), currency, ROUND_HALF_UP)
@@ -238,7 +247,8 @@ def _lines_in(obj: Mapping[str, Any], refs: RefResolver, currency: str) -> tuple
 
 
 def _lines_out(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...],
-               refs: RefResolver, taxable: bool) -> list[dict[str, Any]]:
+               refs: RefResolver, taxable: bool, tax: QboTax | None = None,
+               inclusive: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for line in lines:
         detail: dict[str, Any] = {}
@@ -253,13 +263,13 @@ def _lines_out(lines: tuple[InvoiceLine, ...], discounts: tuple[Discount, ...],
             item = refs.external_id("product", line.product_id)
             if item is not None:
                 detail["ItemRef"] = {"value": item}
-        line_taxed = taxable and bool(line.tax_rate or (line.tax_amount and line.tax_amount.minor))
-        detail["TaxCodeRef"] = {"value": "TAX" if line_taxed else "NON"}
         row: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": amount,
                                "SalesItemLineDetail": detail}
         if line.description:
             row["Description"] = line.description
         out.append(row)
+    # TaxCodeRef per line by the company's tax model (US TAX/NON, else its VAT/GST codes)
+    code_lines(out, lines, tax, taxable=taxable, inclusive=inclusive)
     out += discount_lines(lines, discounts)
     return out
 
@@ -322,7 +332,12 @@ def invoice_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currenc
     else:
         status = "open"
     customer = ref_value(obj, "CustomerRef")
-    tax_lines = (TaxLine(name="Sales tax", rate=Decimal(0), amount=tax, inclusive=inclusive),) if tax.minor else ()
+    rated = tax_lines_in(obj)  # the global tax model's rate detail, when QuickBooks has it
+    tax_lines = tuple(TaxLine(name=rate_id, rate=pct, amount=money(amount, currency, "TaxLine.Amount"),
+                              inclusive=inclusive,
+                              taxable_amount=money(net, currency, "NetAmountTaxable") if net is not None else None)
+                      for rate_id, pct, amount, net in rated) if rated else \
+        (TaxLine(name="Sales tax", rate=Decimal(0), amount=tax, inclusive=inclusive),) if tax.minor else ()
     return Invoice(
         id=refs.canonical_id("invoice", str(obj["Id"])),
         customer_id=refs.canonical_id("customer", customer) if customer else "",
@@ -333,12 +348,22 @@ def invoice_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currenc
         updated_at=_updated(obj), extra=_fx_extra(obj, currency, home_currency))
 
 
-def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]:
+def invoice_from_canonical(entity: Invoice, refs: RefResolver, tax: QboTax | None = None) -> dict[str, Any]:
+    """``tax`` is the company's tax model and codes (``mapping.quickbooks_tax``); without it the
+    invoice goes as to a US company."""
+    try:
+        shares = line_discounts(entity.lines, entity.discounts, entity.currency)
+        detail, calculation = tax_detail(entity.lines, shares, entity.tax, tax, inclusive=entity.tax_inclusive)
+        lines = _lines_out(entity.lines, entity.discounts, refs, taxable=entity.tax.minor != 0, tax=tax,
+                           inclusive=entity.tax_inclusive)
+    except QboTaxError as exc:
+        raise MappingError(str(exc)) from None
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out(entity.lines, entity.discounts, refs, taxable=entity.tax.minor != 0),
-        "TxnTaxDetail": {"TotalTax": entity.tax.to_decimal()},
+        "Line": lines, "TxnTaxDetail": detail,
     }
+    if calculation is not None:
+        body["GlobalTaxCalculation"] = calculation
     if any(line["DetailType"] == "DiscountLineDetail" for line in body["Line"]):
         body["ApplyTaxAfterDiscount"] = True  # Stripe taxes the discounted amounts (Intuit's flag)
     if entity.tax_inclusive:
@@ -422,12 +447,22 @@ def _credit_lines(lines: tuple[InvoiceLine, ...], total: Money,
     return lines, tax
 
 
-def credit_note_from_canonical(entity: CreditNote, refs: RefResolver) -> dict[str, Any]:
+def _credit_tax(lines: tuple[InvoiceLine, ...], tax: Money, company_tax: QboTax | None) -> dict[str, Any]:
+    """A credit document's TxnTaxDetail (and, outside the US, its GlobalTaxCalculation)."""
+    try:
+        detail, calculation = tax_detail(lines, [0] * len(lines), tax, company_tax, inclusive=False)
+    except QboTaxError as exc:
+        raise MappingError(str(exc)) from None
+    return {"TxnTaxDetail": detail, **({"GlobalTaxCalculation": calculation} if calculation else {})}
+
+
+def credit_note_from_canonical(entity: CreditNote, refs: RefResolver,
+                               company_tax: QboTax | None = None) -> dict[str, Any]:
     lines, tax = _credit_lines(entity.lines, entity.total, entity.reason or "Credit")
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0),
-        "TxnTaxDetail": {"TotalTax": tax.to_decimal()},
+        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax),
+        **_credit_tax(lines, tax, company_tax),
     }
     if entity.number:
         body["DocNumber"] = entity.number[:21]
@@ -455,14 +490,15 @@ def refund_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency
         extra=_fx_extra(obj, currency, home_currency))
 
 
-def refund_from_canonical(entity: Refund, refs: RefResolver, deposit_account_id: str = "2") -> dict[str, Any]:
+def refund_from_canonical(entity: Refund, refs: RefResolver, deposit_account_id: str = "2",
+                          company_tax: QboTax | None = None) -> dict[str, Any]:
     """A RefundReceipt: money out of the deposit account, with the lines and tax of its credit
     note or its invoice's tax reversed (``mapping.postings`` fills ``lines`` when it is pushed)."""
     lines, tax = _credit_lines(entity.lines, entity.amount, entity.reason or "Refund")
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0),
-        "TxnTaxDetail": {"TotalTax": tax.to_decimal()},
+        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax),
+        **_credit_tax(lines, tax, company_tax),
         "DepositToAccountRef": {"value": deposit_account_id},
     }
     if entity.refunded_at:
@@ -492,19 +528,20 @@ def to_canonical(entity_type: str, obj: Mapping[str, Any], refs: RefResolver,
 
 
 def from_canonical(entity: Entity, refs: RefResolver, *, income_account_id: str = "1",
-                   deposit_account_id: str = "2") -> dict[str, Any]:
+                   deposit_account_id: str = "2", tax: QboTax | None = None) -> dict[str, Any]:
+    """``tax``: the company's tax model and codes (the connector reads them); None = US."""
     if isinstance(entity, Customer):
         return customer_from_canonical(entity)
     if isinstance(entity, Product):
         return product_from_canonical(entity, income_account_id)
     if isinstance(entity, Invoice):
-        return invoice_from_canonical(entity, refs)
+        return invoice_from_canonical(entity, refs, tax)
     if isinstance(entity, Payment):
         return payment_from_canonical(entity, refs)
     if isinstance(entity, CreditNote):
-        return credit_note_from_canonical(entity, refs)
+        return credit_note_from_canonical(entity, refs, tax)
     if isinstance(entity, Refund):
-        return refund_from_canonical(entity, refs, deposit_account_id)
+        return refund_from_canonical(entity, refs, deposit_account_id, tax)
     raise MappingError(f"QuickBooks does not hold {entity.type!r}; supported: {', '.join(ENTITY_NAMES)}")
 
 

@@ -30,6 +30,7 @@ from mapping.model import (
     Refund,
     Subscription,
     SubscriptionItem,
+    TaxId,
     TaxLine,
 )
 from mapping.money import Money, MoneyError, exponent, normalize_currency
@@ -139,6 +140,15 @@ def _metadata(data: Data) -> dict[str, str]:
 # --------------------------------------------------------------------------- to canonical
 
 
+def _tax_ids(value: Any) -> tuple[TaxId, ...]:
+    """A customer's tax ids (``expand[]=tax_ids``: a list envelope of ``tax_id`` objects)."""
+    rows = value.get("data") if isinstance(value, Mapping) else value
+    if not isinstance(rows, list):
+        return ()
+    return tuple(TaxId(str(row.get("type") or "unknown"), str(row["value"]))
+                 for row in rows if isinstance(row, Mapping) and row.get("value"))
+
+
 def customer_to_canonical(data: Data, refs: RefResolver) -> Customer:
     shipping = data.get("shipping")
     return Customer(
@@ -147,6 +157,7 @@ def customer_to_canonical(data: Data, refs: RefResolver) -> Customer:
         address=_address(data.get("address")),
         shipping_address=_address(shipping.get("address")) if isinstance(shipping, Mapping) else None,
         currency=str(data["currency"]).upper() if data.get("currency") else None,
+        tax_ids=_tax_ids(data.get("tax_ids")),
         active=not data.get("deleted", False), updated_at=_ts(data.get("created")),
         extra={"metadata": _metadata(data)} if _metadata(data) else {},
     )
@@ -215,6 +226,21 @@ def _tax_rate_info(tax: Data) -> tuple[str, str, Decimal | None]:
     return str(rate), str(rate), None
 
 
+def _tax_facts(tax: Data) -> tuple[str | None, str | None, str | None]:
+    """(reason, country, state) of a tax entry. The reason is Stripe's ``taxability_reason``;
+    for a manual tax rate Stripe reports ``not_available``, and the rate's own
+    ``metadata[taxability_reason]`` (how a merchant marks a zero-rated, exempt or reverse-charge
+    rate) is read instead; otherwise None."""
+    rate = _obj((tax.get("tax_rate_details") or {}).get("tax_rate"))
+    reason = tax.get("taxability_reason")
+    if not isinstance(reason, str) or reason in ("", "not_available"):
+        marked = _obj(rate.get("metadata")).get("taxability_reason")
+        reason = str(marked) if marked else None
+    country = rate.get("country")
+    state = rate.get("state")
+    return reason, str(country).upper() if country else None, str(state).upper() if state else None
+
+
 def _rate_from_amounts(tax: Data) -> Decimal:
     """Fallback when the rate object is not expanded: the effective rate, to 4 places."""
     taxable = tax.get("taxable_amount") or 0
@@ -238,9 +264,12 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
     taxes = line.get("taxes") or []
     tax_total = sum(int(t.get("amount") or 0) for t in taxes)
     rate = None
+    reason = country = state = None
     if taxes:
         _rid, _name, pct = _tax_rate_info(taxes[0])
         rate = pct if pct is not None else _rate_from_amounts(taxes[0])
+        reason, country, state = _tax_facts(taxes[0])
+    taxable = taxes[0].get("taxable_amount") if taxes else None
     discount_total = sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
     period = _obj(line.get("period"))
     return InvoiceLine(
@@ -248,6 +277,9 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
         amount=amount, product_id=_ref(refs, "product", details.get("product")),
         price_id=_ref(refs, "price", details.get("price")), tax_rate=rate,
         tax_amount=stripe_money(tax_total, currency) if taxes else None,
+        tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
+        tax_reason=reason, tax_country=country, tax_state=state,
+        taxable_amount=stripe_money(taxable, currency) if isinstance(taxable, int) else None,
         discount_amount=stripe_money(discount_total, currency) if discount_total else None,
         proration=proration, period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
         external_id=_id(line.get("id")),
@@ -255,18 +287,20 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
 
 
 def _tax_lines(taxes: Sequence[Data], currency: str) -> tuple[TaxLine, ...]:
-    grouped: dict[tuple[str, str], list[Data]] = {}
+    grouped: dict[tuple[str, str, str | None], list[Data]] = {}
     for tax in taxes:
         rid, _name, _pct = _tax_rate_info(tax)
-        grouped.setdefault((rid, str(tax.get("tax_behavior"))), []).append(tax)
+        grouped.setdefault((rid, str(tax.get("tax_behavior")), _tax_facts(tax)[0]), []).append(tax)
     lines = []
-    for (_rid, behavior), group in grouped.items():
+    for (_rid, behavior, reason), group in grouped.items():
         _id_, name, pct = _tax_rate_info(group[0])
+        _reason, country, state = _tax_facts(group[0])
         amount = sum(int(t.get("amount") or 0) for t in group)
         taxable = sum(int(t.get("taxable_amount") or 0) for t in group)
         lines.append(TaxLine(name=name, rate=pct if pct is not None else _rate_from_amounts(group[0]),
                              amount=stripe_money(amount, currency), inclusive=behavior == "inclusive",
-                             taxable_amount=stripe_money(taxable, currency)))
+                             taxable_amount=stripe_money(taxable, currency), reason=reason,
+                             country=country, state=state))
     return tuple(lines)
 
 

@@ -42,6 +42,7 @@ from mapping.model import (
 )
 from mapping.money import Money, normalize_currency, sum_money
 from mapping.refs import RefResolver
+from mapping.tax_codes import TaxCodeMissing, TaxCodes
 from mapping.xero_dates import parse_date
 from mapping.xero_fx import fx_hint
 from mapping.xero_payouts import PAYOUT_PREFIX
@@ -272,11 +273,13 @@ def to_canonical(entity_type: str, external_id: str, data: Mapping[str, Any], re
 # --------------------------------------------------------------------------- from canonical
 
 
-def _tax_type(rate: Decimal | None, tax_types: Mapping[str, str]) -> str:
-    key = format((rate or Decimal(0)).normalize(), "f")
-    if key not in tax_types:
-        raise MappingError(f"no Xero tax type is configured for a {key}% rate (tax_codes.xero)")
-    return tax_types[key]
+def _tax_type(line: InvoiceLine, tax_types: Mapping[str, str]) -> str:
+    """The line's Xero TaxType from ``[tax_codes.xero]`` (``mapping.tax_codes``: rate, reason and
+    country); none fitting is a mapping error that holds the document, naming the key to add."""
+    try:
+        return TaxCodes(tax_types, "xero").code_for(line)
+    except TaxCodeMissing as exc:
+        raise MappingError(str(exc)) from None
 
 
 def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: str,
@@ -293,11 +296,14 @@ def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: s
         quantity, unit = exact_quantity_and_unit(line.quantity, amount, XERO_UNIT_PLACES)
         item: dict[str, Any] = {"Description": described(line, quantity), "Quantity": quantity,
                                 "UnitAmount": unit, "AccountCode": account_code,
-                                "TaxType": _tax_type(line.tax_rate, tax_types)}
+                                "TaxType": _tax_type(line, tax_types)}
         if discountable and discount:
             item["DiscountAmount"] = Money(discount, currency).to_decimal()
         if line.tax_amount is not None and line.tax_rate is not None:
             item["TaxAmount"] = line.tax_amount.to_decimal()
+        item_id = refs.external_id("product", line.product_id) if line.product_id else None
+        if item_id:
+            item["_item_id"] = item_id  # Xero takes an item by its Code: the writer names it
         out.append(item)
     return out
 

@@ -14,13 +14,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
 from connectors.settings import ConnectionConfig, Key, system_keys
+from mapping.tax_codes import key_problem
 from state.store import url_problem
 from sync.context import MAX_AMOUNT_MINOR
 from sync.flows import DEFAULT_FLOWS, DEFAULT_OWNERSHIP
@@ -198,15 +198,41 @@ def _cron(value: str) -> str | None:
     return None
 
 
-def _tax_rate(rate: str) -> str | None:
-    """A rate as the push looks it up: a plain percent such as 20 or 5.5 (never 20.0)."""
-    try:
-        number = Decimal(rate)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite() or number < 0 or format(number.normalize(), "f") != rate:
-        return "a tax rate is a percent written plainly, e.g. \"20\" or \"5.5\""
-    return None
+def _tax_code_key(key: str) -> str | None:
+    """A ``[tax_codes.<ledger>]`` key: RATE, RATE/TREATMENT or RATE/TREATMENT/COUNTRY
+    (``mapping.tax_codes``, documented in config.example.toml)."""
+    return key_problem(key)
+
+
+# Ledgers whose connections take their tax codes from [tax_codes.<system>]
+TAX_CODE_SYSTEMS = ("quickbooks", "xero")
+
+
+def _tax_codes_into_connections(tax_codes: dict[str, dict[str, str]],
+                                connections: dict[str, ConnectionConfig]) -> None:
+    """One source of truth: each ledger connection gets its system's [tax_codes] table (as the
+    declared ``tax_codes`` key). Xero's old ``connections.<name>.tax_types`` (rate -> TaxType) is
+    still read for this release, folded into [tax_codes.xero], and refused when the two disagree."""
+    for conn in connections.values():
+        legacy = conn.get("tax_types") if conn.system == "xero" else None
+        if isinstance(legacy, dict) and legacy:
+            table = tax_codes.setdefault("xero", {})
+            for key, code in legacy.items():
+                where = f"connections.{conn.name}.tax_types.{key}"
+                problem = key_problem(str(key))
+                if problem:
+                    raise ConfigError(f"{where}: {problem}")
+                if not isinstance(code, str):
+                    raise ConfigError(f"{where}: expected a string, got {type(code).__name__} {code!r}")
+                if table.get(str(key), code) != code:
+                    raise ConfigError(f"{where} = {code!r} disagrees with tax_codes.xero.{key} = "
+                                      f"{table[str(key)]!r}: tax_types is deprecated, keep the codes "
+                                      "under [tax_codes.xero] only")
+                table[str(key)] = code
+    for name, conn in list(connections.items()):
+        if conn.system in TAX_CODE_SYSTEMS:
+            settings = {**conn.settings, "tax_codes": dict(tax_codes.get(conn.system, {}))}
+            connections[name] = ConnectionConfig(conn.name, conn.system, settings)
 
 
 ENTITY_TYPES = tuple(DEFAULT_OWNERSHIP)
@@ -300,6 +326,8 @@ def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
         if table.get("enabled", True) is False:
             continue
         body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
+        if "tax_codes" in body:
+            raise ConfigError(f"{where}.tax_codes: tax codes are set per ledger, under [tax_codes.{system}]")
         settings = _section(body, system_keys(system), where, body, env)
         connections[name] = ConnectionConfig(name, system, settings)
     server = _section(_table(raw, "server"), SERVER_KEYS, "server", _table(raw, "server"), env)
@@ -313,6 +341,7 @@ def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
                                             f"unknown entity type; known are {', '.join(ENTITY_TYPES)}")["diff"]
     sections["ownership"] = _tables(_table(raw, "ownership"), "ownership", ENTITY_TYPES, OWNERS, env)
     sections["tax_codes"] = _tables(_table(raw, "tax_codes"), "tax_codes", SYSTEMS, TAX_CODE, env,
-                                    _tax_rate)
+                                    _tax_code_key)
+    _tax_codes_into_connections(sections["tax_codes"], connections)
     return Config(path=path, state_url=state["url"], encryption_key=state["encryption_key"],
                   connections=connections, server=server, raw=raw, **sections)

@@ -14,7 +14,6 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from decimal import Decimal
 
 from connectors.base import (
     Connector,
@@ -28,6 +27,7 @@ from connectors.base import (
 from mapping.model import CreditNote, Entity, Invoice, Refund, Subscription
 from mapping.money import Money
 from mapping.postings import credit_posting, refund_posting
+from mapping.tax_codes import TaxCodes
 from state.errors import LinkConflict
 from state.store import OutboxItem, Tx
 from sync.context import (
@@ -269,13 +269,14 @@ class Pusher:
             if not entity.totals_consistent():
                 return (f"invoice {entity.number or entity.id}: total {entity.total} is not lines + tax - "
                         "discounts; fix the invoice at its source")
-            codes = self.ctx.tax_codes.get(connector.system)
+        if isinstance(entity, (Invoice, CreditNote)):
+            # the one lookup the ledger mappings use (rate, reason, country; mapping/tax_codes.py);
+            # untaxed lines are the mapping's to code (a US company's NON, Xero's "0")
+            codes = TaxCodes(self.ctx.tax_codes.get(connector.system) or {}, connector.system)
             if codes:
-                for line in entity.lines:
-                    rate = _rate_key(line.tax_rate)
-                    if rate is not None and rate not in codes:
-                        return (f"no {connector.system} tax code for rate {rate}%: add it under "
-                                f"[tax_codes.{connector.system}] in the config")
+                missing = codes.first_missing(line for line in entity.lines if line.tax_rate is not None)
+                if missing:
+                    return missing
         return None
 
     def _written(self, tx: Tx, connector: Connector, item: OutboxItem, result: WriteResult,
@@ -366,12 +367,6 @@ def _amounts(value: object) -> Iterator[Money]:
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
             yield from _amounts(getattr(value, f.name))
-
-
-def _rate_key(rate: Decimal | None) -> str | None:
-    if rate is None:
-        return None
-    return format(rate.normalize(), "f")
 
 
 __all__ = ["REFERENCE_FIELDS", "Pusher"]

@@ -27,6 +27,7 @@ from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
 from connectors.quickbooks.client import QboClient, mount_timeouts
 from connectors.quickbooks.company import CompanyCurrency
+from connectors.quickbooks.company_tax import CompanyTax
 from connectors.quickbooks.streams import Reader
 from connectors.quickbooks.writes import Writer
 from connectors.ratelimit import RateLimiter
@@ -34,7 +35,7 @@ from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
 from mapping import quickbooks as mapping
 from mapping import quickbooks_payouts as payouts
-from mapping.model import Entity, Payout
+from mapping.model import CreditNote, Entity, Invoice, Payout, Refund
 from mapping.refs import RefResolver
 from state.store import StateStore
 
@@ -73,6 +74,7 @@ class QuickBooksConnector(WebhookReceiver):
             retry_after=float(config["retry_after_seconds"]))
         self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now)
         self.company = CompanyCurrency(self.reader, config["home_currency"], system=self.system)
+        self.company_tax = CompanyTax(self.reader, config["tax_codes"])
         self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
                              home_currency=self.company.home, batch_limiter=self.batch_limiter)
         # one clearing account for payments, refunds and payouts (the older key stands in for it)
@@ -108,8 +110,10 @@ class QuickBooksConnector(WebhookReceiver):
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
         if isinstance(entity, Payout):
             return payouts.payout_from_canonical(entity, self.accounts)
+        # sales documents are coded by the company's tax model (read once, on the first of them)
+        tax = self.company_tax.model() if isinstance(entity, (Invoice, CreditNote, Refund)) else None
         body = mapping.from_canonical(entity, refs, income_account_id=str(self.config["income_account_id"]),
-                                      deposit_account_id=str(self.accounts.clearing))
+                                      deposit_account_id=str(self.accounts.clearing), tax=tax)
         return payouts.deposit_to_clearing(entity, body, self.accounts.clearing)
 
     def natural_keys(self, record: Record) -> dict[str, str]:

@@ -37,4 +37,6 @@ KEYS.update({
     "fee_account_id": Key(str, help="expense Account Id Stripe's fees are booked to (the Purchase line of a "
                                      "payout); payouts are held until it is set"),
 })
+# [tax_codes.quickbooks], put here by sync/config.py (mapping/tax_codes.py reads it)
+KEYS["tax_codes"] = Key(dict, default={}, help="filled from [tax_codes.quickbooks]; set the codes there")
 KEYS.update(RETRY_KEYS)

@@ -52,7 +52,9 @@ class Stream:
 
 STREAMS: dict[str, Stream] = {s.entity_type: s for s in (
     Stream("customer", lambda c: c.v1.customers, "customer", "/v1/customers",
-           ("customer.created", "customer.updated", "customer.deleted"), ("customer.deleted",)),
+           ("customer.created", "customer.updated", "customer.deleted"), ("customer.deleted",),
+           # tax ids (VAT numbers) are includable only: listed and re-read with expand[]
+           {"expand": ["data.tax_ids"]}, {"expand": ["tax_ids"]}),
     Stream("product", lambda c: c.v1.products, "product", "/v1/products",
            ("product.created", "product.updated", "product.deleted"), ("product.deleted",)),
     Stream("price", lambda c: c.v1.prices, "price", "/v1/prices",

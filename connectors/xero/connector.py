@@ -141,7 +141,9 @@ def build(config: ConnectionConfig, store: StateStore, *, sleep: Callable[[float
         token_url=str(config["token_url"]), refresh_token=config["refresh_token"],
         timeout=float(config["timeout_seconds"]), policy=policy, limiter=limiter,
         refresh_skew_seconds=float(config["refresh_skew_seconds"]), now=now)
-    tax_types = config["tax_types"]
+    # [tax_codes.xero], into which sync/config.py folded the deprecated tax_types; a connection
+    # built by hand may still carry tax_types alone
+    codes = config["tax_codes"] or config["tax_types"]
     return XeroConnector(
         config.name, client, webhook_key=config["webhook_key"],
         page_size=int(config["page_size"]), batch_size=int(config["batch_size"]),
@@ -151,4 +153,4 @@ def build(config: ConnectionConfig, store: StateStore, *, sleep: Callable[[float
         payouts=PayoutAccounts(clearing=str(config["clearing_account_code"] or config["payment_account_code"]),
                                bank=config["payout_bank_account_code"], fees=str(config["fee_account_code"]),
                                fee_tax_type=str(config["fee_tax_type"])),
-        tax_types=tax_types if isinstance(tax_types, Mapping) else None)
+        tax_types=codes if isinstance(codes, Mapping) and codes else None)

@@ -31,6 +31,9 @@ KEYS = {
     "overlap_seconds": Key(int, default=300, minimum=0),
     "page_size": Key(int, default=1000, minimum=1, maximum=1000, help="records per GET page (Xero allows up to 1000)"),
     "refresh_skew_seconds": Key(float, default=120.0, minimum=0, help="refresh this long before the access token expires"),
-    "tax_types": Key(dict, help="percent rate -> Xero TaxType, e.g. {\"0\" = \"NONE\", \"20\" = \"OUTPUT2\"}"),
+    # Deprecated for [tax_codes.xero] (the one table the push's pre-flight and the mapping read):
+    # still read for one release, folded into [tax_codes.xero] and refused where they disagree.
+    "tax_types": Key(dict, help="deprecated: set [tax_codes.xero] instead"),
+    "tax_codes": Key(dict, default={}, help="filled from [tax_codes.xero]; set the codes there"),
 }
 KEYS.update(RETRY_KEYS)

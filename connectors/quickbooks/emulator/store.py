@@ -19,6 +19,8 @@ from connectors.quickbooks.emulator.wire import qbo_time
 class Realm:
     realm_id: str
     home_currency: str = "USD"
+    country: str = "US"  # "US": sales tax; any other: Intuit's global tax model (tax.py)
+    multicurrency: bool = True
     tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     tombstones: list[tuple[str, str, datetime]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -94,4 +96,35 @@ def new_company(realm_id: str, now: datetime) -> Realm:
 def set_preferences(realm: Realm) -> None:
     realm.table("Preferences")["1"] = {
         "Id": "1", "SyncToken": "0",
-        "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": realm.home_currency}}}
+        "CurrencyPrefs": {"MultiCurrencyEnabled": realm.multicurrency,
+                          "HomeCurrency": {"value": realm.home_currency}},
+        "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": realm.country != "US"}}
+
+
+# What a UK company's VAT set-up has (QuickBooks Online UK's names): code -> its sales rate
+GB_VAT = (("20.0% S", "20.0% S", "20"), ("5.0% R", "5.0% R", "5"), ("0.0% Z", "0.0% Z", "0"),
+          ("Exempt", "Exempt", "0"), ("No VAT", "No VAT", "0"),
+          ("0.0% ECS", "0.0% ECS", "0"))  # EC services: the customer accounts for it (reverse charge)
+
+
+def make_vat_company(realm: Realm, country: str = "GB", home_currency: str = "GBP", *,
+                     multicurrency: bool = True, codes: tuple[tuple[str, str, str], ...] = GB_VAT,
+                     now: datetime | None = None) -> None:
+    """Turn ``realm`` into a company outside the US: its country, home currency, multicurrency
+    setting and VAT/GST codes (each with one sales ``TaxRate``) instead of TAX/NON."""
+    realm.country, realm.home_currency, realm.multicurrency = country.upper(), home_currency.upper(), multicurrency
+    stamp = dict(next(iter(realm.table("Account").values()))["MetaData"]) if now is None else \
+        {"CreateTime": qbo_time(now), "LastUpdatedTime": qbo_time(now)}
+    realm.tables["TaxCode"], realm.tables["TaxRate"] = {}, {}
+    for number, (code_name, rate_name, percent) in enumerate(codes, start=2):
+        code_id, rate_id = str(number), str(number + 100)
+        realm.table("TaxRate")[rate_id] = {
+            "Id": rate_id, "Name": rate_name, "RateValue": percent, "Active": True, "SyncToken": "0",
+            "AgencyRef": {"value": "1"}, "MetaData": stamp}
+        realm.table("TaxCode")[code_id] = {
+            "Id": code_id, "Name": code_name, "Taxable": True, "TaxGroup": False, "Active": True,
+            "SalesTaxRateList": {"TaxRateDetail": [{"TaxRateRef": {"value": rate_id, "name": rate_name},
+                                                    "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}]},
+            "PurchaseTaxRateList": {"TaxRateDetail": []}, "SyncToken": "0", "MetaData": stamp}
+    realm.table("CompanyInfo")[realm.realm_id]["Country"] = realm.country
+    set_preferences(realm)

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.quickbooks.emulator.names import check_ref
 from connectors.quickbooks.emulator.store import Realm
+from connectors.quickbooks.emulator.tax import check_currency, check_total, txn_tax
 from connectors.quickbooks.emulator.wire import (
     BUSINESS_RULE,
     PACIFIC,
@@ -51,6 +52,7 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
         raise Fault(2010, "Invalid Date", f"TxnDate {obj['TxnDate']!r} is not a date") from None
     currency = str(obj.setdefault("CurrencyRef", {"value": realm.home_currency}).get("value")).upper()
     obj["CurrencyRef"] = {"value": currency}
+    check_currency(realm, currency)
     if currency == realm.home_currency:
         obj["ExchangeRate"] = Decimal(1)
     else:
@@ -68,15 +70,14 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
         obj.setdefault("DepositToAccountRef", {"value": "2", "name": "Checking"})
         check_ref(realm, obj, "DepositToAccountRef", "Account", required=True)
     lines, subtotal, discount = _lines(realm, obj)
-    tax = cents(money((obj.get("TxnTaxDetail") or {}).get("TotalTax")))
-    obj["TxnTaxDetail"] = {**(obj.get("TxnTaxDetail") or {}), "TotalTax": tax}
+    added_tax = txn_tax(realm, obj, lines)  # by the company's tax model (tax.py)
     lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
     obj["Line"] = lines
-    inclusive = obj.get("GlobalTaxCalculation") == "TaxInclusive"
     # Intuit: ApplyTaxAfterDiscount false or absent taxes before the discount, true after it; the
     # total is the subtotal less the discounts plus the (given) exclusive tax either way
     obj["ApplyTaxAfterDiscount"] = obj.get("ApplyTaxAfterDiscount") in (True, "true")
-    total = subtotal - discount + (Decimal(0) if inclusive else tax)
+    total = subtotal - discount + added_tax
+    check_total(entity, total)
     obj["TotalAmt"] = total
     if entity in SALES_DOCS and not obj.get("DocNumber"):
         obj["DocNumber"] = str(next(realm.doc_numbers))
@@ -139,7 +140,7 @@ def _lines(realm: Realm, obj: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
         lines.append(line)
     if not lines:
         raise Fault(2020, REQUIRED, "Required parameter Line is missing in the request", element="Line")
-    if discount > subtotal:
+    if discount and discount > subtotal:
         raise Fault(6000, BUSINESS_RULE, f"The discount ({discount}) is more than the subtotal ({subtotal})",
                     element="DiscountLineDetail")
     return lines, subtotal, discount

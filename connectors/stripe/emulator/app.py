@@ -164,6 +164,10 @@ class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersM
             return node
         if isinstance(node, list):
             return [self._expand(item, segs) for item in node]
+        if (isinstance(node, dict) and node.get("object") == "customer" and segs[0] == "tax_ids"
+                and node.get("id") and not node.get("deleted")):
+            node = {**node, "tax_ids": self.customer_tax_ids(str(node["id"]))}  # includable, not stored
+            return node
         if not isinstance(node, dict) or segs[0] not in node:
             return node
         value = node[segs[0]]
@@ -188,6 +192,8 @@ class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersM
         r(router, "GET", "/v1/customers/{id}", lambda p, m: self.retrieve_customer(m["id"]))
         r(router, "POST", "/v1/customers/{id}", lambda p, m: self.update_customer(m["id"], p))
         r(router, "DELETE", "/v1/customers/{id}", lambda p, m: self.delete_customer(m["id"]))
+        r(router, "POST", "/v1/customers/{id}/tax_ids", lambda p, m: self.create_tax_id(m["id"], p))
+        r(router, "GET", "/v1/customers/{id}/tax_ids", lambda p, m: self.customer_tax_ids(m["id"]))
         r(router, "POST", "/v1/products", lambda p, m: self.create_product(p))
         r(router, "GET", "/v1/products", lambda p, m: self.list_kind("product", p, "/v1/products", ("active",)))
         r(router, "GET", "/v1/products/search", lambda p, m: self.search("product", p, "/v1/products/search"))

@@ -51,8 +51,41 @@ class CatalogMixin(StripeStore):
         if not cus["invoice_prefix"]:
             cus["invoice_prefix"] = cus["id"][-8:].upper()
         self._store("customer", cus)
+        data = params.get("tax_id_data")
+        for spec in (data.values() if isinstance(data, dict) else data or []):
+            self._add_tax_id(cus, spec)  # before the event: created with them, as Stripe does
         self.emit("customer.created", cus)
         return self.render(cus)
+
+    # A customer's tax ids (VAT numbers): ``tax_id`` objects, on the customer only when expanded
+    # (``expand[]=tax_ids``, an includable field), and under /v1/customers/{id}/tax_ids.
+    TAX_ID_TYPES = frozenset("eu_vat gb_vat au_abn ca_bn ch_vat no_vat nz_gst us_ein za_vat in_gst".split())
+
+    def _add_tax_id(self, cus: dict[str, Any], spec: Any) -> dict[str, Any]:
+        if not isinstance(spec, dict) or not spec.get("type") or not spec.get("value"):
+            raise invalid("Missing required param: type and value.", "tax_id_data", code="parameter_missing")
+        kind = str(spec["type"])
+        if kind not in self.TAX_ID_TYPES:
+            raise invalid(f"Invalid value for type: {kind}.", "type")
+        value = str(spec["value"]).replace(" ", "")
+        country = value[:2].upper() if kind in ("eu_vat", "gb_vat") else None
+        tax_id = self.base("txi", "tax_id", country=country, customer=cus["id"], type=kind, value=value,
+                           verification={"status": "pending", "verified_address": None,
+                                         "verified_name": None})
+        self._store("tax_id", tax_id)
+        return tax_id
+
+    def create_tax_id(self, cus_id: str, params: Params) -> dict[str, Any]:
+        check_known(params, ("type", "value"))
+        cus = self.get("customer", cus_id)
+        tax_id = self._add_tax_id(cus, params)
+        self.emit("customer.tax_id.created", tax_id)
+        return self.render(tax_id)
+
+    def customer_tax_ids(self, cus_id: str) -> dict[str, Any]:
+        self.get("customer", cus_id)
+        rows = [self.render(t) for t in self.table("tax_id").values() if t["customer"] == cus_id]
+        return {"object": "list", "data": rows, "has_more": False, "url": f"/v1/customers/{cus_id}/tax_ids"}
 
     def retrieve_customer(self, obj_id: str) -> dict[str, Any]:
         obj = self.table("customer").get(obj_id)

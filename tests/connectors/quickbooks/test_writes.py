@@ -78,9 +78,10 @@ def test_apply_then_fail_on_one_batch_then_retry_leaves_exactly_100(qbo_env: Qbo
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     assert len(_marked(qbo_env, "Invoice")) == 100
     # The failed batch's 30 creates were looked up in one batch request (all found, none sent
-    # again), not one query each: 4 writes + 1 lookup. (The one query is the company's
-    # Preferences, read once for its home currency.)
-    assert qbo_env.calls("/query") == 1
+    # again), not one query each: 4 writes + 1 lookup. (The two queries are the company's
+    # Preferences, read once for its home currency, and its CompanyInfo, read once for its tax
+    # model when the first invoice is mapped.)
+    assert qbo_env.calls("/query") == 2
     assert qbo_env.emulator.stats.calls[BATCH] == 5
     # The engine's own retry of the whole run (outcome unknown) must not add any either.
     queries, batches = qbo_env.calls("/query"), qbo_env.emulator.stats.calls[BATCH]
@@ -101,10 +102,11 @@ def test_writes_of_unknown_outcome_wait_when_their_lookup_fails_instead_of_askin
         qbo_env: QboEnv) -> None:
     connector = qbo_env.connector()
     items = [dataclasses.replace(i, attempt=2) for i in _outbounds(qbo_env, 40)]
+    mapped = qbo_env.calls("/query")  # mapping read the company's tax model (CompanyInfo) once
     qbo_env.emulator.set_faults(burst_429=50, path_prefix="/v3/company/9130350000000001/batch")
     results = connector.upsert("invoice", items)
     assert all(isinstance(r.error, RetryableError) for r in results), [r.error for r in results][:3]
-    assert qbo_env.calls("/query") == 0, "looked up one by one"
+    assert qbo_env.calls("/query") == mapped, "looked up one by one"
     assert not _marked(qbo_env, "Invoice")
     qbo_env.emulator.set_faults()
     again = connector.upsert("invoice", items)
