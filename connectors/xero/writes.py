@@ -86,6 +86,7 @@ class Writer:
         self.batch_size = min(50, max(1, batch_size))
         self.payment_account = payment_account
         self._base_currency: str | None = None
+        self._item_codes: dict[str, str] = {}  # ItemID -> Code: lines name items by Code
 
     def base_currency(self) -> str:
         """The organisation's base currency, read once from ``GET Organisation``: every rate
@@ -141,6 +142,7 @@ class Writer:
         try:
             if any("_fx" in i.payload for i in items):
                 self.base_currency()  # learnt before the rates are settled in ``_payload``
+            self._learn_item_codes(items)
             if unknown:
                 existing = self.find_marked(entity_type, [i.hub_id for i in unknown])
         except (QuotaExhausted, AuthError):
@@ -326,8 +328,34 @@ class Writer:
         result = self._send(entity_type, stream, operation, [salted], created)[0]
         return replace(result, idempotency_key=item.idempotency_key)
 
+    def _learn_item_codes(self, items: Sequence[Outbound]) -> None:
+        """The Code of each item the chunk's lines name (one read per item, once per process).
+        An item gone from Xero leaves its lines without ItemCode: the line still says what was
+        sold and where it is booked (AccountCode), so nothing is guessed."""
+        wanted = {str(line["_item_id"]) for item in items for line in item.payload.get("LineItems") or []
+                  if isinstance(line, Mapping) and line.get("_item_id")}
+        for item_id in sorted(wanted - set(self._item_codes)):
+            try:
+                body = self.client.call("get_item", item_id=item_id)
+            except InvalidError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            found = (body.get("Items") or [{}])[0] if isinstance(body, Mapping) else {}
+            if isinstance(found, Mapping) and found.get("Code"):
+                self._item_codes[item_id] = str(found["Code"])
+
+    def _with_item_codes(self, payload: dict[str, Any]) -> dict[str, Any]:
+        lines = payload.get("LineItems")
+        if isinstance(lines, list):
+            payload["LineItems"] = [
+                {**line, "ItemCode": self._item_codes[str(line["_item_id"])]}
+                if isinstance(line, Mapping) and str(line.get("_item_id")) in self._item_codes else line
+                for line in lines]
+        return payload
+
     def _payload(self, entity_type: str, stream: Stream, item: Outbound) -> dict[str, Any]:
-        payload: dict[str, Any] = dict(item.payload)
+        payload: dict[str, Any] = self._with_item_codes(dict(item.payload))
         if "_fx" in payload:
             payload = settle_rate(payload, self.base_currency())
         payload = _clean(payload)

@@ -44,3 +44,24 @@ def test_a_three_seat_upgrade_mid_cycle_is_booked_to_the_cent_and_left_with_noth
     assert all(line["SalesItemLineDetail"]["Qty"] == 3 for line in sales)
     assert minor(qbo["TotalAmt"], "USD") == invoice["total"] and qbo["Balance"] == Decimal(0)
     assert company.hub.differ.run(["invoice", "payment"]).findings == []
+
+
+def test_xero_invoice_lines_name_the_item_the_hub_made_for_the_stripe_product(company: Company) -> None:
+    company.hub.engine.sync()
+    stripe = company.stripe
+    customer = sorted(stripe.table("customer"))[1]
+    sub = stripe.create_subscription({"customer": customer, "items": [{"price": _prices(company)["Pro plan"]}]})
+    summary = company.hub.engine.sync()
+    assert summary.errors == [] and summary.totals().dead == 0
+    (invoice,) = [i for i in stripe.table("invoice").values() if i.get("subscription") == sub["id"]
+                  or (i.get("parent") or {}).get("subscription_details", {}).get("subscription") == sub["id"]]
+    product = stripe.table("price")[_prices(company)["Pro plan"]]["product"]
+    with company.hub.store.transaction() as tx:
+        hub_product = tx.canonical_for("stripe", "product", product)
+        assert hub_product is not None
+        item_link = tx.link_for(hub_product, "xero", "product")
+    assert item_link is not None
+    code = company.xero.table("Items")[item_link.external_id]["Code"]
+    lines = xero_invoice(company, invoice["number"])["LineItems"]
+    assert [line.get("ItemCode") for line in lines] == [code]  # reported per item in Xero, not only by account
+    assert company.hub.differ.run(["invoice"]).findings == []
