@@ -98,7 +98,7 @@ def test_a_prospect_stays_out_of_the_ledgers_until_it_is_billed_then_lands_once(
     (prospect,) = [r for r in sf.records("Account") if r["Id"] == account]
     assert prospect.get("Billing_Status__c") in (None, "none")
     findings = company.hub.differ.run(["customer"]).findings
-    assert [f for f in findings if f.canonical_id == hub_customer] == []
+    assert [f for f in findings if f["canonical_id"] == hub_customer] == []
 
     stripe.create_invoice_item({"customer": in_stripe["id"], "amount": 40_000, "currency": "usd",
                                 "description": "Pilot"})
@@ -119,4 +119,4 @@ def test_a_prospect_stays_out_of_the_ledgers_until_it_is_billed_then_lands_once(
     company.hub.engine.sync()
     assert tuple(map(len, _ledger_customers(company, "Prospect Pty"))) == (1, 1)
     findings = company.hub.differ.run(["customer"]).findings
-    assert [f for f in findings if f.canonical_id == hub_customer] == []
+    assert [f for f in findings if f["canonical_id"] == hub_customer] == []
