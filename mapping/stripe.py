@@ -304,6 +304,14 @@ def _tax_lines(taxes: Sequence[Data], currency: str) -> tuple[TaxLine, ...]:
     return tuple(lines)
 
 
+def _item_discounts(data: Data, lines: Sequence[Data]) -> int:
+    """Minor units of the discounts applied to single lines (an invoice item's or a
+    subscription item's own coupon), as opposed to the invoice's: those in ``invoice.discounts``."""
+    invoice_level = {_id(d) for d in data.get("discounts") or []}
+    return sum(int(d.get("amount") or 0) for line in lines for d in line.get("discount_amounts") or []
+               if _id(d.get("discount")) not in invoice_level)
+
+
 def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
     currency = _cur(data)
     lines_data = (data.get("lines") or {}).get("data") or []
@@ -325,7 +333,9 @@ def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
         discounts=tuple(Discount(name=_id(d.get("discount")) or "discount",
                                  amount=stripe_money(d.get("amount"), currency))
                         for d in data.get("total_discount_amounts") or []),
-        subtotal=stripe_money(data.get("subtotal"), currency),
+        # Stripe's subtotal already has item-level discounts taken off; the canonical one is
+        # before every discount (total = subtotal - discounts + exclusive tax)
+        subtotal=stripe_money(int(data.get("subtotal") or 0) + _item_discounts(data, lines_data), currency),
         tax=stripe_money(tax_total, currency), total=stripe_money(data.get("total"), currency),
         amount_paid=stripe_money(data.get("amount_paid"), currency),
         # the canonical amount_due is what is still owed (every ledger's balance): Stripe's
