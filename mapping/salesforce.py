@@ -13,7 +13,10 @@ child sub-queries as lists (``Contacts``, ``OpportunityLineItems``).
 * deal <- Opportunity with its OpportunityLineItems; ``won`` when ``IsWon`` or StageName is
   "Closed Won". Price canonical ids of the lines are in ``extra["line_price_ids"]``.
 * invoice <-> the custom invoice object (``Billing_Invoice__c``): a summary mirror with no lines,
-  so ``subtotal == total`` and ``extra["summary_only"] = True``.
+  so ``subtotal == total`` and ``extra["summary_only"] = True``. ``Amount_Paid__c`` is what
+  payments settled, ``Amount_Credited__c`` what credit settled (credit notes applied before
+  payment, the customer's credit balance, a negative invoice's own credit), so the amount still
+  due, as every ledger's balance, is ``Amount__c - Amount_Paid__c - Amount_Credited__c``.
 """
 
 from __future__ import annotations
@@ -211,6 +214,9 @@ def billing_invoice_to_invoice(data: Mapping[str, Any], refs: RefResolver, *,
     paid_value = data.get("Amount_Paid__c")
     paid = money_of(paid_value, currency, "Amount_Paid__c") if paid_value is not None else (
         total if status == "paid" else Money.zero(currency))
+    credited_value = data.get("Amount_Credited__c")  # absent in an org set up before it existed
+    credited = money_of(credited_value, currency, "Amount_Credited__c") if credited_value is not None \
+        else Money.zero(currency)
     paid_date = _date(data.get("Paid_Date__c"), "Paid_Date__c")
     account = _str(data, "Account__c")
     opportunity = _str(data, "Opportunity__c")
@@ -219,7 +225,7 @@ def billing_invoice_to_invoice(data: Mapping[str, Any], refs: RefResolver, *,
         customer_id=refs.canonical_id("customer", account) if account else "",
         number=_str(data, "Invoice_Number__c") or _str(data, "Name"), status=status,
         currency=currency, due_date=_date(data.get("Due_Date__c"), "Due_Date__c"),
-        subtotal=total, total=total, amount_paid=paid, amount_due=total - paid,
+        subtotal=total, total=total, amount_paid=paid, amount_due=total - paid - credited,
         deal_id=refs.canonical_id("deal", opportunity) if opportunity else None,
         paid_at=datetime(paid_date.year, paid_date.month, paid_date.day, tzinfo=UTC) if paid_date else None,
         updated_at=_updated(data), extra={"summary_only": True})
@@ -273,11 +279,25 @@ def deal_to_opportunity(entity: Deal, refs: RefResolver) -> dict[str, Any]:
     return body
 
 
+def credited(invoice: Invoice) -> Money:
+    """What credit, not payment, settled of ``invoice``: Stripe's total less amount paid less
+    what remains (a void or draft settles nothing). A zero amount is zero in any currency (a
+    record built with defaults has USD zeros beside its own currency's total)."""
+    if invoice.status in ("void", "draft"):
+        return Money.zero(invoice.total.currency)
+    credit = invoice.total
+    for amount in (invoice.amount_paid, invoice.amount_due):
+        if amount.minor:
+            credit = credit - amount
+    return credit
+
+
 def invoice_to_billing_invoice(entity: Invoice, refs: RefResolver) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Name": (entity.number or entity.id)[:80], "Invoice_Number__c": entity.number,
         "Account__c": _required_ref(refs, "customer", entity.customer_id, "Billing_Invoice.Account__c"),
         "Amount__c": entity.total.to_decimal(), "Amount_Paid__c": entity.amount_paid.to_decimal(),
+        "Amount_Credited__c": credited(entity).to_decimal(),
         "CurrencyIsoCode": entity.currency, "Status__c": entity.status.capitalize(),
         "Due_Date__c": entity.due_date.isoformat() if entity.due_date else None,
         "Paid_Date__c": entity.paid_at.date().isoformat() if entity.paid_at else None}

@@ -67,7 +67,8 @@ def streams(settings: Mapping[str, Any]) -> dict[str, Stream]:
                         "ORDER BY Id",)),
         "invoice": Stream("invoice", str(settings["invoice_object"]),
                           (*SYSTEM, hub, "Name", "Invoice_Number__c", "Account__c", "Opportunity__c",
-                           "Amount__c", "Amount_Paid__c", "Status__c", "Due_Date__c", "Paid_Date__c")),
+                           "Amount__c", "Amount_Paid__c", "Amount_Credited__c", "Status__c", "Due_Date__c",
+                           "Paid_Date__c")),
     }
 
 
