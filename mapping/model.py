@@ -26,7 +26,7 @@ from mapping.money import Money, MoneyError, exponent, normalize_currency
 
 __all__ = [
     "Address", "CreditNote", "Customer", "Deal", "DealLine", "Discount", "Entity", "ENTITY_TYPES",
-    "Invoice", "InvoiceLine", "Money", "MoneyError", "Payment", "Payout", "Price", "Product", "Refund",
+    "Invoice", "InvoiceLine", "Money", "MoneyError", "NoteRefund", "Payment", "Payout", "Price", "Product", "Refund",
     "Subscription", "SubscriptionItem", "TaxId", "TaxLine", "content_hash", "entity_class",
     "from_data", "new_id", "stable_id", "to_data", "utc", "exponent", "normalize_currency",
 ]
@@ -303,6 +303,14 @@ class Payout(Entity):
 
 
 @dataclass(frozen=True, slots=True)
+class NoteRefund:
+    """One refund a credit note pays out, with what it paid out of the note (None: unknown)."""
+
+    refund_id: str
+    amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreditNote(Entity):
     TYPE: ClassVar[str] = "credit_note"
     invoice_id: str | None = None
@@ -316,6 +324,9 @@ class CreditNote(Entity):
     refund_amount: Money | None = None  # what the refund named by ``refund_id`` paid out of it
     issued_at: datetime | None = None
     reason: str | None = None
+    # Every refund of a note that has several, in the source's order (``refund_id`` is the first,
+    # ``refund_amount`` their sum); empty when ``refund_id`` says it all.
+    refunds: tuple[NoteRefund, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +379,7 @@ _OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {
     InvoiceLine: {"tax_inclusive": False, "tax_reason": None, "tax_country": None, "tax_state": None,
                   "taxable_amount": None},
     TaxLine: {"reason": None, "country": None, "state": None},
+    CreditNote: {"refunds": ()},
 }
 
 

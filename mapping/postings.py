@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from mapping.lines import line_discounts
-from mapping.model import CreditNote, Discount, Invoice, InvoiceLine, Refund, stable_id
+from mapping.model import CreditNote, Discount, Invoice, InvoiceLine, NoteRefund, Refund, stable_id
 from mapping.money import Money
 
 
@@ -89,11 +89,28 @@ def _spread(total: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
+def note_refunds(credit_note: CreditNote) -> tuple[NoteRefund, ...]:
+    """Every refund the note pays out, in the source's order (one named by ``refund_id`` alone
+    when the note has no list: a single refund, or a payload stored before the list existed)."""
+    if credit_note.refunds:
+        return credit_note.refunds
+    if credit_note.refund_id is None:
+        return ()
+    return (NoteRefund(credit_note.refund_id, credit_note.refund_amount),)
+
+
 def refund_posting(refund: Refund, credit_note: CreditNote | None, invoice: Invoice | None) -> Refund:
-    """The refund with the lines a ledger books: the claiming credit note's (its refunded part),
-    else the invoice's split to the refund's amount, else one untaxed line (nothing says more)."""
+    """The refund with the lines a ledger books: its share of the claiming credit note's lines,
+    else the invoice's split to the refund's amount, else one untaxed line (nothing says more).
+    A note's refunds take their shares in the note's order, each from what the earlier ones
+    left, so their parts and the note's credit (``credit_posting``) sum to the note exactly."""
     if credit_note is not None and credit_note.lines:
-        part, _rest = split(credit_note.lines, refund.amount)
+        lines: Sequence[InvoiceLine] = credit_note.lines
+        for paid in note_refunds(credit_note):
+            part, lines = split(lines, paid.amount if paid.amount is not None else refund.amount)
+            if paid.refund_id == refund.id:
+                return dataclasses.replace(refund, lines=part)
+        part, _rest = split(credit_note.lines, refund.amount)  # a refund the note does not list
         return dataclasses.replace(refund, lines=part)
     if invoice is not None and invoice.lines and invoice.currency == refund.amount.currency:
         lines = net_lines(invoice.lines, invoice.discounts, invoice.currency)
@@ -102,21 +119,36 @@ def refund_posting(refund: Refund, credit_note: CreditNote | None, invoice: Invo
     return refund
 
 
-def credit_posting(credit_note: CreditNote) -> CreditNote:
-    """The credit note as its ledger document: the part its refund did not pay out (the refund
-    document carries that part), or the whole note when nothing was refunded."""
+def credit_left(credit_note: CreditNote) -> Money:
+    """What of the note is credit rather than paid out (what its ledger credit document holds):
+    the total less its refunds, never below zero; zero when a refund of unknown amount took it."""
+    if credit_note.refund_id is None:
+        return credit_note.total
     refunded = credit_note.refund_amount
-    if credit_note.refund_id is None or refunded is None or not credit_note.lines:
+    if refunded is None or refunded.minor >= credit_note.total.minor:
+        return Money.zero(credit_note.total.currency)
+    return credit_note.total - refunded
+
+
+def credit_posting(credit_note: CreditNote) -> CreditNote:
+    """The credit note as its ledger document: the part its refunds did not pay out (their
+    documents carry those parts, in order: ``refund_posting``), or the whole note when nothing
+    was refunded."""
+    left = credit_left(credit_note)
+    if left == credit_note.total:
         return credit_note
-    _part, rest = split(credit_note.lines, refunded)
-    return dataclasses.replace(credit_note, lines=rest, total=credit_note.total - refunded)
+    if not left.minor:
+        return dataclasses.replace(credit_note, lines=(), total=left)
+    lines: Sequence[InvoiceLine] = credit_note.lines
+    for paid in note_refunds(credit_note):
+        if paid.amount is not None:  # (an unknown amount leaves nothing: handled above)
+            _part, lines = split(lines, paid.amount)
+    return dataclasses.replace(credit_note, lines=tuple(lines), total=left)
 
 
 def fully_refunded(credit_note: CreditNote) -> bool:
-    """Is the whole note paid out by its refund (its refund document is then the one posting)?"""
-    if credit_note.refund_id is None:
-        return False
-    return credit_note.refund_amount is None or credit_note.refund_amount.minor >= credit_note.total.minor
+    """Is the whole note paid out by its refunds (their documents are then the one posting)?"""
+    return credit_note.refund_id is not None and credit_left(credit_note).minor == 0
 
 
 def _negated(line: InvoiceLine) -> InvoiceLine:
@@ -140,5 +172,5 @@ def negative_credit_id(invoice_id: str) -> str:
     return stable_id("hub", "credit_note", invoice_id)
 
 
-__all__ = ["credit_posting", "fully_refunded", "negative_credit_id", "negative_invoice_credit", "net_lines",
-           "refund_posting", "split"]
+__all__ = ["credit_left", "credit_posting", "fully_refunded", "negative_credit_id", "negative_invoice_credit",
+           "net_lines", "note_refunds", "refund_posting", "split"]

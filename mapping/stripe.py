@@ -23,6 +23,7 @@ from mapping.model import (
     Entity,
     Invoice,
     InvoiceLine,
+    NoteRefund,
     Payment,
     Payout,
     Price,
@@ -446,8 +447,12 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
             amount=amount, tax_rate=rate,
             tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
             external_id=_id(line.get("id"))))
-    refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping)]
+    refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping) and _id(r.get("refund"))]
     refunded = [a for r in refunds if isinstance(a := r.get("amount_refunded"), int)]
+    # every refund when there are several: each is claimed and booked with its share of the note
+    several = tuple(NoteRefund(refs.canonical_id("refund", str(_id(r.get("refund")))),
+                               stripe_money(a, currency) if isinstance(a := r.get("amount_refunded"), int) else None)
+                    for r in refunds) if len(refunds) > 1 else ()
     return CreditNote(
         id=refs.canonical_id("credit_note", str(data["id"])),
         invoice_id=_ref(refs, "invoice", data.get("invoice")),
@@ -458,7 +463,7 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
         # what the refund paid out of the note (unknown amounts: the whole note, as older APIs meant)
         refund_amount=stripe_money(sum(refunded), currency) if refunds and len(refunded) == len(refunds) else None,
         issued_at=_ts(data.get("effective_at") or data.get("created")), reason=data.get("reason"),
-        updated_at=_ts(data.get("created")),
+        refunds=several, updated_at=_ts(data.get("created")),
     )
 
 

@@ -23,6 +23,7 @@ from mapping.model import (
     Refund,
     stable_id,
 )
+from mapping.postings import credit_left
 from sync.diff_money import invoice_fields
 
 # per-line rounding tolerance for these (payments, refunds, credit notes, prices); an invoice's
@@ -73,9 +74,12 @@ def view_of(entity: Entity) -> View:
         return View({"amount": entity.amount.minor, "currency": entity.amount.currency}, {}, day,
                     entity.amount.currency, entity.amount.minor, 1, entity.status in ("failed", "canceled"))
     if isinstance(entity, CreditNote):
+        # compared as the credit it leaves (README "Posting model"): what its refunds paid out is
+        # booked, and compared, as theirs; a ledger's credit document holds the rest
         day = entity.issued_at.date().isoformat() if entity.issued_at else None
-        return View({"total": entity.total.minor, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
-                    day, entity.currency, entity.total.minor, max(1, len(entity.lines)), entity.status == "void")
+        credit = credit_left(entity).minor
+        return View({"total": credit, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
+                    day, entity.currency, credit, max(1, len(entity.lines)), entity.status == "void")
     if isinstance(entity, Payout):  # a ledger reads its transfer and fee document back as one
         day = entity.arrival_date.isoformat() if entity.arrival_date else None
         return View({"amount": entity.amount.minor, "fee_total": entity.fee_total.minor,

@@ -1,7 +1,7 @@
 """Flow rules of the posting model (README "Posting model") that need the store: which credit
 note claims a refund, and the credit note a negative invoice becomes.
 
-* A Stripe credit note naming a refund claims it: the refund's hub record gets the note's id
+* A Stripe credit note naming refunds claims each of them: the refund's hub record gets the note's id
   (``Refund.credit_note_id``, a hub-owned field, so later reads of the refund keep it), which
   changes its content and so re-plans its ledger documents, built from the note at push time.
   The two arrive in either order: a refund stored first is claimed when the note comes; a note
@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable
 
 from mapping.model import CreditNote, Entity, Invoice, Refund
-from mapping.postings import negative_invoice_credit
+from mapping.postings import negative_invoice_credit, note_refunds
 from state.store import Tx
 
 # Plans the writes a changed record calls for: (tx, entity, the connection that changed it).
@@ -34,17 +34,18 @@ def derive_postings(tx: Tx, entity: Entity, connection: str, run_id: str | None,
 
 
 def claim_refund(tx: Tx, note: CreditNote, connection: str, run_id: str | None, plan: PlanRecord) -> None:
-    """Mark the refund ``note`` names as the note's (if it is stored yet), and re-plan it."""
-    stored = tx.get_entity(note.refund_id) if note.refund_id else None
-    if stored is None or stored.deleted:
-        return  # not read yet: claimed when it is linked (``repoint_holders``)
-    refund = stored.entity()
-    if not isinstance(refund, Refund) or refund.credit_note_id == note.id:
-        return
-    claimed = dataclasses.replace(refund, credit_note_id=note.id)
-    source = stored.source or connection
-    if tx.upsert_entity(claimed, source, run_id=run_id) != "unchanged":
-        plan(tx, claimed, source)
+    """Mark every refund ``note`` names as the note's (those stored yet), and re-plan them."""
+    for paid in note_refunds(note):
+        stored = tx.get_entity(paid.refund_id)
+        if stored is None or stored.deleted:
+            continue  # not read yet: claimed when it is linked (``repoint_holders``)
+        refund = stored.entity()
+        if not isinstance(refund, Refund) or refund.credit_note_id == note.id:
+            continue
+        claimed = dataclasses.replace(refund, credit_note_id=note.id)
+        source = stored.source or connection
+        if tx.upsert_entity(claimed, source, run_id=run_id) != "unchanged":
+            plan(tx, claimed, source)
 
 
 def _negative_invoice(tx: Tx, invoice: Invoice, run_id: str | None, plan: PlanRecord) -> None:

@@ -246,3 +246,109 @@ def test_the_split_is_exact_in_minor_units() -> None:
         together = sum(x.amount.minor for x in part + rest), sum(x.tax_amount.minor for x in part + rest
                                                                 if x.tax_amount)
         assert together == (25000, 5000)
+
+
+def test_a_credit_note_refunded_in_part_is_a_refund_and_a_credit_never_more_than_the_note(company: Company) -> None:
+    clean_sync(company)
+    invoice = vat_invoice(company, 25000, paid=True)  # 250.00 + 50.00 VAT, paid
+    clean_sync(company)
+    (line,) = invoice["_lines"]
+    # the whole 300.00 credited: 100.00 back to the card, 200.00 to the customer's credit balance
+    note = sdk(company).call(lambda c: c.v1.credit_notes.create(params={
+        "invoice": invoice["id"], "refund_amount": 10000, "credit_amount": 20000,
+        "lines": [{"type": "invoice_line_item", "invoice_line_item": line["id"], "amount": 25000}]}))
+    assert note.total == 30000 and len(note.refunds) == 1
+
+    clean_sync(company)
+
+    refund_hub = canonical(company, "stripe", "refund", str(note.refunds[0].refund))
+    note_hub = canonical(company, "stripe", "credit_note", note.id)
+    customer = qbo_invoice(company, invoice["number"])["CustomerRef"]
+    (receipt,) = [dict(r) for r in company.qbo.table("RefundReceipt").values() if r["CustomerRef"] == customer]
+    assert refund_hub in receipt["PrivateNote"]
+    assert (minor(receipt["TotalAmt"], "USD"), qbo_tax(receipt)) == (10000, 1667)  # the refunded third
+    (memo,) = [dict(m) for m in company.qbo.table("CreditMemo").values() if m["CustomerRef"] == customer]
+    assert note_hub in memo["PrivateNote"]
+    assert (minor(memo["TotalAmt"], "USD"), qbo_tax(memo)) == (20000, 3333)  # the rest, tax with it
+    assert minor(memo["RemainingCredit"], "USD") == 20000  # the invoice is paid: the customer's credit
+    assert minor(qbo_invoice(company, invoice["number"])["Balance"], "USD") == 0
+
+    contact = xero_invoice(company, invoice["number"])["Contact"]["ContactID"]
+    notes = [n for n in xero_credit_notes(company) if n["Contact"]["ContactID"] == contact]
+    (paid_out,) = [n for n in notes if n["Reference"] == f"refund:{refund_hub}"]
+    (credit,) = [n for n in notes if note_hub in n["Reference"]]
+    assert len(notes) == 2
+    assert (minor(paid_out["Total"], "USD"), minor(paid_out["TotalTax"], "USD"), paid_out["Status"]) == (
+        10000, 1667, "PAID")
+    assert (minor(credit["Total"], "USD"), minor(credit["TotalTax"], "USD"), credit["Status"]) == (
+        20000, 3333, "AUTHORISED")
+    assert minor(credit["RemainingCredit"], "USD") == 20000
+    assert minor(xero_invoice(company, invoice["number"])["AmountDue"], "USD") == 0
+    billing = sf_billing(company, invoice["number"])  # paid, then credited after payment: nothing due
+    assert (billing["Amount_Paid__c"], billing["Amount_Credited__c"], billing["due"]) == (30000, 0, 0)
+    # never more credit than the note: 100.00 + 200.00 in each ledger, 50.00 of VAT
+    assert minor(receipt["TotalAmt"], "USD") + minor(memo["TotalAmt"], "USD") == note.total
+    assert minor(paid_out["TotalTax"], "USD") + minor(credit["TotalTax"], "USD") == 5000
+    assert resync_writes(company) == 0
+    quiet_diff(company)
+
+
+def test_every_refund_of_a_credit_note_is_its_and_booked_with_its_share_of_the_note(company: Company) -> None:
+    clean_sync(company)
+    api = sdk(company)
+    customer = api.call(lambda c: c.v1.customers.create(params={"name": "Two Refunds Ltd", "email": "ap@two.example"}))
+    rate = api.call(lambda c: c.v1.tax_rates.create(params={
+        "display_name": "VAT", "percentage": "20", "inclusive": False, "country": "GB"}))
+    invoice = api.call(lambda c: c.v1.invoices.create(params={
+        "customer": customer.id, "currency": "usd", "collection_method": "send_invoice", "days_until_due": 30,
+        "pending_invoice_items_behavior": "exclude"}))
+    # 250.00 + 20% VAT, and 100.00 with no tax: the invoice's tax is not the credited line's
+    for amount, rates in ((25000, [rate.id]), (10000, [])):
+        api.call(lambda c, a=amount, r=rates: c.v1.invoice_items.create(params={
+            "customer": customer.id, "invoice": invoice.id, "amount": a, "currency": "usd", "tax_rates": r,
+            "description": "Licence" if r else "Setup"}))
+    api.call(lambda c: c.v1.invoices.finalize_invoice(invoice.id))
+    api.call(lambda c: c.v1.invoices.pay(invoice.id, params={"payment_method": "pm_card_visa"}))
+    stripe_invoice = company.stripe.table("invoice")[invoice.id]
+    assert stripe_invoice["total"] == 40000
+    clean_sync(company)
+    pi = payment_intent(company, invoice.id)
+    first = api.call(lambda c: c.v1.refunds.create(params={"payment_intent": pi, "amount": 10000}))
+    second = api.call(lambda c: c.v1.refunds.create(params={"payment_intent": pi, "amount": 5000}))
+    licence = next(x for x in stripe_invoice["_lines"] if x["amount"] == 25000)
+    # the licence credited whole (300.00 with its VAT): both refunds, and 150.00 to the customer's balance
+    note = api.call(lambda c: c.v1.credit_notes.create(params={
+        "invoice": invoice.id, "credit_amount": 15000,
+        "refunds": [{"refund": first.id, "amount_refunded": 10000}, {"refund": second.id, "amount_refunded": 5000}],
+        "lines": [{"type": "invoice_line_item", "invoice_line_item": licence["id"], "amount": 25000}]}))
+    assert note.total == 30000 and [r.refund for r in note.refunds] == [first.id, second.id]
+
+    clean_sync(company)
+
+    note_hub = canonical(company, "stripe", "credit_note", note.id)
+    refund_ids = [canonical(company, "stripe", "refund", r.id) for r in (first, second)]
+    with company.hub.store.transaction() as tx:
+        claims = [getattr(tx.get_entity(r).entity(), "credit_note_id", None) for r in refund_ids]  # type: ignore[union-attr]
+    assert claims == [note_hub, note_hub]  # both claimed
+    number = stripe_invoice["number"]
+    qbo_customer = qbo_invoice(company, number)["CustomerRef"]
+    contact = xero_invoice(company, number)["Contact"]["ContactID"]
+    # each refund the note's VAT on its share (the first of 300.00, the second of what it left),
+    # the credit the rest: 100.00/16.67 + 50.00/8.33 + 150.00/25.00 = the note's 300.00/50.00
+    for refund, total, tax in ((first, 10000, 1667), (second, 5000, 833)):
+        hub_id = canonical(company, "stripe", "refund", refund.id)
+        (receipt,) = marked(company.qbo.table("RefundReceipt").values(), "PrivateNote", hub_id)
+        assert (minor(receipt["TotalAmt"], "USD"), qbo_tax(receipt)) == (total, tax)
+        (paid_out,) = marked(xero_credit_notes(company), "Reference", hub_id)
+        assert (minor(paid_out["Total"], "USD"), minor(paid_out["TotalTax"], "USD"), paid_out["Status"]) == (
+            total, tax, "PAID")
+    (memo,) = [dict(m) for m in company.qbo.table("CreditMemo").values() if m["CustomerRef"] == qbo_customer]
+    assert (minor(memo["TotalAmt"], "USD"), qbo_tax(memo), minor(memo["RemainingCredit"], "USD")) == (15000, 2500, 15000)
+    (credit,) = marked(xero_credit_notes(company), "Reference", note_hub)
+    assert (minor(credit["Total"], "USD"), minor(credit["TotalTax"], "USD"), credit["Status"]) == (15000, 2500, "AUTHORISED")
+    assert len([n for n in xero_credit_notes(company) if n["Contact"]["ContactID"] == contact]) == 3
+    assert len([r for r in company.qbo.table("RefundReceipt").values() if r["CustomerRef"] == qbo_customer]) == 2
+    assert minor(qbo_invoice(company, number)["Balance"], "USD") == 0
+    assert minor(xero_invoice(company, number)["AmountDue"], "USD") == 0
+    assert resync_writes(company) == 0
+    quiet_diff(company)
