@@ -25,14 +25,18 @@ from mapping.money import Money
 
 def _gross(line: InvoiceLine, inclusive: bool) -> int:
     tax = line.tax_amount.minor if line.tax_amount else 0
-    return line.amount.minor + (0 if inclusive else tax)
+    return line.amount.minor + (0 if inclusive or line.tax_inclusive else tax)
 
 
 def _line(like: InvoiceLine, net: int, tax: int | None, currency: str) -> InvoiceLine:
+    """A part of ``like``, tax-exclusive, keeping what its tax code is chosen by (rate, reason,
+    country and state)."""
     amount = Money(net, currency)
     return InvoiceLine(description=like.description, quantity=Decimal(1), unit_amount=amount, amount=amount,
                        product_id=like.product_id, price_id=like.price_id, tax_rate=like.tax_rate,
                        tax_amount=Money(tax, currency) if tax is not None else None,
+                       tax_reason=like.tax_reason, tax_country=like.tax_country, tax_state=like.tax_state,
+                       taxable_amount=amount if tax is not None and like.taxable_amount is not None else None,
                        period_start=like.period_start, period_end=like.period_end)
 
 
@@ -43,6 +47,19 @@ def net_lines(lines: Sequence[InvoiceLine], discounts: Sequence[Discount], curre
                                      unit_amount=line.amount - Money(share, currency), quantity=Decimal(1),
                                      discount_amount=None) if share else line
                  for line, share in zip(lines, shares, strict=True))
+
+
+def exclusive_lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
+    """The lines with any tax-inclusive one as its net (amount less its tax) and the same tax:
+    the same totals, said the way a document whose lines are all tax-exclusive says them."""
+    return tuple(_line(line, line.amount.minor - line.tax_amount.minor, line.tax_amount.minor, line.amount.currency)
+                 if line.tax_inclusive and line.tax_amount is not None else line for line in lines)
+
+
+def all_inclusive(lines: Sequence[InvoiceLine]) -> bool:
+    """Are the taxed lines (there are some) all tax-inclusive (a document can say so once)?"""
+    taxed = [line.tax_inclusive for line in lines if line.tax_amount is not None]
+    return bool(taxed) and all(taxed)
 
 
 def split(lines: Sequence[InvoiceLine], amount: Money, *,
@@ -66,7 +83,7 @@ def split(lines: Sequence[InvoiceLine], amount: Money, *,
     part, rest = [], []
     for line, share, part_tax_minor in zip(lines, shares, part_taxes, strict=True):
         tax = line.tax_amount.minor if line.tax_amount else None
-        net = line.amount.minor - ((tax or 0) if inclusive else 0)
+        net = line.amount.minor - ((tax or 0) if inclusive or line.tax_inclusive else 0)
         part_tax = None if tax is None else part_tax_minor
         part_net = share - (part_tax or 0)
         if share:
@@ -172,5 +189,5 @@ def negative_credit_id(invoice_id: str) -> str:
     return stable_id("hub", "credit_note", invoice_id)
 
 
-__all__ = ["credit_left", "credit_posting", "fully_refunded", "negative_credit_id", "negative_invoice_credit",
-           "net_lines", "note_refunds", "refund_posting", "split"]
+__all__ = ["all_inclusive", "credit_left", "credit_posting", "exclusive_lines", "fully_refunded",
+           "negative_credit_id", "negative_invoice_credit", "net_lines", "note_refunds", "refund_posting", "split"]

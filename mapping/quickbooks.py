@@ -37,6 +37,7 @@ from mapping.model import (
     TaxId,
     TaxLine,
 )
+from mapping.postings import all_inclusive, exclusive_lines
 from mapping.quickbooks_tax import QboTax, QboTaxError, code_lines, tax_detail, tax_lines_in
 from mapping.refs import RefResolver
 
@@ -447,22 +448,28 @@ def _credit_lines(lines: tuple[InvoiceLine, ...], total: Money,
     return lines, tax
 
 
-def _credit_tax(lines: tuple[InvoiceLine, ...], tax: Money, company_tax: QboTax | None) -> dict[str, Any]:
-    """A credit document's TxnTaxDetail (and, outside the US, its GlobalTaxCalculation)."""
+def _credit_tax(lines: tuple[InvoiceLine, ...], tax: Money, company_tax: QboTax | None,
+                inclusive: bool = False) -> dict[str, Any]:
+    """A credit document's TxnTaxDetail and GlobalTaxCalculation (outside the US; and, as on an
+    invoice, TaxInclusive for tax-inclusive lines)."""
     try:
-        detail, calculation = tax_detail(lines, [0] * len(lines), tax, company_tax, inclusive=False)
+        detail, calculation = tax_detail(lines, [0] * len(lines), tax, company_tax, inclusive=inclusive)
     except QboTaxError as exc:
         raise MappingError(str(exc)) from None
+    calculation = "TaxInclusive" if inclusive else calculation
     return {"TxnTaxDetail": detail, **({"GlobalTaxCalculation": calculation} if calculation else {})}
 
 
 def credit_note_from_canonical(entity: CreditNote, refs: RefResolver,
                                company_tax: QboTax | None = None) -> dict[str, Any]:
     lines, tax = _credit_lines(entity.lines, entity.total, entity.reason or "Credit")
+    # a note on a tax-inclusive invoice is inclusive as the invoice was; a mix, netted, is not
+    inclusive = all_inclusive(lines)
+    lines = lines if inclusive else exclusive_lines(lines)
     body: dict[str, Any] = {
         "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
-        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax),
-        **_credit_tax(lines, tax, company_tax),
+        "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax, inclusive=inclusive),
+        **_credit_tax(lines, tax, company_tax, inclusive),
     }
     if entity.number:
         body["DocNumber"] = entity.number[:21]

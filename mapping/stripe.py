@@ -446,6 +446,7 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
             description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
             amount=amount, tax_rate=rate,
             tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
+            tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
             external_id=_id(line.get("id"))))
     refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping) and _id(r.get("refund"))]
     refunded = [a for r in refunds if isinstance(a := r.get("amount_refunded"), int)]

@@ -41,6 +41,7 @@ from mapping.model import (
     TaxId,
 )
 from mapping.money import Money, normalize_currency, sum_money
+from mapping.postings import all_inclusive, exclusive_lines
 from mapping.refs import RefResolver
 from mapping.tax_codes import TaxCodeMissing, TaxCodes
 from mapping.xero_dates import parse_date
@@ -365,10 +366,14 @@ def payment_to_xero(entity: Payment, refs: RefResolver, *, account_code: str) ->
 
 def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: str,
                         tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+    # a note on a tax-inclusive invoice says so, as its invoice did (Xero's LineAmountTypes is
+    # the document's: a mix goes as Exclusive, inclusive lines netted, the totals the same)
+    inclusive = all_inclusive(entity.lines)
+    lines = entity.lines if inclusive else exclusive_lines(entity.lines)
     data: dict[str, Any] = {
         "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
-        "LineAmountTypes": "Exclusive",
-        "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.currency,
+        "LineAmountTypes": "Inclusive" if inclusive else "Exclusive",
+        "LineItems": _line_items(lines, refs, account_code, tax_types, currency=entity.currency,
                                  discountable=False),
         "CurrencyCode": entity.currency, "Status": "VOIDED" if entity.status == "void" else "AUTHORISED"}
     if entity.number:

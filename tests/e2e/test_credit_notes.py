@@ -352,3 +352,42 @@ def test_every_refund_of_a_credit_note_is_its_and_booked_with_its_share_of_the_n
     assert minor(xero_invoice(company, number)["AmountDue"], "USD") == 0
     assert resync_writes(company) == 0
     quiet_diff(company)
+
+
+def test_a_credit_note_on_a_gst_inclusive_invoice_goes_to_xero_as_inclusive(company: Company) -> None:
+    clean_sync(company)
+    api = sdk(company)
+    customer = api.call(lambda c: c.v1.customers.create(params={"name": "Sydney Pty", "email": "ap@sydney.example"}))
+    gst = api.call(lambda c: c.v1.tax_rates.create(params={
+        "display_name": "GST", "percentage": "10", "inclusive": True, "country": "AU"}))
+    invoice = api.call(lambda c: c.v1.invoices.create(params={
+        "customer": customer.id, "currency": "usd", "collection_method": "send_invoice", "days_until_due": 30,
+        "pending_invoice_items_behavior": "exclude", "default_tax_rates": [gst.id]}))
+    api.call(lambda c: c.v1.invoice_items.create(params={
+        "customer": customer.id, "invoice": invoice.id, "amount": 11000, "currency": "usd",
+        "description": "Licence (GST inclusive)"}))
+    api.call(lambda c: c.v1.invoices.finalize_invoice(invoice.id))
+    stripe_invoice = company.stripe.table("invoice")[invoice.id]
+    assert (stripe_invoice["total"], sum(t["amount"] for t in stripe_invoice["total_taxes"])) == (11000, 1000)  # GST inside
+    clean_sync(company)
+    (line,) = stripe_invoice["_lines"]
+    note = api.call(lambda c: c.v1.credit_notes.create(params={  # half of it: 55.00 with 5.00 GST inside
+        "invoice": invoice.id, "lines": [{"type": "invoice_line_item", "invoice_line_item": line["id"],
+                                          "amount": 5500}]}))
+    assert note.total == 5500
+
+    clean_sync(company)
+
+    note_hub = canonical(company, "stripe", "credit_note", note.id)
+    (xero_note,) = marked(xero_credit_notes(company), "Reference", note_hub)
+    assert xero_note["LineAmountTypes"] == "Inclusive"
+    assert [(x["UnitAmount"], x["TaxAmount"]) for x in xero_note["LineItems"]] == [(Decimal("55.00"), Decimal("5.00"))]
+    assert (minor(xero_note["Total"], "USD"), minor(xero_note["TotalTax"], "USD"), minor(xero_note["SubTotal"], "USD")) == (
+        5500, 500, 5000)
+    assert [minor(a["Amount"], "USD") for a in xero_note["Allocations"]] == [5500]
+    assert minor(xero_invoice(company, stripe_invoice["number"])["AmountDue"], "USD") == 5500
+    (memo,) = marked(company.qbo.table("CreditMemo").values(), "PrivateNote", note_hub)
+    assert (minor(memo["TotalAmt"], "USD"), qbo_tax(memo)) == (5500, 500)
+    assert minor(qbo_invoice(company, stripe_invoice["number"])["Balance"], "USD") == 5500
+    assert resync_writes(company) == 0
+    quiet_diff(company)
