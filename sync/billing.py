@@ -16,14 +16,15 @@ no system's copy of them is ever taken, so a Salesforce echo cannot fight the hu
     ``canceled``  subscriptions, all canceled, and nothing open;
     ``none``      nothing billed (a prospect);
 * ``billable`` — set once the customer has something to book (a finalised invoice, a payment,
-  a refund, a credit note) or a won deal, and never unset: the ledgers receive a customer only
-  then (flow ``customers_to_ledgers``), and its first document's write waits for it there.
+  a refund, a credit note) or a won deal, or is linked in a ledger already, and never unset: the
+  ledgers receive a customer only then (flow ``customers_to_ledgers``), and its first
+  document's write waits for it there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -95,13 +96,22 @@ def _apply(facts: dict[str, Any], entity: Entity, invoice_open: bool) -> bool:
     return isinstance(entity, (CreditNote, Refund))
 
 
-def derive_billing(tx: Tx, entity: Entity, today: date, plan: PlanDerived, run_id: str | None) -> None:
+def derive_billing(tx: Tx, entity: Entity, today: date, plan: PlanDerived, run_id: str | None,
+                   ledgers: Sequence[str] = ()) -> None:
     """After ``entity`` changed: its customer's billing facts, status and ``billable`` flag, stored
-    and planned (to every target; only Salesforce's payload shows the status) when they change."""
+    and planned (to every target; only Salesforce's payload shows the status) when they change.
+    ``ledgers``: the connections a customer reaches once billable; one linked there already is."""
     if isinstance(entity, Customer):
+        if entity.extra.get("erased"):
+            return
+        # A customer a ledger already holds (linked before billable existed, or matched there at
+        # first contact) is in the books: it stays billable there, so its changes keep reaching it.
+        linked = not entity.extra.get("billable") and any(
+            (link := tx.link_for(entity.id, connection, "customer")) is not None and not link.deleted
+            for connection in ledgers)
         # a change to the customer itself: its status again as of today (a due date may have passed)
-        if entity.extra.get("billing") and not entity.extra.get("erased"):
-            _store(tx, entity, _copy(entity.extra["billing"]), False, today, plan, run_id)
+        if entity.extra.get("billing") or linked:
+            _store(tx, entity, _copy(entity.extra.get("billing", {})), linked, today, plan, run_id)
         return
     if not isinstance(entity, (Invoice, Payment, Subscription, Deal, CreditNote, Refund)):
         return

@@ -103,6 +103,11 @@ DEFAULT_FLOWS: tuple[Flow, ...] = (
          description="paid Stripe payouts -> a transfer clearing -> bank and the fees as an expense"),
 )
 
+def billable_targets(flows: Sequence[Flow]) -> list[str]:
+    """The systems a customer reaches only once billable (the ledgers)."""
+    return [t for f in flows if f.entity_type == "customer" and f.when is _billable for t in f.targets]
+
+
 # Push order: a record's references must exist in the target before it does.
 ENTITY_ORDER: tuple[str, ...] = ("customer", "product", "price", "deal", "subscription", "invoice",
                                  "payment", "credit_note", "refund", "payout")

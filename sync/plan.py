@@ -9,6 +9,7 @@ from state.store import Tx
 from sync.billing import derive_billing
 from sync.context import SyncContext, idempotency_key
 from sync.deals import derive_from_deal
+from sync.flows import billable_targets
 from sync.postings import derive_postings
 from sync.summary import SyncSummary
 
@@ -48,7 +49,7 @@ class Planner:
         self.plan(tx, entity, source_system=connector.system, source_connection=connector.name)
         if isinstance(entity, Deal):
             derive_from_deal(self.ctx, tx, entity, summary, run_id, self._plan_hub_record)
-        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, run_id)
+        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, run_id, self._ledgers())
         derive_postings(tx, entity, connector.name, run_id, self.plan_derived)
 
     def plan_derived(self, tx: Tx, entity: Entity, source: str) -> int:
@@ -58,8 +59,12 @@ class Planner:
 
     def _plan_hub_record(self, tx: Tx, entity: Entity) -> int:
         queued = self.plan(tx, entity, source_system="hub")
-        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, None)
+        derive_billing(tx, entity, self.ctx.clock().date(), self.plan_derived, None, self._ledgers())
         return queued
+
+    def _ledgers(self) -> list[str]:
+        """The connections a customer reaches once billable (those of the ledgers)."""
+        return [c for system in billable_targets(self.ctx.routing.flows) for c in self.ctx.connections_of(system)]
 
     def repush(self, tx: Tx, canonical_id: str, *, only: str | None = None, nonce: str = "") -> int:
         """Queue the canonical truth again for every target (or ``only`` one connection).

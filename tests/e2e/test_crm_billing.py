@@ -120,3 +120,46 @@ def test_a_prospect_stays_out_of_the_ledgers_until_it_is_billed_then_lands_once(
     assert tuple(map(len, _ledger_customers(company, "Prospect Pty"))) == (1, 1)
     findings = company.hub.differ.run(["customer"]).findings
     assert [f for f in findings if f["canonical_id"] == hub_customer] == []
+
+
+def test_a_customer_linked_in_a_ledger_without_the_billable_flag_still_gets_its_rename(company: Company) -> None:
+    """A database from before the billable flag: customers the ledgers hold carry no flag (nor
+    billing facts). Linked in QuickBooks, a rename in Salesforce must still reach the ledgers."""
+    import dataclasses
+
+    from mapping.model import content_hash
+
+    company.hub.engine.sync()
+    sf = company.salesforce
+    with company.hub.store.transaction() as tx:
+        link = next(lk for lk in tx.links_in("quickbooks", "customer")
+                    if tx.get_entity(lk.canonical_id).entity().extra.get("billable"))  # type: ignore[union-attr]
+        hub_customer = link.canonical_id
+        stored = tx.get_entity(hub_customer)
+        assert stored is not None
+        old = stored.entity()
+        extra = {k: v for k, v in old.extra.items() if k not in ("billable", "billing", "billing_status")}
+        before = dataclasses.replace(old, extra=extra)  # as the hub stored it before the flag existed
+        tx.upsert_entity(before, stored.source or "hub")
+        for connection in ("quickbooks", "xero", "salesforce", "stripe"):  # and as it had pushed it
+            pushed = tx.link_for(hub_customer, connection, "customer")
+            if pushed is not None:
+                tx.link(hub_customer, connection, "customer", pushed.external_id, pushed_hash=content_hash(before))
+        account = tx.link_for(hub_customer, "salesforce", "customer")
+        assert account is not None and tx.link_for(hub_customer, "xero", "customer") is not None
+    sf.clock.advance(120)
+    sf.update("Account", account.external_id, {"Name": "Renamed Before Billable Ltd"})
+
+    summary = company.hub.engine.sync()
+
+    assert summary.errors == [] and summary.totals().dead == 0
+    (qbo_customer,) = [c for c in company.qbo.table("Customer").values() if c["Id"] == link.external_id]
+    assert qbo_customer["DisplayName"] == "Renamed Before Billable Ltd"
+    (contact,) = [c for c in company.xero.table("Contacts").values() if c.get("ContactNumber") == hub_customer]
+    assert contact["Name"] == "Renamed Before Billable Ltd"
+    with company.hub.store.transaction() as tx:
+        renamed = tx.get_entity(hub_customer)
+        assert renamed is not None and renamed.entity().extra.get("billable") is True  # in the books: billable
+    assert company.hub.engine.sync().totals().written == 0
+    findings = company.hub.differ.run(["customer"]).findings
+    assert findings == [], [(f["kind"], f["system"], f["detail"]) for f in findings]
