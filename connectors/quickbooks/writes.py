@@ -211,6 +211,18 @@ class Writer:
             return WriteResult(item.idempotency_key, result.external_id, result.created, result.record, error=exc)
         return WriteResult(item.idempotency_key, result.external_id, result.created, fresh)
 
+    def _unapply_credit(self, item: Outbound) -> None:
+        """Take a credit memo's application off its invoice before the memo goes: the Payment of
+        TotalAmt 0 that ``_apply_credit`` made (found by the note's marker) is deleted, which gives
+        the invoice its Balance back. QuickBooks keeps a transaction a live one links to in use,
+        so the memo is voided only once nothing applies it."""
+        application = self.reader.lookup("payment", item.hub_id)
+        if application is None or Decimal(str(application.data.get("TotalAmt") or 0)) != 0:
+            return  # never applied (or already taken off); a payment with cash is not ours to remove
+        url = f"{self.client.qb.api_url}/company/{self.client.realm_id}/payment"
+        body = {"Id": application.external_id, "SyncToken": application.version}
+        rid = request_id(item.idempotency_key, ":unapply")
+        self.client.call(lambda qb: qb.post(url, dumps(body), params={"operation": "delete"}, request_id=rid))
 
     # ------------------------------------------------------------------ preparation
 
@@ -473,6 +485,8 @@ class Writer:
             body = {"Id": external_id, "SyncToken": current.version, "sparse": True, "Active": False}
             obj = self._save(entity_type, body, request_id(item.idempotency_key, ":off"))
             return WriteResult(item.idempotency_key, external_id, record=to_record(entity_type, obj))
+        if entity_type == "credit_note":
+            self._unapply_credit(item)
         try:
             current = self._current(entity_type, external_id)
         except NotFound:

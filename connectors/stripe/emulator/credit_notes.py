@@ -139,7 +139,17 @@ class CreditNotesMixin(InvoicesMixin):
         if note["status"] == "void":
             raise invalid("This credit note is already voided.")
         note["status"], note["voided_at"] = "void", self.now()
+        # the void takes the note's credit back off its invoice: what it took off the amount
+        # remaining is owed again (Stripe: a voided credit note no longer adjusts the invoice)
+        inv = self.get("invoice", str(note["invoice"]), "invoice")
+        previous = {"post_payment_credit_notes_amount": inv["post_payment_credit_notes_amount"],
+                    "pre_payment_credit_notes_amount": inv["pre_payment_credit_notes_amount"]}
+        inv["post_payment_credit_notes_amount"] -= note["post_payment_amount"]
+        if note["pre_payment_amount"]:
+            inv["pre_payment_credit_notes_amount"] -= note["pre_payment_amount"]
+            self.recompute(inv)
         self.emit("credit_note.voided", note, {"status": "issued"})
+        self.emit("invoice.updated", inv, previous)
         return note
 
 
