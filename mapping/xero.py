@@ -154,7 +154,16 @@ def contact_to_customer(data: Mapping[str, Any], canonical_id: str) -> Customer:
                     phone=phone, address=address, tax_ids=tax_ids,
                     currency=data.get("DefaultCurrency") or None,
                     active=data.get("ContactStatus", "ACTIVE") == "ACTIVE",
-                    updated_at=_when(data.get("UpdatedDateUTC")))
+                    updated_at=_when(data.get("UpdatedDateUTC")), extra=_balance(data))
+
+
+def _balance(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra["balance"]``: what the contact owes on sales less its credit (Balances.
+    AccountsReceivable.Outstanding, raw amounts in the documents' currency), when Xero says it."""
+    receivable = (data.get("Balances") or {}).get("AccountsReceivable") or {}
+    if not isinstance(receivable, Mapping) or receivable.get("Outstanding") in (None, ""):
+        return {}
+    return {"balance": format(_dec(receivable["Outstanding"]), "f")}
 
 
 def item_to_product(data: Mapping[str, Any], canonical_id: str) -> Product:
@@ -192,7 +201,9 @@ def invoice_to_canonical(data: Mapping[str, Any], canonical_id: str, refs: RefRe
     currency = _currency(data.get("CurrencyCode"))
     contact = data.get("Contact") or {}
     status = str(data.get("Status") or "DRAFT")
-    paid = _money(data.get("AmountPaid"), currency) + _money(data.get("AmountCredited"), currency)
+    # payments only, as Stripe's amount_paid: what credit settled (AmountCredited) is the rest,
+    # total - amount paid - amount due (the diff compares the two apart)
+    paid = _money(data.get("AmountPaid"), currency)
     extra: dict[str, Any] = {"xero_status": status}
     if data.get("CurrencyRate") not in (None, "") and _dec(data.get("CurrencyRate")) != 1:
         extra["currency_rate"] = format(_dec(data["CurrencyRate"]), "f")

@@ -39,16 +39,26 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector
 from mapping.keys import normalise_key
+from mapping.model import Customer
 from state.store import StateStore
 from sync.context import MAPPING_ERRORS
-from sync.diff_money import invoice_differing, said_by
+from sync.diff_balance import (
+    balance_currency,
+    balance_finding_fields,
+    hub_balance_field,
+    hub_balances,
+    load_lag,
+)
+from sync.diff_balance import create_tables as create_balance_tables
+from sync.diff_balance import lagging as balance_lagging
+from sync.diff_money import comparable, invoice_differing, said_by
 from sync.diff_scratch import (
     MONEY_FIELDS,
     NATURAL_KEYS,
@@ -185,10 +195,19 @@ class Differ:
             key_rows.clear()
 
         systems = {n: self.connectors[n].system for n in holders}
+        balances: dict[str, dict[str, int]] = {}
+        create_balance_tables(db)
         with self.store.transaction() as tx:
+            if entity_type == "customer":  # its open balance, from the hub's own documents
+                balances = hub_balances(tx)
+                load_lag(db, tx, holders)
             for stored in tx.entities_of(entity_type, include_deleted=True):
                 entity = stored.entity()
                 view = view_of(entity)
+                if isinstance(entity, Customer):
+                    balance, currency = hub_balance_field(balances, stored.id)
+                    view = replace(view, fields={**view.fields, "balance": balance})
+                    db.execute("INSERT INTO balance_currency VALUES (?,?)", (stored.id, currency or entity.currency))
                 source = self.connectors[stored.source].system if stored.source in self.connectors else "hub"
                 expected = ","  # ",conn,conn," so SQL can test membership with instr()
                 if not stored.deleted:
@@ -234,6 +253,9 @@ class Differ:
                                (name, record.external_id, f"{type(exc).__name__}: {exc}"))
                     continue
                 view = view_of(entity)
+                if isinstance(entity, Customer) and entity.currency:
+                    db.execute("INSERT OR REPLACE INTO ledger_currency VALUES (?,?,?)",
+                               (name, record.external_id, entity.currency))
                 keys = {**view.keys, **{k: normalise_key(v) or "" for k, v in
                                         connector.natural_keys(record).items()}}
                 fields = json.dumps(said_by(connector.system, entity_type, view.fields), sort_keys=True)
@@ -367,6 +389,11 @@ class Differ:
                 "AND NOT EXISTS (SELECT 1 FROM dup WHERE dup.key = s.key AND dup.system = s.system)"):
             owner_system = self.connectors[system].system
             theirs, ours = json.loads(sys_fields), json.loads(hub_fields)
+            if entity_type == "invoice":
+                ours, theirs = comparable(ours, theirs)
+            if entity_type == "customer":
+                record_findings.extend(self._balance_finding(db, system, external_id, key, ours, theirs))
+                ours, theirs = {**ours, "balance": None}, {**theirs, "balance": None}
             if theirs.get("status") == "void" != ours.get("status") and not self._owns_record(entity_type, system):
                 continue  # voided there while live in the hub: the broken_link above says it all
             differing = self._differing(entity_type, ours, theirs, lines)
@@ -398,6 +425,20 @@ class Differ:
 
         yield from record_findings
         yield from self._totals(db, entity_type, holders, [*record_findings, *lag])
+
+    @staticmethod
+    def _balance_finding(db: sqlite3.Connection, system: str, external_id: str, canonical: str,
+                         ours: dict[str, Any], theirs: dict[str, Any]) -> Iterator[DiffFinding]:
+        """The customer's open balance in ``system`` against the hub's (``sync/diff_balance.py``)."""
+        if ours.get("balance") is None or theirs.get("balance") is None or ours["balance"] == theirs["balance"]:
+            return
+        if balance_lagging(db, canonical, system):
+            return  # a document of the customer is still being written there
+        said = balance_finding_fields(ours, theirs, system, balance_currency(db, canonical, system, external_id))
+        if said is not None:
+            fields, detail = said
+            yield DiffFinding("mismatch", "customer", system, canonical, [external_id],
+                              f"{system} customer {external_id}: {detail}", fields, key="balance")
 
     def _owns_record(self, entity_type: str, connection: str) -> bool:
         return self.routing.ownership.owner(entity_type, "*") == self.connectors[connection].system

@@ -2,15 +2,19 @@
 
 An invoice is compared on what a bookkeeper reads off it: ``total``, ``subtotal`` (lines before
 discounts), ``tax`` and ``tax_by_rate`` (percent -> minor units), ``discount`` (all discounts),
-``amount_paid`` (payments and credits applied: total less what is still owed, the one meaning
-every system can express — Xero counts credits in, Stripe does not), ``amount_due`` (what is
+``amount_paid`` (payments), ``amount_credited`` (credit notes applied: total less payments less
+what is still owed — Stripe's ``pre_payment_credit_notes_amount`` plus any customer-balance
+credit, Xero's ``AmountCredited``, Salesforce's ``Amount_Credited__c``), ``amount_due`` (what is
 still owed), ``currency`` and ``status`` normalised to ``open`` / ``paid`` / ``void`` (a draft
 or uncollectible invoice is open; a finalised one with nothing owed is paid, as QuickBooks,
 which has no status, reads). A void document is compared as a void: status and currency only,
 since systems void differently (QuickBooks zeroes the amounts, Xero and Stripe keep them).
 
 A side that cannot express a field gives ``None`` (e.g. QuickBooks without its tax rates): it is
-not drifting on it. Tolerances:
+not drifting on it. QuickBooks' invoice cannot say what of its balance went to credit (a credit
+memo is applied by a Payment linking both, and the invoice only keeps its ``Balance``), so there
+the allocation is compared as one: ``amount_paid`` is payments and credits on both sides
+(``comparable``). Tolerances:
 
 * ``tax`` and each rate of ``tax_by_rate``: ``line_rounding_minor`` per line, because a ledger may
   compute tax per line and round each one;
@@ -34,7 +38,8 @@ FOLLOWS_TAX = frozenset({"total", "amount_due"})
 
 # Invoice fields a system's records do not carry (its mapping fills them with stand-ins):
 # Salesforce's Billing_Invoice__c has the amount, what is paid and the status, nothing of tax.
-UNSAID: Mapping[str, frozenset[str]] = {"salesforce": frozenset({"subtotal", "tax", "tax_by_rate", "discount"})}
+UNSAID: Mapping[str, frozenset[str]] = {"salesforce": frozenset({"subtotal", "tax", "tax_by_rate", "discount"}),
+                                        "quickbooks": frozenset({"amount_credited"})}
 
 
 def said_by(system: str, entity_type: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +87,28 @@ def invoice_fields(invoice: Invoice) -> dict[str, Any]:
         "subtotal": sum(line.amount.minor for line in invoice.lines) if invoice.lines else invoice.subtotal.minor,
         "tax_by_rate": tax_by_rate(invoice),
         "discount": sum(d.amount.minor for d in invoice.discounts),
-        "amount_paid": invoice.total.minor - invoice.amount_due.minor,
+        "amount_paid": invoice.amount_paid.minor, "amount_credited": credited(invoice),
         "amount_due": invoice.amount_due.minor, "currency": invoice.total.currency, "status": status,
     }
+
+
+def credited(invoice: Invoice) -> int:
+    """What credit, not payment, settled: total less payments less what is still owed."""
+    return invoice.total.minor - invoice.amount_paid.minor - invoice.amount_due.minor
+
+
+def comparable(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both views with the allocation as one ``amount_paid`` (payments and credits) when either
+    side cannot split it (``amount_credited`` None); else as they are."""
+    if ours.get("amount_credited") is not None and theirs.get("amount_credited") is not None:
+        return ours, theirs
+
+    def folded(view: dict[str, Any]) -> dict[str, Any]:
+        if view.get("amount_paid") is None:
+            return view
+        return {**view, "amount_paid": int(view["amount_paid"]) + int(view.get("amount_credited") or 0),
+                "amount_credited": None}
+    return folded(ours), folded(theirs)
 
 
 def invoice_differing(ours: Mapping[str, Any], theirs: Mapping[str, Any], lines: int,
@@ -117,4 +141,4 @@ def invoice_differing(ours: Mapping[str, Any], theirs: Mapping[str, Any], lines:
     return sorted(differing)
 
 
-__all__ = ["ROUNDED_PER_LINE", "invoice_differing", "invoice_fields", "invoice_status", "said_by", "tax_by_rate"]
+__all__ = ["ROUNDED_PER_LINE", "comparable", "credited", "invoice_differing", "invoice_fields", "invoice_status", "said_by", "tax_by_rate"]

@@ -24,6 +24,7 @@ from mapping.model import (
     stable_id,
 )
 from mapping.postings import credit_left
+from sync.diff_balance import ledger_balance
 from sync.diff_money import invoice_fields
 
 # per-line rounding tolerance for these (payments, refunds, credit notes, prices); an invoice's
@@ -52,7 +53,10 @@ def _norm(value: str | None) -> str | None:
 def view_of(entity: Entity) -> View:
     """The comparable projection of a canonical entity (systems map into canonical first)."""
     if isinstance(entity, Customer):
-        return View({"name": _norm(entity.name), "email": _norm(entity.email)},
+        # a ledger's open balance (its mapping's ``extra["balance"]``); the hub's is derived
+        # from its documents by the diff (``sync/diff_balance.py``)
+        return View({"name": _norm(entity.name), "email": _norm(entity.email),
+                     "balance": ledger_balance(entity.extra.get("balance"))},
                     {"email": _norm(entity.email) or "", "name": _norm(entity.name) or ""})
     if isinstance(entity, Product):
         return View({"name": _norm(entity.name)}, {"name": _norm(entity.name) or ""})

@@ -134,11 +134,14 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
     return plan
 
 
-ALLOCATION_FIELDS = frozenset({"amount_paid", "amount_due", "status"})
+ALLOCATION_FIELDS = frozenset({"amount_paid", "amount_credited", "amount_due", "status"})
 
 
 def _allocation_only(finding: Finding) -> bool:
-    """An invoice whose payments or credits differ, not its content: pushing it changes nothing."""
+    """An invoice whose payments or credits differ, not its content, or a customer's open balance
+    (the sum of its documents, sync/diff_balance.py): pushing the record changes nothing."""
+    if finding.entity == "customer" and "balance" in finding.fields:
+        return True
     return finding.entity == "invoice" and bool(finding.fields) and set(finding.fields) <= ALLOCATION_FIELDS and (
         (finding.fields.get("status") or {}).get("hub") != "void")
 

@@ -77,6 +77,7 @@ class Planted:
     stale_email: str = ""  # the new Stripe email
     short_payments: list[str] = field(default_factory=list)  # QuickBooks payment ids
     short_day: str = ""
+    balances: int = 0  # customer balance findings the plants cause
     expected: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -188,11 +189,17 @@ def plant_everything(company: Company, clock: Clock) -> Planted:
                                            "EmailAddress": "walkin@example.org"}]})
     planted.orphan_contact = created["Contacts"][0]
     clock.advance(SLA + timedelta(minutes=1))  # the lost pushes are now past the SLA
+    # each plant that moves what a customer owes is also that customer's balance (issue 18): the
+    # edited invoice's and the cent-over payments' customers in QuickBooks, the voided one's in Xero
+    qbo_owing = {realm.table("Payment")[p]["CustomerRef"]["value"] for p in planted.short_payments}
+    qbo_owing.add(realm.table("Invoice")[planted.edited_qbo_invoice]["CustomerRef"]["value"])
+    planted.balances = len(qbo_owing) + 1
     planted.expected = sorted([
         ("broken_link", "invoice", "xero"), ("duplicate", "customer", "quickbooks"),
         ("mismatch", "invoice", "quickbooks"), ("missing", "refund", "xero"), ("orphan", "customer", "xero"),
         ("stale", "customer", "quickbooks"), ("stale", "customer", "salesforce"), ("stale", "customer", "xero"),
-        ("totals", "payment", "quickbooks")])
+        ("totals", "payment", "quickbooks"), *[("mismatch", "customer", "quickbooks")] * len(qbo_owing),
+        ("mismatch", "customer", "xero")])
     return planted
 
 
@@ -207,9 +214,17 @@ def bumped(lines: list[dict[str, Any]], by: Decimal) -> list[dict[str, Any]]:
     return result
 
 
+def is_balance(finding: dict[str, Any]) -> bool:
+    """A customer's open balance finding (one per customer whose documents a plant moved)."""
+    return finding["entity"] == "customer" and "balance" in finding["fields"]
+
+
 def by_kind(findings: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The findings by (kind, entity, system), balance findings left out (see ``is_balance``)."""
     result = {}
     for f in findings:
+        if is_balance(f):
+            continue
         key = (f["kind"], f["entity"], f["system"])
         assert key not in result, f"two findings {key}"
         result[key] = f
@@ -267,12 +282,14 @@ def test_a_second_run_keeps_one_finding_per_problem_and_a_fix_resolves_it(clocke
     qbo: Any = company.emus.quickbooks.emulator
     qbo.edit(company.qbo, "Invoice", planted.edited_qbo_invoice, {"Line": planted.edited_qbo_lines})
     third = company.hub.differ.run(ENTITIES)
-    assert third.resolved == 1 and third.new == 0
+    # the invoice and its customer's balance (no cent-over payment is that customer's)
+    assert third.resolved == 2 and third.new == 0
     assert ("mismatch", "invoice", "quickbooks") not in by_kind(third.findings)
-    assert len(third.findings) == len(planted.expected) - 1
+    assert len(third.findings) == len(planted.expected) - 2
     with company.hub.store.transaction() as tx:
         fixed = [f for f in tx.list_findings(status="resolved")]
-    assert triples([f.to_json() for f in fixed]) == [("mismatch", "invoice", "quickbooks")]
+    assert triples([f.to_json() for f in fixed]) == [("mismatch", "customer", "quickbooks"),
+                                                     ("mismatch", "invoice", "quickbooks")]
     # an acknowledged finding stays acknowledged while it is still seen
     orphan = by_kind(third.findings)[("orphan", "customer", "xero")]
     with company.hub.store.transaction() as tx:
@@ -336,13 +353,15 @@ def test_resync_repairs_what_the_hub_can_and_the_next_diff_is_clean(clocked: tup
         qbo.edit(company.qbo, "Payment", payment_id, {"TotalAmt": str(amount)})
 
     after = company.hub.differ.run(ENTITIES)
-    # everything repaired is resolved; the voided Xero invoice nobody repaired is still reported
-    assert triples(after.findings) == [("broken_link", "invoice", "xero")], [
+    # everything repaired is resolved; the voided Xero invoice nobody repaired is still reported,
+    # and so is its customer's balance in Xero
+    left = [("broken_link", "invoice", "xero"), ("mismatch", "customer", "xero")]
+    assert triples(after.findings) == left, [
         (f["kind"], f["entity"], f["system"], f["detail"]) for f in after.findings]
-    assert after.resolved == len(planted.expected) - 3  # duplicate and orphan were resolved by the repair
+    assert after.resolved == len(planted.expected) - 4  # duplicate and orphan were resolved by the repair
     clock.advance(timedelta(hours=2))
     again = company.hub.differ.run(ENTITIES)
-    assert triples(again.findings) == [("broken_link", "invoice", "xero")]  # kept ones stay settled
+    assert triples(again.findings) == left  # kept ones stay settled
     assert again.new == 0
 
 

@@ -140,3 +140,163 @@ def test_a_payment_deleted_in_quickbooks_is_a_broken_payment_and_an_invoice_owin
     done = repair_finding(company.hub, found[("broken_link", "payment", "quickbooks")]["id"])
     assert done.summary is not None and done.summary.totals().written == 1
     assert company.hub.differ.run(["invoice", "payment"]).findings == []
+
+
+# --------------------------------------------------------------------------- issue 18 item 5: more plants
+
+
+def balance_of(found: list[dict[str, Any]], system: str) -> list[tuple[int, str]]:
+    """(ledger minus hub, currency) of each customer balance finding of ``system``, sorted."""
+    return sorted((f["fields"]["balance"][system] - f["fields"]["balance"]["hub"], f["fields"]["currency"][system])
+                  for f in found if f["entity"] == "customer" and f["system"] == system and "balance" in f["fields"])
+
+
+def test_a_discount_changed_in_each_ledger_is_a_discount_mismatch_and_the_customers_balance(
+        clocked: tuple[Company, Clock]) -> None:
+    from tests.e2e.test_coupons import discounted_invoice
+
+    company, clock = clocked
+    clean_sync(company)
+    invoice = discounted_invoice(company, [50_000, 33_333, 34_667],
+                                 {"amount_off": 10_000, "currency": "usd", "name": "100 off"}, vat=False)
+    clean_sync(company)
+    clock.advance(SLA + timedelta(minutes=1))
+    assert company.hub.differ.run(ENTITIES).findings == []
+    qbo: Any = company.emus.quickbooks.emulator
+    xero: Any = company.emus.xero.emulator
+    # QuickBooks: the discount line 100.00 -> 150.00 (DiscountLineDetail amount)
+    q_doc = qbo_invoice(company, invoice["number"])
+    lines = [dict(line) for line in q_doc["Line"] if line["DetailType"] != "SubTotalLineDetail"]
+    for line in lines:
+        if line["DetailType"] == "DiscountLineDetail":
+            line["Amount"] = str(Decimal(str(line["Amount"])) + 50)
+    qbo.edit(company.qbo, "Invoice", q_doc["Id"], {"Line": lines})
+    # Xero: the first line's DiscountAmount 50.00 more
+    x_doc = xero_invoice(company, invoice["number"])
+    items = [dict(line) for line in x_doc["LineItems"]]
+    items[0]["DiscountAmount"] = str(Decimal(str(items[0].get("DiscountAmount") or 0)) + 50)
+    xero.seed_now({"Invoices": [{"InvoiceID": x_doc["InvoiceID"], "LineItems": items}]})
+    clock.advance(SLA + timedelta(minutes=1))
+
+    found = company.hub.differ.run(["customer", "invoice"]).findings
+    assert triples(found) == [("mismatch", "customer", "quickbooks"), ("mismatch", "customer", "xero"),
+                              ("mismatch", "invoice", "quickbooks"), ("mismatch", "invoice", "xero")], [
+        (f["kind"], f["system"], f["fields"]) for f in found]
+    for system, ext in (("quickbooks", q_doc["Id"]), ("xero", x_doc["InvoiceID"])):
+        (mismatch,) = [f for f in found if f["entity"] == "invoice" and f["system"] == system]
+        assert mismatch["external_ids"] == [ext] and "discount" in mismatch["detail"]
+        assert sorted(mismatch["fields"]) == ["amount_due", "discount", "total"], mismatch["fields"]
+        assert mismatch["fields"]["discount"] == {"hub": 10_000, system: 15_000}
+        assert balance_of(found, system) == [(-5_000, "USD")]  # the customer owes 50.00 less there
+
+
+def test_a_payment_applied_to_another_customers_invoice_in_quickbooks_is_found_on_both_and_their_balances(
+        clocked: tuple[Company, Clock]) -> None:
+    company, clock = clocked
+    clean_sync(company)
+    realm = company.qbo
+    qbo: Any = company.emus.quickbooks.emulator
+
+    def usd(doc: dict[str, Any]) -> bool:
+        return bool(doc.get("CurrencyRef", {}).get("value", "USD") == "USD")
+
+    open_invoices = sorted((i for i in realm.table("Invoice").values() if usd(i) and Decimal(str(i["Balance"])) > 0
+                            and Decimal(str(i["Balance"])) == Decimal(str(i["TotalAmt"]))), key=lambda i: int(i["Id"]))
+    payment, wrong = next(
+        (p, i) for p in sorted(realm.table("Payment").values(), key=lambda p: int(p["Id"])) if usd(p)
+        and len(p["Line"]) == 1 and Decimal(str(p.get("UnappliedAmt") or 0)) == 0
+        for i in open_invoices if i["CustomerRef"]["value"] != p["CustomerRef"]["value"]
+        and Decimal(str(i["Balance"])) > Decimal(str(p["TotalAmt"])))
+    paid_id = str(payment["Line"][0]["LinkedTxn"][0]["TxnId"])
+    # a person moves the payment to another customer's open invoice
+    qbo.edit(realm, "Payment", payment["Id"], {
+        "CustomerRef": wrong["CustomerRef"],
+        "Line": [{"Amount": payment["TotalAmt"], "LinkedTxn": [{"TxnId": wrong["Id"], "TxnType": "Invoice"}]}]})
+    clock.advance(SLA + timedelta(minutes=1))
+
+    found = company.hub.differ.run(["customer", "invoice", "payment"]).findings
+    assert triples(found) == [("mismatch", "customer", "quickbooks")] * 2 + [("mismatch", "invoice", "quickbooks")] * 2, [
+        (f["kind"], f["entity"], f["fields"]) for f in found]
+    amount = int(Decimal(str(payment["TotalAmt"])) * 100)
+    invoices = {f["external_ids"][0]: f["fields"] for f in found if f["entity"] == "invoice"}
+    assert sorted(invoices) == sorted([paid_id, wrong["Id"]])
+    assert invoices[paid_id]["status"] == {"hub": "paid", "quickbooks": "open"}
+    assert invoices[paid_id]["amount_due"]["quickbooks"] - invoices[paid_id]["amount_due"]["hub"] == amount
+    assert invoices[wrong["Id"]]["amount_paid"]["quickbooks"] - invoices[wrong["Id"]]["amount_paid"]["hub"] == amount
+    # the one whose invoice is paid owes it again, the other owes that much less
+    assert balance_of(found, "quickbooks") == [(-amount, "USD"), (amount, "USD")]
+    balances = {f["external_ids"][0] for f in found if f["entity"] == "customer"}
+    assert balances == {payment["CustomerRef"]["value"], wrong["CustomerRef"]["value"]}
+    # neither is the hub's to push: the resync refuses and points at the payment
+    runner = CliRunner()
+    for f in found:
+        refused = runner.invoke(cli, ["--config", str(company.config_path), "resync", "--finding", f["id"]])
+        assert refused.exit_code == 2 and "payment" in refused.output, refused.output
+
+
+def test_a_payment_deleted_in_xero_is_a_broken_payment_an_invoice_owing_and_the_balance_and_one_resync_repairs_it(
+        clocked: tuple[Company, Clock]) -> None:
+    company, clock = clocked
+    clean_sync(company)
+    xero: Any = company.emus.xero.emulator
+    payment = next(p for _k, p in sorted(company.xero.table("Payments").items())
+                   if p["Status"] == "AUTHORISED" and p.get("Invoice", {}).get("CurrencyCode") == "USD")
+    invoice_id = payment["Invoice"]["InvoiceID"]
+    xero.seed_now({"Payments": [{"PaymentID": payment["PaymentID"], "Status": "DELETED"}]})
+    clock.advance(SLA + timedelta(minutes=1))
+
+    found = company.hub.differ.run(ENTITIES).findings
+    assert triples(found) == [("broken_link", "payment", "xero"), ("mismatch", "customer", "xero"),
+                              ("mismatch", "invoice", "xero")], [(f["kind"], f["entity"], f["fields"]) for f in found]
+    kinds = by_kind(found)
+    owing = kinds[("mismatch", "invoice", "xero")]
+    assert owing["external_ids"] == [invoice_id]
+    assert sorted(owing["fields"]) == ["amount_due", "amount_paid", "status"]
+    assert owing["fields"]["status"] == {"hub": "paid", "xero": "open"}
+    amount = int(payment["Amount"] * 100)
+    assert balance_of(found, "xero") == [(amount, "USD")]
+    runner = CliRunner()
+    done = runner.invoke(cli, ["--config", str(company.config_path), "resync", "--finding",
+                               kinds[("broken_link", "payment", "xero")]["id"], "--json"])
+    assert done.exit_code == 0 and json.loads(done.output)["written"] == 1, done.output
+    live = [p for p in company.xero.table("Payments").values()
+            if p.get("Invoice", {}).get("InvoiceID") == invoice_id and p["Status"] == "AUTHORISED"]
+    assert len(live) == 1 and live[0]["Amount"] == payment["Amount"]  # written once
+    assert company.xero.table("Invoices")[invoice_id]["Status"] == "PAID"
+    assert company.hub.differ.run(ENTITIES).findings == []
+
+
+def test_a_credit_entered_by_hand_in_each_ledger_is_an_orphan_and_the_customers_balance(
+        clocked: tuple[Company, Clock]) -> None:
+    company, clock = clocked
+    clean_sync(company)
+    qbo: Any = company.emus.quickbooks.emulator
+    xero: Any = company.emus.xero.emulator
+    with company.hub.store.transaction() as tx:
+        linked = {link.external_id for link in tx.links_in("quickbooks", "customer")}
+        contacts = {link.external_id for link in tx.links_in("xero", "customer")}
+    q_customer = next(c for _k, c in sorted(company.qbo.table("Customer").items(), key=lambda kv: int(kv[0]))
+                      if c["Id"] in linked and c.get("CurrencyRef", {}).get("value") == "USD")
+    owed_before = Decimal(str(q_customer.get("Balance") or 0))
+    memo = qbo.save(company.qbo, "CreditMemo", {
+        "CustomerRef": {"value": q_customer["Id"]}, "Line": [{
+            "Amount": "25.00", "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}]})
+    x_contact = next(c for _k, c in sorted(company.xero.table("Contacts").items())
+                     if c["ContactID"] in contacts and c.get("DefaultCurrency", "USD") == "USD")
+    (note,) = xero.seed_now({"CreditNotes": [{
+        "Type": "ACCRECCREDIT", "Status": "AUTHORISED", "CurrencyCode": "USD", "Contact": {"ContactID": x_contact["ContactID"]},
+        "LineItems": [{"Description": "Goodwill", "Quantity": 1, "UnitAmount": "40.00", "AccountCode": "200",
+                       "TaxType": "NONE"}]}]})["CreditNotes"]
+    # the emulator keeps the balance as QuickBooks does: the memo's credit is the customer's
+    assert Decimal(str(company.qbo.table("Customer")[q_customer["Id"]]["Balance"])) == owed_before - 25
+    clock.advance(SLA + timedelta(minutes=1))
+
+    found = company.hub.differ.run(["customer", "credit_note"]).findings
+    assert triples(found) == [("mismatch", "customer", "quickbooks"), ("mismatch", "customer", "xero"),
+                              ("orphan", "credit_note", "quickbooks"), ("orphan", "credit_note", "xero")], [
+        (f["kind"], f["entity"], f["system"], f["fields"]) for f in found]
+    assert sorted(f["external_ids"][0] for f in found if f["kind"] == "orphan") == sorted([memo["Id"], note])
+    assert balance_of(found, "quickbooks") == [(-2_500, "USD")]
+    assert balance_of(found, "xero") == [(-4_000, "USD")]
+    (q_balance,) = [f for f in found if f["entity"] == "customer" and f["system"] == "quickbooks"]
+    assert q_balance["external_ids"] == [q_customer["Id"]] and "25.00 USD less owed in quickbooks" in q_balance["detail"]

@@ -11,6 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.emulation import EmulatorClock
+from connectors.quickbooks.emulator.balances import (
+    documents,
+    keep_read_only,
+    move_customer_balances,
+    open_amounts,
+)
 from connectors.quickbooks.emulator.banking import BANKING, banking, move_balances
 from connectors.quickbooks.emulator.names import customer, index_name, item
 from connectors.quickbooks.emulator.store import Realm, new_company
@@ -81,6 +87,10 @@ class RecordsMixin:
             merged = {**body, "Id": str(next(realm.ids))}
             merged["MetaData"] = {}
         obj = self._normalise(realm, entity, merged, existing)
+        if entity == "Customer":
+            keep_read_only(existing, obj)
+        docs = documents(entity, existing, obj)  # whose open amounts this write may move
+        owed = open_amounts(realm, docs)
         stamp = qbo_time(self.stamp())
         obj["SyncToken"] = str(int(existing["SyncToken"]) + 1) if existing else "0"
         obj["MetaData"]["LastUpdatedTime"] = stamp
@@ -93,6 +103,7 @@ class RecordsMixin:
         index_name(realm, entity, existing, obj)
         move_balances(realm, entity, existing, obj)
         realm.store(entity, obj)
+        move_customer_balances(realm, owed, open_amounts(realm, docs))
         return obj
 
     def _normalise(self, realm: Realm, entity: str, obj: dict[str, Any],
@@ -124,10 +135,13 @@ class RecordsMixin:
         if entity == "Invoice" and money(current.get("Balance")) != money(current.get("TotalAmt")):
             raise Fault(6000, BUSINESS_RULE,
                         "This invoice has payments applied; delete or unapply the payments first")
+        docs = documents(entity, current)
+        owed = open_amounts(realm, docs)
         if entity == "Payment":
             apply_payment(realm, current, +1, self.clock.now())
         move_balances(realm, entity, current, None)
         realm.remove(entity, current["Id"])
+        move_customer_balances(realm, owed, open_amounts(realm, docs))
         realm.tombstones.append((entity, current["Id"], self.stamp()))
         return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
 
@@ -135,13 +149,15 @@ class RecordsMixin:
         if entity not in TRANSACTIONS:
             raise Fault(6000, BUSINESS_RULE, f"{entity} cannot be voided")
         current = self._current(realm, entity, body)
+        docs = documents(entity, current)
+        owed = open_amounts(realm, docs)
         if entity == "Payment":
             apply_payment(realm, current, +1, self.clock.now())
         voided = dict(current)
         note = current.get("PrivateNote", "")
         voided["PrivateNote"] = "Voided" + (f" - {note}" if note and not note.startswith("Voided") else "")
         voided["Line"] = [{**line, "Amount": Decimal(0)} for line in current.get("Line", [])]
-        for key in ("TotalAmt", "Balance", "HomeTotalAmt", "HomeBalance", "UnappliedAmt"):
+        for key in ("TotalAmt", "Balance", "HomeTotalAmt", "HomeBalance", "UnappliedAmt", "RemainingCredit"):
             if key in voided:
                 voided[key] = Decimal(0)
         if "TxnTaxDetail" in voided:
@@ -150,6 +166,7 @@ class RecordsMixin:
         voided["MetaData"] = {**current["MetaData"], "LastUpdatedTime": qbo_time(self.stamp())}
         move_balances(realm, entity, current, voided)
         realm.store(entity, voided)
+        move_customer_balances(realm, owed, open_amounts(realm, docs))
         return voided
 
     def edit(self, realm: Realm, entity: str, ext_id: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from aiohttp import web
 from connectors.emulation import Emulator, EmulatorClock
 from connectors.xero import wire
 from connectors.xero.emulator.banking import BankingMixin
-from connectors.xero.emulator.contacts import ContactsMixin
+from connectors.xero.emulator.contacts import ContactsMixin, contact_balances, zero_balances
 from connectors.xero.emulator.documents import DocumentsMixin
 from connectors.xero.emulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthMixin
 from connectors.xero.emulator.payments import PaymentsMixin
@@ -308,7 +308,7 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
                                                         v.get("ContactNumber"))), None)
             if found is None:
                 return web.Response(status=404, text=NOT_FOUND)
-            return self._envelope(collection, [self.render(collection, found)])
+            return self._envelope(collection, self._rendered(tenant, collection, [found], with_balances=True))
         query = request.query
         items = list(table.values())
         try:
@@ -348,7 +348,19 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
             extra["pagination"] = {"page": page, "pageSize": size,
                                    "pageCount": -(-total // size) if total else 0, "itemCount": total}
             items = items[(page - 1) * size: page * size]
-        return self._envelope(collection, [self.render(collection, i) for i in items], **extra)
+        # the spec's list example carries Balances; summaryOnly asks for the lightweight fields
+        balances = query.get("summaryOnly", "").lower() != "true"
+        return self._envelope(collection, self._rendered(tenant, collection, items, with_balances=balances), **extra)
+
+    def _rendered(self, tenant: Tenant, collection: str, items: list[dict[str, Any]], *,
+                  with_balances: bool) -> list[dict[str, Any]]:
+        """Wire forms of ``items``; contacts with their ``Balances`` (derived, read only)."""
+        rendered = [self.render(collection, i) for i in items]
+        if collection == "Contacts" and with_balances and items:
+            sums = contact_balances(tenant, self.clock.now().date())
+            for item, out in zip(items, rendered, strict=True):
+                out["Balances"] = sums.get(str(item["ContactID"])) or zero_balances()
+        return rendered
 
     async def _delete(self, request: web.Request, tenant: Tenant, collection: str) -> web.StreamResponse:
         if collection != "Items":

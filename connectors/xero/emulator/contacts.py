@@ -4,6 +4,8 @@ document names its contact."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from connectors.xero.emulator.store import Tenant, XeroStore, replace
@@ -80,3 +82,39 @@ def contact_ref(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     if not contact.get("IsCustomer"):
         contact = replace(tenant.table("Contacts"), "ContactID", contact, IsCustomer=True)
     return {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+
+
+# Balances per side of the ledger: (invoice type, credit note type)
+SIDES = {"AccountsReceivable": ("ACCREC", "ACCRECCREDIT"), "AccountsPayable": ("ACCPAY", "ACCPAYCREDIT")}
+
+
+def contact_balances(tenant: Tenant, today: date) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """Contact id -> ``Balances`` (spec: Contact.Balances, read only): per side, ``Outstanding``
+    what its AUTHORISED invoices still owe (``AmountDue``) less the ``RemainingCredit`` of its
+    AUTHORISED credit notes, ``Overdue`` what of those invoices is past its due date. The raw
+    amounts, not converted to the base currency (the spec's words): a contact billed in two
+    currencies gets their plain sum, as Xero gives it. One pass over the documents per request."""
+    sums: dict[str, dict[str, dict[str, Decimal]]] = {}
+
+    def side(contact: str, name: str) -> dict[str, Decimal]:
+        sides = sums.setdefault(contact, {s: {"Outstanding": Decimal(0), "Overdue": Decimal(0)} for s in SIDES})
+        return sides[name]
+
+    for name, (invoice_type, note_type) in SIDES.items():
+        for invoice in tenant.table("Invoices").values():
+            if invoice.get("Type") != invoice_type or invoice.get("Status") != "AUTHORISED":
+                continue
+            due, owed = invoice.get("DueDate"), Decimal(invoice.get("AmountDue") or 0)
+            totals = side(str((invoice.get("Contact") or {}).get("ContactID")), name)
+            totals["Outstanding"] += owed
+            if due is not None and due.date() < today:
+                totals["Overdue"] += owed
+        for note in tenant.table("CreditNotes").values():
+            if note.get("Type") == note_type and note.get("Status") == "AUTHORISED":
+                side(str((note.get("Contact") or {}).get("ContactID")), name)["Outstanding"] -= Decimal(
+                    note.get("RemainingCredit") or 0)
+    return sums
+
+
+def zero_balances() -> dict[str, dict[str, Decimal]]:
+    return {s: {"Outstanding": Decimal(0), "Overdue": Decimal(0)} for s in SIDES}
