@@ -239,8 +239,12 @@ def test_a_payment_deleted_in_xero_is_a_broken_payment_an_invoice_owing_and_the_
     company, clock = clocked
     clean_sync(company)
     xero: Any = company.emus.xero.emulator
+    billed: dict[str, set[str]] = {}  # a contact billed in USD only: its balance is one currency's
+    for doc in company.xero.table("Invoices").values():
+        billed.setdefault(doc["Contact"]["ContactID"], set()).add(doc["CurrencyCode"])
     payment = next(p for _k, p in sorted(company.xero.table("Payments").items())
-                   if p["Status"] == "AUTHORISED" and p.get("Invoice", {}).get("CurrencyCode") == "USD")
+                   if p["Status"] == "AUTHORISED" and p.get("Invoice", {}).get("CurrencyCode") == "USD"
+                   and billed[p["Invoice"]["Contact"]["ContactID"]] == {"USD"})
     invoice_id = payment["Invoice"]["InvoiceID"]
     xero.seed_now({"Payments": [{"PaymentID": payment["PaymentID"], "Status": "DELETED"}]})
     clock.advance(SLA + timedelta(minutes=1))
@@ -281,8 +285,12 @@ def test_a_credit_entered_by_hand_in_each_ledger_is_an_orphan_and_the_customers_
     memo = qbo.save(company.qbo, "CreditMemo", {
         "CustomerRef": {"value": q_customer["Id"]}, "Line": [{
             "Amount": "25.00", "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}]})
-    x_contact = next(c for _k, c in sorted(company.xero.table("Contacts").items())
-                     if c["ContactID"] in contacts and c.get("DefaultCurrency", "USD") == "USD")
+    # a contact billed in USD only (Xero's balance is the raw sum of every currency's documents)
+    billed: dict[str, set[str]] = {}
+    for doc in company.xero.table("Invoices").values():
+        billed.setdefault(doc["Contact"]["ContactID"], set()).add(doc["CurrencyCode"])
+    x_contact = next(company.xero.table("Contacts")[cid] for cid in sorted(billed)
+                     if cid in contacts and billed[cid] == {"USD"})
     (note,) = xero.seed_now({"CreditNotes": [{
         "Type": "ACCRECCREDIT", "Status": "AUTHORISED", "CurrencyCode": "USD", "Contact": {"ContactID": x_contact["ContactID"]},
         "LineItems": [{"Description": "Goodwill", "Quantity": 1, "UnitAmount": "40.00", "AccountCode": "200",
