@@ -15,8 +15,9 @@ no system's copy of them is ever taken, so a Salesforce echo cannot fight the hu
                   subscription is canceled;
     ``canceled``  subscriptions, all canceled, and nothing open;
     ``none``      nothing billed (a prospect);
-* ``billable`` — set once the customer has something to book (a finalised invoice, a payment,
-  a refund, a credit note) or a won deal, or is linked in a ledger already, and never unset: the
+* ``billable`` — set when the customer was made in Stripe by someone other than the hub
+  (``made_in_billing``), once it has something to book (a finalised invoice, a payment, a
+  refund, a credit note) or a won deal, or when a ledger holds it already; never unset. The
   ledgers receive a customer only then (flow ``customers_to_ledgers``), and its first
   document's write waits for it there.
 """
@@ -36,6 +37,17 @@ PlanDerived = Callable[[Tx, Entity, str], int]
 
 _ENDED = frozenset({"canceled", "incomplete_expired"})
 _OVERDUE_SUBSCRIPTION = frozenset({"past_due", "unpaid"})
+
+
+def made_in_billing(entity: Entity, system: str, *, hub_made: bool) -> Entity:
+    """A customer made in Stripe, the billing system, by someone other than the hub (a signup, a
+    checkout, an account manager) is there to be billed: it is billable at once and reaches the
+    ledgers. One the hub made in Stripe from a CRM account carries the hub's marker
+    (``hub_made``): a prospect stays out of the books until it has something to book. Read
+    from the record itself, so the order the systems are read in does not matter."""
+    if isinstance(entity, Customer) and system == "stripe" and not hub_made and not entity.extra.get("billable"):
+        return dataclasses.replace(entity, extra={**entity.extra, "billable": True})
+    return entity
 
 
 def status_of(facts: dict[str, Any], today: date) -> str:

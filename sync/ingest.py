@@ -30,6 +30,7 @@ from mapping.keys import NATURAL_KEYS, normalise_key
 from mapping.model import CreditNote, content_hash, repoint
 from state.errors import LinkConflict
 from state.store import Tx
+from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext
 from sync.plan import Planner
 from sync.postings import claim_refund
@@ -289,6 +290,8 @@ class Ingest:
             stats.unchanged += 1  # erased on request (GDPR): never re-imported, never propagated
             return
         merged = self.ctx.routing.ownership.merge(existing, incoming, system)
+        if etype == "customer":
+            merged = made_in_billing(merged, system, hub_made=bool(connector.natural_keys(record).get("hub_id")))
         outcome = tx.upsert_entity(merged, name, run_id=run_id)
         setattr(stats, outcome, getattr(stats, outcome) + 1)
         try:

@@ -51,7 +51,9 @@ def write_config(path: Path, db: Path, port: int, urls: dict[str, str], stripe_s
              "[schedules]\nsync_interval_seconds = 3600\noutbox_interval_seconds = 1\ninbox_interval_seconds = 1\n"]
     for name, conn in sections.items():
         keys = importlib.import_module(f"connectors.{conn.system}.settings").KEYS
-        body = "\n".join(f"{k} = {_toml_value(v)}" for k, v in conn.settings.items() if k in keys and v is not None)
+        # ``tax_codes`` is the ledger's [tax_codes.<system>] table, put there by the config loader
+        body = "\n".join(f"{k} = {_toml_value(v)}" for k, v in conn.settings.items()
+                         if k in keys and k != "tax_codes" and v is not None)
         lines.append(f'[connections.{name}]\nsystem = "{conn.system}"\n{body}\n')
     path.write_text("\n".join(lines), encoding="utf-8")
 
