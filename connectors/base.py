@@ -237,6 +237,17 @@ class RetryRecord(Protocol):
         ...
 
 
+class MappingFacts(Protocol):
+    """A connector whose mapping needs facts only the system can tell (a QuickBooks company's
+    home currency and tax model). ``learn`` reads them — vendor calls, perhaps a token refresh
+    that writes to the store — once per process. The engine calls it before it opens a
+    transaction that maps this connector's records, so no vendor call (and no second writer on
+    the database) ever happens inside one."""
+
+    def learn(self) -> None:
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a connector offers beyond ``Connector``; None = not offered."""
@@ -245,6 +256,7 @@ class Capabilities:
     refetch: EventRefetcher | None = None
     credentials: OAuthCredentials | None = None
     retries: RetryRecord | None = None
+    facts: MappingFacts | None = None
 
 
 # --------------------------------------------------------------------------- the protocol

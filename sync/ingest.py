@@ -45,6 +45,9 @@ class Ingest:
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
              *, full: bool = False) -> None:
         connector = self.ctx.connectors[connection]
+        facts = connector.capabilities().facts
+        if facts is not None:  # before the page transactions map what is read (MappingFacts)
+            facts.learn()
         with self.ctx.tx() as tx:
             cursor = tx.get_cursor(connection, entity_type)
         pages = connector.fetch_all(entity_type) if full else connector.fetch_changes(entity_type, cursor)

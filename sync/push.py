@@ -66,6 +66,13 @@ class Pusher:
         stop after that many batches (the daemon's pass then ends and its other work, one job at
         a time, gets its turn; the next pass goes on where this one stopped)."""
         connector = self.ctx.connectors[connection]
+        facts = connector.capabilities().facts
+        if facts is not None:  # read before any transaction maps a record for it (MappingFacts)
+            try:
+                facts.learn()
+            except ConnectorError as exc:
+                summary.errors.append(f"{connection}: cannot read what writing to it needs: {exc}")
+                return
         started = self.ctx.clock()  # each due item at most once per pass (deferred ones wait)
         batches = 0
         for entity_type in ENTITY_ORDER:

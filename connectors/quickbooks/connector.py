@@ -124,8 +124,13 @@ class QuickBooksConnector(WebhookReceiver):
         return webhooks.parse(body, headers, self.config["webhook_verifier_token"],
                               realm_id=str(self.config["realm_id"]))
 
+    def learn(self) -> None:
+        """What mapping this company's records needs from it: its home currency and tax model."""
+        self.company.home()
+        self.company_tax.model()
+
     def capabilities(self) -> Capabilities:
-        return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy)
+        return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self)
 
     def health(self) -> ConnectionHealth:
         reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None
