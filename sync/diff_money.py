@@ -42,8 +42,15 @@ UNSAID: Mapping[str, frozenset[str]] = {"salesforce": frozenset({"subtotal", "ta
                                         "quickbooks": frozenset({"amount_credited"})}
 
 
+# Customer fields only some systems hold: the Account's Billing_Status__c is Salesforce's alone
+# (a Stripe customer's or a ledger's copy of the hub's derivation is no record of it).
+HELD_ONLY_BY: Mapping[str, str] = {"billing_status": "salesforce"}
+
+
 def said_by(system: str, entity_type: str, fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` with what ``system`` cannot express set to None (so it is never drift)."""
+    if entity_type == "customer":
+        return {k: (None if HELD_ONLY_BY.get(k, system) != system else v) for k, v in fields.items()}
     unsaid = UNSAID.get(system, frozenset()) if entity_type == "invoice" else frozenset()
     return {k: (None if k in unsaid else v) for k, v in fields.items()}
 

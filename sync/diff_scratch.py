@@ -54,9 +54,11 @@ def view_of(entity: Entity) -> View:
     """The comparable projection of a canonical entity (systems map into canonical first)."""
     if isinstance(entity, Customer):
         # a ledger's open balance (its mapping's ``extra["balance"]``); the hub's is derived
-        # from its documents by the diff (``sync/diff_balance.py``)
+        # from its documents by the diff (``sync/diff_balance.py``). ``billing_status`` is the
+        # hub's derivation (``sync/billing.py``), compared only where Salesforce holds it
         return View({"name": _norm(entity.name), "email": _norm(entity.email),
-                     "balance": ledger_balance(entity.extra.get("balance"))},
+                     "balance": ledger_balance(entity.extra.get("balance")),
+                     "billing_status": entity.extra.get("billing_status") or None},
                     {"email": _norm(entity.email) or "", "name": _norm(entity.name) or ""})
     if isinstance(entity, Product):
         return View({"name": _norm(entity.name)}, {"name": _norm(entity.name) or ""})
@@ -82,8 +84,10 @@ def view_of(entity: Entity) -> View:
         # booked, and compared, as theirs; a ledger's credit document holds the rest
         day = entity.issued_at.date().isoformat() if entity.issued_at else None
         credit = credit_left(entity).minor
-        return View({"total": credit, "currency": entity.currency}, {"number": _norm(entity.number) or ""},
-                    day, entity.currency, credit, max(1, len(entity.lines)), entity.status == "void")
+        void = entity.status == "void"  # compared as a void, as invoices are: QuickBooks zeroes its amounts
+        fields = {"currency": entity.currency, "status": "void"} if void else {"total": credit, "currency": entity.currency}
+        return View(fields, {"number": _norm(entity.number) or ""},
+                    day, entity.currency, credit, max(1, len(entity.lines)), void)
     if isinstance(entity, Payout):  # a ledger reads its transfer and fee document back as one
         day = entity.arrival_date.isoformat() if entity.arrival_date else None
         return View({"amount": entity.amount.minor, "fee_total": entity.fee_total.minor,
