@@ -29,6 +29,7 @@ from connectors.base import (
     Record,
     WriteResult,
 )
+from connectors.xero.allocations import deallocate_before_void
 from connectors.xero.client import XeroClient
 from connectors.xero.errors import validation_messages
 from connectors.xero.streams import Stream, stream_for, to_record
@@ -47,7 +48,7 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "refund": ("create_credit_notes", "update_or_create_credit_notes", "credit_notes"),
 }
 DUPLICATE_NAME = "is already assigned to another contact"
-SETTLED_DOCUMENT = "cannot be edited as it has payments allocated to it"
+SETTLED_DOCUMENT = "cannot be edited as it has a payment or credit note allocated to it"
 NUMBER_TAKEN = "# must be unique"
 NUMBER_FIELDS = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber", "refund": "CreditNoteNumber"}
 RENUMBER_LIMIT = 9  # "-R1" … "-R9": a document re-created more often than that needs a person
@@ -159,6 +160,12 @@ class Writer:
                     results[n] = WriteResult(item.idempotency_key, item.external_id, False, record)
         creates = [(n, i) for n, i in enumerate(resolved) if n not in results and i.external_id is None]
         updates = [(n, i) for n, i in enumerate(resolved) if n not in results and i.external_id is not None]
+        if entity_type == "credit_note":  # Xero will not void an allocated note: its allocations go first
+            for n, item in updates:
+                refused = deallocate_before_void(self.client, item) if item.operation == "void" else None
+                if refused is not None:
+                    results[n] = refused
+            updates = [(n, i) for n, i in updates if n not in results]
         create_op, update_op, _ = OPERATIONS[entity_type]
         for group, operation, created in ((creates, create_op, True), (updates, update_op, False)):
             if group:
@@ -170,8 +177,8 @@ class Writer:
             # A settled credit note cannot be edited in Xero: it is already written (the diff still
             # compares its amounts with the hub's).
             final = [WriteResult(r.idempotency_key, i.external_id, False, existing.get(i.hub_id))
-                     if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error) else r
-                     for i, r in zip(resolved, final, strict=True)]
+                     if not r.ok and i.external_id and i.operation != "void" and SETTLED_DOCUMENT in str(r.error)
+                     else r for i, r in zip(resolved, final, strict=True)]
         if entity_type == "invoice":
             final = [self._settled_invoice(i, r) if not r.ok and i.external_id and SETTLED_DOCUMENT in str(r.error)
                      else r for i, r in zip(resolved, final, strict=True)]

@@ -15,8 +15,10 @@ Wire behaviour it reproduces (see shared/reference/api-facts.md §3, §5-§9):
   ``HasErrors``/``ValidationErrors``, otherwise any invalid item fails the whole request with
   Xero's 400 ``ValidationException`` and nothing is saved.
 * Totals computed from lines, tax rates and ``LineAmountTypes``; payments reduce ``AmountDue``
-  and mark an invoice PAID; credit-note allocations likewise; contact names unique among
-  active contacts; invoice numbers unique.
+  and mark an invoice PAID; credit-note allocations likewise, and deleting one
+  (``DELETE CreditNotes/{id}/Allocations/{id}``) gives both back; a document with a payment or
+  an allocation cannot be voided; contact names unique among active contacts; invoice numbers
+  unique.
 * ``Idempotency-Key`` replays the first answer for PUT/POST.
 * Limits per tenant (60/min, 5,000/day, 5 concurrent) and app-wide (10,000/min), answered with
   429, ``Retry-After`` and ``X-Rate-Limit-Problem``; ``X-MinLimit-Remaining``,
@@ -103,6 +105,7 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
         router.add_post(API + "/{collection}/{id}", self._api)
         router.add_delete(API + "/{collection}/{id}", self._api)
         router.add_put(API + "/{collection}/{id}/Allocations", self._api)
+        router.add_delete(API + "/{collection}/{id}/Allocations/{allocation_id}", self._api)
         router.add_post("/__emulator/limits", self._set_limits)
         router.add_post("/__emulator/webhooks", self._send_webhooks)
         router.add_post("/__emulator/intent", self._intent)
@@ -135,6 +138,7 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
         if collection:
             suffix = "/{id}" if "id" in request.match_info else ""
             suffix += "/Allocations" if request.path.endswith("/Allocations") else ""
+            suffix += "/Allocations/{AllocationID}" if "allocation_id" in request.match_info else ""
             return f"{request.method} {API}/{collection}{suffix}"
         return super().stat_key(request)
 
@@ -363,6 +367,8 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
         return rendered
 
     async def _delete(self, request: web.Request, tenant: Tenant, collection: str) -> web.StreamResponse:
+        if "allocation_id" in request.match_info:
+            return await self._delete_allocation(request, tenant, collection)
         if collection != "Items":
             return web.Response(status=405, text="Method not allowed")
         async with self.lock:
@@ -372,6 +378,21 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
             item["_deleted"] = True
             item["UpdatedDateUTC"] = self.clock.tick(0.001)
         return web.Response(status=204)
+
+    async def _delete_allocation(self, request: web.Request, tenant: Tenant, collection: str
+                                 ) -> web.StreamResponse:
+        """``DELETE CreditNotes/{id}/Allocations/{id}``: the spec answers the bare Allocation with
+        ``IsDeleted`` true."""
+        if collection != "CreditNotes":
+            return web.Response(status=405, text="Method not allowed")
+        async with self.lock:
+            try:
+                deleted = self._deallocation(tenant, request.match_info["id"], request.match_info["allocation_id"])
+            except Invalid as exc:
+                return self._validation_400([{"ValidationErrors": [{"Message": str(exc)}]}])
+        if deleted is None:
+            return web.Response(status=404, text=NOT_FOUND)
+        return web.Response(text=wire.dumps(self.render("CreditNotes", deleted)), content_type="application/json")
 
     def _write(self, request: web.Request, tenant: Tenant, collection: str, raw: bytes) -> web.Response:
         try:

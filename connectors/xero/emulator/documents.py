@@ -20,6 +20,10 @@ TRANSITIONS = {
     "AUTHORISED": {"VOIDED"},
     "PAID": set(),
 }
+# Xero's refusal to edit or void a document with a payment or an allocation on it: they must
+# be deleted first (an allocated credit note included; Xero help, "Edit, delete or void an
+# invoice, bill or credit note")
+SETTLED = "This document cannot be edited as it has a payment or credit note allocated to it."
 
 
 class DocumentsMixin(XeroStore):
@@ -46,7 +50,7 @@ class DocumentsMixin(XeroStore):
         if existing and existing["Status"] in ("VOIDED", "DELETED"):
             raise Invalid(f"This document cannot be edited as it has been {existing['Status'].lower()}")
         if existing and existing["Status"] == "PAID" and data.get("Status") not in (None, "PAID"):
-            raise Invalid("This document cannot be edited as it has payments allocated to it")
+            raise Invalid(SETTLED)
         if "Type" in data:
             allowed = ("ACCREC", "ACCPAY") if kind == "invoice" else ("ACCRECCREDIT", "ACCPAYCREDIT")
             if data["Type"] not in allowed:
@@ -179,5 +183,5 @@ def transition(record: dict[str, Any], status: str, kind: str) -> None:
         raise Invalid(f"Cannot change the status of a {current} {kind} to {status}")
     if status == "VOIDED" and (record.get("AmountPaid") or record.get("AmountCredited")
                                or record.get("_allocated")):
-        raise Invalid("Payments and credit allocations must be removed before the document is voided")
+        raise Invalid(SETTLED)
     record["Status"] = status

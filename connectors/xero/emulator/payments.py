@@ -128,3 +128,31 @@ class PaymentsMixin(XeroStore):
         invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = now
         self._event(tenant, "Invoices", invoice, "UPDATE")
         return {**allocation, "CreditNote": {"CreditNoteID": note["CreditNoteID"]}}
+
+    def _deallocation(self, tenant: Tenant, note_id: str, allocation_id: str) -> dict[str, Any] | None:
+        """Delete one allocation of a credit note (``DELETE CreditNotes/{id}/Allocations/{id}``):
+        the invoice owes the amount again and the note holds it as credit again, each back to
+        AUTHORISED if it was PAID. ``None`` when there is no such allocation (Xero's 404)."""
+        notes = tenant.table("CreditNotes")
+        stored = notes.get(note_id)
+        allocation = next((a for a in (stored or {}).get("Allocations") or []
+                           if a.get("AllocationID") == allocation_id), None)
+        if stored is None or allocation is None:
+            return None
+        if stored["Status"] in ("VOIDED", "DELETED"):
+            raise Invalid(f"This document cannot be edited as it has been {stored['Status'].lower()}")
+        amount = allocation["Amount"]
+        note = replace(notes, "CreditNoteID", stored)
+        note["Allocations"] = [a for a in stored["Allocations"] if a is not allocation]
+        note["_allocated"] = note.get("_allocated", Decimal(0)) - amount
+        note["RemainingCredit"] += amount
+        self._settle(note, "RemainingCredit")
+        invoices = tenant.table("Invoices")
+        invoice = replace(invoices, "InvoiceID", invoices[allocation["Invoice"]["InvoiceID"]])
+        invoice["AmountCredited"] = invoice.get("AmountCredited", Decimal(0)) - amount
+        invoice["AmountDue"] += amount
+        self._settle(invoice, "AmountDue")
+        now = self.clock.tick(0.001)
+        invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = now
+        self._event(tenant, "Invoices", invoice, "UPDATE")
+        return {**allocation, "CreditNote": {"CreditNoteID": note_id}, "IsDeleted": True}

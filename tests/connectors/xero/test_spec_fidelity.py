@@ -37,6 +37,7 @@ CONNECTOR_ENDPOINTS = {
     ("GET", "/api.xro/2.0/CreditNotes"), ("PUT", "/api.xro/2.0/CreditNotes"),
     ("POST", "/api.xro/2.0/CreditNotes"), ("GET", "/api.xro/2.0/CreditNotes/{id}"),
     ("PUT", "/api.xro/2.0/CreditNotes/{id}/Allocations"),
+    ("DELETE", "/api.xro/2.0/CreditNotes/{id}/Allocations/{AllocationID}"),
 }
 
 
@@ -78,8 +79,10 @@ def _exercise(emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
     credit = CreditNote(id="hub-cn-1", invoice_id=inv.id, customer_id=cust.id, currency="USD",
                         total=Money(100, "USD"), issued_at=datetime(2026, 11, 2, tzinfo=UTC),
                         lines=(InvoiceLine("Goodwill", Decimal(1), Money(100, "USD"), Money(100, "USD")),))
-    connector.upsert("credit_note", [Outbound("credit_note", credit.id, connector.from_canonical(credit, refs),
-                                              "k5c")])  # allocated against the invoice's remaining due
+    (allocated,) = connector.upsert("credit_note", [Outbound(
+        "credit_note", credit.id, connector.from_canonical(credit, refs), "k5c")])  # allocated to the invoice
+    connector.upsert("credit_note", [Outbound("credit_note", credit.id, {}, "k5v", external_id=allocated.external_id,
+                                              operation="void")])  # its allocation deleted first
     note = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": c.external_id},
             "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "200"}]}
     (cn,) = connector.upsert("credit_note", [Outbound("credit_note", "hub-cn-x", note, "k6", attempt=2)])
