@@ -25,6 +25,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -85,8 +86,16 @@ class Planted:
 
 @pytest.fixture
 def clocked(tmp_path: Path) -> Iterator[tuple[Company, Clock]]:
-    company = start_company(tmp_path, customers=30, invoices=60)
-    clock = Clock(company.stripe.clock.now())  # where the seeded emulators' clocks stand
+    with clocked_company(tmp_path) as pair:
+        yield pair
+
+
+@contextmanager
+def clocked_company(tmp_path: Path, *, customers: int = 30, invoices: int = 60) -> Iterator[tuple[Company, Clock]]:
+    """A seeded company whose hub runs on a clock the test moves (starting where the seeded
+    emulators' clocks stand); stopped afterwards. The fixture of every test that pins time."""
+    company = start_company(tmp_path, customers=customers, invoices=invoices)
+    clock = Clock(company.stripe.clock.now())
     try:
         # (the emulators' config sets Salesforce's email_field, so billing emails are written there)
         company.hub = rebuild_hub(company, clock)

@@ -16,19 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Company, start_company
-from tests.e2e.test_drift import Clock, clean_sync, rebuild_hub
+from tests.e2e.conftest import Company
+from tests.e2e.test_drift import clean_sync, clocked_company
 
 
 @pytest.fixture
 def company(tmp_path: Path) -> Iterator[Company]:
-    c = start_company(tmp_path, customers=8, invoices=8)
-    try:
-        c.hub = rebuild_hub(c, Clock(c.stripe.clock.now()))
+    with clocked_company(tmp_path, customers=8, invoices=8) as (c, _clock):
         yield c
-    finally:
-        c.hub.close()
-        c.emus.stop()
 
 
 def stripe_invoice(company: Company, amount: int, currency: str = "usd") -> str:

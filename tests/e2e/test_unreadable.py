@@ -22,20 +22,15 @@ from click.testing import CliRunner
 
 from hub import cli
 from sync.engine import SyncSummary
-from tests.e2e.conftest import Company, start_company
-from tests.e2e.test_drift import Clock, by_kind, clean_sync, rebuild_hub
+from tests.e2e.conftest import Company
+from tests.e2e.test_drift import by_kind, clean_sync, clocked_company
 
 
 @pytest.fixture
 def company(tmp_path: Path) -> Iterator[Company]:
     """A seeded company whose hub runs on a clock the test controls (as in test_drift)."""
-    c = start_company(tmp_path, customers=30, invoices=60)
-    try:
-        c.hub = rebuild_hub(c, Clock(c.stripe.clock.now()))
+    with clocked_company(tmp_path, customers=30, invoices=60) as (c, _clock):
         yield c
-    finally:
-        c.hub.close()
-        c.emus.stop()
 
 
 def qbo_invoices_numbered(company: Company, number: str) -> list[dict[str, Any]]:
