@@ -248,6 +248,15 @@ class MappingFacts(Protocol):
         ...
 
 
+class HomeCurrency(Protocol):
+    """A ledger whose rates are quoted against its own currency (a QuickBooks company's home
+    currency, a Xero organisation's base currency): the diff needs it to know which rate the
+    hub prescribes there. May call the vendor once; never inside a store transaction."""
+
+    def home_currency(self) -> str:
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a connector offers beyond ``Connector``; None = not offered."""
@@ -257,6 +266,7 @@ class Capabilities:
     credentials: OAuthCredentials | None = None
     retries: RetryRecord | None = None
     facts: MappingFacts | None = None
+    currency: HomeCurrency | None = None
 
 
 # --------------------------------------------------------------------------- the protocol

@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorError
 from mapping.keys import normalise_key
 from mapping.model import Customer
 from state.store import StateStore
@@ -58,7 +58,7 @@ from sync.diff_balance import (
 )
 from sync.diff_balance import create_tables as create_balance_tables
 from sync.diff_balance import lagging as balance_lagging
-from sync.diff_money import comparable, invoice_differing, said_by
+from sync.diff_money import comparable, invoice_differing, payment_rates, said_by
 from sync.diff_scratch import (
     MONEY_FIELDS,
     NATURAL_KEYS,
@@ -104,6 +104,18 @@ class Differ:
         self.tolerances = tolerances or Tolerances()
         self.clock = clock or store.clock
         self.scratch_dir = scratch_dir
+        self._homes: dict[str, str | None] = {}
+
+    def _home(self, name: str) -> str | None:
+        """The ledger's home (base) currency, read once; None where it has none or cannot say."""
+        if name not in self._homes:
+            currency = self.connectors[name].capabilities().currency
+            try:
+                self._homes[name] = currency.home_currency().upper() if currency else None
+            except ConnectorError as exc:  # no rate compared rather than no diff at all
+                log.warning("diff: %s home currency unknown (%s); its rates are not compared", name, exc)
+                self._homes[name] = None
+        return self._homes[name]
 
     def holders(self, entity_type: str) -> list[str]:
         """Connections that hold (or should hold) this entity type."""
@@ -391,6 +403,8 @@ class Differ:
             theirs, ours = json.loads(sys_fields), json.loads(hub_fields)
             if entity_type == "invoice":
                 ours, theirs = comparable(ours, theirs)
+            if entity_type == "payment":  # the rate, where the hub prescribes one there
+                ours, theirs = payment_rates(ours, theirs, owner_system, self._home(system))
             if entity_type == "customer":
                 record_findings.extend(self._balance_finding(db, system, external_id, key, ours, theirs))
                 ours, theirs = {**ours, "balance": None}, {**theirs, "balance": None}

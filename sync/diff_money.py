@@ -27,10 +27,11 @@ the allocation is compared as one: ``amount_paid`` is payments and credits on bo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mapping.model import Invoice, decimal_str
+from mapping.xero_fx import XERO_RATE_PLACES, fx_hint, xero_rate
 
 ROUNDED_PER_LINE = frozenset({"tax", "tax_by_rate"})
 FOLLOWS_TAX = frozenset({"total", "amount_due"})
@@ -53,6 +54,35 @@ def said_by(system: str, entity_type: str, fields: dict[str, Any]) -> dict[str, 
         return {k: (None if HELD_ONLY_BY.get(k, system) != system else v) for k, v in fields.items()}
     unsaid = UNSAID.get(system, frozenset()) if entity_type == "invoice" else frozenset()
     return {k: (None if k in unsaid else v) for k, v in fields.items()}
+
+
+def payment_rates(ours: dict[str, Any], theirs: dict[str, Any], system: str,
+                  home: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both payment views with ``exchange_rate`` as the ledger quotes it, and only where the hub
+    prescribes one (else None on both sides: the ledger's own day rate is not drift).
+
+    The hub prescribes Stripe's settlement rate when Stripe settled in the ledger's home currency
+    and the payment is foreign there (``connectors/quickbooks/writes.py`` ``_exchange_rate``:
+    home units per payment unit, as QuickBooks keeps it; ``mapping/xero_fx.py`` ``xero_rate``:
+    its inverse to 6 places, Xero's ``CurrencyRate``). A ledger's payment reads back as home
+    units per payment unit (``Payment.exchange_rate``), so Xero's is inverted back to compare."""
+    mine, seen = ours.get("exchange_rate"), theirs.get("exchange_rate")
+    expected: Decimal | None = None
+    if home and mine and ours.get("currency") != home:
+        hint = fx_hint(str(ours.get("currency")), settled_in=ours.get("settled_in"), settlement_rate=Decimal(mine))
+        if system == "xero":
+            expected = xero_rate(hint, home)
+        elif str(ours.get("settled_in") or "").upper() == home.upper():
+            expected = Decimal(mine)
+    actual: Decimal | None = None
+    if expected is not None and seen:
+        actual = Decimal(seen)
+        if system == "xero" and actual:
+            actual = (Decimal(1) / actual).quantize(XERO_RATE_PLACES, rounding=ROUND_HALF_UP)
+
+    def said(view: dict[str, Any], rate: Decimal | None) -> dict[str, Any]:
+        return {**view, "settled_in": None, "exchange_rate": decimal_str(rate) if rate is not None else None}
+    return said(ours, expected), said(theirs, actual)
 
 
 def invoice_status(invoice: Invoice) -> str:
@@ -148,4 +178,4 @@ def invoice_differing(ours: Mapping[str, Any], theirs: Mapping[str, Any], lines:
     return sorted(differing)
 
 
-__all__ = ["ROUNDED_PER_LINE", "comparable", "credited", "invoice_differing", "invoice_fields", "invoice_status", "said_by", "tax_by_rate"]
+__all__ = ["ROUNDED_PER_LINE", "comparable", "credited", "invoice_differing", "invoice_fields", "invoice_status", "payment_rates", "said_by", "tax_by_rate"]

@@ -72,7 +72,11 @@ def view_of(entity: Entity) -> View:
                     entity.total.minor, max(1, len(entity.lines)), void)
     if isinstance(entity, Payment):
         day = entity.paid_at.date().isoformat() if entity.paid_at else None
-        return View({"amount": entity.amount.minor, "currency": entity.amount.currency},
+        # its rate: Stripe's (settlement per payment unit, and where it settled) in the hub, a
+        # ledger's own read back; ``diff_money.payment_rates`` compares them in that ledger's terms
+        rate = {"exchange_rate": format(entity.exchange_rate, "f"),
+                "settled_in": entity.net.currency if entity.net else None} if entity.exchange_rate else {}
+        return View({"amount": entity.amount.minor, "currency": entity.amount.currency, **rate},
                     {"number": _norm(entity.reference) or ""}, day, entity.amount.currency,
                     entity.amount.minor, 1, entity.status in ("failed", "canceled"))
     if isinstance(entity, Refund):

@@ -9,6 +9,8 @@
   resync never un-voids; a document voided in a ledger while the hub has it live is a
   ``broken_link`` the repair refuses (exit 2) with what to do: void it in the owner too, or
   re-issue it there — never un-voided, never a second document guessed;
+* a Xero payment mismatch (its rate): refused, Xero cannot edit a payment; deleted there, the
+  broken link's repair re-creates it as the hub has it (one write);
 * an invoice mismatch only in what is paid on it (amount paid, amount due, status): refused, the
   payment or credit note findings are the ones to repair (pushing the invoice changes nothing);
 * missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
@@ -103,6 +105,11 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
         raise RepairError(f"{system} {entity} {', '.join(finding.external_ids)} differs only in what is paid "
                           f"on it ({', '.join(sorted(finding.fields))}): repair the payment or credit note "
                           f"findings of {system} (`hub drift list --system {system}`), then run `hub diff` again")
+    if kind == "mismatch" and entity == "payment" and hub.connectors[system].system == "xero":
+        # Xero's API cannot edit a payment (only delete it), so a push would change nothing
+        raise RepairError(f"Xero cannot edit payment {', '.join(finding.external_ids)}: delete it in Xero, run "
+                          "`hub diff`, then `hub resync --finding ID` of its broken link re-creates it "
+                          "as the hub has it")
     if kind == "mismatch" and _against_owner(hub, finding):
         return _read_from_owner(hub, plan, dry_run)
     plan.actions.append(f"push hub {entity} {finding.canonical_id} to {system}"

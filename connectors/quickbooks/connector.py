@@ -130,7 +130,11 @@ class QuickBooksConnector(WebhookReceiver):
         self.company_tax.model()
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self)
+        return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self,
+                            currency=self)
+
+    def home_currency(self) -> str:
+        return self.company.home()
 
     def health(self) -> ConnectionHealth:
         reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None

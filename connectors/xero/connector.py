@@ -111,7 +111,11 @@ class XeroConnector(WebhookReceiver):
         return parse_webhook(body, headers, webhook_key=self._webhook_key, tenant_id=self.client.tenant_id)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(webhooks=self, credentials=self.client.tokens, retries=self.client.policy)
+        return Capabilities(webhooks=self, credentials=self.client.tokens, retries=self.client.policy,
+                            currency=self)
+
+    def home_currency(self) -> str:
+        return self.writer.base_currency()
 
     def health(self) -> ConnectionHealth:
         with self.client.store.transaction() as tx:

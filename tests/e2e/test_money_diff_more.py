@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from click.testing import CliRunner
 
+from connectors.stripe.emulator.money import FX_TO_USD
 from hub import cli
+from mapping.model import decimal_str
 from tests.e2e.conftest import Company
 from tests.e2e.test_drift import SLA, Clock, clean_sync, clocked, triples
 
@@ -47,3 +50,80 @@ def test_a_billing_status_changed_by_hand_in_salesforce_is_a_mismatch_and_one_wr
     restored = next(a for a in sf.records("Account") if a["Id"] == account["Id"])
     assert restored["Billing_Status__c"] == "active"
     assert company.hub.differ.run(["customer"]).findings == []
+
+
+def _paid_eur_invoice(company: Company) -> str:
+    """A paid EUR Stripe invoice (Stripe settles in USD, the ledgers' home currency): its number."""
+    seeded = company.stripe.seed_objects({
+        "customers": [{"ref": "eu", "name": "Lyon Logistique", "email": "ap@lyon.example"}],
+        "invoices": [{"customer": "@eu", "currency": "eur", "status": "paid",
+                      "items": [{"amount": 123_457, "description": "Annual licence"}]}]})
+    assert "error" not in seeded, seeded
+    (stripe_id,) = seeded["created"]["invoices"]
+    return str(company.stripe.table("invoice")[stripe_id]["number"])
+
+
+def _payments_of(company: Company, number: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The invoice's live payment in QuickBooks and in Xero."""
+    (q_inv,) = [i for i in company.qbo.table("Invoice").values() if i.get("DocNumber") == number]
+    (q_pay,) = [p for p in company.qbo.table("Payment").values()
+                if any(t.get("TxnId") == q_inv["Id"] for line in p["Line"] for t in line.get("LinkedTxn", []))]
+    (x_inv,) = [i for i in company.xero.table("Invoices").values() if i.get("InvoiceNumber") == number]
+    (x_pay,) = [p for p in company.xero.table("Payments").values()
+                if p.get("Invoice", {}).get("InvoiceID") == x_inv["InvoiceID"] and p["Status"] != "DELETED"]
+    return dict(q_pay), dict(x_pay)
+
+
+def test_a_payments_exchange_rate_inverted_by_hand_is_a_rate_mismatch_in_each_ledger(
+        clocked: tuple[Company, Clock]) -> None:
+    company, clock = clocked
+    number = _paid_eur_invoice(company)
+    clean_sync(company)
+    q_pay, x_pay = _payments_of(company, number)
+    q_rate, x_rate = Decimal(str(q_pay["ExchangeRate"])), Decimal(str(x_pay["CurrencyRate"]))
+    assert q_rate == FX_TO_USD["eur"] and x_rate == (1 / FX_TO_USD["eur"]).quantize(Decimal("0.000001"))
+    qbo: Any = company.emus.quickbooks.emulator
+    qbo.edit(company.qbo, "Payment", q_pay["Id"], {"ExchangeRate": str(x_rate)})  # inverted
+    # Xero's API cannot edit a payment: changed in its store, as a conversion or a bad import might
+    company.xero.table("Payments")[x_pay["PaymentID"]]["CurrencyRate"] = q_rate
+    clock.advance(SLA + timedelta(minutes=1))
+
+    found = company.hub.differ.run(["payment"]).findings
+    # was: nothing (a payment was compared on its amount and currency only)
+    assert triples(found) == [("mismatch", "payment", "quickbooks"), ("mismatch", "payment", "xero")], found
+    kinds = {f["system"]: f for f in found}
+    assert kinds["quickbooks"]["external_ids"] == [q_pay["Id"]]
+    assert kinds["quickbooks"]["fields"] == {"exchange_rate": {"hub": decimal_str(q_rate),
+                                                               "quickbooks": decimal_str(x_rate)}}
+    assert kinds["xero"]["external_ids"] == [x_pay["PaymentID"]]
+    assert kinds["xero"]["fields"] == {"exchange_rate": {"hub": decimal_str(x_rate), "xero": decimal_str(q_rate)}}
+
+    payments = len(company.qbo.table("Payment"))
+    assert resync(company, kinds["quickbooks"]["id"])["written"] == 1
+    q_after, _ = _payments_of(company, number)
+    assert Decimal(str(q_after["ExchangeRate"])) == q_rate and q_after["Id"] == q_pay["Id"]
+    assert len(company.qbo.table("Payment")) == payments  # rewritten, not posted twice
+
+    # Xero cannot edit a payment: the resync refuses and says how; deleted there, the broken
+    # link's repair re-creates it at the hub's rate with one write
+    refused = CliRunner().invoke(cli, ["--config", str(company.config_path), "resync", "--finding",
+                                       kinds["xero"]["id"]])
+    assert refused.exit_code == 2 and "delete it in Xero" in refused.output, refused.output
+    company.emus.xero.emulator.seed_now({"Payments": [{"PaymentID": x_pay["PaymentID"], "Status": "DELETED"}]})
+    broken = [f for f in company.hub.differ.run(["payment"]).findings if f["system"] == "xero"]
+    assert [(f["kind"], f["external_ids"]) for f in broken] == [("broken_link", [x_pay["PaymentID"]])], broken
+    assert resync(company, broken[0]["id"])["written"] == 1
+    _, x_after = _payments_of(company, number)
+    assert x_after["PaymentID"] != x_pay["PaymentID"] and Decimal(str(x_after["CurrencyRate"])) == x_rate
+    assert company.hub.differ.run(["payment"]).findings == []
+
+
+def test_no_rate_is_compared_where_the_ledger_uses_its_own_day_rate(clocked: tuple[Company, Clock]) -> None:
+    company, clock = clocked
+    company.xero.base_currency = "GBP"  # Stripe settled in USD: no GBP rate the hub knows
+    number = _paid_eur_invoice(company)
+    clean_sync(company)
+    _, x_pay = _payments_of(company, number)
+    company.xero.table("Payments")[x_pay["PaymentID"]]["CurrencyRate"] = Decimal(str(x_pay["CurrencyRate"])) * 2
+    clock.advance(SLA + timedelta(minutes=1))
+    assert company.hub.differ.run(["payment"]).findings == []
