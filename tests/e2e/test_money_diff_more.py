@@ -109,7 +109,8 @@ def test_a_payments_exchange_rate_inverted_by_hand_is_a_rate_mismatch_in_each_le
     refused = CliRunner().invoke(cli, ["--config", str(company.config_path), "resync", "--finding",
                                        kinds["xero"]["id"]])
     assert refused.exit_code == 2 and "delete it in Xero" in refused.output, refused.output
-    company.emus.xero.emulator.seed_now({"Payments": [{"PaymentID": x_pay["PaymentID"], "Status": "DELETED"}]})
+    xero_emulator: Any = company.emus.xero.emulator
+    xero_emulator.seed_now({"Payments": [{"PaymentID": x_pay["PaymentID"], "Status": "DELETED"}]})
     broken = [f for f in company.hub.differ.run(["payment"]).findings if f["system"] == "xero"]
     assert [(f["kind"], f["external_ids"]) for f in broken] == [("broken_link", [x_pay["PaymentID"]])], broken
     assert resync(company, broken[0]["id"])["written"] == 1
