@@ -36,8 +36,12 @@ class Planner:
                     if link is None or link.deleted:
                         continue  # a void only follows to a record the target already has
                     operation = "void"
-                if tx.enqueue(entity.id, entity.type, connection, operation,
-                              idempotency_key(entity.id, connection, digest), digest,
+                # The key names what the write replaces too: content alone repeats when a record
+                # returns to what was written before (a credit applied to an invoice, then voided:
+                # it owes its whole amount again), and that key, long used, would be ignored.
+                prior = link.last_pushed_hash if link is not None else None
+                key = idempotency_key(entity.id, connection, f"{digest}/after/{prior}" if prior else digest)
+                if tx.enqueue(entity.id, entity.type, connection, operation, key, digest,
                               external_id=link.external_id if link else None):
                     queued += 1
         return queued

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from connectors.xero.emulator.contacts import contact_balances
 from tests.e2e.conftest import Company, start_company
+from tests.e2e.ledger_balances import customer_balances
 from tests.e2e.test_drift import Clock, rebuild_hub
 from tests.e2e.test_scenarios import canonical, minor, qbo_invoice, xero_invoice
 
@@ -91,17 +91,6 @@ def qbo_tax(doc: dict[str, Any]) -> int:
 
 def xero_credit_notes(company: Company) -> list[dict[str, Any]]:
     return [dict(n) for n in company.xero.table("CreditNotes").values()]
-
-
-def customer_balances(company: Company, number: str) -> tuple[int, int]:
-    """The invoice's customer's open balance as each ledger keeps it, in minor units: QuickBooks
-    Customer.Balance, Xero Contact Balances.AccountsReceivable.Outstanding."""
-    qbo_id = qbo_invoice(company, number)["CustomerRef"]["value"]
-    qbo = minor(str(company.qbo.table("Customer")[qbo_id]["Balance"]), "USD")
-    contact = xero_invoice(company, number)["Contact"]["ContactID"]
-    sums = contact_balances(company.xero, company.emus.xero.emulator.clock.now().date())
-    outstanding = (sums.get(contact) or {}).get("AccountsReceivable", {}).get("Outstanding", 0)  # none open: 0
-    return qbo, minor(str(outstanding), "USD")
 
 
 def quiet_diff(company: Company) -> None:
@@ -435,5 +424,7 @@ def test_a_credit_note_voided_after_it_was_applied_gives_the_invoice_its_balance
     assert xero_inv["Status"] == "AUTHORISED" and minor(xero_inv["AmountDue"], "USD") == 30000
     assert minor(xero_inv.get("AmountCredited") or "0", "USD") == 0
     assert customer_balances(company, number) == (30000, 30000)  # owes the whole invoice again
+    billing = sf_billing(company, number)  # Salesforce's row rewritten: nothing credited, all due
+    assert (billing["Amount_Credited__c"], billing["due"]) == (0, 30000)
     assert resync_writes(company) == 0
     quiet_diff(company)
