@@ -10,6 +10,7 @@ import stripe
 
 from sync.demo import STRIPE_KEY
 from tests.e2e.conftest import Company
+from tests.e2e.ledger_balances import customer_balances
 from tests.e2e.test_scenarios import minor, qbo_invoice, xero_invoice
 
 
@@ -70,6 +71,8 @@ def booked_as_stripe(company: Company, invoice: dict[str, Any]) -> tuple[dict[st
     assert xero_discount(xero) == discount
     assert [minor(line.get("DiscountAmount") or 0, "USD") for line in xero["LineItems"]] == \
         [sum(d["amount"] for d in line["discount_amounts"]) for line in invoice["_lines"]]
+    # the customer (its own) owes the discounted total in both
+    assert customer_balances(company, invoice["number"]) == (invoice["total"], invoice["total"])
     return qbo, xero
 
 
@@ -80,6 +83,7 @@ def paid_everywhere(company: Company, invoice: dict[str, Any]) -> None:
     assert minor(qbo_invoice(company, invoice["number"])["Balance"], "USD") == 0
     xero = xero_invoice(company, invoice["number"])
     assert xero["Status"] == "PAID" and minor(xero["AmountDue"], "USD") == 0
+    assert customer_balances(company, invoice["number"]) == (0, 0)
     assert company.hub.differ.run(["invoice", "payment"]).findings == []
 
 
