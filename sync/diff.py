@@ -24,7 +24,11 @@ then natural keys — and classified as in DESIGN.md:
   the hub to that system has not landed (then the hub's value is the one being written: those
   fields follow the ``stale`` rule)
 * per day and currency, the sums that are not explained by the record-level findings above
-  -> ``totals``
+  -> ``totals``: invoices, payments, refunds and credit notes by amount; payouts by net amount
+  (the ledgers' transfer) and, apart, by fee total (their fee Purchase / SPEND, keyed
+  ``day/currency/fee_total``). A payout's record mismatch (a fee document edited by hand)
+  explains its day's difference, so it is reported once; what no record finding explains (a
+  cent off within a record's rounding tolerance, the day's is exact) is the day's ``totals``
 
 Findings are upserted by a stable fingerprint, so a recurring problem is one finding with
 ``first_seen`` / ``last_seen``; findings of this scope that a run no longer sees are resolved.
@@ -487,21 +491,29 @@ class Differ:
     def _totals(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str],
                 record_findings: Sequence[DiffFinding]) -> Iterator[DiffFinding]:
         """Per day and currency, sums that record-level findings do not explain."""
-        if entity_type not in ("invoice", "payment", "refund", "credit_note"):
+        if entity_type not in TOTALLED:
             return
         sources = [n for n in holders if self.routing.is_source(entity_type, self.connectors[n].system)]
         if not sources:
             return
+        for measure in TOTALLED[entity_type]:
+            yield from self._measure_totals(db, entity_type, holders, sources, record_findings, measure)
+
+    def _measure_totals(self, db: sqlite3.Connection, entity_type: str, holders: Sequence[str],
+                        sources: Sequence[str], record_findings: Sequence[DiffFinding],
+                        measure: str) -> Iterator[DiffFinding]:
+        """One measure's day totals (``amount``: a document's amount, a payout's net; ``fee_total``)."""
+        value = _measure_sql(measure, "")
         sums: dict[tuple[str, str, str], int] = defaultdict(int)
         for system, day, currency, total in db.execute(
-                "SELECT system, day, currency, sum(amount) FROM sys WHERE deleted = 0 AND void = 0 "
+                f"SELECT system, day, currency, sum({value}) FROM sys WHERE deleted = 0 AND void = 0 "
                 "AND day IS NOT NULL GROUP BY system, day, currency"):
             sums[(system, day, currency)] = int(total or 0)
         # Records the hub derives itself (a negative invoice's credit note) no source system holds:
         # their amounts are what the sources' totals stand for (README "Posting model").
         derived: dict[tuple[str, str], int] = defaultdict(int)
         for day, currency, total in db.execute(
-                "SELECT day, currency, sum(amount) FROM hub WHERE deleted = 0 AND void = 0 AND day IS NOT NULL "
+                f"SELECT day, currency, sum({value}) FROM hub WHERE deleted = 0 AND void = 0 AND day IS NOT NULL "
                 + "".join(" AND instr(expected, ?) = 0" for _ in sources) + " GROUP BY day, currency",
                 [f",{s}," for s in sources]):
             derived[(day, currency)] = int(total or 0)
@@ -513,9 +525,11 @@ class Differ:
                 if (finding.system, finding.canonical_id) in compared:
                     continue  # one record with two findings (owned and other fields): its amount counts once
                 compared.add((finding.system, finding.canonical_id))
-            for system, day, currency, amount in _record_amounts(db, finding):
+            for system, day, currency, amount in _record_amounts(db, finding, measure):
                 explained[(system, day, currency)] += amount
         days = {(d, c) for (_s, d, c) in sums}
+        name, what = ("total", entity_type) if measure == "amount" else (measure, f"{entity_type} {measure}")
+        suffix = "" if measure == "amount" else f"/{measure}"
         for target in holders:
             if target in sources:
                 continue
@@ -528,30 +542,45 @@ class Differ:
                     delta = target_total - source_total
                     yield DiffFinding(
                         "totals", entity_type, target, None, [],
-                        f"{entity_type} totals for {day} in {currency} differ: "
+                        f"{what} totals for {day} in {currency} differ: "
                         f"{target} {sums.get((target, day, currency), 0)} vs {source_total} "
                         f"(minor units, {delta:+d} unexplained by record findings)",
-                        {"total": {"hub": source_total, target: target_total}}, key=f"{day}/{currency}",
+                        {name: {"hub": source_total, target: target_total}}, key=f"{day}/{currency}{suffix}",
                         delta=(day, currency, delta))
 
 
-def _record_amounts(db: sqlite3.Connection, finding: DiffFinding) -> Iterator[tuple[str, str, str, int]]:
+# The day totals per entity type, by measure: a document's amount; a payout's net (what reached
+# the bank, the ledgers' transfer) and its fees (their fee Purchase / SPEND), apart.
+TOTALLED: Mapping[str, tuple[str, ...]] = {
+    "invoice": ("amount",), "payment": ("amount",), "refund": ("amount",), "credit_note": ("amount",),
+    "payout": ("amount", "fee_total")}
+
+
+def _measure_sql(measure: str, table: str) -> str:
+    """The SQL of one measure of a scratch row (``table`` the alias with its dot, or '')."""
+    if measure == "amount":
+        return f"{table}amount"
+    return f"CAST(json_extract({table}fields, '$.{measure}') AS INTEGER)"
+
+
+def _record_amounts(db: sqlite3.Connection, finding: DiffFinding,
+                    measure: str = "amount") -> Iterator[tuple[str, str, str, int]]:
     """The (system, day, currency, correction) a record finding already accounts for."""
     if finding.kind in ("mismatch", "stale") and finding.canonical_id:
         # what the system's day sum would be if it agreed with the hub (sums leave voids out)
-        row = db.execute("SELECT h.day, h.currency, CASE WHEN h.void THEN 0 ELSE h.amount END, "
-                         "CASE WHEN s.void THEN 0 ELSE s.amount END FROM sys s JOIN hub h "
+        row = db.execute(f"SELECT h.day, h.currency, CASE WHEN h.void THEN 0 ELSE {_measure_sql(measure, 'h.')} END, "
+                         f"CASE WHEN s.void THEN 0 ELSE {_measure_sql(measure, 's.')} END FROM sys s JOIN hub h "
                          "ON h.canonical_id = s.key WHERE s.system = ? AND s.key = ?",
                          (finding.system, finding.canonical_id)).fetchone()
         if row and row[0] and row[2] is not None and row[3] is not None:
             yield finding.system, row[0], row[1], int(row[2]) - int(row[3])
     elif finding.kind in ("missing", "broken_link") and finding.canonical_id:
-        row = db.execute("SELECT day, currency, amount, void FROM hub WHERE canonical_id = ?",
+        row = db.execute(f"SELECT day, currency, {_measure_sql(measure, '')}, void FROM hub WHERE canonical_id = ?",
                          (finding.canonical_id,)).fetchone()
         if row and row[0] and row[2] is not None and not row[3]:
             # the sys side lacks the record: add what it should have had (broken_link may still be
             # present as voided; a deleted one is absent from the sums either way)
-            present = db.execute("SELECT amount FROM sys WHERE system = ? AND external_id IN "
+            present = db.execute(f"SELECT {_measure_sql(measure, '')} FROM sys WHERE system = ? AND external_id IN "
                                  "(SELECT external_id FROM links WHERE canonical_id = ? AND system = ?) "
                                  "AND deleted = 0 AND void = 0",
                                  (finding.system, finding.canonical_id, finding.system)).fetchone()
@@ -560,7 +589,7 @@ def _record_amounts(db: sqlite3.Connection, finding: DiffFinding) -> Iterator[tu
     elif finding.kind in ("orphan", "duplicate"):
         extra_ids = finding.external_ids if finding.kind == "orphan" else finding.external_ids[1:]
         for external_id in extra_ids:
-            row = db.execute("SELECT day, currency, amount FROM sys WHERE system = ? AND external_id = ? "
+            row = db.execute(f"SELECT day, currency, {_measure_sql(measure, '')} FROM sys WHERE system = ? AND external_id = ? "
                              "AND deleted = 0 AND void = 0", (finding.system, external_id)).fetchone()
             if row and row[0] and row[2] is not None:
                 yield finding.system, row[0], row[1], -int(row[2])

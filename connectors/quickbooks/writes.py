@@ -120,7 +120,8 @@ class Writer:
         """A payout is two documents: its Transfer (the linked record, written as any other) and
         its fee Purchase, written once the Transfer is. The Purchase carries the same marker and
         is looked up by it before every create, so a retry after any failure (the Transfer's or
-        the Purchase's own, applied or not) finds it instead of booking the fees twice."""
+        the Purchase's own, applied or not) finds it instead of booking the fees twice; one found
+        with other fees (edited by hand) is updated to the hub's."""
         fees = {i.idempotency_key: i.payload.get(FEE_KEY) for i in items}
         bare = [replace(i, payload={k: v for k, v in i.payload.items() if k != FEE_KEY}) for i in items]
         results = self._upsert("payout", bare)
@@ -133,8 +134,13 @@ class Writer:
         rid = request_id(item.idempotency_key, ":fee")
 
         def attempt() -> None:
-            if self.reader.fee_document(item.hub_id) is None:
+            found = self.reader.fee_document(item.hub_id)
+            if found is None:
                 self.client.once(lambda qb: qb.create_object("Purchase", dumps(body), request_id=rid))
+            elif Decimal(str(found.get("TotalAmt"))) != Decimal(str(body.get("TotalAmt"))):
+                # edited by hand (a repair pushes the payout again): the fees back as the hub has them
+                update = {**body, "Id": found["Id"], "SyncToken": found["SyncToken"]}
+                self.client.once(lambda qb: qb.update_object("Purchase", dumps(update), request_id=rid + ":u"))
         try:
             self.client.policy.call(attempt)
         except ConnectorError as exc:  # the Transfer is there; the next attempt finds both by marker

@@ -229,9 +229,20 @@ class Writer:
                     return WriteResult(item.idempotency_key, error=self._item_error(returned[0] if returned else None)
                                        or InvalidError("Xero answered no bank transfer", system=self.client.name))
                 record = to_record(stream, returned[0])
-            if isinstance(fee, Mapping) and reference not in self.payout_fees([reference]):
+            spent_before = self.payout_fees([reference]).get(reference) if isinstance(fee, Mapping) else None
+            if isinstance(fee, Mapping) and spent_before is None:
                 answer = self.client.call("create_bank_transactions", bank_transactions={"BankTransactions": [
                     _clean(dict(fee))]}, summarize_errors=False, idempotency_key=batch_key("payout-fee", [item]))
+                spent = answer.get("BankTransactions") if isinstance(answer, Mapping) else None
+                refused = self._item_error(spent[0] if isinstance(spent, list) and spent else None)
+                if refused is not None:
+                    return WriteResult(item.idempotency_key, error=refused)
+            elif isinstance(fee, Mapping) and spent_before is not None and _fee_of(spent_before) != _fee_of(fee):
+                # the SPEND was edited by hand (a repair pushes the payout again): back to the hub's fees
+                spend_id = str(spent_before["BankTransactionID"])
+                answer = self.client.call("update_bank_transaction", bank_transaction_id=spend_id, bank_transactions={
+                    "BankTransactions": [_clean({**fee, "BankTransactionID": spend_id})]},
+                    idempotency_key=batch_key("payout-fee-update", [item]))
                 spent = answer.get("BankTransactions") if isinstance(answer, Mapping) else None
                 refused = self._item_error(spent[0] if isinstance(spent, list) and spent else None)
                 if refused is not None:
@@ -506,3 +517,9 @@ class Writer:
         except ConnectorError as exc:
             return WriteResult(item.idempotency_key, result.external_id, result.created, result.record, error=exc)
         return WriteResult(item.idempotency_key, result.external_id, result.created, record)
+
+
+def _fee_of(spend: Mapping[str, Any]) -> Decimal:
+    """A fee SPEND's amount: its lines' (quantity x unit amount), as the hub writes it (no tax)."""
+    return sum((Decimal(str(line.get("Quantity") or 1)) * Decimal(str(line.get("UnitAmount") or 0))
+                for line in spend.get("LineItems") or [] if isinstance(line, Mapping)), Decimal(0))

@@ -17,8 +17,9 @@ from hub import cli
 from mapping.model import decimal_str
 from tests.e2e.conftest import Company
 from tests.e2e.test_drift import SLA, Clock, clean_sync, clocked, triples
+from tests.e2e.test_payouts import FEES, _pay_and_pay_out, books
 
-__all__ = ["clocked"]  # the fixture, shared with test_drift
+__all__ = ["books", "clocked"]  # the fixtures, shared with test_drift and test_payouts
 
 
 def resync(company: Company, finding_id: str) -> dict[str, Any]:
@@ -128,3 +129,54 @@ def test_no_rate_is_compared_where_the_ledger_uses_its_own_day_rate(clocked: tup
     company.xero.table("Payments")[x_pay["PaymentID"]]["CurrencyRate"] = Decimal(str(x_pay["CurrencyRate"])) * 2
     clock.advance(SLA + timedelta(minutes=1))
     assert company.hub.differ.run(["payment"]).findings == []
+
+
+def test_a_fee_document_edited_by_hand_is_a_payout_mismatch_the_day_totals_do_not_report_again(
+        books: Company) -> None:
+    payout = _pay_and_pay_out(books)
+    clean_sync(books)
+    qbo: Any = books.emus.quickbooks.emulator
+    (purchase,) = books.qbo.table("Purchase").values()
+    line = dict(purchase["Line"][0])
+    line["Amount"] = Decimal(str(line["Amount"])) + 5
+    qbo.edit(books.qbo, "Purchase", purchase["Id"], {"Line": [line]})
+    assert Decimal(str(books.qbo.table("Purchase")[purchase["Id"]]["TotalAmt"])) == Decimal(sum(FEES)) / 100 + 5
+    (spend,) = books.xero.table("BankTransactions").values()
+    lines = [dict(item) for item in spend["LineItems"]]
+    lines[0]["UnitAmount"] = Decimal(str(lines[0]["UnitAmount"])) - 3
+    lines[0]["LineAmount"] = lines[0]["UnitAmount"]
+    # edited in Xero's store (its lines and totals), as a bookkeeper's change in the UI leaves it
+    books.xero.table("BankTransactions")[spend["BankTransactionID"]].update(
+        {"LineItems": lines, "SubTotal": lines[0]["UnitAmount"], "Total": lines[0]["UnitAmount"]})
+    assert books.xero.table("BankTransactions")[spend["BankTransactionID"]]["Total"] == Decimal(sum(FEES)) / 100 - 3
+
+    found = sorted(books.hub.differ.run(["payout"]).findings, key=lambda f: f["system"])
+    # one record finding each: the day's fee totals are explained by them, not reported again
+    assert [(f["kind"], f["system"], f["fields"]) for f in found] == [
+        ("mismatch", "quickbooks", {"fee_total": {"hub": sum(FEES), "quickbooks": sum(FEES) + 500}}),
+        ("mismatch", "xero", {"fee_total": {"hub": sum(FEES), "xero": sum(FEES) - 300}})], found
+    for finding in found:
+        assert resync(books, finding["id"])["written"] == 1
+    (after,) = books.qbo.table("Purchase").values()
+    assert Decimal(str(after["TotalAmt"])) == Decimal(sum(FEES)) / 100 and after["Id"] == purchase["Id"]
+    (spent,) = books.xero.table("BankTransactions").values()
+    assert spent["Total"] == Decimal(sum(FEES)) / 100 and spent["BankTransactionID"] == spend["BankTransactionID"]
+    (transfer,) = books.qbo.table("Transfer").values()
+    assert transfer["Amount"] == Decimal(payout["amount"]) / 100
+    assert len(books.xero.table("BankTransfers")) == 1
+    assert books.hub.differ.run(["payout"]).findings == []
+
+
+def test_a_payout_a_cent_short_in_a_ledger_is_in_the_day_totals_of_payouts(books: Company) -> None:
+    payout = _pay_and_pay_out(books)
+    clean_sync(books)
+    qbo: Any = books.emus.quickbooks.emulator
+    (transfer,) = books.qbo.table("Transfer").values()
+    # a cent is within a record's per-line rounding tolerance, not within the day's (exact)
+    qbo.edit(books.qbo, "Transfer", transfer["Id"], {"Amount": Decimal(payout["amount"] - 1) / 100})
+
+    found = books.hub.differ.run(["payout"]).findings
+    # was: nothing (payouts had no day totals)
+    assert [(f["kind"], f["system"], f["fields"]) for f in found] == [
+        ("totals", "quickbooks", {"total": {"hub": payout["amount"], "quickbooks": payout["amount"] - 1}})], found
+    assert found[0]["detail"].startswith("payout totals for ")
