@@ -1,11 +1,8 @@
 """Stripe objects <-> canonical entities. Pure functions, exact to the minor unit.
 
-Stripe amounts are integers in Stripe's own minor unit, which is ISO 4217's except for a few
-currencies (Stripe treats MGA and UGX as zero-decimal; ISK, HUF and TWD amounts carry two
-decimals that must be zero). ``stripe_money`` converts through ``Money.from_decimal`` so any
-amount that does not fit the ISO minor unit is refused rather than silently rounded.
-Floats from JSON (tax percentages, exchange rates) are read through their shortest repr, never
-used in arithmetic. References to other records go through the ``RefResolver``.
+Amounts, ids, timestamps, currencies and tax entries are read with ``mapping.stripe_wire``
+(``stripe_money`` refuses any amount that does not fit the ISO minor unit rather than round it).
+References to other records go through the ``RefResolver``.
 """
 
 from __future__ import annotations
@@ -34,109 +31,25 @@ from mapping.model import (
     TaxId,
     TaxLine,
 )
-from mapping.money import Money, MoneyError, exponent, normalize_currency
+from mapping.money import Money
 from mapping.refs import RefResolver
-
-Data = Mapping[str, Any]
-
-# Stripe's zero-decimal list (docs.stripe.com/currencies), and ISO-zero currencies Stripe
-# represents with two (zero) decimals.
-STRIPE_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
-STRIPE_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
-
-
-class StripeMappingError(ValueError):
-    """A Stripe object that cannot be mapped exactly (the message says which field and why)."""
-
-
-def stripe_exponent(currency: str) -> int:
-    code = currency.upper()
-    if code in STRIPE_ZERO_DECIMAL:
-        return 0
-    if code in STRIPE_THREE_DECIMAL:
-        return 3
-    return 2
-
-
-def stripe_money(amount: int | None, currency: str) -> Money:
-    """Stripe integer amount -> Money, exactly (raises if it does not fit the ISO minor unit)."""
-    if amount is None:
-        amount = 0
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise StripeMappingError(f"Stripe amount must be an integer, got {amount!r}")
-    try:
-        stripe_exp = stripe_exponent(currency)
-        if stripe_exp == exponent(currency):
-            return Money(amount, currency)  # Stripe's unit is the ISO minor unit: no conversion
-        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exp), currency)
-    except MoneyError as exc:
-        raise StripeMappingError(str(exc)) from None
-
-
-def to_stripe_amount(money: Money) -> int:
-    """Money -> Stripe integer amount in Stripe's minor unit for the currency."""
-    scaled = money.to_decimal().scaleb(stripe_exponent(money.currency))
-    if scaled != scaled.to_integral_value():
-        raise StripeMappingError(f"{money} cannot be expressed in Stripe's unit for {money.currency}")
-    return int(scaled)
-
-
-def _decimal(value: Any) -> Decimal:
-    """A JSON number or decimal string as Decimal (floats through their shortest repr)."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(str(value))
-
-
-def _obj(value: Any) -> Mapping[str, Any]:
-    """A nested object, or an empty one when absent, null or not expanded."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _ts(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) and value else None
-
-
-def _id(value: Any) -> str | None:
-    """The id of a reference that may be a string or an expanded object."""
-    if isinstance(value, Mapping):
-        ref = value.get("id")
-        return str(ref) if ref else None
-    return str(value) if value else None
-
-
-def _ref(refs: RefResolver, entity_type: str, value: Any) -> str | None:
-    ext = _id(value)
-    return refs.canonical_id(entity_type, ext) if ext else None
-
-
-def _cur(data: Data) -> str:
-    """The object's currency. Stripe puts one on every object that carries money, so a missing
-    one is a record the hub cannot read, never a guess of USD."""
-    currency = data.get("currency")
-    if not isinstance(currency, str) or not currency.strip():
-        raise StripeMappingError(f"{data.get('object') or 'object'} {data.get('id')} has no currency "
-                                 f"({currency!r}): its amounts cannot be read")
-    return normalize_currency(currency)  # an unknown code is refused here too
-
-
-def _address(value: Any) -> Address | None:
-    if not isinstance(value, Mapping) or not any(value.values()):
-        return None
-    return Address(line1=value.get("line1"), line2=value.get("line2"), city=value.get("city"),
-                   region=value.get("state"), postal_code=value.get("postal_code"),
-                   country=value.get("country"))
-
-
-def _metadata(data: Data) -> dict[str, str]:
-    """The customer's own metadata. The hub's marker is bookkeeping, not content: keeping it
-    would make the echo of every hub write look like a change."""
-    meta = data.get("metadata")
-    if not isinstance(meta, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in meta.items() if k != "hub_id"}
-
+from mapping.stripe_wire import (
+    Data,
+    StripeMappingError,
+    address_of,
+    as_object,
+    canonical_ref,
+    currency_of,
+    decimal_of,
+    id_of,
+    own_metadata,
+    rate_from_amounts,
+    stripe_money,
+    tax_facts,
+    tax_rate_info,
+    timestamp,
+    to_stripe_amount,
+)
 
 # --------------------------------------------------------------------------- to canonical
 
@@ -155,19 +68,19 @@ def customer_to_canonical(data: Data, refs: RefResolver) -> Customer:
     return Customer(
         id=refs.canonical_id("customer", str(data["id"])),
         name=str(data.get("name") or ""), email=data.get("email"), phone=data.get("phone"),
-        address=_address(data.get("address")),
-        shipping_address=_address(shipping.get("address")) if isinstance(shipping, Mapping) else None,
+        address=address_of(data.get("address")),
+        shipping_address=address_of(shipping.get("address")) if isinstance(shipping, Mapping) else None,
         currency=str(data["currency"]).upper() if data.get("currency") else None,
         tax_ids=_tax_ids(data.get("tax_ids")),
-        active=not data.get("deleted", False), updated_at=_ts(data.get("created")),
-        extra={"metadata": _metadata(data)} if _metadata(data) else {},
+        active=not data.get("deleted", False), updated_at=timestamp(data.get("created")),
+        extra={"metadata": own_metadata(data)} if own_metadata(data) else {},
     )
 
 
 def product_to_canonical(data: Data, refs: RefResolver) -> Product:
     return Product(id=refs.canonical_id("product", str(data["id"])), name=str(data.get("name") or ""),
                    description=data.get("description"), active=bool(data.get("active", True)),
-                   updated_at=_ts(data.get("updated") or data.get("created")))
+                   updated_at=timestamp(data.get("updated") or data.get("created")))
 
 
 def _unit_money(decimal_text: Any, amount: Any, currency: str) -> Money:
@@ -183,83 +96,51 @@ def _unit_money(decimal_text: Any, amount: Any, currency: str) -> Money:
 
 
 def price_to_canonical(data: Data, refs: RefResolver) -> Price:
-    currency = _cur(data)
+    currency = currency_of(data)
     recurring = data.get("recurring") if isinstance(data.get("recurring"), Mapping) else None
     extra: dict[str, Any] = {}
     if data.get("unit_amount") is None and data.get("unit_amount_decimal") is not None:
         extra["unit_amount_decimal"] = str(data["unit_amount_decimal"])
     return Price(
         id=refs.canonical_id("price", str(data["id"])),
-        product_id=_ref(refs, "product", data.get("product")) or "",
+        product_id=canonical_ref(refs, "product", data.get("product")) or "",
         unit_amount=_unit_money(data.get("unit_amount_decimal"), data.get("unit_amount"), currency),
         recurring_interval=str(recurring["interval"]) if recurring else None,
         interval_count=int(recurring.get("interval_count") or 1) if recurring else 1,
         tax_behavior=str(data.get("tax_behavior") or "unspecified"),
         active=bool(data.get("active", True)), nickname=data.get("nickname"),
-        updated_at=_ts(data.get("created")), extra=extra,
+        updated_at=timestamp(data.get("created")), extra=extra,
     )
 
 
 def subscription_to_canonical(data: Data, refs: RefResolver) -> Subscription:
     items_data = (data.get("items") or {}).get("data") or []
-    items = tuple(SubscriptionItem(price_id=_ref(refs, "price", i.get("price")) or "",
+    items = tuple(SubscriptionItem(price_id=canonical_ref(refs, "price", i.get("price")) or "",
                                    quantity=int(i.get("quantity") or 1)) for i in items_data)
     first = items_data[0] if items_data else {}
     start = first.get("current_period_start", data.get("current_period_start"))
     end = first.get("current_period_end", data.get("current_period_end"))
-    meta = _metadata(data)
+    meta = own_metadata(data)
     return Subscription(
         id=refs.canonical_id("subscription", str(data["id"])),
-        customer_id=_ref(refs, "customer", data.get("customer")) or "",
-        status=str(data.get("status") or "active"), currency=_cur(data), items=items,
-        current_period_start=_ts(start), current_period_end=_ts(end),
-        cancel_at=_ts(data.get("cancel_at")), canceled_at=_ts(data.get("canceled_at")),
-        deal_id=meta.get("deal_id"), updated_at=_ts(data.get("created")),
+        customer_id=canonical_ref(refs, "customer", data.get("customer")) or "",
+        status=str(data.get("status") or "active"), currency=currency_of(data), items=items,
+        current_period_start=timestamp(start), current_period_end=timestamp(end),
+        cancel_at=timestamp(data.get("cancel_at")), canceled_at=timestamp(data.get("canceled_at")),
+        deal_id=meta.get("deal_id"), updated_at=timestamp(data.get("created")),
     )
-
-
-def _tax_rate_info(tax: Data) -> tuple[str, str, Decimal | None]:
-    """(id, display name, percentage) of a tax entry whose rate may or may not be expanded."""
-    rate = (tax.get("tax_rate_details") or {}).get("tax_rate")
-    if isinstance(rate, Mapping):
-        return str(rate.get("id")), str(rate.get("display_name") or rate.get("id")), \
-            _decimal(rate.get("percentage"))
-    return str(rate), str(rate), None
-
-
-def _tax_facts(tax: Data) -> tuple[str | None, str | None, str | None]:
-    """(reason, country, state) of a tax entry. The reason is Stripe's ``taxability_reason``;
-    for a manual tax rate Stripe reports ``not_available``, and the rate's own
-    ``metadata[taxability_reason]`` (how a merchant marks a zero-rated, exempt or reverse-charge
-    rate) is read instead; otherwise None."""
-    rate = _obj((tax.get("tax_rate_details") or {}).get("tax_rate"))
-    reason = tax.get("taxability_reason")
-    if not isinstance(reason, str) or reason in ("", "not_available"):
-        marked = _obj(rate.get("metadata")).get("taxability_reason")
-        reason = str(marked) if marked else None
-    country = rate.get("country")
-    state = rate.get("state")
-    return reason, str(country).upper() if country else None, str(state).upper() if state else None
-
-
-def _rate_from_amounts(tax: Data) -> Decimal:
-    """Fallback when the rate object is not expanded: the effective rate, to 4 places."""
-    taxable = tax.get("taxable_amount") or 0
-    if not taxable:
-        return Decimal(0)
-    return (Decimal(int(tax.get("amount") or 0)) * 100 / Decimal(int(taxable))).quantize(Decimal("0.0001"))
 
 
 def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceLine:
     amount = stripe_money(line.get("amount"), currency)
     quantity = Decimal(str(line.get("quantity_decimal") or line.get("quantity") or 1))
-    pricing = _obj(line.get("pricing"))
-    details = _obj(pricing.get("price_details"))
+    pricing = as_object(line.get("pricing"))
+    details = as_object(pricing.get("price_details"))
     if quantity and Decimal(amount.minor) % quantity == 0:
         unit = Money(int(Decimal(amount.minor) / quantity), amount.currency)
     else:
         unit = _unit_money(pricing.get("unit_amount_decimal"), None, currency)
-    parent = _obj(line.get("parent"))
+    parent = as_object(line.get("parent"))
     proration = any(bool((parent.get(k) or {}).get("proration"))
                     for k in ("subscription_item_details", "invoice_item_details"))
     taxes = line.get("taxes") or []
@@ -267,38 +148,38 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
     rate = None
     reason = country = state = None
     if taxes:
-        _rid, _name, pct = _tax_rate_info(taxes[0])
-        rate = pct if pct is not None else _rate_from_amounts(taxes[0])
-        reason, country, state = _tax_facts(taxes[0])
+        _rid, _name, pct = tax_rate_info(taxes[0])
+        rate = pct if pct is not None else rate_from_amounts(taxes[0])
+        reason, country, state = tax_facts(taxes[0])
     taxable = taxes[0].get("taxable_amount") if taxes else None
     discount_total = sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
-    period = _obj(line.get("period"))
+    period = as_object(line.get("period"))
     return InvoiceLine(
         description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
-        amount=amount, product_id=_ref(refs, "product", details.get("product")),
-        price_id=_ref(refs, "price", details.get("price")), tax_rate=rate,
+        amount=amount, product_id=canonical_ref(refs, "product", details.get("product")),
+        price_id=canonical_ref(refs, "price", details.get("price")), tax_rate=rate,
         tax_amount=stripe_money(tax_total, currency) if taxes else None,
         tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
         tax_reason=reason, tax_country=country, tax_state=state,
         taxable_amount=stripe_money(taxable, currency) if isinstance(taxable, int) else None,
         discount_amount=stripe_money(discount_total, currency) if discount_total else None,
-        proration=proration, period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
-        external_id=_id(line.get("id")),
+        proration=proration, period_start=timestamp(period.get("start")), period_end=timestamp(period.get("end")),
+        external_id=id_of(line.get("id")),
     )
 
 
 def _tax_lines(taxes: Sequence[Data], currency: str) -> tuple[TaxLine, ...]:
     grouped: dict[tuple[str, str, str | None], list[Data]] = {}
     for tax in taxes:
-        rid, _name, _pct = _tax_rate_info(tax)
-        grouped.setdefault((rid, str(tax.get("tax_behavior")), _tax_facts(tax)[0]), []).append(tax)
+        rid, _name, _pct = tax_rate_info(tax)
+        grouped.setdefault((rid, str(tax.get("tax_behavior")), tax_facts(tax)[0]), []).append(tax)
     lines = []
     for (_rid, behavior, reason), group in grouped.items():
-        _id_, name, pct = _tax_rate_info(group[0])
-        _reason, country, state = _tax_facts(group[0])
+        _id_, name, pct = tax_rate_info(group[0])
+        _reason, country, state = tax_facts(group[0])
         amount = sum(int(t.get("amount") or 0) for t in group)
         taxable = sum(int(t.get("taxable_amount") or 0) for t in group)
-        lines.append(TaxLine(name=name, rate=pct if pct is not None else _rate_from_amounts(group[0]),
+        lines.append(TaxLine(name=name, rate=pct if pct is not None else rate_from_amounts(group[0]),
                              amount=stripe_money(amount, currency), inclusive=behavior == "inclusive",
                              taxable_amount=stripe_money(taxable, currency), reason=reason,
                              country=country, state=state))
@@ -308,30 +189,30 @@ def _tax_lines(taxes: Sequence[Data], currency: str) -> tuple[TaxLine, ...]:
 def _item_discounts(data: Data, lines: Sequence[Data]) -> int:
     """Minor units of the discounts applied to single lines (an invoice item's or a
     subscription item's own coupon), as opposed to the invoice's: those in ``invoice.discounts``."""
-    invoice_level = {_id(d) for d in data.get("discounts") or []}
+    invoice_level = {id_of(d) for d in data.get("discounts") or []}
     return sum(int(d.get("amount") or 0) for line in lines for d in line.get("discount_amounts") or []
-               if _id(d.get("discount")) not in invoice_level)
+               if id_of(d.get("discount")) not in invoice_level)
 
 
 def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
-    currency = _cur(data)
+    currency = currency_of(data)
     lines_data = (data.get("lines") or {}).get("data") or []
     taxes = data.get("total_taxes") or []
     tax_total = sum(int(t.get("amount") or 0) for t in taxes)
     inclusive = bool(taxes) and all(t.get("tax_behavior") == "inclusive" for t in taxes)
     transitions = data.get("status_transitions") or {}
-    parent = _obj(data.get("parent"))
-    sub_details = _obj(parent.get("subscription_details"))
-    due = _ts(data.get("due_date"))
-    meta = _metadata(data)
+    parent = as_object(data.get("parent"))
+    sub_details = as_object(parent.get("subscription_details"))
+    due = timestamp(data.get("due_date"))
+    meta = own_metadata(data)
     return Invoice(
         id=refs.canonical_id("invoice", str(data["id"])),
-        customer_id=_ref(refs, "customer", data.get("customer")) or "",
+        customer_id=canonical_ref(refs, "customer", data.get("customer")) or "",
         number=data.get("number"), status=str(data.get("status") or "draft"), currency=currency,
-        issued_at=_ts(transitions.get("finalized_at")), due_date=due.date() if due else None,
+        issued_at=timestamp(transitions.get("finalized_at")), due_date=due.date() if due else None,
         lines=tuple(_line_to_canonical(line, currency, refs) for line in lines_data),
         tax_lines=_tax_lines(taxes, currency),
-        discounts=tuple(Discount(name=_id(d.get("discount")) or "discount",
+        discounts=tuple(Discount(name=id_of(d.get("discount")) or "discount",
                                  amount=stripe_money(d.get("amount"), currency))
                         for d in data.get("total_discount_amounts") or []),
         # Stripe's subtotal already has item-level discounts taken off; the canonical one is
@@ -343,13 +224,13 @@ def invoice_to_canonical(data: Data, refs: RefResolver) -> Invoice:
         # amount_remaining; its own amount_due stays the billed amount once the invoice is paid
         amount_due=stripe_money(data.get("amount_remaining", data.get("amount_due")), currency),
         tax_inclusive=inclusive,
-        subscription_id=_ref(refs, "subscription", sub_details.get("subscription")),
+        subscription_id=canonical_ref(refs, "subscription", sub_details.get("subscription")),
         # a subscription's invoice names the deal through the subscription: Stripe keeps a
         # snapshot of the subscription's metadata (where the hub put ``deal_id``) on the invoice
-        deal_id=meta.get("deal_id") or _metadata(sub_details).get("deal_id"),
-        period_start=_ts(data.get("period_start")),
-        period_end=_ts(data.get("period_end")), paid_at=_ts(transitions.get("paid_at")),
-        updated_at=_ts(data.get("created")),
+        deal_id=meta.get("deal_id") or own_metadata(sub_details).get("deal_id"),
+        period_start=timestamp(data.get("period_start")),
+        period_end=timestamp(data.get("period_end")), paid_at=timestamp(transitions.get("paid_at")),
+        updated_at=timestamp(data.get("created")),
     )
 
 
@@ -364,39 +245,39 @@ def _method(charge: Data) -> str | None:
     if not isinstance(details, Mapping):
         return None
     kind = str(details.get("type") or "")
-    card = _obj(details.get(kind))
+    card = as_object(details.get(kind))
     parts = [kind, str(card.get("brand") or ""), str(card.get("last4") or "")]
     return " ".join(p for p in parts if p) or None
 
 
 def _invoice_of_payment(pi: Data) -> str | None:
-    details = _obj(pi.get("payment_details"))
+    details = as_object(pi.get("payment_details"))
     ref = details.get("order_reference")
     if isinstance(ref, str) and ref.startswith("in_"):
         return ref
-    return _id(pi.get("invoice"))  # older API versions
+    return id_of(pi.get("invoice"))  # older API versions
 
 
 def payment_to_canonical(data: Data, refs: RefResolver) -> Payment:
-    currency = _cur(data)
-    charge = _obj(data.get("latest_charge"))
-    txn = _obj(charge.get("balance_transaction"))
+    currency = currency_of(data)
+    charge = as_object(data.get("latest_charge"))
+    txn = as_object(charge.get("balance_transaction"))
     fee = net = rate = None
     if txn:
         settle = str(txn.get("currency") or currency).upper()
         fee, net = stripe_money(txn.get("fee"), settle), stripe_money(txn.get("net"), settle)
-        rate = _decimal(txn["exchange_rate"]) if txn.get("exchange_rate") is not None else None
+        rate = decimal_of(txn["exchange_rate"]) if txn.get("exchange_rate") is not None else None
     invoice = _invoice_of_payment(data)
     received = data.get("amount_received")
     return Payment(
         id=refs.canonical_id("payment", str(data["id"])),
-        customer_id=_ref(refs, "customer", data.get("customer")),
+        customer_id=canonical_ref(refs, "customer", data.get("customer")),
         invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
         amount=stripe_money(received if received else data.get("amount"), currency),
         status=_PI_STATUS.get(str(data.get("status")), "pending"),
-        paid_at=_ts(charge.get("created")) if charge else None,
+        paid_at=timestamp(charge.get("created")) if charge else None,
         method=_method(charge) if charge else None, fee=fee, net=net, exchange_rate=rate,
-        reference=_id(charge.get("id")) if charge else None, updated_at=_ts(data.get("created")),
+        reference=id_of(charge.get("id")) if charge else None, updated_at=timestamp(data.get("created")),
     )
 
 
@@ -407,11 +288,11 @@ def refund_to_canonical(data: Data, refs: RefResolver) -> Refund:
     status = str(data.get("status") or "succeeded")
     return Refund(
         id=refs.canonical_id("refund", str(data["id"])),
-        payment_id=_ref(refs, "payment", pi), invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
-        customer_id=_ref(refs, "customer", customer),
-        amount=stripe_money(data.get("amount"), _cur(data)),
+        payment_id=canonical_ref(refs, "payment", pi), invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
+        customer_id=canonical_ref(refs, "customer", customer),
+        amount=stripe_money(data.get("amount"), currency_of(data)),
         status=status if status in ("succeeded", "pending", "failed", "canceled") else "pending",
-        reason=data.get("reason"), refunded_at=_ts(data.get("created")), updated_at=_ts(data.get("created")),
+        reason=data.get("reason"), refunded_at=timestamp(data.get("created")), updated_at=timestamp(data.get("created")),
     )
 
 
@@ -421,14 +302,14 @@ def _credited_rate(tax: Data) -> Decimal:
     the fewest places that gives the tax back."""
     taxable, amount = int(tax.get("taxable_amount") or 0), int(tax.get("amount") or 0)
     for places in range(5):
-        rate = _rate_from_amounts(tax).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+        rate = rate_from_amounts(tax).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
         if (Decimal(taxable) * rate / 100).to_integral_value(ROUND_HALF_UP) == amount:
             return rate.normalize()
-    return _rate_from_amounts(tax)
+    return rate_from_amounts(tax)
 
 
 def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
-    currency = _cur(data)
+    currency = currency_of(data)
     lines = []
     for line in (data.get("lines") or {}).get("data") or []:
         amount = stripe_money(line.get("amount"), currency)
@@ -440,31 +321,31 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
         taxes = line.get("taxes") or []
         rate = None
         if taxes:  # the rate goes with the line, as on an invoice: a ledger's tax code needs it
-            _rid, _name, pct = _tax_rate_info(taxes[0])
+            _rid, _name, pct = tax_rate_info(taxes[0])
             rate = pct if pct is not None else _credited_rate(taxes[0])
         lines.append(InvoiceLine(
             description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
             amount=amount, tax_rate=rate,
             tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
             tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
-            external_id=_id(line.get("id"))))
-    refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping) and _id(r.get("refund"))]
+            external_id=id_of(line.get("id"))))
+    refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping) and id_of(r.get("refund"))]
     refunded = [a for r in refunds if isinstance(a := r.get("amount_refunded"), int)]
     # every refund when there are several: each is claimed and booked with its share of the note
-    several = tuple(NoteRefund(refs.canonical_id("refund", str(_id(r.get("refund")))),
+    several = tuple(NoteRefund(refs.canonical_id("refund", str(id_of(r.get("refund")))),
                                stripe_money(a, currency) if isinstance(a := r.get("amount_refunded"), int) else None)
                     for r in refunds) if len(refunds) > 1 else ()
     return CreditNote(
         id=refs.canonical_id("credit_note", str(data["id"])),
-        invoice_id=_ref(refs, "invoice", data.get("invoice")),
-        customer_id=_ref(refs, "customer", data.get("customer")), number=data.get("number"),
+        invoice_id=canonical_ref(refs, "invoice", data.get("invoice")),
+        customer_id=canonical_ref(refs, "customer", data.get("customer")), number=data.get("number"),
         status="void" if data.get("status") == "void" else "issued", currency=currency,
         lines=tuple(lines), total=stripe_money(data.get("total"), currency),
-        refund_id=_ref(refs, "refund", refunds[0].get("refund")) if refunds else None,
+        refund_id=canonical_ref(refs, "refund", refunds[0].get("refund")) if refunds else None,
         # what the refund paid out of the note (unknown amounts: the whole note, as older APIs meant)
         refund_amount=stripe_money(sum(refunded), currency) if refunds and len(refunded) == len(refunds) else None,
-        issued_at=_ts(data.get("effective_at") or data.get("created")), reason=data.get("reason"),
-        refunds=several, updated_at=_ts(data.get("created")),
+        issued_at=timestamp(data.get("effective_at") or data.get("created")), reason=data.get("reason"),
+        refunds=several, updated_at=timestamp(data.get("created")),
     )
 
 
@@ -477,8 +358,8 @@ def payout_to_canonical(data: Data, refs: RefResolver) -> Payout:
     ``balance_transactions?payout=``). Stripe names those transactions for automatic payouts
     only: a manual payout's fees cannot be attributed, and guessing them would misstate both
     the fee expense and the clearing account, so it is refused (held with a finding)."""
-    currency = _cur(data)
-    settled = _obj(data.get(SETTLED_KEY))
+    currency = currency_of(data)
+    settled = as_object(data.get(SETTLED_KEY))
     status = str(data.get("status") or "pending")
     if not data.get("automatic") or not settled:
         raise StripeMappingError(
@@ -486,13 +367,13 @@ def payout_to_canonical(data: Data, refs: RefResolver) -> Payout:
             "settles, so its fees cannot be booked; book it by hand in the ledgers")
     amount = stripe_money(data.get("amount"), currency)
     fee = stripe_money(settled.get("fee"), currency)
-    arrival = _ts(data.get("arrival_date"))
+    arrival = timestamp(data.get("arrival_date"))
     return Payout(
         id=refs.canonical_id("payout", str(data["id"])), amount=amount, fee_total=fee,
         gross=Money(amount.minor + fee.minor, currency), currency=currency,
         arrival_date=arrival.date() if arrival else None,
         status=status if status in PAYOUT_STATUSES else "pending",
-        created_at=_ts(data.get("created")), updated_at=_ts(data.get("created")),
+        created_at=timestamp(data.get("created")), updated_at=timestamp(data.get("created")),
         extra={"settled_count": int(settled.get("count") or 0)},
     )
 
@@ -617,5 +498,9 @@ def from_canonical(entity: Entity, refs: RefResolver) -> dict[str, Any]:
 
 
 def due_date_of(data: Data) -> date | None:
-    due = _ts(data.get("due_date"))
+    due = timestamp(data.get("due_date"))
     return due.date() if due else None
+
+
+__all__ = ["SETTLED_KEY", "StripeMappingError", "due_date_of", "from_canonical", "stripe_money", "to_canonical",
+           "to_stripe_amount"]
