@@ -17,13 +17,12 @@ half-up explicitly and the exact price is kept in ``extra``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import UTC
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mapping.lines import exact_quantity_and_unit, line_discounts
 from mapping.model import (
-    Address,
     CreditNote,
     Customer,
     Discount,
@@ -39,119 +38,30 @@ from mapping.model import (
 )
 from mapping.postings import all_inclusive, exclusive_lines
 from mapping.quickbooks_tax import QboTax, QboTaxError, code_lines, tax_detail, tax_lines_in
+from mapping.quickbooks_wire import (
+    CANONICAL_TYPES,
+    ENTITY_NAMES,
+    MARKER_FIELDS,
+    MARKER_PREFIX,
+    NAME_ENTITIES,
+    QBO_UNIT_PLACES,
+    VOID_PREFIX,
+    MappingError,
+    address_in,
+    address_out,
+    at_midnight,
+    currency_of,
+    dec,
+    marker,
+    marker_of,
+    money,
+    parse_date,
+    parse_time,
+    ref_value,
+    required_ref,
+    updated_of,
+)
 from mapping.refs import RefResolver
-
-ENTITY_NAMES: dict[str, str] = {
-    "customer": "Customer", "product": "Item", "invoice": "Invoice", "payment": "Payment",
-    "credit_note": "CreditMemo", "refund": "RefundReceipt",
-    "payout": "Transfer",  # with its fees as a Purchase (mapping/quickbooks_payouts.py)
-}
-CANONICAL_TYPES: dict[str, str] = {v: k for k, v in ENTITY_NAMES.items()}
-MARKER_FIELDS: dict[str, str] = {
-    "customer": "Notes", "product": "PurchaseDesc", "invoice": "PrivateNote", "payment": "PrivateNote",
-    "credit_note": "PrivateNote", "refund": "PrivateNote", "payout": "PrivateNote",
-}
-NAME_ENTITIES = frozenset({"customer", "product"})
-MARKER_PREFIX = "hub:"
-VOID_PREFIX = "Voided"
-QBO_UNIT_PLACES = 7  # QuickBooks keeps UnitPrice to 7 decimal places
-
-
-class MappingError(ValueError):
-    """A record that cannot be mapped (a missing link, an amount that is not exact)."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def marker(hub_id: str) -> str:
-    return f"{MARKER_PREFIX}{hub_id}"
-
-
-def marker_of(entity_type: str, obj: Mapping[str, Any]) -> str | None:
-    """The canonical id in the object's marker field, if the hub wrote it."""
-    text = str(obj.get(MARKER_FIELDS[entity_type]) or "")
-    at = text.find(MARKER_PREFIX)
-    return text[at + len(MARKER_PREFIX):].split()[0] if at >= 0 and text[at + len(MARKER_PREFIX):] else None
-
-
-def dec(value: Any, field: str = "amount") -> Decimal:
-    if value is None or value == "":
-        return Decimal(0)
-    if isinstance(value, float):
-        raise MappingError(f"{field}: float {value!r} refused; parse QuickBooks JSON with Decimal")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise MappingError(f"{field}: {value!r} is not a number") from None
-
-
-def money(value: Any, currency: str, field: str = "amount") -> Money:
-    try:
-        return Money.from_decimal(dec(value, field), currency)
-    except ValueError as exc:
-        raise MappingError(f"{field}: {exc}") from None
-
-
-def ref_value(obj: Mapping[str, Any], key: str) -> str | None:
-    ref = obj.get(key)
-    if isinstance(ref, Mapping) and ref.get("value") not in (None, ""):
-        return str(ref["value"])
-    return None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise MappingError(f"timestamp {value!r} has no offset")
-    return parsed.astimezone(UTC)
-
-
-def parse_date(value: Any) -> date | None:
-    return date.fromisoformat(str(value)[:10]) if value else None
-
-
-def _at_midnight(value: date | None) -> datetime | None:
-    return datetime.combine(value, time(0), tzinfo=UTC) if value else None
-
-
-def _updated(obj: Mapping[str, Any]) -> datetime | None:
-    meta = obj.get("MetaData")
-    return parse_time(meta.get("LastUpdatedTime")) if isinstance(meta, Mapping) else None
-
-
-def _required_ref(refs: RefResolver, entity_type: str, canonical_id: str | None, what: str) -> dict[str, str]:
-    external = refs.external_id(entity_type, canonical_id) if canonical_id else None
-    if external is None:
-        raise MappingError(f"{what} {canonical_id or '(none)'} is not linked to a QuickBooks {entity_type} yet")
-    return {"value": external}
-
-
-def currency_of(obj: Mapping[str, Any], home_currency: str) -> str:
-    return (ref_value(obj, "CurrencyRef") or home_currency).upper()
-
-
-# --------------------------------------------------------------------------- addresses
-
-
-def _address(obj: Any) -> Address | None:
-    if not isinstance(obj, Mapping) or not any(obj.get(k) for k in ("Line1", "City", "PostalCode", "Country")):
-        return None
-    return Address(line1=obj.get("Line1"), line2=obj.get("Line2"), city=obj.get("City"),
-                   region=obj.get("CountrySubDivisionCode"), postal_code=obj.get("PostalCode"),
-                   country=obj.get("Country"))
-
-
-def _address_out(address: Address | None) -> dict[str, str] | None:
-    if address is None:
-        return None
-    pairs = {"Line1": address.line1, "Line2": address.line2, "City": address.city,
-             "CountrySubDivisionCode": address.region, "PostalCode": address.postal_code,
-             "Country": address.country}
-    return {k: v for k, v in pairs.items() if v}
-
 
 # --------------------------------------------------------------------------- customer / item
 
@@ -170,10 +80,10 @@ def customer_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_curren
         id=refs.canonical_id("customer", str(obj["Id"])), name=name,
         email=email.get("Address") if isinstance(email, Mapping) else None,
         phone=phone.get("FreeFormNumber") if isinstance(phone, Mapping) else None,
-        address=_address(obj.get("BillAddr")), shipping_address=_address(obj.get("ShipAddr")),
+        address=address_in(obj.get("BillAddr")), shipping_address=address_in(obj.get("ShipAddr")),
         tax_ids=(TaxId("quickbooks_tax_id", str(obj["PrimaryTaxIdentifier"])),)
         if obj.get("PrimaryTaxIdentifier") else (),
-        currency=currency_of(obj, home_currency), active=active, updated_at=_updated(obj), extra=extra)
+        currency=currency_of(obj, home_currency), active=active, updated_at=updated_of(obj), extra=extra)
 
 
 def customer_from_canonical(entity: Customer) -> dict[str, Any]:
@@ -183,9 +93,9 @@ def customer_from_canonical(entity: Customer) -> dict[str, Any]:
         body["PrimaryEmailAddr"] = {"Address": entity.email}
     if entity.phone:
         body["PrimaryPhone"] = {"FreeFormNumber": entity.phone}
-    if (bill := _address_out(entity.address)) is not None:
+    if (bill := address_out(entity.address)) is not None:
         body["BillAddr"] = bill
-    if (ship := _address_out(entity.shipping_address)) is not None:
+    if (ship := address_out(entity.shipping_address)) is not None:
         body["ShipAddr"] = ship
     if entity.currency:
         body["CurrencyRef"] = {"value": entity.currency}
@@ -199,7 +109,7 @@ def customer_from_canonical(entity: Customer) -> dict[str, Any]:
 def product_to_canonical(obj: Mapping[str, Any], refs: RefResolver) -> Product:
     return Product(id=refs.canonical_id("product", str(obj["Id"])), name=str(obj.get("Name") or ""),
                    description=obj.get("Description") or None, sku=obj.get("Sku") or None,
-                   active=bool(obj.get("Active", True)), updated_at=_updated(obj),
+                   active=bool(obj.get("Active", True)), updated_at=updated_of(obj),
                    extra={"type": obj.get("Type", "Service")})
 
 
@@ -343,10 +253,10 @@ def invoice_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currenc
         id=refs.canonical_id("invoice", str(obj["Id"])),
         customer_id=refs.canonical_id("customer", customer) if customer else "",
         number=obj.get("DocNumber") or None, status=status, currency=currency,
-        issued_at=_at_midnight(parse_date(obj.get("TxnDate"))), due_date=parse_date(obj.get("DueDate")),
+        issued_at=at_midnight(parse_date(obj.get("TxnDate"))), due_date=parse_date(obj.get("DueDate")),
         lines=tuple(lines), tax_lines=tax_lines, discounts=tuple(discounts), subtotal=subtotal, tax=tax,
         total=total, amount_paid=total - balance, amount_due=balance, tax_inclusive=inclusive,
-        updated_at=_updated(obj), extra=_fx_extra(obj, currency, home_currency))
+        updated_at=updated_of(obj), extra=_fx_extra(obj, currency, home_currency))
 
 
 def invoice_from_canonical(entity: Invoice, refs: RefResolver, tax: QboTax | None = None) -> dict[str, Any]:
@@ -360,7 +270,7 @@ def invoice_from_canonical(entity: Invoice, refs: RefResolver, tax: QboTax | Non
     except QboTaxError as exc:
         raise MappingError(str(exc)) from None
     body: dict[str, Any] = {
-        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "CustomerRef": required_ref(refs, "customer", entity.customer_id, "customer"),
         "Line": lines, "TxnTaxDetail": detail,
     }
     if calculation is not None:
@@ -396,19 +306,19 @@ def payment_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currenc
         invoice_id=refs.canonical_id("invoice", invoice) if invoice else None,
         amount=money(obj.get("TotalAmt"), currency, "TotalAmt"),
         status="canceled" if _voided(obj) else "succeeded",
-        paid_at=_at_midnight(parse_date(obj.get("TxnDate"))),
+        paid_at=at_midnight(parse_date(obj.get("TxnDate"))),
         exchange_rate=dec(rate, "ExchangeRate") if currency != home_currency and rate not in (None, "") else None,
-        reference=obj.get("PaymentRefNum") or None, updated_at=_updated(obj),
+        reference=obj.get("PaymentRefNum") or None, updated_at=updated_of(obj),
         extra=_fx_extra(obj, currency, home_currency))
 
 
 def payment_from_canonical(entity: Payment, refs: RefResolver) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "CustomerRef": required_ref(refs, "customer", entity.customer_id, "customer"),
         "TotalAmt": entity.amount.to_decimal(),
     }
     if entity.invoice_id:
-        invoice = _required_ref(refs, "invoice", entity.invoice_id, "invoice")
+        invoice = required_ref(refs, "invoice", entity.invoice_id, "invoice")
         body["Line"] = [{"Amount": entity.amount.to_decimal(),
                          "LinkedTxn": [{"TxnId": invoice["value"], "TxnType": "Invoice"}]}]
     if entity.paid_at:
@@ -435,7 +345,7 @@ def credit_note_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_cur
         customer_id=refs.canonical_id("customer", customer) if customer else None,
         number=obj.get("DocNumber") or None, status="void" if _voided(obj) else "issued", currency=currency,
         lines=tuple(lines), total=money(obj.get("TotalAmt"), currency, "TotalAmt"),
-        issued_at=_at_midnight(parse_date(obj.get("TxnDate"))), updated_at=_updated(obj),
+        issued_at=at_midnight(parse_date(obj.get("TxnDate"))), updated_at=updated_of(obj),
         extra=_fx_extra(obj, currency, home_currency))
 
 
@@ -467,7 +377,7 @@ def credit_note_from_canonical(entity: CreditNote, refs: RefResolver,
     inclusive = all_inclusive(lines)
     lines = lines if inclusive else exclusive_lines(lines)
     body: dict[str, Any] = {
-        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "CustomerRef": required_ref(refs, "customer", entity.customer_id, "customer"),
         "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax, inclusive=inclusive),
         **_credit_tax(lines, tax, company_tax, inclusive),
     }
@@ -493,7 +403,7 @@ def refund_to_canonical(obj: Mapping[str, Any], refs: RefResolver, home_currency
         amount=money(obj.get("TotalAmt"), currency, "TotalAmt"),
         status="canceled" if _voided(obj) else "succeeded",
         reason=(lines[0].get("Description") or None) if lines else None,
-        refunded_at=_at_midnight(parse_date(obj.get("TxnDate"))), updated_at=_updated(obj),
+        refunded_at=at_midnight(parse_date(obj.get("TxnDate"))), updated_at=updated_of(obj),
         extra=_fx_extra(obj, currency, home_currency))
 
 
@@ -503,7 +413,7 @@ def refund_from_canonical(entity: Refund, refs: RefResolver, deposit_account_id:
     note or its invoice's tax reversed (``mapping.postings`` fills ``lines`` when it is pushed)."""
     lines, tax = _credit_lines(entity.lines, entity.amount, entity.reason or "Refund")
     body: dict[str, Any] = {
-        "CustomerRef": _required_ref(refs, "customer", entity.customer_id, "customer"),
+        "CustomerRef": required_ref(refs, "customer", entity.customer_id, "customer"),
         "Line": _lines_out(lines, (), refs, taxable=tax.minor != 0, tax=company_tax),
         **_credit_tax(lines, tax, company_tax),
         "DepositToAccountRef": {"value": deposit_account_id},
@@ -568,3 +478,9 @@ def natural_keys(entity_type: str, obj: Mapping[str, Any]) -> dict[str, str]:
     elif obj.get("DocNumber"):
         keys["number"] = str(obj["DocNumber"])
     return keys
+
+
+# what the connector, its reader and writer, and the payout mapping import from here
+__all__ = ["CANONICAL_TYPES", "ENTITY_NAMES", "MARKER_FIELDS", "MARKER_PREFIX", "NAME_ENTITIES", "VOID_PREFIX",
+           "MappingError", "customer_from_canonical", "from_canonical", "marker", "marker_of", "money",
+           "natural_keys", "parse_date", "parse_time", "ref_value", "to_canonical"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapping.model import Entity, Payment, Payout, Refund
-from mapping.quickbooks import MappingError, money, parse_date, ref_value
+from mapping.quickbooks_wire import MappingError, money, parse_date, ref_value
 from mapping.refs import RefResolver
 
 FEE_KEY = "_fee"  # the Purchase body inside a payout's payload, and the Purchase read back with it
