@@ -74,7 +74,7 @@ class XeroConnector(WebhookReceiver):
     def _with_fees(self, pages: Iterator[Page]) -> Iterator[Page]:
         """Payouts (hub BankTransfers) each with its fee SPEND under ``FEE_KEY``, found by marker."""
         for page in pages:
-            fees = self.writer.payout_fees([r.data.get("Reference") for r in page.records])
+            fees = self.writer.payouts.fees([r.data.get("Reference") for r in page.records])
             yield Page([dataclasses.replace(r, data={**r.data, FEE_KEY: fees[str(r.data.get("Reference"))]})
                         if str(r.data.get("Reference")) in fees else r for r in page.records], cursor=page.cursor)
 

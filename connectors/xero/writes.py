@@ -13,7 +13,6 @@ Rules (DESIGN.md invariants 1, 2, 5):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -31,12 +30,12 @@ from connectors.base import (
 )
 from connectors.xero.allocations import deallocate_before_void
 from connectors.xero.client import XeroClient
-from connectors.xero.errors import validation_messages
+from connectors.xero.payouts import PayoutWrites
+from connectors.xero.requests import batch_key, clean, item_error, quote
 from connectors.xero.streams import Stream, stream_for, to_record
 from mapping.keys import normalise_key
 from mapping.xero import marker_field, marker_value
 from mapping.xero_fx import settle_rate
-from mapping.xero_payouts import FEE_KEY
 
 # entity type -> (create op, update-or-create op)
 OPERATIONS: dict[str, tuple[str, str, str]] = {
@@ -54,25 +53,6 @@ NUMBER_FIELDS = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber", 
 RENUMBER_LIMIT = 9  # "-R1" … "-R9": a document re-created more often than that needs a person
 
 
-def batch_key(prefix: str, items: Sequence[Outbound]) -> str:
-    """A deterministic Idempotency-Key (<= 128 chars) for a request carrying these items."""
-    digest = hashlib.sha256("\n".join(i.idempotency_key for i in items).encode()).hexdigest()
-    return f"billhub-{prefix}-{digest[:64]}"
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _clean(value: Any) -> Any:
-    """Drop None values and private ``_`` keys (the SDK serializer refuses None)."""
-    if isinstance(value, Mapping):
-        return {k: _clean(v) for k, v in value.items() if v is not None and not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _invoice_lines(invoice: Mapping[str, Any]) -> list[tuple[str, Decimal, Decimal]]:
     """What an invoice bills, comparable between a payload and Xero's answer."""
     return [(str(line.get("Description") or ""), Decimal(str(line.get("Quantity") or 0)),
@@ -88,6 +68,7 @@ class Writer:
         self.payment_account = payment_account
         self._base_currency: str | None = None
         self._item_codes: dict[str, str] = {}  # ItemID -> Code: lines name items by Code
+        self.payouts = PayoutWrites(client, self.find_marked)
 
     def base_currency(self) -> str:
         """The organisation's base currency, read once from ``GET Organisation``: every rate
@@ -113,7 +94,7 @@ class Writer:
         values = list(wanted)
         for start in range(0, len(values), 25):
             chunk = values[start:start + 25]
-            where = " OR ".join(f'{field}=="{_quote(v)}"' for v in chunk)
+            where = " OR ".join(f'{field}=="{quote(v)}"' for v in chunk)
             kwargs: dict[str, Any] = {"where": where}
             if entity_type == "customer":
                 kwargs["include_archived"] = False
@@ -129,7 +110,7 @@ class Writer:
 
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
         if entity_type == "payout":
-            return [self._payout(item) for item in batch]
+            return [self.payouts.write(item) for item in batch]
         stream = stream_for(entity_type)
         results: list[WriteResult] = []
         for start in range(0, len(batch), self.batch_size):
@@ -193,66 +174,6 @@ class Writer:
             final = [self._allocate(entity_type, item, result) for item, result in zip(resolved, final, strict=True)]
         return final
 
-    # -- payouts -------------------------------------------------------------------------
-
-    def payout_fees(self, references: Sequence[Any]) -> dict[str, dict[str, Any]]:
-        """The fee SPEND BankTransactions carrying these payout markers, by marker (one request
-        per 25): how a payout's second document is found, on a retry as on a read."""
-        wanted = sorted({str(r) for r in references if r})
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), 25):
-            chunk = wanted[start:start + 25]
-            where = " OR ".join(f'Reference=="{_quote(v)}"' for v in chunk)
-            body = self.client.call("get_bank_transactions", where=where)
-            for data in (body.get("BankTransactions") or []) if isinstance(body, Mapping) else []:
-                if isinstance(data, Mapping) and data.get("Type") == "SPEND" and data.get("Status") != "DELETED":
-                    found.setdefault(str(data.get("Reference")), dict(data))
-        return found
-
-    def _payout(self, item: Outbound) -> WriteResult:
-        """A payout's BankTransfer, then its fee SPEND, each looked up by marker before it is
-        created (Xero's transfers cannot be edited: one found is written), each request with
-        its own Idempotency-Key. A failure between the two leaves the transfer unlinked: the
-        next attempt finds it, and the fee document, by marker and creates only what is missing."""
-        stream = stream_for("payout")
-        reference = marker_value("payout", item.hub_id)
-        fee = item.payload.get(FEE_KEY)
-        try:
-            record = self.find_marked("payout", [item.hub_id]).get(item.hub_id)
-            created = record is None
-            if record is None:
-                transfer = _clean({k: v for k, v in item.payload.items() if k != FEE_KEY})
-                answer = self.client.call("create_bank_transfer", bank_transfers={"BankTransfers": [transfer]},
-                                          idempotency_key=batch_key("payout-transfer", [item]))
-                returned = answer.get("BankTransfers") if isinstance(answer, Mapping) else None
-                if not isinstance(returned, list) or len(returned) != 1 or self._item_error(returned[0]):
-                    return WriteResult(item.idempotency_key, error=self._item_error(returned[0] if returned else None)
-                                       or InvalidError("Xero answered no bank transfer", system=self.client.name))
-                record = to_record(stream, returned[0])
-            spent_before = self.payout_fees([reference]).get(reference) if isinstance(fee, Mapping) else None
-            if isinstance(fee, Mapping) and spent_before is None:
-                answer = self.client.call("create_bank_transactions", bank_transactions={"BankTransactions": [
-                    _clean(dict(fee))]}, summarize_errors=False, idempotency_key=batch_key("payout-fee", [item]))
-                spent = answer.get("BankTransactions") if isinstance(answer, Mapping) else None
-                refused = self._item_error(spent[0] if isinstance(spent, list) and spent else None)
-                if refused is not None:
-                    return WriteResult(item.idempotency_key, error=refused)
-            elif isinstance(fee, Mapping) and spent_before is not None and _fee_of(spent_before) != _fee_of(fee):
-                # the SPEND was edited by hand (a repair pushes the payout again): back to the hub's fees
-                spend_id = str(spent_before["BankTransactionID"])
-                answer = self.client.call("update_bank_transaction", bank_transaction_id=spend_id, bank_transactions={
-                    "BankTransactions": [_clean({**fee, "BankTransactionID": spend_id})]},
-                    idempotency_key=batch_key("payout-fee-update", [item]))
-                spent = answer.get("BankTransactions") if isinstance(answer, Mapping) else None
-                refused = self._item_error(spent[0] if isinstance(spent, list) and spent else None)
-                if refused is not None:
-                    return WriteResult(item.idempotency_key, error=refused)
-        except (QuotaExhausted, AuthError):
-            raise
-        except ConnectorError as exc:
-            return WriteResult(item.idempotency_key, error=exc)
-        return WriteResult(item.idempotency_key, record.external_id, created, record)
-
     def _pay_out(self, items: list[Outbound], results: list[WriteResult]) -> list[WriteResult]:
         """Pay out the refunds' credit notes that are not settled yet: one ``PUT Payments`` for
         the whole chunk and one marker query per 25 to read them back settled (not three calls
@@ -279,7 +200,7 @@ class Writer:
             paid = answer.get("Payments") if isinstance(answer, Mapping) else None
             answers = paid if isinstance(paid, list) and len(paid) == len(due) else [None] * len(due)
             errors = {n: error for n, data in zip(due, answers, strict=True)
-                      if (error := self._item_error(data)) is not None}
+                      if (error := item_error(self.client.name, data)) is not None}
             fresh = self.find_marked("refund", [items[n].hub_id for n in due])  # settled, by marker
         except (QuotaExhausted, AuthError):
             raise
@@ -318,7 +239,7 @@ class Writer:
         candidates = [str(number)] + [f"{number}-R{n}" for n in range(1, RENUMBER_LIMIT + 1)]
         try:
             body = self.client.call(stream.operation,
-                                    where=" OR ".join(f'{number_field}=="{_quote(c)}"' for c in candidates))
+                                    where=" OR ".join(f'{number_field}=="{quote(c)}"' for c in candidates))
         except (QuotaExhausted, AuthError):
             raise
         except ConnectorError as exc:
@@ -376,7 +297,7 @@ class Writer:
         payload: dict[str, Any] = self._with_item_codes(dict(item.payload))
         if "_fx" in payload:
             payload = settle_rate(payload, self.base_currency())
-        payload = _clean(payload)
+        payload = clean(payload)
         payload[marker_field(entity_type)] = marker_value(entity_type, item.hub_id)
         if item.external_id:
             payload[stream.id_field] = item.external_id
@@ -410,7 +331,7 @@ class Writer:
             return [WriteResult(i.idempotency_key, error=error) for i in items]
         results = []
         for item, data in zip(items, returned, strict=True):
-            refused = self._item_error(data)
+            refused = item_error(self.client.name, data)
             if refused is not None and item.operation == "void" and ALREADY_VOIDED in str(refused):
                 # voided already (by hand, or by an earlier attempt): the void has landed
                 results.append(WriteResult(item.idempotency_key, item.external_id))
@@ -421,13 +342,6 @@ class Writer:
             record = to_record(stream, data)
             results.append(WriteResult(item.idempotency_key, record.external_id, created, record))
         return results
-
-    def _item_error(self, data: Any) -> InvalidError | None:
-        """One item's refusal in a ``summarizeErrors=false`` answer (Xero answers 200 overall)."""
-        if isinstance(data, Mapping) and not data.get("HasErrors") and not data.get("ValidationErrors"):
-            return None
-        message = "; ".join(validation_messages(data)) or "Xero rejected the item"
-        return InvalidError(message, system=self.client.name, status=400)
 
     def _delete_payments(self, items: list[Outbound]) -> list[WriteResult]:
         results = []
@@ -517,9 +431,3 @@ class Writer:
         except ConnectorError as exc:
             return WriteResult(item.idempotency_key, result.external_id, result.created, result.record, error=exc)
         return WriteResult(item.idempotency_key, result.external_id, result.created, record)
-
-
-def _fee_of(spend: Mapping[str, Any]) -> Decimal:
-    """A fee SPEND's amount: its lines' (quantity x unit amount), as the hub writes it (no tax)."""
-    return sum((Decimal(str(line.get("Quantity") or 1)) * Decimal(str(line.get("UnitAmount") or 0))
-                for line in spend.get("LineItems") or [] if isinstance(line, Mapping)), Decimal(0))
