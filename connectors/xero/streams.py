@@ -119,7 +119,7 @@ class Reader:
                 if stream.keep(data):
                     records.append(to_record(stream, data))
             yield records, server_time
-            if not stream.paged or len(items) < self.page_size:
+            if not stream.paged or not _more_pages(body.get("pagination"), page, len(items), self.page_size):
                 return
             page += 1
 
@@ -176,6 +176,15 @@ class Reader:
         return _format_cursor(newest, keep)
 
 MAX_SEEN = 5000
+
+
+def _more_pages(pagination: Any, page: int, count: int, asked: int) -> bool:
+    """Whether another page follows. Xero's ``pagination`` block decides (``pageCount``): a
+    server may cap pages below the size asked for, so a short page is not the last one. Without
+    the block (older responses), an empty page or one shorter than asked ends the read."""
+    if isinstance(pagination, Mapping) and isinstance(pagination.get("pageCount"), int):
+        return page < int(pagination["pageCount"]) and count > 0
+    return count >= asked
 
 
 def _version_hash(record: Record) -> str:

@@ -80,8 +80,11 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
 
     def __init__(self, clock: EmulatorClock | None = None, *, limits: Limits | None = None,
                  client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
-                 webhook_key: str = DEFAULT_WEBHOOK_KEY) -> None:
+                 webhook_key: str = DEFAULT_WEBHOOK_KEY, max_page_size: int = MAX_PAGE_SIZE) -> None:
         self.limits = limits or Limits()
+        # Real Xero may cap pages below the pageSize asked for; tests set a low cap to prove
+        # readers page by the ``pagination`` block, not by a short page.
+        self.max_page_size = max_page_size
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_key = webhook_key
@@ -345,7 +348,7 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
         if "page" in query and collection in PAGED:
             try:
                 page = max(1, int(query["page"]))
-                size = min(MAX_PAGE_SIZE, max(1, int(query.get("pageSize", DEFAULT_PAGE_SIZE))))
+                size = min(self.max_page_size, max(1, int(query.get("pageSize", DEFAULT_PAGE_SIZE))))
             except ValueError:
                 return self._validation_400([], "page and pageSize must be integers")
             total = len(items)
