@@ -231,12 +231,15 @@ def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
     report = findings_report(hub.store, status=None)
     report["findings"] = [f for f in report["findings"] if f["status"] != "resolved"]
     if as_json:
-        print_json({**result.to_json(), "findings": report["findings"], "summary": report["summary"]})
+        print_json({**result.to_json(), "findings": report["findings"], "summary": report["summary"],
+                    "errors": result.errors})
     else:
         console.print(reports.summary_table(report["summary"]))
         console.print(reports.findings_table(report))
         console.print(f"{result.new} new, {result.resolved} resolved")
-    if report["findings"]:
+    for error in result.errors:
+        err_console.print(f"[yellow]{error}[/]")
+    if report["findings"] or result.errors:
         sys.exit(1)
 
 

@@ -142,6 +142,8 @@ class Differ:
             result.errors.append(f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            if status == "ok" and result.errors:
+                status = "partial"
             result.finished_at = self.clock()
             with self.store.transaction() as tx:
                 tx.finish_run(run_id, status, {**result.summary, "new": result.new,
@@ -154,7 +156,15 @@ class Differ:
                 if not mine:  # another process is reconciling this entity right now
                     result.errors.append(f"{entity_type}: skipped, a diff is running elsewhere")
                     continue
-                found = self.diff_entity(entity_type, result)
+                try:
+                    found = self.diff_entity(entity_type, result)
+                except ConnectorError as exc:
+                    # One system that cannot be read spoils this entity's comparison only: a
+                    # partial view is never taken for deletions, so nothing is reported or
+                    # resolved for it, and the other entities are still reconciled.
+                    result.errors.append(f"{entity_type} not compared: {exc} - run hub diff again "
+                                         "once it answers")
+                    continue
             with self.store.transaction() as tx:
                 decided = kept_fingerprints(tx, entity_type)
                 seen: set[str] = set()

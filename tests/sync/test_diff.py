@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import pytest
 
+from connectors.base import InvalidError, Page
+from connectors.fake.connector import FakeConnector
 from mapping.model import Invoice, InvoiceLine, Money, Payment, to_data
 from state.store import StateStore
 from sync.diff import Differ, Tolerances
@@ -244,3 +246,35 @@ def test_an_event_waiting_in_the_inbox_excuses_its_record_until_it_fails_for_goo
         tx.finish_inbox(first.id, error="gave up")
     result = differ(world).run(["invoice"])
     assert kinds(result) == [("mismatch", "invoice", "stripe")] and result.findings[0]["external_ids"] == [stripe_id]
+
+
+class InvoicesGone(FakeConnector):
+    """A ledger whose invoice endpoint answers 404 (an entity the account cannot read)."""
+
+    def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        if entity_type == "invoice":
+            raise InvalidError("404 Not Found: Invoice", system=self.name, status=404)
+        return super().fetch_all(entity_type)
+
+
+def test_one_entity_that_cannot_be_read_spoils_only_its_own_comparison(world: World) -> None:
+    stranger = world.ledger.put("customer", {"name": "Stranger", "email": "stranger@example.com"})
+    edited_id = ledger_id_of(world, "invoice", number="INV-0003")
+    edited = world.ledger.live("invoice")[edited_id]
+    world.ledger.put("invoice", {**edited, "total": {"minor": 9999, "currency": "USD"}}, edited_id)
+    first = differ(world).run(["invoice", "customer"])
+    assert kinds(first) == [("mismatch", "invoice", "quickbooks"), ("orphan", "customer", "quickbooks")]
+
+    world.ledger.remove("customer", stranger)
+    world.connectors["quickbooks"] = InvoicesGone(world.ledger, kind="quickbooks")
+    second = differ(world).run(["invoice", "customer"])
+    # the customers are still reconciled (the orphan is gone), the invoices are not compared at
+    # all: their 404 is never taken for deletions, nor for the mismatch being fixed
+    assert second.resolved == 1 and second.compared["quickbooks:customer"] == 6
+    assert "quickbooks:invoice" not in second.compared
+    assert len(second.errors) == 1 and second.errors[0].startswith("invoice not compared")
+    with world.store.transaction() as tx:
+        statuses = {f.kind: f.status for f in tx.list_findings()}
+        run = next(r for r in tx.last_runs(5, kind="diff") if r["id"] == second.run_id)
+    assert statuses == {"mismatch": "open", "orphan": "resolved"}
+    assert run["status"] == "partial"
