@@ -24,6 +24,13 @@ Control surface (besides the shared ``/__emulator/`` routes):
 - ``POST /__emulator/clock`` additionally renews subscriptions whose period ended.
 - ``POST /__emulator/rate_limit`` ``{"per_second": 100}``.
 - ``GET /__emulator/deliveries`` - webhook delivery attempts.
+- ``GET``/``POST /__emulator/realism`` (and the ``realism=Realism(...)`` constructor option)
+  ``{"search_lag_seconds": 60, "idempotency_ttl_seconds": 86400,
+  "credit_note_lines_inline": 10}`` - Stripe's weaker guarantees, switched (``realism.py``): search
+  lags writes by that many seconds (default 0), idempotency keys are forgotten after 24 h (``null``:
+  kept), a credit note embeds its first 10 lines (``null``: all), the rest via
+  ``/v1/credit_notes/{id}/lines``.
+- ``POST /__emulator/dispute`` - a bank opens or decides a dispute (``disputes.py``).
 
 Constructor options: ``rate_limit`` (requests/s, default 25), ``api_keys`` (accepted keys; by
 default any ``sk_test_…``), ``endpoint_secret`` (one fixed ``whsec_…`` for every webhook endpoint,
@@ -45,7 +52,9 @@ from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.events import EventsMixin
 from connectors.stripe.emulator.meters import MetersMixin
+from connectors.stripe.emulator.more import MoreEndpointsMixin
 from connectors.stripe.emulator.payouts import PayoutsMixin
+from connectors.stripe.emulator.realism import Realism
 from connectors.stripe.emulator.store import API_VERSION, Params
 from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
 from connectors.stripe.emulator.wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
@@ -55,7 +64,7 @@ log = logging.getLogger(__name__)
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
+class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
                      Emulator):
     system = "stripe"
 
@@ -63,7 +72,8 @@ class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersM
                  api_keys: set[str] | None = None,
                  rate_clock: Callable[[], float] = time.monotonic,
                  webhook_retry_delay: float = 0.05, webhook_attempts: int = 3,
-                 endpoint_secret: str | None = None) -> None:
+                 realism: Realism | None = None, endpoint_secret: str | None = None) -> None:
+        self.realism = realism or Realism()  # before the state: reset_state reads it
         self.endpoint_secret = endpoint_secret
         self.rate_limit = rate_limit
         self.api_keys = api_keys  # None: any "sk_test_…" key is accepted
@@ -267,6 +277,7 @@ class StripeEmulator(PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersM
         router.add_post(CONTROL + "rate_limit", self._control_rate_limit)
         router.add_get(CONTROL + "deliveries", self._control_deliveries)
         self.add_payout_routes(router, r)  # /v1/balance, /v1/payouts, POST /__emulator/payout
+        self.add_more_routes(router, r)  # payment methods, intents, disputes, balance, realism
 
     async def _control_rate_limit(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}

@@ -124,6 +124,7 @@ class CreditNotesMixin(InvoicesMixin):
                          type=("mixed" if pre_amount and post_amount else "post_payment" if post else "pre_payment"),
                          voided_at=None, _lines=lines)
         self._store("credit_note", note)
+        self.credit_note_to_balance(note, credit_amount)
         previous = {"post_payment_credit_notes_amount": inv["post_payment_credit_notes_amount"],
                     "pre_payment_credit_notes_amount": inv["pre_payment_credit_notes_amount"]}
         inv["post_payment_credit_notes_amount"] += post_amount
@@ -139,6 +140,7 @@ class CreditNotesMixin(InvoicesMixin):
         if note["status"] == "void":
             raise invalid("This credit note is already voided.")
         note["status"], note["voided_at"] = "void", self.now()
+        self.credit_note_voided_from_balance(note)
         # the void takes the note's credit back off its invoice: what it took off the amount
         # remaining is owed again (Stripe: a voided credit note no longer adjusts the invoice)
         inv = self.get("invoice", str(note["invoice"]), "invoice")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from connectors.stripe.emulator.balances import CustomerBalanceMixin
 from connectors.stripe.emulator.coupons import CouponsMixin
 from connectors.stripe.emulator.money import round_half_up
 from connectors.stripe.emulator.payments import PaymentsMixin
@@ -26,9 +27,9 @@ from connectors.stripe.emulator.wire import (
 DECLINING_METHODS = frozenset({"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"})
 
 
-class InvoicesMixin(PaymentsMixin, CouponsMixin):
+class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
     """Invoices and invoice items; paying one charges through the payments part, discounts
-    through the coupons part."""
+    through the coupons part, the customer's balance applies at finalization."""
 
     def create_invoice(self, params: Params, *, billing_reason: str = "manual",
                        subscription: Mapping[str, Any] | None = None,
@@ -301,7 +302,8 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin):
                                  "tax_rate_details": {"tax_rate": rid},
                                  "taxability_reason": "not_available", "taxable_amount": t,
                                  "type": "tax_rate_details"} for (rid, b), (a, t) in totals.items()])
-        due = max(total - inv["pre_payment_credit_notes_amount"], 0)
+        # the customer balance applied at finalization: a credit (< 0) lowers it, a debit raises it
+        due = max(total - inv["pre_payment_credit_notes_amount"] + inv.get("_balance_applied", 0), 0)
         inv["amount_due"] = due
         inv["amount_remaining"] = max(due - inv["amount_paid"], 0)
 
@@ -321,7 +323,7 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin):
         inv["number"] = self._next_number(self.table("customer")[inv["customer"]])
         inv["status_transitions"]["finalized_at"] = now
         inv["effective_at"] = now
-        inv["ending_balance"] = 0
+        self.apply_customer_balance(inv)  # starting_balance, ending_balance
         inv["hosted_invoice_url"] = f"https://invoice.stripe.com/i/{inv['id']}"
         inv["invoice_pdf"] = f"https://pay.stripe.com/invoice/{inv['id']}/pdf"
         if inv["collection_method"] == "send_invoice" and inv["due_date"] is None:
@@ -397,6 +399,7 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin):
         inv["status_transitions"][stamp] = self.now()
         if target == "void":
             inv["amount_remaining"] = 0
+            self.unapply_customer_balance(inv)
         self.emit("invoice.voided" if target == "void" else "invoice.marked_uncollectible", inv,
                   previous)
         return inv
