@@ -113,10 +113,21 @@ def price_to_canonical(data: Data, refs: RefResolver) -> Price:
     )
 
 
+def _item_price(item: Data, subscription: Data, refs: RefResolver) -> str:
+    """A subscription item's price. An item with only a ``plan`` (the shape before prices) is
+    refused (the subscription held with a finding), never stored linked to no price."""
+    price = canonical_ref(refs, "price", item.get("price"))
+    if not price:
+        raise StripeMappingError(
+            f"subscription {subscription.get('id')} item {item.get('id')} has no price (plan "
+            f"{id_of(item.get('plan')) or 'none'} only): its price cannot be linked")
+    return price
+
+
 def subscription_to_canonical(data: Data, refs: RefResolver) -> Subscription:
     items_data = (data.get("items") or {}).get("data") or []
-    items = tuple(SubscriptionItem(price_id=canonical_ref(refs, "price", i.get("price")) or "",
-                                   quantity=int(i.get("quantity") or 1)) for i in items_data)
+    items = tuple(SubscriptionItem(price_id=_item_price(i, data, refs), quantity=int(i.get("quantity") or 1))
+                  for i in items_data)
     first = items_data[0] if items_data else {}
     start = first.get("current_period_start", data.get("current_period_start"))
     end = first.get("current_period_end", data.get("current_period_end"))

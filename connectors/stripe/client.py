@@ -1,4 +1,11 @@
-"""The official Stripe SDK, configured for the hub: base URL, timeout, SDK retries off.
+"""The official Stripe SDK, configured for the hub: base URL, timeout, SDK retries off, and the
+API version pinned (``STRIPE_VERSION``).
+
+The version is pinned here, not left to whatever the installed SDK sends, because
+``mapping/stripe.py`` reads objects in exactly this version's shape (Basil moved invoices'
+subscription and payment fields, line items' prices and subscriptions' periods). Every request
+asks for it; an event rendered in another version (the account's default when it happened) is
+read again before it is mapped (``streams.StreamReader``, ``StripeConnector.records_for_events``).
 
 Every call goes through ``StripeApi.call`` so that the client-side rate limiter, the hub's one
 retry policy (Retry-After honoured) and error classification apply uniformly. The API key lives
@@ -18,6 +25,8 @@ from connectors.stripe.errors import classify
 
 T = TypeVar("T")
 
+STRIPE_VERSION = "2026-10-28.endive"  # the version mapping/stripe.py is written for
+
 
 class StripeApi:
     """A configured ``StripeClient`` plus the limiter and retry policy around each request."""
@@ -36,6 +45,7 @@ class StripeApi:
             base_addresses={"api": base, "meter_events": base, "files": base, "connect": base},
             max_network_retries=0,  # the hub's RetryPolicy is the one retry layer
             http_client=self._http,
+            stripe_version=STRIPE_VERSION,
         )
 
     def call(self, fn: Callable[[stripe.StripeClient], T]) -> T:

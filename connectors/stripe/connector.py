@@ -185,7 +185,8 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records for a verified event: the object as it is now, read again (with the stream's
-        expansions), not the event's snapshot. Stripe does not deliver events in order and
+        expansions, in the pinned API version), not the event's snapshot, which is in the API
+        version the account had when the event happened. Stripe does not deliver events in order and
         several processes work the inbox, so an older snapshot (``invoice.created``, a draft)
         can be handled after a newer one (``invoice.paid``) and would turn the hub's record
         back; and a refund's payload names its payment intent only (no customer, no invoice).

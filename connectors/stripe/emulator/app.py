@@ -24,6 +24,8 @@ Control surface (besides the shared ``/__emulator/`` routes):
 - ``POST /__emulator/clock`` additionally renews subscriptions whose period ended.
 - ``POST /__emulator/rate_limit`` ``{"per_second": 100}``.
 - ``GET /__emulator/deliveries`` - webhook delivery attempts.
+- ``GET``/``POST /__emulator/api_version`` ``{"version": "2022-11-15"}`` - the account's default
+  API version (``versions.py``).
 - ``GET``/``POST /__emulator/realism`` (and the ``realism=Realism(...)`` constructor option)
   ``{"search_lag_seconds": 60, "idempotency_ttl_seconds": 86400,
   "credit_note_lines_inline": 10}`` - Stripe's weaker guarantees, switched (``realism.py``): search
@@ -34,7 +36,10 @@ Control surface (besides the shared ``/__emulator/`` routes):
 
 Constructor options: ``rate_limit`` (requests/s, default 25), ``api_keys`` (accepted keys; by
 default any ``sk_test_…``), ``endpoint_secret`` (one fixed ``whsec_…`` for every webhook endpoint,
-so a demo config can name it up front), ``clock`` (an ``EmulatorClock``).
+so a demo config can name it up front), ``clock`` (an ``EmulatorClock``), ``account_version``
+(the account's default API version, default ``API_VERSION``: requests without ``Stripe-Version``
+and every event are rendered in it, ``versions.py``), ``restricted_keys`` (``rk_test_…`` keys and
+the permissions each lacks, answered 403 as Stripe does, ``keys.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -51,12 +56,14 @@ from connectors.emulation import CONTROL, Emulator, EmulatorClock
 from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.events import EventsMixin
+from connectors.stripe.emulator.keys import RestrictedKeysMixin
 from connectors.stripe.emulator.meters import MetersMixin
 from connectors.stripe.emulator.more import MoreEndpointsMixin
 from connectors.stripe.emulator.payouts import PayoutsMixin
 from connectors.stripe.emulator.realism import Realism
 from connectors.stripe.emulator.store import API_VERSION, Params
 from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
+from connectors.stripe.emulator.versions import VersionsMixin, checked_version
 from connectors.stripe.emulator.wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,7 @@ log = logging.getLogger(__name__)
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
+class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
                      Emulator):
     system = "stripe"
 
@@ -72,7 +79,10 @@ class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, Credi
                  api_keys: set[str] | None = None,
                  rate_clock: Callable[[], float] = time.monotonic,
                  webhook_retry_delay: float = 0.05, webhook_attempts: int = 3,
-                 realism: Realism | None = None, endpoint_secret: str | None = None) -> None:
+                 realism: Realism | None = None, endpoint_secret: str | None = None, account_version: str = API_VERSION,
+                 restricted_keys: Mapping[str, Collection[str]] | None = None) -> None:
+        self.default_account_version = checked_version(account_version)
+        self.restricted_keys = dict(restricted_keys or {})
         self.realism = realism or Realism()  # before the state: reset_state reads it
         self.endpoint_secret = endpoint_secret
         self.rate_limit = rate_limit
@@ -104,6 +114,7 @@ class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, Credi
                                  "key in the Authorization header, using Bearer auth.")
         key = header[7:].strip()
         ok = key in self.api_keys if self.api_keys is not None else key.startswith("sk_test_")
+        ok = ok or self.is_restricted_key(key)
         if not ok:
             raise StripeAPIError(401, f"Invalid API Key provided: {key[:8]}****{key[-4:]}",
                                  code="api_key_invalid")
@@ -122,12 +133,14 @@ class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, Credi
     def route(self, router: web.UrlDispatcher, method: str, path: str, fn: HandlerFn) -> None:
         async def handler(request: web.Request) -> web.StreamResponse:
             request_id = self.ids("req")
-            headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
+            headers = {"Request-Id": request_id, "Stripe-Version": self.account_version}
             key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
             params: Params = {}
             api_key, fp = "", ""
             try:
                 api_key = self._api_key(request)
+                self.check_permission(api_key, request.method, request.path)
+                version = headers["Stripe-Version"] = self.request_version(request.headers)
                 self._rate_check()
                 params = decode_form(request.query_string)
                 params.update(decode_form(await request.text()))
@@ -147,6 +160,7 @@ class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, Credi
                 status, body = 200, fn(params, dict(request.match_info))
                 for path_ in as_list(params.get("expand")):
                     body = self._expand(body, str(path_).split("."))
+                body = self.in_version(body, version)  # stored in the newest shape (versions.py)
             except StripeAPIError as exc:
                 status, body = exc.status, exc.body()
                 headers.update(exc.headers)
@@ -276,6 +290,7 @@ class StripeEmulator(MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, Credi
         r(router, "POST", "/v1/billing/meter_events", lambda p, m: self.create_meter_event(p))
         router.add_post(CONTROL + "rate_limit", self._control_rate_limit)
         router.add_get(CONTROL + "deliveries", self._control_deliveries)
+        self.add_version_routes(router)  # GET/POST /__emulator/api_version
         self.add_payout_routes(router, r)  # /v1/balance, /v1/payouts, POST /__emulator/payout
         self.add_more_routes(router, r)  # payment methods, intents, disputes, balance, realism
 

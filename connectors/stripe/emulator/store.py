@@ -125,15 +125,26 @@ class StripeStore:
 
     # ------------------------------------------------------------------ events and webhooks
 
-    def emit(self, event_type: str, obj: Mapping[str, Any],
-             previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # The account's default API version and the rendering of events in it (``versions``).
+    account_version: str = API_VERSION
+
+    def event_data(self, obj: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
         data: dict[str, Any] = {"object": self.render(obj)}
         if previous:
             data["previous_attributes"] = copy.deepcopy(dict(previous))
+        return data
+
+    def delivered_event(self, event: dict[str, Any], endpoint: Mapping[str, Any], obj: Mapping[str, Any],
+                        previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        return event
+
+    def emit(self, event_type: str, obj: Mapping[str, Any],
+             previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        data = self.event_data(obj, previous)
         endpoints = [e for e in self.live("webhook_endpoint") if e["status"] == "enabled"
                      and ("*" in e["enabled_events"] or event_type in e["enabled_events"])]
         created = self.now()
-        event = {"id": self.ids("evt"), "object": "event", "api_version": API_VERSION,
+        event = {"id": self.ids("evt"), "object": "event", "api_version": self.account_version,
                  "created": created, "data": data, "livemode": False,
                  "pending_webhooks": len(endpoints),
                  "request": {"id": None, "idempotency_key": None}, "type": event_type}
@@ -143,7 +154,7 @@ class StripeStore:
         self.events.append(event)
         self.event_created.append(created)
         for endpoint in endpoints:
-            self._schedule_delivery(endpoint, event)
+            self._schedule_delivery(endpoint, self.delivered_event(event, endpoint, obj, previous))
         return event
 
     def _schedule_delivery(self, endpoint: Mapping[str, Any], event: Mapping[str, Any]) -> None:

@@ -96,8 +96,10 @@ class SubscriptionsMixin(InvoicesMixin):
         sub["discounts"] = self.redeem(params.get("discounts"), "discounts", customer=cus["id"],
                                        currency=sub["currency"], subscription=sub_id)
         self._store("subscription", sub)
-        self.emit("customer.subscription.created", sub)
+        # Stripe creates the first invoice with the subscription: its created event already names
+        # it (``latest_invoice``), so it is recorded once the invoice exists, not before
         self._cycle_invoice(sub, "subscription_create", now, end)
+        self.emit("customer.subscription.created", sub)
         return self.render(sub)
 
     def list_subscriptions(self, params: Params) -> dict[str, Any]:
