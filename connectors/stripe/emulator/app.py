@@ -158,9 +158,15 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
                         return web.json_response(cached[2], status=cached[1],
                                                  headers={**headers, "Idempotent-Replayed": "true"})
                 status, body = 200, fn(params, dict(request.match_info))
-                for path_ in as_list(params.get("expand")):
+                # Stored in the newest shape: rendered in the request's version (versions.py), so
+                # an expansion may name a field only that version has (``data.plan.tiers``); what
+                # the expansions rendered is converted too (a converted part is left as it is)
+                body = self.in_version(body, version)
+                expand = as_list(params.get("expand"))
+                for path_ in expand:
                     body = self._expand(body, str(path_).split("."))
-                body = self.in_version(body, version)  # stored in the newest shape (versions.py)
+                if expand:
+                    body = self.in_version(body, version)
             except StripeAPIError as exc:
                 status, body = exc.status, exc.body()
                 headers.update(exc.headers)

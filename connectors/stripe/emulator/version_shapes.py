@@ -59,11 +59,18 @@ class Lookups(Protocol):
     def invoice_of_payment(self, payment_intent_id: str) -> str | None: ...
 
 
+def _always(src: Mapping[str, Any]) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Change:
     date: str  # the first API version (YYYY-MM-DD) that has the new shape
     kinds: frozenset[str]  # the ``object`` values it applies to
     down: Callable[[Obj, Mapping[str, Any], Lookups], Obj]  # (out, src, lookups) -> out
+    # whether ``src`` is in the newer shape: converting an object twice changes nothing (a
+    # response is converted again after its expansions, which are rendered in the newest shape)
+    newer: Callable[[Mapping[str, Any]], bool] = _always
 
 
 def _without(obj: Obj, *keys: str) -> Obj:
@@ -250,30 +257,66 @@ def _kinds(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _has(key: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda src: key in src
+
+
+def _lacks(key: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda src: key not in src
+
+
+def _recurring_lacks_aggregate_usage(src: Mapping[str, Any]) -> bool:
+    return isinstance(src.get("recurring"), Mapping) and "aggregate_usage" not in src["recurring"]
+
+
 # Newest first: a version before a change's date gets the object as it was before the change.
 CHANGES: tuple[Change, ...] = (
     Change("2026-05-27", _kinds("invoice"), _drop("amount_paid_off_stripe")),
     Change("2025-12-15", _kinds("line_item"), _drop("subtotal")),
     Change("2025-06-30", _kinds("subscription"), _drop("billing_mode")),
     Change("2025-05-28", _kinds("credit_note"), _drop("pre_payment_amount", "post_payment_amount")),
-    Change("2025-03-31", _kinds("invoice"), _invoice_basil),
-    Change("2025-03-31", _kinds("line_item"), _line_basil),
-    Change("2025-03-31", _kinds("invoiceitem"), _invoice_item_basil),
-    Change("2025-03-31", _kinds("subscription"), _subscription_basil),
-    Change("2025-03-31", _kinds("subscription_item"), _subscription_item_basil),
-    Change("2025-03-31", _kinds("payment_intent"), _payment_intent_basil),
-    Change("2025-03-31", _kinds("charge"), _charge_basil),
-    Change("2025-03-31", _kinds("credit_note"), _credit_note_basil),
-    Change("2025-03-31", _kinds("credit_note_line_item"), _credit_note_line_basil),
-    Change("2025-03-31", _kinds("price"), _price_basil),
+    Change("2025-03-31", _kinds("invoice"), _invoice_basil, _has("parent")),
+    Change("2025-03-31", _kinds("line_item"), _line_basil, _has("pricing")),
+    Change("2025-03-31", _kinds("invoiceitem"), _invoice_item_basil, _has("pricing")),
+    Change("2025-03-31", _kinds("subscription"), _subscription_basil, _lacks("current_period_start")),
+    Change("2025-03-31", _kinds("subscription_item"), _subscription_item_basil, _has("current_period_start")),
+    Change("2025-03-31", _kinds("payment_intent"), _payment_intent_basil, _lacks("invoice")),
+    Change("2025-03-31", _kinds("charge"), _charge_basil, _lacks("invoice")),
+    Change("2025-03-31", _kinds("credit_note"), _credit_note_basil, _has("refunds")),
+    Change("2025-03-31", _kinds("credit_note_line_item"), _credit_note_line_basil, _has("taxes")),
+    Change("2025-03-31", _kinds("price"), _price_basil, _recurring_lacks_aggregate_usage),
 )
 NEWEST_CHANGE = max(c.date for c in CHANGES)
+
+
+# The fields the shape before Basil adds, per object (spec schema name), and what each can be
+# expanded into: ``expand[]`` paths through them are valid in those versions (tap-stripe, pinned to
+# 2020-08-27, expands ``data.plan.tiers`` on line items, invoice items and subscriptions).
+BEFORE_BASIL_FIELDS: dict[str, dict[str, list[str]]] = {
+    "invoice": {"payment_intent": ["payment_intent"], "charge": ["charge"], "subscription": ["subscription"],
+                "quote": ["quote"], "subscription_details": [], "total_tax_amounts": [], "transfer_data": []},
+    "line_item": {"price": ["price"], "plan": ["plan"], "tax_rates": ["tax_rate"], "tax_amounts": [],
+                  "proration_details": []},
+    "invoiceitem": {"price": ["price"], "plan": ["plan"], "subscription": ["subscription"]},
+    "subscription": {"plan": ["plan"]},
+    "subscription_item": {"plan": ["plan"]},
+    "payment_intent": {"invoice": ["invoice"]},
+    "charge": {"invoice": ["invoice"]},
+    "credit_note": {"refund": ["refund"], "tax_amounts": []},
+    "credit_note_line_item": {"tax_amounts": [], "tax_rates": ["tax_rate"]},
+}
+
+
+def fields_of_version(date: str) -> dict[str, dict[str, list[str]]]:
+    """What a version dated ``date`` has beyond the newest shape's fields (for ``expand[]``)."""
+    return BEFORE_BASIL_FIELDS if date < "2025-03-31" else {}
 
 
 def down_convert(node: Any, date: str, lookups: Lookups) -> Any:
     """``node`` (JSON in the newest shape) as the API version dated ``date`` renders it. Each
     object is converted before its children (a subscription reads its items' periods before the
-    items lose them); events are left alone: their ``data`` is rendered once, in their version."""
+    items lose them); events are left alone: their ``data`` is rendered once, in their version.
+    Parts already in the older shape are left as they are."""
     if date >= NEWEST_CHANGE:
         return node
     changes = [c for c in CHANGES if date < c.date]
@@ -289,7 +332,7 @@ def down_convert(node: Any, date: str, lookups: Lookups) -> Any:
         out: Obj = dict(value)
         if isinstance(kind, str) and not value.get("deleted"):
             for change in changes:
-                if kind in change.kinds:
+                if kind in change.kinds and change.newer(value):
                     out = change.down(out, value, lookups)
         return {k: walk(v) for k, v in out.items()}
     return walk(node)

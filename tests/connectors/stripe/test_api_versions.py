@@ -124,6 +124,19 @@ def test_old_subscriptions_carry_the_period_and_old_payments_their_invoice(
     assert was_charge["invoice"] == sub.latest_invoice
 
 
+def test_expansions_are_rendered_in_the_request_version_and_may_name_its_own_fields(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    _refs, sub = subscribed(emulator, raw_client)
+    was = old(raw_client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]},
+                                                   options={"stripe_version": OLD}))
+    assert was["latest_invoice"]["subscription"] == sub.id and "parent" not in was["latest_invoice"]
+    # ``payment_intent`` is a field of the old invoice only: expandable there, in the old shape
+    invoice = old(raw_client.v1.invoices.retrieve(str(sub.latest_invoice), params={"expand": ["payment_intent"]},
+                                                  options={"stripe_version": OLD}))
+    assert invoice["payment_intent"]["object"] == "payment_intent"
+    assert invoice["payment_intent"]["invoice"] == sub.latest_invoice
+
+
 def test_old_credit_notes_name_one_refund_and_tax_amounts(
         emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
     _refs, sub = subscribed(emulator, raw_client)
