@@ -50,6 +50,9 @@ REFETCH_THREADS = 4
 
 SEARCHABLE = {"customer": "customers", "product": "products", "price": "prices",
               "subscription": "subscriptions", "invoice": "invoices"}
+# How far back a lookup lists what was created when search does not find it: Stripe's search is
+# not read-after-write ("searchable in under 1 minute", later during an outage), its lists are.
+RECENT_SECONDS = 3600
 
 
 def _quote(value: str) -> str:
@@ -95,21 +98,15 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
 
     def _enrich(self, entity_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Complete an invoice as expand[] would: every line, and tax rates as objects; a payout
-        with the fees of what it settles."""
+        with the fees of what it settles; a credit note with every line (Stripe embeds the
+        first 10, the rest are paged from /v1/credit_notes/{id}/lines)."""
         if entity_type == "payout" and data.get("id"):
             return self._with_settled(data)
+        if entity_type == "credit_note" and data.get("id"):
+            return self._all_lines(data, self._note_lines_page)
         if entity_type != "invoice" or not data.get("id"):
             return data
-        lines = data.get("lines") or {}
-        if lines.get("has_more"):
-            collected = list(lines.get("data", []))
-            while True:
-                params = {"limit": 100, "starting_after": collected[-1]["id"]}
-                page = self._lines_page(str(data["id"]), params)
-                collected += [to_plain(x) for x in page.data]
-                if not page.has_more or not page.data:
-                    break
-            data["lines"] = {**lines, "data": collected, "has_more": False}
+        data = self._all_lines(data, self._lines_page)
         line_taxes = [t for line in (data.get("lines") or {}).get("data", []) for t in line.get("taxes") or []]
         for tax in [*(data.get("total_taxes") or []), *line_taxes]:
             details = tax.get("tax_rate_details") or {}
@@ -146,6 +143,23 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
     def _lines_page(self, invoice_id: str, params: dict[str, Any]) -> Any:
         return self.api.call(lambda c: c.v1.invoices.line_items.list(invoice_id, params=cast(Any, params)))
 
+    def _note_lines_page(self, note_id: str, params: dict[str, Any]) -> Any:
+        return self.api.call(lambda c: c.v1.credit_notes.line_items.list(note_id, params=cast(Any, params)))
+
+    @staticmethod
+    def _all_lines(data: dict[str, Any], page_of: Callable[[str, dict[str, Any]], Any]) -> dict[str, Any]:
+        """``data`` with the lines its embedded list left out (``has_more``) read page by page."""
+        lines = data.get("lines") or {}
+        if not lines.get("has_more") or not lines.get("data"):
+            return data
+        collected = list(lines["data"])
+        while True:
+            page = page_of(str(data["id"]), {"limit": 100, "starting_after": collected[-1]["id"]})
+            collected += [to_plain(x) for x in page.data]
+            if not page.has_more or not page.data:
+                break
+        return {**data, "lines": {**lines, "data": collected, "has_more": False}}
+
     def _tax_rate(self, rate_id: str) -> dict[str, Any]:
         if rate_id not in self._tax_rates:  # percentages are immutable: cache forever
             self._tax_rates[rate_id] = to_plain(self.api.call(lambda c: c.v1.tax_rates.retrieve(rate_id)))
@@ -159,7 +173,12 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
     def record_usage(self, events: Sequence[UsageEvent]) -> list[WriteResult]:
         return self.writer.record_usage(events)
 
-    def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+    def lookup(self, entity_type: str, hub_id: str, scope: Mapping[str, Any] | None = None) -> Record | None:
+        """The object carrying the hub's marker, by search; and, as search lags writes, among
+        those created in the last ``RECENT_SECONDS`` (a list, which is read-after-write
+        consistent), narrowed by ``scope`` (list filters the write's payload gives, such as its
+        customer). Exactly-once does not rest on this alone: a retried create also reuses its
+        idempotency key, which Stripe answers with the stored object for at least 24 hours."""
         resource = SEARCHABLE.get(entity_type)
         if resource is None:
             return None  # Stripe creates these itself; they carry no hub marker
@@ -171,7 +190,22 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
             data = to_plain(obj)
             if not data.get("deleted"):
                 return record_of(entity_type, self._enrich(entity_type, data))
-        return None
+        return self._recent(entity_type, hub_id, scope or {})
+
+    def _recent(self, entity_type: str, hub_id: str, scope: Mapping[str, Any]) -> Record | None:
+        stream = STREAMS[entity_type]
+        since = int(self.clock().timestamp()) - RECENT_SECONDS
+        params: dict[str, Any] = {**stream.list_params, **scope, "limit": 100, "created": {"gte": since}}
+        if entity_type == "price":
+            params["active"] = "true"
+        while True:
+            page = self.reader.list_page(stream.path, params)
+            for data in page.data:
+                if (data.get("metadata") or {}).get("hub_id") == hub_id and not data.get("deleted"):
+                    return record_of(entity_type, self._enrich(entity_type, data))
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = str(page.data[-1]["id"])
 
     # -- webhooks ---------------------------------------------------------------------------------
 

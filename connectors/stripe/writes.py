@@ -3,7 +3,9 @@
 Every request carries a key derived from the Outbound's deterministic idempotency key plus the
 step (``…:create``, ``…:update:<id>``, ``…:item:<n>``), so a retry of the same step replays
 Stripe's stored answer and a different step never collides with it. When an earlier attempt's
-outcome is unknown (``attempt > 1``) the record is first looked up by ``metadata.hub_id``.
+outcome is unknown (``attempt > 1``) the record is first looked up by ``metadata.hub_id`` (by
+search, then among the recently created, as search lags writes); should that miss it, the retried
+create carries the first attempt's key and Stripe answers with the object it made.
 Stripe has no batch endpoint: a batch is a loop, and one item's failure is that item's
 ``WriteResult(error=…)``.
 """
@@ -27,7 +29,7 @@ from connectors.base import (
 from connectors.stripe.client import StripeApi
 from connectors.stripe.streams import record_of, to_plain
 
-Lookup = Callable[[str, str], Record | None]
+Lookup = Callable[[str, str, Mapping[str, Any]], Record | None]
 WRITABLE = ("customer", "product", "price", "subscription", "invoice")
 
 
@@ -77,7 +79,7 @@ class StripeWriter:
                                "write them", system=self.system)
         ext = item.external_id
         if ext is None and item.attempt > 1:
-            found = self.lookup(entity_type, item.hub_id)
+            found = self.lookup(entity_type, item.hub_id, _scope(entity_type, item.payload))
             ext = found.external_id if found else None
         if item.operation in ("delete", "void"):
             if ext is None:
@@ -235,6 +237,14 @@ class StripeWriter:
             except ConnectorError as exc:
                 results.append(WriteResult(key, external_id=event.identifier, error=exc))
         return results
+
+
+def _scope(entity_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """List filters that narrow a lookup among recent objects to the write's own neighbours."""
+    field = {"invoice": "customer", "subscription": "customer", "price": "product",
+             "customer": "email"}.get(entity_type)
+    value = payload.get(field) if field else None
+    return {field: value} if field and isinstance(value, str) and value else {}
 
 
 def _differs(current: Any, wanted: Any) -> bool:

@@ -88,14 +88,14 @@ class IntentsMixin(PaymentMethodsMixin, DisputesMixin, PaymentsMixin):
         pm = self._method_for(str(params["payment_method"]), customer) if params.get("payment_method") else None
         pi_id = self.ids("pi")
         pi = self.base(
-            "pi", "payment_intent", id=pi_id, amount=amount, amount_capturable=0, amount_details=None,
+            "pi", "payment_intent", id=pi_id, amount=amount, amount_capturable=0,
             amount_received=0, application=None, application_fee_amount=None,
             automatic_payment_methods=None, canceled_at=None, cancellation_reason=None,
             capture_method=capture, client_secret=f"{pi_id}_secret_emulated",
             confirmation_method=str(params.get("confirmation_method") or "automatic"), currency=currency,
             customer=customer, description=params.get("description") or None, last_payment_error=None,
             latest_charge=None, metadata=merge_metadata({}, params.get("metadata")), next_action=None,
-            on_behalf_of=None, payment_details=None, payment_method=pm["id"] if pm else None,
+            on_behalf_of=None, payment_method=pm["id"] if pm else None,
             payment_method_configuration_details=None, payment_method_options={},
             payment_method_types=[str(t) for t in (params.get("payment_method_types") or ["card"])],
             processing=None, receipt_email=params.get("receipt_email") or None, review=None,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +49,10 @@ class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):
     """The stored answers by (API key, idempotency key), forgotten ``ttl`` seconds (emulator
     clock) after they were stored: a key used again after that is a new request."""
 
-    def __init__(self, clock: EmulatorClock, realism: Realism) -> None:
+    def __init__(self, clock: EmulatorClock, ttl: Callable[[], int | None]) -> None:
         super().__init__()
         self.clock = clock
-        self.realism = realism
+        self.ttl = ttl  # read on every use: the setting can change at run time
         self.stored_at: dict[tuple[str, str], float] = {}
 
     def __setitem__(self, key: tuple[str, str], value: tuple[str, int, dict[str, Any]]) -> None:
@@ -61,7 +61,7 @@ class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):
         self.stored_at[key] = self.clock.now().timestamp()
 
     def get(self, key: tuple[str, str], default: Any = None) -> Any:  # type: ignore[override]
-        ttl = self.realism.idempotency_ttl_seconds
+        ttl = self.ttl()
         at = self.stored_at.get(key)
         if ttl is not None and at is not None and self.clock.now().timestamp() - at >= ttl:
             self.pop(key, None)
@@ -75,7 +75,7 @@ class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):
 
     def prune(self) -> None:
         """Drop expired keys from the oldest on (insertion order), so memory stays bounded."""
-        ttl = self.realism.idempotency_ttl_seconds
+        ttl = self.ttl()
         if ttl is None:
             return
         cutoff = self.clock.now().timestamp() - ttl
@@ -93,7 +93,7 @@ class RealismMixin(StripeStore):
 
     def reset_state(self) -> None:
         super().reset_state()
-        self.idempotency = IdempotencyKeys(self.clock, self.realism)
+        self.idempotency = IdempotencyKeys(self.clock, lambda: self.realism.idempotency_ttl_seconds)
         # per object id: the versions the search index will hold, (visible from, snapshot),
         # oldest first; only kept while a lag is on
         self._indexed: dict[str, list[tuple[int, dict[str, Any]]]] = {}

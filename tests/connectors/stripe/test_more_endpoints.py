@@ -4,14 +4,30 @@ payment intents and charges created directly — each through the official SDK o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 import stripe
+from openapi_core import OpenAPI
 
 from connectors.emulation import RunningEmulator
 from connectors.stripe.emulator import StripeEmulator
+from tests.connectors.stripe import test_spec_fidelity as fidelity
+
+# the spec fidelity suite's session fixtures, used by name below: every answer here is validated
+stripe_openapi = fidelity.stripe_openapi
+stripe_spec = getattr(fidelity, "stripe_spec", None)  # what stripe_openapi is built from, where split
+
+
+@pytest.fixture(autouse=True)
+def spec_checked(emulator: StripeEmulator, stripe_openapi: OpenAPI) -> Iterator[None]:
+    """Every exchange of the test, answers and errors, validated against Stripe's OpenAPI spec."""
+    emulator.record_exchanges = True
+    yield
+    problems = fidelity._validate(stripe_openapi, list(emulator.exchanges))
+    assert not problems, "\n".join(problems[:20])
 
 
 def _customer(client: stripe.StripeClient, name: str = "Ledger Ltd") -> str:

@@ -35,6 +35,7 @@ CONNECTOR_ENDPOINTS = {
     ("GET", "/v1/customers"), ("GET", "/v1/products"), ("GET", "/v1/prices"),
     ("GET", "/v1/subscriptions"), ("GET", "/v1/invoices"), ("GET", "/v1/payment_intents"),
     ("GET", "/v1/refunds"), ("GET", "/v1/credit_notes"), ("GET", "/v1/events"),
+    ("GET", "/v1/credit_notes/{id}/lines"),
     ("GET", "/v1/payment_intents/{id}"), ("GET", "/v1/refunds/{id}"), ("GET", "/v1/tax_rates/{id}"),
     ("GET", "/v1/invoices/{id}/lines"), ("GET", "/v1/prices/{id}"), ("GET", "/v1/subscriptions/{id}"),
     ("GET", "/v1/invoices/{id}"),
@@ -103,6 +104,11 @@ def _drive_connector(emulator: StripeEmulator, connector: StripeConnector,
     emulator.create_credit_note({"invoice": paid["id"], "lines": [
         {"type": "custom_line_item", "unit_amount": 50, "quantity": 1, "description": "Goodwill"}],
         "out_of_band_amount": 50})
+    # a credit note of 12 lines: 10 embedded, the rest read from its lines list
+    gmbh_invoice = next(i for i in emulator.live("invoice") if i["customer"] == refs["gmbh"])
+    emulator.create_credit_note({"invoice": gmbh_invoice["id"], "lines": [
+        {"type": "invoice_line_item", "invoice_line_item": line["id"], "amount": 10}
+        for line in gmbh_invoice["_lines"]]})
     emulator.record_exchanges = True
     cursors = {}
     for entity_type in STREAMS:
