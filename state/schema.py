@@ -223,6 +223,20 @@ connection_state = Table(
 # (secret fields removed), why it failed, and the fingerprint of its ``unreadable`` finding. Every
 # later pass of its stream tries it again; it leaves when it maps (ingested, finding resolved)
 # or when the finding is acknowledged (dropped, not retried).
+# Records a connection holds that matched nothing in the hub when they were read (a ledger read
+# before the source system), kept by natural-key digest only, so a hub record made later from the
+# source links to them instead of creating a second copy (``state.sightings``).
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("entity_type", String(32), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("key", String(16), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Index("ix_sightings_lookup", "connection", "entity_type", "digest"),
+)
+
 holds = Table(
     "holds",
     metadata,

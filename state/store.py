@@ -55,6 +55,7 @@ from state.queues import QueuesMixin
 from state.records import Finding, InboxItem, Link, OutboxItem, Outcome, StoredEntity, utcnow
 from state.runs import RunsMixin
 from state.schema import metadata
+from state.sightings import SightingsMixin
 from state.txbase import TRY_LOCK, UNLOCK
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -121,7 +122,8 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- row views
 
 
-class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin):
+class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin,
+         SightingsMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module

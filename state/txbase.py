@@ -69,6 +69,9 @@ class TxBase:
         self.conn = conn
         self.store = store
         self._memo: _Memo | None = None
+        # (connection, entity type) -> whether any sightings exist (state.sightings): asked once
+        # per transaction, so a first load with none costs no lookup per planned write
+        self._sighted: dict[tuple[str, str], bool] = {}
 
     @contextmanager
     def remembering(self) -> Iterator[None]:

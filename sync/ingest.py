@@ -280,7 +280,10 @@ class Ingest:
                 stats.held += 1
                 return
             if match is None and not is_source:
-                stats.skipped += 1  # a record only this system has: the diff calls it an orphan
+                # A record only this system has (the diff calls it an orphan) - or one whose
+                # source is read later: remembered, so that record links to it (state.sightings).
+                tx.note_sighting(name, etype, record.external_id, connector.natural_keys(record))
+                stats.skipped += 1
                 return
             canonical = match or incoming.id
         incoming = dataclasses.replace(incoming, id=canonical)
@@ -316,6 +319,7 @@ class Ingest:
     def _ingest_deletion(self, tx: Tx, connector: Connector, record: Record, canonical: str | None,
                          stats: StreamStats, run_id: str | None) -> None:
         if canonical is None:
+            tx.drop_sightings(connector.name, record.entity_type, [record.external_id])
             stats.skipped += 1
             return
         tx.mark_link_deleted(connector.name, record.entity_type, record.external_id)

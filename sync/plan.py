@@ -4,7 +4,8 @@ deterministic idempotency key derived from (canonical id, target, content hash).
 from __future__ import annotations
 
 from connectors.base import Connector
-from mapping.model import Deal, Entity, content_hash
+from mapping.keys import NATURAL_KEYS, natural_digests
+from mapping.model import Deal, Entity, content_hash, to_data
 from state.store import Tx
 from sync.billing import derive_billing
 from sync.context import SyncContext, idempotency_key
@@ -12,6 +13,8 @@ from sync.deals import derive_from_deal
 from sync.flows import billable_targets
 from sync.postings import derive_postings
 from sync.summary import SyncSummary
+
+AMBIGUOUS = "ambiguous"
 
 
 class Planner:
@@ -29,6 +32,11 @@ class Planner:
                 if connection == source_connection:
                     continue
                 link = tx.link_for(entity.id, connection, entity.type)
+                if link is None and not _is_void(entity):
+                    sighted = self._link_sighted(tx, entity, connection)
+                    if sighted == AMBIGUOUS:
+                        continue  # a duplicate finding: writing would create a third copy
+                    link = tx.link_for(entity.id, connection, entity.type) if sighted else None
                 if link is not None and link.last_pushed_hash == digest:
                     continue
                 operation = "upsert"
@@ -45,6 +53,31 @@ class Planner:
                               external_id=link.external_id if link else None):
                     queued += 1
         return queued
+
+    def _link_sighted(self, tx: Tx, entity: Entity, connection: str) -> str | None:
+        """Link ``entity`` to the record ``connection`` already has for it, read before the hub
+        knew it (``state.sightings``); returns its id, ``AMBIGUOUS`` or None.
+
+        The same rule as first contact when the source is read first: natural keys, most
+        specific first; exactly one candidate is linked (the write then updates it), several are
+        a duplicate finding and nothing is written."""
+        digests = natural_digests(to_data(entity))
+        found = tx.sightings_matching(connection, entity.type, digests)
+        for key in NATURAL_KEYS:
+            stale = [x for x in found.get(key, []) if tx.canonical_for(connection, entity.type, x)]
+            tx.drop_sightings(connection, entity.type, stale)  # linked since: not waiting any more
+            candidates = [x for x in found.get(key, []) if x not in stale]
+            if len(candidates) == 1:
+                tx.link(entity.id, connection, entity.type, candidates[0])
+                tx.drop_sightings(connection, entity.type, candidates)
+                return candidates[0]
+            if len(candidates) > 1:
+                self.ctx.finding(tx, "duplicate", entity.type, connection, entity.id, candidates,
+                                 f"{len(candidates)} {connection} {entity.type} records match one hub "
+                                 f"record by {key}; keep one with `hub resync --finding ID --keep "
+                                 "EXTERNAL_ID`", None)
+                return AMBIGUOUS
+        return None
 
     def planned(self, tx: Tx, entity: Entity, connector: Connector, summary: SyncSummary,
                 run_id: str | None) -> None:
