@@ -53,6 +53,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import CONTROL, Emulator, EmulatorClock
+from connectors.stripe.emulator.accounts import AccountsMixin
 from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.events import EventsMixin
@@ -60,6 +61,7 @@ from connectors.stripe.emulator.keys import RestrictedKeysMixin
 from connectors.stripe.emulator.meters import MetersMixin
 from connectors.stripe.emulator.more import MoreEndpointsMixin
 from connectors.stripe.emulator.payouts import PayoutsMixin
+from connectors.stripe.emulator.plans import PlansMixin
 from connectors.stripe.emulator.realism import Realism
 from connectors.stripe.emulator.store import API_VERSION, Params
 from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
@@ -72,7 +74,7 @@ HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
 class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
-                     Emulator):
+                     AccountsMixin, PlansMixin, Emulator):
     system = "stripe"
 
     def __init__(self, clock: EmulatorClock | None = None, *, rate_limit: float = 25.0,
@@ -140,6 +142,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
             try:
                 api_key = self._api_key(request)
                 self.check_permission(api_key, request.method, request.path)
+                self.check_stripe_account(request.headers.get("Stripe-Account"))  # accounts.py
                 version = headers["Stripe-Version"] = self.request_version(request.headers)
                 self._rate_check()
                 params = decode_form(request.query_string)
@@ -299,6 +302,8 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
         self.add_version_routes(router)  # GET/POST /__emulator/api_version
         self.add_payout_routes(router, r)  # /v1/balance, /v1/payouts, POST /__emulator/payout
         self.add_more_routes(router, r)  # payment methods, intents, disputes, balance, realism
+        self.add_account_routes(router, r)  # /v1/account, /v1/accounts, /v1/accounts/{id}
+        self.add_plan_routes(router, r)  # /v1/plans, /v1/plans/{id}: recurring prices as plans
 
     async def _control_rate_limit(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
