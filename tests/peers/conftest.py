@@ -1,0 +1,15 @@
+"""Fixtures for the peer-conformance tests: the peers' venvs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.peers.venvs import PeerVenv, peer_venv
+
+
+@pytest.fixture(scope="session")
+def peers() -> Callable[[str], PeerVenv]:
+    """``peers(name)``: the peer's venv (``venvs.PEERS``), installed on first use."""
+    return peer_venv

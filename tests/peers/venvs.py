@@ -1,0 +1,96 @@
+"""Peer programs (other people's Stripe, QuickBooks, Xero and Salesforce clients) in venvs of their own.
+
+A peer is installed from PyPI, at a pinned version, into its own virtualenv in a cache folder
+(``$XDG_CACHE_HOME/billhub-peers/<name>-<version>``, else ``~/.cache/billhub-peers/...``) and the
+venv is reused while it is whole: billhub's own environment never sees the peer's pins (tap-stripe
+wants ``stripe==5.5.0``, billhub the current SDK). A venv counts as whole once its marker file is
+written, which happens only after pip succeeded, so an install broken off half way is redone.
+
+Adding a peer is one ``Peer(...)`` line in ``PEERS``; a test asks for it by name through the
+``peers`` fixture (``peers("tap-stripe")``), which installs each peer once a session. Under ``CI=true`` a peer that cannot be
+installed is a failure (CI must run what it claims to); elsewhere the test is skipped with pip's
+reason, so a developer without PyPI still runs the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+INSTALL_TIMEOUT_SECONDS = 600
+MARKER = ".billhub-peer-installed"
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str  # the PyPI distribution
+    version: str
+    extra: tuple[str, ...] = ()  # further requirements pip installs with it
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+PEERS: dict[str, Peer] = {p.name: p for p in (
+    Peer("tap-stripe", "3.3.0"),
+)}
+
+
+@dataclass(frozen=True)
+class PeerVenv:
+    peer: Peer
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "billhub-peers"
+
+
+def _install(peer: Peer, path: Path) -> str | None:
+    """Create the venv and pip-install the peer into it: None, or why it failed."""
+    if path.exists():
+        shutil.rmtree(path)  # a half-made venv from an interrupted run
+    path.parent.mkdir(parents=True, exist_ok=True)
+    steps = [[sys.executable, "-m", "venv", str(path)],
+             [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+              peer.requirement, *peer.extra]]
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return f"{' '.join(step[:4])}: no answer in {INSTALL_TIMEOUT_SECONDS} s"
+        if done.returncode != 0:
+            return f"{' '.join(step[:4])} exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}"
+    (path / MARKER).write_text(peer.requirement + "\n", encoding="utf-8")
+    return None
+
+
+@functools.cache
+def peer_venv(name: str) -> PeerVenv:
+    """The peer's venv, installed on first use; fails (CI) or skips (elsewhere) if it cannot be."""
+    peer = PEERS[name]
+    path = cache_root() / f"{peer.name}-{peer.version}"
+    marker = path / MARKER
+    if not (marker.exists() and marker.read_text(encoding="utf-8").strip() == peer.requirement
+            and (path / "bin" / "python").exists()):
+        problem = _install(peer, path)
+        if problem is not None:
+            reason = f"peer {peer.requirement} could not be installed: {problem}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return PeerVenv(peer, path)
