@@ -9,7 +9,8 @@ with a balance transaction carrying Stripe's fee), or with ``capture_method=manu
 declined card answers 402 ``card_declined`` and leaves the intent ``requires_payment_method``
 with ``last_payment_error``; ``pm_card_createDispute`` succeeds and is disputed at once. Events:
 ``payment_intent.created``, ``.succeeded``, ``.amount_capturable_updated``, ``.payment_failed``,
-``.canceled``, ``charge.succeeded``, ``charge.captured``, ``charge.failed``. A charge made with
+``.canceled``, ``charge.succeeded``, ``charge.captured``, ``charge.failed``; with
+``setup_future_usage`` the payment method is attached to the intent's customer. A charge made with
 ``/v1/charges`` names no PaymentIntent. Stripe's smallest charge is 0.50 USD (or about that).
 
 The money itself moves through ``payments.charge`` (charge, balance transaction, fee), the one
@@ -163,6 +164,9 @@ class IntentsMixin(PaymentMethodsMixin, DisputesMixin, PaymentsMixin):
             self.emit("charge.succeeded", ch)
             return self.render(pi)
         pi.update(status="succeeded", amount_received=pi["amount"])
+        if pi["setup_future_usage"] and pi["customer"] and not pm["customer"]:
+            pm["customer"] = pi["customer"]  # saved for later payments, as Stripe does
+            self.emit("payment_method.attached", pm)
         self.emit("payment_intent.succeeded", pi)
         self.emit("charge.succeeded", ch)
         if pm["_test_card"] in DISPUTES:

@@ -79,10 +79,11 @@ class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):
         if ttl is None:
             return
         cutoff = self.clock.now().timestamp() - ttl
-        for key in list(self.stored_at):
-            if self.stored_at[key] > cutoff:
+        while self.stored_at:
+            key, at = next(iter(self.stored_at.items()))
+            if at > cutoff:
                 break  # stored in time order (a clock set back only keeps some a little longer)
-            self.stored_at.pop(key)
+            del self.stored_at[key]
             self.pop(key, None)
 
 

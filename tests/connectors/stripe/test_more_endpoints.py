@@ -156,6 +156,10 @@ def test_a_payment_intent_made_directly_goes_through_its_states_to_a_charge_with
     eur = raw_client.v1.payment_intents.create(params={"amount": 1000, "currency": "eur", "confirm": True,
                                                        "payment_method": "pm_card_mastercard"})
     assert eur.status == "succeeded" and eur.customer is None
+    saved = raw_client.v1.payment_intents.create(params={
+        "amount": 700, "currency": "usd", "customer": customer, "payment_method": "pm_card_visa",
+        "setup_future_usage": "off_session", "confirm": True})
+    assert [pm.id for pm in raw_client.v1.customers.payment_methods.list(customer).data] == [saved.payment_method]
     settled = raw_client.v1.balance_transactions.retrieve(str(raw_client.v1.charges.retrieve(
         str(eur.latest_charge)).balance_transaction))
     assert (settled.currency, settled.amount) == ("usd", 1080)
