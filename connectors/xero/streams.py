@@ -24,7 +24,7 @@ from connectors.xero import wire
 from connectors.xero.client import XeroClient
 from mapping.xero import REFUND_PREFIX
 from mapping.xero_dates import parse_date
-from mapping.xero_payouts import PAYOUT_PREFIX
+from mapping.xero_payouts import FEE_CONTACT, PAYOUT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,20 @@ def _deleted_document(data: Mapping[str, Any]) -> bool:
     return data.get("Status") == "DELETED"
 
 
+def _is_customer(data: Mapping[str, Any]) -> bool:
+    """Every contact but the payee of the hub's Stripe fee spends ("Stripe", made by Xero when the
+    first fee SPEND names it): a contact no sales document names (Xero sets ``IsCustomer`` only
+    from one) and the hub never marked is no customer, and reading it as one made it an orphan
+    customer in every diff after the first payout."""
+    return not (data.get("Name") == FEE_CONTACT and not data.get("IsCustomer") and not data.get("ContactNumber"))
+
+
 def _is_refund(data: Mapping[str, Any]) -> bool:
     return str(data.get("Reference") or "").startswith(REFUND_PREFIX)
 
 
 STREAMS: dict[str, Stream] = {
-    "customer": Stream("customer", "get_contacts", "Contacts", "ContactID", True,
+    "customer": Stream("customer", "get_contacts", "Contacts", "ContactID", True, keep=_is_customer,
                        deleted=lambda d: d.get("ContactStatus") in ("ARCHIVED", "GDPRREQUEST")),
     "product": Stream("product", "get_items", "Items", "ItemID", False),
     "invoice": Stream("invoice", "get_invoices", "Invoices", "InvoiceID", True, where='Type=="ACCREC"',

@@ -21,7 +21,14 @@ from sync.config import load_config
 from sync.demo import QBO_REALM, STRIPE_KEY, seed_company, start_emulators
 from sync.runtime import Hub
 from tests.e2e.conftest import Company
-from tests.e2e.test_scenarios import canonical, minor, qbo_invoice, xero_invoice
+from tests.e2e.ledger_balances import (
+    balances_of,
+    canonical,
+    hub_diff_is_clean,
+    minor,
+    qbo_invoice,
+    xero_invoice,
+)
 
 TAX_CODES = """
 [tax_codes.quickbooks]
@@ -50,11 +57,7 @@ def uk(tmp_path: Path) -> Iterator[Company]:
         tenant.base_currency = "GBP"
         for tax_type, name in (("ZERORATEDOUTPUT", "Zero Rated Income"),
                                ("ECZROUTPUTSERVICES", "Zero Rated EC Services")):
-            tenant.table("TaxRates")[tax_type] = {
-                "Name": name, "TaxType": tax_type, "Status": "ACTIVE", "ReportTaxType": "OUTPUT",
-                "CanApplyToRevenue": True, "DisplayTaxRate": Decimal(0), "EffectiveRate": Decimal(0),
-                "TaxComponents": [{"Name": name, "Rate": Decimal(0), "IsCompound": False,
-                                   "IsNonRecoverable": False}]}
+            xero_tax_rate(tenant, tax_type, name, [(name, "0")])
         config = tmp_path / "hub.toml"
         config.write_text(emus.config_toml(f"sqlite:///{tmp_path}/hub.db", generate_key()) + TAX_CODES)
         hub = Hub.from_config(load_config(config))
@@ -66,6 +69,25 @@ def uk(tmp_path: Path) -> Iterator[Company]:
     yield company
     hub.close()
     emus.stop()
+
+
+def xero_tax_rate(tenant: Any, tax_type: str, name: str, components: list[tuple[str, str]],
+                  report: str = "OUTPUT") -> None:
+    """A sales tax rate of the organisation (Xero TaxRates: its components' rates add up to the
+    effective rate, none compound here)."""
+    rate = sum((Decimal(r) for _n, r in components), Decimal(0))
+    tenant.table("TaxRates")[tax_type] = {
+        "Name": name, "TaxType": tax_type, "Status": "ACTIVE", "ReportTaxType": report,
+        "CanApplyToRevenue": True, "DisplayTaxRate": rate, "EffectiveRate": rate,
+        "TaxComponents": [{"Name": n, "Rate": Decimal(r), "IsCompound": False, "IsNonRecoverable": False}
+                          for n, r in components]}
+
+
+def with_tax_codes(company: Company, toml: str) -> None:
+    """The company's hub restarted with ``toml`` (``[tax_codes.*]`` tables) added to its config."""
+    company.config_path.write_text(company.config_path.read_text() + toml)
+    company.hub.close()
+    company.hub = Hub.from_config(load_config(company.config_path))
 
 
 def _sdk(company: Company) -> stripe.StripeClient:
@@ -177,7 +199,10 @@ def test_uk_vat_lines_book_with_their_codes_rates_and_vat_number_in_both_ledgers
     (rc_line,) = stored.entity().lines  # type: ignore[attr-defined]
     assert (rc_line.tax_reason, rc_line.tax_country, rc_line.tax_rate) == ("reverse_charge", "DE", Decimal(0))
 
-    assert uk.hub.differ.run(["customer", "invoice"]).findings == []
+    # London owes both its invoices (170.00 + 120.00), Berlin its 200.00, VAT included, in each ledger
+    assert balances_of(uk, str(london.id), "GBP") == (29000, 29000)
+    assert balances_of(uk, str(berlin.id), "GBP") == (20000, 20000)
+    hub_diff_is_clean(uk)
 
 
 def test_a_line_with_no_configured_code_is_held_with_a_finding_naming_the_key(uk: Company) -> None:
@@ -196,6 +221,9 @@ def test_a_line_with_no_configured_code_is_held_with_a_finding_naming_the_key(uk
 
 
 def test_a_us_sales_tax_invoice_books_as_before(company: Company) -> None:
+    # a US Xero organisation's sales tax is a rate the merchant made (TaxType TAX001 ...)
+    xero_tax_rate(company.xero, "TAX001", "NY State and City", [("NY sales tax", "8.875")])
+    with_tax_codes(company, '\n[tax_codes.xero]\n"8.875/standard/US-NY" = "TAX001"\n')
     client = _sdk(company)
     rate = client.v1.tax_rates.create(params={"display_name": "NY sales tax", "percentage": 8.875,
                                               "inclusive": False, "country": "US", "state": "NY",
@@ -217,3 +245,8 @@ def test_a_us_sales_tax_invoice_books_as_before(company: Company) -> None:
     assert Decimal(str(q["TxnTaxDetail"]["TotalTax"])) == Decimal("8.88")
     assert "TaxLine" not in q["TxnTaxDetail"] and q.get("GlobalTaxCalculation") is None
     assert minor(q["TotalAmt"], "USD") == stripe_inv["total"] == 13388
+    x = xero_invoice(company, stripe_inv["number"])
+    assert [(li["TaxType"], minor(li["TaxAmount"], "USD")) for li in x["LineItems"]] == [("TAX001", 888), ("NONE", 0)]
+    assert minor(x["Total"], "USD") == 13388 and minor(x["TotalTax"], "USD") == 888
+    assert balances_of(company, str(customer.id)) == (13388, 13388)
+    hub_diff_is_clean(company)
