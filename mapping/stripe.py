@@ -261,12 +261,15 @@ def _method(charge: Data) -> str | None:
     return " ".join(p for p in parts if p) or None
 
 
+INVOICE_KEY = "billhub_invoice"  # what the connector adds: the invoice an Invoice Payment links
+
+
 def _invoice_of_payment(pi: Data) -> str | None:
-    details = as_object(pi.get("payment_details"))
-    ref = details.get("order_reference")
-    if isinstance(ref, str) and ref.startswith("in_"):
-        return ref
-    return id_of(pi.get("invoice"))  # older API versions
+    """The invoice of a payment intent (or of a refund): from the Invoice Payments (``INVOICE_KEY``),
+    or as API versions before 2025-03-31 named it (``invoice``). ``payment_details.order_reference``
+    is the business's own text, never taken for a link."""
+    linked = pi.get(INVOICE_KEY)
+    return linked if isinstance(linked, str) and linked else id_of(pi.get("invoice"))
 
 
 def payment_to_canonical(data: Data, refs: RefResolver) -> Payment:
@@ -294,7 +297,7 @@ def payment_to_canonical(data: Data, refs: RefResolver) -> Payment:
 
 def refund_to_canonical(data: Data, refs: RefResolver) -> Refund:
     pi = data.get("payment_intent")
-    invoice = _invoice_of_payment(pi) if isinstance(pi, Mapping) else None
+    invoice = _invoice_of_payment(data) or (_invoice_of_payment(pi) if isinstance(pi, Mapping) else None)
     customer = pi.get("customer") if isinstance(pi, Mapping) else data.get("customer")
     status = str(data.get("status") or "succeeded")
     return Refund(
@@ -513,5 +516,5 @@ def due_date_of(data: Data) -> date | None:
     return due.date() if due else None
 
 
-__all__ = ["SETTLED_KEY", "StripeMappingError", "due_date_of", "from_canonical", "stripe_money", "to_canonical",
+__all__ = ["INVOICE_KEY", "SETTLED_KEY", "StripeMappingError", "due_date_of", "from_canonical", "stripe_money", "to_canonical",
            "to_stripe_amount"]

@@ -263,12 +263,10 @@ def seed_company(emus: Emulators, *, customers: int = 200, invoices: int = 500, 
     stripe.clock.now_value = emus.now - timedelta(days=3)
     paid = [i for i in invoice_ids if stripe.table("invoice")[i]["status"] == "paid"]
     facts.payments = len(paid)
-    intents = {pi.get("payment_details", {}).get("order_reference"): pi_id
-               for pi_id, pi in stripe.table("payment_intent").items()}
     refunds = []
     for invoice_id in rng.sample(paid, k=min(12, len(paid))):
         total = stripe.table("invoice")[invoice_id]["amount_paid"]
-        refunds.append({"payment_intent": intents[invoice_id], "amount": max(1, total // 4),
+        refunds.append({"payment_intent": stripe.paid_intent_of(invoice_id), "amount": max(1, total // 4),
                         "reason": "requested_by_customer"})
     facts.refunds = len(_seeded(stripe.seed_objects({"refunds": refunds}))["created"].get("refunds", []))
     stripe.clock.now_value = emus.now

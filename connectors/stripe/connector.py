@@ -32,6 +32,7 @@ from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.stripe import webhooks
 from connectors.stripe.client import StripeApi
+from connectors.stripe.invoice_links import InvoiceLinks
 from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
 from connectors.stripe.writes import StripeWriter, UsageEvent
 from mapping import stripe as mapping
@@ -72,6 +73,8 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         self._tax_rates: dict[str, dict[str, Any]] = {}
         self.reader = StreamReader(api, overlap_seconds=overlap_seconds, clock=self.clock,
                                    enrich=self._enrich, page_limit=page_limit)
+        self._links = InvoiceLinks(self.reader.list_page, overlap_seconds=overlap_seconds)
+        self.reader.prepare_page = self._links.prepare_page  # a full list loads every link at once
         self.writer = StripeWriter(api, self.lookup, system=name)
         self._refetchers: ThreadPoolExecutor | None = None
 
@@ -85,10 +88,12 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
         self._check_type(entity_type)
+        self._links.new_read()  # invoice payments made since the last read are listed (once)
         return self.reader.fetch_all(entity_type)
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         self._check_type(entity_type)
+        self._links.new_read()  # invoice payments made since the last read are listed (once)
         return self.reader.fetch_changes(entity_type, cursor)
 
     def _check_type(self, entity_type: str) -> None:
@@ -102,6 +107,8 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         first 10, the rest are paged from /v1/credit_notes/{id}/lines)."""
         if entity_type == "payout" and data.get("id"):
             return self._with_settled(data)
+        if entity_type in ("payment", "refund") and data.get("id"):  # their invoice (invoice_links)
+            return self._links.annotate(entity_type, data)
         if entity_type == "credit_note" and data.get("id"):
             return self._all_lines(data, self._note_lines_page)
         if entity_type != "invoice" or not data.get("id"):
@@ -235,6 +242,7 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         """``records_for_event`` for a batch of events, in their order: each object read once
         however many of the events name it (created, finalized, paid …), a few reads side by
         side. An event whose object could not be read gets the error instead of records."""
+        self._links.new_read()
         per_event = [self.reader.records_for_event(p) for p in payloads]
         latest: dict[tuple[str, str], Record] = {}
         naming: dict[tuple[str, str], str] = {}  # the event the latest copy came from

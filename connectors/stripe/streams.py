@@ -172,6 +172,8 @@ class StreamReader:
         self.overlap = overlap_seconds
         self.clock = clock
         self.enrich = enrich  # adds what the list call cannot (tax rates, remaining lines)
+        # told of each page of a full list before it is enriched (the connector loads invoice links)
+        self.prepare_page: Callable[[str, Sequence[Mapping[str, Any]]], None] = lambda _type, _objects: None
         self.page_limit = page_limit
         # Stripe's clock when the last events read began (its first page's Date header): a read
         # lists newest first, so it holds every event created before then, not those created
@@ -208,6 +210,7 @@ class StreamReader:
                 params["starting_after"] = after
             page = self._list(stream.path, params)
             items = page.data
+            self.prepare_page(entity_type, items)
             records = [record_of(entity_type, self.enrich(entity_type, o)) for o in items]
             last = not page.has_more or not items
             if last:

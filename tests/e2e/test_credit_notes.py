@@ -70,8 +70,8 @@ def vat_invoice(company: Company, net: int, *, paid: bool, lines: int = 1) -> di
 
 
 def payment_intent(company: Company, invoice_id: str) -> str:
-    return next(pid for pid, pi in company.stripe.table("payment_intent").items()
-                if (pi.get("payment_details") or {}).get("order_reference") == invoice_id)
+    paid_by: str = company.stripe.paid_intent_of(invoice_id)  # its invoice payment's intent
+    return paid_by
 
 
 def marked(rows: Any, field: str, hub_id: str) -> list[dict[str, Any]]:

@@ -38,9 +38,7 @@ def _xero_payment_of(company: Company, stripe_invoice: str) -> tuple[dict[str, A
 
 def _settled_usd(company: Company, stripe_invoice: str) -> Decimal:
     """What Stripe banked for the invoice, in USD (its balance transaction's amount)."""
-    intents = [p for p in company.stripe.table("payment_intent").values()
-               if (p.get("payment_details") or {}).get("order_reference") == stripe_invoice]
-    (intent,) = intents
+    intent = company.stripe.table("payment_intent")[company.stripe.paid_intent_of(stripe_invoice)]
     charge = company.stripe.table("charge")[intent["latest_charge"]]
     return Decimal(company.stripe.table("balance_transaction")[charge["balance_transaction"]]["amount"]) / 100
 

@@ -59,9 +59,7 @@ def test_refund_void_email_change_and_rename_end_in_the_right_state_everywhere(c
     invoices = stripe.table("invoice")
     paid = next(i for i, v in invoices.items() if v["status"] == "paid" and v["currency"] == "usd")
     still_open = next(i for i, v in invoices.items() if v["status"] == "open")
-    intents = {pi.get("payment_details", {}).get("order_reference"): pid
-               for pid, pi in stripe.table("payment_intent").items()}
-    refund = stripe.create_refund({"payment_intent": intents[paid], "amount": 500})
+    refund = stripe.create_refund({"payment_intent": stripe.paid_intent_of(paid), "amount": 500})
     stripe.transition(still_open, "void")
     customer_id = invoices[paid]["customer"]
     stripe.update_customer(customer_id, {"email": "new-billing@example.com"})

@@ -543,8 +543,8 @@ class Chaos:
         by_number = {v["number"]: v for v in live.values()}
         paid = {v["number"]: v for v in live.values() if v["status"] == "paid"}
         refunds = list(stripe.table("refund").values())
-        invoice_of_pi = {pi: (v.get("payment_details") or {}).get("order_reference")
-                         for pi, v in stripe.table("payment_intent").items()}
+        invoice_of_pi = {v["payment"].get("payment_intent"): v["invoice"]
+                         for v in stripe.table("invoice_payment").values()}
         out.records = {"customers": len(customers), "invoices": len(live), "payments": len(paid),
                        "refunds": len(refunds), "usage_events": out.usage_posted}
 

@@ -10,8 +10,8 @@ and exclusive, proration for mid-cycle changes, renewals when the clock is advan
 Emulator-specific choices (documented because they are not Stripe facts):
 - the account settles in USD; charges in other currencies get a balance transaction converted at
   the fixed ``FX_TO_USD`` rates, with fee = 2.9 % + 30 cents of the settled amount;
-- a PaymentIntent that pays an invoice carries the invoice id in
-  ``payment_details.order_reference`` (newer API versions dropped ``payment_intent.invoice``);
+- which payment paid which invoice is an Invoice Payment (``invoice_payments.py``, made when a
+  payment is first attempted); ``payment_details.order_reference`` is left to the business;
 - a meter event whose ``identifier`` was already used is answered 400 ``resource_already_exists``.
 
 Control surface (besides the shared ``/__emulator/`` routes):
@@ -57,6 +57,7 @@ from connectors.stripe.emulator.accounts import AccountsMixin
 from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.events import EventsMixin
+from connectors.stripe.emulator.invoice_payments import InvoicePaymentsMixin
 from connectors.stripe.emulator.keys import RestrictedKeysMixin
 from connectors.stripe.emulator.meters import MetersMixin
 from connectors.stripe.emulator.more import MoreEndpointsMixin
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
+class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, InvoicePaymentsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
                      AccountsMixin, PlansMixin, Emulator):
     system = "stripe"
 
@@ -302,6 +303,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
         self.add_version_routes(router)  # GET/POST /__emulator/api_version
         self.add_payout_routes(router, r)  # /v1/balance, /v1/payouts, POST /__emulator/payout
         self.add_more_routes(router, r)  # payment methods, intents, disputes, balance, realism
+        self.add_invoice_payment_routes(router, r)  # GET /v1/invoice_payments[/{id}]
         self.add_account_routes(router, r)  # /v1/account, /v1/accounts, /v1/accounts/{id}
         self.add_plan_routes(router, r)  # /v1/plans, /v1/plans/{id}: recurring prices as plans
 

@@ -99,11 +99,12 @@ class CreditNotesMixin(InvoicesMixin):
         refunds = [{"amount_refunded": as_int(r, "amount_refunded", ref["amount"]), "refund": ref["id"],
                     "type": "refund", "payment_record_refund": None} for ref, r in linked]
         if refund_amount:
-            pi = next((p for p in self.live("payment_intent")
-                       if p["payment_details"]["order_reference"] == inv["id"]), None)
-            if pi is None:
+            pi_id = next((str(p["payment"]["payment_intent"]) for p in self.live("invoice_payment")
+                          if p["invoice"] == inv["id"] and p["status"] == "paid"
+                          and p["payment"]["type"] == "payment_intent"), None)  # the invoice's payment
+            if pi_id is None:
                 raise invalid("This invoice has no payment to refund.", "refund_amount")
-            refund = self.create_refund({"payment_intent": pi["id"], "amount": refund_amount})
+            refund = self.create_refund({"payment_intent": pi_id, "amount": refund_amount})
             refunds.append({"amount_refunded": refund_amount, "refund": refund["id"], "type": "refund",
                             "payment_record_refund": None})
         count = sum(1 for c in self.table("credit_note").values() if c["invoice"] == inv["id"]) + 1

@@ -2,8 +2,8 @@
 balance transaction) and refunds against it.
 
 Emulator choices (not Stripe facts): the account settles in USD at the fixed ``FX_TO_USD`` rates
-with a 2.9 % + 30 cent fee; an invoice's PaymentIntent names the invoice in
-``payment_details.order_reference``.
+with a 2.9 % + 30 cent fee. A PaymentIntent does not name the invoice it pays (as since API
+version 2025-03-31): the invoice payments part links them; ``payment_details`` is the business's.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class PaymentsMixin(StripeStore):
                        description="Payment for Invoice" if invoice else None,
                        last_payment_error=None, latest_charge=ch_id, metadata={}, next_action=None,
                        on_behalf_of=None,
-                       payment_details={"customer_reference": None, "order_reference": invoice},
+                       payment_details={"customer_reference": None, "order_reference": None},
                        payment_method="pm_card_visa", payment_method_configuration_details=None,
                        payment_method_options=None, processing=None, receipt_email=None,
                        review=None, setup_future_usage=None, shipping=None, statement_descriptor=None,

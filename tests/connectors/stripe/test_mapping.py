@@ -79,7 +79,7 @@ def test_partial_refund_maps_to_a_refund_tied_to_its_payment_and_invoice(
                                                 "items": [{"amount": 10_000, "description": "Audit"}],
                                                 "status": "paid"}]})
     invoice_id = made["created"]["invoices"][0]
-    (pi,) = [p for p in emulator.live("payment_intent") if p["payment_details"]["order_reference"] == invoice_id]
+    pi = emulator.get("payment_intent", str(emulator.paid_intent_of(invoice_id)))
     refund = raw_client.v1.refunds.create(params={"payment_intent": pi["id"], "amount": 2_550,
                                                   "reason": "requested_by_customer"})
     entity = connector.to_canonical(_read(connector, "refund")[refund.id], Refs())

@@ -38,7 +38,7 @@ CONNECTOR_ENDPOINTS = {
     ("GET", "/v1/credit_notes/{id}/lines"),
     ("GET", "/v1/payment_intents/{id}"), ("GET", "/v1/refunds/{id}"), ("GET", "/v1/tax_rates/{id}"),
     ("GET", "/v1/invoices/{id}/lines"), ("GET", "/v1/prices/{id}"), ("GET", "/v1/subscriptions/{id}"),
-    ("GET", "/v1/invoices/{id}"),
+    ("GET", "/v1/invoices/{id}"), ("GET", "/v1/invoice_payments"),
     ("GET", "/v1/customers/search"), ("GET", "/v1/products/search"), ("GET", "/v1/prices/search"),
     ("GET", "/v1/subscriptions/search"), ("GET", "/v1/invoices/search"),
     ("POST", "/v1/customers"), ("POST", "/v1/customers/{id}"), ("DELETE", "/v1/customers/{id}"),
