@@ -17,6 +17,9 @@ child sub-queries as lists (``Contacts``, ``OpportunityLineItems``).
   payments settled, ``Amount_Credited__c`` what credit settled (credit notes applied before
   payment, the customer's credit balance, a negative invoice's own credit), so the amount still
   due, as every ledger's balance, is ``Amount__c - Amount_Paid__c - Amount_Credited__c``.
+* Currency: a multi-currency org's records carry ``CurrencyIsoCode`` (read and written); a
+  single-currency org has no such field, so reads take the org's currency as the default and the
+  writers, given ``org_currency``, send none and refuse a record in another currency.
 """
 
 from __future__ import annotations
@@ -234,6 +237,21 @@ def billing_invoice_to_invoice(data: Mapping[str, Any], refs: RefResolver, *,
 # --------------------------------------------------------------------------- from canonical
 
 
+def currency_field(currency: str | None, org_currency: str | None, what: str) -> dict[str, Any]:
+    """``CurrencyIsoCode`` for a multi-currency org (``org_currency`` None). A single-currency
+    org has no such field and holds only its own currency: nothing to send when the record is
+    in it (or names none), and a record in another currency cannot be written there at all."""
+    if org_currency is None:
+        return {"CurrencyIsoCode": currency} if currency else {}
+    if currency and currency.upper() != org_currency.upper():
+        raise SalesforceMappingError(
+            f"{what} is in {currency.upper()}, but this Salesforce org has a single currency "
+            f"({org_currency.upper()}) and cannot hold {currency.upper()} amounts; it is not written "
+            "there (multiple currencies are enabled in Salesforce Setup > Company Information, and "
+            "cannot be switched off again)")
+    return {}
+
+
 def _required_ref(refs: RefResolver, entity_type: str, canonical_id: str, what: str) -> str:
     external = refs.external_id(entity_type, canonical_id) if canonical_id else None
     if external is None:
@@ -242,15 +260,15 @@ def _required_ref(refs: RefResolver, entity_type: str, canonical_id: str, what: 
     return external
 
 
-def customer_to_account(entity: Customer, refs: RefResolver, *,
-                        email_field: str | None = None) -> dict[str, Any]:
+def customer_to_account(entity: Customer, refs: RefResolver, *, email_field: str | None = None,
+                        org_currency: str | None = None) -> dict[str, Any]:
+    """``org_currency``: a single-currency org's currency (None: the org has multiple)."""
     body: dict[str, Any] = {"Name": entity.name, "Phone": entity.phone,
                             **_address_fields(entity.address, "Billing"),
                             **_address_fields(entity.shipping_address, "Shipping")}
     if entity.domain:
         body["Website"] = entity.domain
-    if entity.currency:
-        body["CurrencyIsoCode"] = entity.currency
+    body.update(currency_field(entity.currency, org_currency, f"customer {entity.id}"))
     if email_field:
         body[email_field] = entity.email
     body["Billing_Status__c"] = str(entity.extra.get("billing_status") or "none")
@@ -262,18 +280,22 @@ def product_to_product2(entity: Product, refs: RefResolver) -> dict[str, Any]:
             "IsActive": entity.active}
 
 
-def price_to_pricebook_entry(entity: Price, refs: RefResolver) -> dict[str, Any]:
+def price_to_pricebook_entry(entity: Price, refs: RefResolver, *,
+                             org_currency: str | None = None) -> dict[str, Any]:
+    currency = entity.unit_amount.currency
     return {"Product2Id": _required_ref(refs, "product", entity.product_id, "PricebookEntry.Product2Id"),
-            "UnitPrice": entity.unit_amount.to_decimal(), "CurrencyIsoCode": entity.unit_amount.currency,
+            "UnitPrice": entity.unit_amount.to_decimal(),
+            **currency_field(currency, org_currency, f"price {entity.id}"),
             "IsActive": entity.active, "Billing_Interval__c": entity.recurring_interval}
 
 
-def deal_to_opportunity(entity: Deal, refs: RefResolver) -> dict[str, Any]:
+def deal_to_opportunity(entity: Deal, refs: RefResolver, *, org_currency: str | None = None) -> dict[str, Any]:
     """The Opportunity header (line items are not written by the hub)."""
     body: dict[str, Any] = {
         "Name": entity.name, "StageName": entity.stage or ("Closed Won" if entity.won else "Prospecting"),
         "AccountId": _required_ref(refs, "customer", entity.customer_id, "Opportunity.AccountId"),
-        "CurrencyIsoCode": entity.currency, "Amount": entity.amount.to_decimal()}
+        **currency_field(entity.currency, org_currency, f"deal {entity.id}"),
+        "Amount": entity.amount.to_decimal()}
     if entity.closed_at:
         body["CloseDate"] = entity.closed_at.isoformat()
     return body
@@ -292,13 +314,15 @@ def credited(invoice: Invoice) -> Money:
     return credit
 
 
-def invoice_to_billing_invoice(entity: Invoice, refs: RefResolver) -> dict[str, Any]:
+def invoice_to_billing_invoice(entity: Invoice, refs: RefResolver, *,
+                               org_currency: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Name": (entity.number or entity.id)[:80], "Invoice_Number__c": entity.number,
         "Account__c": _required_ref(refs, "customer", entity.customer_id, "Billing_Invoice.Account__c"),
         "Amount__c": entity.total.to_decimal(), "Amount_Paid__c": entity.amount_paid.to_decimal(),
         "Amount_Credited__c": credited(entity).to_decimal(),
-        "CurrencyIsoCode": entity.currency, "Status__c": entity.status.capitalize(),
+        **currency_field(entity.currency, org_currency, f"invoice {entity.number or entity.id}"),
+        "Status__c": entity.status.capitalize(),
         "Due_Date__c": entity.due_date.isoformat() if entity.due_date else None,
         "Paid_Date__c": entity.paid_at.date().isoformat() if entity.paid_at else None}
     if entity.deal_id:

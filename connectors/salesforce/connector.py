@@ -6,6 +6,12 @@ Entity types: customer (Account), product (Product2), price (PricebookEntry), de
 object, default ``Billing_Invoice__c``). The hub's marker is the external-id field
 ``hub_id_field`` (default ``Hub_Id__c``) on every written object.
 
+First contact (``learn``, the engine's ``MappingFacts`` call, and the first thing any read or
+write does): one describe per sObject used, checked against what the streams need, and the org's
+currencies (``orgfacts``); the SOQL is then built from what the org has. A single-currency org is
+never sent ``CurrencyIsoCode`` and takes only records in its one currency: another currency is an
+``InvalidError`` for that record (held or dead-lettered by the engine with the message), never sent.
+
 API budget: usage comes from ``Sforce-Limit-Info`` on every answer. At or above ``budget_share``
 of the daily allocation, ``fetch_changes`` (scheduled reads) raises ``QuotaExhausted`` and the
 connection state is ``paused`` with the reason (what ``hub status`` shows); while paused, one
@@ -15,8 +21,10 @@ cheap ``limits`` call every ``budget_probe_seconds`` re-reads usage and resumes 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from threading import Lock
 from typing import Any
 
 from simple_salesforce.api import Salesforce
@@ -36,7 +44,16 @@ from connectors.base import (
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.streams import Cursor, Stream, soql_string, streams, to_record
+from connectors.salesforce.orgfacts import OrgFacts, learn_org
+from connectors.salesforce.streams import (
+    CURRENCY,
+    Cursor,
+    Stream,
+    needed_fields,
+    soql_string,
+    streams,
+    to_record,
+)
 from connectors.salesforce.writes import write_batch
 from connectors.settings import ConnectionConfig
 from mapping import salesforce as sfmap
@@ -69,7 +86,11 @@ class SalesforceConnector:
         self.budget_share = float(config["budget_share"])
         self.probe_every = timedelta(seconds=int(config["budget_probe_seconds"]))
         self.email_field: str | None = config["email_field"]
-        self.currency = str(config["default_currency"])
+        self.configured_currency: str | None = config["default_currency"]
+        # Where a record names no currency: the config's, until a single-currency org says its own.
+        self.currency = (self.configured_currency or "USD").upper()
+        self.org: OrgFacts | None = None  # learnt on first contact
+        self._learning = Lock()
         self.paused_reason: str | None = None
         self._last_probe: datetime | None = None
 
@@ -86,16 +107,42 @@ class SalesforceConnector:
             raise InvalidError(f"Salesforce does not hold {entity_type!r}; it holds "
                                f"{', '.join(self.streams)}", system=self.name) from None
 
+    # ------------------------------------------------------------------ first contact
+
+    def learn(self) -> None:
+        """Describe the org once per process (every sObject used) and build the SOQL from what
+        it has; ``SalesforceSetupError`` names whatever billhub needs and the org lacks."""
+        if self.org is not None:
+            return
+        with self._learning:
+            if self.org is not None:
+                return
+            facts = learn_org(self.client, needed_fields(self.streams), hub_field=self.hub_field,
+                              configured_currency=self.configured_currency)
+            self.streams = streams(self.settings, multi_currency=facts.multi_currency)
+            if facts.currency is not None:
+                self.currency = facts.currency
+            self.org = facts
+
+    def _org(self) -> OrgFacts:
+        self.learn()
+        assert self.org is not None
+        return self.org
+
     # ------------------------------------------------------------------ reads
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
+        self._stream(entity_type)
+        self.learn()
         stream = self._stream(entity_type)
         for records, _done in self._query(stream, stream.select(), include_deleted=False, scheduled=False):
             yield Page(records)
 
     def fetch_changes(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
-        stream = self._stream(entity_type)
+        self._stream(entity_type)
         self.check_budget()
+        self.learn()
+        stream = self._stream(entity_type)
         try:
             state = Cursor.decode(cursor)
         except ValueError:
@@ -136,6 +183,7 @@ class SalesforceConnector:
             answer = self.client.call(partial(_query_more, str(answer["nextRecordsUrl"])))
 
     def lookup(self, entity_type: str, hub_id: str) -> Record | None:
+        self.learn()
         stream = self._stream(entity_type)
         text = stream.select(f"{self.hub_field} = {soql_string(hub_id)}", order=False)
         found = [r for page, _done in self._query(stream, text, include_deleted=False, scheduled=False)
@@ -149,18 +197,42 @@ class SalesforceConnector:
 
     def upsert(self, entity_type: str, batch: Sequence[Outbound]) -> list[WriteResult]:
         stream = self._stream(entity_type)
+        org = self._org()
         extra: dict[str, Any] = {}
         if entity_type == "price" and self.settings["pricebook_id"]:
             extra["Pricebook2Id"] = self.settings["pricebook_id"]
+        refused: dict[int, WriteResult] = {}
+        sendable: list[Outbound] = []
+        for index, item in enumerate(batch):
+            checked = self._in_org_currency(org, item)
+            if isinstance(checked, WriteResult):
+                refused[index] = checked
+            else:
+                sendable.append(checked)
         try:
-            return write_batch(self.client, stream.sobject, self.hub_field, batch, extra=extra)
+            written = iter(write_batch(self.client, stream.sobject, self.hub_field, sendable, extra=extra)
+                           if sendable else [])
         except QuotaExhausted as exc:
             self._pause(f"Salesforce refused calls: the daily API allocation is spent ({exc.message})")
             raise
+        return [refused[i] if i in refused else next(written) for i in range(len(batch))]
+
+    def _in_org_currency(self, org: OrgFacts, item: Outbound) -> Outbound | WriteResult:
+        """A single-currency org has no ``CurrencyIsoCode``: the item without it when it is the
+        org's currency, else a refusal (whatever built the payload, nothing is sent)."""
+        code = item.payload.get(CURRENCY)
+        if org.currency is None or code is None:
+            return item
+        if str(code).upper() != org.currency:
+            return WriteResult(item.idempotency_key, external_id=item.external_id, error=InvalidError(
+                f"{item.entity_type} {item.hub_id} is in {code}, but this Salesforce org has a single "
+                f"currency ({org.currency}) and cannot hold {code} amounts; not sent", system=self.name))
+        return replace(item, payload={k: v for k, v in item.payload.items() if k != CURRENCY})
 
     # ------------------------------------------------------------------ mapping
 
     def to_canonical(self, record: Record, refs: RefResolver) -> Entity:
+        self.learn()  # (already done by the read that brought the record)
         data = record.data
         try:
             if record.entity_type == "customer":
@@ -179,17 +251,18 @@ class SalesforceConnector:
         raise InvalidError(f"no Salesforce mapping for {record.entity_type!r}", system=self.name)
 
     def from_canonical(self, entity: Entity, refs: RefResolver) -> dict[str, Any]:
+        only = self._org().currency  # the engine learnt it before this transaction (MappingFacts)
         try:
             if isinstance(entity, Customer):
-                return sfmap.customer_to_account(entity, refs, email_field=self.email_field)
+                return sfmap.customer_to_account(entity, refs, email_field=self.email_field, org_currency=only)
             if isinstance(entity, Product):
                 return sfmap.product_to_product2(entity, refs)
             if isinstance(entity, Price):
-                return sfmap.price_to_pricebook_entry(entity, refs)
+                return sfmap.price_to_pricebook_entry(entity, refs, org_currency=only)
             if isinstance(entity, Deal):
-                return sfmap.deal_to_opportunity(entity, refs)
+                return sfmap.deal_to_opportunity(entity, refs, org_currency=only)
             if isinstance(entity, Invoice):
-                return sfmap.invoice_to_billing_invoice(entity, refs)
+                return sfmap.invoice_to_billing_invoice(entity, refs, org_currency=only)
         except sfmap.SalesforceMappingError as exc:
             raise InvalidError(str(exc), system=self.name) from exc
         raise InvalidError(f"Salesforce does not take {entity.type!r}", system=self.name)
@@ -262,7 +335,7 @@ class SalesforceConnector:
         return ConnectionHealth(paused_until=until, reason=reason, budget=self._budget())
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(credentials=self.client.tokens, retries=self.policy)
+        return Capabilities(credentials=self.client.tokens, retries=self.policy, facts=self)
 
     def close(self) -> None:
         self.client.close()

@@ -25,6 +25,13 @@ from connectors.base import (
     RetryableError,
 )
 
+
+class SalesforceSetupError(ConnectorError):
+    """The org lacks what billhub needs (custom fields, the invoice object) or disagrees with
+    the config (its currency): a person must change the org or the config; retrying cannot help.
+    Raised on first contact, before anything is read or written."""
+
+
 DUPLICATE_CODES = frozenset({"DUPLICATE_VALUE", "DUPLICATE_EXTERNAL_ID", "MULTIPLE_CHOICES"})
 
 

@@ -19,7 +19,8 @@ KEYS = {
 KEYS.update({
     "email_field": Key(str, help="Account field holding the billing email (e.g. Billing_Email__c); "
                                  "unset = the first Contact with an email"),
-    "default_currency": Key(str, default="USD", help="currency when records carry no CurrencyIsoCode"),
+    "default_currency": Key(str, help="currency of records that carry no CurrencyIsoCode (default USD); a "
+                                      "single-currency org's own currency replaces it, and must match it if set"),
     "pricebook_id": Key(str, help="Pricebook2 Id for new PricebookEntry records (default: the org's standard)"),
     "rate_per_second": Key(float, default=20.0, above=0, help="client-side request rate"),
     "concurrency": Key(int, default=10, minimum=1, help="requests in flight at once"),

@@ -20,7 +20,21 @@ from typing import Any
 from connectors.base import Record
 from mapping.salesforce import parse_sf_datetime
 
-SYSTEM = ["Id", "IsDeleted", "SystemModstamp", "CurrencyIsoCode"]
+SYSTEM = ("Id", "IsDeleted", "SystemModstamp")
+CURRENCY = "CurrencyIsoCode"  # only a multi-currency org has it
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child sub-query: ``(SELECT fields FROM relationship tail)``."""
+
+    relationship: str  # the parent's name for the children (Contacts)
+    sobject: str  # the children's sObject (Contact)
+    fields: tuple[str, ...]
+    tail: str = ""  # WHERE / ORDER BY / LIMIT
+
+    def soql(self) -> str:
+        return f"SELECT {', '.join(self.fields)} FROM {self.relationship}" + (f" {self.tail}" if self.tail else "")
 
 
 @dataclass(frozen=True)
@@ -28,10 +42,10 @@ class Stream:
     entity_type: str
     sobject: str
     fields: tuple[str, ...]
-    subqueries: tuple[str, ...] = ()
+    children: tuple[Child, ...] = ()
 
     def select(self, where: str | None = None, *, order: bool = True) -> str:
-        parts = ", ".join([*self.fields, *(f"({s})" for s in self.subqueries)])
+        parts = ", ".join([*self.fields, *(f"({c.soql()})" for c in self.children)])
         text = f"SELECT {parts} FROM {self.sobject}"
         if where:
             text += f" WHERE {where}"
@@ -40,36 +54,56 @@ class Stream:
         return text
 
 
-def streams(settings: Mapping[str, Any]) -> dict[str, Stream]:
-    """The SOQL each canonical entity type is read with (custom names from config)."""
+def streams(settings: Mapping[str, Any], *, multi_currency: bool = True) -> dict[str, Stream]:
+    """The SOQL each canonical entity type is read with (custom names from config). Only a
+    multi-currency org is asked for ``CurrencyIsoCode``: elsewhere the field does not exist."""
     hub = str(settings["hub_id_field"])
     email_field = settings["email_field"]
-    account = [*SYSTEM, hub, "Name", "Phone", "Website", "Billing_Status__c",
+    system = (*SYSTEM, CURRENCY) if multi_currency else SYSTEM
+    account = [*system, hub, "Name", "Phone", "Website", "Billing_Status__c",
                *(f"{kind}{part}" for kind in ("Billing", "Shipping")
                  for part in ("Street", "City", "State", "PostalCode", "Country"))]
     if email_field:
         account.append(str(email_field))
     # The primary Contact's email is the fallback while the configured field is still empty
     # (accounts the hub has not written yet).
-    contacts = ("SELECT Id, Email FROM Contacts WHERE Email != null ORDER BY CreatedDate, Id LIMIT 1",)
+    contacts = Child("Contacts", "Contact", ("Id", "Email"),
+                     "WHERE Email != null ORDER BY CreatedDate, Id LIMIT 1")
+    lines = Child("OpportunityLineItems", "OpportunityLineItem",
+                  ("Id", "Product2Id", "PricebookEntryId", "Quantity", "UnitPrice", "TotalPrice",
+                   "Description", "Name", "PricebookEntry.Billing_Interval__c"), "ORDER BY Id")
     return {
-        "customer": Stream("customer", "Account", tuple(account), contacts),
+        "customer": Stream("customer", "Account", tuple(account), (contacts,)),
         "product": Stream("product", "Product2",
-                          (*SYSTEM, hub, "Name", "ProductCode", "Description", "IsActive")),
+                          (*system, hub, "Name", "ProductCode", "Description", "IsActive")),
         "price": Stream("price", "PricebookEntry",
-                        (*SYSTEM, hub, "Product2Id", "Pricebook2Id", "UnitPrice", "IsActive",
+                        (*system, hub, "Product2Id", "Pricebook2Id", "UnitPrice", "IsActive",
                          "Billing_Interval__c")),
         "deal": Stream("deal", "Opportunity",
-                       (*SYSTEM, hub, "Name", "AccountId", "StageName", "IsWon", "IsClosed", "CloseDate",
-                        "Amount"),
-                       ("SELECT Id, Product2Id, PricebookEntryId, Quantity, UnitPrice, TotalPrice, "
-                        "Description, Name, PricebookEntry.Billing_Interval__c FROM OpportunityLineItems "
-                        "ORDER BY Id",)),
+                       (*system, hub, "Name", "AccountId", "StageName", "IsWon", "IsClosed", "CloseDate",
+                        "Amount"), (lines,)),
         "invoice": Stream("invoice", str(settings["invoice_object"]),
-                          (*SYSTEM, hub, "Name", "Invoice_Number__c", "Account__c", "Opportunity__c",
+                          (*system, hub, "Name", "Invoice_Number__c", "Account__c", "Opportunity__c",
                            "Amount__c", "Amount_Paid__c", "Amount_Credited__c", "Status__c", "Due_Date__c",
                            "Paid_Date__c")),
     }
+
+
+def needed_fields(by_type: Mapping[str, Stream]) -> dict[str, list[str]]:
+    """sObject -> every field the streams read (and so the writes send), in reading order,
+    ``CurrencyIsoCode`` aside (it exists or not with the org's currencies). A parent path
+    (``PricebookEntry.Billing_Interval__c``) is the parent's own field, listed there."""
+    needed: dict[str, list[str]] = {}
+
+    def add(sobject: str, fields: tuple[str, ...]) -> None:
+        names = needed.setdefault(sobject, [])
+        names.extend(f for f in fields if "." not in f and f != CURRENCY and f not in names)
+
+    for stream in by_type.values():
+        add(stream.sobject, stream.fields)
+        for child in stream.children:
+            add(child.sobject, child.fields)
+    return needed
 
 
 def plain(value: Any) -> Any:

@@ -13,8 +13,10 @@ Serve it over TLS (``connectors.salesforce.tls.server_context``): the SDK only b
 Control surface: the shared ``/__emulator/`` routes (reset, seed, stats, faults, clock) plus
 ``POST /__emulator/salesforce`` with any of ``{"allocation": n, "api_used": n,
 "expire_sessions": true, "revoke_refresh_tokens": true, "session_ttl_seconds": n,
-"page_size": n, "rotate_refresh_tokens": bool}``. ``seed`` takes lists of field dicts per
-sObject (see ``OrgStore.seed``).
+"page_size": n, "rotate_refresh_tokens": bool, "org": {"multi_currency": bool, "currency": "EUR",
+"custom_schema": bool}}`` (``org`` empties the org: see ``configure_org``). ``seed`` takes lists of
+field dicts per sObject (see ``OrgStore.seed``). ``received`` lists every REST request's method,
+path, SOQL and body.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import threading
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -42,6 +44,14 @@ from connectors.salesforce.emulator.sobjects import SObjectsMixin
 from connectors.salesforce.emulator.wire import SfError, json_response, not_found, record_url
 from mapping import exact_json
 
+RECEIVED_KEPT = 5000  # the newest REST requests ``received`` keeps
+
+
+class OrgKind(NamedTuple):
+    multi_currency: bool
+    currency: str
+    custom_schema: bool
+
 
 class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, Emulator):
     system = "salesforce"
@@ -50,11 +60,12 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
                  invoice_object: str = "Billing_Invoice__c", allocation: int = 15000,
                  session_ttl_seconds: int = 7200, client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET,
-                 refresh_token: str = DEFAULT_REFRESH_TOKEN) -> None:
+                 refresh_token: str = DEFAULT_REFRESH_TOKEN, multi_currency: bool = True,
+                 currency: str = "USD", custom_schema: bool = True) -> None:
         self.hub_id_field = hub_id_field
         self.invoice_object = invoice_object
-        self.schema = build_schema(hub_id_field, invoice_object)
-        self.by_lower = {name.lower(): obj for name, obj in self.schema.items()}
+        # The kind of org a reset restores (configure_org changes it until then).
+        self.default_org = OrgKind(multi_currency, currency.upper(), custom_schema)
         self.default_allocation = allocation
         self.default_ttl = session_ttl_seconds
         self.clients = {client_id: client_secret}
@@ -69,6 +80,21 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
             self.reset_grants()
             self.allocation = self.default_allocation
             self.usage: deque[datetime] = deque()  # when each API call of the last 24 hours came
+            self.received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_KEPT)
+            self.configure_org(**self.default_org._asdict())
+
+    def configure_org(self, *, multi_currency: bool = True, currency: str = "USD",
+                      custom_schema: bool = True) -> None:
+        """Make this a different kind of org, emptied: single-currency (``multi_currency``
+        False: no ``CurrencyIsoCode`` anywhere, every amount in ``currency``, the org's
+        ``DefaultCurrencyIsoCode``) and/or without billhub's custom fields and invoice object
+        (``custom_schema`` False, as a fresh org is). Also ``{"org": {...}}`` on the control call."""
+        with self.state_lock:
+            self.org_kind = OrgKind(multi_currency, currency.upper(), custom_schema)
+            self.org_currency = self.org_kind.currency
+            self.schema = build_schema(self.hub_id_field, self.invoice_object, multi_currency=multi_currency,
+                                       currency=self.org_currency, custom_schema=custom_schema)
+            self.by_lower = {name.lower(): obj for name, obj in self.schema.items()}
             self.reset_query()
             self.reset_org()
 
@@ -146,15 +172,15 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
             if "page_size" in body:
                 self.page_size = int(body["page_size"])
             self.oauth_control(**{key: body[key] for key in OAUTH_CONTROL_KEYS if key in body})
+            if "org" in body:
+                self.configure_org(**{**self.org_kind._asdict(), **body["org"]})
             return web.json_response({"allocation": self.allocation, "api_used": self.api_used(),
-                                      "sessions": self.live_sessions(), "page_size": self.page_size})
+                                      "sessions": self.live_sessions(), "page_size": self.page_size,
+                                      "org": self.org_kind._asdict()})
 
     # ------------------------------------------------------------------ the REST API
 
-    async def _body(self, request: web.Request) -> Any:
-        if not request.can_read_body:
-            return {}
-        text = await request.text()
+    def _body(self, text: str) -> Any:
         if not text.strip():
             return {}
         try:
@@ -166,7 +192,11 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
         version = request.match_info["version"]
         parts = [p for p in request.match_info["rest"].split("/") if p]
         try:
-            body = await self._body(request) if request.method in ("POST", "PATCH", "PUT") else {}
+            text = await request.text() if request.can_read_body else ""
+            with self.state_lock:  # what reached the org, for tests to inspect (SOQL, bodies)
+                self.received.append({"method": request.method, "path": request.path,
+                                      "soql": request.query.get("q"), "body": text})
+            body = self._body(text) if request.method in ("POST", "PATCH", "PUT") else {}
             with self.state_lock:
                 return self._route(request, version, parts, body)
         except SfError as exc:

@@ -76,6 +76,7 @@ class CompositeMixin(OrgStore):
             sobject = self.type_of.get(self._canon_id(str(item)))
             if sobject is None:
                 raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            self.check_operation(self.schema[sobject], "deleted")
             self._delete(sobject, str(item))
             return {"id": self._canon_id(str(item)), "success": True, "errors": []}
         if not isinstance(item, dict):
@@ -84,6 +85,7 @@ class CompositeMixin(OrgStore):
         if not type_name:
             raise SfError(400, "INVALID_TYPE", "Must send a concrete entity type.")
         obj = self.obj(type_name)
+        self.check_operation(obj, "inserted" if method == "POST" else "updated")
         fields = {k: v for k, v in item.items() if k != "attributes"}
         if upsert is not None:
             upsert_obj, f = upsert

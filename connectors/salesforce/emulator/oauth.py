@@ -32,7 +32,7 @@ from connectors.emulation_grants import (
     standard_body,
     token_response,
 )
-from connectors.salesforce.emulator.wire import ORG_ID
+from connectors.salesforce.emulator.wire import ORG_ID, USER_ID
 
 DEFAULT_CLIENT_ID = "billhub-emulator-client"
 DEFAULT_CLIENT_SECRET = "billhub-emulator-secret"
@@ -46,7 +46,7 @@ OAUTH_CONTROL_KEYS = ("expire_sessions", "revoke_refresh_tokens", "session_ttl_s
 
 def _mint(kind: TokenKind) -> str:
     # A session id starts with the org id, as Salesforce's do.
-    return f"{ORG_ID}!{secrets.token_urlsafe(32)}" if kind == "access" else secrets.token_urlsafe(24)
+    return f"{ORG_ID[:15]}!{secrets.token_urlsafe(32)}" if kind == "access" else secrets.token_urlsafe(24)
 
 
 def _salesforce_body(issued: Issued, request: TokenRequest) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def _salesforce_body(issued: Issued, request: TokenRequest) -> dict[str, Any]:
     del body["expires_in"]  # Salesforce states none: a real session's timeout slides with use
     return {**body, "signature": secrets.token_urlsafe(16), "scope": "api refresh_token",
             "instance_url": f"https://{request.host}",
-            "id": f"https://{request.host}/id/{ORG_ID}/0055g000000EMULAT",
+            "id": f"https://{request.host}/id/{ORG_ID}/{USER_ID}",
             "issued_at": str(int(issued.issued_at.timestamp() * 1000))}
 
 

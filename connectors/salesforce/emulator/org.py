@@ -14,8 +14,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.emulation import EmulatorClock
-from connectors.salesforce.emulator.schema import DERIVED, Field, SObject
-from connectors.salesforce.emulator.wire import SfError, id18, not_found, parse_datetime
+from connectors.salesforce.emulator.schema import AUDIT_FIELDS, DERIVED, Field, SObject
+from connectors.salesforce.emulator.wire import (
+    ORG_ID,
+    USER_ID,
+    SfError,
+    id18,
+    not_found,
+    parse_datetime,
+)
 
 DELETED_WINDOW = timedelta(days=15)
 DELETED_AT = "__deleted_at"  # when a record went to the recycle bin (not a Salesforce field)
@@ -31,9 +38,12 @@ class OrgStore:
     state_lock: threading.RLock
     schema: dict[str, SObject]
     by_lower: dict[str, SObject]
+    org_currency: str  # the corporate currency (a single-currency org's only one)
 
     def reset_org(self) -> None:
-        """Empty tables, plus the standard price book every org has."""
+        """Empty tables, plus what every org has: its ``Organization`` row, its one user (whom
+        every session acts as: owner, creator and last modifier of what the API writes) and the
+        standard price book."""
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
         self.type_of: dict[str, str] = {}
         # (sobject, field, case-folded value) -> ids of records ever stored with it, for the
@@ -42,6 +52,15 @@ class OrgStore:
         self.keyed: dict[tuple[str, str, str], set[str]] = {}
         self.counter = 0
         self._journal: list[JournalEntry] | None = None
+        self.user_id = USER_ID
+        self._insert("User", {"Id": USER_ID, "Username": "integration@billhub.emulator",
+                              "FirstName": "Integration", "LastName": "User",
+                              "Email": "integration@billhub.emulator", "Alias": "integ"}, system=True)
+        self._insert("Organization", {"Id": ORG_ID, "Name": "billhub emulated org",
+                                      "DefaultCurrencyIsoCode": self.org_currency,
+                                      "OrganizationType": "Developer Edition",
+                                      "LanguageLocaleKey": "en_US", "DefaultLocaleSidKey": "en_US",
+                                      "TimeZoneSidKey": "GMT"}, system=True)
         std = self._insert("Pricebook2", {"Name": "Standard Price Book", "IsActive": True})
         self.tables["Pricebook2"][std]["IsStandard"] = True
         self.standard_pricebook_id = std
@@ -62,6 +81,12 @@ class OrgStore:
         if found is None:
             raise not_found()
         return found
+
+    def check_operation(self, obj: SObject, verb: str) -> None:
+        """Refuse an API write the object does not take (``Organization``, ``User`` here)."""
+        allowed = {"inserted": obj.createable, "updated": obj.updateable, "deleted": obj.deletable}[verb]
+        if not allowed:
+            raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be {verb}: {obj.name}")
 
     # ------------------------------------------------------------------ value conversion
 
@@ -184,6 +209,8 @@ class OrgStore:
         for f in obj.fields.values():
             if f.name not in values and f.default is not None:
                 values[f.name] = f.default
+        if "OwnerId" in obj.fields and not values.get("OwnerId"):
+            values["OwnerId"] = self.user_id
         if sobject == "PricebookEntry" and not values.get("Pricebook2Id"):
             values["Pricebook2Id"] = getattr(self, "standard_pricebook_id", None)
         missing = [f.name for f in obj.fields.values()
@@ -197,7 +224,7 @@ class OrgStore:
         record_id = values.get("Id") or self.new_id(sobject)
         record: dict[str, Any] = {f.name: None for f in obj.fields.values()}
         record.update({"IsDeleted": False, "CreatedDate": now, "LastModifiedDate": now,
-                       "SystemModstamp": now})
+                       "SystemModstamp": now, **dict.fromkeys(AUDIT_FIELDS, self.user_id)})
         record.update(values)
         record["Id"] = record_id
         self._remember(sobject, record_id)
@@ -214,7 +241,8 @@ class OrgStore:
         self._check_unique(obj, {**record, **values}, record["Id"])
         self._remember(sobject, record["Id"])
         stamp = {} if system and "SystemModstamp" in values else {
-            "LastModifiedDate": self.clock.now(), "SystemModstamp": self.clock.now()}
+            "LastModifiedDate": self.clock.now(), "SystemModstamp": self.clock.now(),
+            "LastModifiedById": self.user_id}
         self.tables[sobject][record["Id"]] = {**record, **values, **stamp}
         self._note_keys(sobject, self.tables[sobject][record["Id"]])
         self._derive(sobject, self.tables[sobject][record["Id"]])
@@ -244,8 +272,13 @@ class OrgStore:
         return record
 
     def _derive(self, sobject: str, record: dict[str, Any]) -> None:
-        """Formula and roll-up fields Salesforce computes itself."""
-        if sobject == "Opportunity":
+        """Formula, compound and roll-up fields Salesforce computes itself."""
+        if sobject in ("Contact", "User"):
+            record["Name"] = " ".join(str(p) for p in (record.get("FirstName"), record.get("LastName")) if p)
+        elif sobject == "PricebookEntry":
+            product = self.tables["Product2"].get(record.get("Product2Id") or "")
+            record["Name"] = product["Name"] if product is not None else None
+        elif sobject == "Opportunity":
             stage = str(record.get("StageName") or "")
             record["IsWon"] = stage == "Closed Won"
             record["IsClosed"] = stage.startswith("Closed")

@@ -33,14 +33,17 @@ class QueryMixin(OrgStore):
             if rel is None or rel.reference_to is None:
                 raise SoqlError(f"Didn't understand relationship '{seg}' in field path. If you "
                                 "are attempting to use a custom relationship, be sure to append "
-                                "the '__r' after the custom relationship name.", "INVALID_FIELD")
+                                "the '__r' after the custom relationship name. Please reference "
+                                "your WSDL or the describe call for the appropriate names.",
+                                "INVALID_FIELD", ".".join(path))
             hops.append((current, rel))
             current = self.schema[rel.reference_to]
         last = current.field(path[-1])
         if last is None:
             raise SoqlError(f"No such column '{path[-1]}' on entity '{current.name}'. If you are "
                             "attempting to use a custom field, be sure to append the '__c' after "
-                            "the custom field name.", "INVALID_FIELD")
+                            "the custom field name. Please reference your WSDL or the describe "
+                            "call for the appropriate names.", "INVALID_FIELD", ".".join(path))
         return hops, last
 
     def _get_path(self, obj: SObject, record: dict[str, Any], path: list[str]) -> Any:
@@ -132,7 +135,7 @@ class QueryMixin(OrgStore):
                 return len(rows), []
             return len(rows), self._select(query, obj, rows, version)
         except SoqlError as exc:
-            raise SfError(400, exc.code, str(exc)) from None
+            raise SfError(400, exc.code, exc.located(text)) from None
 
     # ------------------------------------------------------------------ paging and the endpoint
 

@@ -2,7 +2,8 @@
 
 One table drives validation, ``describe``, SOQL field resolution (case-insensitive, parent and
 child relationships) and type conversion. Custom names (the hub's external-id field and the
-invoice object) are parameters, because the connector reads them from config.
+invoice object) are parameters, because the connector reads them from config; so are the two
+things a real org may lack: multiple currencies and billhub's custom schema.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ class Field:
     external_id: bool = False
     unique: bool = False
     default: object = None
+    nillable: bool | None = None  # None: not required and not a checkbox
+    compound: str | None = None  # the compound field this one is part of (FirstName -> Name)
+    name_field: bool = False  # the record's name (describe's nameField)
+    defaulted: bool = False  # Salesforce fills it on create when it is not given
+
+    @property
+    def is_nillable(self) -> bool:
+        if self.nillable is not None:
+            return self.nillable
+        return not self.required and self.type != "boolean"
 
 
 @dataclass
@@ -30,6 +41,9 @@ class SObject:
     key_prefix: str
     fields: dict[str, Field] = field(default_factory=dict)
     custom: bool = False
+    createable: bool = True
+    updateable: bool = True
+    deletable: bool = True
 
     def __post_init__(self) -> None:
         self.by_lower = {name.lower(): f for name, f in self.fields.items()}
@@ -45,64 +59,133 @@ class SObject:
         return None
 
 
+def _audit(name: str, relationship: str) -> Field:
+    """CreatedById / LastModifiedById: the user who did it, set by Salesforce."""
+    return Field(name, "reference", writable=False, reference_to="User", relationship=relationship,
+                 nillable=False, defaulted=True)
+
+
+# Every sObject has these (Object Reference, "System Fields"); none is nillable.
 SYSTEM_FIELDS = (
-    Field("Id", "id", writable=False),
-    Field("IsDeleted", "boolean", writable=False, default=False),
-    Field("CreatedDate", "datetime", writable=False),
-    Field("LastModifiedDate", "datetime", writable=False),
-    Field("SystemModstamp", "datetime", writable=False),
-    Field("CurrencyIsoCode", "picklist", default="USD"),
+    Field("Id", "id", writable=False, nillable=False, defaulted=True),
+    Field("IsDeleted", "boolean", writable=False, default=False, defaulted=True),
+    Field("CreatedDate", "datetime", writable=False, nillable=False, defaulted=True),
+    _audit("CreatedById", "CreatedBy"),
+    Field("LastModifiedDate", "datetime", writable=False, nillable=False, defaulted=True),
+    _audit("LastModifiedById", "LastModifiedBy"),
+    Field("SystemModstamp", "datetime", writable=False, nillable=False, defaulted=True),
 )
+AUDIT_FIELDS = ("CreatedById", "LastModifiedById")
+
+# The record's owner on objects that have one (not on Product2, price books, their entries or
+# opportunity products, whose access follows the org's defaults or the parent).
+OWNER = Field("OwnerId", "reference", reference_to="User", relationship="Owner", nillable=False,
+              defaulted=True)
+
+# The custom fields and object billhub's own setup adds to an org (README "Salesforce setup");
+# a fresh org has none of them.
+BILLHUB_ACCOUNT_FIELDS = ("Billing_Status__c", "Billing_Email__c")
+BILLHUB_PRICE_FIELDS = ("Billing_Interval__c",)
 
 DERIVED = {"IsWon", "IsClosed", "TotalPrice"}
 
 
-def _obj(name: str, prefix: str, fields: list[Field], hub_id_field: str, custom: bool = False,
-         hub_marker: bool = True) -> SObject:
-    all_fields = list(SYSTEM_FIELDS) + fields
-    if hub_marker:
+def _obj(name: str, prefix: str, fields: list[Field], hub_id_field: str | None, *,
+         currency: str | None, custom: bool = False, owner: bool = False) -> SObject:
+    all_fields = list(SYSTEM_FIELDS)
+    if owner:
+        all_fields.append(OWNER)
+    if currency is not None:
+        # Only a multi-currency org has the field at all (Salesforce Help, "Considerations for
+        # Enabling Multiple Currencies"); its default is the corporate currency.
+        all_fields.append(Field("CurrencyIsoCode", "picklist", default=currency, nillable=False,
+                                defaulted=True))
+    all_fields += fields
+    if hub_id_field is not None:
         all_fields.append(Field(hub_id_field, "string", external_id=True, unique=True))
     return SObject(name, prefix, {f.name: f for f in all_fields}, custom=custom)
 
 
-def build_schema(hub_id_field: str = "Hub_Id__c",
-                 invoice_object: str = "Billing_Invoice__c") -> dict[str, SObject]:
-    """Every sObject the emulator knows, keyed by API name."""
+def _name(required: bool = True, writable: bool = True) -> Field:
+    return Field("Name", "string", required=required, writable=writable, name_field=True,
+                 nillable=False if not writable else None)
+
+
+def _person(first_last_required: bool = True) -> list[Field]:
+    """FirstName / LastName and the read-only compound Name Salesforce builds from them."""
+    return [Field("FirstName", "string", compound="Name"),
+            Field("LastName", "string", required=first_last_required, compound="Name"),
+            _name(required=False, writable=False)]
+
+
+def _standard_objects() -> list[SObject]:
+    """The org itself and its users: read-only here (the emulator models no licences or
+    profiles, so it creates no users); one of each exists."""
+    organization = SObject("Organization", "00D", {f.name: f for f in [
+        *SYSTEM_FIELDS, _name(), Field("DefaultCurrencyIsoCode", "picklist", writable=False),
+        Field("IsSandbox", "boolean", writable=False, default=False),
+        Field("OrganizationType", "picklist", writable=False),
+        Field("LanguageLocaleKey", "picklist"), Field("DefaultLocaleSidKey", "picklist"),
+        Field("TimeZoneSidKey", "picklist")]}, createable=False, updateable=False, deletable=False)
+    user = SObject("User", "005", {f.name: f for f in [
+        *SYSTEM_FIELDS, Field("Username", "string", required=True, unique=True), *_person(),
+        Field("Email", "email", required=True), Field("Alias", "string", required=True),
+        Field("IsActive", "boolean", default=True)]}, createable=False, deletable=False)
+    return [organization, user]
+
+
+def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing_Invoice__c", *,
+                 multi_currency: bool = True, currency: str = "USD",
+                 custom_schema: bool = True) -> dict[str, SObject]:
+    """Every sObject the emulator knows, keyed by API name.
+
+    ``multi_currency`` False is a single-currency org (Salesforce's default): no object has
+    ``CurrencyIsoCode`` and every amount is in ``currency``, the org's
+    ``Organization.DefaultCurrencyIsoCode``. ``custom_schema`` False is a fresh org without
+    billhub's setup: no hub marker, no ``Billing_*__c`` fields and no invoice object.
+    """
+    money = currency if multi_currency else None
+    hub = hub_id_field if custom_schema else None
+    ours = custom_schema  # billhub's own custom fields
+
+    def custom(*names: str, kind: str = "picklist") -> list[Field]:
+        return [Field(n, "email" if n.endswith("Email__c") else kind) for n in names] if ours else []
+
     inv_children = invoice_object.removesuffix("__c") + "s__r"
-    objects = [
+    objects = _standard_objects() + [
         _obj("Account", "001", [
-            Field("Name", "string", required=True), Field("Phone", "phone"),
+            _name(), Field("Phone", "phone"),
             Field("Website", "url"), Field("Type", "picklist"), Field("Description", "textarea"),
             *(Field(f"{kind}{part}", "string") for kind in ("Billing", "Shipping")
               for part in ("Street", "City", "State", "PostalCode", "Country")),
-            Field("Billing_Status__c", "picklist"), Field("Billing_Email__c", "email"),
-        ], hub_id_field),
+            *custom(*BILLHUB_ACCOUNT_FIELDS),
+        ], hub, currency=money, owner=True),
         _obj("Contact", "003", [
-            Field("FirstName", "string"), Field("LastName", "string", required=True),
-            Field("Email", "email"), Field("Phone", "phone"),
+            *_person(), Field("Email", "email"), Field("Phone", "phone"),
             Field("AccountId", "reference", reference_to="Account", relationship="Account",
                   child_relationship="Contacts"),
-        ], hub_id_field),
+        ], hub, currency=money, owner=True),
         _obj("Product2", "01t", [
-            Field("Name", "string", required=True), Field("ProductCode", "string"),
+            _name(), Field("ProductCode", "string"),
             Field("Description", "textarea"), Field("IsActive", "boolean", default=False),
             Field("Family", "picklist"),
-        ], hub_id_field),
+        ], hub, currency=money),
         _obj("Pricebook2", "01s", [
-            Field("Name", "string", required=True), Field("IsActive", "boolean", default=False),
+            _name(), Field("IsActive", "boolean", default=False),
             Field("IsStandard", "boolean", writable=False, default=False),
-        ], hub_id_field, hub_marker=False),
+        ], None, currency=money),
         _obj("PricebookEntry", "01u", [
+            _name(required=False, writable=False),  # the product's, read-only
             Field("Pricebook2Id", "reference", required=True, reference_to="Pricebook2",
                   relationship="Pricebook2", child_relationship="PricebookEntries"),
             Field("Product2Id", "reference", required=True, reference_to="Product2",
                   relationship="Product2", child_relationship="PricebookEntries"),
             Field("UnitPrice", "currency", required=True), Field("IsActive", "boolean", default=False),
             Field("UseStandardPrice", "boolean", default=False),
-            Field("Billing_Interval__c", "picklist"),
-        ], hub_id_field),
+            *custom(*BILLHUB_PRICE_FIELDS),
+        ], hub, currency=money),
         _obj("Opportunity", "006", [
-            Field("Name", "string", required=True), Field("StageName", "picklist", required=True),
+            _name(), Field("StageName", "picklist", required=True),
             Field("CloseDate", "date", required=True), Field("Amount", "currency"),
             Field("Probability", "percent"), Field("Type", "picklist"),
             Field("Description", "textarea"),
@@ -112,7 +195,7 @@ def build_schema(hub_id_field: str = "Hub_Id__c",
                   child_relationship="Opportunities"),
             Field("Pricebook2Id", "reference", reference_to="Pricebook2", relationship="Pricebook2",
                   child_relationship="Opportunities"),
-        ], hub_id_field),
+        ], hub, currency=money, owner=True),
         _obj("OpportunityLineItem", "00k", [
             Field("OpportunityId", "reference", required=True, reference_to="Opportunity",
                   relationship="Opportunity", child_relationship="OpportunityLineItems"),
@@ -122,8 +205,8 @@ def build_schema(hub_id_field: str = "Hub_Id__c",
                   child_relationship="OpportunityLineItems"),
             Field("Quantity", "double", required=True), Field("UnitPrice", "currency"),
             Field("TotalPrice", "currency", writable=False), Field("Description", "string"),
-            Field("Name", "string", writable=False),
-        ], hub_id_field, hub_marker=False),
+            _name(required=False, writable=False),
+        ], None, currency=money),
         _obj("Order", "801", [
             Field("AccountId", "reference", required=True, reference_to="Account",
                   relationship="Account", child_relationship="Orders"),
@@ -133,9 +216,11 @@ def build_schema(hub_id_field: str = "Hub_Id__c",
                   child_relationship="Orders"),
             Field("Status", "picklist", required=True, default="Draft"),
             Field("EffectiveDate", "date", required=True), Field("Description", "textarea"),
-        ], hub_id_field),
-        _obj(invoice_object, "a0B", [
-            Field("Name", "string"), Field("Invoice_Number__c", "string"),
+        ], hub, currency=money, owner=True),
+    ]
+    if ours:
+        objects.append(_obj(invoice_object, "a0B", [
+            Field("Name", "string", name_field=True), Field("Invoice_Number__c", "string"),
             Field("Account__c", "reference", reference_to="Account", relationship="Account__r",
                   child_relationship=inv_children),
             Field("Opportunity__c", "reference", reference_to="Opportunity",
@@ -144,8 +229,7 @@ def build_schema(hub_id_field: str = "Hub_Id__c",
             Field("Amount_Credited__c", "currency"),
             Field("Status__c", "picklist"), Field("Due_Date__c", "date"),
             Field("Paid_Date__c", "date"),
-        ], hub_id_field, custom=True),
-    ]
+        ], hub, currency=money, custom=True, owner=True))
     return {o.name: o for o in objects}
 
 

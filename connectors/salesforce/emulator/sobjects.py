@@ -42,6 +42,7 @@ class SObjectsMixin(OrgStore):
         obj = self.obj(parts[0])
         if len(parts) == 1:
             if method == "POST":
+                self.check_operation(obj, "inserted")
                 record_id = self._insert(obj.name, _object_body(body))
                 return json_response({"id": record_id, "success": True, "errors": []}, 201)
             if method == "GET":
@@ -76,6 +77,7 @@ class SObjectsMixin(OrgStore):
                     names.append(f.name)
             return json_response(render(version, obj, record, names))
         if method == "PATCH":
+            self.check_operation(obj, "updated")
             record = self._live(obj.name, record_id)
             since = request.headers.get("If-Unmodified-Since")
             if since:
@@ -90,6 +92,7 @@ class SObjectsMixin(OrgStore):
             self._update(obj.name, record_id, _object_body(body))
             return web.Response(status=204)
         if method == "DELETE":
+            self.check_operation(obj, "deleted")
             self._delete(obj.name, record_id)
             return web.Response(status=204)
         raise SfError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")

@@ -21,9 +21,19 @@ from typing import Any
 
 
 class SoqlError(ValueError):
-    def __init__(self, message: str, code: str = "MALFORMED_QUERY") -> None:
+    def __init__(self, message: str, code: str = "MALFORMED_QUERY", token: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.token = token  # the name at fault, so the answer can point at it in the query
+
+    def located(self, text: str) -> str:
+        """Salesforce's form: the query, a caret under the name at fault, its row and column."""
+        if self.token:
+            found = re.search(r"(?<![\w.])" + re.escape(self.token) + r"(?!\w)", text, re.IGNORECASE)
+            if found:
+                column = found.start() + 1
+                return f"\n{text}\n{' ' * found.start()}^\nERROR at Row:1:Column:{column}\n{self}"
+        return str(self)
 
 
 _TOKEN = re.compile(r"""

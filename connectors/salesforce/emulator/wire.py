@@ -12,7 +12,6 @@ from aiohttp import web
 from connectors.salesforce.emulator.schema import SObject
 from mapping import exact_json
 
-ORG_ID = "00D5g000000EMULAT"
 _CHECK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
@@ -44,6 +43,12 @@ def id18(id15: str) -> str:
         bits = sum(1 << i for i, c in enumerate(id15[chunk * 5:chunk * 5 + 5]) if c.isupper())
         suffix += _CHECK_CHARS[bits]
     return id15 + suffix
+
+
+# The org and its one user (the integration user every session acts as): the ids the token
+# answer's ``id`` URL names, the ``Organization`` row and every record's owner and creator.
+ORG_ID = id18("00D5g000000EMUL")
+USER_ID = id18("0055g000000EMUL")
 
 
 def sf_datetime(value: datetime) -> str:

@@ -13,10 +13,11 @@ from tests.connectors.salesforce.conftest import Built, SfEnv, drain
 def test_at_80_percent_of_the_daily_allocation_scheduled_reads_stop_and_status_says_why(
         sf: SfEnv, make_connector: Callable[..., Built]) -> None:
     sf.emulator.insert("Account", {"Name": "Acme"})
-    sf.emulator.allocation = 1000
-    sf.emulator.set_api_used(798)
     built = make_connector()
     conn = built.connector
+    conn.learn()  # first contact (the org's describes) before the usage is set
+    sf.emulator.allocation = 1000
+    sf.emulator.set_api_used(798)
 
     _, cursor = drain(conn.fetch_changes("customer", None))  # this call is number 799
     assert conn.health().reason is None
@@ -51,9 +52,10 @@ def test_at_80_percent_of_the_daily_allocation_scheduled_reads_stop_and_status_s
 
 def test_while_paused_usage_is_re_read_at_most_once_per_probe_interval(
         sf: SfEnv, make_connector: Callable[..., Built]) -> None:
+    conn = make_connector(budget_probe_seconds=300).connector
+    conn.learn()
     sf.emulator.allocation = 100
     sf.emulator.set_api_used(95)
-    conn = make_connector(budget_probe_seconds=300).connector
     drain(conn.fetch_all("customer"))
     for _ in range(3):
         with pytest.raises(QuotaExhausted):
