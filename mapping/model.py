@@ -130,6 +130,12 @@ class InvoiceLine:
     tax_country: str | None = None
     tax_state: str | None = None
     taxable_amount: Money | None = None
+    # Every tax of a line that has several (Canada's GST + PST, a US state's and a county's sales
+    # tax), in the source's order, each with its rate, amount, jurisdiction, inclusive flag and
+    # reason. ``tax_rate`` is then their combined rate (the sum: each of Stripe's rates applies
+    # to the line amount) and ``tax_amount`` their sum, never a rate of its own: the ledger code
+    # is chosen for the combination (mapping/tax_codes.py). Empty for a line of one tax or none.
+    taxes: tuple[TaxLine, ...] = ()
     discount_amount: Money | None = None
     proration: bool = False
     period_start: datetime | None = None
@@ -377,7 +383,7 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 # stored payload without them decodes to the default.
 _OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {
     InvoiceLine: {"tax_inclusive": False, "tax_reason": None, "tax_country": None, "tax_state": None,
-                  "taxable_amount": None},
+                  "taxable_amount": None, "taxes": ()},
     TaxLine: {"reason": None, "country": None, "state": None},
     CreditNote: {"refunds": ()},
 }

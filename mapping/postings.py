@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
+from mapping.line_taxes import negated, taxes_part
 from mapping.lines import line_discounts
 from mapping.model import CreditNote, Discount, Invoice, InvoiceLine, NoteRefund, Refund, stable_id
 from mapping.money import Money
@@ -30,14 +31,14 @@ def _gross(line: InvoiceLine, inclusive: bool) -> int:
 
 def _line(like: InvoiceLine, net: int, tax: int | None, currency: str) -> InvoiceLine:
     """A part of ``like``, tax-exclusive, keeping what its tax code is chosen by (rate, reason,
-    country and state)."""
+    country and state; each of its taxes, with its share of the part's tax, when it has several)."""
     amount = Money(net, currency)
     return InvoiceLine(description=like.description, quantity=Decimal(1), unit_amount=amount, amount=amount,
                        product_id=like.product_id, price_id=like.price_id, tax_rate=like.tax_rate,
                        tax_amount=Money(tax, currency) if tax is not None else None,
                        tax_reason=like.tax_reason, tax_country=like.tax_country, tax_state=like.tax_state,
                        taxable_amount=amount if tax is not None and like.taxable_amount is not None else None,
-                       period_start=like.period_start, period_end=like.period_end)
+                       taxes=taxes_part(like.taxes, tax, net, currency), period_start=like.period_start, period_end=like.period_end)
 
 
 def net_lines(lines: Sequence[InvoiceLine], discounts: Sequence[Discount], currency: str) -> tuple[InvoiceLine, ...]:
@@ -171,7 +172,7 @@ def fully_refunded(credit_note: CreditNote) -> bool:
 def _negated(line: InvoiceLine) -> InvoiceLine:
     return dataclasses.replace(line, amount=-line.amount, unit_amount=-line.unit_amount,
                                tax_amount=-line.tax_amount if line.tax_amount is not None else None,
-                               discount_amount=None)
+                               taxes=negated(line.taxes), discount_amount=None)
 
 
 def negative_invoice_credit(invoice: Invoice) -> CreditNote:

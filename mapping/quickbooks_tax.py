@@ -10,6 +10,10 @@
   ``GlobalTaxCalculation`` says ``TaxExcluded`` or ``TaxInclusive``, and an inclusive line sends
   its net in ``Amount`` and its gross in ``SalesItemLineDetail.TaxInclusiveAmt`` — a gross
   ``Amount`` would have VAT added on top.
+* A line with **several taxes** (GST 5 % + PST 7 %: ``InvoiceLine.taxes``) takes the company's
+  code for the combination (``"5+7/standard/CA-BC"`` = ``"GST/PST BC"``), which must hold one
+  sales rate per tax, at the same percents; each tax goes to its rate's ``TaxLine`` with the exact
+  amount and taxable net the source gave it. A code whose rates differ holds the document.
 
 The company's codes (``CompanyTaxCode``: id, name, sales rates) are read by the connector;
 this module stays pure.
@@ -17,7 +21,7 @@ this module stays pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -70,7 +74,33 @@ def _code(line: InvoiceLine, tax: QboTax) -> CompanyTaxCode:
     if not code.rates or total != rate:
         raise QboTaxError(f"tax code {code.name!r} is {rate_text(total)}% in QuickBooks but the line "
                           f"{line.description!r} is taxed at {rate_text(rate)}%: correct [tax_codes.quickbooks]")
+    if line.taxes and sorted(pct for _rid, pct in code.rates) != sorted(Decimal(t.rate) for t in line.taxes):
+        raise QboTaxError(f"tax code {code.name!r} has the rates {_percents(p for _r, p in code.rates)} in "
+                          f"QuickBooks but the line {line.description!r} is taxed "
+                          f"{_percents(t.rate for t in line.taxes)}: each tax needs its own rate in the code "
+                          "(correct [tax_codes.quickbooks])")
     return code
+
+
+def _percents(rates: Iterable[Decimal]) -> str:
+    return " + ".join(f"{rate_text(r)}%" for r in sorted(rates))
+
+
+def _components(line: InvoiceLine, code: CompanyTaxCode, net: int) -> list[tuple[str, Decimal, int, int]]:
+    """(rate id, percent, tax, taxable net) of each of the line's taxes on the code's rates: a
+    line of several taxes gives each its own amount (the code's rates matched by percent, as
+    ``_code`` checked); one tax is split over a code of several rates by their weights."""
+    if not line.taxes:
+        shares = _split(_line_tax(line), [pct for _rid, pct in code.rates])
+        return [(rate_id, pct, share, net) for (rate_id, pct), share in zip(code.rates, shares, strict=True)]
+    free = list(code.rates)
+    out = []
+    for component in line.taxes:
+        rate_id, pct = next(r for r in free if r[1] == Decimal(component.rate))
+        free.remove((rate_id, pct))
+        taxable = component.taxable_amount.minor if component.taxable_amount is not None else net
+        out.append((rate_id, pct, component.amount.minor, taxable))
+    return out
 
 
 def _line_tax(line: InvoiceLine) -> int:
@@ -123,11 +153,7 @@ def tax_detail(lines: Sequence[InvoiceLine], discounts: Sequence[int], total_tax
     by_rate: dict[str, list[int]] = {}
     percents: dict[str, Decimal] = {}
     for line, discount in zip(lines, discounts, strict=True):
-        code = _code(line, tax)
-        line_tax, net = _line_tax(line), _net(line, discount, inclusive)
-        weights = [pct for _rid, pct in code.rates]
-        shares = _split(line_tax, weights)
-        for (rate_id, pct), share in zip(code.rates, shares, strict=True):
+        for rate_id, pct, share, net in _components(line, _code(line, tax), _net(line, discount, inclusive)):
             agg = by_rate.setdefault(rate_id, [0, 0])
             agg[0] += share
             agg[1] += net

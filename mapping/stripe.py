@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from mapping.line_taxes import combined_facts, combined_rate, stripe_line_taxes
 from mapping.model import (
     Address,
     CreditNote,
@@ -162,6 +163,9 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
         _rid, _name, pct = tax_rate_info(taxes[0])
         rate = pct if pct is not None else rate_from_amounts(taxes[0])
         reason, country, state = tax_facts(taxes[0])
+    several = stripe_line_taxes(taxes, currency, rate_from_amounts)  # every tax, never only the first
+    if several:
+        rate, (reason, country, state) = combined_rate(several), combined_facts(several)
     taxable = taxes[0].get("taxable_amount") if taxes else None
     discount_total = sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
     period = as_object(line.get("period"))
@@ -172,7 +176,7 @@ def _line_to_canonical(line: Data, currency: str, refs: RefResolver) -> InvoiceL
         tax_amount=stripe_money(tax_total, currency) if taxes else None,
         tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
         tax_reason=reason, tax_country=country, tax_state=state,
-        taxable_amount=stripe_money(taxable, currency) if isinstance(taxable, int) else None,
+        taxable_amount=stripe_money(taxable, currency) if isinstance(taxable, int) else None, taxes=several,
         discount_amount=stripe_money(discount_total, currency) if discount_total else None,
         proration=proration, period_start=timestamp(period.get("start")), period_end=timestamp(period.get("end")),
         external_id=id_of(line.get("id")),
@@ -337,11 +341,14 @@ def credit_note_to_canonical(data: Data, refs: RefResolver) -> CreditNote:
         if taxes:  # the rate goes with the line, as on an invoice: a ledger's tax code needs it
             _rid, _name, pct = tax_rate_info(taxes[0])
             rate = pct if pct is not None else _credited_rate(taxes[0])
+        components = stripe_line_taxes(taxes, currency, _credited_rate)
+        if components:
+            rate = combined_rate(components)
         lines.append(InvoiceLine(
             description=str(line.get("description") or ""), quantity=quantity, unit_amount=unit,
             amount=amount, tax_rate=rate,
             tax_amount=stripe_money(sum(int(t.get("amount") or 0) for t in taxes), currency) if taxes else None,
-            tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive",
+            tax_inclusive=bool(taxes) and taxes[0].get("tax_behavior") == "inclusive", taxes=components,
             external_id=id_of(line.get("id"))))
     refunds = [r for r in data.get("refunds") or [] if isinstance(r, Mapping) and id_of(r.get("refund"))]
     refunded = [a for r in refunds if isinstance(a := r.get("amount_refunded"), int)]

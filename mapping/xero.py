@@ -43,7 +43,7 @@ from mapping.model import (
 from mapping.money import Money, normalize_currency, sum_money
 from mapping.postings import all_inclusive, exclusive_lines
 from mapping.refs import RefResolver
-from mapping.tax_codes import TaxCodeMissing, TaxCodes
+from mapping.tax_codes import TaxCodeMissing, TaxCodes, rate_text
 from mapping.xero_dates import parse_date
 from mapping.xero_fx import fx_hint
 from mapping.xero_payouts import PAYOUT_PREFIX
@@ -285,18 +285,33 @@ def to_canonical(entity_type: str, external_id: str, data: Mapping[str, Any], re
 # --------------------------------------------------------------------------- from canonical
 
 
-def _tax_type(line: InvoiceLine, tax_types: Mapping[str, str]) -> str:
+TaxRates = Mapping[str, tuple[Decimal, ...]]  # the organisation's TaxType -> its components' rates
+
+
+def _tax_type(line: InvoiceLine, tax_types: Mapping[str, str], tax_rates: TaxRates | None = None) -> str:
     """The line's Xero TaxType from ``[tax_codes.xero]`` (``mapping.tax_codes``: rate, reason and
-    country); none fitting is a mapping error that holds the document, naming the key to add."""
+    country); none fitting is a mapping error that holds the document, naming the key to add. A
+    line of several taxes needs a tax rate of the organisation with one component per tax, at
+    the same rates (a combined rate such as "GST + PST (BC)"): Xero splits the line's tax over
+    them, so any other rate would report the taxes in the wrong boxes."""
     try:
-        return TaxCodes(tax_types, "xero").code_for(line)
+        code = TaxCodes(tax_types, "xero").code_for(line)
     except TaxCodeMissing as exc:
         raise MappingError(str(exc)) from None
+    if line.taxes:
+        wanted = sorted(Decimal(t.rate) for t in line.taxes)
+        has = sorted((tax_rates or {}).get(code, ()))
+        if has != wanted:
+            said = " + ".join(f"{rate_text(r)}%" for r in has) if has else "unknown to the hub"
+            raise MappingError(f"Xero tax rate {code!r} has the components {said} but the line "
+                               f"{line.description!r} is taxed {' + '.join(rate_text(r) + '%' for r in wanted)}: "
+                               "name a tax rate with one component per tax in [tax_codes.xero]")
+    return code
 
 
 def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: str,
                 tax_types: Mapping[str, str], *, currency: str, discounts: Sequence[Discount] = (),
-                discountable: bool = True) -> list[dict[str, Any]]:
+                discountable: bool = True, tax_rates: TaxRates | None = None) -> list[dict[str, Any]]:
     """Xero line items that total exactly what the source's lines do (``mapping.lines``): the
     unit at Xero's 4 places when quantity x unit gives the amount back, each line's discount as
     ``DiscountAmount`` — or, on a credit note (Xero takes no discount there), netted into the
@@ -308,7 +323,7 @@ def _line_items(lines: Sequence[InvoiceLine], refs: RefResolver, account_code: s
         quantity, unit = exact_quantity_and_unit(line.quantity, amount, XERO_UNIT_PLACES)
         item: dict[str, Any] = {"Description": described(line, quantity), "Quantity": quantity,
                                 "UnitAmount": unit, "AccountCode": account_code,
-                                "TaxType": _tax_type(line, tax_types)}
+                                "TaxType": _tax_type(line, tax_types, tax_rates)}
         if discountable and discount:
             item["DiscountAmount"] = Money(discount, currency).to_decimal()
         if line.tax_amount is not None and line.tax_rate is not None:
@@ -345,12 +360,13 @@ def product_to_item(entity: Product) -> dict[str, Any]:
 
 
 def invoice_to_xero(entity: Invoice, refs: RefResolver, *, account_code: str,
-                    tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+                    tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES,
+                    tax_rates: TaxRates | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "Type": "ACCREC", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
         "LineAmountTypes": "Inclusive" if entity.tax_inclusive else "Exclusive",
         "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.currency,
-                                 discounts=entity.discounts),
+                                 discounts=entity.discounts, tax_rates=tax_rates),
         "CurrencyCode": entity.currency, "Status": INVOICE_STATUS_TO_XERO.get(entity.status, "DRAFT")}
     if entity.number:
         data["InvoiceNumber"] = entity.number
@@ -376,7 +392,8 @@ def payment_to_xero(entity: Payment, refs: RefResolver, *, account_code: str) ->
 
 
 def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: str,
-                        tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+                        tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES,
+                        tax_rates: TaxRates | None = None) -> dict[str, Any]:
     # a note on a tax-inclusive invoice says so, as its invoice did (Xero's LineAmountTypes is
     # the document's: a mix goes as Exclusive, inclusive lines netted, the totals the same)
     inclusive = all_inclusive(entity.lines)
@@ -385,7 +402,7 @@ def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: 
         "Type": "ACCRECCREDIT", "Contact": {"ContactID": _need_external(refs, "customer", entity.customer_id)},
         "LineAmountTypes": "Inclusive" if inclusive else "Exclusive",
         "LineItems": _line_items(lines, refs, account_code, tax_types, currency=entity.currency,
-                                 discountable=False),
+                                 discountable=False, tax_rates=tax_rates),
         "CurrencyCode": entity.currency, "Status": "VOIDED" if entity.status == "void" else "AUTHORISED"}
     if entity.number:
         data["CreditNoteNumber"] = entity.number
@@ -399,7 +416,8 @@ def credit_note_to_xero(entity: CreditNote, refs: RefResolver, *, account_code: 
 
 
 def refund_to_xero(entity: Refund, refs: RefResolver, *, account_code: str,
-                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
+                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES,
+                   tax_rates: TaxRates | None = None) -> dict[str, Any]:
     """A refund is an ACCRECCREDIT credit note the writer pays out (``_pay_out``, a refund
     payment), with the lines and tax of its credit note or its invoice's tax reversed
     (``mapping.postings`` fills ``lines`` when it is pushed); with no lines, one untaxed line."""
@@ -409,7 +427,7 @@ def refund_to_xero(entity: Refund, refs: RefResolver, *, account_code: str,
         "LineAmountTypes": "Exclusive" if entity.lines else "NoTax", "CurrencyCode": entity.amount.currency,
         "Status": "VOIDED" if entity.status == "canceled" else "AUTHORISED",
         "LineItems": _line_items(entity.lines, refs, account_code, tax_types, currency=entity.amount.currency,
-                                 discountable=False) if entity.lines else
+                                 discountable=False, tax_rates=tax_rates) if entity.lines else
         [{"Description": f"Refund{': ' + entity.reason if entity.reason else ''}",
           "Quantity": Decimal(1), "UnitAmount": entity.amount.to_decimal(),
           "AccountCode": account_code, "TaxType": tax_types.get("0", "NONE")}]}
@@ -422,18 +440,21 @@ def refund_to_xero(entity: Refund, refs: RefResolver, *, account_code: str,
 
 def from_canonical(entity: Entity, refs: RefResolver, *, sales_account: str = "200",
                    payment_account: str = "090",
-                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES) -> dict[str, Any]:
-    """Xero JSON for a canonical entity (without the hub marker; the writer adds it)."""
+                   tax_types: Mapping[str, str] = DEFAULT_TAX_TYPES,
+                   tax_rates: TaxRates | None = None) -> dict[str, Any]:
+    """Xero JSON for a canonical entity (without the hub marker; the writer adds it);
+    ``tax_rates`` the organisation's, read by the connector (what a line of several taxes needs)."""
     if isinstance(entity, Customer):
         return customer_to_contact(entity)
     if isinstance(entity, Product):
         return product_to_item(entity)
     if isinstance(entity, Invoice):
-        return invoice_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+        return invoice_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types, tax_rates=tax_rates)
     if isinstance(entity, Payment):
         return payment_to_xero(entity, refs, account_code=payment_account)
     if isinstance(entity, CreditNote):
-        return credit_note_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+        return credit_note_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types,
+                                   tax_rates=tax_rates)
     if isinstance(entity, Refund):
-        return refund_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types)
+        return refund_to_xero(entity, refs, account_code=sales_account, tax_types=tax_types, tax_rates=tax_rates)
     raise MappingError(f"Xero does not hold {entity.type} records")

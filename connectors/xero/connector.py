@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import (
@@ -56,6 +57,7 @@ class XeroConnector(WebhookReceiver):
         self.tax_types = dict(tax_types or mapping.DEFAULT_TAX_TYPES)
         # payments and refunds go through the clearing account that payouts empty (one account)
         self.payouts = payouts or PayoutAccounts(clearing=payment_account, bank=None, fees="404")
+        self._tax_rates: dict[str, tuple[Decimal, ...]] | None = None  # read by ``learn``
 
     def __repr__(self) -> str:
         return f"XeroConnector(name={self.name!r})"
@@ -94,7 +96,8 @@ class XeroConnector(WebhookReceiver):
         if isinstance(entity, Payout):
             return payout_to_xero(entity, self.payouts)
         return mapping.from_canonical(entity, refs, sales_account=self.sales_account,
-                                      payment_account=self.payment_account, tax_types=self.tax_types)
+                                      payment_account=self.payment_account, tax_types=self.tax_types,
+                                      tax_rates=self._tax_rates)
 
     def natural_keys(self, record: Record) -> dict[str, str]:
         data = record.data
@@ -110,9 +113,20 @@ class XeroConnector(WebhookReceiver):
         """Verify a delivery to ``/webhooks/xero`` (raises ``WebhookRejected``)."""
         return parse_webhook(body, headers, webhook_key=self._webhook_key, tenant_id=self.client.tenant_id)
 
+    def learn(self) -> None:
+        """What mapping needs from the organisation, read before any store transaction: its
+        tax rates' components (GET TaxRates), once per process, and only when [tax_codes.xero]
+        has a key for a line of several taxes ("5+7/..."), the one thing that needs them."""
+        if self._tax_rates is None and any("+" in key.split("/")[0] for key in self.tax_types):
+            body = self.client.call("get_tax_rates")
+            self._tax_rates = {
+                str(rate["TaxType"]): tuple(Decimal(str(c.get("Rate") or 0)) for c in rate.get("TaxComponents") or [])
+                for rate in (body.get("TaxRates") or []) if isinstance(rate, Mapping) and rate.get("TaxType")
+                and rate.get("Status", "ACTIVE") == "ACTIVE"}
+
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, credentials=self.client.tokens, retries=self.client.policy,
-                            currency=self)
+                            currency=self, facts=self)
 
     def home_currency(self) -> str:
         return self.writer.base_currency()

@@ -101,30 +101,52 @@ def set_preferences(realm: Realm) -> None:
         "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": realm.country != "US"}}
 
 
-# What a UK company's VAT set-up has (QuickBooks Online UK's names): code -> its sales rate
-GB_VAT = (("20.0% S", "20.0% S", "20"), ("5.0% R", "5.0% R", "5"), ("0.0% Z", "0.0% Z", "0"),
-          ("Exempt", "Exempt", "0"), ("No VAT", "No VAT", "0"),
-          ("0.0% ECS", "0.0% ECS", "0"))  # EC services: the customer accounts for it (reverse charge)
+# A company's tax set-up: (code name, its sales rates as (rate name, percent)); a rate named in
+# two codes is one TaxRate (GST in "GST" and in "GST/PST BC"), a code of two rates a tax group.
+TaxSetup = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+# QuickBooks Online UK's VAT codes, each its own rate
+GB_VAT: TaxSetup = (("20.0% S", (("20.0% S", "20"),)), ("5.0% R", (("5.0% R", "5"),)),
+                    ("0.0% Z", (("0.0% Z", "0"),)), ("Exempt", (("Exempt", "0"),)), ("No VAT", (("No VAT", "0"),)),
+                    ("0.0% ECS", (("0.0% ECS", "0"),)))  # EC services: the customer accounts for it
+# QuickBooks Online Australia's GST codes: GST 10 %, GST free (FRE), GST-free exports (EXP),
+# input taxed sales (ITS), not reportable (N-T)
+AU_GST: TaxSetup = (("GST", (("GST (sales)", "10"),)), ("FRE", (("GST free", "0"),)),
+                    ("EXP", (("GST free export", "0"),)), ("ITS", (("Input taxed", "0"),)),
+                    ("N-T", (("Not reportable", "0"),)))
+# QuickBooks Online Canada's sales tax codes: GST 5 %, HST Ontario 13 %, PST British Columbia
+# 7 %, the GST/PST BC group of both, zero-rated and exempt supplies
+CA_GST: TaxSetup = (("GST", (("GST", "5"),)), ("HST ON", (("HST ON", "13"),)), ("PST BC", (("PST BC", "7"),)),
+                    ("GST/PST BC", (("GST", "5"), ("PST BC", "7"))), ("Zero-rated", (("Zero-rated", "0"),)),
+                    ("Exempt", (("Exempt", "0"),)))
+TAX_SETUPS: dict[str, TaxSetup] = {"GB": GB_VAT, "AU": AU_GST, "CA": CA_GST}
 
 
 def make_vat_company(realm: Realm, country: str = "GB", home_currency: str = "GBP", *,
-                     multicurrency: bool = True, codes: tuple[tuple[str, str, str], ...] = GB_VAT,
+                     multicurrency: bool = True, codes: TaxSetup | None = None,
                      now: datetime | None = None) -> None:
     """Turn ``realm`` into a company outside the US: its country, home currency, multicurrency
-    setting and VAT/GST codes (each with one sales ``TaxRate``) instead of TAX/NON."""
+    setting and VAT/GST codes (``codes``, by default its country's set-up in ``TAX_SETUPS``;
+    each code with its sales ``TaxRate``s) instead of TAX/NON."""
     realm.country, realm.home_currency, realm.multicurrency = country.upper(), home_currency.upper(), multicurrency
+    setup = codes if codes is not None else TAX_SETUPS[realm.country]
     stamp = dict(next(iter(realm.table("Account").values()))["MetaData"]) if now is None else \
         {"CreateTime": qbo_time(now), "LastUpdatedTime": qbo_time(now)}
     realm.tables["TaxCode"], realm.tables["TaxRate"] = {}, {}
-    for number, (code_name, rate_name, percent) in enumerate(codes, start=2):
-        code_id, rate_id = str(number), str(number + 100)
-        realm.table("TaxRate")[rate_id] = {
-            "Id": rate_id, "Name": rate_name, "RateValue": percent, "Active": True, "SyncToken": "0",
-            "AgencyRef": {"value": "1"}, "MetaData": stamp}
+    rate_ids: dict[str, str] = {}
+    for number, (code_name, rates) in enumerate(setup, start=2):
+        for rate_name, percent in rates:
+            if rate_name not in rate_ids:
+                rate_id = rate_ids[rate_name] = str(len(rate_ids) + 102)
+                realm.table("TaxRate")[rate_id] = {
+                    "Id": rate_id, "Name": rate_name, "RateValue": percent, "Active": True, "SyncToken": "0",
+                    "AgencyRef": {"value": "1"}, "MetaData": stamp}
+        code_id = str(number)
         realm.table("TaxCode")[code_id] = {
-            "Id": code_id, "Name": code_name, "Taxable": True, "TaxGroup": False, "Active": True,
-            "SalesTaxRateList": {"TaxRateDetail": [{"TaxRateRef": {"value": rate_id, "name": rate_name},
-                                                    "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}]},
+            "Id": code_id, "Name": code_name, "Taxable": True, "TaxGroup": len(rates) > 1, "Active": True,
+            "SalesTaxRateList": {"TaxRateDetail": [
+                {"TaxRateRef": {"value": rate_ids[rate_name], "name": rate_name},
+                 "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": order} for order, (rate_name, _p) in enumerate(rates)]},
             "PurchaseTaxRateList": {"TaxRateDetail": []}, "SyncToken": "0", "MetaData": stamp}
     realm.table("CompanyInfo")[realm.realm_id]["Country"] = realm.country
     set_preferences(realm)
