@@ -14,6 +14,9 @@
   ``payment_methods``, ``intents`` (payment intents and charges created directly), ``disputes``
   (and transfers), ``realism`` (search lag, idempotency-key expiry, credit note lines paged,
   switchable).
+* the account itself: ``accounts`` (``/v1/account``, the ``Stripe-Account`` header), ``plans``
+  (recurring prices read as plans), ``empty_lists`` (the kinds it has none of: Issuing,
+  Checkout, Connect ... listed empty, as an empty account lists them).
 
 Callers import the public names from here.
 """

@@ -56,6 +56,7 @@ from connectors.emulation import CONTROL, Emulator, EmulatorClock
 from connectors.stripe.emulator.accounts import AccountsMixin
 from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
+from connectors.stripe.emulator.empty_lists import EmptyListsMixin
 from connectors.stripe.emulator.events import EventsMixin
 from connectors.stripe.emulator.invoice_payments import InvoicePaymentsMixin
 from connectors.stripe.emulator.keys import RestrictedKeysMixin
@@ -75,7 +76,7 @@ HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
 class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, InvoicePaymentsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
-                     AccountsMixin, PlansMixin, Emulator):
+                     EmptyListsMixin, AccountsMixin, PlansMixin, Emulator):
     system = "stripe"
 
     def __init__(self, clock: EmulatorClock | None = None, *, rate_limit: float = 25.0,
@@ -306,6 +307,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
         self.add_invoice_payment_routes(router, r)  # GET /v1/invoice_payments[/{id}]
         self.add_account_routes(router, r)  # /v1/account, /v1/accounts, /v1/accounts/{id}
         self.add_plan_routes(router, r)  # /v1/plans, /v1/plans/{id}: recurring prices as plans
+        self.add_empty_list_routes(router, r)  # kinds the account has none of (Issuing, Checkout ...)
 
     async def _control_rate_limit(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}

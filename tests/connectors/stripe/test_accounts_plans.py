@@ -63,3 +63,22 @@ def test_recurring_prices_are_listed_and_retrieved_as_plans(
         raw_client.v1.plans.retrieve(refs["setup_jpy"])
     problems = validate(spec_api(), list(emulator.exchanges))
     assert not problems, "\n".join(problems[:20])
+
+
+def test_kinds_the_account_has_none_of_list_empty_in_the_real_shape(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    emulator.record_exchanges = True
+    lists: list[Any] = [raw_client.v1.setup_intents.list(), raw_client.v1.checkout.sessions.list(),
+             raw_client.v1.issuing.cards.list(), raw_client.v1.issuing.authorizations.list(),
+             raw_client.v1.radar.early_fraud_warnings.list(), raw_client.v1.reviews.list(),
+             raw_client.v1.topups.list(), raw_client.v1.subscription_schedules.list(),
+             raw_client.v1.shipping_rates.list(params={"active": True}), raw_client.v1.files.list(),
+             raw_client.v1.application_fees.list(),
+             raw_client.v1.accounts.external_accounts.list(emulator.account_id),
+             raw_client.v1.accounts.persons.list(emulator.account_id)]
+    assert [(page.object, page.data, page.has_more) for page in lists] == [("list", [], False)] * len(lists)
+    assert [ex["body"]["url"] for ex in emulator.exchanges][:2] == ["/v1/setup_intents", "/v1/checkout/sessions"]
+    with pytest.raises(stripe.PermissionError):  # another account's: refused, not listed
+        raw_client.v1.accounts.persons.list("acct_1OtherAccount0001")
+    problems = validate(spec_api(), list(emulator.exchanges))
+    assert not problems, "\n".join(problems[:20])
