@@ -1,4 +1,5 @@
-"""Fixtures for the peer-conformance tests: the peers' venvs."""
+"""Fixtures for the peer-conformance tests: the peers' venvs, and the Stripe account they read
+(``stripe_account``, set up once a session)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.peers.stripe_account import stripe_account  # noqa: F401  (a fixture)
 from tests.peers.venvs import PeerVenv, peer_venv
 
 
