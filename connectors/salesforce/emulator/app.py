@@ -44,7 +44,7 @@ from connectors.salesforce.emulator.sobjects import SObjectsMixin
 from connectors.salesforce.emulator.wire import SfError, json_response, not_found, record_url
 from mapping import exact_json
 
-RECEIVED_KEPT = 5000  # the newest REST requests ``received`` keeps
+RECEIVED_KEPT = 1000  # the newest REST requests ``received`` keeps (bodies whole: a bound on memory)
 
 
 class OrgKind(NamedTuple):

@@ -23,6 +23,13 @@ INVOICE = "Billing_Invoice__c"
 USED = ("Account", "Contact", "Product2", "PricebookEntry", "Opportunity", "OpportunityLineItem", INVOICE)
 
 
+def _errors(exc: SalesforceMalformedRequest) -> list[dict[str, Any]]:
+    """The decoded error list (the SDK annotates ``content`` as bytes but passes the JSON)."""
+    content: object = exc.content
+    assert isinstance(content, list)
+    return content
+
+
 def _describes(sf: SfEnv) -> list[str]:
     return [r["path"].split("/")[-2] for r in sf.emulator.received if r["path"].endswith("/describe")]
 
@@ -63,7 +70,7 @@ def test_describe_has_the_system_fields_and_compound_name_salesforce_documents(s
         "Ada Lovelace", "Integration User", "integration@billhub.emulator")
     with pytest.raises(SalesforceMalformedRequest) as caught:
         sdk.Contact.create({"LastName": "Byron", "Name": "Lord Byron"})
-    assert caught.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"  # type: ignore[index]
+    assert _errors(caught.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
     org = sdk.query("SELECT Id, DefaultCurrencyIsoCode FROM Organization")["records"]
     assert [r["DefaultCurrencyIsoCode"] for r in org] == ["USD"] and org[0]["Id"].startswith("00D")
 
@@ -82,13 +89,13 @@ def test_a_single_currency_org_has_no_currency_iso_code_anywhere(eur_org: SfEnv,
         assert "CurrencyIsoCode" not in {f["name"] for f in getattr(sdk, sobject).describe()["fields"]}
     with pytest.raises(SalesforceMalformedRequest) as read:
         sdk.query("SELECT Id, CurrencyIsoCode FROM Account")
-    (error,) = read.value.content  # type: ignore[misc]
+    (error,) = _errors(read.value)
     assert error["errorCode"] == "INVALID_FIELD"
     assert "No such column 'CurrencyIsoCode' on entity 'Account'" in error["message"]
     assert "ERROR at Row:1:Column:12" in error["message"]  # Salesforce points at the name
     with pytest.raises(SalesforceMalformedRequest) as write:
         sdk.Account.create({"Name": "Acme", "CurrencyIsoCode": "EUR"})
-    assert write.value.content[0]["errorCode"] == "INVALID_FIELD"  # type: ignore[index]
+    assert _errors(write.value)[0]["errorCode"] == "INVALID_FIELD"
     assert sdk.query("SELECT DefaultCurrencyIsoCode FROM Organization")["records"][0][
         "DefaultCurrencyIsoCode"] == "EUR"
 
