@@ -180,6 +180,14 @@ class QueuesMixin(TxBase):
                        "next_attempt_at": now, "external_id": external_id,
                        "created_at": now, "updated_at": now}, ("idempotency_key",))
 
+    def carry_unknown_outcome(self, canonical_id: str, target: str) -> None:
+        """The record's other queued writes to ``target`` start as ``may_exist`` ones: an
+        earlier write of unknown outcome may have created it (see ``enqueue``)."""
+        o = t.outbox.c
+        self.conn.execute(update(t.outbox).where(
+            o.canonical_id == canonical_id, o.target == target, o.status == "pending", o.attempts == 0,
+        ).values(attempts=1, updated_at=self.now))
+
     def claim_outbox(self, limit: int = 100, *, target: str | None = None,
                      entity_type: str | None = None, lease_seconds: float = 300,
                      due_by: datetime | None = None) -> list[OutboxItem]:

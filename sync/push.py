@@ -192,6 +192,10 @@ class Pusher:
         link = tx.link_for(item.canonical_id, connector.name, item.entity_type)
         if stored.content_hash != item.content_hash or (
                 link is not None and link.last_pushed_hash == item.content_hash):
+            if link is None and item.attempts > 0:
+                # superseded while its create's outcome is unknown: the write that replaces it
+                # may find the record this one made, so it must look before it creates
+                tx.carry_unknown_outcome(item.canonical_id, item.target)
             tx.complete_outbox(item.id, link.external_id if link else None)  # superseded or done
             return None
         entity = stored.entity()

@@ -129,6 +129,23 @@ def test_apply_then_fail_is_recovered_without_duplicates(world: World) -> None:
         assert tx.outbox_depth() == {"done": 20}
 
 
+def test_a_change_while_a_create_is_unknown_still_finds_what_that_create_made(world: World) -> None:
+    """The write that replaces one of unknown outcome inherits the doubt: its first try looks
+    the record up by the hub's marker instead of creating it again under its own new key."""
+    customer = world.customer(1)
+    world.ledger.apply_then_fail_remaining = 2  # the create lands, both tries lose the answer
+    world.sync()
+    assert len(world.ledger.live("customer")) == 1
+    with world.store.transaction() as tx:
+        assert tx.outbox_depth().get("pending", 0) >= 1  # outcome unknown, to be retried
+    world.stripe.put("customer", {**world.stripe.live("customer")[customer], "email": "new1@example.com"}, customer)
+    world.clock.advance(minutes=5)
+    world.sync(systems=["stripe"])  # the change comes in before the ledger is read again
+    world.engine.push("quickbooks", SyncSummary(), None)
+    ledger = list(world.ledger.live("customer").values())
+    assert len(ledger) == 1 and ledger[0]["email"] == "new1@example.com"
+
+
 def test_first_contact_links_existing_ledger_records_and_creates_none(world: World) -> None:
     for i in range(8):
         world.customer(i)
