@@ -17,8 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from sync.demo import STRIPE_KEY
 from tests.connectors.stripe.spec_api import spec_api, validate
 from tests.peers.airbyte import AirbyteRun, AirbyteSource
@@ -73,12 +71,6 @@ def test_airbyte_source_stripe_reads_every_stream_completely_and_equal_to_the_em
     print("airbyte-source-stripe records per stream:", {s: len(run.records.get(s, [])) for s in sorted(streams)})
 
     refused = [ex for ex in emu.exchanges if ex["status"] >= 400]
-    if any("cannot be expanded (data.total_tax_amounts.tax_rate)" in str(ex["body"]) for ex in refused):
-        # KNOWN GAP, not this test's: the emulator checks expand[] against the current spec, where
-        # invoice.total_tax_amounts is gone (Basil), but in 2022-11-15 it is there and its tax_rate
-        # expands; Airbyte ignores the 400 and reads no invoice at all.
-        pytest.xfail("expand[] is checked against the current version only (issue 24: the strict "
-                     "expansion check must follow the request's API version)")
     assert [(ex["method"], ex["path"], ex["status"], ex["body"]) for ex in refused] == []
     assert run.errors == []
     assert {s: run.status.get(s) for s in streams} == {s: "COMPLETE" for s in streams}
