@@ -151,7 +151,7 @@ class Outbound:
     payload: Mapping[str, Any]
     idempotency_key: str
     external_id: str | None = None
-    operation: str = "upsert"  # "upsert" | "void" | "delete"
+    operation: str = "upsert"  # "upsert" | "void" | "delete" | "replace" (a Xero payment: delete, create)
     attempt: int = 1
     remote_version: str | None = None
 

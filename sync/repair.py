@@ -9,8 +9,12 @@
   resync never un-voids; a document voided in a ledger while the hub has it live is a
   ``broken_link`` the repair refuses (exit 2) with what to do: void it in the owner too, or
   re-issue it there — never un-voided, never a second document guessed;
-* a Xero payment mismatch (its rate): refused, Xero cannot edit a payment; deleted there, the
-  broken link's repair re-creates it as the hub has it (one write);
+* a Xero payment mismatch (its rate): Xero cannot edit a payment, only delete it, so the payment
+  is replaced: one outbox write (operation ``replace``) deletes the linked payment and creates it
+  again as the hub has it. It is queued before anything happens in Xero, and each attempt re-reads
+  the payments carrying the hub's marker (connectors/xero/writes.py), so a crash between the
+  delete and the create leaves the write pending and the next push finishes it, never paying the
+  invoice twice;
 * an invoice mismatch only in what is paid on it (amount paid, amount due, status): refused, the
   payment or credit note findings are the ones to repair (pushing the invoice changes nothing);
 * missing, mismatch, stale, broken_link: push the canonical truth to that system again (a
@@ -32,6 +36,7 @@ from typing import Any
 
 from mapping.model import stable_id
 from state.store import Finding
+from sync.context import idempotency_key
 from sync.engine import SyncSummary
 from sync.runtime import Hub
 
@@ -106,10 +111,7 @@ def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_ru
                           f"on it ({', '.join(sorted(finding.fields))}): repair the payment or credit note "
                           f"findings of {system} (`hub drift list --system {system}`), then run `hub diff` again")
     if kind == "mismatch" and entity == "payment" and hub.connectors[system].system == "xero":
-        # Xero's API cannot edit a payment (only delete it), so a push would change nothing
-        raise RepairError(f"Xero cannot edit payment {', '.join(finding.external_ids)}: delete it in Xero, run "
-                          "`hub diff`, then `hub resync --finding ID` of its broken link re-creates it "
-                          "as the hub has it")
+        return _replace_payment(hub, plan, dry_run)  # Xero's API cannot edit a payment, only delete it
     if kind == "mismatch" and _against_owner(hub, finding):
         return _read_from_owner(hub, plan, dry_run)
     plan.actions.append(f"push hub {entity} {finding.canonical_id} to {system}"
@@ -151,6 +153,36 @@ def _allocation_only(finding: Finding) -> bool:
         return True
     return finding.entity == "invoice" and bool(finding.fields) and set(finding.fields) <= ALLOCATION_FIELDS and (
         (finding.fields.get("status") or {}).get("hub") != "void")
+
+
+def _replace_payment(hub: Hub, plan: RepairPlan, dry_run: bool) -> RepairPlan:
+    """Queue the Xero payment's replacement (delete, then create as the hub has it) and push it."""
+    finding = plan.finding
+    canonical, system = finding.canonical_id, finding.system
+    assert canonical is not None
+    plan.actions.append(f"replace {system} payment {', '.join(finding.external_ids)}: delete it and create hub "
+                        f"payment {canonical} again as the hub has it (Xero cannot edit a payment)")
+    if dry_run:
+        return plan
+    with hub.store.transaction() as tx:
+        stored, link = tx.get_entity(canonical), tx.link_for(canonical, system, "payment")
+        if stored is None:
+            raise RepairError(f"hub record {canonical} no longer exists")
+        if link is None or link.deleted:
+            raise RepairError(f"hub payment {canonical} is linked to no live {system} payment; run `hub diff` "
+                              "again and repair its broken link")
+        tx.link(canonical, system, "payment", link.external_id, pushed_hash="", payload_hash="")
+        for item in tx.list_outbox("dead", limit=10**6):
+            if item.canonical_id == canonical and item.target == system:
+                tx.drop_outbox(item.id)  # superseded by this repair's own write
+        nonce = f"repair:{finding.id}:{finding.last_seen.isoformat()}"
+        tx.enqueue(canonical, "payment", system, "replace", idempotency_key(canonical, system,
+                                                                             f"{stored.content_hash}/{nonce}"),
+                   stored.content_hash, external_id=link.external_id, may_exist=True)
+    summary = SyncSummary()
+    hub.engine.push(system, summary, None, entities=["payment"])
+    plan.summary = summary
+    return plan
 
 
 def _against_owner(hub: Hub, finding: Finding) -> bool:

@@ -134,9 +134,12 @@ class Writer:
         resolved = [replace(i, external_id=existing[i.hub_id].external_id)
                     if i.external_id is None and i.hub_id in existing else i for i in items]
         if entity_type == "payment":
-            # Xero payments cannot be edited: a linked payment is already written.
+            # Xero payments cannot be edited: a linked payment is already written, and one to
+            # correct (a repair's ``replace``) is deleted and created again
             for n, item in enumerate(resolved):
-                if item.external_id is not None and item.operation == "upsert":
+                if item.operation == "replace":
+                    results[n] = self._replace_payment(stream, item)
+                elif item.external_id is not None and item.operation == "upsert":
                     record = existing.get(item.hub_id)
                     results[n] = WriteResult(item.idempotency_key, item.external_id, False, record)
         creates = [(n, i) for n, i in enumerate(resolved) if n not in results and i.external_id is None]
@@ -342,6 +345,34 @@ class Writer:
             record = to_record(stream, data)
             results.append(WriteResult(item.idempotency_key, record.external_id, created, record))
         return results
+
+    def _replace_payment(self, stream: Stream, item: Outbound) -> WriteResult:
+        """A payment corrected as the hub has it (``hub resync`` of a rate Xero holds wrong): Xero
+        can only delete a payment (POST Payments/{id} with Status DELETED, the API's one change
+        to a payment), so the linked one (``external_id``) is deleted, then the payment created
+        again. Every attempt first reads the live payments carrying the hub's marker, so a crash
+        or a lost answer between the two steps never pays the invoice twice and the next attempt
+        of the same outbox item finishes the job: the old one still live, delete it; none live,
+        create; a live one other than the old, it is the new one an earlier attempt made."""
+        try:
+            body = self.client.call(stream.operation, where=f'{marker_field("payment")}=="{quote(item.hub_id)}"')
+            found = body.get(stream.collection) if isinstance(body, Mapping) else None
+            live = [to_record(stream, d) for d in found or [] if isinstance(d, Mapping)]
+        except (QuotaExhausted, AuthError):
+            raise
+        except ConnectorError as exc:
+            return WriteResult(item.idempotency_key, error=exc)
+        live = [r for r in live if not r.deleted]
+        made = next((r for r in live if r.external_id != item.external_id), None)
+        if made is not None:
+            return WriteResult(item.idempotency_key, made.external_id, True, made)
+        if item.external_id is not None and live:
+            (deleted,) = self._delete_payments([item])
+            if not deleted.ok:
+                return deleted
+        (created,) = self._send("payment", stream, OPERATIONS["payment"][0],
+                                [replace(item, external_id=None, operation="upsert")], True)
+        return created
 
     def _delete_payments(self, items: list[Outbound]) -> list[WriteResult]:
         results = []

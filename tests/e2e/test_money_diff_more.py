@@ -10,13 +10,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import requests
 from click.testing import CliRunner
 
 from connectors.stripe.emulator.money import FX_TO_USD
 from hub import cli
 from mapping.model import decimal_str
+from sync.engine import SyncSummary
+from sync.repair import repair_finding
 from tests.e2e.conftest import Company
-from tests.e2e.test_drift import SLA, Clock, clean_sync, clocked, triples
+from tests.e2e.test_drift import SLA, Clock, clean_sync, clocked, rebuild_hub, triples
 from tests.e2e.test_payouts import FEES, _pay_and_pay_out, books
 
 __all__ = ["books", "clocked"]  # the fixtures, shared with test_drift and test_payouts
@@ -105,18 +108,12 @@ def test_a_payments_exchange_rate_inverted_by_hand_is_a_rate_mismatch_in_each_le
     assert Decimal(str(q_after["ExchangeRate"])) == q_rate and q_after["Id"] == q_pay["Id"]
     assert len(company.qbo.table("Payment")) == payments  # rewritten, not posted twice
 
-    # Xero cannot edit a payment: the resync refuses and says how; deleted there, the broken
-    # link's repair re-creates it at the hub's rate with one write
-    refused = CliRunner().invoke(cli, ["--config", str(company.config_path), "resync", "--finding",
-                                       kinds["xero"]["id"]])
-    assert refused.exit_code == 2 and "delete it in Xero" in refused.output, refused.output
-    xero_emulator: Any = company.emus.xero.emulator
-    xero_emulator.seed_now({"Payments": [{"PaymentID": x_pay["PaymentID"], "Status": "DELETED"}]})
-    broken = [f for f in company.hub.differ.run(["payment"]).findings if f["system"] == "xero"]
-    assert [(f["kind"], f["external_ids"]) for f in broken] == [("broken_link", [x_pay["PaymentID"]])], broken
-    assert resync(company, broken[0]["id"])["written"] == 1
-    _, x_after = _payments_of(company, number)
+    # Xero cannot edit a payment, only delete it: the resync replaces it — the wrong one deleted,
+    # the payment created again at the hub's rate — as one write
+    assert resync(company, kinds["xero"]["id"])["written"] == 1
+    _, x_after = _payments_of(company, number)  # the one live payment
     assert x_after["PaymentID"] != x_pay["PaymentID"] and Decimal(str(x_after["CurrencyRate"])) == x_rate
+    assert company.xero.table("Payments")[x_pay["PaymentID"]]["Status"] == "DELETED"
     assert company.hub.differ.run(["payment"]).findings == []
 
 
@@ -180,3 +177,58 @@ def test_a_payout_a_cent_short_in_a_ledger_is_in_the_day_totals_of_payouts(books
     assert [(f["kind"], f["system"], f["fields"]) for f in found] == [
         ("totals", "quickbooks", {"total": {"hub": payout["amount"], "quickbooks": payout["amount"] - 1}})], found
     assert found[0]["detail"].startswith("payout totals for ")
+
+
+def test_a_crash_between_deleting_and_re_creating_a_xero_payment_pays_once_and_the_next_passes_finish(
+        clocked: tuple[Company, Clock]) -> None:
+    """The replacement of a Xero payment is two writes (delete, create) behind one outbox item.
+    Each is applied and its answer lost (a crash right after it): the invoice is never paid twice,
+    and the next passes of the same item finish the job — the payment at the hub's rate, once."""
+    company, clock = clocked
+    number = _paid_eur_invoice(company)
+    clean_sync(company)
+    _, x_pay = _payments_of(company, number)
+    hub_rate = Decimal(str(x_pay["CurrencyRate"]))
+    company.xero.table("Payments")[x_pay["PaymentID"]]["CurrencyRate"] = FX_TO_USD["eur"]  # planted
+    clock.advance(SLA + timedelta(minutes=1))
+    (finding,) = [f for f in company.hub.differ.run(["payment"]).findings if f["system"] == "xero"]
+    # one try per call, so a lost answer ends the pass as a crash would (no retry within it)
+    text = company.config_path.read_text().replace('system = "xero"', 'system = "xero"\nmax_attempts = 1', 1)
+    company.config_path.write_text(text)
+    company.hub = rebuild_hub(company, clock)
+    faults = requests.post(company.emus.urls()["xero"] + "/__emulator/faults",
+                           json={"apply_then_fail": 2, "path_prefix": "/api.xro/2.0/Payments"}, timeout=10)
+    assert faults.status_code == 200
+
+    def live() -> list[dict[str, Any]]:
+        (invoice,) = [i for i in company.xero.table("Invoices").values() if i.get("InvoiceNumber") == number]
+        return [p for p in company.xero.table("Payments").values()
+                if p.get("Invoice", {}).get("InvoiceID") == invoice["InvoiceID"] and p["Status"] != "DELETED"]
+
+    def waiting() -> list[Any]:
+        with company.hub.store.transaction() as tx:
+            return [i for i in tx.list_outbox("pending") if i.target == "xero" and i.entity_type == "payment"]
+
+    repair_finding(company.hub, finding["id"])  # the delete lands, its answer is lost
+    assert company.xero.table("Payments")[x_pay["PaymentID"]]["Status"] == "DELETED" and live() == []
+    (item,) = waiting()  # the outbox still holds the whole replacement
+    assert item.operation == "replace" and item.external_id == x_pay["PaymentID"]
+
+    clock.advance(timedelta(hours=1))
+    company.hub.engine.push("xero", SyncSummary(), None, entities=["payment"])  # the create lands, answer lost
+    (made,) = live()
+    assert Decimal(str(made["CurrencyRate"])) == hub_rate and len(waiting()) == 1
+
+    clock.advance(timedelta(hours=1))
+    summary = SyncSummary()
+    company.hub.engine.push("xero", summary, None, entities=["payment"])  # finds it: nothing written twice
+    assert waiting() == [] and summary.totals().written == 1
+    assert [p["PaymentID"] for p in live()] == [made["PaymentID"]]  # paid once
+    injected = requests.get(company.emus.urls()["xero"] + "/__emulator/stats", timeout=10).json()["faults_injected"]
+    assert sum(injected.values()) == 2, injected  # both steps did lose their answers
+    with company.hub.store.transaction() as tx:
+        link = tx.link_for(finding["canonical_id"], "xero", "payment")
+    assert link is not None and link.external_id == made["PaymentID"]
+    (invoice,) = [i for i in company.xero.table("Invoices").values() if i.get("InvoiceNumber") == number]
+    assert invoice["Status"] == "PAID" and invoice["AmountDue"] == 0
+    assert company.hub.differ.run(["invoice", "payment"]).findings == []
