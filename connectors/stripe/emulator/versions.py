@@ -111,20 +111,16 @@ class VersionsMixin(StripeStore):
         return self._payments()[1].get(payment_intent_id)
 
     def _payments(self) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
-        """Invoice -> (payment intent, its latest charge): from the Invoice Payments when the
-        account has them, else from the intents themselves (the emulator names the invoice in
-        ``payment_details.order_reference``). Payment intents never change their invoice, so the
-        index is rebuilt only when payments were added."""
+        """Invoice -> (payment intent, its latest charge), from the Invoice Payments
+        (``invoice_payments.py``: the link Basil made the only one); the newest payment of an
+        invoice is the one the older fields name. Links are only ever added, and a payment
+        intent never changes its invoice, so the index is rebuilt only when links were added."""
         intents, links = self.table("payment_intent"), self.table("invoice_payment")
         key = (len(intents), len(links))
         if self._pay_index[0] == key:
             return self._pay_index[1], self._pay_index[2]
         index: dict[str, tuple[str, str | None]] = {}
-        for pi in intents.values():
-            ref = (pi.get("payment_details") or {}).get("order_reference")
-            if isinstance(ref, str) and ref.startswith("in_"):
-                index[ref] = (str(pi["id"]), pi.get("latest_charge"))
-        for link in links.values():  # the newest payment of each invoice wins, as Stripe shows it
+        for link in links.values():  # in creation order: the newest of each invoice wins
             payment = link.get("payment") or {}
             pi_id = payment.get("payment_intent") if isinstance(payment, Mapping) else None
             if link.get("invoice") and isinstance(pi_id, str):
