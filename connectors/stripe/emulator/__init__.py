@@ -4,6 +4,9 @@
   the ``/__emulator/`` control calls and seeding), ``StripeEmulator`` itself;
 * ``store``: objects by kind, events, signed webhook deliveries, list and search;
   ``wire``: the form encoding, the error envelope, list envelopes, search queries, ids;
+* ``strict``: what each operation takes and can expand (400 otherwise), unknown paths (404),
+  Bearer or Basic keys, from ``params.json``, which ``gen_params`` makes from Stripe's spec;
+  ``includes``: the fields only ``expand[]`` fills (``customer.sources``, ``charge.refunds``);
 * ``catalog``: customers, products, prices, tax rates; ``events``: the event feed and webhook
   endpoints; ``meters``: meters, meter events and their summaries;
 * billing, each part built on the one below: ``money`` (rounding, currency exponents, FX),

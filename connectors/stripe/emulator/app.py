@@ -1,7 +1,9 @@
 """A stateful Stripe emulator the official ``stripe`` SDK talks to unchanged.
 
 Speaks Stripe's wire protocol: form-encoded bracket parameters, ``expand[]``, the list envelope
-(newest first, ``starting_after``/``ending_before``), search, the error envelope, idempotent
+(newest first, ``starting_after``/``ending_before``), search, the error envelope (for every error,
+unknown paths and methods included), requests held to the parameters and expansions Stripe's
+spec gives each operation (``strict.py``), Bearer or Basic auth, idempotent
 replays (``Idempotent-Replayed: true``; different parameters -> 400 ``idempotency_error``),
 events for every mutation (with ``previous_attributes``), signed webhook deliveries with retries,
 a 25 req/s rate limit answered with 429 ``rate_limit``, and billing maths (tax rates inclusive
@@ -58,6 +60,7 @@ from connectors.stripe.emulator.catalog import CatalogMixin
 from connectors.stripe.emulator.credit_notes import CreditNotesMixin
 from connectors.stripe.emulator.empty_lists import EmptyListsMixin
 from connectors.stripe.emulator.events import EventsMixin
+from connectors.stripe.emulator.includes import IncludesMixin
 from connectors.stripe.emulator.invoice_payments import InvoicePaymentsMixin
 from connectors.stripe.emulator.keys import RestrictedKeysMixin
 from connectors.stripe.emulator.meters import MetersMixin
@@ -66,6 +69,7 @@ from connectors.stripe.emulator.payouts import PayoutsMixin
 from connectors.stripe.emulator.plans import PlansMixin
 from connectors.stripe.emulator.realism import Realism
 from connectors.stripe.emulator.store import API_VERSION, Params
+from connectors.stripe.emulator.strict import api_key_from, check_request, unrecognized_url
 from connectors.stripe.emulator.subscriptions import SubscriptionsMixin
 from connectors.stripe.emulator.versions import VersionsMixin, checked_version
 from connectors.stripe.emulator.wire import StripeAPIError, as_list, decode_form, fingerprint, invalid
@@ -75,8 +79,8 @@ log = logging.getLogger(__name__)
 HandlerFn = Callable[[Params, dict[str, str]], Any]
 
 
-class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, InvoicePaymentsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, CatalogMixin,
-                     EmptyListsMixin, AccountsMixin, PlansMixin, Emulator):
+class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, PayoutsMixin, InvoicePaymentsMixin, SubscriptionsMixin, CreditNotesMixin, MetersMixin, EventsMixin, IncludesMixin,
+                     EmptyListsMixin, AccountsMixin, PlansMixin, CatalogMixin, Emulator):
     system = "stripe"
 
     def __init__(self, clock: EmulatorClock | None = None, *, rate_limit: float = 25.0,
@@ -112,17 +116,33 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
                                         else retry_after)}).response()
 
     def _api_key(self, request: web.Request) -> str:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
+        key = api_key_from(request.headers.get("Authorization", ""))  # Bearer, or Basic with key:
+        if not key:
             raise StripeAPIError(401, "You did not provide an API key. You need to provide your API "
-                                 "key in the Authorization header, using Bearer auth.")
-        key = header[7:].strip()
+                                 "key in the Authorization header, using Bearer auth.",
+                                 headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
         ok = key in self.api_keys if self.api_keys is not None else key.startswith("sk_test_")
         ok = ok or self.is_restricted_key(key)
         if not ok:
             raise StripeAPIError(401, f"Invalid API Key provided: {key[:8]}****{key[-4:]}",
-                                 code="api_key_invalid")
+                                 code="api_key_invalid", headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
         return key
+
+    async def serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """A path or method no route serves: Stripe's JSON 404, after the key check as Stripe
+        does (aiohttp's own answer would be a plain-text 404 or 405)."""
+        if request.match_info.http_exception is None:
+            response: web.StreamResponse = await handler(request)
+            return response
+        headers = {"Request-Id": self.ids("req"), "Stripe-Version": API_VERSION}
+        try:
+            self._api_key(request)
+            error = unrecognized_url(request.method, request.path)
+        except StripeAPIError as exc:
+            error = exc
+        headers.update(error.headers)
+        self._log_exchange(request, {}, error.status, error.body())
+        return web.json_response(error.body(), status=error.status, headers=headers)
 
     def _rate_check(self) -> None:
         second = int(self.rate_clock())
@@ -149,6 +169,10 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
                 self._rate_check()
                 params = decode_form(request.query_string)
                 params.update(decode_form(await request.text()))
+                # What the spec says the operation takes (400 otherwise); a request refused here
+                # never ran, so its key keeps no result (``fp`` stays empty).
+                check_request(request.method, request.match_info.route.resource, params,
+                              headers["Stripe-Version"])
                 fp = fingerprint(request.method, request.path, params)
                 if key:
                     cached = self.idempotency.get((api_key, key))
@@ -199,10 +223,9 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
             return node
         if isinstance(node, list):
             return [self._expand(item, segs) for item in node]
-        if (isinstance(node, dict) and node.get("object") == "customer" and segs[0] == "tax_ids"
-                and node.get("id") and not node.get("deleted")):
-            node = {**node, "tax_ids": self.customer_tax_ids(str(node["id"]))}  # includable, not stored
-            return node
+        included = self.includable(node, segs[0]) if isinstance(node, dict) else None
+        if included is not None:  # includable, not stored (customer.sources, charge.refunds ...)
+            return {**node, segs[0]: self._expand(included, segs[1:])}
         if not isinstance(node, dict) or segs[0] not in node:
             return node
         value = node[segs[0]]
@@ -222,7 +245,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
     def add_routes(self, router: web.UrlDispatcher) -> None:
         r = self.route
         r(router, "POST", "/v1/customers", lambda p, m: self.create_customer(p))
-        r(router, "GET", "/v1/customers", lambda p, m: self.list_kind("customer", p, "/v1/customers"))
+        r(router, "GET", "/v1/customers", lambda p, m: self.list_kind("customer", p, "/v1/customers", exact=("email",)))
         r(router, "GET", "/v1/customers/search", lambda p, m: self.search("customer", p, "/v1/customers/search"))
         r(router, "GET", "/v1/customers/{id}", lambda p, m: self.retrieve_customer(m["id"]))
         r(router, "POST", "/v1/customers/{id}", lambda p, m: self.update_customer(m["id"], p))

@@ -32,6 +32,9 @@ class EventsMixin(StripeStore):
         check = created_filter(params)
         types = [str(t) for t in as_list(params.get("types"))]
         single = params.get("type")
+        if types and single:  # the spec: "You may pass either `type` or `types`, but not both."
+            raise invalid("You may only specify one of these parameters: type, types.", "type",
+                          code="parameters_exclusive")
 
         def wanted(event: Mapping[str, Any]) -> bool:
             if types and event["type"] not in types:

@@ -214,14 +214,18 @@ class StripeStore:
     # ------------------------------------------------------------------ generic list/search
 
     def list_kind(self, kind: str, params: Params, url: str,
-                  filters: tuple[str, ...] = ()) -> dict[str, Any]:
+                  filters: tuple[str, ...] = (), exact: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``filters`` match case-blind (ids, statuses), ``exact`` ones as given (a customer's
+        ``email``: "a case-sensitive filter", the spec says)."""
         check = created_filter(params)
         wanted = {name: str(params[name]).lower() for name in filters
                   if name in params and params[name] != "" and not isinstance(params[name], dict)}
+        same = {name: str(params[name]) for name in exact if name in params and params[name] != ""}
 
         def listed(obj: Mapping[str, Any]) -> bool:
             return (not obj.get("_deleted") and check(obj)
-                    and all(str(self._field(obj, n)).lower() == v for n, v in wanted.items()))
+                    and all(str(self._field(obj, n)).lower() == v for n, v in wanted.items())
+                    and all(self._field(obj, n) == v for n, v in same.items()))
         if params.get("ending_before"):  # paging back (rare): the whole list, as Stripe orders it
             items = [o for o in self.live(kind) if listed(o)]
         else:

@@ -112,7 +112,7 @@ def as_int(params: Mapping[str, Any], key: str, default: int | None = None) -> i
     try:
         return int(str(value))
     except ValueError:
-        raise invalid(f"Invalid integer: {value}", key) from None
+        raise invalid(f"Invalid integer: {value}", key, code="parameter_invalid_integer") from None
 
 
 def as_bool(params: Mapping[str, Any], key: str, default: bool | None = None) -> bool | None:

@@ -2,6 +2,10 @@
 own OpenAPI spec (``shared/specs/stripe/spec3.json``), and the check covers every endpoint the
 connector calls.
 
+Errors are validated too: on a documented operation against its ``default`` (the ``error``
+schema), and an answer to a path or method the spec does not have (the emulator's 404) against
+the ``error`` schema itself.
+
 Stripe's spec puts ``nullable: true`` beside ``anyOf``/``enum`` (which OpenAPI 3.0 validators do
 not apply to those keywords), so a null branch is added before validating.
 """
@@ -9,17 +13,24 @@ not apply to those keywords), so a null branch is added before validating.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+import requests
 import stripe
 from openapi_core import OpenAPI
+from openapi_core.templating.paths.exceptions import PathError
 from openapi_core.testing import MockRequest, MockResponse
+from openapi_schema_validator import OAS30Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
 
 from connectors.base import Outbound
+from connectors.emulation import RunningEmulator
 from connectors.stripe.connector import StripeConnector
 from connectors.stripe.emulator import StripeEmulator
 from connectors.stripe.streams import STREAMS
@@ -65,14 +76,28 @@ def _add_null_branches(node: Any) -> None:
             _add_null_branches(value)
 
 
+@functools.cache
+def _spec() -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(SPEC.read_text(encoding="utf-8"))
+    _add_null_branches(spec)
+    return spec
+
+
 @pytest.fixture(scope="session")
 def stripe_openapi() -> OpenAPI:
-    spec = json.loads(SPEC.read_text(encoding="utf-8"))
-    _add_null_branches(spec)
-    return OpenAPI.from_dict(spec)
+    return OpenAPI.from_dict(_spec())
 
 
-def _validate(api: OpenAPI, exchanges: list[dict[str, Any]]) -> list[str]:
+@pytest.fixture(scope="session")
+def error_schema() -> OAS30Validator:
+    """The spec's ``error`` schema, for answers to paths the spec does not have."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:stripe-spec", Resource.from_contents(_spec(), default_specification=DRAFT4))
+    return OAS30Validator({"$ref": "urn:stripe-spec#/components/schemas/error"}, registry=registry)
+
+
+def _validate(api: OpenAPI, exchanges: list[dict[str, Any]],
+              error_schema: OAS30Validator | None = None) -> list[str]:
     problems = []
     for ex in exchanges:
         request = MockRequest("https://api.stripe.com", ex["method"], ex["path"],
@@ -80,6 +105,12 @@ def _validate(api: OpenAPI, exchanges: list[dict[str, Any]]) -> list[str]:
         response = MockResponse(json.dumps(ex["body"]).encode(), status_code=ex["status"])
         try:
             api.validate_response(request, response)
+        except PathError as exc:  # no such path or method in the spec: only an error may answer
+            if error_schema is None or ex["status"] < 400:
+                problems.append(f"{ex['method']} {ex['template']} {ex['status']}: {exc}")
+                continue
+            problems += [f"{ex['method']} {ex['template']} {ex['status']}: {e.message[:400]}"
+                         for e in error_schema.iter_errors(ex["body"])]
         except Exception as exc:  # collect every mismatch, then fail once with all of them
             detail = getattr(exc.__cause__, "schema_errors", None) or [exc]
             problems.append(f"{ex['method']} {ex['template']} {ex['status']}: "
@@ -215,4 +246,44 @@ def test_other_emulated_endpoints_match_the_spec(
         raw_client.v1.customers.retrieve("cus_missing")
     assert refund.status == "succeeded"
     problems = _validate(stripe_openapi, list(emulator.exchanges))
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_error_answers_match_the_spec(stripe_openapi: OpenAPI, error_schema: OAS30Validator,
+                                      running_stripe: RunningEmulator, emulator: StripeEmulator,
+                                      raw_client: stripe.StripeClient) -> None:
+    """Every kind of error the emulator gives, in the spec's ``error`` envelope."""
+    refs = company(emulator)["refs"]
+    emulator.record_exchanges = True
+    base = running_stripe.base_url
+    requests.get(f"{base}/v1/customers", timeout=10)  # 401: no key
+    requests.get(f"{base}/v1/customers", headers={"Authorization": "Bearer sk_live_x1234"}, timeout=10)
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("get", "/v1/foo", {}),  # 404: no such path
+        ("delete", f"/v1/prices/{refs['basic_m']}", {}),  # 404: no such method
+        ("post", "/v1/customers", {"nmae": "typo"}),  # 400 parameter_unknown
+        ("post", "/v1/customers", {"address": {"planet": "Mars"}}),  # 400 parameter_unknown, nested
+        ("get", f"/v1/customers/{refs['acme']}", {"expand": ["metadata"]}),  # 400 cannot be expanded
+        ("get", "/v1/subscriptions", {"expand": ["data.items.data.price.product"]}),  # 400 depth
+        ("get", "/v1/customers", {"limit": "ten"}),  # 400 parameter_invalid_integer
+        ("get", "/v1/events", {"type": "a", "types": ["b"]}),  # 400 parameters_exclusive
+        ("get", "/v1/customers/cus_missing", {}),  # 404 resource_missing
+        ("post", "/v1/products", {}),  # 400 parameter_missing
+    ]
+    for method, path, params in calls:
+        with pytest.raises(stripe.StripeError):
+            raw_client.raw_request(method, path, **params)
+    options: stripe.RequestOptions = {"idempotency_key": "fidelity-errors"}
+    raw_client.v1.customers.create(params={"name": "A"}, options=options)
+    with pytest.raises(stripe.IdempotencyError):  # 400 idempotency_error
+        raw_client.v1.customers.create(params={"name": "B"}, options=options)
+    emulator.rate_limit = 0
+    with pytest.raises(stripe.RateLimitError):  # 429 rate_limit
+        raw_client.v1.customers.list()
+    emulator.rate_limit = 100_000
+    errors = [ex for ex in emulator.exchanges if ex["status"] >= 400]
+    assert {ex["status"] for ex in errors} == {400, 401, 404, 429}
+    assert len(errors) == 2 + len(calls) + 2
+    assert any(ex["body"]["error"].get("code") == "parameter_unknown" for ex in errors)
+    problems = _validate(stripe_openapi, errors, error_schema)
     assert not problems, "\n".join(problems[:20])
