@@ -56,6 +56,23 @@ def test_a_paid_invoice_has_one_invoice_payment_in_stripes_shape(
     assert not problems, "\n".join(problems)
 
 
+def test_an_invoice_includes_its_payments_only_when_asked(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    refs = company(emulator)["refs"]
+    (invoice_id,) = _paid_invoices(emulator, refs["acme"], [1_500])
+    (link,) = raw_client.v1.invoice_payments.list(params={"invoice": invoice_id}).data
+    emulator.record_exchanges = True
+    assert "payments" not in raw_client.v1.invoices.retrieve(invoice_id)  # includable: never unasked
+    included = raw_client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]}).payments
+    assert included is not None
+    assert [p.id for p in included.data] == [link.id] and included.has_more is False
+    assert included.url == "/v1/invoice_payments"
+    listed = raw_client.v1.invoices.list(params={"expand": ["data.payments"]}).data[0].payments
+    assert listed is not None and [p.id for p in listed.data] == [link.id]
+    problems = validate(spec_api(), list(emulator.exchanges))
+    assert not problems, "\n".join(problems)
+
+
 def test_the_list_filters_and_pages_as_the_spec_allows(
         emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
     refs = company(emulator)["refs"]
