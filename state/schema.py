@@ -133,7 +133,7 @@ outbox = Table(
     Column("canonical_id", String(36), nullable=False, index=True),
     Column("entity_type", String(32), nullable=False),
     Column("target", String(64), nullable=False),  # connection id
-    Column("operation", String(16), nullable=False),  # upsert void delete
+    Column("operation", String(16), nullable=False),  # upsert void delete replace (a Xero payment: delete, then create)
     Column("idempotency_key", String(255), nullable=False, unique=True),
     Column("content_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False, default="pending"),  # pending in_flight done dead dropped

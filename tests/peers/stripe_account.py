@@ -20,7 +20,7 @@ import stripe
 
 from connectors.base import Outbound
 from mapping.model import Money, Price, Product
-from mapping.stripe import price_from_canonical, product_from_canonical
+from mapping.stripe_params import price_from_canonical, product_from_canonical
 from sync.demo import STRIPE_KEY
 from tests.connectors.stripe.helpers import Refs
 from tests.e2e.conftest import Company, start_company
