@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from connectors.base import Page, Record
@@ -66,3 +70,48 @@ def company(emulator: StripeEmulator) -> dict[str, Any]:
             {"ref": "setup_eur", "product": "@setup", "currency": "eur", "unit_amount": 1999},
         ],
     })
+
+
+class WebhookReceiver:
+    """A webhook receiver on loopback; ``fail_first`` answers the first delivery 500 (to
+    exercise the emulator's retries). ``received``: (headers, body, status) per delivery."""
+
+    def __init__(self, *, fail_first: bool = False) -> None:
+        self.received: list[tuple[dict[str, str], bytes, int]] = []
+        self.done = threading.Event()  # set once a delivery was answered 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = 500 if fail_first and not receiver.received else 200
+                receiver.received.append(({k: v for k, v in self.headers.items()}, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if status == 200:
+                    receiver.done.set()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stripe"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the deliveries answered 200."""
+        return [json.loads(body) for _h, body, status in self.received if status == 200]
+
+
+@contextmanager
+def webhook_receiver(*, fail_first: bool = False) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(fail_first=fail_first)
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+        receiver.thread.join(5)

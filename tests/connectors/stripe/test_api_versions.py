@@ -9,10 +9,7 @@ price and plan, subscriptions their billing period.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,7 +22,7 @@ from connectors.stripe.connector import StripeConnector, build
 from connectors.stripe.emulator import StripeEmulator
 from mapping.model import Entity, Invoice, Subscription
 from tests.connectors.stripe.conftest import API_KEY, Waits, make_config
-from tests.connectors.stripe.helpers import Refs, company, drain
+from tests.connectors.stripe.helpers import Refs, WebhookReceiver, company, drain, webhook_receiver
 
 OLD = "2022-11-15"
 MONTH = 31 * 86400
@@ -213,41 +210,15 @@ def test_previous_attributes_of_a_renewal_name_the_period_where_the_version_has_
     assert set(newer) == {"items"}  # Basil: the items' periods changed, the subscription has none
 
 
-class _Receiver:
-    """A loopback webhook receiver that takes every delivery."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stripe"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    rec = _Receiver()
-    rec.thread.start()
-    yield rec
-    rec.server.shutdown()
-    rec.server.server_close()
-    rec.thread.join(5)
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver(fail_first=False) as rec:
+        yield rec
 
 
 def test_a_webhook_endpoint_with_its_own_version_receives_events_in_it(
         running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient,
-        receiver: _Receiver) -> None:
+        receiver: WebhookReceiver) -> None:
     set_account_version(running_stripe, OLD)
     for version in (None, STRIPE_VERSION):
         params: Any = {"url": f"{receiver.url}?v={version}", "enabled_events": ["invoice.paid"]}

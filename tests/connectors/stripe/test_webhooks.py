@@ -4,9 +4,7 @@ emulator's signed deliveries with retries."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from connectors.stripe.emulator import StripeEmulator, sign_payload
 from connectors.stripe.webhooks import verify
 from state.store import StateStore
 from tests.connectors.stripe.conftest import WEBHOOK_SECRET
+from tests.connectors.stripe.helpers import WebhookReceiver, webhook_receiver
 
 NOW = 1_793_534_400
 
@@ -163,46 +162,15 @@ def test_a_refund_event_is_read_again_with_its_payment_intent_so_it_has_a_custom
     assert record.updated_at is not None and int(record.updated_at.timestamp()) == event["created"]
 
 
-class _Receiver:
-    """A webhook receiver on loopback that fails the first delivery (to exercise retries)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes, int]] = []
-        self.done = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = 500 if not receiver.received else 200
-                receiver.received.append(({k: v for k, v in self.headers.items()}, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                if status == 200:
-                    receiver.done.set()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stripe"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    rec = _Receiver()
-    rec.thread.start()
-    yield rec
-    rec.server.shutdown()
-    rec.server.server_close()
-    rec.thread.join(5)
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver(fail_first=True) as rec:
+        yield rec
 
 
 def test_emulator_delivers_signed_webhooks_and_retries_failed_deliveries(
         running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient,
-        receiver: _Receiver, sqlite_store: StateStore) -> None:
+        receiver: WebhookReceiver, sqlite_store: StateStore) -> None:
     endpoint = raw_client.v1.webhook_endpoints.create(
         params={"url": receiver.url, "enabled_events": ["customer.created"]})
     secret = endpoint.secret
