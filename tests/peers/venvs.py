@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,18 +81,46 @@ def _install(peer: Peer, path: Path) -> str | None:
     return None
 
 
+def _path(peer: Peer) -> Path:
+    return cache_root() / f"{peer.name}-{peer.version}"
+
+
+def _whole(peer: Peer, path: Path) -> bool:
+    marker = path / MARKER
+    return (marker.exists() and marker.read_text(encoding="utf-8").strip() == peer.requirement
+            and (path / "bin" / "python").exists())
+
+
+def ensure(peer: Peer) -> str | None:
+    """Install the peer unless its venv is whole: None, or why it could not be installed."""
+    path = _path(peer)
+    return None if _whole(peer, path) else _install(peer, path)
+
+
 @functools.cache
 def peer_venv(name: str) -> PeerVenv:
     """The peer's venv, installed on first use; fails (CI) or skips (elsewhere) if it cannot be."""
     peer = PEERS[name]
-    path = cache_root() / f"{peer.name}-{peer.version}"
-    marker = path / MARKER
-    if not (marker.exists() and marker.read_text(encoding="utf-8").strip() == peer.requirement
-            and (path / "bin" / "python").exists()):
-        problem = _install(peer, path)
-        if problem is not None:
-            reason = f"peer {peer.requirement} could not be installed: {problem}"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(reason)
-            pytest.skip(reason)
-    return PeerVenv(peer, path)
+    problem = ensure(peer)
+    if problem is not None:
+        reason = f"peer {peer.requirement} could not be installed: {problem}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return PeerVenv(peer, _path(peer))
+
+
+def install_all() -> int:
+    """Install every peer side by side (``python -m tests.peers.venvs``): .ci/run starts this in
+    the background while it lints, so the test run finds the venvs made instead of installing
+    them one after another inside the suite. Prints each outcome; exits 1 if any failed (the test
+    that needs it then reports why)."""
+    with ThreadPoolExecutor(max_workers=len(PEERS)) as pool:
+        outcomes = dict(zip(PEERS, pool.map(ensure, PEERS.values()), strict=True))
+    for name, problem in outcomes.items():
+        print(f"peer {PEERS[name].requirement}: {'ready' if problem is None else problem}", flush=True)
+    return 1 if any(outcomes.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(install_all())
