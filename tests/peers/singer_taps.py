@@ -50,6 +50,7 @@ class SingerTap:
     entry: Path  # the script the venv's python runs (the tap's main, configured)
     env: Mapping[str, str]
     workdir: Path
+    catalog_flag: str = "--catalog"  # tap-salesforce reads its catalog from --properties (older Singer)
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([str(self.venv.python), str(self.entry), *args], capture_output=True,
@@ -71,7 +72,7 @@ class SingerTap:
 
     def sync(self, config: Mapping[str, Any], catalog: Mapping[str, Any]) -> SingerRun:
         done = self._run(["--config", str(self._write("config.json", config)),
-                          "--catalog", str(self._write("catalog.json", catalog))])
+                          self.catalog_flag, str(self._write("catalog.json", catalog))])
         run = SingerRun(log=done.stderr)
         for line in done.stdout.splitlines():
             if not line.startswith("{"):
