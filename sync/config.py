@@ -2,6 +2,10 @@
 
 Every error names the key and what to set, e.g.
 ``connections.xero.client_secret: missing — set XERO_CLIENT_SECRET``; the CLI exits 2 on it.
+A config is checked whole: every problem is reported at once (one ``ConfigError`` listing them),
+so a new user fixes a fresh config in one pass instead of one run per missing variable. An
+optional key whose whole value is an unset ``${VAR}`` is unset (its feature off), as the example
+config's comments promise ("unset = off").
 Each system's connection keys are declared by ``connectors/<system>/settings.py`` (``KEYS``).
 """
 
@@ -30,7 +34,32 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(ValueError):
-    """A config problem; the message names the key and what to do."""
+    """One or more config problems; each names the key and what to do."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = list(problems)
+        text = problems[0] if len(problems) == 1 else \
+            f"{len(problems)} problems:\n" + "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(text)
+
+
+class _Problems:
+    """Collects the problems of a config checked part by part, raising them all at the end."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def attempt(self, check: Callable[..., Any], *args: Any) -> Any:
+        """``check(*args)``, or None with its problems kept."""
+        try:
+            return check(*args)
+        except ConfigError as exc:
+            self.found.extend(exc.problems)
+            return None
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ConfigError(*self.found)
 
 
 @dataclass(frozen=True)
@@ -147,24 +176,37 @@ def _table(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def _unset_reference(value: Any, env: Mapping[str, str]) -> bool:
+    """The whole value is one ``${VAR}`` whose variable is unset or empty."""
+    match = _ENV.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and not env.get(match.group(1))
+
+
 def _section(data: Mapping[str, Any], spec: Mapping[str, Key], where: str,
              raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    unknown = sorted(set(data) - set(spec))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; known keys are {', '.join(sorted(spec))}")
+    problems = _Problems()
+    for name in sorted(set(data) - set(spec)):
+        problems.found.append(f"{where}.{name}: unknown key; known keys are {', '.join(sorted(spec))}")
     result: dict[str, Any] = {}
     for name, key in spec.items():
-        path = f"{where}.{name}"
-        value = _interpolate(data[name], path, env) if name in data else None
-        if value in (None, ""):
-            if key.required:
-                hint = _env_hint(str(raw.get(name, ""))) or f"{where.split('.')[-1]}_{name}".upper()
-                raise ConfigError(f"{path}: missing — set {hint}" if key.secret
-                                  else f"{path}: missing — add `{name} = …` ({key.help or 'required'})")
-            result[name] = key.default
-            continue
-        result[name] = _check(value, key, path)
+        result[name] = problems.attempt(_value, data, name, key, f"{where}.{name}", raw, env)
+    problems.raise_any()
     return result
+
+
+def _value(data: Mapping[str, Any], name: str, key: Key, path: str, raw: Mapping[str, Any],
+           env: Mapping[str, str]) -> Any:
+    """One key's checked value, its default when unset, or a ConfigError."""
+    given = data.get(name)
+    value = None if given is None or (not key.required and _unset_reference(given, env)) \
+        else _interpolate(given, path, env)
+    if value in (None, ""):
+        if key.required:
+            hint = _env_hint(str(raw.get(name, ""))) or f"{path.split('.')[-2]}_{name}".upper()
+            raise ConfigError(f"{path}: missing — set {hint}" if key.secret
+                              else f"{path}: missing — add `{name} = …` ({key.help or 'required'})")
+        return key.default
+    return _check(value, key, path)
 
 
 def _tables(data: Any, where: str, names: tuple[str, ...], value: Key,
@@ -308,40 +350,53 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def parse_config(raw: dict[str, Any], *, env: Mapping[str, str] | None = None,
                  path: Path | None = None) -> Config:
     env = os.environ if env is None else env
+    problems = _Problems()
     known = {"state", "connections", "flows", "ownership", "schedules", "diff", "alerts", "admin",
              "tax_codes", "server"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section; known sections are {', '.join(sorted(known))}")
-    state_raw = _table(raw, "state")
-    state = _section(state_raw, STATE_KEYS, "state", state_raw, env)
+    for name in sorted(set(raw) - known):
+        problems.found.append(f"{name}: unknown section; known sections are {', '.join(sorted(known))}")
+    tables = {name: problems.attempt(_table, raw, name) or {} for name in known - {"connections"}}
+    state = problems.attempt(_section, tables["state"], STATE_KEYS, "state", tables["state"], env) or {}
     connections: dict[str, ConnectionConfig] = {}
-    for name, table in (raw.get("connections") or {}).items():
-        where = f"connections.{name}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: expected a table ([{where}])")
-        system = table.get("system", name if name in SYSTEMS else None)
-        if system not in SYSTEMS:
-            raise ConfigError(f"{where}.system: expected one of {', '.join(SYSTEMS[:4])}, got {system!r}")
-        if table.get("enabled", True) is False:
-            continue
-        body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
-        if "tax_codes" in body:
-            raise ConfigError(f"{where}.tax_codes: tax codes are set per ledger, under [tax_codes.{system}]")
-        settings = _section(body, system_keys(system), where, body, env)
-        connections[name] = ConnectionConfig(name, system, settings)
-    server = _section(_table(raw, "server"), SERVER_KEYS, "server", _table(raw, "server"), env)
+    connection_tables = raw.get("connections") or {}
+    if not isinstance(connection_tables, dict):
+        problems.found.append("connections: expected tables ([connections.NAME])")
+        connection_tables = {}
+    for name, table in connection_tables.items():
+        conn = problems.attempt(_connection, name, table, env)
+        if conn is not None:
+            connections[name] = conn
+    server = problems.attempt(_section, tables["server"], SERVER_KEYS, "server", tables["server"], env)
     sections: dict[str, Any] = {
-        name: _section(_table(raw, name), keys, name, _table(raw, name), env) for name, keys in
-        (("flows", FLOWS_KEYS), ("schedules", SCHEDULES_KEYS), ("diff", DIFF_KEYS),
-         ("alerts", ALERTS_KEYS), ("admin", ADMIN_KEYS))}
-    sections["schedules"]["diff"] = _tables({"diff": sections["schedules"]["diff"]}, "schedules",
-                                            ("diff",), Key(str, check=_cron), env,
-                                            lambda entity: None if entity in ENTITY_TYPES else
-                                            f"unknown entity type; known are {', '.join(ENTITY_TYPES)}")["diff"]
-    sections["ownership"] = _tables(_table(raw, "ownership"), "ownership", ENTITY_TYPES, OWNERS, env)
-    sections["tax_codes"] = _tables(_table(raw, "tax_codes"), "tax_codes", SYSTEMS, TAX_CODE, env,
-                                    _tax_code_key)
-    _tax_codes_into_connections(sections["tax_codes"], connections)
+        name: problems.attempt(_section, tables[name], keys, name, tables[name], env) or {}
+        for name, keys in (("flows", FLOWS_KEYS), ("schedules", SCHEDULES_KEYS), ("diff", DIFF_KEYS),
+                           ("alerts", ALERTS_KEYS), ("admin", ADMIN_KEYS))}
+    sections["schedules"]["diff"] = problems.attempt(
+        _tables, {"diff": sections["schedules"].get("diff") or {}}, "schedules", ("diff",),
+        Key(str, check=_cron), env, lambda entity: None if entity in ENTITY_TYPES else
+        f"unknown entity type; known are {', '.join(ENTITY_TYPES)}") or {"diff": {}}
+    sections["schedules"]["diff"] = sections["schedules"]["diff"]["diff"]
+    sections["ownership"] = problems.attempt(_tables, tables["ownership"], "ownership", ENTITY_TYPES,
+                                             OWNERS, env) or {}
+    sections["tax_codes"] = problems.attempt(_tables, tables["tax_codes"], "tax_codes", SYSTEMS,
+                                             TAX_CODE, env, _tax_code_key) or {}
+    problems.attempt(_tax_codes_into_connections, sections["tax_codes"], connections)
+    problems.raise_any()
     return Config(path=path, state_url=state["url"], encryption_key=state["encryption_key"],
                   connections=connections, server=server, raw=raw, **sections)
+
+
+def _connection(name: str, table: Any, env: Mapping[str, str]) -> ConnectionConfig | None:
+    """One ``[connections.NAME]`` table checked (None when ``enabled = false``), or a ConfigError."""
+    where = f"connections.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table ([{where}])")
+    system = table.get("system", name if name in SYSTEMS else None)
+    if system not in SYSTEMS:
+        raise ConfigError(f"{where}.system: expected one of {', '.join(SYSTEMS[:4])}, got {system!r}")
+    if table.get("enabled", True) is False:
+        return None
+    body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
+    if "tax_codes" in body:
+        raise ConfigError(f"{where}.tax_codes: tax codes are set per ledger, under [tax_codes.{system}]")
+    return ConnectionConfig(name, system, _section(body, system_keys(system), where, body, env))

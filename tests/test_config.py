@@ -184,3 +184,55 @@ def test_hub_exits_2_on_a_bad_section_value(tmp_path: Path, snippet: str, key: s
     result = hub("status", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert key in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- every problem at once (issue 20, item 4)
+
+def _example_variables() -> list[str]:
+    return list(dict.fromkeys(re.findall(r"\$\{([A-Z0-9_]+)\}", (ROOT / "config.example.toml").read_text())))
+
+
+def test_a_fresh_example_config_reports_every_missing_variable_in_one_run(tmp_path: Path) -> None:
+    """`cp config.example.toml hub.toml && hub init` with nothing set: one run names every
+    required variable (it used to take one run per variable), and none of the optional ones."""
+    (tmp_path / "hub.toml").write_text((ROOT / "config.example.toml").read_text())
+    result = hub("init", cwd=tmp_path, env={name: "" for name in _example_variables()})
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    required = ["STRIPE_API_KEY", "QBO_REALM_ID", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "XERO_CLIENT_ID",
+                "XERO_CLIENT_SECRET", "XERO_TENANT_ID", "SF_CLIENT_ID", "SF_CLIENT_SECRET"]
+    for name in required:
+        assert f"missing — set {name}" in result.stderr, (name, result.stderr)
+    assert f"{len(re.findall('missing — set', result.stderr))} problems:" in result.stderr
+    optional = ["HUB_ALERT_WEBHOOK_URL", "HUB_ADMIN_TOKEN", "STRIPE_WEBHOOK_SECRET", "QBO_WEBHOOK_VERIFIER",
+                "XERO_WEBHOOK_KEY", "QBO_REFRESH_TOKEN", "XERO_REFRESH_TOKEN", "SF_REFRESH_TOKEN"]
+    for name in optional:
+        assert name not in result.stderr, (name, result.stderr)
+
+
+def test_problems_of_different_sections_and_kinds_are_all_listed() -> None:
+    text = ('[connections.stripe]\nsystem = "stripe"\napi_key = "k"\nmax_attempts = "six"\ntimeout = 3\n'
+            '[server]\nport = 99999\n[flows]\nlease_seconds = -5\n[typo]\nx = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        _parse(text)
+    assert caught.value.problems == [
+        "typo: unknown section; known sections are admin, alerts, connections, diff, flows, ownership, "
+        "schedules, server, state, tax_codes",
+        "connections.stripe.timeout: unknown key; known keys are " + ", ".join(sorted(
+            __import__("connectors.settings", fromlist=["system_keys"]).system_keys("stripe"))),
+        "connections.stripe.max_attempts: expected an integer, got a string",
+        "server.port: must be at most 65535, got 99999",
+        "flows.lease_seconds: must be greater than 0, got -5",
+    ]
+    assert str(caught.value).startswith("5 problems:\n  typo: unknown section")
+
+
+def test_an_optional_feature_whose_variable_is_unset_is_off() -> None:
+    """"unset = off": the alert webhook and the admin token read from unset variables are
+    unset, not "missing"; a reference inside a longer value still must resolve."""
+    config = _parse('[alerts]\nwebhook_url = "${HUB_ALERT_WEBHOOK_URL}"\n[admin]\ntoken = "${HUB_ADMIN_TOKEN}"\n')
+    assert config.alerts["webhook_url"] is None and config.admin["token"] is None
+    config = _parse('[alerts]\nwebhook_url = "${HUB_ALERT_WEBHOOK_URL}"\n',
+                    env={"HUB_ALERT_WEBHOOK_URL": "https://hooks.example/x"})
+    assert config.alerts["webhook_url"] == "https://hooks.example/x"
+    with pytest.raises(ConfigError, match=re.escape("alerts.webhook_url: missing — set HOOK_HOST")):
+        _parse('[alerts]\nwebhook_url = "https://${HOOK_HOST}/x"\n')
