@@ -5,6 +5,8 @@
 * ``store``: tenants, records, saving and webhook events; ``where``: the query language;
 * ``contacts``, ``documents`` (invoices, credit notes), ``payments`` (payments, allocations):
   the ledger rules; ``validation``: field parsing and the per-item error;
+* ``org_lists``: the collections an organisation answers though billhub keeps nothing in them
+  (empty lists of the spec's shape, the default branding theme and the subscriber);
 * ``oauth``: the token endpoint (the shared grant server under Xero's policy) and its
   control call; ``webhooks``: signed deliveries.
 

@@ -50,6 +50,7 @@ from connectors.xero.emulator.banking import BankingMixin
 from connectors.xero.emulator.contacts import ContactsMixin, contact_balances, zero_balances
 from connectors.xero.emulator.documents import DocumentsMixin
 from connectors.xero.emulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthMixin
+from connectors.xero.emulator.org_lists import ORG_LISTS, OrgListsMixin
 from connectors.xero.emulator.payments import PaymentsMixin
 from connectors.xero.emulator.store import API, COLLECTIONS, Tenant
 from connectors.xero.emulator.validation import Invalid
@@ -75,7 +76,8 @@ class Limits:
     app_minute: int = 10000
 
 
-class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin, WebhooksMixin, Emulator):
+class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, OAuthMixin,
+                  WebhooksMixin, Emulator):
     system = "xero"
 
     def __init__(self, clock: EmulatorClock | None = None, *, limits: Limits | None = None,
@@ -259,8 +261,12 @@ class XeroEmulator(BankingMixin, PaymentsMixin, DocumentsMixin, ContactsMixin, O
 
     async def _dispatch(self, request: web.Request, tenant: Tenant) -> web.StreamResponse:
         collection = request.match_info["collection"]
-        if collection == "Organisation" and request.method == "GET" and "id" not in request.match_info:
+        # /Organisations too: the path pyxero and tap-xero read, which Xero serves (pyxero issue 17)
+        if collection in ("Organisation", "Organisations") and request.method == "GET" \
+                and "id" not in request.match_info:
             return self._envelope("Organisations", [self._organisation(tenant)])
+        if collection in ORG_LISTS and request.method == "GET":  # org_lists.py
+            return self._org_list(request, tenant, collection)
         if collection not in COLLECTIONS:
             return web.Response(status=404, text=NOT_FOUND)
         if request.method == "GET":
