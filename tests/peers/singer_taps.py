@@ -70,9 +70,12 @@ class SingerTap:
         catalog: dict[str, Any] = json.loads(done.stdout)
         return catalog
 
-    def sync(self, config: Mapping[str, Any], catalog: Mapping[str, Any]) -> SingerRun:
+    def sync(self, config: Mapping[str, Any], catalog: Mapping[str, Any],
+             state: Mapping[str, Any] | None = None) -> SingerRun:
+        """A sync; from ``state`` (a STATE message's value, the tap's bookmarks) when given."""
+        resume = [] if state is None else ["--state", str(self._write("state.json", state))]
         done = self._run(["--config", str(self._write("config.json", config)),
-                          self.catalog_flag, str(self._write("catalog.json", catalog))])
+                          self.catalog_flag, str(self._write("catalog.json", catalog)), *resume])
         run = SingerRun(log=done.stderr)
         for line in done.stdout.splitlines():
             if not line.startswith("{"):
