@@ -59,6 +59,28 @@ class EmulatorClock:
         return self.now_value
 
 
+class WallClock(EmulatorClock):
+    """Emulator time that follows the wall clock (as a vendor's servers do), shifted by what
+    ``advance`` or a set of ``now_value`` asked for; it keeps moving from there. Several calls
+    may read the same second: nothing ticks per write. Pin a test with ``EmulatorClock``."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.offset = timedelta(0)
+        if start is not None:
+            self.offset = start - datetime.now(UTC)
+
+    @property  # type: ignore[override]  # a computed attribute where the base stores one
+    def now_value(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    @now_value.setter
+    def now_value(self, value: datetime) -> None:
+        self.offset = value - datetime.now(UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
 def follow_wall(clocks: list[EmulatorClock], stop: threading.Event, interval: float = 0.05) -> None:
     """Move emulator clocks with the wall clock until ``stop`` is set (run it in a thread).
 

@@ -11,6 +11,13 @@
   the LastUpdatedTime bound or null}}``. A restart queries on from that position, and the last
   page stores the first page's time, so CDC from there brings every change made while the read
   ran (a record edited on a page already read included).
+* Ties at the cursor's second: Intuit stamps ``LastUpdatedTime`` to the second and several writes
+  share one, so a change in the cursor's own second after the answer was made must still come
+  (``changedSince`` and the ``>=`` query are inclusive), and the records already read in that
+  second must not come twice. The cursor then is ``{"cdc": time, "seen": ["Id@SyncToken", ...]}``
+  for the records read whose ``LastUpdatedTime`` is in the cursor's second (a plain time when
+  there are none, or more than ``MAX_SEEN``: then they are read again, which the content hash
+  makes harmless), and the next read drops exactly those versions.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from mapping.quickbooks_payouts import FEE_KEY
 
 CDC_LOOKBACK = timedelta(days=29)  # a day's margin inside Intuit's 30
 CDC_MAX = 1000
+MAX_SEEN = 1000  # versions a cursor remembers at its second; beyond, they are read again
 
 
 def quote(value: str) -> str:
@@ -41,6 +49,38 @@ def to_record(entity_type: str, obj: Mapping[str, Any]) -> Record:
     return Record(entity_type=entity_type, external_id=str(obj["Id"]), data=dict(obj),
                   updated_at=parse_time(meta.get("LastUpdatedTime")), deleted=deleted,
                   version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None)
+
+
+def _version_key(record: Record) -> str:
+    return f"{record.external_id}@{record.version if record.version is not None else 'deleted'}"
+
+
+def tied_cursor(time: str, records: list[Record], since: str | None = None,
+                seen_before: frozenset[str] = frozenset()) -> str:
+    """The cursor at server ``time`` remembering the versions read in its second (module doc),
+    with those a read from ``since`` had seen when that was the same second."""
+    at = parse_time(time)
+    if at is None:
+        return time
+    second = at.replace(microsecond=0)
+    before = parse_time(since) if since else None
+    carried = seen_before if before is not None and before.replace(microsecond=0) == second else frozenset()
+    seen = sorted(carried | {_version_key(r) for r in records
+                             if r.updated_at is not None and r.updated_at.replace(microsecond=0) == second})
+    if not seen or len(seen) > MAX_SEEN:
+        return time
+    return json.dumps({"cdc": time, "seen": seen}, separators=(",", ":"))
+
+
+def untie(cursor: str) -> tuple[str, frozenset[str]]:
+    """(the cursor's time, the versions already read in its second)."""
+    if cursor.startswith("{"):
+        try:
+            body = json.loads(cursor)
+            return str(body["cdc"]), frozenset(str(v) for v in body.get("seen") or [])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass
+    return cursor, frozenset()
 
 
 def credit_application(entity_type: str, obj: Mapping[str, Any]) -> bool:
@@ -108,14 +148,18 @@ class Reader:
         return dict(exact[0]) if exact else None
 
     def _scan(self, entity_type: str, since: str | None, start: int = 1,
-              started: str | None = None) -> Iterator[Page]:
-        """A full read (records updated at or after ``since`` when given), from ``start``: each
-        page but the last carries its checkpoint; the last the server time of the FIRST page."""
+              started: str | None = None, seen: frozenset[str] = frozenset()) -> Iterator[Page]:
+        """A full read (records updated at or after ``since`` when given, less the versions
+        ``seen`` at its second), from ``start``: each page but the last carries its checkpoint;
+        the last the server time of the FIRST page, with the versions read in its second."""
         extra = f"MetaData.LastUpdatedTime >= {quote(since)}" if since is not None else ""
+        read: list[Record] = []
         for records, server_time, next_start in self._pages(entity_type, self._all_where(entity_type, extra), start):
             started = started or server_time or self.now().isoformat()
+            records = [r for r in records if _version_key(r) not in seen]
+            read.extend(records)
             if next_start is None:
-                yield Page(records, cursor=started)
+                yield Page(records, cursor=tied_cursor(started, read, since, seen))
                 return
             yield Page(records, cursor=json.dumps({"scan": {"next": next_start, "time": started, "since": since}},
                                                   separators=(",", ":")))
@@ -149,25 +193,29 @@ class Reader:
             start, started, bound = resume
             yield from self._scan(entity_type, bound, start, started)
             return
+        cursor, seen = untie(cursor)
         since = parse_time(cursor)
         if since is None or self.now() - since > CDC_LOOKBACK:
             # Older than the change feed keeps: a LastUpdatedTime query (deletions in that gap are
             # left to the diff's broken-link check; QBO keeps no tombstones outside CDC).
-            yield from self._scan(entity_type, cursor)
+            yield from self._scan(entity_type, cursor, seen=seen)
             return
         name = ENTITY_NAMES[entity_type]
         while True:
             result = self._cdc(name, cursor)
             blocks = (result.get("CDCResponse") or [{}])[0].get("QueryResponse") or []
             rows = [row for block in blocks for row in block.get(name) or []]
-            records = [to_record(entity_type, row) for row in rows if not credit_application(entity_type, row)]
+            records = [r for r in (to_record(entity_type, row) for row in rows if not credit_application(entity_type, row))
+                       if _version_key(r) not in seen]
             if len(rows) >= CDC_MAX:
                 newest = max((r.updated_at for r in records if r.updated_at), default=None)
                 if newest is not None and newest.isoformat() != cursor:
                     yield Page(records)
                     cursor = newest.isoformat()
+                    seen = frozenset(_version_key(r) for r in records if r.updated_at == newest)
                     continue
-            yield Page(records, cursor=str(result.get("time") or self.now().isoformat()))
+            yield Page(records, cursor=tied_cursor(str(result.get("time") or self.now().isoformat()), records,
+                                                   cursor, seen))
             return
 
     def _cdc(self, name: str, since: str) -> dict[str, Any]:

@@ -40,8 +40,9 @@ Control surface beyond the shared one (``connectors.emulation``):
                                "events": [{"name": "Customer", "id": "1", "operation": "Update"}],
                                "bad_signature": false} -> {"status": 200, "body": "..."}
 
-Throttle windows run on wall time (``time.monotonic``): the emulator clock is pinned in tests
-and would otherwise never let a minute pass.
+The clock follows the wall clock unless one is given (tests pin it with ``EmulatorClock``), and
+writes take its time as it is: several may share a second, as on Intuit's servers. Throttle
+windows run on wall time (``time.monotonic``): a pinned clock would never let a minute pass.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.emulation import CONTROL, Emulator, EmulatorClock, Handler
+from connectors.emulation import CONTROL, Emulator, EmulatorClock, Handler, WallClock
 from connectors.quickbooks.emulator.api import APIMixin
 from connectors.quickbooks.emulator.oauth import OAuthMixin, grant_server
 from connectors.quickbooks.emulator.store import Realm, Throttle, set_preferences
@@ -73,7 +74,8 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
 
     def __init__(self, clock: EmulatorClock | None = None, *, require_auth: bool = True) -> None:
         self.require_auth = require_auth
-        super().__init__(clock)
+        # Intuit's clock is the wall clock: records stamped when written, several in one second
+        super().__init__(clock or WallClock())
 
     # ------------------------------------------------------------------ setup
 

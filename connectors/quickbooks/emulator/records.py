@@ -1,7 +1,7 @@
 """The write core every route shares (the API, batch items, seeding, edits behind the hub's
 back): create, full and sparse update with ``SyncToken`` (stale -> 5010; a voided transaction
-refuses updates, 6000), delete and void of transactions, deactivation of names. Each mutation
-gets its own second on the emulator clock."""
+refuses updates, 6000), delete and void of transactions, deactivation of names. A mutation is
+stamped with the emulator clock as it stands: several may share a second, as Intuit's do."""
 
 from __future__ import annotations
 
@@ -48,11 +48,9 @@ class RecordsMixin:
         return self.realms[realm_id]
 
     def stamp(self) -> datetime:
-        """Each mutation gets its own second; the clock moves on after it, so a read's ``time``
-        is strictly later than every change it could have seen."""
-        now = self.clock.now()
-        self.clock.advance(1)
-        return now
+        """A mutation's time: the clock's, no tick of its own (Intuit stamps to the second, and
+        writes in one second share it; readers must take ties at a second boundary)."""
+        return self.clock.now()
 
     def put_exchange_rate(self, realm: Realm, rate: Mapping[str, Any]) -> None:
         put_exchange_rate(realm, rate, self.clock.now())

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from connectors.emulation import RunningEmulator
+from connectors.emulation import EmulatorClock, RunningEmulator
 from connectors.quickbooks.connector import QuickBooksConnector, build
 from connectors.quickbooks.emulator import (
     DEFAULT_CLIENT_ID,
@@ -87,7 +87,7 @@ class QboEnv:
 @pytest.fixture
 def qbo_env(tmp_path: Path) -> Iterator[QboEnv]:
     store = make_store(f"sqlite:///{tmp_path}/hub.db")
-    with RunningEmulator(QuickBooksEmulator()) as running:
+    with RunningEmulator(QuickBooksEmulator(EmulatorClock())) as running:  # pinned: tests set the time
         env = QboEnv(running, store)
         yield env
         for connector in env.connectors:
