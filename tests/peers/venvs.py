@@ -39,12 +39,18 @@ class Peer:
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
 
+    @property
+    def installed(self) -> str:
+        """What the venv's marker records: the peer and its extras (a changed extra reinstalls)."""
+        return " ".join((self.requirement, *self.extra))
+
 
 PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("tap-stripe", "3.3.0"),  # Stitch's Singer tap: stripe 5.5.0, API 2022-11-15
     Peer("airbyte-source-stripe", "5.14.1"),  # Airbyte's declarative source: API 2022-11-15
     Peer("tap-salesforce", "2.8.1"),  # Stitch's Singer tap: REST API v61.0, requests, singer-python 6
-    Peer("tap-xero", "2.6.0"),  # Stitch's Singer tap: requests 2.33.0, singer-python 5.18.0
+    # Stitch's Singer tap: requests 2.33.0, singer-python 5.18.0; it imports six without requiring it
+    Peer("tap-xero", "2.6.0", ("six==1.17.0",)),
     Peer("pyxero", "0.9.5"),  # the Python Xero client: OAuth2 credentials, JSON reads, XML writes
 )}
 
@@ -80,7 +86,7 @@ def _install(peer: Peer, path: Path) -> str | None:
             return f"{' '.join(step[:4])}: no answer in {INSTALL_TIMEOUT_SECONDS} s"
         if done.returncode != 0:
             return f"{' '.join(step[:4])} exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}"
-    (path / MARKER).write_text(peer.requirement + "\n", encoding="utf-8")
+    (path / MARKER).write_text(peer.installed + "\n", encoding="utf-8")
     return None
 
 
@@ -90,7 +96,7 @@ def _path(peer: Peer) -> Path:
 
 def _whole(peer: Peer, path: Path) -> bool:
     marker = path / MARKER
-    return (marker.exists() and marker.read_text(encoding="utf-8").strip() == peer.requirement
+    return (marker.exists() and marker.read_text(encoding="utf-8").strip() == peer.installed
             and (path / "bin" / "python").exists())
 
 
