@@ -110,6 +110,27 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
         with self.state_lock:
             self.usage = deque([self.clock.now()] * used)
 
+    def limits(self) -> dict[str, dict[str, int]]:
+        """``GET limits`` as the REST API answers it ("List Org Limits"): each limit's ``Max`` and
+        ``Remaining`` as integers. The daily API requests are the live rolling allocation; data
+        storage counts 2 KB a record (Salesforce's size for most records) against a Developer
+        Edition's 5 MB; the rest are a Developer Edition's allocations, none of them used (the
+        emulator serves no Bulk API, Apex, streaming or email)."""
+        records = sum(len(table) for table in self.tables.values())
+        used_mb = -(-records * 2 // 1024)  # whole MB, rounded up
+        fixed = {"ConcurrentAsyncGetReportInstances": 200, "ConcurrentSyncReportRuns": 20,
+                 "DailyAsyncApexExecutions": 250000, "DailyBulkApiBatches": 15000,
+                 "DailyBulkV2QueryFileStorageMB": 976562, "DailyBulkV2QueryJobs": 10000,
+                 "DailyDurableGenericStreamingApiEvents": 10000, "DailyDurableStreamingApiEvents": 10000,
+                 "DailyGenericStreamingApiEvents": 10000, "DailyStandardVolumePlatformEvents": 10000,
+                 "DailyStreamingApiEvents": 10000, "DailyWorkflowEmails": 390, "FileStorageMB": 20,
+                 "HourlyAsyncReportRuns": 1200, "HourlyDashboardRefreshes": 200, "HourlySyncReportRuns": 500,
+                 "HourlyTimeBasedWorkflow": 50, "MassEmail": 10, "SingleEmail": 15}
+        body = {name: {"Max": value, "Remaining": value} for name, value in fixed.items()}
+        body["DailyApiRequests"] = {"Max": self.allocation, "Remaining": max(0, self.allocation - self.api_used())}
+        body["DataStorageMB"] = {"Max": 5, "Remaining": 5 - used_mb}
+        return dict(sorted(body.items()))
+
     # ------------------------------------------------------------------ HTTP plumbing
 
     def error_response(self, status: int, message: str) -> web.StreamResponse:
@@ -210,9 +231,7 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
         if head in ("query", "queryAll"):
             return self._query(request, version, parts, head == "queryAll")
         if head == "limits" and method == "GET":
-            used = self.api_used()
-            return json_response({"DailyApiRequests": {"Max": self.allocation,
-                                                       "Remaining": self.allocation - used}})
+            return json_response(self.limits())
         if parts[:2] == ["composite", "sobjects"]:
             return self._collection(request, version, parts[2:], body)
         if head == "sobjects":

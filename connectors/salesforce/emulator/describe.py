@@ -15,12 +15,16 @@ from typing import Any
 
 from connectors.salesforce.emulator.schema import Field, SObject, child_relationships
 
-_KINDS = {"string": "string", "phone": "phone", "url": "url", "textarea": "textarea"}
 _SOAP = {"id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "double": "xsd:double",
          "currency": "xsd:double", "percent": "xsd:double", "date": "xsd:date",
-         "datetime": "xsd:dateTime"}
+         "datetime": "xsd:dateTime", "address": "urn:address"}
+# (precision, scale) of the number kinds: money 18/2, a geocode 18/15, a percentage 3/0
+_DIGITS = {"currency": (18, 2), "double": (18, 2), "percent": (3, 0)}
+_GEOCODE = ("Latitude", "Longitude")
+_TEXT = ("string", "textarea", "email", "phone", "url", "picklist", "id", "reference")
 _LENGTHS = {"id": 18, "reference": 18, "string": 255, "picklist": 255, "email": 80, "phone": 40,
             "url": 255, "textarea": 32000}
+_NUMERIC = ("currency", "double", "percent")
 _LABELS = {"OwnerId": "Owner ID", "CreatedById": "Created By ID", "LastModifiedById": "Last Modified By ID",
            "CurrencyIsoCode": "Currency ISO Code", "IsDeleted": "Deleted"}
 
@@ -38,35 +42,74 @@ def label_of(obj: SObject) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", obj.name.removesuffix("__c").replace("_", " "))
 
 
+def _plural(label: str) -> str:
+    return label[:-1] + "ies" if label.endswith("y") else label + "s"
+
+
 def describe_short(obj: SObject, version: str) -> dict[str, Any]:
-    """The summary in ``GET sobjects`` and ``GET sobjects/T``."""
-    return {"name": obj.name, "label": label_of(obj), "keyPrefix": obj.key_prefix, "custom": obj.custom,
-            "queryable": True, "retrieveable": True, "createable": obj.createable,
-            "updateable": obj.updateable, "deletable": obj.deletable,
-            "urls": {"sobject": f"/services/data/v{version}/sobjects/{obj.name}",
-                     "describe": f"/services/data/v{version}/sobjects/{obj.name}/describe"}}
+    """The summary in ``GET sobjects`` and ``GET sobjects/T``: every property of the REST API's
+    ``DescribeGlobalSObjectResult`` (the SOAP API guide's table of the same name), with the
+    values Salesforce gives a standard or custom object (no custom settings, no subtypes here;
+    the org row and users cannot be deleted, so they cannot be undeleted or merged either)."""
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    label = label_of(obj)
+    return {"activateable": False, "associateEntityType": None, "associateParentEntity": None,
+            "createable": obj.createable, "custom": obj.custom, "customSetting": False,
+            "deepCloneable": False, "deletable": obj.deletable, "deprecatedAndHidden": False,
+            "feedEnabled": obj.deletable, "hasSubtypes": False, "isInterface": False,
+            "isSubtype": False, "keyPrefix": obj.key_prefix, "label": label,
+            "labelPlural": _plural(label), "layoutable": obj.deletable, "mergeable": obj.name in ("Account", "Contact"),
+            "mruEnabled": obj.deletable, "name": obj.name, "queryable": True, "replicateable": True,
+            "retrieveable": True, "searchable": obj.deletable, "triggerable": obj.deletable,
+            "undeletable": obj.deletable, "updateable": obj.updateable,
+            "urls": {"rowTemplate": f"{base}/{{ID}}", "defaultValues": f"{base}/defaultValues?recordTypeId&fields",
+                     "describe": f"{base}/describe", "sobject": base}}
 
 
 def describe_field(obj: SObject, f: Field) -> dict[str, Any]:
-    currency = f.type == "currency"
-    return {"name": f.name, "type": _KINDS.get(f.type, f.type), "label": _label(obj, f),
-            "soapType": _SOAP.get(f.type, "xsd:string"), "length": _LENGTHS.get(f.type, 0),
-            "custom": f.name.endswith("__c"), "externalId": f.external_id, "unique": f.unique,
-            "idLookup": f.external_id or f.unique or f.name == "Id", "nameField": f.name_field,
-            "nillable": f.is_nillable, "defaultedOnCreate": f.defaulted or f.default is not None,
-            "createable": f.writable, "updateable": f.writable and f.name != "Id",
-            "calculated": False, "autoNumber": False, "filterable": f.type != "textarea",
-            "sortable": f.type != "textarea", "compoundFieldName": f.compound,
-            "referenceTo": [f.reference_to] if f.reference_to else [],
-            "relationshipName": f.relationship, "picklistValues": [],
-            "defaultValue": f.default if isinstance(f.default, bool) else None,
-            "precision": 18 if currency else 0, "scale": 2 if currency else 0}
+    """One ``DescribeFieldResult``. A compound address (``BillingAddress``) is read-only and can
+    be neither filtered nor sorted on; its parts name it in ``compoundFieldName``; a long text
+    area (more than 255 characters) cannot be filtered or sorted either, a 255-character one can."""
+    precision, scale = _DIGITS.get(f.type, (0, 0))
+    if f.type == "double" and f.name.endswith(_GEOCODE):
+        precision, scale = 18, 15
+    length = f.length or _LENGTHS.get(f.type, 0)
+    long_text = f.type == "textarea" and length > 255
+    queryable_by_value = f.type != "address" and not long_text
+    return {"aggregatable": queryable_by_value and f.type != "boolean", "autoNumber": False,
+            "byteLength": length * 3 if f.type in _TEXT else 0, "calculated": False,
+            "calculatedFormula": None, "cascadeDelete": False, "caseSensitive": False,
+            "compoundFieldName": f.compound, "controllerName": None, "createable": f.writable,
+            "custom": f.name.endswith("__c"), "defaultValue": f.default if isinstance(f.default, bool) else None,
+            "defaultedOnCreate": f.defaulted or f.default is not None, "dependentPicklist": False,
+            "deprecatedAndHidden": False, "digits": 0, "encrypted": False, "externalId": f.external_id,
+            "extraTypeInfo": "plaintextarea" if f.type == "textarea" else None,
+            "filterable": queryable_by_value, "groupable": queryable_by_value and f.type not in _NUMERIC,
+            "htmlFormatted": False, "idLookup": f.external_id or f.unique or f.name == "Id",
+            "inlineHelpText": None, "label": _label(obj, f), "length": length, "name": f.name,
+            "nameField": f.name_field, "namePointing": False, "nillable": f.is_nillable,
+            "permissionable": f.is_nillable and f.writable, "picklistValues": [],
+            "polymorphicForeignKey": False, "precision": precision,
+            "queryByDistance": f.type == "address", "referenceTargetField": None,
+            "referenceTo": [f.reference_to] if f.reference_to else [], "relationshipName": f.relationship,
+            "relationshipOrder": None, "restrictedDelete": False, "restrictedPicklist": False,
+            "scale": scale, "soapType": _SOAP.get(f.type, "xsd:string"), "sortable": queryable_by_value,
+            "type": f.type, "unique": f.unique, "updateable": f.writable and f.name != "Id",
+            "writeRequiresMasterRead": False}
 
 
 def describe(schema: dict[str, SObject], obj: SObject, version: str) -> dict[str, Any]:
     """``GET sobjects/T/describe``: fields and child relationships."""
-    children = [{"childSObject": child, "field": ref.name, "relationshipName": ref.child_relationship,
-                 "cascadeDelete": False}
-                for child, ref in child_relationships(schema, obj.name).values()]
+    children: list[dict[str, Any]] = [
+        {"cascadeDelete": False, "childSObject": child, "deprecatedAndHidden": False, "field": ref.name,
+         "junctionIdListNames": [], "junctionReferenceTo": [], "relationshipName": ref.child_relationship,
+         "restrictedDelete": False}
+        for child, ref in child_relationships(schema, obj.name).values()]
     return {**describe_short(obj, version), "fields": [describe_field(obj, f) for f in obj.fields.values()],
-            "childRelationships": children, "recordTypeInfos": []}
+            "childRelationships": children, "recordTypeInfos": [], "compactLayoutable": obj.deletable,
+            "searchLayoutable": obj.deletable, "listviewable": None, "lookupLayoutable": None,
+            "namedLayoutInfos": [], "networkScopeFieldName": None, "actionOverrides": [],
+            "defaultImplementation": None, "implementedBy": None, "implementsInterfaces": None,
+            "sobjectDescribeOption": "FULL", "supportedScopes": [
+                {"label": "All " + _plural(label_of(obj)).lower(), "name": "everything"}],
+            "urlDetail": None, "urlEdit": None, "urlNew": None}

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.emulation import EmulatorClock
-from connectors.salesforce.emulator.schema import AUDIT_FIELDS, DERIVED, Field, SObject
+from connectors.salesforce.emulator.schema import ADDRESS_KEYS, AUDIT_FIELDS, DERIVED, Field, SObject
 from connectors.salesforce.emulator.wire import (
     ORG_ID,
     USER_ID,
@@ -273,6 +273,11 @@ class OrgStore:
 
     def _derive(self, sobject: str, record: dict[str, Any]) -> None:
         """Formula, compound and roll-up fields Salesforce computes itself."""
+        for f in self.schema[sobject].fields.values():
+            if f.type == "address":  # null while every part is
+                prefix = f.name.removesuffix("Address")
+                parts = {key: record.get(prefix + part) for key, part in ADDRESS_KEYS.items()}
+                record[f.name] = parts if any(v not in (None, "") for v in parts.values()) else None
         if sobject in ("Contact", "User"):
             record["Name"] = " ".join(str(p) for p in (record.get("FirstName"), record.get("LastName")) if p)
         elif sobject == "PricebookEntry":

@@ -4,16 +4,24 @@ sub-queries), rendered as the REST API does, paged through ``nextRecordsUrl`` lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 
 from connectors.salesforce.emulator.org import OrgStore
 from connectors.salesforce.emulator.schema import Field, SObject, child_relationships
-from connectors.salesforce.emulator.soql import Query, SoqlError, matches, sort_rows
+from connectors.salesforce.emulator.soql import BoolOp, Cond, Query, SoqlError, matches, sort_rows
 from connectors.salesforce.emulator.soql import parse as parse_soql
 from connectors.salesforce.emulator.wire import SfError, json_response, record_url, wire_value
+
+
+def _conditions(where: Any) -> Iterator[Cond]:
+    if isinstance(where, Cond):
+        yield where
+    elif isinstance(where, BoolOp):
+        for item in where.items:
+            yield from _conditions(item)
 
 
 class QueryMixin(OrgStore):
@@ -107,6 +115,12 @@ class QueryMixin(OrgStore):
     def _filter(self, query: Query, obj: SObject, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for path in query.fields:
             self._resolve(obj, path)
+        # A compound address is only selected: Salesforce refuses it in WHERE and ORDER BY.
+        for verb, path in [("filtered", c.path) for c in _conditions(query.where)] + \
+                [("sorted", p) for p, _desc, _nulls in query.order]:
+            if self._resolve(obj, path)[1].type == "address":
+                raise SoqlError(f"field '{path[-1]}' can not be {verb} in a query call", "INVALID_FIELD",
+                                ".".join(path))
         rows = [r for r in rows if matches(query.where, self._getter(obj, r))]
         rows = sort_rows(rows, query.order, lambda r, p: self._get_path(obj, r, p))
         rows = rows[query.offset:]

@@ -27,6 +27,7 @@ class Field:
     compound: str | None = None  # the compound field this one is part of (FirstName -> Name)
     name_field: bool = False  # the record's name (describe's nameField)
     defaulted: bool = False  # Salesforce fills it on create when it is not given
+    length: int = 0  # describe's length for text kinds (0: the kind's usual one)
 
     @property
     def is_nillable(self) -> bool:
@@ -106,16 +107,38 @@ def _obj(name: str, prefix: str, fields: list[Field], hub_id_field: str | None, 
     return SObject(name, prefix, {f.name: f for f in all_fields}, custom=custom)
 
 
-def _name(required: bool = True, writable: bool = True) -> Field:
+def _name(required: bool = True, writable: bool = True, length: int = 255) -> Field:
     return Field("Name", "string", required=required, writable=writable, name_field=True,
-                 nillable=False if not writable else None)
+                 nillable=False if not writable else None, length=length)
+
+
+# A standard address's parts and their lengths (Object Reference, "Address Compound Fields";
+# Account's BillingCity is 40, BillingState 80, BillingPostalCode 20, BillingCountry 80 and its
+# street a 255-character text area), plus the geocode parts.
+ADDRESS_PARTS = (("Street", "textarea", 255), ("City", "string", 40), ("State", "string", 80),
+                 ("PostalCode", "string", 20), ("Country", "string", 80), ("Latitude", "double", 0),
+                 ("Longitude", "double", 0), ("GeocodeAccuracy", "picklist", 40))
+# The compound value's keys, in the REST API's JSON (without state and country picklists, which
+# add countryCode and stateCode), and the part each comes from.
+ADDRESS_KEYS = {"city": "City", "country": "Country", "geocodeAccuracy": "GeocodeAccuracy",
+                "latitude": "Latitude", "longitude": "Longitude", "postalCode": "PostalCode",
+                "state": "State", "street": "Street"}
+
+
+def address(prefix: str) -> list[Field]:
+    """``BillingStreet`` ... ``BillingGeocodeAccuracy`` and the read-only compound
+    ``BillingAddress`` (type ``address``) Salesforce builds from them (API 30.0 and later)."""
+    compound = f"{prefix}Address"
+    return [*(Field(f"{prefix}{part}", kind, compound=compound, length=length)
+              for part, kind, length in ADDRESS_PARTS),
+            Field(compound, "address", writable=False)]
 
 
 def _person(first_last_required: bool = True) -> list[Field]:
     """FirstName / LastName and the read-only compound Name Salesforce builds from them."""
-    return [Field("FirstName", "string", compound="Name"),
-            Field("LastName", "string", required=first_last_required, compound="Name"),
-            _name(required=False, writable=False)]
+    return [Field("FirstName", "string", compound="Name", length=40),
+            Field("LastName", "string", required=first_last_required, compound="Name", length=80),
+            _name(required=False, writable=False, length=121)]
 
 
 def _standard_objects() -> list[SObject]:
@@ -156,14 +179,14 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
         _obj("Account", "001", [
             _name(), Field("Phone", "phone"),
             Field("Website", "url"), Field("Type", "picklist"), Field("Description", "textarea"),
-            *(Field(f"{kind}{part}", "string") for kind in ("Billing", "Shipping")
-              for part in ("Street", "City", "State", "PostalCode", "Country")),
+            *address("Billing"), *address("Shipping"),
             *custom(*BILLHUB_ACCOUNT_FIELDS),
         ], hub, currency=money, owner=True),
         _obj("Contact", "003", [
             *_person(), Field("Email", "email"), Field("Phone", "phone"),
             Field("AccountId", "reference", reference_to="Account", relationship="Account",
                   child_relationship="Contacts"),
+            *address("Mailing"),
         ], hub, currency=money, owner=True),
         _obj("Product2", "01t", [
             _name(), Field("ProductCode", "string"),
@@ -185,7 +208,7 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
             *custom(*BILLHUB_PRICE_FIELDS),
         ], hub, currency=money),
         _obj("Opportunity", "006", [
-            _name(), Field("StageName", "picklist", required=True),
+            _name(length=120), Field("StageName", "picklist", required=True),
             Field("CloseDate", "date", required=True), Field("Amount", "currency"),
             Field("Probability", "percent"), Field("Type", "picklist"),
             Field("Description", "textarea"),
@@ -220,7 +243,7 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
     ]
     if ours:
         objects.append(_obj(invoice_object, "a0B", [
-            Field("Name", "string", name_field=True), Field("Invoice_Number__c", "string"),
+            Field("Name", "string", name_field=True, length=80), Field("Invoice_Number__c", "string"),
             Field("Account__c", "reference", reference_to="Account", relationship="Account__r",
                   child_relationship=inv_children),
             Field("Opportunity__c", "reference", reference_to="Opportunity",
