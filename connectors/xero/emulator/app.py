@@ -55,7 +55,8 @@ from connectors.xero.emulator.payments import PaymentsMixin
 from connectors.xero.emulator.store import API, COLLECTIONS, Tenant
 from connectors.xero.emulator.validation import Invalid
 from connectors.xero.emulator.webhooks import DEFAULT_WEBHOOK_KEY, WebhooksMixin
-from connectors.xero.emulator.where import compile_where, get_path, order
+from connectors.xero.emulator.where import as_guid, compile_where, get_path, order
+from connectors.xero.emulator.xml_wire import as_xml_response, is_xml, read_body, wants_xml
 
 MAX_BATCH = 50
 MAX_PAGE_SIZE = 1000
@@ -247,6 +248,8 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
             response = await self._dispatch(request, tenant)
         finally:
             tenant.in_flight -= 1
+        if isinstance(response, web.Response) and wants_xml(request.headers.get("Accept", "")):
+            response = as_xml_response(response, request.match_info["collection"])  # xml_wire.py
         self._quota_headers(response, tenant)
         self._capture(request, response)
         return response
@@ -316,7 +319,8 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
         table = tenant.table(collection)
         if "id" in request.match_info:
             ident = request.match_info["id"]
-            found = table.get(ident) or next(
+            guid = as_guid(ident)  # Xero reads a Guid dashed or not, in any case
+            found = table.get(ident) or (table.get(str(guid)) if guid else None) or next(
                 (v for v in table.values() if ident in (v.get("InvoiceNumber"), v.get("Code"),
                                                         v.get("ContactNumber"))), None)
             if found is None:
@@ -348,7 +352,10 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
                           ("ContactIDs", "Contact.ContactID")):
             if name in query:
                 wanted = set(query[name].split(","))
-                items = [i for i in items if str(get_path(i, key)) in wanted]
+                # Guids match whatever their form (pyxero sends IDs undashed)
+                guids = {as_guid(w) for w in wanted} - {None} if name.endswith("IDs") else set()
+                items = [i for i in items if str(get_path(i, key)) in wanted
+                         or (guids and as_guid(get_path(i, key)) in guids)]
         items = order(items, query.get("order", ""), id_field)
         extra: dict[str, Any] = {}
         if "page" in query and collection in PAGED:
@@ -405,9 +412,13 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
 
     def _write(self, request: web.Request, tenant: Tenant, collection: str, raw: bytes) -> web.Response:
         try:
-            body = wire.loads(raw) if raw else {}
-        except ValueError:
-            return self._validation_400([], "The request body could not be parsed as JSON")
+            if raw and is_xml(request.content_type, raw):  # xml_wire.py: Xero takes XML bodies too
+                body: Any = read_body(raw, collection)
+            else:
+                body = wire.loads(raw) if raw else {}
+        except ValueError as exc:
+            return self._validation_400([], str(exc) if "XML" in str(exc)
+                                        else "The request body could not be parsed as JSON")
         summarize = request.query.get("summarizeErrors", "true").lower() != "false"
         if request.path.endswith("/Allocations"):
             return self._allocate(tenant, request.match_info["id"], body, summarize)

@@ -12,8 +12,16 @@ from connectors.xero.emulator.store import Tenant, XeroStore, replace
 from connectors.xero.emulator.validation import Invalid
 
 CONTACT_FIELDS = ("Name", "FirstName", "LastName", "EmailAddress", "ContactNumber", "AccountNumber",
-                  "TaxNumber", "DefaultCurrency", "Addresses", "Phones", "ContactStatus",
-                  "IsCustomer", "CompanyNumber", "Website")
+                  "TaxNumber", "DefaultCurrency", "ContactStatus", "IsCustomer", "CompanyNumber", "Website")
+# Xero answers every contact with both its address types and all four phone types, the unset
+# ones empty (the spec's Contacts examples); a write changes the types it names and keeps the rest.
+ADDRESS_TYPES = ("STREET", "POBOX")
+ADDRESS_FIELDS = ("AddressLine1", "AddressLine2", "AddressLine3", "AddressLine4", "City", "Region",
+                  "PostalCode", "Country", "AttentionTo")
+PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE")
+PHONE_ENUM = (*PHONE_TYPES, "OFFICE")  # the spec's Phone.PhoneType; OFFICE only when sent
+PHONE_FIELDS = ("PhoneNumber", "PhoneAreaCode", "PhoneCountryCode")
+PERSON_FIELDS = ("FirstName", "LastName", "EmailAddress", "IncludeInEmails")
 ITEM_FIELDS = ("Code", "Name", "Description", "PurchaseDescription", "IsSold", "IsPurchased",
                "SalesDetails")
 
@@ -21,12 +29,19 @@ ITEM_FIELDS = ("Code", "Name", "Description", "PurchaseDescription", "IsSold", "
 class ContactsMixin(XeroStore):
     def _save_contacts(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
                        ) -> dict[str, Any]:
-        record = dict(existing) if existing else {"ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE",
-                                                  "IsCustomer": False, "IsSupplier": False,
-                                                  "Addresses": [], "Phones": [], "HasAttachments": False}
+        record: dict[str, Any] = dict(existing) if existing else {
+            "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE", "IsCustomer": False, "IsSupplier": False,
+            "Addresses": addresses([], []), "Phones": phones([], []), "ContactGroups": [], "ContactPersons": [],
+            "HasAttachments": False, "HasValidationErrors": False}
         for key in CONTACT_FIELDS:
             if key in data:
                 record[key] = data[key]
+        if "Addresses" in data:
+            record["Addresses"] = addresses(record["Addresses"], data["Addresses"])
+        if "Phones" in data:
+            record["Phones"] = phones(record["Phones"], data["Phones"])
+        if "ContactPersons" in data:
+            record["ContactPersons"] = persons(data["ContactPersons"])
         name = str(record.get("Name") or "").strip()
         if not name:
             raise Invalid("The contact name must be specified")
@@ -49,7 +64,7 @@ class ContactsMixin(XeroStore):
 
     def _save_items(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
                     ) -> dict[str, Any]:
-        record = dict(existing) if existing else {"ItemID": str(uuid.uuid4()), "IsSold": True,
+        record: dict[str, Any] = dict(existing) if existing else {"ItemID": str(uuid.uuid4()), "IsSold": True,
                                                   "IsPurchased": False, "IsTrackedAsInventory": False}
         for key in ITEM_FIELDS:
             if key in data:
@@ -69,6 +84,48 @@ class ContactsMixin(XeroStore):
         return record
 
 
+def addresses(current: list[dict[str, Any]], sent: Any) -> list[dict[str, Any]]:
+    """Both address types, each as last sent (unset fields empty), STREET then POBOX."""
+    by_type = {a["AddressType"]: a for a in current}
+    for raw in _objects(sent, "Addresses"):
+        kind = str(raw.get("AddressType") or "POBOX").upper()
+        if kind not in ADDRESS_TYPES:
+            raise Invalid(f"'{raw.get('AddressType')}' is not a valid AddressType (POBOX or STREET)")
+        by_type[kind] = {"AddressType": kind, **{f: str(raw.get(f) or "") for f in ADDRESS_FIELDS}}
+    return [by_type.get(kind) or {"AddressType": kind, **dict.fromkeys(ADDRESS_FIELDS, "")}
+            for kind in ADDRESS_TYPES]
+
+
+def phones(current: list[dict[str, Any]], sent: Any) -> list[dict[str, Any]]:
+    """The four phone types (and OFFICE once sent), each as last sent, unset ones empty."""
+    by_type = {p["PhoneType"]: p for p in current}
+    for raw in _objects(sent, "Phones"):
+        kind = str(raw.get("PhoneType") or "DEFAULT").upper()
+        if kind not in PHONE_ENUM:
+            raise Invalid(f"'{raw.get('PhoneType')}' is not a valid PhoneType")
+        by_type[kind] = {"PhoneType": kind, **{f: str(raw.get(f) or "") for f in PHONE_FIELDS}}
+    return [by_type.get(kind) or {"PhoneType": kind, **dict.fromkeys(PHONE_FIELDS, "")}
+            for kind in PHONE_ENUM if kind in PHONE_TYPES or kind in by_type]
+
+
+def persons(sent: Any) -> list[dict[str, Any]]:
+    """A contact's ContactPersons, replaced whole by a write (Xero keeps at most five)."""
+    people = [{f: raw[f] for f in PERSON_FIELDS if f in raw} for raw in _objects(sent, "ContactPersons")]
+    if len(people) > 5:
+        raise Invalid("A contact can have a maximum of 5 contact persons")
+    for person in people:
+        person.setdefault("IncludeInEmails", False)
+    return people
+
+
+def _objects(sent: Any, what: str) -> list[dict[str, Any]]:
+    if sent in (None, ""):
+        return []
+    if not isinstance(sent, list) or not all(isinstance(x, dict) for x in sent):
+        raise Invalid(f"{what} must be a list of objects")
+    return sent
+
+
 def contact_ref(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     """The ``Contact`` a document names (by id, else by active name), marked as a customer."""
     ref = data.get("Contact") or {}
@@ -81,7 +138,10 @@ def contact_ref(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
                       else "The Contact could not be found")
     if not contact.get("IsCustomer"):
         contact = replace(tenant.table("Contacts"), "ContactID", contact, IsCustomer=True)
-    return {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+    # the summary a document carries (the spec's Invoices list example): the lists Xero always
+    # sends, empty; GET Contacts/{id} has the rest
+    return {"ContactID": contact["ContactID"], "Name": contact["Name"], "Addresses": [], "Phones": [],
+            "ContactGroups": [], "ContactPersons": [], "HasValidationErrors": False}
 
 
 # Balances per side of the ledger: (invoice type, credit note type)

@@ -29,7 +29,16 @@ SETTLED = "This document cannot be edited as it has a payment or credit note all
 class DocumentsMixin(XeroStore):
     def _save_invoices(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
                        ) -> dict[str, Any]:
-        return self._document(tenant, data, existing, kind="invoice")
+        record = self._document(tenant, data, existing, kind="invoice")
+        # what Xero always sends on an invoice (spec Invoice; its Invoices examples): the payments
+        # and the credit notes applied to it (payments.py keeps both), the prepayments and
+        # overpayments allocated (none modelled yet), and the flags
+        for key in ("Payments", "CreditNotes", "Prepayments", "Overpayments"):
+            record.setdefault(key, [])
+        record.setdefault("AmountCredited", Decimal(0))
+        record.setdefault("IsDiscounted", False)
+        record.setdefault("HasErrors", False)
+        return record
 
     def _save_creditnotes(self, tenant: Tenant, data: dict[str, Any], existing: dict[str, Any] | None
                           ) -> dict[str, Any]:

@@ -77,8 +77,11 @@ class PaymentsMixin(XeroStore):
         return record
 
     def _apply_payment(self, tenant: Tenant, payment: dict[str, Any], delta: Decimal) -> None:
+        """Apply a payment (``delta`` > 0) or take a deleted one back (< 0): the document's
+        amounts, status and its ``Payments[]`` (Xero lists the live payments on it)."""
         if "Invoice" in payment:
             target = replace(tenant.table("Invoices"), "InvoiceID", tenant.table("Invoices")[payment["Invoice"]["InvoiceID"]])
+            target["Payments"] = applied(target.get("Payments"), payment, delta)
             target["AmountPaid"] = target.get("AmountPaid", Decimal(0)) + delta
             target["AmountDue"] = target["AmountDue"] - delta
             self._settle(target, "AmountDue")
@@ -86,6 +89,7 @@ class PaymentsMixin(XeroStore):
         else:
             notes = tenant.table("CreditNotes")
             target = replace(notes, "CreditNoteID", notes[payment["CreditNote"]["CreditNoteID"]])
+            target["Payments"] = applied(target.get("Payments"), payment, delta)
             target["_allocated"] = target.get("_allocated", Decimal(0)) + delta
             target["RemainingCredit"] = target["RemainingCredit"] - delta
             self._settle(target, "RemainingCredit")
@@ -122,6 +126,11 @@ class PaymentsMixin(XeroStore):
         note["RemainingCredit"] -= amount
         invoice["AmountCredited"] = invoice.get("AmountCredited", Decimal(0)) + amount
         invoice["AmountDue"] -= amount
+        # the invoice lists the credit applied to it (spec Invoice.CreditNotes, AppliedAmount)
+        invoice["CreditNotes"] = [*(invoice.get("CreditNotes") or []), {
+            "CreditNoteID": note["CreditNoteID"], "CreditNoteNumber": note.get("CreditNoteNumber"),
+            "ID": note["CreditNoteID"], "AppliedAmount": amount, "Date": when, "Total": note["Total"],
+            "LineItems": [], "_AllocationID": allocation["AllocationID"]}]
         self._settle(invoice, "AmountDue")
         self._settle(note, "RemainingCredit")
         now = self.clock.tick(0.001)
@@ -150,9 +159,23 @@ class PaymentsMixin(XeroStore):
         invoices = tenant.table("Invoices")
         invoice = replace(invoices, "InvoiceID", invoices[allocation["Invoice"]["InvoiceID"]])
         invoice["AmountCredited"] = invoice.get("AmountCredited", Decimal(0)) - amount
+        invoice["CreditNotes"] = [c for c in invoice.get("CreditNotes") or []
+                                  if c.get("_AllocationID") != allocation_id]
         invoice["AmountDue"] += amount
         self._settle(invoice, "AmountDue")
         now = self.clock.tick(0.001)
         invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = now
         self._event(tenant, "Invoices", invoice, "UPDATE")
         return {**allocation, "CreditNote": {"CreditNoteID": note_id}, "IsDeleted": True}
+
+
+def applied(current: list[dict[str, Any]] | None, payment: dict[str, Any], delta: Decimal) -> list[dict[str, Any]]:
+    """A document's ``Payments[]`` with ``payment`` added (``delta`` > 0) or removed: the summary
+    the spec's Invoices and CreditNotes examples carry (a new list: stored records are shared
+    with a batch's snapshot)."""
+    kept = [p for p in current or [] if p.get("PaymentID") != payment["PaymentID"]]
+    if delta <= 0:
+        return kept
+    return [*kept, {"PaymentID": payment["PaymentID"], "Date": payment["Date"], "Amount": payment["Amount"],
+                    "Reference": payment.get("Reference", ""), "CurrencyRate": payment["CurrencyRate"],
+                    "HasAccount": False, "HasValidationErrors": False}]
