@@ -3,6 +3,7 @@
 * ``app``: the aiohttp app (routes, bearer/tenant checks, rate limits, reads, batched writes,
   control calls), ``XeroEmulator`` itself;
 * ``store``: tenants, records, saving and webhook events; ``where``: the query language;
+  ``xml_wire``: XML request bodies and answers (Xero takes and gives XML beside JSON);
 * ``contacts``, ``documents`` (invoices, credit notes), ``payments`` (payments, allocations):
   the ledger rules; ``validation``: field parsing and the per-item error;
 * ``org_lists``: the collections an organisation answers though billhub keeps nothing in them

@@ -81,6 +81,12 @@ def _exercise(emu: XeroEmulator, connector: XeroConnector, refs: Refs) -> None:
                         lines=(InvoiceLine("Goodwill", Decimal(1), Money(100, "USD"), Money(100, "USD")),))
     (allocated,) = connector.upsert("credit_note", [Outbound(
         "credit_note", credit.id, connector.from_canonical(credit, refs), "k5c")])  # allocated to the invoice
+    # the invoice while a payment and an allocated credit note are on it: Payments[] and
+    # CreditNotes[] filled (issue 19), the contact with its address and phone types
+    settled = connector.client.call("get_invoice", invoice_id=str(i.external_id))["Invoices"][0]
+    assert settled["Payments"] and settled["CreditNotes"] and settled["AmountCredited"] > 0, settled
+    connector.client.call("get_credit_note", credit_note_id=str(allocated.external_id))
+    connector.client.call("get_contact", contact_id=str(c.external_id))
     connector.upsert("credit_note", [Outbound("credit_note", credit.id, {}, "k5v", external_id=allocated.external_id,
                                               operation="void")])  # its allocation deleted first
     note = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": c.external_id},
