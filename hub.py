@@ -26,6 +26,7 @@ from sync.findings import KINDS, findings_report
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
 from sync.runtime import Hub, open_store
+from sync.summary import SyncSummary
 from sync.terminal import (
     console,
     err_console,
@@ -107,8 +108,12 @@ def status(hub: HubContext, as_json: bool) -> None:
     data = gather_status(hub.store, hub.config)
     if as_json:
         print_json(data)
-        return
-    print_status(data)
+    else:
+        print_status(data)
+    if data["attention"]:
+        if not as_json:
+            err_console.print(f"[yellow]needs attention:[/] {'; '.join(data['attention'])}")
+        sys.exit(1)
 
 
 @cli.command()
@@ -168,7 +173,15 @@ def sync(hub: HubContext, systems: tuple[str, ...], entities: tuple[str, ...], d
     with _progress(hub, as_json):
         summary = hub.hub.engine.sync(systems=systems or None, entities=entities or None, dry_run=dry_run)
     print_summary(summary, as_json, "Dry run" if dry_run else "Sync")
-    if summary.errors:
+    exit_for(summary)
+
+
+def exit_for(summary: SyncSummary | None) -> None:
+    """Exit 1 when the pass needs a person (errors, dead letters, a paused connection), saying why
+    on stderr; return otherwise."""
+    reasons = summary.attention() if summary is not None else []
+    if reasons:
+        err_console.print(f"[yellow]needs attention:[/] {'; '.join(reasons)}")
         sys.exit(1)
 
 
@@ -194,6 +207,7 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
                 console.print(("[dim]would[/] " if dry_run else "") + action)
             if plan.summary is not None:
                 console.print(f"written: {plan.summary.totals().written}")
+        exit_for(plan.summary)
         return
     if len(target) == 3:
         system, entity_type, external_id = target
@@ -204,12 +218,15 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
         if dry_run:
             console.print(f"would re-read {system} {entity_type} {external_id} and push it to its targets")
             return
-        print_summary(hub.hub.engine.resync_record(system, entity_type, external_id), as_json, "Resync")
+        summary = hub.hub.engine.resync_record(system, entity_type, external_id)
+        print_summary(summary, as_json, "Resync")
+        exit_for(summary)
         return
     if entity and since:
         with _progress(hub, as_json or dry_run):
             summary = resync_since(hub.hub, entity, since, dry_run=dry_run)
         print_summary(summary, as_json, "Dry run" if dry_run else f"Resync {entity} since {since:%Y-%m-%d}")
+        exit_for(summary)
         return
     fail("say what to resync: `hub resync SYSTEM ENTITY ID`, `--entity E --since YYYY-MM-DD`, or `--finding ID`")
 
@@ -224,7 +241,7 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
 @click.pass_obj
 @handles_errors
 def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
-    """Reconcile every system against the hub now. Exit 1 when open findings exist."""
+    """Reconcile every system against the hub now. Exit 1 when unacknowledged findings are open."""
     chosen = list(entities) or default_diff_entities(hub.hub)
     result = hub.hub.differ.run(chosen)
     maybe_alert(result, hub.config.alerts)
@@ -239,7 +256,8 @@ def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
         console.print(f"{result.new} new, {result.resolved} resolved")
     for error in result.errors:
         err_console.print(f"[yellow]{error}[/]")
-    if report["findings"] or result.errors:
+    # Acknowledged findings are shown but no longer fail the command: a person has seen them.
+    if any(f["status"] == "open" for f in report["findings"]) or result.errors:
         sys.exit(1)
 
 

@@ -140,6 +140,15 @@ class RunsMixin(TxBase):
             query = query.limit(limit)
         return [finding_row(r) for r in self.conn.execute(query)]
 
+    def unresolved_findings_by_status(self) -> dict[str, int]:
+        """How many findings are open and how many acknowledged (a person saw them)."""
+        rows = self.conn.execute(select(t.findings.c.status, func.count())
+                                 .where(t.findings.c.status.in_(["open", "acknowledged"]))
+                                 .group_by(t.findings.c.status))
+        counts = {"open": 0, "acknowledged": 0}
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
     def open_findings_by_kind(self) -> dict[str, int]:
         rows = self.conn.execute(select(t.findings.c.kind, func.count())
                                  .where(t.findings.c.status.in_(["open", "acknowledged"]))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Connector, InvalidError
+from connectors.base import Connector, ConnectorError, InvalidError
 from mapping.model import MoneyError, stable_id
 from state.store import StateStore, Tx
 from sync.flows import Routing
@@ -171,8 +171,29 @@ class SyncContext:
     def paused_reason(self, connection: str) -> str | None:
         with self.tx() as tx:
             state = tx.connection_state(connection)
-        return paused_reason(state, self.clock())
+        reason = paused_reason(state, self.clock())
+        if reason and state and state["status"] == "needs_reauth" and connection in self.connectors \
+                and reauthorised(self.connectors[connection]):
+            return None
+        return reason
+
+
+def reauthorised(connector: Connector) -> bool:
+    """A connection that needs re-authorisation works again once a person gave it a new refresh
+    token (``hub connect``, or a new one in the config): one refresh proves it, and the token
+    rotation marks the connection ok in the same transaction. Without a new token no token call
+    is made (the refused one is never presented again), so asking costs nothing."""
+    credentials = connector.capabilities().credentials
+    if credentials is None:
+        return False
+    try:
+        credentials.refresh_credentials(force=True)
+    except ConnectorError as exc:
+        log.info("connection %s still needs re-authorisation: %s", connector.name, exc)
+        return False
+    log.warning("connection %s re-authorised: its work resumes", connector.name)
+    return True
 
 
 __all__ = ["MAPPING_ERRORS", "MAX_AMOUNT_MINOR", "AskedRefs", "ConnectionPaused", "LinkResolver", "SyncContext", "fingerprint",
-           "idempotency_key", "payload_digest"]
+           "idempotency_key", "payload_digest", "reauthorised"]

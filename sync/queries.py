@@ -22,16 +22,33 @@ def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
                 "reason": state.get("reason"), "paused_until": state.get("paused_until"),
                 "details": state.get("details") or {},
             })
+        findings = tx.unresolved_findings_by_status()
+        outbox = tx.outbox_depth()
         return {
+            "attention": _attention(connections, outbox, findings),
+            "findings": findings,
             "database": store.safe_url,
             "connections": connections,
             "cursors": tx.cursors(),
             "runs": [{k: r[k] for k in ("id", "kind", "scope", "status", "counts", "error",
                                         "started_at", "finished_at")} for r in tx.last_runs(10)],
-            "outbox": tx.outbox_depth(),
+            "outbox": outbox,
             "open_findings": tx.open_findings_by_kind(),
             "entities": tx.count_entities(),
         }
+
+
+def _attention(connections: list[dict[str, Any]], outbox: dict[str, int],
+               findings: dict[str, int]) -> list[str]:
+    """Why ``hub status`` exits 1, one line each: a connection paused or needing
+    re-authorisation, writes that went dead, findings nobody acknowledged."""
+    reasons = [f"{c['name']} {c['status']}: {c['reason'] or ''}".rstrip(": ")
+               for c in connections if c["status"] != "ok"]
+    if outbox.get("dead"):
+        reasons.append(f"{outbox['dead']} dead letters (hub outbox list)")
+    if findings["open"]:
+        reasons.append(f"{findings['open']} open findings (hub drift list)")
+    return reasons
 
 
 def export_records(store: StateStore, entity: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connectors.base import Connector, Record
 from state.store import InboxItem
 from sync.alerts import maybe_alert
+from sync.context import reauthorised
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
 from sync.inbox_retry import retry_in
@@ -174,7 +175,10 @@ class Jobs:
         with self.hub.store.transaction() as tx:
             state = tx.connection_state(connection)
         reason = stored_pause(state, self.clock())
-        if reason is None:
+        if reason and state and state["status"] == "needs_reauth" \
+                and reauthorised(self.hub.connectors[connection]):
+            reason = None
+        elif reason is None:
             connector = self.hub.connectors[connection]
             credentials = connector.capabilities().credentials
             if credentials is not None and credentials.needs_reauth:

@@ -55,6 +55,17 @@ class SyncSummary:
                 setattr(total, f.name, getattr(total, f.name) + getattr(s, f.name))
         return total
 
+    def attention(self) -> list[str]:
+        """Why this pass needs a person, one line each (empty: nothing): errors, writes that went
+        dead, and connections paused or waiting for re-authorisation. A command that ran a pass
+        exits 1 when there are any (README, exit codes) — never 0 beside a dead letter."""
+        reasons = [f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"] if self.errors else []
+        dead = self.totals().dead
+        if dead:
+            reasons.append(f"{dead} write{'s' if dead != 1 else ''} dead-lettered (hub outbox list)")
+        reasons.extend(f"{name} paused: {reason}" for name, reason in sorted(self.paused.items()))
+        return reasons
+
     def to_json(self) -> dict[str, Any]:
         return {
             "streams": [{"connection": c, "entity": e, **dataclasses.asdict(s)}
@@ -63,6 +74,7 @@ class SyncSummary:
             "errors": self.errors[:100],
             "planned": self.planned,
             "paused": self.paused,
+            "attention": self.attention(),
         }
 
 

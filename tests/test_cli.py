@@ -58,12 +58,13 @@ def test_status_json_reports_connections_outbox_and_findings(config_file: Path, 
     store.dispose()
     code, output = run(config_file, "status", "--json")
     data = json.loads(output)
-    assert code == 0
+    assert code == 1  # a paused connection needs a person (issue 20, item 6)
+    assert data["attention"] == ["stripe paused: daily limit"]
     assert data["connections"][0]["name"] == "stripe" and data["connections"][0]["status"] == "paused"
     assert data["outbox"] == {"pending": 1}
     assert data["cursors"][0]["stream"] == "customer"
     code, text = run(config_file, "status")
-    assert code == 0 and "daily limit" in text
+    assert code == 1 and "daily limit" in text
 
 
 def test_export_json_prints_records_with_their_links(config_file: Path, tmp_path: Path) -> None:

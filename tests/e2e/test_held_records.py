@@ -92,7 +92,7 @@ def test_an_unmappable_invoice_is_held_until_it_maps_then_reaches_the_ledgers(co
     # the next sync is no silent exit 0: still held, tried again, the finding still open
     second = hub_cli(company, "sync", "--json")
     assert second.exit_code == 1, second.output
-    report = json.loads(second.output)
+    report = json.loads(second.stdout)
     assert any("1 record held (unreadable findings" in e for e in report["errors"])
     [held] = holds(company)
     assert held.attempts == 2
