@@ -1,5 +1,5 @@
-"""Fixtures for the peer-conformance tests: the peers' venvs, and the Stripe account they read
-(``stripe_account``, set up once a session)."""
+"""Fixtures for the peer-conformance tests: the peers' venvs, and the Stripe account and the Xero
+organisation they read (``stripe_account``, ``xero_org``, each set up once a session)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from tests.peers.stripe_account import stripe_account  # noqa: F401  (a fixture)
 from tests.peers.venvs import PeerVenv, peer_venv
+from tests.peers.xero_org import xero_org  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")
