@@ -1,6 +1,6 @@
 """The accounting API's handlers under ``/v3/company/{realm}``: read, write (with ``requestid``
 replays and ``?operation=delete|void``), ``/query``, ``/cdc``, ``/batch`` (<= 30 items, per-item
-faults) and ``/exchangerate``."""
+faults), ``/exchangerate`` and ``/reports/{name}`` (``reports``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from connectors.quickbooks.emulator.query import cdc, run_query
 from connectors.quickbooks.emulator.records import RecordsMixin
+from connectors.quickbooks.emulator.reports import report
 from connectors.quickbooks.emulator.store import Realm
 from connectors.quickbooks.emulator.transactions import latest_rate
 from connectors.quickbooks.emulator.wire import (
@@ -20,6 +21,7 @@ from connectors.quickbooks.emulator.wire import (
     BY_NAME,
     ENTITIES,
     REQUIRED,
+    UNMODELLED,
     Fault,
     fault_json,
     json_response,
@@ -40,6 +42,7 @@ class APIMixin(RecordsMixin):
         router.add_get(base + "/cdc", self._cdc)
         router.add_post(base + "/batch", self._batch)
         router.add_get(base + "/exchangerate", self._exchange_rate)
+        router.add_get(base + "/reports/{report}", self._report)
         router.add_get(base + "/{entity}/{id}", self._read)
         router.add_post(base + "/{entity}", self._write_route)
 
@@ -91,8 +94,10 @@ class APIMixin(RecordsMixin):
     async def _read(self, request: web.Request) -> web.Response:
         realm = self.realm(request.match_info["realm"])
         try:
-            entity = self._entity(request)
-            obj = realm.table(entity).get(request.match_info["id"])
+            segment = request.match_info.get("entity", "").lower()
+            # an entity of QuickBooks the company holds none of: no such object, as Intuit answers
+            entity = UNMODELLED[segment] if segment in UNMODELLED else self._entity(request)
+            obj = realm.tables.get(entity, {}).get(request.match_info["id"])
             if obj is None:
                 raise Fault(610, "Object Not Found",
                             f"Object Not Found : Something you're trying to use has been made inactive. "
@@ -110,6 +115,14 @@ class APIMixin(RecordsMixin):
             return fault_json(Fault(610, "Object Not Found", f"No exchange rate for {currency} on {on}"),
                               self.clock.now())
         return json_response({"ExchangeRate": row, "time": qbo_time(self.clock.now())})
+
+    async def _report(self, request: web.Request) -> web.Response:
+        realm = self.realm(request.match_info["realm"])
+        try:
+            body = report(realm, request.match_info["report"], request.query, self.clock.now())
+        except Fault as fault:
+            return fault_json(fault, self.clock.now())
+        return json_response(body)
 
     async def _query(self, request: web.Request) -> web.Response:
         realm = self.realm(request.match_info["realm"])

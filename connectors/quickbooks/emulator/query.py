@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors.quickbooks.emulator.qbql import Query, QueryError, matches, parse, sort_key
 from connectors.quickbooks.emulator.store import Realm
-from connectors.quickbooks.emulator.wire import BY_NAME, NAME_LISTS, PACIFIC, Fault, qbo_time
+from connectors.quickbooks.emulator.wire import BY_NAME, NAME_LISTS, PACIFIC, UNMODELLED, Fault, qbo_time
 
 CDC_DAYS = 30
 CDC_MAX_OBJECTS = 1000
@@ -21,6 +21,9 @@ def run_query(realm: Realm, text: str) -> dict[str, Any]:
     except QueryError as exc:
         raise Fault(4000, "Error parsing query", str(exc)) from None
     entity = BY_NAME.get(query.entity.lower())
+    if entity is None and query.entity.lower() in UNMODELLED:
+        # an entity of QuickBooks this company has none of: Intuit's answer for an empty company
+        return {"QueryResponse": {"totalCount": 0} if query.count else {}}
     if entity is None:
         raise Fault(4000, "Error parsing query", f"QueryParserError: Invalid entity {query.entity!r}")
     rows = _candidates(realm, entity, query)
@@ -63,13 +66,15 @@ def cdc(realm: Realm, changed_since: str, entities: str, now: datetime) -> dict[
         raise Fault(2010, "Invalid changedSince",
                     "changedSince must be within the last 30 days; use a query on "
                     "MetaData.LastUpdatedTime instead")
-    found = [BY_NAME.get(n.strip().lower()) for n in entities.split(",") if n]
-    names = [n for n in found if n is not None]
-    if not names or len(names) != len(found):
-        raise Fault(2010, "Invalid entities", f"unknown entity in {entities!r}")
+    asked = [n.strip().lower() for n in entities.split(",") if n.strip()]
+    unknown = [n for n in asked if n not in BY_NAME and n not in UNMODELLED]
+    if not asked or unknown:
+        raise Fault(2010, "Invalid entities", f"unknown entity in {entities!r}: {', '.join(unknown)}")
+    # an entity of QuickBooks the emulator does not model has no changes: an empty block of its own
+    names = [BY_NAME.get(n) or UNMODELLED[n] for n in asked]
     changes: list[tuple[datetime, str, dict[str, Any]]] = []
     for entity in names:
-        for obj in realm.table(entity).values():
+        for obj in realm.tables.get(entity, {}).values():
             changed = datetime.fromisoformat(obj["MetaData"]["LastUpdatedTime"])
             if changed >= since:
                 changes.append((changed, entity, obj))
