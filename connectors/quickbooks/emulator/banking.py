@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.quickbooks.emulator.names import check_ref
+from connectors.quickbooks.emulator.names import check_ref, currency_ref
 from connectors.quickbooks.emulator.store import Realm
 from connectors.quickbooks.emulator.wire import BUSINESS_RULE, PACIFIC, REQUIRED, Fault, cents, money
 
@@ -30,7 +30,7 @@ PAYMENT_TYPES = frozenset({"Cash", "Check", "CreditCard"})
 def banking(realm: Realm, entity: str, obj: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Validate and complete a Transfer or Purchase (raises ``Fault`` as QuickBooks answers)."""
     obj.setdefault("TxnDate", now.astimezone(PACIFIC).date().isoformat())
-    obj["CurrencyRef"] = {"value": str((obj.get("CurrencyRef") or {}).get("value") or realm.home_currency).upper()}
+    obj["CurrencyRef"] = currency_ref(str((obj.get("CurrencyRef") or {}).get("value") or realm.home_currency).upper())
     if entity == "Transfer":
         check_ref(realm, obj, "FromAccountRef", "Account", required=True)
         check_ref(realm, obj, "ToAccountRef", "Account", required=True)

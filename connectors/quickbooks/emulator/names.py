@@ -24,6 +24,26 @@ def check_ref(realm: Realm, obj: Mapping[str, Any], key: str, entity: str, requi
     if target is None or target.get("Active") is False:
         raise Fault(2500, "Invalid Reference Id", f"Invalid Reference Id : {entity} {value!r} does not exist",
                     element=key)
+    if isinstance(obj, dict):  # Intuit's references carry the target's name beside its Id
+        obj[key] = {**ref, "value": value, "name": ref_name(entity, target)}
+
+
+def ref_name(entity: str, target: Mapping[str, Any]) -> str:
+    """The ``name`` of a reference to ``target``, as Intuit fills it in."""
+    for key in ("DisplayName", "FullyQualifiedName", "Name"):
+        if target.get(key):
+            return str(target[key])
+    return str(target.get("Id", ""))
+
+
+# ``CurrencyRef.name`` as Intuit sends it (its CompanyCurrency names); others: the code itself
+CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British Pound Sterling",
+                  "AUD": "Australian Dollar", "CAD": "Canadian Dollar", "NZD": "New Zealand Dollar",
+                  "JPY": "Japanese Yen", "CHF": "Swiss Franc", "INR": "Indian Rupee"}
+
+
+def currency_ref(code: str) -> dict[str, str]:
+    return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
 
 
 def customer(realm: Realm, obj: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +61,8 @@ def customer(realm: Realm, obj: dict[str, Any]) -> dict[str, Any]:
     elif not str(name).endswith("(deleted)"):
         obj["DisplayName"] = f"{name} (deleted)"
     obj["FullyQualifiedName"] = obj["DisplayName"]
-    obj.setdefault("CurrencyRef", {"value": realm.home_currency})
+    currency = str((obj.get("CurrencyRef") or {}).get("value") or realm.home_currency).upper()
+    obj["CurrencyRef"] = currency_ref(currency)
     obj.setdefault("Balance", Decimal(0))
     return obj
 

@@ -46,6 +46,10 @@ def txn_tax(realm: Realm, obj: dict[str, Any], lines: list[dict[str, Any]]) -> D
     if realm.country == "US":
         tax = cents(money(given.get("TotalTax")))
         obj["TxnTaxDetail"] = {**given, "TotalTax": tax}
+        code_ref = given.get("TxnTaxCodeRef")
+        code = realm.table("TaxCode").get(str(code_ref.get("value"))) if isinstance(code_ref, Mapping) else None
+        if code is not None and isinstance(code_ref, Mapping):  # its name, as Intuit's references carry
+            obj["TxnTaxDetail"]["TxnTaxCodeRef"] = {**code_ref, "name": code.get("Name")}
         return Decimal(0) if obj.get("GlobalTaxCalculation") == "TaxInclusive" else tax
     calculation = obj.setdefault("GlobalTaxCalculation", "TaxExcluded")
     if calculation not in CALCULATIONS:

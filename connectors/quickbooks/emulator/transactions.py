@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.quickbooks.emulator.names import check_ref
+from connectors.quickbooks.emulator.names import check_ref, currency_ref
 from connectors.quickbooks.emulator.store import Realm
 from connectors.quickbooks.emulator.tax import check_currency, check_total, txn_tax
 from connectors.quickbooks.emulator.wire import (
@@ -51,7 +51,7 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
     except ValueError:
         raise Fault(2010, "Invalid Date", f"TxnDate {obj['TxnDate']!r} is not a date") from None
     currency = str(obj.setdefault("CurrencyRef", {"value": realm.home_currency}).get("value")).upper()
-    obj["CurrencyRef"] = {"value": currency}
+    obj["CurrencyRef"] = currency_ref(currency)
     check_currency(realm, currency)
     if currency == realm.home_currency:
         obj["ExchangeRate"] = Decimal(1)
@@ -89,6 +89,7 @@ def transaction(realm: Realm, entity: str, obj: dict[str, Any], existing: Mappin
         paid = money(existing.get("TotalAmt")) - money(existing.get("Balance"))
     if entity in ("Invoice", "CreditMemo"):
         obj["Balance"] = total - paid
+        keep_payment_links(obj, existing)
     if entity == "CreditMemo":
         obj["RemainingCredit"] = obj["Balance"]  # the credit not yet applied to an invoice
     if currency != realm.home_currency:
@@ -191,9 +192,34 @@ def apply_payment(realm: Realm, payment: Mapping[str, Any], sign: int, now: date
                 raise Fault(6000, BUSINESS_RULE,
                             f"The amount applied exceeds the open balance of {kind.lower()} {invoice['Id']}")
             invoice["Balance"] = balance
+            _link(invoice, str(payment["Id"]), applied=sign < 0)
             if kind == "CreditMemo":
                 invoice["RemainingCredit"] = balance
             if "HomeBalance" in invoice:
                 invoice["HomeBalance"] = cents(balance * money(invoice.get("ExchangeRate", 1)))
             invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
             invoice["MetaData"] = {**invoice["MetaData"], "LastUpdatedTime": qbo_time(now)}
+
+
+def _link(document: dict[str, Any], payment_id: str, *, applied: bool) -> None:
+    """Intuit lists on an invoice (and on a credit memo a payment applies) the payments applied
+    to it: ``LinkedTxn`` ``{"TxnId": payment, "TxnType": "Payment"}``, gone when it is taken back."""
+    links = [t for t in document.get("LinkedTxn") or []
+             if not (t.get("TxnType") == "Payment" and str(t.get("TxnId")) == payment_id)]
+    if applied:
+        links.append({"TxnId": payment_id, "TxnType": "Payment"})
+    if links:
+        document["LinkedTxn"] = links
+    else:
+        document.pop("LinkedTxn", None)
+
+
+def keep_payment_links(obj: dict[str, Any], existing: Mapping[str, Any] | None) -> None:
+    """An update keeps the payments linked to the document (only applying or taking back a
+    payment changes them); links of other kinds are the body's."""
+    links = [t for t in obj.get("LinkedTxn") or [] if t.get("TxnType") != "Payment"]
+    links += [t for t in (existing or {}).get("LinkedTxn") or [] if t.get("TxnType") == "Payment"]
+    if links:
+        obj["LinkedTxn"] = links
+    else:
+        obj.pop("LinkedTxn", None)

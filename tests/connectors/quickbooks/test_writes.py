@@ -177,7 +177,7 @@ def test_eur_invoice_in_usd_company_carries_exchange_rate_and_home_amount(qbo_en
     (result,) = connector.upsert("invoice", [Outbound("invoice", "inv-eur", payload, idempotency_key="k-eur")])
     assert result.ok, result.error
     stored = qbo_env.table("Invoice")[str(result.external_id)]
-    assert stored["CurrencyRef"] == {"value": "EUR"}
+    assert stored["CurrencyRef"] == {"value": "EUR", "name": "Euro"}  # Intuit names it
     assert stored["ExchangeRate"] == Decimal("1.0825")
     assert stored["TotalAmt"] == Decimal("200.00")
     assert stored["HomeTotalAmt"] == Decimal("216.50")
