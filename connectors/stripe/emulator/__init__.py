@@ -11,8 +11,11 @@
   endpoints; ``meters``: meters, meter events and their summaries;
 * billing, each part built on the one below: ``money`` (rounding, currency exponents, FX),
   ``payments`` (charges, refunds), ``invoices`` (items, tax maths, finalise, pay, void),
-  ``credit_notes`` and ``subscriptions`` (proration, renewals), ``invoice_payments`` (which
-  payment paid which invoice: ``/v1/invoice_payments``, ``invoice.payments``);
+  ``credit_notes`` and ``subscriptions`` (proration, renewals, metered usage in arrears),
+  ``anchors`` (billing periods, ``billing_cycle_anchor[_config]``), ``collection`` (which payment
+  method pays, declines, the retry schedule, ``incomplete``/``past_due``), ``auto_tax``
+  (``automatic_tax``: Stripe Tax from the customer's location and tax ids), ``invoice_payments``
+  (which payment paid which invoice: ``/v1/invoice_payments``, ``invoice.payments``);
 * beside billing (wired together by ``more``): ``balances`` (customer balance transactions),
   ``payment_methods``, ``intents`` (payment intents and charges created directly), ``disputes``
   (and transfers), ``realism`` (search lag, idempotency-key expiry, credit note lines paged,

@@ -23,7 +23,8 @@ Control surface (besides the shared ``/__emulator/`` routes):
   ``"ref": "name"``; later objects may reference earlier ones as ``"@name"``. Invoices take
   ``"items": [{"price": …, "quantity": …} | {"amount": …, "description": …}]`` and a target
   ``"status"`` (draft/open/paid/void/uncollectible). Returns the created ids per kind and by ref.
-- ``POST /__emulator/clock`` additionally renews subscriptions whose period ended.
+- ``POST /__emulator/clock`` additionally renews subscriptions whose period ended and makes the
+  payment retries due (``collection.py``).
 - ``POST /__emulator/rate_limit`` ``{"per_second": 100}``.
 - ``GET /__emulator/deliveries`` - webhook delivery attempts.
 - ``GET``/``POST /__emulator/api_version`` ``{"version": "2022-11-15"}`` - the account's default
@@ -342,7 +343,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
 
     async def _clock(self, request: web.Request) -> web.Response:
         response = await super()._clock(request)
-        renewed = self.renew_subscriptions()
+        renewed = self.renew_subscriptions()  # and the payment retries due (collection.py)
         return web.json_response({"now": self.clock.now().isoformat(), "renewed_invoices": renewed}) \
             if renewed else response
 
@@ -400,7 +401,7 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
         if status != "draft":
             self.finalize_invoice(inv["id"])
         if status == "paid" and self.table("invoice")[inv["id"]]["status"] == "open":
-            self.pay_invoice(inv["id"], {})
+            self.pay_invoice(inv["id"], {"payment_method": "pm_card_visa"})  # seeded as paid by card
         elif status in ("void", "uncollectible"):
             self.transition(inv["id"], status)
         return self.table("invoice")[inv["id"]]

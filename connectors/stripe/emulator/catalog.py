@@ -69,8 +69,16 @@ class CatalogMixin(StripeStore):
             raise invalid(f"Invalid value for type: {kind}.", "type")
         value = str(spec["value"]).replace(" ", "")
         country = value[:2].upper() if kind in ("eu_vat", "gb_vat") else None
+        # A VAT id is checked against its registry (VIES, HMRC): the emulator's check is its form
+        # (the country's prefix, Greece's EL, then 8-12 letters or digits); other kinds stay pending
+        status = "pending"
+        if kind in ("eu_vat", "gb_vat"):
+            prefix_ok = country in ("GB", "XI") if kind == "gb_vat" else country not in ("GB", None)
+            body = value[2:]
+            status = "verified" if prefix_ok and 8 <= len(body) <= 12 and body.isalnum() else "unverified"
+            country = "GR" if country == "EL" else country
         tax_id = self.base("txi", "tax_id", country=country, customer=cus["id"], type=kind, value=value,
-                           verification={"status": "pending", "verified_address": None,
+                           verification={"status": status, "verified_address": None,
                                          "verified_name": None})
         self._store("tax_id", tax_id)
         return tax_id
@@ -106,6 +114,14 @@ class CatalogMixin(StripeStore):
             changes["address"] = self._address(params["address"])
         if "metadata" in params:
             changes["metadata"] = merge_metadata(cus["metadata"], params["metadata"])
+        settings = params.get("invoice_settings")
+        if isinstance(settings, dict) and "default_payment_method" in settings:
+            method = str(settings["default_payment_method"] or "") or None
+            pm = self.table("payment_method").get(method or "")
+            if method and (pm is None or pm.get("customer") != cus["id"]):
+                raise invalid(f"No such PaymentMethod: '{method}'; it must be attached to the customer.",
+                              "invoice_settings[default_payment_method]", code="resource_missing")
+            changes["invoice_settings"] = {**cus["invoice_settings"], "default_payment_method": method}
         return self.render(self._update("customer", cus, changes))
 
     def delete_customer(self, obj_id: str) -> dict[str, Any]:

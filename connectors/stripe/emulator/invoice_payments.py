@@ -12,9 +12,9 @@ first ten (the field is includable, never sent unasked), with the list's url.
 
 Emulator choices (not Stripe facts): Stripe makes the default invoice payment when the invoice is
 finalized, the emulator when a payment of the invoice is first attempted (it makes the
-PaymentIntent only then too); it makes a new PaymentIntent for each attempt, where Stripe
-confirms the same one again, so a declined attempt's invoice payment stays ``open`` until the
-invoice is paid otherwise and is then ``canceled`` (and no longer the default). An invoice paid
+PaymentIntent only then too); a later attempt confirms the same PaymentIntent again, as Stripe
+does (``collection.py``), so the invoice keeps one invoice payment, ``open`` until the invoice is
+paid; paid otherwise (out of band), it is ``canceled`` (and no longer the default). An invoice paid
 out of band, or with nothing due, has no invoice payment. ``invoice_payment.paid`` is emitted when
 one is paid.
 """
@@ -41,11 +41,12 @@ class InvoicePaymentsMixin(InvoicesMixin):
     # ------------------------------------------------------------------ made as invoices are paid
 
     def charge(self, customer: str, amount: int, currency: str, invoice: str | None = None,
-               *, emit: bool = True) -> dict[str, Any]:
+               *, emit: bool = True, intent: dict[str, Any] | None = None) -> dict[str, Any]:
         """A payment made for an invoice gets its invoice payment, ``open`` until the invoice is
-        paid (a declined attempt leaves its PaymentIntent waiting for a payment method)."""
-        pi = super().charge(customer, amount, currency, invoice, emit=emit)
-        if invoice:
+        paid (a declined attempt leaves its PaymentIntent waiting for a payment method); a retry
+        confirms the same PaymentIntent, so it keeps its one invoice payment."""
+        pi = super().charge(customer, amount, currency, invoice, emit=emit, intent=intent)
+        if invoice and intent is None:
             self._store("invoice_payment", self.base(
                 "inpay", "invoice_payment", amount_paid=None, amount_requested=amount, currency=currency,
                 invoice=invoice, is_default=True,

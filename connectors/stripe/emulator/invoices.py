@@ -14,7 +14,6 @@ from connectors.stripe.emulator.money import round_half_up
 from connectors.stripe.emulator.payments import PaymentsMixin
 from connectors.stripe.emulator.store import Params
 from connectors.stripe.emulator.wire import (
-    StripeAPIError,
     as_bool,
     as_int,
     check_known,
@@ -22,9 +21,6 @@ from connectors.stripe.emulator.wire import (
     merge_metadata,
     paginate,
 )
-
-# Stripe's test payment methods that decline (docs.stripe.com/testing#declined-payments).
-DECLINING_METHODS = frozenset({"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"})
 
 
 class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
@@ -38,7 +34,7 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
         check_known(params, ("customer", "currency", "collection_method", "days_until_due", "due_date",
                              "auto_advance", "default_tax_rates", "description", "metadata",
                              "pending_invoice_items_behavior", "footer", "subscription",
-                             "automatic_tax", "discounts"))
+                             "automatic_tax", "discounts", "default_payment_method"))
         cus = self.get("customer", str(params.get("customer") or ""), "customer")
         method = params.get("collection_method") or "charge_automatically"
         if method not in ("charge_automatically", "send_invoice"):
@@ -60,7 +56,8 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
             currency=str(params.get("currency") or cus.get("currency") or "usd").lower(),
             customer=cus["id"], customer_address=cus["address"], customer_email=cus["email"],
             customer_name=cus["name"], customer_phone=cus["phone"], customer_shipping=None,
-            customer_tax_exempt=cus["tax_exempt"], customer_tax_ids=[], default_payment_method=None,
+            customer_tax_exempt=cus["tax_exempt"], customer_tax_ids=[],
+            default_payment_method=params.get("default_payment_method") or None,
             default_source=None,
             default_tax_rates=[self.render(t) for t in self._tax_rates(params.get("default_tax_rates"))],
             description=params.get("description") or None, discounts=[],
@@ -89,11 +86,18 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
             inv["parent"] = {"type": "subscription_details", "quote_details": None,
                              "subscription_details": {"metadata": dict(subscription["metadata"]),
                                                       "subscription": subscription["id"]}}
+        self.enable_automatic_tax(inv, params.get("automatic_tax"))
         self._store("invoice", inv)
+        # Pending invoice items (made with the customer, no invoice): a subscription's invoice
+        # takes the customer's untagged ones and its own (prorations); a one-off invoice only
+        # with ``include`` (``exclude`` is the default since API version 2022-08-01), and with
+        # ``subscription`` only that subscription's
+        wanted = subscription["id"] if subscription is not None else params.get("subscription") or None
         if params.get("pending_invoice_items_behavior") == "include" or subscription is not None:
             for item in list(self.live("invoiceitem"))[::-1]:
-                same_sub = subscription is None or (item.get("_subscription") == subscription["id"])
-                if item["customer"] == cus["id"] and item["invoice"] is None and same_sub:
+                tag = item.get("_subscription")
+                ours = tag == wanted if wanted and params.get("subscription") else tag in (None, wanted)
+                if item["customer"] == cus["id"] and item["invoice"] is None and ours:
                     self._attach_item(inv, item)
         self.recompute(inv)
         self.emit("invoice.created", inv)
@@ -258,7 +262,7 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
         """Discounts, then line taxes on the discounted amounts, then invoice totals, rounded per
         line (half up), as Stripe computes them."""
         self.discount_lines(inv["_lines"], inv["discounts"], inv["currency"])
-        totals: dict[tuple[str, str], list[int]] = {}
+        totals: dict[tuple[str, str, str], list[int]] = {}
         excl = incl = 0
         by_discount: dict[str, int] = {}
         item_discounts = 0
@@ -268,27 +272,16 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
                 if part["discount"] in line["discounts"]:
                     item_discounts += part["amount"]
             base = line["amount"] - sum(part["amount"] for part in line["discount_amounts"])
-            rate_ids = line["_tax_rates"] or [t["id"] for t in inv["default_tax_rates"]]
-            taxes = []
-            for rate in self._tax_rates(rate_ids):
-                pct = Decimal(rate["_pct"])
-                if rate["inclusive"]:
-                    tax = round_half_up(Decimal(base) * pct / (100 + pct))
-                    taxable, behavior = base - tax, "inclusive"
-                    incl += tax
+            taxes = self.line_taxes(inv, line, base)
+            for part in taxes:
+                if part["tax_behavior"] == "inclusive":
+                    incl += part["amount"]
                 else:
-                    tax = round_half_up(Decimal(base) * pct / 100)
-                    taxable, behavior = base, "exclusive"
-                    excl += tax
-                taxes.append({"amount": tax, "tax_behavior": behavior,
-                              "tax_rate_details": {"tax_rate": rate["id"]},
-                              # Stripe computes no reason for a manual tax rate: only Stripe
-                              # Tax (or manual tax amounts) give one
-                              "taxability_reason": "not_available", "taxable_amount": taxable,
-                              "type": "tax_rate_details"})
-                agg = totals.setdefault((rate["id"], behavior), [0, 0])
-                agg[0] += tax
-                agg[1] += taxable
+                    excl += part["amount"]
+                agg = totals.setdefault((part["tax_rate_details"]["tax_rate"], part["tax_behavior"],
+                                         part["taxability_reason"]), [0, 0])
+                agg[0] += part["amount"]
+                agg[1] += part["taxable_amount"]
             line["taxes"] = taxes
         gross = sum(line["amount"] for line in inv["_lines"])
         discounted = sum(by_discount.values())
@@ -300,12 +293,37 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
                    total_discount_amounts=[{"amount": a, "discount": d} for d, a in by_discount.items()],
                    total_taxes=[{"amount": a, "tax_behavior": b,
                                  "tax_rate_details": {"tax_rate": rid},
-                                 "taxability_reason": "not_available", "taxable_amount": t,
-                                 "type": "tax_rate_details"} for (rid, b), (a, t) in totals.items()])
+                                 "taxability_reason": why, "taxable_amount": t,
+                                 "type": "tax_rate_details"} for (rid, b, why), (a, t) in totals.items()])
         # the customer balance applied at finalization: a credit (< 0) lowers it, a debit raises it
         due = max(total - inv["pre_payment_credit_notes_amount"] + inv.get("_balance_applied", 0), 0)
         inv["amount_due"] = due
         inv["amount_remaining"] = max(due - inv["amount_paid"], 0)
+
+    def line_taxes(self, inv: Mapping[str, Any], line: Mapping[str, Any], base: int) -> list[dict[str, Any]]:
+        """A line's taxes on its discounted amount ``base``: its tax rates (or the invoice's
+        defaults), each rounded half up; ``auto_tax`` computes them when automatic tax is on."""
+        rate_ids = line["_tax_rates"] or [t["id"] for t in inv["default_tax_rates"]]
+        taxes = []
+        for rate in self._tax_rates(rate_ids):
+            pct = Decimal(rate["_pct"])
+            if rate["inclusive"]:
+                tax = round_half_up(Decimal(base) * pct / (100 + pct))
+                taxable, behavior = base - tax, "inclusive"
+            else:
+                tax = round_half_up(Decimal(base) * pct / 100)
+                taxable, behavior = base, "exclusive"
+            # Stripe computes no reason for a manual tax rate: only Stripe Tax (or manual tax
+            # amounts) give one
+            taxes.append({"amount": tax, "tax_behavior": behavior, "tax_rate_details": {"tax_rate": rate["id"]},
+                          "taxability_reason": "not_available", "taxable_amount": taxable,
+                          "type": "tax_rate_details"})
+        return taxes
+
+    def enable_automatic_tax(self, inv: dict[str, Any], spec: Any) -> None:
+        """``automatic_tax[enabled]`` on a create: only ``auto_tax`` computes it (refused here)."""
+        if isinstance(spec, Mapping) and as_bool(spec, "enabled", False):
+            raise invalid("Automatic tax is not modelled.", "automatic_tax[enabled]")
 
     def _next_number(self, cus: Mapping[str, Any]) -> str:
         prefix = str(cus["invoice_prefix"])
@@ -333,50 +351,6 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
         if inv["amount_due"] == 0:
             self._mark_paid(inv)
         return inv
-
-    def pay_invoice(self, obj_id: str, params: Params) -> dict[str, Any]:
-        check_known(params, ("paid_out_of_band", "payment_method", "source", "off_session",
-                             "forgive", "mandate"))
-        inv = self.get("invoice", obj_id)
-        if inv["status"] == "draft":
-            self.finalize_invoice(obj_id)
-        if inv["status"] == "paid":
-            raise invalid("Invoice is already paid", code="invoice_already_paid")
-        if inv["status"] != "open":
-            raise invalid(f"You cannot pay an invoice with status {inv['status']}.",
-                          code="invoice_not_editable")
-        if as_bool(params, "paid_out_of_band", False):
-            inv["amount_paid_off_stripe"] = inv["amount_remaining"]
-        elif inv["amount_remaining"] > 0:
-            if params.get("payment_method") in DECLINING_METHODS:
-                self._decline(inv, str(params["payment_method"]))
-            self.charge(inv["customer"], inv["amount_remaining"], inv["currency"], invoice=inv["id"])
-        self._mark_paid(inv)
-        return inv
-
-    def _decline(self, inv: dict[str, Any], method: str) -> None:
-        """A declined card, as Stripe answers it: a failed charge, a PaymentIntent waiting for a new
-        payment method, ``invoice.payment_failed``, and a 402 ``card_declined`` card error. The
-        invoice stays open for a retry."""
-        pi = self.charge(inv["customer"], inv["amount_remaining"], inv["currency"], invoice=inv["id"],
-                         emit=False)
-        ch = self.table("charge")[pi["latest_charge"]]
-        self.table("balance_transaction").pop(ch["balance_transaction"], None)  # no money moved
-        error = {"code": "card_declined", "decline_code": "generic_decline", "type": "card_error",
-                 "message": "Your card was declined.", "charge": ch["id"]}
-        ch.update(status="failed", paid=False, captured=False, amount_captured=0, balance_transaction=None,
-                  failure_code="card_declined", failure_message="Your card was declined.",
-                  payment_method=method, outcome={"network_status": "declined_by_network",
-                                                  "reason": "generic_decline", "type": "issuer_declined"})
-        pi.update(status="requires_payment_method", amount_received=0, last_payment_error=error,
-                  payment_method=None)
-        previous = {"attempted": inv["attempted"], "attempt_count": inv["attempt_count"]}
-        inv["attempted"] = True
-        inv["attempt_count"] += 1
-        self.emit("charge.failed", ch)
-        self.emit("payment_intent.payment_failed", pi)
-        self.emit("invoice.payment_failed", inv, previous)
-        raise StripeAPIError(402, "Your card was declined.", type_="card_error", code="card_declined")
 
     def _mark_paid(self, inv: dict[str, Any]) -> None:
         previous = {"status": inv["status"], "amount_paid": inv["amount_paid"]}

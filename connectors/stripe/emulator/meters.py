@@ -1,5 +1,6 @@
 """The Stripe emulator's usage billing: meters, meter events (each ``identifier`` once) and
-their event summaries.
+their event summaries; a metered price's usage for a period (``subscriptions`` bills it at the
+period's end, as Stripe bills usage in arrears).
 
 Emulator choice (not a Stripe fact): a meter event whose ``identifier`` was already used is
 answered 400 ``resource_already_exists``.
@@ -7,6 +8,7 @@ answered 400 ``resource_already_exists``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -72,15 +74,24 @@ class MetersMixin(StripeStore):
         if not customer or start is None or end is None:
             raise invalid("Missing required param: customer, start_time and end_time.",
                           code="parameter_missing")
+        total = self.meter_total(meter, str(customer), start, end)
+        summary = {"id": f"mtrusum_{meter_id[-10:]}{start}", "object": "billing.meter_event_summary",
+                   "aggregated_value": float(total), "end_time": end, "livemode": False,
+                   "meter": meter_id, "start_time": start}
+        return paginate([summary], params, f"/v1/billing/meters/{meter_id}/event_summaries")
+
+    def meter_total(self, meter: Mapping[str, Any], customer: str, start: int, end: int) -> Decimal:
+        """A customer's usage on a meter over ``start <= timestamp < end``, by its aggregation."""
         value_key = meter["value_settings"]["event_payload_key"]
         cus_key = meter["customer_mapping"]["event_payload_key"]
         values = [Decimal(e["payload"].get(value_key, "1")) for e in self.meter_events.values()
                   if e["event_name"] == meter["event_name"] and e["payload"].get(cus_key) == customer
                   and start <= e["timestamp"] < end]
         formula = meter["default_aggregation"]["formula"]
-        total = (Decimal(len(values)) if formula == "count" else
-                 (values[-1] if values else Decimal(0)) if formula == "last" else sum(values, Decimal(0)))
-        summary = {"id": f"mtrusum_{meter_id[-10:]}{start}", "object": "billing.meter_event_summary",
-                   "aggregated_value": float(total), "end_time": end, "livemode": False,
-                   "meter": meter_id, "start_time": start}
-        return paginate([summary], params, f"/v1/billing/meters/{meter_id}/event_summaries")
+        return (Decimal(len(values)) if formula == "count" else
+                (values[-1] if values else Decimal(0)) if formula == "last" else sum(values, Decimal(0)))
+
+    def metered_usage(self, price: Mapping[str, Any], customer: str, start: int, end: int) -> Decimal:
+        """What a metered price bills a customer for a period: its meter's total (0 without one)."""
+        meter = self.table("billing.meter").get(str(price["recurring"].get("meter") or ""))
+        return self.meter_total(meter, customer, start, end) if meter is not None else Decimal(0)

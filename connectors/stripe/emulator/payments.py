@@ -20,14 +20,17 @@ class PaymentsMixin(StripeStore):
     """Charges with their PaymentIntents and balance transactions, and refunds."""
 
     def charge(self, customer: str, amount: int, currency: str, invoice: str | None = None,
-               *, emit: bool = True) -> dict[str, Any]:
-        """PaymentIntent + Charge + balance transaction for a successful card payment."""
+               *, emit: bool = True, intent: dict[str, Any] | None = None) -> dict[str, Any]:
+        """PaymentIntent + Charge + balance transaction for a successful card payment. With
+        ``intent`` the charge is a new attempt of that PaymentIntent (an invoice's retry), which
+        is confirmed again instead of a second one being made."""
         now = self.now()
         cus = self.table("customer").get(customer, {})
         rate = FX_TO_USD.get(currency, Decimal("1"))
         settled = round_half_up(Decimal(amount).scaleb(-minor_unit_exponent(currency)) * rate * 100)
         fee = round_half_up(Decimal(settled) * Decimal("0.029")) + 30
-        pi_id, ch_id, txn_id = self.ids("pi"), self.ids("ch"), self.ids("txn")
+        pi_id = intent["id"] if intent is not None else self.ids("pi")
+        ch_id, txn_id = self.ids("ch"), self.ids("txn")
         txn = self.base("txn", "balance_transaction", id=txn_id, amount=settled,
                         available_on=now + 2 * 86400, balance_type="payments", currency="usd",
                         description=f"Payment for Invoice {invoice}" if invoice else None,
@@ -69,7 +72,14 @@ class PaymentsMixin(StripeStore):
                        transfer_group=None)
         self._store("balance_transaction", txn)
         self._store("charge", ch)
-        self._store("payment_intent", pi)
+        if intent is not None:  # the same PaymentIntent, now succeeded by this charge
+            for kept in ("created", "metadata", "description", "payment_details"):
+                pi[kept] = intent[kept]
+            intent.clear()
+            intent.update(pi)
+            pi = intent
+        else:
+            self._store("payment_intent", pi)
         if emit:
             self.emit("payment_intent.succeeded", pi)
             self.emit("charge.succeeded", ch)

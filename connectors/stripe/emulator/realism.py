@@ -12,7 +12,11 @@ Stripe facts kept (docs: "Search", "Idempotent requests", the credit note object
   ``None`` keeps every key;
 - a credit note embeds at most the first 10 of its lines (``has_more``), the rest are read from
   ``GET /v1/credit_notes/{id}/lines``. ``credit_note_lines_inline`` (default 10) is that page;
-  ``None`` embeds every line.
+  ``None`` embeds every line;
+- a ``charge_automatically`` invoice is charged only with a payment method the customer (or its
+  subscription or invoice) has: with ``payment_method_required`` (default off: the suite's flows
+  never collect a card, so a customer without one is charged a test Visa card) such an invoice
+  stays open, unpaid (``collection.py``).
 
 Switched at construction (``StripeEmulator(realism=Realism(search_lag_seconds=60))``) or at run
 time with ``POST /__emulator/realism {"search_lag_seconds": 60, ...}`` (``GET`` answers the
@@ -43,6 +47,7 @@ class Realism:
     search_lag_seconds: int = 0
     idempotency_ttl_seconds: int | None = DAY
     credit_note_lines_inline: int | None = 10
+    payment_method_required: bool = False
 
 
 class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):
@@ -150,5 +155,7 @@ class RealismMixin(StripeStore):
         for name, value in body.items():
             if value is None and name == "search_lag_seconds":
                 value = 0
-            setattr(self.realism, name, None if value is None else int(value))
+            if name == "payment_method_required":
+                value = bool(value)
+            setattr(self.realism, name, value if value is None or isinstance(value, bool) else int(value))
         return web.json_response(dataclasses.asdict(self.realism))

@@ -1,20 +1,25 @@
-"""The Stripe emulator's subscriptions: creation with the first cycle's invoice, item changes
-with proration, cancellation, and renewals when the clock passes a period's end.
+"""The Stripe emulator's subscriptions: creation with the first cycle's invoice (from a billing
+cycle anchor, ``anchors.py``), item changes with proration, cancellation, and renewals when the
+clock passes a period's end; metered prices billed in arrears from their meter's events; each
+invoice collected by ``collection.py``.
 """
 
 from __future__ import annotations
 
-import calendar
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.stripe.emulator.invoices import InvoicesMixin
+from connectors.stripe.emulator.anchors import add_interval, billing_anchor
+from connectors.stripe.emulator.auto_tax import AutomaticTaxMixin
+from connectors.stripe.emulator.collection import CollectionMixin
+from connectors.stripe.emulator.meters import MetersMixin
 from connectors.stripe.emulator.money import round_half_up
 from connectors.stripe.emulator.store import Params
 from connectors.stripe.emulator.wire import (
+    StripeAPIError,
     as_bool,
     as_int,
     as_list,
@@ -27,21 +32,7 @@ from connectors.stripe.emulator.wire import (
 )
 
 
-def add_interval(ts: int, interval: str, count: int) -> int:
-    """Calendar arithmetic for billing periods (month ends clamp, as Stripe does)."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    if interval == "day":
-        dt += timedelta(days=count)
-    elif interval == "week":
-        dt += timedelta(weeks=count)
-    else:
-        months = dt.month - 1 + count * (12 if interval == "year" else 1)
-        year, month = dt.year + months // 12, months % 12 + 1
-        dt = dt.replace(year=year, month=month, day=min(dt.day, calendar.monthrange(year, month)[1]))
-    return int(dt.timestamp())
-
-
-class SubscriptionsMixin(InvoicesMixin):
+class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
     """Subscriptions and their billing cycles, each cycle invoiced through the invoices part."""
 
     def _sub_item(self, sub_id: str, spec: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
@@ -59,7 +50,8 @@ class SubscriptionsMixin(InvoicesMixin):
         check_known(params, ("customer", "items", "metadata", "proration_behavior", "collection_method",
                              "days_until_due", "default_tax_rates", "currency", "description",
                              "payment_behavior", "cancel_at_period_end", "billing_cycle_anchor",
-                             "off_session", "default_payment_method", "trial_period_days", "discounts"))
+                             "billing_cycle_anchor_config", "automatic_tax", "off_session",
+                             "default_payment_method", "trial_period_days", "discounts"))
         cus = self.get("customer", str(params.get("customer") or ""), "customer")
         specs = as_list(params.get("items"))
         if not specs:
@@ -68,21 +60,35 @@ class SubscriptionsMixin(InvoicesMixin):
         first = self.get("price", str(specs[0].get("price") or ""), "price")
         if first["type"] != "recurring":
             raise invalid(f"The price specified ({first['id']}) is not a recurring price.", "items[0][price]")
-        end = add_interval(now, first["recurring"]["interval"], first["recurring"]["interval_count"])
+        rec = first["recurring"]
+        anchor, config = billing_anchor(params, now, rec["interval"], rec["interval_count"])
+        end = anchor if anchor > now else add_interval(now, rec["interval"], rec["interval_count"])
         sub_id = self.ids("sub")
         items = [self._sub_item(sub_id, spec, now, end) for spec in specs]
         if len({i["price"]["currency"] for i in items}) != 1:
             raise invalid("All prices on a subscription must have the same currency.", "items")
         method = params.get("collection_method") or "charge_automatically"
+        behavior = params.get("payment_behavior") or "allow_incomplete"
+        if behavior not in ("allow_incomplete", "default_incomplete", "error_if_incomplete",
+                            "pending_if_incomplete"):
+            raise invalid("Invalid payment_behavior", "payment_behavior")
+        auto_tax: Mapping[str, Any] = params["automatic_tax"] if isinstance(params.get("automatic_tax"), dict) else {}
+        taxed = bool(as_bool(auto_tax, "enabled", False))
+        if taxed and self.tax_location(cus) is None:
+            raise StripeAPIError(400, "The customer's location isn't recognized. Automatic tax requires "
+                                 "a valid address to calculate tax.", code="customer_tax_location_invalid",
+                                 param="customer")
         sub = self.base(
             "sub", "subscription", id=sub_id, application=None,
-            automatic_tax={"enabled": False, "disabled_reason": None, "liability": None},
-            billing_cycle_anchor=now, billing_cycle_anchor_config=None, billing_mode={"type": "classic"},
+            automatic_tax={"enabled": taxed, "disabled_reason": None,
+                           "liability": {"type": "self"} if taxed else None},
+            billing_cycle_anchor=anchor, billing_cycle_anchor_config=config, billing_mode={"type": "classic"},
             billing_schedules=[], billing_thresholds=None, cancel_at=None,
             cancel_at_period_end=as_bool(params, "cancel_at_period_end", False), canceled_at=None,
             cancellation_details=None, collection_method=method, currency=items[0]["price"]["currency"],
             customer=cus["id"], days_until_due=as_int(params, "days_until_due"),
-            default_payment_method=None, default_source=None,
+            default_payment_method=self._own_method(cus["id"], params.get("default_payment_method")),
+            default_source=None,
             default_tax_rates=[self.render(t) for t in self._tax_rates(params.get("default_tax_rates"))],
             description=params.get("description") or None, discounts=[], ended_at=None,
             invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}},
@@ -92,13 +98,19 @@ class SubscriptionsMixin(InvoicesMixin):
             next_pending_invoice_item_invoice=None, on_behalf_of=None, pause_collection=None,
             payment_settings=None, pending_invoice_item_interval=None, pending_setup_intent=None,
             pending_update=None, schedule=None, start_date=now, status="active", test_clock=None,
-            transfer_data=None, trial_end=None, trial_settings=None, trial_start=None)
+            transfer_data=None, trial_end=None, trial_settings=None, trial_start=None, _cycles=0,
+            _behavior=behavior)
         sub["discounts"] = self.redeem(params.get("discounts"), "discounts", customer=cus["id"],
                                        currency=sub["currency"], subscription=sub_id)
         self._store("subscription", sub)
         # Stripe creates the first invoice with the subscription: its created event already names
         # it (``latest_invoice``), so it is recorded once the invoice exists, not before
-        self._cycle_invoice(sub, "subscription_create", now, end)
+        prorated = anchor > now and params.get("proration_behavior") != "none"
+        # a later anchor: the first invoice bills now..anchor, prorated (or nothing with "none")
+        share = (Decimal(anchor - now) / Decimal(anchor - add_interval(anchor, rec["interval"], -rec["interval_count"]))
+                 if anchor > now else Decimal(1))
+        self._cycle_invoice(sub, "subscription_create", now, end,
+                            share=share if prorated or anchor == now else Decimal(0))
         self.emit("customer.subscription.created", sub)
         return self.render(sub)
 
@@ -120,23 +132,37 @@ class SubscriptionsMixin(InvoicesMixin):
         envelope["data"] = [self.render(o) for o in envelope["data"]]
         return envelope
 
-    def _cycle_invoice(self, sub: dict[str, Any], reason: str, start: int, end: int) -> dict[str, Any]:
+    def _cycle_invoice(self, sub: dict[str, Any], reason: str, start: int, end: int, *,
+                       share: Decimal = Decimal(1), usage: tuple[int, int] | None = None) -> dict[str, Any]:
+        """A cycle's invoice: licensed items for ``start..end`` (``share`` of a full period when
+        the first one is short of an anchor), metered items in arrears: their usage over
+        ``usage`` (the period that just ended; none on the first invoice), as Stripe bills them."""
         inv = self.create_invoice({"customer": sub["customer"], "currency": sub["currency"],
                                    "collection_method": sub["collection_method"],
                                    "days_until_due": sub["days_until_due"] or (
                                        30 if sub["collection_method"] == "send_invoice" else None),
-                                   "default_tax_rates": [t["id"] for t in sub["default_tax_rates"]]},
+                                   "default_tax_rates": [t["id"] for t in sub["default_tax_rates"]],
+                                   "automatic_tax": {"enabled": "true" if sub["automatic_tax"]["enabled"] else "false"}},
                                   billing_reason=reason, subscription=sub, period=(start, end),
                                   discount_ids=self.cycle_discounts(sub, start))
         for item in sub["items"]["data"]:
             price = item["price"]
-            line = self._line(inv, amount=round_half_up(Decimal(price["unit_amount_decimal"]) * item["quantity"]),
-                              description=f"{item['quantity']} × {self._product_name(price)}",
-                              quantity=item["quantity"], unit=price["unit_amount_decimal"],
-                              price=price["id"], period=(start, end), proration=False,
-                              tax_rate_ids=[t["id"] for t in item["tax_rates"]])
+            unit = Decimal(price["unit_amount_decimal"])
+            if price["recurring"].get("usage_type") == "metered":
+                used = self.metered_usage(price, sub["customer"], *usage) if usage else Decimal(0)
+                quantity, amount, period = int(used), round_half_up(unit * used), usage or (start, end)
+                description = f"{format(used.normalize(), 'f')} × {self._product_name(price)} " \
+                              f"(at {price['unit_amount_decimal']} / {price['recurring']['interval']})"
+            else:
+                quantity, amount, period = item["quantity"], round_half_up(unit * item["quantity"] * share), (start, end)
+                description = f"{item['quantity']} × {self._product_name(price)}"
+                if share != 1:
+                    description = f"Remaining time on {description} until the billing cycle anchor"
+            line = self._line(inv, amount=amount, description=description, quantity=quantity,
+                              unit=price["unit_amount_decimal"], price=price["id"], period=period,
+                              proration=share != 1, tax_rate_ids=[t["id"] for t in item["tax_rates"]])
             line["parent"] = {"type": "subscription_item_details", "invoice_item_details": None,
-                              "subscription_item_details": {"invoice_item": None, "proration": False,
+                              "subscription_item_details": {"invoice_item": None, "proration": share != 1,
                                                             "proration_details": {"credited_items": None},
                                                             "subscription": sub["id"],
                                                             "subscription_item": item["id"]}}
@@ -147,10 +173,29 @@ class SubscriptionsMixin(InvoicesMixin):
         return inv
 
     def _finalize_and_collect(self, sub: dict[str, Any], inv: dict[str, Any]) -> None:
+        """Finalize and charge (``collection.py``); not paid, the subscription is ``incomplete``
+        (its first invoice) or ``past_due`` (a later one), as Stripe's ``allow_incomplete``."""
         self.finalize_invoice(inv["id"])
-        if sub["collection_method"] == "charge_automatically" and inv["status"] == "open":
-            self.pay_invoice(inv["id"], {})
         sub["latest_invoice"] = inv["id"]
+        if sub["collection_method"] != "charge_automatically" or inv["status"] != "open":
+            return
+        if sub.get("_behavior") == "default_incomplete" and inv["billing_reason"] == "subscription_create":
+            sub["status"] = "incomplete"  # its PaymentIntent waits for the client to confirm it
+            return
+        if not self.collect_automatically(inv):
+            status = "incomplete" if inv["billing_reason"] == "subscription_create" else "past_due"
+            if sub["status"] in ("active", "incomplete"):
+                self._sub_status(sub, status)
+
+    def _own_method(self, customer: str, method: Any) -> str | None:
+        """A subscription's ``default_payment_method``: the customer's own (400 otherwise)."""
+        if not method:
+            return None
+        pm = self.table("payment_method").get(str(method))
+        if pm is None or pm.get("customer") != customer:
+            raise invalid(f"The customer does not have a payment method with the ID {method}. The "
+                          "payment method must be attached to the customer.", "default_payment_method")
+        return str(method)
 
     def update_subscription(self, sub_id: str, params: Params) -> dict[str, Any]:
         check_known(params, ("items", "metadata", "proration_behavior", "cancel_at_period_end",
@@ -259,25 +304,32 @@ class SubscriptionsMixin(InvoicesMixin):
         return self.render(sub)
 
     def renew_subscriptions(self) -> list[str]:
-        """Issue the renewal invoices of every period that ended by the emulator's clock."""
+        """Issue the renewal invoices of every period that ended by the emulator's clock (a
+        ``past_due`` subscription keeps being invoiced, as Stripe's), then the payment retries
+        due. Periods are counted from the billing cycle anchor, so a month-end anchor keeps its
+        day (Jan 31, Feb 28, Mar 31) and subscriptions sharing an anchor renew together."""
         issued = []
         now = self.now()
         for sub in list(self.table("subscription").values()):
-            while sub["status"] == "active":
+            while sub["status"] in ("active", "past_due"):
                 items = sub["items"]["data"]
-                end = items[0]["current_period_end"]
+                start, end = items[0]["current_period_start"], items[0]["current_period_end"]
                 if end > now:
                     break
                 if sub["cancel_at_period_end"]:
-                    previous = {"status": "active"}
+                    previous = {"status": sub["status"]}
                     sub.update(status="canceled", canceled_at=end, ended_at=end)
                     self.emit("customer.subscription.deleted", sub, previous)
                     break
                 rec = items[0]["price"]["recurring"]
-                new_end = add_interval(end, rec["interval"], rec["interval_count"])
+                sub["_cycles"] = sub.get("_cycles", 0) + 1
+                full = sub["_cycles"] + (0 if sub["billing_cycle_anchor"] > sub["start_date"] else 1)
+                new_end = add_interval(sub["billing_cycle_anchor"], rec["interval"], rec["interval_count"] * full)
                 previous = {"items": copy.deepcopy(sub["items"])}
                 for item in items:
                     item["current_period_start"], item["current_period_end"] = end, new_end
                 self.emit("customer.subscription.updated", sub, previous)
-                issued.append(self._cycle_invoice(sub, "subscription_cycle", end, new_end)["id"])
+                issued.append(self._cycle_invoice(sub, "subscription_cycle", end, new_end,
+                                                  usage=(start, end))["id"])
+        self.retry_payments()
         return issued

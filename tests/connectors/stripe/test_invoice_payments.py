@@ -95,8 +95,10 @@ def test_the_list_filters_and_pages_as_the_spec_allows(
         raw_client.v1.invoice_payments.retrieve("inpay_missing")
 
 
-def test_a_declined_attempt_stays_linked_and_is_canceled_when_a_retry_pays(
+def test_a_declined_attempt_stays_linked_and_the_retry_pays_the_same_intent(
         emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """A retry confirms the invoice's one PaymentIntent again (issue 19): one invoice payment,
+    open after the decline, paid by the retry; the intent has the failed charge and the paid one."""
     refs = company(emulator)["refs"]
     made = emulator.seed_objects({"invoices": [{"customer": refs["acme"], "currency": "usd", "status": "open",
                                                 "items": [{"amount": 900, "description": "Seats"}]}]})
@@ -106,11 +108,11 @@ def test_a_declined_attempt_stays_linked_and_is_canceled_when_a_retry_pays(
     (declined,) = raw_client.v1.invoice_payments.list(params={"invoice": invoice_id}).data
     assert declined.status == "open" and declined.amount_paid is None
     emulator.pay_invoice(invoice_id, {"payment_method": "pm_card_visa"})
-    paid, canceled = raw_client.v1.invoice_payments.list(params={"invoice": invoice_id}).data
-    assert canceled.id == declined.id and canceled.status == "canceled" and not canceled.is_default
-    assert canceled.status_transitions.canceled_at is not None
-    assert paid.status == "paid" and paid.amount_paid == 900 and paid.is_default
-    assert paid.payment.payment_intent != canceled.payment.payment_intent
+    (paid,) = raw_client.v1.invoice_payments.list(params={"invoice": invoice_id}).data
+    assert paid.id == declined.id and paid.status == "paid" and paid.amount_paid == 900 and paid.is_default
+    assert paid.payment.payment_intent == declined.payment.payment_intent
+    charges = raw_client.v1.charges.list(params={"payment_intent": str(paid.payment.payment_intent)}).data
+    assert sorted(c.status for c in charges) == ["failed", "succeeded"]
     assert [e["data"]["object"]["id"] for e in emulator.events if e["type"] == "invoice_payment.paid"] == [paid.id]
 
 
