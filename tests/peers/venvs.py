@@ -48,6 +48,7 @@ class Peer:
 PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("tap-stripe", "3.3.0"),  # Stitch's Singer tap: stripe 5.5.0, API 2022-11-15
     Peer("airbyte-source-stripe", "5.14.1"),  # Airbyte's declarative source: API 2022-11-15
+    Peer("tap-quickbooks", "2.5.0"),  # Stitch's Singer tap (singer-io): QBO REST, minor version 75
     Peer("tap-salesforce", "2.8.1"),  # Stitch's Singer tap: REST API v61.0, requests, singer-python 6
     # Stitch's Singer tap: requests 2.33.0, singer-python 5.18.0; it imports six without requiring it
     Peer("tap-xero", "2.6.0", ("six==1.17.0",)),
