@@ -17,7 +17,7 @@ from connectors.salesforce.emulator.schema import Field, SObject, child_relation
 
 _SOAP = {"id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "double": "xsd:double",
          "currency": "xsd:double", "percent": "xsd:double", "date": "xsd:date",
-         "datetime": "xsd:dateTime", "address": "urn:address"}
+         "datetime": "xsd:dateTime", "address": "urn:address", "int": "xsd:int"}
 # (precision, scale) of the number kinds: money 18/2, a geocode 18/15, a percentage 3/0
 _DIGITS = {"currency": (18, 2), "double": (18, 2), "percent": (3, 0)}
 _GEOCODE = ("Latitude", "Longitude")
@@ -29,7 +29,12 @@ _LABELS = {"OwnerId": "Owner ID", "CreatedById": "Created By ID", "LastModifiedB
            "CurrencyIsoCode": "Currency ISO Code", "IsDeleted": "Deleted"}
 
 
-def _label(obj: SObject, f: Field) -> str:
+def field_length(f: Field) -> int:
+    """The most characters a text field holds (0 for the kinds without a length)."""
+    return f.length or _LENGTHS.get(f.type, 0)
+
+
+def field_label(obj: SObject, f: Field) -> str:
     if f.name == "Id":
         return f"{label_of(obj)} ID"
     if f.name in _LABELS:
@@ -73,7 +78,7 @@ def describe_field(obj: SObject, f: Field) -> dict[str, Any]:
     precision, scale = _DIGITS.get(f.type, (0, 0))
     if f.type == "double" and f.name.endswith(_GEOCODE):
         precision, scale = 18, 15
-    length = f.length or _LENGTHS.get(f.type, 0)
+    length = field_length(f)
     long_text = f.type == "textarea" and length > 255
     queryable_by_value = f.type != "address" and not long_text
     return {"aggregatable": queryable_by_value and f.type != "boolean", "autoNumber": False,
@@ -82,13 +87,16 @@ def describe_field(obj: SObject, f: Field) -> dict[str, Any]:
             "compoundFieldName": f.compound, "controllerName": None, "createable": f.writable,
             "custom": f.name.endswith("__c"), "defaultValue": f.default if isinstance(f.default, bool) else None,
             "defaultedOnCreate": f.defaulted or f.default is not None, "dependentPicklist": False,
-            "deprecatedAndHidden": False, "digits": 0, "encrypted": False, "externalId": f.external_id,
+            "deprecatedAndHidden": False, "digits": 8 if f.type == "int" else 0, "encrypted": False,
+            "externalId": f.external_id,
             "extraTypeInfo": "plaintextarea" if f.type == "textarea" else None,
             "filterable": queryable_by_value, "groupable": queryable_by_value and f.type not in _NUMERIC,
             "htmlFormatted": False, "idLookup": f.external_id or f.unique or f.name == "Id",
-            "inlineHelpText": None, "label": _label(obj, f), "length": length, "name": f.name,
+            "inlineHelpText": None, "label": field_label(obj, f), "length": length, "name": f.name,
             "nameField": f.name_field, "namePointing": False, "nillable": f.is_nillable,
-            "permissionable": f.is_nillable and f.writable, "picklistValues": [],
+            "permissionable": f.is_nillable and f.writable,
+            "picklistValues": [{"active": True, "defaultValue": value == f.default, "label": value, "validFor": None,
+                                "value": value} for value in f.values],
             "polymorphicForeignKey": False, "precision": precision,
             "queryByDistance": f.type == "address", "referenceTargetField": None,
             "referenceTo": [f.reference_to] if f.reference_to else [], "relationshipName": f.relationship,

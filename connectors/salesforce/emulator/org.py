@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.emulation import EmulatorClock
+from connectors.salesforce.emulator.describe import field_label, field_length
 from connectors.salesforce.emulator.schema import ADDRESS_KEYS, AUDIT_FIELDS, DERIVED, Field, SObject
 from connectors.salesforce.emulator.wire import (
     ORG_ID,
@@ -25,6 +26,7 @@ from connectors.salesforce.emulator.wire import (
 )
 
 DELETED_WINDOW = timedelta(days=15)
+TEXT_KINDS = ("string", "textarea", "email", "phone", "url", "picklist")  # held to describe's length
 DELETED_AT = "__deleted_at"  # when a record went to the recycle bin (not a Salesforce field)
 
 # A record before a change inside an all-or-none collection call: (sobject, id, copy or None).
@@ -100,6 +102,10 @@ class OrgStore:
             if not isinstance(value, bool):
                 raise bad
             return value
+        if f.type == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+                raise bad
+            return int(value)
         if f.type in ("double", "currency", "percent"):
             if isinstance(value, bool):
                 raise bad
@@ -128,6 +134,10 @@ class OrgStore:
                 raise SfError(400, "INVALID_CROSS_REFERENCE_KEY",
                               f"invalid cross reference id: {value}", [f.name])
             return canon
+        limit = field_length(f)
+        if f.type in TEXT_KINDS and len(value) > limit:
+            raise SfError(400, "STRING_TOO_LONG", f"{field_label(obj, f)}: data value too large: {value} "
+                          f"(max length={limit})", [f.name])
         return value
 
     def _canon_id(self, value: str) -> str:

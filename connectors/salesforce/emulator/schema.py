@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str  # id string boolean double currency percent date datetime reference picklist email
+    type: str  # id string boolean int double currency percent date datetime reference picklist email address
     required: bool = False
     writable: bool = True
     reference_to: str | None = None
@@ -28,6 +28,7 @@ class Field:
     name_field: bool = False  # the record's name (describe's nameField)
     defaulted: bool = False  # Salesforce fills it on create when it is not given
     length: int = 0  # describe's length for text kinds (0: the kind's usual one)
+    values: tuple[str, ...] = ()  # a picklist's values (describe's picklistValues; not restricted)
 
     @property
     def is_nillable(self) -> bool:
@@ -134,6 +135,29 @@ def address(prefix: str) -> list[Field]:
             Field(compound, "address", writable=False)]
 
 
+def _viewed() -> list[Field]:
+    """When the running user last viewed or referenced the record, and its last activity: set by
+    Salesforce (the UI, tasks and events), never by the API, so null on API-made records."""
+    return [Field("LastActivityDate", "date", writable=False), Field("LastViewedDate", "datetime", writable=False),
+            Field("LastReferencedDate", "datetime", writable=False)]
+
+
+# Standard picklists of a new org (Object Reference and Setup's defaults), and billhub's own
+# (README "Salesforce setup"). Salesforce does not restrict these: other values are accepted.
+STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
+          "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost")
+INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications",
+              "Construction", "Consulting", "Education", "Electronics", "Energy", "Engineering",
+              "Entertainment", "Environmental", "Finance", "Food & Beverage", "Government", "Healthcare",
+              "Hospitality", "Insurance", "Machinery", "Manufacturing", "Media", "Not For Profit",
+              "Recreation", "Retail", "Shipping", "Technology", "Telecommunications", "Transportation",
+              "Utilities", "Other")
+LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
+BILLHUB_PICKLISTS = {"Billing_Status__c": ("none", "active", "past_due", "canceled"),
+                     "Billing_Interval__c": ("day", "week", "month", "year"),
+                     "Status__c": ("Draft", "Open", "Paid", "Void", "Uncollectible")}
+
+
 def _person(first_last_required: bool = True) -> list[Field]:
     """FirstName / LastName and the read-only compound Name Salesforce builds from them."""
     return [Field("FirstName", "string", compound="Name", length=40),
@@ -172,26 +196,39 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
     ours = custom_schema  # billhub's own custom fields
 
     def custom(*names: str, kind: str = "picklist") -> list[Field]:
-        return [Field(n, "email" if n.endswith("Email__c") else kind) for n in names] if ours else []
+        return [Field(n, "email" if n.endswith("Email__c") else kind, values=BILLHUB_PICKLISTS.get(n, ()))
+                for n in names] if ours else []
 
     inv_children = invoice_object.removesuffix("__c") + "s__r"
     objects = _standard_objects() + [
         _obj("Account", "001", [
-            _name(), Field("Phone", "phone"),
-            Field("Website", "url"), Field("Type", "picklist"), Field("Description", "textarea"),
+            Field("MasterRecordId", "reference", writable=False, reference_to="Account",
+                  relationship="MasterRecord"),
+            _name(), Field("Type", "picklist", values=("Prospect", "Customer - Direct", "Customer - Channel",
+                                                       "Channel Partner / Reseller", "Installation Partner",
+                                                       "Technology Partner", "Other")),
+            Field("ParentId", "reference", reference_to="Account", relationship="Parent",
+                  child_relationship="ChildAccounts"),
             *address("Billing"), *address("Shipping"),
-            *custom(*BILLHUB_ACCOUNT_FIELDS),
+            Field("Phone", "phone"), Field("Fax", "phone"), Field("AccountNumber", "string", length=40),
+            Field("Website", "url"), Field("Industry", "picklist", values=INDUSTRIES),
+            Field("AnnualRevenue", "currency"), Field("NumberOfEmployees", "int"),
+            Field("Description", "textarea"), Field("AccountSource", "picklist", values=LEAD_SOURCES),
+            *_viewed(), *custom(*BILLHUB_ACCOUNT_FIELDS),
         ], hub, currency=money, owner=True),
         _obj("Contact", "003", [
-            *_person(), Field("Email", "email"), Field("Phone", "phone"),
             Field("AccountId", "reference", reference_to="Account", relationship="Account",
                   child_relationship="Contacts"),
-            *address("Mailing"),
+            Field("Salutation", "picklist", values=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof."), compound="Name"),
+            *_person(), *address("Mailing"), Field("Phone", "phone"), Field("MobilePhone", "phone"),
+            Field("Email", "email"), Field("Title", "string", length=128), Field("Department", "string", length=80),
+            Field("LeadSource", "picklist", values=LEAD_SOURCES), Field("Description", "textarea"),
+            *_viewed(),
         ], hub, currency=money, owner=True),
         _obj("Product2", "01t", [
             _name(), Field("ProductCode", "string"),
-            Field("Description", "textarea"), Field("IsActive", "boolean", default=False),
-            Field("Family", "picklist"),
+            Field("Description", "textarea", length=4000), Field("IsActive", "boolean", default=False),
+            Field("Family", "picklist"), *_viewed()[1:],
         ], hub, currency=money),
         _obj("Pricebook2", "01s", [
             _name(), Field("IsActive", "boolean", default=False),
@@ -208,10 +245,13 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
             *custom(*BILLHUB_PRICE_FIELDS),
         ], hub, currency=money),
         _obj("Opportunity", "006", [
-            _name(length=120), Field("StageName", "picklist", required=True),
+            _name(length=120), Field("StageName", "picklist", required=True, values=STAGES),
             Field("CloseDate", "date", required=True), Field("Amount", "currency"),
-            Field("Probability", "percent"), Field("Type", "picklist"),
-            Field("Description", "textarea"),
+            Field("Probability", "percent"),
+            Field("Type", "picklist", values=("Existing Customer - Upgrade", "Existing Customer - Replacement",
+                                              "Existing Customer - Downgrade", "New Customer")),
+            Field("Description", "textarea"), Field("NextStep", "string", length=255),
+            Field("LeadSource", "picklist", values=LEAD_SOURCES), *_viewed(),
             Field("IsWon", "boolean", writable=False, default=False),
             Field("IsClosed", "boolean", writable=False, default=False),
             Field("AccountId", "reference", reference_to="Account", relationship="Account",
@@ -237,7 +277,7 @@ def build_schema(hub_id_field: str = "Hub_Id__c", invoice_object: str = "Billing
                   child_relationship="Orders"),
             Field("Pricebook2Id", "reference", reference_to="Pricebook2", relationship="Pricebook2",
                   child_relationship="Orders"),
-            Field("Status", "picklist", required=True, default="Draft"),
+            Field("Status", "picklist", required=True, default="Draft", values=("Draft", "Activated")),
             Field("EffectiveDate", "date", required=True), Field("Description", "textarea"),
         ], hub, currency=money, owner=True),
     ]

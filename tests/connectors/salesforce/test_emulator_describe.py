@@ -109,3 +109,49 @@ def test_limits_answer_every_limit_as_integer_max_and_remaining(sf: SfEnv, sdk: 
     assert limits["DailyApiRequests"] == {"Max": 15000, "Remaining": 15000 - used}
     # 600 accounts and the org's own three rows at 2 KB each: 2 MB of the Developer Edition's 5
     assert limits["DataStorageMB"] == {"Max": 5, "Remaining": 3}
+
+
+def test_standard_fields_of_a_new_org_with_their_kinds_and_picklists(sf: SfEnv, sdk: Any) -> None:
+    account = {f["name"]: f for f in sdk.Account.describe()["fields"]}
+    employees = account["NumberOfEmployees"]
+    assert (employees["type"], employees["soapType"], employees["digits"]) == ("int", "xsd:int", 8)
+    assert (account["AnnualRevenue"]["type"], account["Fax"]["type"], account["AccountNumber"]["length"]) == \
+        ("currency", "phone", 40)
+    assert (account["ParentId"]["referenceTo"], account["ParentId"]["relationshipName"]) == (["Account"], "Parent")
+    assert account["LastViewedDate"]["createable"] is False and account["MasterRecordId"]["updateable"] is False
+    assert {"label": "Technology", "value": "Technology", "active": True, "defaultValue": False,
+            "validFor": None} in account["Industry"]["picklistValues"]
+    stages = [v["value"] for v in {f["name"]: f for f in sdk.Opportunity.describe()["fields"]}["StageName"]["picklistValues"]]
+    assert stages[0] == "Prospecting" and stages[-2:] == ["Closed Won", "Closed Lost"]
+    status = {f["name"]: f for f in sdk.Order.describe()["fields"]}["Status"]["picklistValues"]
+    assert [(v["value"], v["defaultValue"]) for v in status] == [("Draft", True), ("Activated", False)]
+    billing = account["Billing_Status__c"]["picklistValues"]  # billhub's own, as README's setup lists them
+    assert [v["value"] for v in billing] == ["none", "active", "past_due", "canceled"]
+    contact = {f["name"]: f for f in sdk.Contact.describe()["fields"]}
+    assert {"Title", "MobilePhone", "Department", "LeadSource", "Salutation"} <= set(contact)
+
+    parent = sdk.Account.create({"Name": "Parent", "NumberOfEmployees": 250})["id"]
+    child = sdk.Account.create({"Name": "Child", "ParentId": parent, "NumberOfEmployees": "12",
+                                "Industry": "Not a standard value"})["id"]  # picklists are not restricted
+    rows = sdk.query("SELECT Name, NumberOfEmployees, Parent.Name, LastViewedDate FROM Account "
+                     "WHERE NumberOfEmployees > 100")["records"]
+    assert [(r["Name"], r["NumberOfEmployees"], r["Parent"], r["LastViewedDate"]) for r in rows] == \
+        [("Parent", 250, None, None)]
+    (row,) = sdk.query(f"SELECT Parent.Name, Industry FROM Account WHERE Id = '{child}'")["records"]
+    assert (row["Parent"]["Name"], row["Industry"]) == ("Parent", "Not a standard value")
+    with pytest.raises(SalesforceMalformedRequest) as not_whole:
+        sdk.Account.create({"Name": "Half", "NumberOfEmployees": 1.5})
+    assert _code(not_whole.value)[0] == "JSON_PARSER_ERROR"
+
+
+def test_a_value_longer_than_its_field_is_refused_with_string_too_long(sf: SfEnv, sdk: Any) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as city:
+        sdk.Account.create({"Name": "Far away", "BillingCity": "C" * 41})
+    code, message = _code(city.value)
+    assert code == "STRING_TOO_LONG" and message.endswith("(max length=40)") and "C" * 41 in message
+    assert city.value.content[0]["fields"] == ["BillingCity"]  # type: ignore[index]
+    with pytest.raises(SalesforceMalformedRequest) as last_name:
+        sdk.Contact.create({"LastName": "L" * 81})
+    assert _code(last_name.value)[0] == "STRING_TOO_LONG"
+    assert sdk.Account.create({"Name": "N" * 255, "BillingCity": "C" * 40})["success"] is True
+    assert sf.emulator.records("Account")[0]["Name"] == "N" * 255
