@@ -6,7 +6,7 @@ two opportunity products that billhub bills in Stripe and writes back as invoice
 product and price billhub's Stripe writer made (``stripe_account.billhub_writes``).
 
 What people do in Salesforce itself happens through the emulator's direct calls, as in the
-Salesforce UI: an account's billing address is filled in and a contact is deleted (queryAll,
+Salesforce UI: an account's billing address, head count and industry are filled in and a contact is deleted (queryAll,
 which the tap reads, still returns it, ``IsDeleted`` true).
 
 The clock is pinned and moved on purpose between the two phases, so records carry two
@@ -114,7 +114,8 @@ def _second_phase(company: Company) -> tuple[dict[str, str], str, str]:
     contact = next(r["Id"] for r in sf.tables["Contact"].values() if r["Email"] == "billing@peerco.example")
     account = next(r["Id"] for r in sf.tables["Account"].values() if r["Name"] == "Peerco Ltd")
     sf.update("Account", account, {"BillingStreet": "1 Market St\nSuite 5", "BillingCity": "San Francisco",
-                                   "BillingState": "CA", "BillingPostalCode": "94105"})
+                                   "BillingState": "CA", "BillingPostalCode": "94105", "NumberOfEmployees": 42,
+                                   "Industry": "Technology"})
     sf.delete("Contact", contact)
     return ids, contact, account
 

@@ -143,7 +143,9 @@ def _assert_billhubs_writes(run: SingerRun, org: SalesforceOrg) -> None:
     assert (deal["StageName"], deal["IsWon"], deal["Amount"]) == ("Closed Won", True, 698.0)
     contact = records["Contact"][org.deleted_contact]  # queryAll: a deleted row, marked so
     assert contact["IsDeleted"] is True and contact["Email"] == "billing@peerco.example"
-    address = records["Account"][org.addressed_account]["BillingAddress"]
+    typed_in = records["Account"][org.addressed_account]
+    assert (typed_in["NumberOfEmployees"], typed_in["Industry"]) == (42, "Technology")  # an int field as an int
+    address = typed_in["BillingAddress"]
     assert (address["street"], address["city"], address["state"], address["postalCode"], address["country"]) == \
         ("1 Market St\nSuite 5", "San Francisco", "CA", "94105", "US")
 
