@@ -24,13 +24,14 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
+import stripe
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from connectors.emulation import RunningEmulator
 from connectors.xero.emulator import XeroEmulator
 from sync.config import load_config
-from sync.demo import XERO_CLIENT, XERO_TENANT
+from sync.demo import STRIPE_KEY, XERO_CLIENT, XERO_TENANT
 from sync.runtime import Hub
 from tests.e2e.conftest import Company, start_company
 from tests.e2e.ledger_balances import canonical
@@ -113,6 +114,19 @@ class XeroOrg:
         if hub_id is None:
             return None
         return field, ({"refund": "refund:", "payout": "payout:"}.get(entity, "") + hub_id)
+
+    def change_customer_email(self, contact_id: str, email: str) -> None:
+        """The Stripe customer of a Xero contact gets a new email (through Stripe's SDK), and
+        billhub carries it to Xero."""
+        with self.company.hub.store.transaction() as tx:
+            hub_id = tx.canonical_for("xero", "customer", contact_id)
+            assert hub_id is not None, contact_id
+            link = tx.link_for(hub_id, "stripe", "customer")
+        assert link is not None, hub_id
+        client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": self.company.emus.stripe.base_url},
+                                     max_network_retries=0)
+        client.v1.customers.update(link.external_id, {"email": email})
+        self.company.hub.engine.sync()
 
     def canonical(self, entity: str, external_id: str) -> str:
         return canonical(self.company, "xero", entity, external_id)
