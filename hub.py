@@ -19,7 +19,7 @@ from state.queues import OUTBOX_ID_MAX
 from state.store import StateStore
 from sync import report as reports
 from sync.admin_commands import forget_customer_command, rotate_key_command
-from sync.alerts import maybe_alert
+from sync.alerts import findings_alert, raise_alerts
 from sync.config import Config, load_config
 from sync.daemon import run_command
 from sync.findings import KINDS, findings_report
@@ -173,6 +173,8 @@ def sync(hub: HubContext, systems: tuple[str, ...], entities: tuple[str, ...], d
     with _progress(hub, as_json):
         summary = hub.hub.engine.sync(systems=systems or None, entities=entities or None, dry_run=dry_run)
     print_summary(summary, as_json, "Dry run" if dry_run else "Sync")
+    if not dry_run:
+        raise_alerts(hub.store, hub.config, hub.store.clock())
     exit_for(summary)
 
 
@@ -244,7 +246,7 @@ def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
     """Reconcile every system against the hub now. Exit 1 when unacknowledged findings are open."""
     chosen = list(entities) or default_diff_entities(hub.hub)
     result = hub.hub.differ.run(chosen)
-    maybe_alert(result, hub.config.alerts)
+    raise_alerts(hub.store, hub.config, hub.store.clock(), extra=[findings_alert(result, hub.config.alerts)])
     report = findings_report(hub.store, status=None)
     report["findings"] = [f for f in report["findings"] if f["status"] != "resolved"]
     if as_json:

@@ -278,6 +278,12 @@ class QueuesMixin(TxBase):
             query = query.where(t.outbox.c.status == status)
         return [outbox_row(r) for r in self.conn.execute(query)]
 
+    def newest_dead_letter(self) -> OutboxItem | None:
+        """The write that went dead last (alerts name it), or None."""
+        row = self.conn.execute(select(t.outbox).where(t.outbox.c.status == "dead")
+                                .order_by(t.outbox.c.id.desc()).limit(1)).first()
+        return None if row is None else outbox_row(row)
+
     def undelivered_writes(self, entity_type: str) -> list[tuple[str, str, str, str, str | None]]:
         """Writes of ``entity_type`` that have not landed (pending, in flight, dead or dropped), in
         order: (canonical id, target, content hash, status, last error). The diff's evidence that

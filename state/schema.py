@@ -254,3 +254,13 @@ holds = Table(
     Column("last_tried", TS, nullable=False),
     UniqueConstraint("connection", "entity_type", "external_id"),
 )
+
+# Alerts a person was sent and whose condition still holds (``state.alerts``): one alert per
+# occurrence across every process and CLI run; the row goes when the condition clears.
+alerts_open = Table(
+    "alerts_open",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("opened_at", TS, nullable=False),
+)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from state.alerts import AlertsMixin
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
 from state.entities import EntitiesMixin
@@ -123,7 +124,7 @@ def make_engine(url: str) -> Engine:
 
 
 class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin,
-         SightingsMixin):
+         SightingsMixin, AlertsMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module

@@ -84,7 +84,8 @@ class Config:
     @property
     def secrets(self) -> list[str]:
         values = [s for c in self.connections.values() for s in c.secrets]
-        for extra in (self.encryption_key, self.admin.get("token"), self.alerts.get("webhook_url")):
+        for extra in (self.encryption_key, self.admin.get("token"), self.alerts.get("webhook_url"),
+                      self.alerts.get("smtp_password")):
             if extra:
                 values.append(str(extra))
         return values
@@ -320,6 +321,15 @@ DIFF_KEYS = {
 ALERTS_KEYS = {
     "webhook_url": Key(str, secret=True, help="Slack-compatible webhook URL"),
     "min_new_findings": Key(int, default=1, minimum=1),
+    "sync_sla_minutes": Key(float, default=60.0, above=0,
+                            help="alert when a connection had no successful sync for this long"),
+    "smtp_host": Key(str, help="SMTP server for email alerts; unset = no email"),
+    "smtp_port": Key(int, default=587, minimum=1, maximum=65535),
+    "smtp_starttls": Key(bool, default=True),
+    "smtp_username": Key(str),
+    "smtp_password": Key(str, secret=True),
+    "smtp_from": Key(str, default="billhub@localhost"),
+    "email_to": Key(list, default=[], help="addresses that get the alert emails"),
 }
 ADMIN_KEYS = {
     "token": Key(str, secret=True, help="bearer token for /api and the console; unset = API off"),

@@ -15,6 +15,7 @@ nothing new starts. A restart resumes from the stored cursors, the outbox and th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import defaultdict
@@ -32,7 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Connector, Record
 from state.store import InboxItem
-from sync.alerts import maybe_alert
+from sync.alerts import Alert, findings_alert, raise_alerts
 from sync.context import reauthorised
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
@@ -89,6 +90,7 @@ class Jobs:
         self.lane = Lane()
         self.stopping = threading.Event()
         self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
+        self._pending_alerts: list[Alert | None] = []  # a diff job's findings alert, sent after it
         self.last: dict[str, dict[str, Any]] = {}  # job id -> last outcome, for the console and API
         # The pool's own futures, not the loop's wrappers: cancelling a waiting task (the
         # scheduler's shutdown does) marks its wrapper done while the call runs on.
@@ -156,6 +158,18 @@ class Jobs:
         self.metrics.jobs.labels(job_id.split(":")[0], outcome).inc()
         self.last[job_id] = {"outcome": outcome, "detail": detail if isinstance(detail, str) else None,
                              "started_at": started, "finished_at": self.clock()}
+        if outcome != "stopped":
+            with contextlib.suppress(DaemonStopping):
+                await self.exclusive(self._alert, priority=ROUTINE)
+
+    def _alert(self) -> None:
+        """After every job: alert what newly needs a person (deduplicated in the store, so every
+        process may look), and a diff's new findings."""
+        extra, self._pending_alerts = self._pending_alerts, []
+        try:
+            raise_alerts(self.hub.store, self.hub.config, self.clock(), extra=extra)
+        except Exception as exc:  # alerting must never stop the daemon's work
+            log.warning("alerts could not be raised: %s", type(exc).__name__)
 
     async def drain(self, timeout: float) -> bool:
         """Wait (bounded) for the blocking calls in flight; True when all finished."""
@@ -338,7 +352,7 @@ class Jobs:
 
     def run_diff(self, entity: str) -> str:
         result = self.hub.differ.run([entity])
-        maybe_alert(result, self.hub.config.alerts)
+        self._pending_alerts.append(findings_alert(result, self.hub.config.alerts))
         return f"{result.new} new, {result.resolved} resolved"
 
     def refresh_tokens(self) -> str:

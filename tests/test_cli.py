@@ -36,7 +36,7 @@ def test_help_lists_the_commands() -> None:
 def test_init_on_an_empty_sqlite_file_twice(config_file: Path) -> None:
     assert run(config_file, "init")[0] == 0
     code, output = run(config_file, "init")
-    assert code == 0 and "schema version 0007" in output
+    assert code == 0 and "schema version 0008" in output
 
 
 @pytest.mark.postgres
@@ -45,7 +45,7 @@ def test_init_on_an_empty_postgres_schema_twice(tmp_path: Path, pg_schema_url: s
     path.write_text(f'[state]\nurl = "{pg_schema_url}"\n')
     assert run(path, "init")[0] == 0
     code, output = run(path, "init")
-    assert code == 0 and "0007" in output
+    assert code == 0 and "0008" in output
 
 
 def test_status_json_reports_connections_outbox_and_findings(config_file: Path, tmp_path: Path) -> None:
