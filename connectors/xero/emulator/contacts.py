@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.xero.emulator.store import Tenant, XeroStore, replace
-from connectors.xero.emulator.validation import Invalid
+from connectors.xero.emulator.validation import Invalid, find
 
 CONTACT_FIELDS = ("Name", "FirstName", "LastName", "EmailAddress", "ContactNumber", "AccountNumber",
                   "TaxNumber", "DefaultCurrency", "ContactStatus", "IsCustomer", "CompanyNumber", "Website")
@@ -32,7 +32,7 @@ class ContactsMixin(XeroStore):
         record: dict[str, Any] = dict(existing) if existing else {
             "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE", "IsCustomer": False, "IsSupplier": False,
             "Addresses": addresses([], []), "Phones": phones([], []), "ContactGroups": [], "ContactPersons": [],
-            "HasAttachments": False, "HasValidationErrors": False}
+            "BankAccountDetails": "", "HasAttachments": False, "HasValidationErrors": False}
         for key in CONTACT_FIELDS:
             if key in data:
                 record[key] = data[key]
@@ -129,7 +129,7 @@ def _objects(sent: Any, what: str) -> list[dict[str, Any]]:
 def contact_ref(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     """The ``Contact`` a document names (by id, else by active name), marked as a customer."""
     ref = data.get("Contact") or {}
-    contact = tenant.table("Contacts").get(str(ref.get("ContactID") or ""))
+    contact = find(tenant.table("Contacts"), ref.get("ContactID"))
     if contact is None and ref.get("Name"):
         contact = next((c for c in tenant.table("Contacts").values()
                         if c.get("Name") == ref["Name"] and c.get("ContactStatus") == "ACTIVE"), None)

@@ -37,6 +37,7 @@ class DocumentsMixin(XeroStore):
             record.setdefault(key, [])
         record.setdefault("AmountCredited", Decimal(0))
         record.setdefault("IsDiscounted", False)
+        record.setdefault("SentToContact", False)
         record.setdefault("HasErrors", False)
         return record
 

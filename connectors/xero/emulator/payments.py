@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.xero.emulator.store import Tenant, XeroStore, replace
-from connectors.xero.emulator.validation import Invalid, money, to_date, to_decimal
+from connectors.xero.emulator.validation import Invalid, find, money, to_date, to_decimal
 
 
 class PaymentsMixin(XeroStore):
@@ -29,7 +29,7 @@ class PaymentsMixin(XeroStore):
             raise Invalid("An Invoice or CreditNote must be specified for the payment")
         is_invoice = "Invoice" in data
         table = tenant.table("Invoices" if is_invoice else "CreditNotes")
-        target = table.get(str(target_ref.get("InvoiceID" if is_invoice else "CreditNoteID") or ""))
+        target = find(table, target_ref.get("InvoiceID" if is_invoice else "CreditNoteID"))
         if target is None and is_invoice and target_ref.get("InvoiceNumber"):
             target = next((i for i in table.values() if i.get("InvoiceNumber") == target_ref["InvoiceNumber"]),
                           None)
@@ -65,6 +65,7 @@ class PaymentsMixin(XeroStore):
             "PaymentType": "ACCRECPAYMENT" if is_invoice else "ARCREDITPAYMENT",
             "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
             "BankAmount": money(amount / rate) if rate else amount, "HasAccount": True,
+            "HasValidationErrors": False,
         }
         summary = {"Type": target["Type"], "Contact": target["Contact"], "CurrencyCode": target["CurrencyCode"]}
         if is_invoice:
@@ -107,7 +108,7 @@ class PaymentsMixin(XeroStore):
         """Allocate part of a credit note to an invoice (``PUT CreditNotes/{id}/Allocations``)."""
         if note["Status"] != "AUTHORISED":
             raise Invalid("Credit note must be AUTHORISED to be allocated; it is " + note["Status"])
-        invoice = tenant.table("Invoices").get(str((raw.get("Invoice") or {}).get("InvoiceID") or ""))
+        invoice = find(tenant.table("Invoices"), (raw.get("Invoice") or {}).get("InvoiceID"))
         if invoice is None:
             raise Invalid("Invoice could not be found")
         if invoice["Status"] != "AUTHORISED":

@@ -3,6 +3,7 @@ as exact Decimals, money rounded to cents and dates in either of Xero's forms.""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -39,3 +40,17 @@ def to_date(value: Any) -> datetime | None:
         return parse_date(value)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
+
+
+def find(table: dict[str, dict[str, Any]], ident: Any) -> dict[str, Any] | None:
+    """The record a request names by id, in any form Xero reads a Guid in (dashed or 32 hex
+    digits, any case; the emulator keys records by the dashed lower-case form)."""
+    if ident in (None, ""):
+        return None
+    found = table.get(str(ident))
+    if found is None:
+        try:
+            found = table.get(str(uuid.UUID(str(ident).strip())))
+        except ValueError:
+            return None
+    return found
