@@ -48,6 +48,7 @@ windows run on wall time (``time.monotonic``): a pinned clock would never let a 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -74,6 +75,10 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
 
     def __init__(self, clock: EmulatorClock | None = None, *, require_auth: bool = True) -> None:
         self.require_auth = require_auth
+        # with record_exchanges, the newest /v3 answers (path, status, body text): what a peer
+        # test inspects, e.g. batch items answered with a Fault inside a 200
+        self.record_exchanges = False
+        self.exchanges: deque[dict[str, Any]] = deque(maxlen=2000)
         # Intuit's clock is the wall clock: records stamped when written, several in one second
         super().__init__(clock or WallClock())
 
@@ -132,9 +137,14 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
             return self.rate_limit_response(60)
         realm.in_flight += 1
         try:
-            return await handler(request)
+            response = await handler(request)
         finally:
             realm.in_flight -= 1
+        if self.record_exchanges:
+            text = response.text if isinstance(response, web.Response) else None
+            self.exchanges.append({"method": request.method, "path": request.path, "query": dict(request.query),
+                                   "status": response.status, "body": text})
+        return response
 
     def _check_bearer(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
