@@ -59,3 +59,17 @@ def test_references_payment_links_and_customer_balance(qbo_env: QboEnv) -> None:
     inv = qbo_env.table("Invoice")[invoice]
     assert inv["LinkedTxn"] == [{"TxnId": applied, "TxnType": "Payment"}] and inv["Balance"] == Decimal("250.00")
     assert qbo_env.table("Customer")[customer]["Balance"] == Decimal("250.00")
+
+
+def test_a_us_invoices_tax_code_reference_is_kept_with_its_name(qbo_env: QboEnv) -> None:
+    """Issue 18's US sales tax: ``TxnTaxDetail.TxnTaxCodeRef`` (the code billhub's tax_codes
+    resolve) and ``TotalTax`` stay as sent, the reference named; the global model's TaxLine per
+    rate is test_global_tax's."""
+    (customer,) = qbo_env.seed(Customer=[{"DisplayName": "Taxed Inc"}])["Customer"]
+    (invoice,) = qbo_env.seed(Invoice=[{
+        "CustomerRef": {"value": customer}, "TxnTaxDetail": {"TxnTaxCodeRef": {"value": "TAX"}, "TotalTax": "8.88"},
+        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": "100.00",
+                  "SalesItemLineDetail": {"TaxCodeRef": {"value": "TAX"}}}]}])["Invoice"]
+    stored = qbo_env.table("Invoice")[invoice]
+    assert stored["TxnTaxDetail"] == {"TxnTaxCodeRef": {"value": "TAX", "name": "TAX"}, "TotalTax": Decimal("8.88")}
+    assert stored["TotalAmt"] == Decimal("108.88")
