@@ -5,13 +5,15 @@ sub-queries), rendered as the REST API does, paged through ``nextRecordsUrl`` lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from connectors.salesforce.emulator.org import OrgStore
 from connectors.salesforce.emulator.schema import Field, SObject, child_relationships
-from connectors.salesforce.emulator.soql import BoolOp, Cond, Query, SoqlError, matches, sort_rows
+from connectors.salesforce.emulator.soql import BoolOp, Cond, DateRange, Query, SoqlError, matches, sort_rows
 from connectors.salesforce.emulator.soql import parse as parse_soql
 from connectors.salesforce.emulator.wire import SfError, json_response, record_url, wire_value
 
@@ -22,6 +24,33 @@ def _conditions(where: Any) -> Iterator[Cond]:
     elif isinstance(where, BoolOp):
         for item in where.items:
             yield from _conditions(item)
+
+
+# The literal each kind of field is compared with ("Date Formats and Date Literals in WHERE": a
+# dateTime value filters only dateTime fields, a date only date fields; strings are quoted,
+# numbers and booleans are not). A date literal (TODAY, LAST_N_DAYS:n) fits both date kinds.
+_LITERALS: dict[str, tuple[tuple[type, ...], str, str]] = {
+    "date": ((date, DateRange), "date", "should not be enclosed in quotes"),
+    "datetime": ((datetime, DateRange), "dateTime", "should not be enclosed in quotes"),
+    "boolean": ((bool,), "boolean", "should not be enclosed in quotes"),
+    "int": ((Decimal,), "int", "should not be enclosed in quotes"),
+    "double": ((Decimal,), "double", "should not be enclosed in quotes"),
+    "currency": ((Decimal,), "currency", "should not be enclosed in quotes"),
+    "percent": ((Decimal,), "percent", "should not be enclosed in quotes"),
+}
+_QUOTED = ((str,), "string", "should be enclosed in quotes")
+
+
+def _check_literal(f: Field, cond: Cond) -> None:
+    """Refuse a literal of another kind than the field's, as Salesforce does (INVALID_FIELD)."""
+    kinds, name, quoting = _LITERALS.get(f.type, _QUOTED)
+    values = cond.value if cond.op in ("in", "notin") else [cond.value]
+    for value in values:
+        # a datetime is a date to Python, not to SOQL
+        if value is None or (datetime in kinds if isinstance(value, datetime) else isinstance(value, kinds)):
+            continue
+        raise SoqlError(f"value of filter criterion for field '{f.name}' must be of type {name} and {quoting}",
+                        "INVALID_FIELD", cond.path[-1])
 
 
 class QueryMixin(OrgStore):
@@ -121,6 +150,8 @@ class QueryMixin(OrgStore):
             if self._resolve(obj, path)[1].type == "address":
                 raise SoqlError(f"field '{path[-1]}' can not be {verb} in a query call", "INVALID_FIELD",
                                 ".".join(path))
+        for cond in _conditions(query.where):
+            _check_literal(self._resolve(obj, cond.path)[1], cond)
         rows = [r for r in rows if matches(query.where, self._getter(obj, r))]
         rows = sort_rows(rows, query.order, lambda r, p: self._get_path(obj, r, p))
         rows = rows[query.offset:]

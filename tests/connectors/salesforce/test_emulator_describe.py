@@ -1,10 +1,12 @@
-"""Describe, compound addresses and ``limits`` as Salesforce answers them (issue 19, found with the
-tap-salesforce peer), through the unmodified simple-salesforce SDK over HTTP.
+"""Describe, compound addresses, field kinds and lengths, SOQL literals and ``limits`` as
+Salesforce answers them (issue 19, found with the tap-salesforce peer), through the unmodified
+simple-salesforce SDK over HTTP.
 
 References: the SOAP/REST API guides' ``DescribeGlobalSObjectResult`` (every property of a global
 describe entry), the Object Reference's "Address Compound Fields" (``BillingAddress`` read-only,
-its parts naming it, the JSON keys of its value; not usable in WHERE or ORDER BY), and the REST
-API's "List Org Limits" (each limit an object of integer ``Max`` and ``Remaining``).
+its parts naming it, the JSON keys of its value; not usable in WHERE or ORDER BY) and standard
+fields, SOQL's "Date Formats and Date Literals in WHERE", and the REST API's "List Org Limits"
+(each limit an object of integer ``Max`` and ``Remaining``).
 """
 
 from __future__ import annotations
@@ -155,3 +157,27 @@ def test_a_value_longer_than_its_field_is_refused_with_string_too_long(sf: SfEnv
     assert _code(last_name.value)[0] == "STRING_TOO_LONG"
     assert sdk.Account.create({"Name": "N" * 255, "BillingCity": "C" * 40})["success"] is True
     assert sf.emulator.records("Account")[0]["Name"] == "N" * 255
+
+
+def test_soql_literals_must_fit_the_fields_kind_as_salesforce_says(sf: SfEnv, sdk: Any) -> None:
+    """SOQL's "Date Formats and Date Literals in WHERE": a dateTime value filters only dateTime
+    fields and a date only date fields; strings are quoted, numbers and booleans are not."""
+    sdk.Opportunity.create({"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-11-30", "Amount": "10"})
+    refused = {
+        "SELECT Id FROM Opportunity WHERE CloseDate > 2026-11-01T00:00:00Z": "type date",
+        "SELECT Id FROM Opportunity WHERE SystemModstamp > 2026-11-01": "type dateTime",
+        "SELECT Id FROM Opportunity WHERE CloseDate = '2026-11-30'": "type date",
+        "SELECT Id FROM Opportunity WHERE Name = 5": "type string and should be enclosed in quotes",
+        "SELECT Id FROM Opportunity WHERE Amount > '5'": "type currency and should not be enclosed in quotes",
+        "SELECT Id FROM Opportunity WHERE IsWon = 'false'": "type boolean",
+        "SELECT Id FROM Opportunity WHERE StageName IN ('Prospecting', 3)": "type string",
+    }
+    for soql, says in refused.items():
+        with pytest.raises(SalesforceMalformedRequest) as caught:
+            sdk.query(soql)
+        code, message = _code(caught.value)
+        assert code == "INVALID_FIELD" and says in message, (soql, message)
+    fitting = ("SELECT Id FROM Opportunity WHERE CloseDate >= 2026-11-01 AND CloseDate <= NEXT_N_DAYS:90 "
+               "AND SystemModstamp >= 2026-11-01T12:00:00.000000Z AND SystemModstamp < TOMORROW "
+               "AND Amount > 5 AND IsWon = false AND Name != null AND StageName IN ('Prospecting')")
+    assert sdk.query(fitting)["totalSize"] == 1  # the tap's six-digit fraction is taken, as Salesforce does
