@@ -14,7 +14,8 @@ too. Envelope keys, parameters and paging follow xero_accounting.yaml (16.1.0):
   for an organisation with invoices).
 * what comes with every organisation: the default branding theme ("Standard", sort order 0, the
   spec's example) and the subscriber, its one user. They are made with the tenant, so their
-  dates are the tenant's creation.
+  dates are the tenant's creation. Currencies always list the base currency (Xero's list starts
+  with it and only grows), whatever currency a test made the organisation's after its creation.
 
 ``where`` is checked even on an empty list (a malformed filter is Xero's 400 whatever the data),
 ``If-Modified-Since`` filters Users as it does every dated collection, and a record asked for by
@@ -46,7 +47,11 @@ EMPTY: dict[str, str] = {
 }
 # what every organisation has from the day it is created
 DEFAULTS: dict[str, str] = {"BrandingThemes": "BrandingThemeID", "Users": "UserID"}
-ORG_LISTS: dict[str, str] = {**EMPTY, **DEFAULTS}
+ORG_LISTS: dict[str, str] = {**EMPTY, **DEFAULTS, "Currencies": "Code"}
+# ISO 4217 names, as Xero describes a currency, for a base currency the seeded list lacks
+CURRENCY_NAMES = {"CAD": "Canadian Dollar", "CHF": "Swiss Franc", "DKK": "Danish Krone", "HKD": "Hong Kong Dollar",
+                  "INR": "Indian Rupee", "NOK": "Norwegian Krone", "SEK": "Swedish Krona",
+                  "SGD": "Singapore Dollar", "ZAR": "South African Rand"}
 # the responses whose schema has a ``pagination`` block (the spec's paged GETs)
 PAGINATED = frozenset({"Overpayments", "Prepayments", "ManualJournals", "PurchaseOrders"})
 NOT_FOUND = "The resource you're looking for cannot be found"
@@ -90,6 +95,9 @@ class OrgListsMixin(XeroStore):
         """GET ``collection`` (one of ``ORG_LISTS``), whole or by id."""
         id_field = ORG_LISTS[collection]
         table = tenant.table(collection)
+        if collection == "Currencies" and tenant.base_currency not in table:
+            base = tenant.base_currency
+            table = {**table, base: {"Code": base, "Description": CURRENCY_NAMES.get(base, base)}}
         if "id" in request.match_info:
             found = table.get(request.match_info["id"])
             if found is None:

@@ -103,3 +103,16 @@ def test_organisations_is_the_organisation(xero_emulator: RunningEmulator, http:
     one = _validated(accounting, http.get(f"{base}/Organisation", timeout=10))["Organisations"]
     plural = _validated(accounting, http.get(f"{base}/Organisations", timeout=10))["Organisations"]
     assert one == plural and len(one) == 1 and one[0]["BaseCurrency"] == "USD"
+
+
+def test_currencies_always_list_the_base_currency(xero_emulator: RunningEmulator, emu: XeroEmulator,
+                                                  http: requests.Session, accounting: OpenAPI) -> None:
+    base = xero_emulator.base_url + API
+    listed = _validated(accounting, http.get(f"{base}/Currencies", timeout=10))["Currencies"]
+    assert {"Code": "USD", "Description": "United States Dollar"} in listed and len(listed) == 6
+    emu.tenant.base_currency = "CAD"  # as make_gst_organisation and the e2e tests set it
+    listed = _validated(accounting, http.get(f"{base}/Currencies", timeout=10))["Currencies"]
+    assert {"Code": "CAD", "Description": "Canadian Dollar"} in listed and len(listed) == 7
+    where = {"where": 'Code=="CAD"'}
+    assert http.get(f"{base}/Currencies", params=where, timeout=10).json()["Currencies"] == \
+        [{"Code": "CAD", "Description": "Canadian Dollar"}]
