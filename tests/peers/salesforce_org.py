@@ -17,15 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
-from connectors.salesforce.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN
+from connectors.emulation import EmulatorClock, RunningEmulator
+from connectors.salesforce.emulator import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+    SalesforceEmulator,
+    abort_connections,
+)
 from connectors.salesforce.emulator.wire import render
+from connectors.salesforce.tls import server_context
 from sync.demo import STRIPE_KEY
 from tests.e2e.conftest import Company, start_company
 from tests.e2e.ledger_balances import canonical
@@ -35,31 +43,19 @@ PHASE_SECONDS = 2  # how far the pinned clock moves between phases (the SOQL bou
 
 
 @dataclass
-class SalesforceOrg:
-    company: Company
-    ids: dict[str, str]  # Stripe ids of the deal's objects (stripe_account.billhub_writes)
-    deleted_contact: str
-    addressed_account: str
-    phase_two: datetime  # when the second phase's writes were stamped
+class OrgView:
+    """What the tap is pointed at, and the emulator's own view of the records to compare with."""
 
-    @property
-    def emulator(self) -> Any:
-        return self.company.salesforce
-
-    @property
-    def base_url(self) -> str:
-        return str(self.company.emus.salesforce.base_url)
-
-    @property
-    def cert(self) -> Path:
-        return self.company.emus.sf_cert
+    emulator: Any
+    base_url: str
+    cert: Path
+    start: datetime  # the tap's start date: before the org's first record
 
     def config(self) -> dict[str, Any]:
         """The tap's config: the emulator's OAuth client and refresh token, the REST API, every
-        field selected (Stitch's UI default), a start date before the company's first record."""
-        start = self.company.emus.now - timedelta(days=HISTORY_DAYS)
+        field selected (Stitch's UI default)."""
         return {"refresh_token": DEFAULT_REFRESH_TOKEN, "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET, "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "client_secret": DEFAULT_CLIENT_SECRET, "start_date": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "api_type": "REST", "select_fields_by_default": True}
 
     def rendered(self, sobject: str) -> dict[str, dict[str, Any]]:
@@ -68,6 +64,22 @@ class SalesforceOrg:
         with emu.state_lock:
             obj = emu.schema[sobject]
             return {rid: render("61.0", obj, record) for rid, record in emu.tables[sobject].items()}
+
+
+@dataclass
+class SalesforceOrg(OrgView):
+    company: Company
+    ids: dict[str, str]  # Stripe ids of the deal's objects (stripe_account.billhub_writes)
+    deleted_contact: str
+    addressed_account: str
+    phase_two: datetime  # when the second phase's writes were stamped
+
+    @classmethod
+    def of(cls, company: Company, ids: dict[str, str], deleted_contact: str, addressed_account: str,
+           phase_two: datetime) -> SalesforceOrg:
+        return cls(company.salesforce, str(company.emus.salesforce.base_url), company.emus.sf_cert,
+                   company.emus.now - timedelta(days=HISTORY_DAYS), company, ids, deleted_contact,
+                   addressed_account, phase_two)
 
     def links(self, entity: str) -> dict[str, str]:
         """billhub's links into Salesforce for an entity: Salesforce id -> hub id."""
@@ -120,6 +132,29 @@ def _second_phase(company: Company) -> tuple[dict[str, str], str, str]:
     return ids, contact, account
 
 
+def set_up_bare_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrgView]:
+    """A fresh single-currency EUR org without billhub's setup (no Hub_Id__c, no Billing_*__c, no
+    invoice object), as a customer's org is before onboarding, holding what a sales team typed:
+    an account with a contact, a product in the standard price book and a deal with its product."""
+    ctx, cert = server_context(tmp_path_factory.mktemp("salesforce-bare"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    emulator = SalesforceEmulator(EmulatorClock(now), multi_currency=False, currency="EUR", custom_schema=False)
+    emulator.seed_records({
+        "Account": [{"ref": "acme", "Name": "Acme SARL", "BillingCity": "Lyon", "BillingCountry": "FR"}],
+        "Contact": [{"FirstName": "Anne", "LastName": "Martin", "Email": "anne@acme.example", "AccountId": "@acme"}],
+        "Product2": [{"ref": "seat", "Name": "Seat", "IsActive": True}],
+        "PricebookEntry": [{"ref": "seat_eur", "Product2Id": "@seat", "UnitPrice": "49.00", "IsActive": True}],
+        "Opportunity": [{"Name": "Acme seats", "AccountId": "@acme", "StageName": "Prospecting",
+                         "CloseDate": "2026-12-31", "line_items": [{"PricebookEntryId": "@seat_eur", "Quantity": 3}]}],
+    })
+    running = RunningEmulator(emulator, ssl_context=ctx).start()
+    try:
+        yield OrgView(emulator, running.base_url, cert, now - timedelta(days=1))
+    finally:
+        abort_connections(running)
+        running.stop()
+
+
 def set_up_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SalesforceOrg]:
     """The org, for a module-scoped fixture of the test (``yield from set_up_org(...)``)."""
     company = start_company(tmp_path_factory.mktemp("salesforce-peer"), customers=6, invoices=12)
@@ -130,7 +165,7 @@ def set_up_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SalesforceO
             clock.advance(PHASE_SECONDS)
         phase_two = company.salesforce.clock.now()
         ids, contact, account = _second_phase(company)
-        yield SalesforceOrg(company, ids, contact, account, phase_two)
+        yield SalesforceOrg.of(company, ids, contact, account, phase_two)
     finally:
         company.hub.close()
         company.emus.stop()

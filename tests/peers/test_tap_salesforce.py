@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from mapping.money import Money
-from tests.peers.salesforce_org import SalesforceOrg, set_up_org
+from tests.peers.salesforce_org import OrgView, SalesforceOrg, set_up_bare_org, set_up_org
 from tests.peers.singer_taps import SingerRun, SingerTap, select
 from tests.peers.venvs import PeerVenv
 
@@ -46,7 +46,12 @@ def salesforce_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Salesfo
     yield from set_up_org(tmp_path_factory)
 
 
-def _tap(peers: Callable[[str], PeerVenv], org: SalesforceOrg, workdir: Path) -> SingerTap:
+@pytest.fixture(scope="module")
+def bare_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrgView]:
+    yield from set_up_bare_org(tmp_path_factory)
+
+
+def _tap(peers: Callable[[str], PeerVenv], org: OrgView, workdir: Path) -> SingerTap:
     workdir.mkdir(exist_ok=True)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "BILLHUB_SALESFORCE_EMULATOR": org.base_url,
            "REQUESTS_CA_BUNDLE": str(org.cert)}
@@ -88,9 +93,9 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _assert_equal_to_the_emulator(run: SingerRun, org: SalesforceOrg) -> dict[str, int]:
+def _assert_equal_to_the_emulator(run: SingerRun, org: OrgView, streams: tuple[str, ...] = STREAMS) -> dict[str, int]:
     counts = {}
-    for sobject in STREAMS:
+    for sobject in streams:
         obj = org.emulator.schema[sobject]
         stored = org.rendered(sobject)
         read = {rec["Id"]: rec for rec in run.records.get(sobject, [])}
@@ -200,3 +205,28 @@ def test_tap_salesforce_reads_every_modelled_stream_completely_and_equal_to_the_
     assert [a for a in answers if a["status"] >= 400] == []
     kinds = {(a["method"], a["path"].rstrip("/").rsplit("/", 1)[-1]) for a in answers}
     assert kinds == {("POST", "token"), ("GET", "sobjects"), ("GET", "describe"), ("GET", "queryAll")}, kinds
+
+
+def test_tap_salesforce_reads_a_single_currency_org_without_billhubs_schema(
+        peers: Callable[[str], PeerVenv], bare_org: OrgView, tmp_path: Path) -> None:
+    """The org shapes issue 19 asks for, seen by a client nobody here wrote: a fresh EUR org
+    (Salesforce's default of one currency) before billhub's setup describes no CurrencyIsoCode, no
+    Hub_Id__c or Billing_*__c field and no invoice object, and reads like any other."""
+    tap = _tap(peers, bare_org, tmp_path / "tap-salesforce-bare")
+    catalog = tap.discover(bare_org.config())
+    streams = {s["tap_stream_id"] for s in catalog["streams"]}
+    assert streams == set(STREAMS) - {INVOICE}, sorted(streams)
+    for stream in catalog["streams"]:
+        custom = [name for name in stream["schema"]["properties"] if name == "CurrencyIsoCode" or name.endswith("__c")]
+        assert custom == [], (stream["tap_stream_id"], custom)
+    run = tap.sync(bare_org.config(), _incremental(select(catalog, streams)))
+    counts = _assert_equal_to_the_emulator(run, bare_org, tuple(sorted(streams)))
+    assert {s: n for s, n in counts.items() if n} == {"Account": 1, "Contact": 1, "Opportunity": 1,
+                                                     "OpportunityLineItem": 1, "Organization": 1, "Pricebook2": 1,
+                                                     "PricebookEntry": 1, "Product2": 1, "User": 1}
+    (org,) = run.records["Organization"]
+    assert org["DefaultCurrencyIsoCode"] == "EUR"  # where a single-currency org says its currency
+    (line,) = run.records["OpportunityLineItem"]
+    assert (line["Quantity"], line["UnitPrice"], line["TotalPrice"]) == (3.0, 49.0, 147.0)
+    (deal,) = run.records["Opportunity"]
+    assert (deal["Amount"], line["OpportunityId"]) == (147.0, deal["Id"])  # rolled up from its product
