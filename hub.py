@@ -16,16 +16,16 @@ from rich.table import Table
 
 from mapping.model import ENTITY_TYPES
 from state.queues import OUTBOX_ID_MAX
-from state.store import StateStore
 from sync import report as reports
 from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import findings_alert, raise_alerts
-from sync.config import Config, load_config
+from sync.checks import check_connections
+from sync.cli_context import HubContext
 from sync.daemon import run_command
 from sync.findings import KINDS, findings_report
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
-from sync.runtime import Hub, open_store
+from sync.runtime import Hub
 from sync.summary import SyncSummary
 from sync.terminal import (
     console,
@@ -33,50 +33,16 @@ from sync.terminal import (
     fail,
     handles_errors,
     json_text,
+    print_checks,
     print_export,
     print_json,
     print_status,
     print_summary,
 )
+from sync.usage_commands import usage
 
 # Outbox ids are database integers: a larger number is a usage error, not an overflow.
 OUTBOX_ID = click.IntRange(1, OUTBOX_ID_MAX)
-
-
-class HubContext:
-    """Loads config and opens the store lazily, so commands that need neither stay fast."""
-
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = config_path
-        self._config: Config | None = None
-        self._store: StateStore | None = None
-        self._hub: Hub | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    @property
-    def store(self) -> StateStore:
-        if self._store is None:
-            self._store = open_store(self.config)
-        return self._store
-
-    @property
-    def hub(self) -> Hub:
-        if self._hub is None:
-            self.store.init()
-            self._hub = Hub.from_config(self.config, self.store)
-        return self._hub
-
-    def close(self) -> None:
-        if self._hub is not None:
-            for connector in self._hub.connectors.values():
-                connector.close()
-        if self._store is not None:
-            self._store.dispose()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,6 +62,24 @@ def init(hub: HubContext) -> None:
     """Create or migrate the database named in the config (safe to run again)."""
     version = hub.store.init()
     console.print(f"database {hub.store.safe_url} is at schema version {version}")
+
+
+@cli.command()
+@click.option("--connection", "names", multiple=True, help="Only this connection (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+@handles_errors
+def check(hub: HubContext, names: tuple[str, ...], as_json: bool) -> None:
+    """Call each vendor with the stored credentials: reachable, authorised, account, currency,
+    scopes, missing setup. Exit 1 if any connection fails."""
+    hub.store.init()
+    rows = check_connections(hub.hub, names)
+    if as_json:
+        print_json({"connections": rows})
+    else:
+        print_checks(rows)
+    if not all(r["ok"] for r in rows):
+        sys.exit(1)
 
 
 @cli.command()
@@ -436,66 +420,8 @@ def emulate(port_base: int | None, workdir: str) -> None:
         emulators.stop()
 
 
-# --------------------------------------------------------------------------- usage
-
-
-@cli.group()
-def usage() -> None:
-    """Usage events -> Stripe meter events (each event id counted once)."""
-
-
-@usage.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--no-send", is_flag=True, help="Only store the events; `hub run` sends them.")
-@click.pass_obj
-@handles_errors
-def usage_import(hub: HubContext, path: Path, no_send: bool) -> None:
-    """Import usage events from JSON Lines or CSV (event_id, event_name, customer, value, timestamp)."""
-    from sync.usage import UsageConflict, UsageError, read_usage_file, send_pending, store_usage
-
-    try:
-        events = list(read_usage_file(path))
-    except UsageError as exc:
-        fail(f"{exc}; fix the file and import it again (events already stored are not counted twice)")
-    try:  # all or nothing: a file with one conflicting event stores none of its events
-        accepted, duplicates = store_usage(hub.hub.store, events)
-    except UsageConflict as exc:
-        fail(f"{path}: event {exc.index + 1}: {exc}; nothing from this file was stored")
-    console.print(f"stored {accepted} new usage events, {duplicates} already known")
-    if no_send:
-        return
-    sent, errors = send_pending(hub.hub)
-    console.print(f"sent {sent} to Stripe")
-    for error in errors[:20]:
-        console.print(f"[red]not sent[/] {error}")
-    if errors:
-        sys.exit(1)
-
-
-@usage.command("totals")
-@click.option("--customer", help="Only this customer (hub id or Stripe customer id).")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handles_errors
-def usage_totals_command(hub: HubContext, customer: str | None, as_json: bool) -> None:
-    """Usage per customer, meter and month, as the hub counted it."""
-    from sync.usage import usage_totals
-
-    hub.store.init()
-    totals = [t for t in usage_totals(hub.store) if customer in (None, t.customer)]
-    if as_json:
-        print_json([{"customer": t.customer, "event_name": t.event_name, "period": t.period,
-                     "value": str(t.value), "events": t.events} for t in totals])
-        return
-    table = Table(title="Usage totals")
-    for column in ("customer", "meter", "period", "value", "events"):
-        table.add_column(column)
-    for t in totals:
-        table.add_row(t.customer, t.event_name, t.period, str(t.value), str(t.events))
-    console.print(table)
-
-
 cli.add_command(run_command)
+cli.add_command(usage)
 cli.add_command(rotate_key_command)
 cli.add_command(forget_customer_command)
 

@@ -193,6 +193,17 @@ class ConnectionHealth:
     budget: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What ``hub check`` learnt from the vendor with the stored credentials."""
+
+    account: str  # who answered: the company, organisation, org or Stripe account, with its id
+    base_currency: str | None
+    scopes: tuple[str, ...] = ()  # what the credentials are allowed (where the vendor says)
+    missing: tuple[str, ...] = ()  # setup billhub needs that the account lacks (empty = ready)
+    details: Mapping[str, Any] = field(default_factory=dict)  # e.g. the API budget left
+
+
 # --------------------------------------------------------------------------- capabilities
 
 
@@ -226,6 +237,14 @@ class OAuthCredentials(Protocol):
 
     def credentials_expire_at(self) -> datetime | None:
         """When the access token in hand expires (None: no token yet)."""
+        ...
+
+
+class ConnectionChecker(Protocol):
+    """Calls the vendor with the stored credentials (identity, company info, org limits)."""
+
+    def check(self) -> ConnectionCheck:
+        """What the account is; raises ``ConnectorError`` (``AuthError`` when refused)."""
         ...
 
 
@@ -267,6 +286,7 @@ class Capabilities:
     retries: RetryRecord | None = None
     facts: MappingFacts | None = None
     currency: HomeCurrency | None = None
+    checker: ConnectionChecker | None = None
 
 
 # --------------------------------------------------------------------------- the protocol

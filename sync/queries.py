@@ -14,11 +14,13 @@ def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
     """Everything ``hub status`` shows, as JSON-able data."""
     with store.transaction() as tx:
         states = tx.connection_states()
+        cursors = tx.cursors()
+        synced = {c["connection"] for c in cursors if c["last_success"] is not None}
         connections = []
         for name, conn in sorted(config.connections.items()):
             state = states.get(name) or {}
             connections.append({
-                "name": name, "system": conn.system, "status": state.get("status", "ok"),
+                "name": name, "system": conn.system, "status": _status(state, name in synced),
                 "reason": state.get("reason"), "paused_until": state.get("paused_until"),
                 "details": state.get("details") or {},
             })
@@ -29,7 +31,7 @@ def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
             "findings": findings,
             "database": store.safe_url,
             "connections": connections,
-            "cursors": tx.cursors(),
+            "cursors": cursors,
             "runs": [{k: r[k] for k in ("id", "kind", "scope", "status", "counts", "error",
                                         "started_at", "finished_at")} for r in tx.last_runs(10)],
             "outbox": outbox,
@@ -38,12 +40,22 @@ def gather_status(store: StateStore, config: Config) -> dict[str, Any]:
         }
 
 
+def _status(state: dict[str, Any], synced: bool) -> str:
+    """A connection's status as shown: "unchecked" until ``hub check``, a re-authorisation or a
+    successful read reached the vendor with its credentials — never "ok" for credentials nobody
+    tried — and "needs_setup" when the check found setup missing."""
+    status = str(state.get("status") or ("ok" if synced else "unchecked"))
+    if status == "ok" and (state.get("details") or {}).get("missing"):
+        return "needs_setup"
+    return status
+
+
 def _attention(connections: list[dict[str, Any]], outbox: dict[str, int],
                findings: dict[str, int]) -> list[str]:
     """Why ``hub status`` exits 1, one line each: a connection paused or needing
     re-authorisation, writes that went dead, findings nobody acknowledged."""
     reasons = [f"{c['name']} {c['status']}: {c['reason'] or ''}".rstrip(": ")
-               for c in connections if c["status"] != "ok"]
+               for c in connections if c["status"] not in ("ok", "unchecked")]
     if outbox.get("dead"):
         reasons.append(f"{outbox['dead']} dead letters (hub outbox list)")
     if findings["open"]:

@@ -92,6 +92,21 @@ def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> N
         console.print(plan)
 
 
+def print_checks(rows: list[dict[str, Any]]) -> None:
+    """``hub check`` for people: one block per connection."""
+    for row in rows:
+        mark = "[green]ok[/]" if row["ok"] else "[red]FAILED[/]"
+        console.print(f"{mark} {row['name']} ({row['system']})")
+        if row["account"]:
+            console.print(f"    account: {row['account']}; base currency {row['base_currency'] or 'per record'}")
+        if row["scopes"]:
+            console.print(f"    scopes: {', '.join(row['scopes'])}")
+        for key, value in sorted(row["details"].items()):
+            console.print(f"    {key}: {value}")
+        if row["problem"]:
+            console.print(f"    [yellow]{row['problem']}[/]")
+
+
 def print_status(data: dict[str, Any]) -> None:
     """``hub status`` for people (``gather_status`` data)."""
     table = Table(title="Connections")

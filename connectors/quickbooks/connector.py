@@ -15,6 +15,7 @@ from typing import Any
 
 from connectors.base import (
     Capabilities,
+    ConnectionCheck,
     ConnectionHealth,
     InboundEvent,
     Outbound,
@@ -25,6 +26,7 @@ from connectors.base import (
 )
 from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
+from connectors.quickbooks.check import check_company
 from connectors.quickbooks.client import QboClient, mount_timeouts
 from connectors.quickbooks.company import CompanyCurrency
 from connectors.quickbooks.company_tax import CompanyTax
@@ -131,7 +133,12 @@ class QuickBooksConnector(WebhookReceiver):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self,
-                            currency=self)
+                            currency=self, checker=self)
+
+    def check(self) -> ConnectionCheck:
+        accounts = {"clearing_account_id": self.accounts.clearing, "payout_bank_account_id": self.accounts.bank,
+                    "fee_account_id": self.accounts.fees, "income_account_id": self.config["income_account_id"]}
+        return check_company(self.reader, self.company, self.client.realm_id, accounts)
 
     def home_currency(self) -> str:
         return self.company.home()

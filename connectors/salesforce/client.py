@@ -144,6 +144,11 @@ class SalesforceClient:
             self._sf, self._token = sf, token
         return sf
 
+    @property
+    def instance_url(self) -> str:
+        """The org's address (the token answer's ``instance_url``, else the config's)."""
+        return self._instance_url()
+
     def _instance_url(self) -> str:
         return str(self.tokens.extra("instance_url") or self.settings["instance_url"])
 

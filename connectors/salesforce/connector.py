@@ -31,6 +31,7 @@ from simple_salesforce.api import Salesforce
 
 from connectors.base import (
     Capabilities,
+    ConnectionCheck,
     ConnectionHealth,
     DuplicateError,
     InvalidError,
@@ -43,6 +44,7 @@ from connectors.base import (
 )
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
+from connectors.salesforce.check import check_org
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.orgfacts import OrgFacts, learn_org
 from connectors.salesforce.streams import (
@@ -335,7 +337,11 @@ class SalesforceConnector:
         return ConnectionHealth(paused_until=until, reason=reason, budget=self._budget())
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(credentials=self.client.tokens, retries=self.policy, facts=self)
+        return Capabilities(credentials=self.client.tokens, retries=self.policy, facts=self, checker=self)
+
+    def check(self) -> ConnectionCheck:
+        return check_org(self.client, self.learn, lambda: None if self.org is None or self.org.multi_currency
+                         else self.currency)
 
     def close(self) -> None:
         self.client.close()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from connectors.base import (
     Capabilities,
+    ConnectionCheck,
     ConnectionHealth,
     ConnectorError,
     EventRefetcher,
@@ -31,6 +32,7 @@ from connectors.base import (
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.stripe import webhooks
+from connectors.stripe.check import check_account
 from connectors.stripe.client import StripeApi
 from connectors.stripe.invoice_links import InvoiceLinks
 from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
@@ -65,9 +67,10 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
 
     def __init__(self, name: str, api: StripeApi, *, webhook_secret: str | None = None,
                  overlap_seconds: int = 60, clock: Callable[[], datetime] | None = None,
-                 page_limit: int = 100) -> None:
+                 page_limit: int = 100, key_prefix: str = "sk_test_") -> None:
         self.name = name
         self.api = api
+        self.key_prefix = key_prefix  # "sk_live_", "rk_test_", ...: what kind of key (never the key)
         self._webhook_secret = webhook_secret or ""
         self.clock = clock or (lambda: datetime.now(UTC))
         self._tax_rates: dict[str, dict[str, Any]] = {}
@@ -222,7 +225,10 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         return webhooks.verify(headers, body, self._webhook_secret, moment)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(webhooks=self, refetch=self, retries=self.api.policy)
+        return Capabilities(webhooks=self, refetch=self, retries=self.api.policy, checker=self)
+
+    def check(self) -> ConnectionCheck:
+        return check_account(self.api, self.key_prefix)
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records for a verified event: the object as it is now, read again (with the stream's
@@ -330,4 +336,4 @@ def build(config: ConnectionConfig, store: StateStore | None = None, *,
                     name=config.name)
     return StripeConnector(config.name, api, webhook_secret=config["webhook_secret"],
                            overlap_seconds=int(config["events_overlap_seconds"]), clock=clock,
-                           page_limit=int(config["page_limit"]))
+                           page_limit=int(config["page_limit"]), key_prefix=str(config["api_key"])[:8])

@@ -18,6 +18,7 @@ from typing import Any
 
 from connectors.base import (
     Capabilities,
+    ConnectionCheck,
     ConnectionHealth,
     InboundEvent,
     Outbound,
@@ -29,6 +30,7 @@ from connectors.base import (
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
+from connectors.xero.check import check_organisation
 from connectors.xero.client import XeroClient
 from connectors.xero.streams import STREAMS, Reader
 from connectors.xero.webhooks import parse_webhook
@@ -126,7 +128,12 @@ class XeroConnector(WebhookReceiver):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, credentials=self.client.tokens, retries=self.client.policy,
-                            currency=self, facts=self)
+                            currency=self, facts=self, checker=self)
+
+    def check(self) -> ConnectionCheck:
+        return check_organisation(self.client, {
+            "sales_account_code": self.sales_account, "clearing_account_code": self.payouts.clearing,
+            "payout_bank_account_code": self.payouts.bank, "fee_account_code": self.payouts.fees})
 
     def home_currency(self) -> str:
         return self.writer.base_currency()

@@ -175,8 +175,9 @@ def test_every_company_and_organisation_gets_everything_once_and_one_pause_stays
         hub.close()
 
     result = hub_cli(config, "status", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # xero_b is paused: status says so (issue 20, item 6)
     status = json.loads(result.stdout)
+    assert [a for a in status["attention"] if a.startswith("xero_b paused")], status["attention"]
     states = {c["name"]: c["status"] for c in status["connections"]}
     assert states == {"stripe": "ok", "qbo_us": "ok", "qbo_uk": "ok", "xero_a": "ok", "xero_b": "paused",
                       "xero_c": "ok"}, states
