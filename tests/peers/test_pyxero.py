@@ -93,7 +93,9 @@ def test_pyxero_reads_what_billhub_wrote_and_an_empty_organisation_elsewhere(
     for manager in GONE:
         assert read[manager]["error"] == 404, manager
     (organisation,) = read["organisations"]
-    assert (organisation["Name"], organisation["BaseCurrency"]) == ("Billhub Demo Org", "USD")
+    expected = org.emulator._organisation(org.emulator.tenants[org.tenant_id])
+    assert (organisation["OrganisationID"], organisation["Name"], organisation["BaseCurrency"],
+            organisation["CountryCode"]) == (expected["OrganisationID"], "Billhub Demo Org", "USD", "US")
 
     _assert_what_billhub_wrote(read, org)
     _assert_single_reads_and_filters(out, org, one_invoice, customer, two_contacts, prefix)

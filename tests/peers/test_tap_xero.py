@@ -96,7 +96,9 @@ def test_tap_xero_reads_every_modelled_stream_completely_and_equal_to_the_emulat
     for stream in EMPTY:
         assert run.records.get(stream, []) == [] and stream in run.schemas, stream
     (organisation,) = run.records["organisations"]
-    assert (organisation["Name"], organisation["BaseCurrency"]) == ("Billhub Demo Org", "USD")
+    expected = org.emulator._organisation(org.emulator.tenants[org.tenant_id])
+    assert (organisation["OrganisationID"], organisation["Name"], organisation["BaseCurrency"],
+            organisation["CountryCode"]) == (expected["OrganisationID"], "Billhub Demo Org", "USD", "US")
 
     _assert_documents(run, org)
     _assert_banking(run, org)
