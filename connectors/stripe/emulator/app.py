@@ -187,7 +187,11 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
                         self._log_exchange(request, params, cached[1], cached[2])
                         return web.json_response(cached[2], status=cached[1],
                                                  headers={**headers, "Idempotent-Replayed": "true"})
-                status, body = 200, fn(params, dict(request.match_info))
+                self.request_api_version = version  # what a default depends on (invoices.py)
+                try:
+                    status, body = 200, fn(params, dict(request.match_info))
+                finally:
+                    self.request_api_version = None
                 # Stored in the newest shape: rendered in the request's version (versions.py), so
                 # an expansion may name a field only that version has (``data.plan.tiers``); what
                 # the expansions rendered is converted too (a converted part is left as it is)

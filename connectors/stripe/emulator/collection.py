@@ -16,7 +16,9 @@ Subscription objects, ``payment_behavior`` in spec3):
 - a subscription whose first invoice is not paid is ``incomplete`` (``allow_incomplete``, the
   default ``payment_behavior``), ``active`` once it is paid, ``incomplete_expired`` (its invoice
   voided) if it is not paid within 23 hours; a renewal not paid makes it ``past_due``, and it is
-  ``active`` again when paid. ``error_if_incomplete`` answers 402 and makes no subscription.
+  ``active`` again when paid. With ``default_incomplete`` the first invoice is not attempted: its
+  PaymentIntent waits for the client to confirm it (``POST /v1/payment_intents/{id}/confirm``),
+  which pays the invoice.
 
 Emulator choices (Stripe's Smart Retries time attempts by a model no emulator can play): the
 account's retry schedule is a custom one, ``RETRY_DAYS`` = a retry 3, then 5, then 7 days after
@@ -26,6 +28,7 @@ subscription past-due" setting). Retries run when the emulator's clock is advanc
 (``POST /__emulator/clock``, or ``retry_payments()``), oldest due first. A customer with no
 payment method is charged a test Visa card anyway unless ``Realism.payment_method_required``
 is on (the suite's flows never collect a card; Stripe's behaviour, switched, as ``realism.py``).
+``error_if_incomplete`` and ``pending_if_incomplete`` are taken as ``allow_incomplete``.
 """
 
 from __future__ import annotations
@@ -156,8 +159,8 @@ class CollectionMixin(InvoicesMixin):
             raise StripeAPIError(402, "Your card was declined.", type_="card_error", code="card_declined")
         return False
 
-    def _no_payment_method(self, inv: dict[str, Any]) -> None:
-        """Nothing to charge: the PaymentIntent waits for a payment method, no charge, no retry."""
+    def open_intent(self, inv: dict[str, Any]) -> dict[str, Any]:
+        """The invoice's PaymentIntent waiting for a payment method (made once, with no charge)."""
         pi = self._intent_of(inv)
         if pi is None:
             pi = self.charge(inv["customer"], inv["amount_remaining"], inv["currency"], invoice=inv["id"],
@@ -167,7 +170,23 @@ class CollectionMixin(InvoicesMixin):
             pi.update(status="requires_payment_method", amount_received=0, latest_charge=None,
                       payment_method=None)
             self.emit("payment_intent.created", pi)
+        return pi
+
+    def _no_payment_method(self, inv: dict[str, Any]) -> None:
+        """Nothing to charge: the PaymentIntent waits for a payment method, no charge, no retry."""
+        self.open_intent(inv)
         self._failed(inv, retry=False)
+
+    def intent_succeeded(self, pi: Mapping[str, Any]) -> None:
+        """A client confirmed an invoice's PaymentIntent itself (``POST
+        /v1/payment_intents/{id}/confirm``, as with ``default_incomplete``): the invoice is paid."""
+        for link in self.live("invoice_payment"):
+            if link["payment"].get("payment_intent") == pi["id"] and link["status"] == "open":
+                inv = self.table("invoice").get(str(link["invoice"]))
+                if inv is not None and inv["status"] == "open":
+                    inv["attempted"] = True
+                    inv["attempt_count"] += 1
+                    self._mark_paid(inv)
 
     def _failed(self, inv: dict[str, Any], *, retry: bool) -> None:
         previous = {"attempted": inv["attempted"], "attempt_count": inv["attempt_count"],
@@ -180,8 +199,8 @@ class CollectionMixin(InvoicesMixin):
                                        if retry and automatic and retries_done < len(RETRY_DAYS) else None)
         self.emit("invoice.payment_failed", inv, previous)
         sub = self.table("subscription").get(self.subscription_of(inv) or "")
-        if sub is not None and sub["status"] == "active" and sub.get("latest_invoice") not in (None, inv["id"]):
-            self._sub_status(sub, "past_due")
+        if sub is not None and sub["status"] == "active" and inv["billing_reason"] != "subscription_create":
+            self._sub_status(sub, "past_due")  # a renewal (or an update's invoice) not paid
 
     # ------------------------------------------------------------------ subscription status
 

@@ -169,6 +169,7 @@ class IntentsMixin(PaymentMethodsMixin, DisputesMixin, PaymentsMixin):
             self.emit("payment_method.attached", pm)
         self.emit("payment_intent.succeeded", pi)
         self.emit("charge.succeeded", ch)
+        self.intent_succeeded(pi)  # an invoice's PaymentIntent: the invoice is paid
         if pm["_test_card"] in DISPUTES:
             self.open_dispute(ch["id"])
         return self.render(pi)

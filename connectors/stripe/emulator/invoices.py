@@ -27,6 +27,8 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
     """Invoices and invoice items; paying one charges through the payments part, discounts
     through the coupons part, the customer's balance applies at finalization."""
 
+    request_api_version: str | None = None  # the API version of the request being served
+
     def create_invoice(self, params: Params, *, billing_reason: str = "manual",
                        subscription: Mapping[str, Any] | None = None,
                        period: tuple[int, int] | None = None,
@@ -90,10 +92,12 @@ class InvoicesMixin(PaymentsMixin, CouponsMixin, CustomerBalanceMixin):
         self._store("invoice", inv)
         # Pending invoice items (made with the customer, no invoice): a subscription's invoice
         # takes the customer's untagged ones and its own (prorations); a one-off invoice only
-        # with ``include`` (``exclude`` is the default since API version 2022-08-01), and with
+        # with ``include`` (the default before API version 2022-08-01, ``exclude`` since), and with
         # ``subscription`` only that subscription's
         wanted = subscription["id"] if subscription is not None else params.get("subscription") or None
-        if params.get("pending_invoice_items_behavior") == "include" or subscription is not None:
+        behavior = params.get("pending_invoice_items_behavior") or (
+            "include" if (self.request_api_version or "9")[:10] < "2022-08-01" else "exclude")
+        if behavior == "include" or subscription is not None:
             for item in list(self.live("invoiceitem"))[::-1]:
                 tag = item.get("_subscription")
                 ours = tag == wanted if wanted and params.get("subscription") else tag in (None, wanted)

@@ -297,6 +297,10 @@ class StripeStore:
         obj["_deleted"] = True
         return {"id": obj_id, "object": obj["object"], "deleted": True}
 
+    def intent_succeeded(self, pi: Mapping[str, Any]) -> None:
+        """Called when a client's confirm made a PaymentIntent succeed (``collection`` settles
+        the invoice it pays)."""
+
     def _tax_rates(self, ids: Any) -> list[dict[str, Any]]:
         return [self.get("tax_rate", str(i)) for i in as_list(ids)]
 

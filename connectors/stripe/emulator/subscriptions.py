@@ -32,6 +32,14 @@ from connectors.stripe.emulator.wire import (
 )
 
 
+def _prorated_total(item: Mapping[str, Any]) -> Decimal:
+    """What a change prorates of an item's period: a metered item none (its usage is billed at
+    the period's end whatever changed, as Stripe bills it)."""
+    if item["price"]["recurring"].get("usage_type") == "metered":
+        return Decimal(0)
+    return Decimal(item["price"]["unit_amount_decimal"]) * (item["quantity"] or 1)
+
+
 class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
     """Subscriptions and their billing cycles, each cycle invoiced through the invoices part."""
 
@@ -115,13 +123,13 @@ class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
         return self.render(sub)
 
     def list_subscriptions(self, params: Params) -> dict[str, Any]:
-        status = params.get("status") or "active_or_trialing"
+        # Stripe (spec3): without ``status`` every subscription not canceled; ``all`` every one
+        status = params.get("status") or ""
         items = self.live("subscription")
-        if status not in ("all",):
-            if status == "active_or_trialing":
-                items = [s for s in items if s["status"] in ("active", "trialing", "past_due")]
-            else:
-                items = [s for s in items if s["status"] == status]
+        if status == "":
+            items = [s for s in items if s["status"] != "canceled"]
+        elif status != "all":
+            items = [s for s in items if s["status"] == status]
         if params.get("customer"):
             items = [s for s in items if s["customer"] == params["customer"]]
         if params.get("price"):
@@ -181,6 +189,7 @@ class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
             return
         if sub.get("_behavior") == "default_incomplete" and inv["billing_reason"] == "subscription_create":
             sub["status"] = "incomplete"  # its PaymentIntent waits for the client to confirm it
+            self.open_intent(inv)
             return
         if not self.collect_automatically(inv):
             status = "incomplete" if inv["billing_reason"] == "subscription_create" else "past_due"
@@ -234,7 +243,7 @@ class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
                 if spec.get("id") and old is None:
                     raise missing("subscription item", str(spec["id"]), "items[id]")
                 if old is not None:
-                    old_total = Decimal(old["price"]["unit_amount_decimal"]) * (old["quantity"] or 1)
+                    old_total = _prorated_total(old)
                     prorations.append((old, -round_half_up(old_total * fraction), "Unused time on", None))
                     if as_bool(spec, "deleted", False):
                         del items[old["id"]]
@@ -249,7 +258,7 @@ class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
                 else:
                     new = self._sub_item(sub_id, spec, start, end)
                     items[new["id"]] = new
-                new_total = Decimal(new["price"]["unit_amount_decimal"]) * (new["quantity"] or 1)
+                new_total = _prorated_total(new)
                 prorations.append((new, round_half_up(new_total * fraction), "Remaining time on", new))
             if not items:
                 raise invalid("A subscription must have at least one item.", "items")

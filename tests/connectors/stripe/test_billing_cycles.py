@@ -176,3 +176,36 @@ def test_a_month_end_anchor_keeps_its_day_and_the_anchor_rules_hold(
         raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": str(weekly.id)}],
                                                    "billing_cycle_anchor_config": {"day_of_month": 1}})
     assert not_monthly.value.http_status == 400
+
+
+def test_an_older_api_versions_one_off_invoice_takes_pending_items_by_default(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """``pending_invoice_items_behavior`` defaulted to ``include`` before 2022-08-01 (Stripe's
+    changelog), ``exclude`` since: the default follows the request's ``Stripe-Version``."""
+    refs = company(emulator)["refs"]
+    item = raw_client.v1.invoice_items.create(params={"customer": refs["acme"], "amount": 900, "currency": "usd"})
+    params: Any = {"customer": refs["acme"], "collection_method": "send_invoice", "days_until_due": 30}
+    current = raw_client.v1.invoices.create(params=params)
+    assert _lines(raw_client, str(current.id)) == []
+    old = raw_client.v1.invoices.create(params=params, options={"stripe_version": "2022-07-01"})
+    assert [line.amount for line in _lines(raw_client, str(old.id))] == [900]
+    assert raw_client.v1.invoice_items.retrieve(str(item.id)).invoice == old.id
+
+
+def test_a_change_prorates_licensed_items_only(emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """A metered item's usage is billed at its period's end whatever changed: no proration."""
+    refs = company(emulator)["refs"]
+    meter = raw_client.v1.billing.meters.create(params={
+        "display_name": "Calls", "event_name": "call", "default_aggregation": {"formula": "sum"}})
+    product = str(emulator.table("price")[refs["basic_m"]]["product"])
+    metered = raw_client.v1.prices.create(params={"product": product, "currency": "usd", "unit_amount": 3,
+                                                  "recurring": {"interval": "month", "usage_type": "metered",
+                                                                "meter": str(meter.id)}})
+    sub = raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": str(metered.id)}]})
+    emulator.clock.advance(10 * DAY)
+    raw_client.v1.subscriptions.update(str(sub.id), params={
+        "items": [{"id": str(sub.items.data[0].id), "price": str(metered.id)}, {"price": refs["basic_m"]}]})
+    pending = raw_client.v1.invoice_items.list(params={"customer": refs["acme"]}).data
+    assert [(p.amount > 0, p.proration) for p in pending] == [(True, True)]  # the new Basic item only
+    assert pending[0].pricing is not None and pending[0].pricing.price_details is not None
+    assert pending[0].pricing.price_details.price == refs["basic_m"]

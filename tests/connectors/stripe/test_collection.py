@@ -155,3 +155,20 @@ def test_after_the_last_retry_nothing_more_is_scheduled(
     assert raw_client.v1.invoices.retrieve(renewal_id).attempt_count == 4
     assert raw_client.v1.subscriptions.retrieve(str(sub.id)).status == "past_due"
     assert len(_intents(raw_client, renewal_id)) == 1
+
+
+def test_default_incomplete_waits_for_the_client_to_confirm_the_invoices_intent(
+        emulator: StripeEmulator, strict_cards: Realism, raw_client: stripe.StripeClient) -> None:
+    refs = company(emulator)["refs"]
+    sub = raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": refs["pro_m"]}],
+                                                     "payment_behavior": "default_incomplete"})
+    assert sub.status == "incomplete"
+    invoice = raw_client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert (invoice.status, invoice.attempt_count) == ("open", 0)
+    (intent_id,) = _intents(raw_client, str(invoice.id))
+    confirmed = raw_client.v1.payment_intents.confirm(intent_id, params={"payment_method": "pm_card_visa"})
+    assert confirmed.status == "succeeded" and confirmed.amount_received == 5_000
+    paid = raw_client.v1.invoices.retrieve(str(invoice.id))
+    assert (paid.status, paid.amount_paid, paid.attempt_count) == ("paid", 5_000, 1)
+    assert raw_client.v1.subscriptions.retrieve(str(sub.id)).status == "active"
+    assert _intents(raw_client, str(invoice.id)) == [intent_id]
