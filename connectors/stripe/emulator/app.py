@@ -257,6 +257,8 @@ class StripeEmulator(VersionsMixin, RestrictedKeysMixin, MoreEndpointsMixin, Pay
         r(router, "DELETE", "/v1/customers/{id}", lambda p, m: self.delete_customer(m["id"]))
         r(router, "POST", "/v1/customers/{id}/tax_ids", lambda p, m: self.create_tax_id(m["id"], p))
         r(router, "GET", "/v1/customers/{id}/tax_ids", lambda p, m: self.customer_tax_ids(m["id"]))
+        r(router, "GET", "/v1/customers/{id}/tax_ids/{tax_id}", lambda p, m: self.render(self.customer_tax_id(m["id"], m["tax_id"])))
+        r(router, "DELETE", "/v1/customers/{id}/tax_ids/{tax_id}", lambda p, m: self.delete_tax_id(m["id"], m["tax_id"]))
         r(router, "POST", "/v1/products", lambda p, m: self.create_product(p))
         r(router, "GET", "/v1/products", lambda p, m: self.list_kind("product", p, "/v1/products", ("active",)))
         r(router, "GET", "/v1/products/search", lambda p, m: self.search("product", p, "/v1/products/search"))

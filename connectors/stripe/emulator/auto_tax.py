@@ -16,7 +16,8 @@ taxes", "Customer tax IDs"):
   (``tax_exempt=exempt``), ``reverse_charge`` (``tax_exempt=reverse``, or a business customer in
   the EU or the UK with a verified ``eu_vat``/``gb_vat`` id: the customer accounts for the VAT),
   amount 0 for the last two; where the account does not collect, lines carry no tax;
-- an invoice copies the customer's tax ids into ``customer_tax_ids`` when it is finalized.
+- an invoice copies the customer's tax ids into ``customer_tax_ids`` when it is finalized;
+- an automatic tax invoice takes no item with tax rates of its own or a negative amount (400).
 
 Emulator choices (not Stripe facts): the account is registered where ``TAX_REGISTRATIONS`` says
 (a table of standard rates; ``StripeEmulator.tax_registrations`` can be replaced in a test); a
@@ -31,10 +32,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.stripe.emulator.catalog import CatalogMixin
+from connectors.stripe.emulator.catalog import CatalogMixin, tax_location
 from connectors.stripe.emulator.invoices import InvoicesMixin
 from connectors.stripe.emulator.money import round_half_up
-from connectors.stripe.emulator.wire import StripeAPIError, as_bool
+from connectors.stripe.emulator.store import Params
+from connectors.stripe.emulator.wire import StripeAPIError, as_bool, as_int, invalid
 
 # Where the emulated account collects: jurisdiction -> (display name, tax type, percent)
 TAX_REGISTRATIONS: dict[str, tuple[str, str, str]] = {
@@ -55,12 +57,7 @@ class AutomaticTaxMixin(InvoicesMixin, CatalogMixin):
     # ------------------------------------------------------------------ the customer's side
 
     def tax_location(self, cus: Mapping[str, Any]) -> dict[str, Any] | None:
-        address = cus.get("address") or {}
-        country = str(address.get("country") or "").upper()
-        state = str(address.get("state") or "").upper() or None
-        if not country or (country == "US" and not state):
-            return None
-        return {"country": country, "source": "billing_address", "state": state}
+        return tax_location(cus)
 
     def _jurisdiction(self, location: Mapping[str, Any]) -> str | None:
         """The registration the location falls under (``None``: the account does not collect)."""
@@ -92,7 +89,7 @@ class AutomaticTaxMixin(InvoicesMixin, CatalogMixin):
         if cus.get("tax_exempt") == "reverse":
             return "reverse_charge"
         if location["country"] in EU | {"GB"} and any(
-                t["customer"] == cus["id"] and t["type"] in REVERSE_CHARGE_IDS
+                t["customer"] == cus["id"] and not t.get("_deleted") and t["type"] in REVERSE_CHARGE_IDS
                 and (t.get("verification") or {}).get("status") == "verified"
                 for t in self.table("tax_id").values()):
             return "reverse_charge"
@@ -146,6 +143,17 @@ class AutomaticTaxMixin(InvoicesMixin, CatalogMixin):
                  "tax_rate_details": {"tax_rate": self._auto_rate(jurisdiction, inclusive)},
                  "taxability_reason": reason, "taxable_amount": taxable, "type": "tax_rate_details"}]
 
+    def create_invoice_item(self, params: Params, **kwargs: Any) -> dict[str, Any]:
+        target = self.table("invoice").get(str(params.get("invoice") or ""))
+        if target is not None and target["automatic_tax"]["enabled"]:
+            if params.get("tax_rates"):
+                raise invalid("Invoice items with tax rates cannot be added to an invoice with automatic "
+                              "tax enabled.", "tax_rates")
+            if (as_int(params, "amount") or 0) < 0:
+                raise invalid("Invoice items with negative amounts cannot be added to an invoice with "
+                              "automatic tax enabled.", "amount")
+        return super().create_invoice_item(params, **kwargs)
+
     def finalize_invoice(self, obj_id: str) -> dict[str, Any]:
         inv = self.get("invoice", obj_id)
         if inv["status"] == "draft":
@@ -158,6 +166,7 @@ class AutomaticTaxMixin(InvoicesMixin, CatalogMixin):
             if inv["automatic_tax"]["enabled"]:
                 inv["automatic_tax"]["status"] = "complete"
             inv["customer_tax_ids"] = [{"type": t["type"], "value": t["value"]}
-                                       for t in self.table("tax_id").values() if t["customer"] == cus["id"]]
+                                       for t in self.table("tax_id").values()
+                                       if t["customer"] == cus["id"] and not t.get("_deleted")]
             self.recompute(inv)  # the location or tax ids may have changed since the draft
         return super().finalize_invoice(obj_id)

@@ -3,11 +3,13 @@ billing refers to."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from connectors.stripe.emulator.store import Params, StripeStore
 from connectors.stripe.emulator.wire import (
+    StripeAPIError,
     as_bool,
     as_int,
     check_known,
@@ -20,6 +22,25 @@ CUSTOMER_PARAMS = ("address", "balance", "description", "email", "invoice_prefix
                    "metadata", "name", "next_invoice_sequence", "payment_method", "phone",
                    "preferred_locales", "shipping", "source", "tax", "tax_exempt", "tax_id_data",
                    "test_clock", "business_name", "individual_name", "currency")
+
+
+def tax_location(cus: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where Stripe Tax places a customer: its address's country (and state: a US address needs
+    one), source ``billing_address``; ``None`` when it cannot (``unrecognized_location``)."""
+    address = cus.get("address") or {}
+    country = str(address.get("country") or "").upper()
+    state = str(address.get("state") or "").upper() or None
+    if not country or (country == "US" and not state):
+        return None
+    return {"country": country, "source": "billing_address", "state": state}
+
+
+def _validate_location(params: Params, cus: Mapping[str, Any]) -> None:
+    """``tax[validate_location]=immediately``: an address Stripe Tax cannot place is a 400."""
+    tax = params.get("tax")
+    if isinstance(tax, Mapping) and tax.get("validate_location") == "immediately" and tax_location(cus) is None:
+        raise StripeAPIError(400, "The customer's location isn't recognized.",
+                             code="customer_tax_location_invalid", param="tax[validate_location]")
 
 
 class CatalogMixin(StripeStore):
@@ -50,6 +71,7 @@ class CatalogMixin(StripeStore):
                         test_clock=None)
         if not cus["invoice_prefix"]:
             cus["invoice_prefix"] = cus["id"][-8:].upper()
+        _validate_location(params, cus)
         self._store("customer", cus)
         data = params.get("tax_id_data")
         for spec in (data.values() if isinstance(data, dict) else data or []):
@@ -90,9 +112,22 @@ class CatalogMixin(StripeStore):
         self.emit("customer.tax_id.created", tax_id)
         return self.render(tax_id)
 
+    def customer_tax_id(self, cus_id: str, tax_id: str) -> dict[str, Any]:
+        found = self.table("tax_id").get(tax_id)
+        if found is None or found["customer"] != cus_id or found.get("_deleted"):
+            raise missing("tax_id", tax_id)
+        return found
+
+    def delete_tax_id(self, cus_id: str, tax_id: str) -> dict[str, Any]:
+        found = self.customer_tax_id(cus_id, tax_id)
+        found["_deleted"] = True
+        self.emit("customer.tax_id.deleted", found)
+        return {"id": tax_id, "object": "tax_id", "deleted": True}
+
     def customer_tax_ids(self, cus_id: str) -> dict[str, Any]:
         self.get("customer", cus_id)
-        rows = [self.render(t) for t in self.table("tax_id").values() if t["customer"] == cus_id]
+        rows = [self.render(t) for t in self.table("tax_id").values()
+                if t["customer"] == cus_id and not t.get("_deleted")]
         return {"object": "list", "data": rows, "has_more": False, "url": f"/v1/customers/{cus_id}/tax_ids"}
 
     def retrieve_customer(self, obj_id: str) -> dict[str, Any]:
@@ -122,6 +157,7 @@ class CatalogMixin(StripeStore):
                 raise invalid(f"No such PaymentMethod: '{method}'; it must be attached to the customer.",
                               "invoice_settings[default_payment_method]", code="resource_missing")
             changes["invoice_settings"] = {**cus["invoice_settings"], "default_payment_method": method}
+        _validate_location(params, {**cus, **changes})
         return self.render(self._update("customer", cus, changes))
 
     def delete_customer(self, obj_id: str) -> dict[str, Any]:

@@ -108,3 +108,32 @@ def test_an_inclusive_price_a_subscription_and_a_customer_without_a_location(
     (typo,) = raw_client.v1.customers.tax_ids.list(unverified).data
     assert typo.verification is not None and typo.verification.status == "unverified"
     assert _tax(_taxed_invoice(raw_client, unverified, 1_000)) == [(190, "standard_rated", 1_000, "exclusive")]
+
+
+def test_tax_ids_are_read_and_deleted_and_locations_validated_on_request(
+        stripe_openapi: OpenAPI, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    emulator.record_exchanges = True
+    business = _customer(raw_client, "Beispiel GmbH", BERLIN)
+    vat = raw_client.v1.customers.tax_ids.create(business, params={"type": "eu_vat", "value": "DE 123 456 789"})
+    assert (vat.value, vat.country) == ("DE123456789", "DE")
+    assert raw_client.v1.customers.tax_ids.retrieve(business, str(vat.id)).id == vat.id
+    assert raw_client.v1.customers.tax_ids.delete(business, str(vat.id)).deleted is True
+    assert raw_client.v1.customers.tax_ids.list(business).data == []
+    with pytest.raises(stripe.InvalidRequestError) as gone:
+        raw_client.v1.customers.tax_ids.retrieve(business, str(vat.id))
+    assert gone.value.http_status == 404
+    assert _tax(_taxed_invoice(raw_client, business, 1_000))[0][1] == "standard_rated"  # no id: VAT due
+    with pytest.raises(stripe.InvalidRequestError) as unplaced:
+        raw_client.v1.customers.create(params={"name": "Somewhere", "address": {"country": "US"},
+                                               "tax": {"validate_location": "immediately"}})
+    assert unplaced.value.code == "customer_tax_location_invalid"
+    draft = raw_client.v1.invoices.create(params={"customer": business, "collection_method": "send_invoice",
+                                                  "days_until_due": 30, "automatic_tax": {"enabled": True}})
+    vat_rate = raw_client.v1.tax_rates.create(params={"display_name": "VAT", "percentage": 19.0, "inclusive": False})
+    for bad in ({"amount": 100, "tax_rates": [str(vat_rate.id)]}, {"amount": -100}):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            raw_client.v1.invoice_items.create(params={  # type: ignore[arg-type]
+                "customer": business, "invoice": str(draft.id), "currency": "usd", **bad})
+        assert refused.value.http_status == 400, bad
+    problems = _validate(stripe_openapi, [ex for ex in emulator.exchanges if ex["status"] < 400])
+    assert not problems, "\n".join(problems)
