@@ -12,6 +12,11 @@ from the company's documents with exact decimals.
   GrossProfit, Expenses, NetOperatingIncome, NetIncome; accounts with no activity are left out, a
   cell without activity is ``""``.
 * ``CustomerBalance``: each customer's open balance (``Customer.Balance``) and the total.
+* ``AgedReceivables`` at ``report_date`` (default today): each customer's open invoice balances
+  by days past their ``DueDate`` (their ``TxnDate`` without one) in Current, 1 - 30, 31 - 60,
+  61 - 90, 91 and over, its unused credit (credit memos' ``RemainingCredit``, payments'
+  ``UnappliedAmt``) aged by date as negative amounts, and a Total; documents dated after the
+  report date are left out.
 * Intuit's other reports: the right shape with no rows (``NoReportData`` true), as an empty
   company answers. A name that is no report of Intuit's is 400 (code 4000 as for an unknown
   entity).
@@ -56,6 +61,10 @@ def report(realm: Realm, name: str, params: Mapping[str, str], now: datetime) ->
         columns, rows = _profit_and_loss(realm, start, end, _periods(start, end, by))
     elif name == "CustomerBalance":
         columns, rows = _customer_balance(realm)
+    elif name == "AgedReceivables":
+        on = _date(params.get("report_date"), today)
+        header.update(StartPeriod=on.isoformat(), EndPeriod=on.isoformat())
+        columns, rows = _aged_receivables(realm, on)
     else:
         columns, rows = [_column("", "Account", "account"), _column("Total", "Money", "total")], []
     header["Option"] = [{"Name": "AccountingStandard", "Value": "GAAP"},
@@ -184,5 +193,40 @@ def _customer_balance(realm: Realm) -> tuple[list[dict[str, Any]], list[dict[str
     rows: list[dict[str, Any]] = [{"ColData": [{"value": name, "id": cid}, _cell(balance)], "type": "Data"}
                                   for name, cid, balance in sorted(owing)]
     rows.append({"Summary": {"ColData": [{"value": "TOTAL"}, _cell(sum((b for _n, _i, b in owing), Decimal(0)))]},
+                 "type": "Section", "group": "GrandTotal"})
+    return columns, rows
+
+
+AGING = ("Current", "1 - 30", "31 - 60", "61 - 90", "91 and over")
+OPEN = (("Invoice", "Balance", 1), ("CreditMemo", "RemainingCredit", -1), ("Payment", "UnappliedAmt", -1))
+
+
+def _bucket(days_past: int) -> int:
+    return 0 if days_past <= 0 else min(4, (days_past - 1) // 30 + 1)
+
+
+def _aged_receivables(realm: Realm, on: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    columns = [_column("", "Customer", "customer")]
+    columns += [_column(title, "Money", title.replace(" ", "").lower()) for title in AGING]
+    columns.append(_column("Total", "Money", "total"))
+    customers = realm.table("Customer")
+    aged: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(AGING))
+    for entity, key, sign in OPEN:
+        for doc in realm.tables.get(entity, {}).values():
+            amount = money(doc.get(key))
+            if not amount or date.fromisoformat(str(doc["TxnDate"])[:10]) > on:
+                continue
+            due = date.fromisoformat(str(doc.get("DueDate") or doc["TxnDate"])[:10])
+            aged[str(doc["CustomerRef"]["value"])][_bucket((on - due).days)] += sign * amount
+    if not aged:
+        return columns, []
+    rows: list[dict[str, Any]] = []
+    totals = [Decimal(0)] * len(AGING)
+    for cid, values in sorted(aged.items(), key=lambda kv: str(customers.get(kv[0], {}).get("DisplayName", kv[0]))):
+        name = str(customers.get(cid, {}).get("DisplayName", cid))
+        rows.append({"ColData": [{"value": name, "id": cid}, *(_cell(v) if v else {"value": ""} for v in values),
+                                 _cell(sum(values, Decimal(0)))], "type": "Data"})
+        totals = [t + v for t, v in zip(totals, values, strict=True)]
+    rows.append({"Summary": {"ColData": [{"value": "TOTAL"}, *map(_cell, totals), _cell(sum(totals, Decimal(0)))]},
                  "type": "Section", "group": "GrandTotal"})
     return columns, rows

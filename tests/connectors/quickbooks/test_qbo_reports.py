@@ -1,6 +1,7 @@
 """``/reports/{name}`` in Intuit's report JSON (issue 19, item 3): ProfitAndLoss computed from
 the company's documents with exact decimals (Total and by Days), CustomerBalance from the open
-balances, Intuit's other reports empty in the right shape, an unknown report a 400 Fault."""
+balances, AgedReceivables by days past due, Intuit's other reports empty in the right shape, an
+unknown report a 400 Fault."""
 
 from __future__ import annotations
 
@@ -93,10 +94,22 @@ def test_customer_balance_other_reports_and_an_unknown_one(qbo_env: QboEnv) -> N
     # open: 300.00 + 99.99 + 100.00 EUR (in its own currency, as Customer.Balance) + 1000.00 - 50.00
     assert _rows(body) == {"Report Co": ["1449.99"], "TOTAL": ["1449.99"]}
     assert body["Rows"]["Row"][0]["ColData"][0]["id"] == ids["customer"]
-    for name in ("BalanceSheet", "TrialBalance", "AgedReceivables", "AgedReceivableDetail", "GeneralLedger"):
+    for name in ("BalanceSheet", "TrialBalance", "AgedReceivableDetail", "GeneralLedger"):
         empty = _get(qbo_env, name).json()
         assert empty["Rows"] == {} and empty["Header"]["ReportName"] == name, name
         assert {"Name": "NoReportData", "Value": "true"} in empty["Header"]["Option"]
         assert all({"ColTitle", "ColType", "MetaData"} <= set(c) for c in empty["Columns"]["Column"])
     unknown = _get(qbo_env, "Horoscope")
     assert unknown.status_code == 400 and unknown.json()["Fault"]["Error"][0]["code"] == "4000"
+
+
+def test_aged_receivables_puts_open_amounts_in_their_buckets(qbo_env: QboEnv) -> None:
+    _company(qbo_env)
+    body = _get(qbo_env, "AgedReceivables", report_date="2026-11-04").json()
+    assert [c["ColTitle"] for c in body["Columns"]["Column"]] == \
+        ["", "Current", "1 - 30", "31 - 60", "61 - 90", "91 and over", "Total"]
+    # 1 - 30: 300.00 (Oct 5) + 99.99 + 100.00 (Oct 6) less the 50.00 credit memo; 31 - 60: Sep 30
+    assert _rows(body) == {"Report Co": ["", "449.99", "1000.00", "", "", "1449.99"],
+                           "TOTAL": ["0.00", "449.99", "1000.00", "0.00", "0.00", "1449.99"]}
+    earlier = _rows(_get(qbo_env, "AgedReceivables", report_date="2026-10-05").json())
+    assert earlier["Report Co"] == ["300.00", "1000.00", "", "", "", "1300.00"]  # Oct 6 not yet there
