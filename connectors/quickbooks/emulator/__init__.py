@@ -6,7 +6,10 @@
 * ``records``: create/update/delete/void with ``SyncToken``; ``names`` (customers, items,
   references) and ``transactions`` (documents, totals, payments, balances, exchange rates): the
   ledger rules; ``query``: ``/query`` and ``/cdc``; ``qbql``: the query language parser;
-* ``store``: realms and what a new company holds; ``wire``: constants, faults, response shapes;
+* ``reports``: ``/reports/{name}`` in Intuit's report shape (ProfitAndLoss, CustomerBalance,
+  AgedReceivables computed; Intuit's other reports empty);
+* ``store``: realms and what a new company holds; ``wire``: constants, faults, response shapes
+  and Intuit's entity list (one the emulator does not model answers as an empty company's);
 * ``oauth``: Intuit's token endpoint on the shared ``connectors.emulation_grants`` server;
   ``webhooks``: signed deliveries.
 
