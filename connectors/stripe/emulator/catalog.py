@@ -247,6 +247,16 @@ class CatalogMixin(StripeStore):
             rec = {"interval": interval, "interval_count": as_int(recurring, "interval_count", 1),
                    "meter": recurring.get("meter") or None,
                    "usage_type": recurring.get("usage_type") or "licensed"}
+            if rec["usage_type"] not in ("licensed", "metered"):
+                raise invalid("Invalid recurring[usage_type]: must be one of licensed or metered",
+                              "recurring[usage_type]")
+            if rec["usage_type"] == "metered":  # usage is reported to a meter (Stripe, since Basil)
+                if not rec["meter"]:
+                    raise invalid("Missing required param: recurring[meter].", "recurring[meter]",
+                                  code="parameter_missing")
+                if str(rec["meter"]) not in self.table("billing.meter"):
+                    raise invalid(f"No such billing meter: '{rec['meter']}'", "recurring[meter]",
+                                  code="resource_missing")
         price = self.base("price", "price", active=as_bool(params, "active", True),
                           billing_scheme="per_unit", currency=currency, custom_unit_amount=None,
                           lookup_key=params.get("lookup_key") or None,

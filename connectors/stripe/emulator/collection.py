@@ -54,6 +54,7 @@ class CollectionMixin(InvoicesMixin):
     """Collecting invoices: payment methods, declines, retries, subscription status."""
 
     realism: Realism
+    retry_schedule_days: tuple[int, ...] = RETRY_DAYS  # the account's setting (a test may change it)
 
     # ------------------------------------------------------------------ which method pays
 
@@ -195,8 +196,9 @@ class CollectionMixin(InvoicesMixin):
         inv["attempt_count"] += 1
         retries_done = inv["attempt_count"] - 1
         automatic = inv["collection_method"] == "charge_automatically"
-        inv["next_payment_attempt"] = (self.now() + RETRY_DAYS[retries_done] * DAY
-                                       if retry and automatic and retries_done < len(RETRY_DAYS) else None)
+        days = self.retry_schedule_days
+        inv["next_payment_attempt"] = (self.now() + days[retries_done] * DAY
+                                       if retry and automatic and retries_done < len(days) else None)
         self.emit("invoice.payment_failed", inv, previous)
         sub = self.table("subscription").get(self.subscription_of(inv) or "")
         if sub is not None and sub["status"] == "active" and inv["billing_reason"] != "subscription_create":

@@ -48,6 +48,9 @@ class SubscriptionsMixin(CollectionMixin, MetersMixin, AutomaticTaxMixin):
         if price["type"] != "recurring":
             raise invalid(f"The price specified ({price['id']}) is not a recurring price.",
                           "items[price]")
+        if price["recurring"].get("usage_type") == "metered" and spec.get("quantity") not in (None, ""):
+            raise invalid("Quantity should not be specified where usage_type is `metered`. Remove "
+                          "quantity from the request.", "items[quantity]")
         return self.base("si", "subscription_item", billing_thresholds=None,
                          current_period_end=end, current_period_start=start, discounts=[],
                          metadata=merge_metadata({}, spec.get("metadata")), price=self.render(price),

@@ -209,3 +209,24 @@ def test_a_change_prorates_licensed_items_only(emulator: StripeEmulator, raw_cli
     assert [(p.amount > 0, p.proration) for p in pending] == [(True, True)]  # the new Basic item only
     assert pending[0].pricing is not None and pending[0].pricing.price_details is not None
     assert pending[0].pricing.price_details.price == refs["basic_m"]
+
+
+def test_a_metered_price_needs_a_meter_and_its_item_no_quantity(
+        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    refs = company(emulator)["refs"]
+    product = str(emulator.table("price")[refs["basic_m"]]["product"])
+    create_price: Any = raw_client.v1.prices.create
+    for recurring, code in (({"interval": "month", "usage_type": "metered"}, "parameter_missing"),
+                            ({"interval": "month", "usage_type": "metered", "meter": "mtr_nope"}, "resource_missing")):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            create_price(params={"product": product, "currency": "usd", "unit_amount": 1, "recurring": recurring})
+        assert (caught.value.code, caught.value.error and caught.value.error.param) == (code, "recurring[meter]")
+    meter = raw_client.v1.billing.meters.create(params={
+        "display_name": "Calls", "event_name": "call", "default_aggregation": {"formula": "count"}})
+    metered = raw_client.v1.prices.create(params={"product": product, "currency": "usd", "unit_amount": 1,
+                                                  "recurring": {"interval": "month", "usage_type": "metered",
+                                                                "meter": str(meter.id)}})
+    with pytest.raises(stripe.InvalidRequestError) as quantity:
+        raw_client.v1.subscriptions.create(params={"customer": refs["acme"],
+                                                   "items": [{"price": str(metered.id), "quantity": 2}]})
+    assert quantity.value.http_status == 400
