@@ -220,6 +220,21 @@ class CollectionMixin(InvoicesMixin):
                 i["status"] == "open" and self.subscription_of(i) == sub["id"] for i in self.live("invoice")):
             self._sub_status(sub, "active")
 
+    def transition(self, obj_id: str, target: str) -> dict[str, Any]:
+        """Voiding an invoice cancels the PaymentIntent still waiting to pay it (reason
+        ``void_invoice``) and its invoice payment, as Stripe does."""
+        pi = self._intent_of(self.get("invoice", obj_id)) if target == "void" else None
+        inv = super().transition(obj_id, target)
+        if pi is not None:
+            pi.update(status="canceled", canceled_at=self.now(), cancellation_reason="void_invoice")
+            for link in self.live("invoice_payment"):
+                if link["payment"].get("payment_intent") == pi["id"] and link["status"] == "open":
+                    link.update(status="canceled", is_default=False)
+                    link["status_transitions"]["canceled_at"] = self.now()
+            self.emit("payment_intent.canceled", pi)
+        inv["next_payment_attempt"] = None if target == "void" else inv["next_payment_attempt"]
+        return inv
+
     # ------------------------------------------------------------------ the clock
 
     def retry_payments(self) -> list[str]:

@@ -87,6 +87,9 @@ def test_an_unpaid_first_invoice_expires_the_subscription_after_23_hours(
     _advance(running_stripe, 3600)
     assert raw_client.v1.subscriptions.retrieve(str(sub.id)).status == "incomplete_expired"
     assert raw_client.v1.invoices.retrieve(str(sub.latest_invoice)).status == "void"
+    (intent_id,) = _intents(raw_client, str(sub.latest_invoice))
+    canceled = raw_client.v1.payment_intents.retrieve(intent_id)
+    assert (canceled.status, canceled.cancellation_reason) == ("canceled", "void_invoice")
 
 
 def test_the_default_still_charges_a_customer_without_a_card(
