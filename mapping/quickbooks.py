@@ -477,6 +477,9 @@ def natural_keys(entity_type: str, obj: Mapping[str, Any]) -> dict[str, str]:
             keys["sku"] = str(obj["Sku"])
     elif obj.get("DocNumber"):
         keys["number"] = str(obj["DocNumber"])
+    hub_id = marker_of(entity_type, obj) if entity_type in MARKER_FIELDS else None
+    if hub_id:  # first contact matches by the hub's marker before any natural key
+        keys["hub_id"] = hub_id
     return keys
 
 

@@ -72,6 +72,15 @@ def marker_value(entity_type: str, hub_id: str) -> str:
     return REFUND_PREFIX + hub_id if entity_type == "refund" else hub_id
 
 
+def hub_id_of(entity_type: str, data: Mapping[str, Any]) -> str | None:
+    """The hub id in a record's marker field (``marker_value`` read back), if it carries one."""
+    value = str(data.get(marker_field(entity_type)) or "").strip()
+    prefix = PAYOUT_PREFIX if entity_type == "payout" else REFUND_PREFIX if entity_type == "refund" else ""
+    if prefix:
+        return value[len(prefix):] or None if value.startswith(prefix) else None
+    return value or None
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -157,7 +157,7 @@ class EntitiesMixin(TxBase):
             self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id.in_(ids[start:start + 900])))
         rows = [{"entity_id": cid, "key": key, "entity_type": etype, "digest": digest}
                 for cid, (etype, data, deleted) in written.items() if not deleted
-                for key, digest in natural_digests(data).items()]
+                for key, digest in natural_digests(data, etype).items()]
         for start in range(0, len(rows), 5000):
             self.conn.execute(insert(t.natural_keys), rows[start:start + 5000])
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import delete, select
 
-from mapping.keys import NATURAL_KEYS, key_digest
+from mapping.keys import MATCH_KEYS, key_digest
 from state import schema as t
 from state.txbase import TxBase
 
@@ -22,8 +22,9 @@ from state.txbase import TxBase
 class SightingsMixin(TxBase):
     def note_sighting(self, connection: str, entity_type: str, external_id: str,
                       keys: Mapping[str, str | None]) -> None:
-        """Remember an unmatched record by the natural keys it carries (replacing older ones)."""
-        digests = {k: key_digest(keys.get(k)) for k in NATURAL_KEYS}
+        """Remember an unmatched record by the keys it carries (replacing older ones): the hub's
+        marker (``hub_id``), its natural keys, a payment's or refund's settlement key."""
+        digests = {k: key_digest(keys.get(k)) for k in ("hub_id", *MATCH_KEYS)}
         rows = [{"connection": connection, "entity_type": entity_type, "external_id": external_id,
                  "key": k, "digest": d} for k, d in digests.items() if d]
         self.drop_sightings(connection, entity_type, [external_id])

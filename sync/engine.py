@@ -32,6 +32,7 @@ from sync.context import (
     idempotency_key,
     payload_digest,
 )
+from sync.dry_run import preview
 from sync.flows import ENTITY_ORDER, Routing
 from sync.ingest import Ingest
 from sync.plan import Planner
@@ -65,6 +66,7 @@ class Engine:
         self.planner = Planner(self.ctx)
         self.ingester = Ingest(self.ctx, self.planner)
         self.pusher = Pusher(self.ctx, self.ingester)
+        self.review_connections: set[str] = set()  # first_contact = "review", not yet approved
 
     # ------------------------------------------------------------------ what callers read and set
 
@@ -222,7 +224,8 @@ class Engine:
 
     def _dry_run(self, chosen: Sequence[str], entities: Sequence[str] | None, summary: SyncSummary,
                  full: bool) -> SyncSummary:
-        """Read and plan without writing anywhere.
+        """Read and plan without writing anywhere, then say what the push would do with each
+        write planned (``sync.dry_run``: linked, unchanged, updated, created or held, and why).
 
         The reads and plans happen in state that is thrown away: on SQLite a snapshot copy of
         the database, on PostgreSQL one transaction that is rolled back. Connectors keep the
@@ -235,10 +238,8 @@ class Engine:
                 try:
                     shadow = Engine(shadow_store, self.connectors, self.routing, tax_codes=self.tax_codes,
                                     clock=self.clock)
-                    before = _pending_ids(shadow_store)
                     shadow._pull_all(chosen, entities, summary, None, full)
-                    with shadow_store.transaction() as tx:
-                        summary.planned = _planned_writes(tx, before)
+                    preview(shadow.pusher, chosen, entities, summary, self.held_for_review(chosen))
                 finally:
                     shadow_store.dispose()
             return summary
@@ -246,14 +247,18 @@ class Engine:
         outer = conn.begin()
         self.ctx.dry_conn = conn
         try:
-            before = {i.id for i in Tx(conn, self.store).list_outbox(limit=10**9)}
             self._pull_all(chosen, entities, summary, None, full)
-            summary.planned = _planned_writes(Tx(conn, self.store), before)
+            preview(self.pusher, chosen, entities, summary, self.held_for_review(chosen))
         finally:
             self.ctx.dry_conn = None
             outer.rollback()
             conn.close()
         return summary
+
+    def held_for_review(self, chosen: Sequence[str]) -> list[str]:
+        """The chosen connections whose writes wait for a person's approval (``first_contact =
+        "review"``, not built yet: none)."""
+        return [name for name in chosen if name in self.review_connections]
 
     # ------------------------------------------------------------------ resync
 
@@ -282,25 +287,6 @@ class Engine:
         for name in self.connectors:
             self.push(name, summary, None, entities=[entity_type])
         return summary
-
-
-def _pending_ids(store: StateStore) -> set[int]:
-    with store.transaction() as tx:
-        return {i.id for i in tx.list_outbox(limit=10**9)}
-
-
-def _planned_writes(tx: Tx, before: set[int]) -> list[dict[str, Any]]:
-    """The outbox items a dry run queued, as (system, operation, record, changed fields)."""
-    planned = []
-    for item in tx.list_outbox("pending", limit=10**9):
-        if item.id in before:
-            continue
-        history = tx.history_of(item.canonical_id)
-        changes = history[-1]["changes"] if history else {}
-        planned.append({"system": item.target, "operation": "update" if item.external_id else "create",
-                        "entity": item.entity_type, "record": item.canonical_id,
-                        "external_id": item.external_id, "changed_fields": sorted(changes)})
-    return planned
 
 
 __all__ = ["ConnectionPaused", "Engine", "LinkResolver", "StreamStats", "SyncSummary", "fingerprint",

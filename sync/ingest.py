@@ -11,8 +11,10 @@
   writes are dropped.
 
 First contact: a record seen for the first time in a system is matched to an existing canonical
-record by the hub's marker, then by natural keys (email, name, number); exactly one candidate is
-linked, several are a ``duplicate`` finding and nothing is written for them.
+record by the hub's marker, then by natural keys (email, name, number), then a payment's or
+refund's settlement key (amount, currency, day, invoice); exactly one candidate is linked, several
+are a ``duplicate`` finding and nothing is written for them. The link remembers what the record
+holds as the hub would send it (``sync.first_contact``): a record that agrees is not written.
 
 Placeholders: a reference to a record of the system not linked yet is stored as that record's
 placeholder id; once the record is linked, its holders are re-pointed (``repoint_holders``).
@@ -24,14 +26,15 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from connectors.base import Connector, Record
+from connectors.base import Connector, ConnectorError, Record
 from connectors.secret_fields import without_secrets
-from mapping.keys import NATURAL_KEYS, normalise_key
-from mapping.model import CreditNote, content_hash, repoint
+from mapping.keys import MATCH_KEYS, normalise_key
+from mapping.model import CreditNote, Entity, content_hash, repoint
 from state.errors import LinkConflict
 from state.store import Tx
 from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext
+from sync.first_contact import agreed_digest, match_keys
 from sync.plan import Planner
 from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
@@ -41,6 +44,12 @@ class Ingest:
     def __init__(self, ctx: SyncContext, planner: Planner) -> None:
         self.ctx = ctx
         self.planner = planner
+        self._homes: dict[str, str | None] = {}
+        # (connection, type, hub id) -> the target's record as canonical, for records linked at
+        # first contact in this process and not written since: the push writes to such a record
+        # only where it differs. Kept in memory: a process that stops between the read and the
+        # push forgets it, and its writes are then sent as updates (safe, only not minimal).
+        self.first_seen: dict[tuple[str, str, str], Entity] = {}
 
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
              *, full: bool = False) -> None:
@@ -48,6 +57,7 @@ class Ingest:
         facts = connector.capabilities().facts
         if facts is not None:  # before the page transactions map what is read (MappingFacts)
             facts.learn()
+        self._learn_home(connector)
         with self.ctx.tx() as tx:
             cursor = tx.get_cursor(connection, entity_type)
         pages = connector.fetch_all(entity_type) if full else connector.fetch_changes(entity_type, cursor)
@@ -87,6 +97,19 @@ class Ingest:
                     tx.release_hold(connector.name, record.entity_type, record.external_id, fp)
             if linked:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    def home(self, connection: str) -> str | None:
+        return self._homes.get(connection)
+
+    def _learn_home(self, connector: Connector) -> None:
+        """A ledger's home currency, read once before any transaction (first contact compares a
+        payment's rate in it, as the diff does); unknown: rates are not compared."""
+        currency = connector.capabilities().currency
+        if connector.name not in self._homes and currency is not None:
+            try:
+                self._homes[connector.name] = currency.home_currency().upper()
+            except ConnectorError:
+                self._homes[connector.name] = None
 
     # ------------------------------------------------------------------ held records
 
@@ -232,11 +255,12 @@ class Ingest:
         claims: dict[tuple[str, str], list[str]] = defaultdict(list)
         unlinked = [r for r in records
                     if not r.deleted and not tx.canonical_for(connector.name, r.entity_type, r.external_id)]
-        keys = {id(r): connector.natural_keys(r) for r in unlinked}
+        refs = LinkResolver(tx, connector.name)
+        keys = {id(r): match_keys(connector, r, refs) for r in unlinked}
         tx.prefetch_entities(k["hub_id"] for k in keys.values() if k.get("hub_id"))
         known: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, key) -> value -> ids
         for entity_type in {r.entity_type for r in unlinked}:
-            for key in NATURAL_KEYS:
+            for key in MATCH_KEYS:
                 values = [normalise_key(keys[id(r)].get(key)) for r in unlinked if r.entity_type == entity_type]
                 if any(values):
                     known[(entity_type, key)] = tx.entities_with_keys(entity_type, key, values)
@@ -282,7 +306,7 @@ class Ingest:
             if match is None and not is_source:
                 # A record only this system has (the diff calls it an orphan) - or one whose
                 # source is read later: remembered, so that record links to it (state.sightings).
-                tx.note_sighting(name, etype, record.external_id, connector.natural_keys(record))
+                tx.note_sighting(name, etype, record.external_id, match_keys(connector, record, refs))
                 stats.skipped += 1
                 return
             canonical = match or incoming.id
@@ -300,9 +324,15 @@ class Ingest:
             merged = made_in_billing(merged, system, hub_made=bool(connector.natural_keys(record).get("hub_id")))
         outcome = tx.upsert_entity(merged, name, run_id=run_id)
         setattr(stats, outcome, getattr(stats, outcome) + 1)
+        # First contact: what the record holds, as the hub would send it (a record that maps to
+        # the same payload is never written), and as canonical, for the push to compare by the
+        # diff's rules (``sync.first_contact.differing``).
+        agreed = agreed_digest(tx, connector, incoming, refs) if first_sighting else None
+        if first_sighting:
+            self.first_seen[(name, etype, canonical)] = incoming  # the push compares it (FirstSeen)
         try:
             tx.link(canonical, name, etype, record.external_id, seen_hash=content_hash(incoming),
-                    remote_version=record.version)
+                    remote_version=record.version, payload_hash=agreed)
         except LinkConflict as exc:
             self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, exc.external_id],
                           f"{name} has two {etype} records for one hub record: {exc}", run_id)
@@ -340,7 +370,7 @@ class Ingest:
             stored = tx.get_entity(marker)
             if stored is not None and stored.type == record.entity_type:
                 return marker
-        for key in NATURAL_KEYS:
+        for key in MATCH_KEYS:
             value = normalise_key(keys.get(key))
             if not value:
                 continue

@@ -4,12 +4,13 @@ deterministic idempotency key derived from (canonical id, target, content hash).
 from __future__ import annotations
 
 from connectors.base import Connector
-from mapping.keys import NATURAL_KEYS, natural_digests
+from mapping.keys import MATCH_KEYS, natural_digests
 from mapping.model import Deal, Entity, content_hash, to_data
 from state.store import Tx
 from sync.billing import derive_billing
 from sync.context import SyncContext, idempotency_key
 from sync.deals import derive_from_deal
+from sync.first_contact import hub_digests
 from sync.flows import billable_targets
 from sync.postings import derive_postings
 from sync.summary import SyncSummary
@@ -58,12 +59,12 @@ class Planner:
         """Link ``entity`` to the record ``connection`` already has for it, read before the hub
         knew it (``state.sightings``); returns its id, ``AMBIGUOUS`` or None.
 
-        The same rule as first contact when the source is read first: natural keys, most
-        specific first; exactly one candidate is linked (the write then updates it), several are
+        The same rule as first contact when the source is read first: the hub's marker, then
+        natural keys, most specific first, then a payment's or refund's settlement key; exactly one candidate is linked (the write then updates it), several are
         a duplicate finding and nothing is written."""
-        digests = natural_digests(to_data(entity))
+        digests = hub_digests(entity.id, natural_digests(to_data(entity), entity.type))
         found = tx.sightings_matching(connection, entity.type, digests)
-        for key in NATURAL_KEYS:
+        for key in ("hub_id", *MATCH_KEYS):
             stale = [x for x in found.get(key, []) if tx.canonical_for(connection, entity.type, x)]
             tx.drop_sightings(connection, entity.type, stale)  # linked since: not waiting any more
             candidates = [x for x in found.get(key, []) if x not in stale]

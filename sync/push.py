@@ -24,11 +24,11 @@ from connectors.base import (
     RetryableError,
     WriteResult,
 )
-from mapping.model import CreditNote, Entity, Invoice, Refund, Subscription
+from mapping.model import CreditNote, Entity, Invoice, Subscription
 from mapping.money import Money
-from mapping.postings import credit_posting, refund_posting
 from mapping.tax_codes import TaxCodes
 from state.errors import LinkConflict
+from state.records import Link
 from state.store import OutboxItem, Tx
 from sync.context import (
     MAPPING_ERRORS,
@@ -37,6 +37,7 @@ from sync.context import (
     SyncContext,
     payload_digest,
 )
+from sync.first_contact import differing, posting
 from sync.flows import ENTITY_ORDER
 from sync.ingest import Ingest
 from sync.policy import Action, Do
@@ -59,6 +60,8 @@ class Pusher:
     def __init__(self, ctx: SyncContext, ingest: Ingest) -> None:
         self.ctx = ctx
         self.ingest = ingest
+        # a dry run's preview (``sync.dry_run``) collects why each write would be held here
+        self.notes: dict[int, str] | None = None
 
     def push(self, connection: str, summary: SyncSummary, run_id: str | None,
              *, entities: Sequence[str] | None = None, max_batches: int | None = None) -> None:
@@ -205,15 +208,17 @@ class Pusher:
             # note; a credit note its refund since paid out whole): nothing of it goes here
             tx.complete_outbox(item.id, link.external_id if link else None)
             return None
-        entity = _posting(tx, entity)
+        entity = posting(tx, entity)
         missing = self._missing_reference(entity, refs)
         if missing is not None and self._follow_placeholder(tx, missing[1], item.canonical_id):
             tx.complete_outbox(item.id, link.external_id if link else None)  # re-pointed: re-planned
             return None
         if missing is not None:
             # Waiting for a dependency is not an attempt: the diff reports it if it never arrives.
-            tx.defer_outbox(item.id, f"waiting for {missing[0]} {missing[1]} to exist in {connector.name}",
-                            self.ctx.clock() + timedelta(seconds=self.ctx.backoff_seconds))
+            waiting = f"waiting for {missing[0]} {missing[1]} to exist in {connector.name}"
+            tx.defer_outbox(item.id, waiting, self.ctx.clock() + timedelta(seconds=self.ctx.backoff_seconds))
+            if self.notes is not None:
+                self.notes[item.id] = waiting
             stats.retried += 1
             return None
         problem = self._preflight(entity, connector)
@@ -226,7 +231,7 @@ class Pusher:
             self._hold(tx, connector, item, f"cannot map for {connector.name}: {exc}", stats, run_id)
             return None
         if (link is not None and not link.deleted and item.operation == "upsert"
-                and link.last_payload_hash == payload_digest(payload)):
+                and (link.last_payload_hash == payload_digest(payload) or self._agrees(connector, entity, link))):
             # The change is invisible to this target (it cannot hold the changed field): no write.
             tx.link(item.canonical_id, connector.name, item.entity_type, link.external_id,
                     pushed_hash=item.content_hash)
@@ -237,6 +242,14 @@ class Pusher:
                         external_id=link.external_id if link and not link.deleted else None,
                         operation=item.operation, attempt=item.attempts,
                         remote_version=link.remote_version if link else None)
+
+    def _agrees(self, connector: Connector, entity: Entity, link: Link) -> bool:
+        """Whether the record linked at first contact (never written by the hub since) already
+        holds what the hub has, by the diff's rules: then it is linked and not written."""
+        seen = self.ingest.first_seen.get((connector.name, entity.type, link.canonical_id))
+        if seen is None:
+            return False
+        return not differing(connector.system, entity, seen, self.ingest.home(connector.name))
 
     def _missing_reference(self, entity: Entity, refs: LinkResolver) -> tuple[str, str] | None:
         """(type, hub id) of a record ``entity`` names that the target does not have yet."""
@@ -305,6 +318,7 @@ class Pusher:
             stats.dead += 1
             return
         tx.complete_outbox(item.id, result.external_id)
+        self.ingest.first_seen.pop((connector.name, item.entity_type, item.canonical_id), None)  # written now
         stats.written += 1
 
     def _failed(self, tx: Tx, connector: Connector, item: OutboxItem, error: ConnectorError | None,
@@ -336,6 +350,8 @@ class Pusher:
     def _hold(self, tx: Tx, connector: Connector, item: OutboxItem, reason: str, stats: StreamStats,
               run_id: str | None) -> None:
         """Dead-letter the write and open a finding that says what to fix."""
+        if self.notes is not None:
+            self.notes[item.id] = reason
         tx.dead_outbox(item.id, reason)
         self.ctx.finding(tx, "missing", item.entity_type, connector.name, item.canonical_id, [],
                          f"held: {reason}", run_id, key="held")
@@ -347,25 +363,6 @@ class Pusher:
         with self.ctx.store.transaction() as tx:
             for item in items:
                 tx.fail_outbox(item.id, action.reason, until)
-
-
-def _posting(tx: Tx, entity: Entity) -> Entity:
-    """The document a ledger books for ``entity`` (README "Posting model"): a refund with its
-    credit note's lines or its invoice's tax reversed, a credit note less what its refund paid out.
-    Built here, from the store, because the mapping is pure and these need the other record."""
-    if isinstance(entity, Refund):
-        note = _stored(tx, entity.credit_note_id)
-        invoice = _stored(tx, entity.invoice_id) if note is None else None
-        return refund_posting(entity, note if isinstance(note, CreditNote) else None,
-                              invoice if isinstance(invoice, Invoice) else None)
-    if isinstance(entity, CreditNote):
-        return credit_posting(entity)
-    return entity
-
-
-def _stored(tx: Tx, canonical_id: str | None) -> Entity | None:
-    stored = tx.get_entity(canonical_id) if canonical_id else None
-    return stored.entity() if stored is not None and not stored.deleted else None
 
 
 def _amounts(value: object) -> Iterator[Money]:

@@ -28,6 +28,9 @@ class SyncSummary:
     streams: dict[tuple[str, str], StreamStats] = field(default_factory=lambda: defaultdict(StreamStats))
     errors: list[str] = field(default_factory=list)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: the writes it would make
+    # dry run: per connection and entity, how many records would be linked / unchanged / updated /
+    # created / held, and why (``sync.dry_run``)
+    first_contact: list[dict[str, Any]] = field(default_factory=list)
     paused: dict[str, str] = field(default_factory=dict)
     # (connection, entity type) -> external ids held (or held again) in this pass: the stream's
     # retry of held records at the end of its pass does not try them twice
@@ -44,6 +47,7 @@ class SyncSummary:
                 setattr(mine, f.name, getattr(mine, f.name) + getattr(theirs, f.name))
         self.errors.extend(other.errors)
         self.planned.extend(other.planned)
+        self.first_contact.extend(other.first_contact)
         self.paused.update(other.paused)
         for key, ids in other.held_now.items():
             self.held_now[key] |= ids
@@ -73,6 +77,7 @@ class SyncSummary:
             "totals": dataclasses.asdict(self.totals()),
             "errors": self.errors[:100],
             "planned": self.planned,
+            "first_contact": self.first_contact,
             "paused": self.paused,
             "attention": self.attention(),
         }

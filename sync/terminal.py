@@ -83,6 +83,16 @@ def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> N
         console.print(f"[yellow]paused[/] {name}: {reason}")
     for error in summary.errors[:20]:
         console.print(f"[red]error[/] {error}")
+    if summary.first_contact:
+        plan = Table(title="Dry run: what the push would do with each planned record (nothing was written)")
+        for column in ("system", "entity", "linked", "unchanged", "updated", "created", "held"):
+            plan.add_column(column, justify="left" if column in ("system", "entity") else "right")
+        plan.add_column("why")
+        for row in summary.first_contact:
+            plan.add_row(row["connection"], row["entity"],
+                         *(str(row[c]) for c in ("linked", "unchanged", "updated", "created", "held")),
+                         "; ".join(f"{n} {why}" for why, n in row["why"].items()))
+        console.print(plan)
     if summary.planned:
         plan = Table(title="Dry run: writes it would make (none were made)")
         for column in ("system", "operation", "entity", "record", "changed fields"):

@@ -283,6 +283,8 @@ class SalesforceConnector:
             keys["number"] = str(data["Invoice_Number__c"])
         if data.get("Name"):
             keys["name"] = str(data["Name"])
+        if data.get(self.hub_field):  # first contact matches by the hub's marker first
+            keys["hub_id"] = str(data[self.hub_field])
         return keys
 
     # ------------------------------------------------------------------ budget

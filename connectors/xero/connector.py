@@ -109,7 +109,11 @@ class XeroConnector(WebhookReceiver):
                 "credit_note": {"number": data.get("CreditNoteNumber")},
                 "refund": {"number": data.get("CreditNoteNumber")},
                 "payment": {}}.get(record.entity_type, {})
-        return {k: str(v) for k, v in keys.items() if v}
+        found = {k: str(v) for k, v in keys.items() if v}
+        hub_id = mapping.hub_id_of(record.entity_type, data)
+        if hub_id:  # first contact matches by the hub's marker before any natural key
+            found["hub_id"] = hub_id
+        return found
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         """Verify a delivery to ``/webhooks/xero`` (raises ``WebhookRejected``)."""
