@@ -21,11 +21,13 @@ from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import findings_alert, raise_alerts
 from sync.checks import check_connections
 from sync.cli_context import HubContext
+from sync.connect_commands import connect_command, disconnect_command
 from sync.daemon import run_command
 from sync.findings import KINDS, findings_report
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
 from sync.runtime import Hub
+from sync.setup_commands import setup
 from sync.summary import SyncSummary
 from sync.terminal import (
     console,
@@ -422,8 +424,11 @@ def emulate(port_base: int | None, workdir: str) -> None:
 
 cli.add_command(run_command)
 cli.add_command(usage)
+cli.add_command(setup)
 cli.add_command(rotate_key_command)
 cli.add_command(forget_customer_command)
+cli.add_command(connect_command)
+cli.add_command(disconnect_command)
 
 
 def main() -> None:

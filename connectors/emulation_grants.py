@@ -37,7 +37,9 @@ plus the vendor's fields (Intuit ``x_refresh_token_expires_in``; Xero ``id_token
 Salesforce ``instance_url`` from ``request.host``, ``signature``, ``issued_at``). A grant's
 ``subject`` (Xero: the tenant ids it may use) is copied to every token issued from it.
 
-The wire (RFC 6749): only ``grant_type=refresh_token`` (else 400 ``unsupported_grant_type``);
+The wire (RFC 6749): ``grant_type=refresh_token``, and ``authorization_code`` for a code the
+consent page (``connectors.emulation_consent``) issued with ``issue_code`` — one-time, 10 minutes,
+same ``redirect_uri``, PKCE ``code_verifier`` checked (RFC 7636) — else 400 ``unsupported_grant_type``;
 client credentials by HTTP Basic or ``client_id``/``client_secret`` in the form (§2.3.1 — Intuit
 lists both ``client_secret_basic`` and ``client_secret_post``), Basic winning when both are
 sent; a wrong client is ``invalid_client``, 401 with ``WWW-Authenticate`` when it came by Basic,
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets
 from collections import Counter
@@ -73,7 +76,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ERROR_DESCRIPTIONS = {
     "invalid_request": "the request names more than one client",
     "invalid_client": "client authentication failed",
-    "unsupported_grant_type": "only the refresh_token grant is supported",
+    "unsupported_grant_type": "only the refresh_token and authorization_code grants are supported",
     "invalid_grant": "the refresh token is invalid, expired, revoked or already used",
 }
 
@@ -97,6 +100,32 @@ class RefreshGrant:
     subject: tuple[str, ...] = ()
     used_at: datetime | None = None
     revoked: bool = False
+
+
+@dataclass
+class AuthCode:
+    """An authorization code (RFC 6749 §4.1.2): one-time, short-lived, bound to its client, its
+    redirect URI and (RFC 7636) its PKCE challenge."""
+
+    client_id: str
+    redirect_uri: str
+    issued_at: datetime
+    subject: tuple[str, ...] = ()
+    code_challenge: str | None = None
+    code_challenge_method: str = "plain"
+    used: bool = False
+    tokens: tuple[str, ...] = ()  # the refresh token issued from it (revoked if the code is replayed)
+
+
+CODE_TTL = timedelta(minutes=10)  # RFC 6749 §4.1.2 recommends at most 10 minutes
+
+
+def pkce_challenge(verifier: str, method: str) -> str:
+    """RFC 7636 §4.6: S256 is BASE64URL(SHA256(verifier)) without padding; plain is the verifier."""
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier
 
 
 @dataclass(frozen=True)
@@ -183,6 +212,7 @@ class GrantServer:
         self.grants: dict[str, RefreshGrant] = {}
         self.access_tokens: dict[str, AccessGrant] = {}
         self.counts: Counter[str] = Counter()
+        self.codes: dict[str, AuthCode] = {}
 
     # -- issuing and checking ---------------------------------------------------------------
 
@@ -200,6 +230,29 @@ class GrantServer:
         expires = self.clock.now() + timedelta(seconds=self.policy.access_ttl)
         self.access_tokens[token] = AccessGrant(expires, client_id, tuple(subject))
         return token
+
+    def issue_code(self, client_id: str, redirect_uri: str, *, subject: tuple[str, ...] = (),
+                   code_challenge: str | None = None, code_challenge_method: str = "plain") -> str:
+        """An authorization code for a consent just given (the authorize endpoint's redirect)."""
+        code = secrets.token_urlsafe(24)
+        self.codes[code] = AuthCode(client_id, redirect_uri, self.clock.now(), tuple(subject),
+                                    code_challenge, code_challenge_method)
+        return code
+
+    def revoke(self, token: str, client_id: str) -> bool:
+        """RFC 7009: a refresh token (or an access token) of ``client_id`` is refused from now on.
+        False when it is unknown or another client's (the endpoint answers 200 either way)."""
+        grant = self.grants.get(token)
+        if grant is not None and grant.client_id in (None, client_id):
+            grant.revoked = True
+            self.counts["revocations"] += 1
+            return True
+        access = self.access_tokens.get(token)
+        if access is not None and access.client_id in (None, client_id):
+            self.access_tokens[token] = AccessGrant(self.clock.now(), access.client_id, access.subject)
+            self.counts["revocations"] += 1
+            return True
+        return False
 
     def check_access(self, token: str) -> AccessCheck:
         grant = self.access_tokens.get(token)
@@ -244,7 +297,8 @@ class GrantServer:
     def exchange(self, request: TokenRequest) -> tuple[int, dict[str, Any]]:
         """One token request -> (HTTP status, JSON body). Never awaits: atomic on one loop."""
         self.counts["token_calls"] += 1
-        unsupported = request.form.get("grant_type") != "refresh_token"
+        grant_type = request.form.get("grant_type")
+        unsupported = grant_type not in ("refresh_token", "authorization_code")
         if unsupported and self.policy.grant_type_first:
             return self._error(400, "unsupported_grant_type")
         client = self._client(request)
@@ -252,6 +306,8 @@ class GrantServer:
             return client
         if unsupported:
             return self._error(400, "unsupported_grant_type")
+        if grant_type == "authorization_code":
+            return self._redeem(request, client)
         presented = request.form.get("refresh_token", "")
         grant = self.grants.get(presented)
         if grant is None or not self._usable(grant, client):
@@ -267,6 +323,35 @@ class GrantServer:
         issued = Issued(access, self.policy.access_ttl, refresh, grant, now)
         return 200, self.body(issued, request)
 
+    def _redeem(self, request: TokenRequest, client: str) -> tuple[int, dict[str, Any]]:
+        """``grant_type=authorization_code`` (RFC 6749 §4.1.3, RFC 7636 §4.6): the code is the
+        client's, unused, younger than ``CODE_TTL``, sent with the same ``redirect_uri`` and a
+        ``code_verifier`` matching its challenge. A replayed code also revokes what it gave (§4.1.2)."""
+        code = self.codes.get(request.form.get("code", ""))
+        if code is None or code.client_id != client or self.clock.now() - code.issued_at > CODE_TTL:
+            return self._error(400, "invalid_grant", "the authorization code is invalid or expired")
+        if code.used:
+            for token in code.tokens:
+                self.grants[token].revoked = True
+            return self._error(400, "invalid_grant", "the authorization code was already used")
+        if request.form.get("redirect_uri", "") != code.redirect_uri:
+            return self._error(400, "invalid_grant", "redirect_uri does not match the authorization request")
+        if code.code_challenge is not None:
+            verifier = request.form.get("code_verifier")
+            if not verifier:
+                return self._error(400, "invalid_grant", "code_verifier is missing")
+            expected = pkce_challenge(verifier, code.code_challenge_method)
+            if not hmac.compare_digest(expected.encode(), code.code_challenge.encode()):
+                return self._error(400, "invalid_grant", "code_verifier does not match the code_challenge")
+        code.used = True
+        now = self.clock.now()
+        refresh = self.issue_refresh_token(client_id=client, subject=code.subject)
+        code.tokens = (refresh,)
+        access = self.issue_access_token(client_id=client, subject=code.subject)
+        self.counts["codes_redeemed"] += 1
+        issued = Issued(access, self.policy.access_ttl, refresh, self.grants[refresh], now)
+        return 200, self.body(issued, request)
+
     def _usable(self, grant: RefreshGrant, client: str) -> bool:
         if grant.client_id is not None and grant.client_id != client:
             return False  # §6: a refresh token is bound to the client it was issued to
@@ -276,6 +361,10 @@ class GrantServer:
         grace = self.policy.used_grace  # zero means none, even on a clock that has not moved
         return (status == "used" and grant.used_at is not None and grace > timedelta(0)
                 and self.clock.now() - grant.used_at <= grace)
+
+    def authenticate(self, request: TokenRequest) -> str | tuple[int, dict[str, Any]]:
+        """The authenticated client id, or the error reply (also for the revoke endpoint)."""
+        return self._client(request)
 
     def _client(self, request: TokenRequest) -> str | tuple[int, dict[str, Any]]:
         """The authenticated client id, or the error reply."""
@@ -296,6 +385,6 @@ class GrantServer:
             return self._error(401 if by_basic else 400, "invalid_client")
         return client_id
 
-    def _error(self, status: int, code: str) -> tuple[int, dict[str, Any]]:
+    def _error(self, status: int, code: str, description: str | None = None) -> tuple[int, dict[str, Any]]:
         self.counts[code] += 1
-        return status, {"error": code, "error_description": self.error_descriptions[code]}
+        return status, {"error": code, "error_description": description or self.error_descriptions[code]}

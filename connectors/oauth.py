@@ -15,8 +15,9 @@ state-store transaction::
     COMMIT                              # before the new access token is used anywhere
 
 ``needs_reauth`` sticks: later refreshes raise ``AuthError(needs_reauth=True)`` without calling the
-token endpoint (a new process reads it from the connection state) until a different refresh
-token is configured — a person re-authorised — which then wins over the stored one.
+token endpoint (a new process reads it from the connection state) until a person re-authorised:
+``hub connect`` stored new tokens and marked the connection ok (noticed by a running process on
+its next refresh), or a different refresh token is configured, which then wins over the stored one.
 """
 
 from __future__ import annotations
@@ -147,6 +148,18 @@ class TokenRotation(OAuthCredentials):
 
     # ------------------------------------------------------------------ internals
 
+    def _reconnected(self) -> bool:
+        """A connection this process saw refused was connected again meanwhile (``hub connect``
+        or the daemon's ``/oauth/callback`` stored new tokens and marked it ok): work resumes
+        with the stored tokens, without a restart. One state read; no token call."""
+        with self._store.transaction() as tx:
+            state = tx.connection_state(self.name) or {}
+        if state.get("status") == "needs_reauth":
+            return False
+        self._needs_reauth = False
+        self._usable = False  # adopt the stored tokens on this refresh
+        return True
+
     def _valid(self, creds: Mapping[str, Any]) -> bool:
         expires_at = parse_expiry(creds.get("expires_at"))
         return bool(creds.get("access_token")) and expires_at is not None \
@@ -158,7 +171,7 @@ class TokenRotation(OAuthCredentials):
     def _refresh(self, stale: str | None) -> None:
         """Called with ``_lock`` held. ``stale`` is the token the caller found wanting: a
         stored one that differs and is valid was refreshed by another process, and is adopted."""
-        if self._needs_reauth:
+        if self._needs_reauth and not self._reconnected():
             raise AuthError(f"{self.vendor} needs re-authorisation (refresh token refused); reconnect the app",
                             needs_reauth=True, system=self.name)
         reauth: str | None = None
@@ -186,7 +199,10 @@ class TokenRotation(OAuthCredentials):
                     except GrantRefused as exc:
                         reauth = exc.reason
                     else:
-                        fresh = {**grant.extra, "access_token": grant.access_token,
+                        # what ``hub connect`` stored beside the tokens (the realm, tenant or
+                        # instance consented to) stays with the rotated ones
+                        kept = {k: v for k, v in creds.items() if k not in _OWN_KEYS}
+                        fresh = {**kept, **grant.extra, "access_token": grant.access_token,
                                  "refresh_token": grant.refresh_token or refresh_token,
                                  "expires_at": (self._now() + timedelta(seconds=grant.expires_in)).isoformat(),
                                  "seed": configured if self._initial else creds.get("seed")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from state import schema as t
 from state.crypto import Cipher
@@ -45,6 +45,11 @@ class ConnectionsMixin(TxBase):
         query = select(t.credentials.c.ciphertext).where(t.credentials.c.connection == connection)
         token = self.conn.execute(query).scalar()
         return self._cipher().decrypt(token) if token else None
+
+    def delete_credentials(self, connection: str) -> bool:
+        """Forget a connection's tokens (``hub disconnect``); False when there were none."""
+        result = self.conn.execute(delete(t.credentials).where(t.credentials.c.connection == connection))
+        return bool(result.rowcount)
 
     def rotate_credentials(self) -> int:
         """Re-encrypt every stored credential with the newest key; returns how many."""

@@ -107,6 +107,8 @@ refresh_token = "{QBO_REFRESH}"
 api_base = "{u['quickbooks']}"
 discovery_url = "{u['quickbooks']}/.well-known/openid_configuration"
 token_url = "{u['quickbooks']}/oauth2/v1/tokens/bearer"
+authorize_url = "{u['quickbooks']}/connect/oauth2"
+revoke_url = "{u['quickbooks']}/oauth2/v1/tokens/revoke"
 webhook_verifier_token = "{QBO_VERIFIER}"
 rate_limit_per_minute = 6000.0
 batch_per_minute = 600.0
@@ -120,6 +122,8 @@ refresh_token = "{XERO_REFRESH}"
 api_base = "{u['xero']}"
 identity_base = "{u['xero']}"
 token_url = "{u['xero']}/connect/token"
+authorize_url = "{u['xero']}/identity/connect/authorize"
+revoke_url = "{u['xero']}/connect/revocation"
 webhook_key = "{XERO_WEBHOOK_KEY}"
 rate_limit_per_minute = 6000.0
 tax_types = {{ "0" = "NONE", "10" = "OUTPUT", "20" = "OUTPUT2" }}
@@ -131,6 +135,8 @@ client_id = "{SF_CLIENT_ID}"
 client_secret = "{SF_CLIENT_SECRET}"
 refresh_token = "{SF_REFRESH_TOKEN}"
 token_url = "{u['salesforce']}/services/oauth2/token"
+authorize_url = "{u['salesforce']}/services/oauth2/authorize"
+revoke_url = "{u['salesforce']}/services/oauth2/revoke"
 ca_bundle = "{self.sf_cert}"
 email_field = "Billing_Email__c"
 

@@ -198,13 +198,14 @@ def test_a_fresh_example_config_reports_every_missing_variable_in_one_run(tmp_pa
     (tmp_path / "hub.toml").write_text((ROOT / "config.example.toml").read_text())
     result = hub("init", cwd=tmp_path, env={name: "" for name in _example_variables()})
     assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
-    required = ["STRIPE_API_KEY", "QBO_REALM_ID", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "XERO_CLIENT_ID",
-                "XERO_CLIENT_SECRET", "XERO_TENANT_ID", "SF_CLIENT_ID", "SF_CLIENT_SECRET"]
+    required = ["STRIPE_API_KEY", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "XERO_CLIENT_ID",
+                "XERO_CLIENT_SECRET", "SF_CLIENT_ID", "SF_CLIENT_SECRET"]
     for name in required:
         assert f"missing — set {name}" in result.stderr, (name, result.stderr)
     assert f"{len(re.findall('missing — set', result.stderr))} problems:" in result.stderr
     optional = ["HUB_ALERT_WEBHOOK_URL", "HUB_ADMIN_TOKEN", "STRIPE_WEBHOOK_SECRET", "QBO_WEBHOOK_VERIFIER",
-                "XERO_WEBHOOK_KEY", "QBO_REFRESH_TOKEN", "XERO_REFRESH_TOKEN", "SF_REFRESH_TOKEN"]
+                "XERO_WEBHOOK_KEY", "QBO_REFRESH_TOKEN", "XERO_REFRESH_TOKEN", "SF_REFRESH_TOKEN",
+                "QBO_REALM_ID", "XERO_TENANT_ID"]  # hub connect stores the realm and tenant
     for name in optional:
         assert name not in result.stderr, (name, result.stderr)
 

@@ -3,13 +3,17 @@
 from connectors.settings import RETRY_KEYS, Key
 
 KEYS = {
-    "realm_id": Key(str, required=True, help="the company id"),
+    "realm_id": Key(str, help="the company id; hub connect stores the one the person picked (it wins), "
+                              "so set it only for a connection not made with hub connect"),
     "client_id": Key(str, required=True, secret=True),
     "client_secret": Key(str, required=True, secret=True),
     "refresh_token": Key(str, secret=True, help="initial refresh token; rotated ones live encrypted in the database"),
     "api_base": Key(str, default="https://quickbooks.api.intuit.com"),
     "discovery_url": Key(str, default="https://developer.api.intuit.com/.well-known/openid_configuration"),
     "token_url": Key(str, default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"),
+    "authorize_url": Key(str, default="https://appcenter.intuit.com/connect/oauth2", help="hub connect's consent page"),
+    "revoke_url": Key(str, default="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+                      help="hub disconnect revokes the grant here"),
     "webhook_verifier_token": Key(str, secret=True),
     "minor_version": Key(int, default=75, minimum=1),
     "rate_limit_per_minute": Key(float, default=500.0, above=0),

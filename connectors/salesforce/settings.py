@@ -3,11 +3,16 @@
 from connectors.settings import RETRY_KEYS, Key, existing_file
 
 KEYS = {
-    "instance_url": Key(str, required=True, help="https://yourorg.my.salesforce.com"),
+    "instance_url": Key(str, help="https://yourorg.my.salesforce.com; hub connect stores the org's from the token "
+                                  "answer (it wins), so set it only for a connection not made with hub connect"),
     "client_id": Key(str, required=True, secret=True),
     "client_secret": Key(str, required=True, secret=True),
     "refresh_token": Key(str, secret=True, help="initial refresh token"),
     "token_url": Key(str, default="https://login.salesforce.com/services/oauth2/token"),
+    "authorize_url": Key(str, default="https://login.salesforce.com/services/oauth2/authorize",
+                         help="hub connect's consent page (a sandbox: test.salesforce.com)"),
+    "revoke_url": Key(str, default="https://login.salesforce.com/services/oauth2/revoke",
+                      help="hub disconnect revokes the grant here"),
     "api_version": Key(str, default="59.0"),
     "ca_bundle": Key(str, check=existing_file, help="PEM file to trust (e.g. the emulator's certificate)"),
     "budget_share": Key(float, default=0.8, above=0, maximum=1, help="stop scheduled work above this share of the daily API allocation"),

@@ -5,11 +5,16 @@ from connectors.settings import RETRY_KEYS, Key
 KEYS = {
     "client_id": Key(str, required=True, secret=True),
     "client_secret": Key(str, required=True, secret=True),
-    "tenant_id": Key(str, required=True, help="the organisation's tenant id (see /connections)"),
+    "tenant_id": Key(str, help="the organisation's tenant id (see /connections); hub connect stores the one "
+                               "consented to (it wins), so set it only for a connection not made with hub connect"),
     "refresh_token": Key(str, secret=True, help="initial refresh token; rotated ones live encrypted in the database"),
     "api_base": Key(str, default="https://api.xero.com"),
     "identity_base": Key(str, default="https://api.xero.com"),
     "token_url": Key(str, default="https://identity.xero.com/connect/token"),
+    "authorize_url": Key(str, default="https://login.xero.com/identity/connect/authorize",
+                         help="hub connect's consent page"),
+    "revoke_url": Key(str, default="https://identity.xero.com/connect/revocation",
+                      help="hub disconnect revokes the grant here"),
     "webhook_key": Key(str, secret=True),
     "rate_limit_per_minute": Key(float, default=60.0, above=0),
     "concurrency": Key(int, default=5, minimum=1),

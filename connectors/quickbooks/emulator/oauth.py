@@ -1,6 +1,7 @@
 """Intuit's OAuth side: the discovery document, the token endpoint (the shared
 ``connectors.emulation_grants.GrantServer`` with Intuit's policy: rotating refresh tokens, a
-used one gets ``invalid_grant``, one-hour access tokens) and ``/__emulator/oauth``."""
+used one gets ``invalid_grant``, one-hour access tokens), the consent page ``/connect/oauth2``
+and the revocation endpoint (``connectors.emulation_consent``) and ``/__emulator/oauth``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import EmulatorClock
+from connectors.emulation_consent import Consent
 from connectors.emulation_grants import (
     GrantPolicy,
     GrantServer,
@@ -46,8 +48,16 @@ def grant_server(clock: EmulatorClock) -> GrantServer:
 
 class OAuthMixin:
     oauth: GrantServer
+    realms: dict[str, Any]
 
     def add_oauth_routes(self, router: web.UrlDispatcher, control: str) -> None:
+        # Intuit's consent (appcenter.intuit.com/connect/oauth2) redirects back with the company
+        # the person picked as realmId; the emulator's first company is that one.
+        self.consent = Consent("QuickBooks", "/connect/oauth2", "/oauth2/v1/tokens/revoke",
+                               grants=lambda: self.oauth,
+                               callback_extra=lambda: {"realmId": next(iter(self.realms))},
+                               required_scope="com.intuit.quickbooks.accounting")
+        self.consent.add_routes(router)
         router.add_get("/.well-known/openid_configuration", self._discovery)
         router.add_post("/oauth2/v1/tokens/bearer", self._token)
         router.add_get(control + "oauth", self._oauth_stats)

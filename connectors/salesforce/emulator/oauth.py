@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import EmulatorClock
+from connectors.emulation_consent import Consent
 from connectors.emulation_grants import (
     GrantPolicy,
     GrantServer,
@@ -97,6 +98,20 @@ class OAuthMixin:
                 self.oauth.policy = replace(self.oauth.policy, access_ttl=int(session_ttl_seconds))
             if rotate_refresh_tokens is not None:
                 self.oauth.policy = replace(self.oauth.policy, rotate=bool(rotate_refresh_tokens))
+
+    app: web.Application
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the app's own routes are in place (Emulator.__init__): the consent pages join them
+        self.add_consent_routes(self.app.router)
+
+    def add_consent_routes(self, router: web.UrlDispatcher) -> None:
+        """``/services/oauth2/authorize`` (the web server flow, PKCE optional) and
+        ``/services/oauth2/revoke``; the code's token answer names the org as ``instance_url``."""
+        self.consent = Consent("Salesforce", "/services/oauth2/authorize", "/services/oauth2/revoke",
+                               grants=lambda: self.oauth, lock=lambda: self.state_lock)
+        self.consent.add_routes(router)
 
     async def _token(self, request: web.Request) -> web.Response:
         token_request = await TokenRequest.read(request)

@@ -102,6 +102,7 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/connect/token", self._token)
+        self.add_consent_routes(router)
         router.add_get("/connections", self._connections)
         router.add_get("/Connections", self._connections)
         router.add_get(API + "/{collection}", self._api)

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.emulation import EmulatorClock
+from connectors.emulation_consent import Consent
 from connectors.emulation_grants import (
     GrantPolicy,
     GrantServer,
@@ -68,6 +69,14 @@ class OAuthMixin:
 
     async def _token(self, request: web.Request) -> web.Response:
         return await self.oauth.handle(request)  # the server of the moment: a reset replaces it
+
+    def add_consent_routes(self, router: web.UrlDispatcher) -> None:
+        """login.xero.com's ``/identity/connect/authorize`` (PKCE S256 or a client secret) and
+        identity.xero.com's ``/connect/revocation``; a consent covers every tenant of the
+        organisation list (``GET /connections`` then lists them)."""
+        self.consent = Consent("Xero", "/identity/connect/authorize", "/connect/revocation",
+                               grants=lambda: self.oauth, subject=lambda: tuple(self.tenants))
+        self.consent.add_routes(router)
 
     async def _grant_tokens(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
