@@ -26,7 +26,7 @@ from connectors.salesforce.errors import SalesforceSetupError
 from connectors.salesforce.streams import CURRENCY
 
 SETUP_SECTION = 'README.md, section "Salesforce setup"'
-SETUP_COMMAND = "hub setup salesforce"  # (coming: the onboarding issue adds it)
+SETUP_COMMAND = "hub setup salesforce"  # connectors/salesforce/setup.py
 ORG_CURRENCY_SOQL = "SELECT DefaultCurrencyIsoCode FROM Organization"
 
 
@@ -63,8 +63,7 @@ def learn_org(client: SalesforceClient, wanted: Mapping[str, Sequence[str]], *, 
             elif name == hub_field and not found.get("externalId"):
                 problems.append(f"{sobject}.{name} (it exists but is not marked External ID)")
     if problems:
-        advice = (f"Create them as {SETUP_SECTION} lists (with their types), or with `{SETUP_COMMAND}` "
-                  "(coming)")
+        advice = f"Create them with `{SETUP_COMMAND}`, or by hand as {SETUP_SECTION} lists (with their types)"
         if standard_missing:
             advice += ("; a standard object or field listed exists in every org, so the integration "
                        "user's profile cannot see it: grant it object and field-level access")

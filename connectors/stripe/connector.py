@@ -67,8 +67,9 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
 
     def __init__(self, name: str, api: StripeApi, *, webhook_secret: str | None = None,
                  overlap_seconds: int = 60, clock: Callable[[], datetime] | None = None,
-                 page_limit: int = 100, key_prefix: str = "sk_test_") -> None:
+                 page_limit: int = 100, key_prefix: str = "sk_test_", store: StateStore | None = None) -> None:
         self.name = name
+        self.store = store  # where `hub setup webhooks` keeps the signing secret
         self.api = api
         self.key_prefix = key_prefix  # "sk_live_", "rk_test_", ...: what kind of key (never the key)
         self._webhook_secret = webhook_secret or ""
@@ -222,7 +223,16 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: int | None = None) -> list[InboundEvent]:
         """Verify ``Stripe-Signature`` (``now``: the unix time the tolerance is judged at)."""
         moment = int(self.clock().timestamp()) if now is None else now
-        return webhooks.verify(headers, body, self._webhook_secret, moment)
+        return webhooks.verify(headers, body, self._webhook_secret or self._stored_secret(), moment)
+
+    def _stored_secret(self) -> str:
+        """The signing secret ``hub setup webhooks`` stored (encrypted) when the config names
+        none; read at each delivery, so a running daemon needs no restart after setup."""
+        if self.store is None or self.store.cipher is None:
+            return ""
+        with self.store.transaction() as tx:
+            stored = tx.load_credentials(webhooks.secret_key(self.name))
+        return str((stored or {}).get("webhook_secret") or "")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, refetch=self, retries=self.api.policy, checker=self)
@@ -336,4 +346,5 @@ def build(config: ConnectionConfig, store: StateStore | None = None, *,
                     name=config.name)
     return StripeConnector(config.name, api, webhook_secret=config["webhook_secret"],
                            overlap_seconds=int(config["events_overlap_seconds"]), clock=clock,
-                           page_limit=int(config["page_limit"]), key_prefix=str(config["api_key"])[:8])
+                           page_limit=int(config["page_limit"]), key_prefix=str(config["api_key"])[:8],
+                           store=store)

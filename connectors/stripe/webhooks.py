@@ -68,3 +68,17 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, now: int,
             or payload.get("object") != "event":
         raise WebhookRejected("webhook body is not a Stripe event", 400)
     return [InboundEvent(event_id=payload["id"], payload=payload, event_type=str(payload.get("type", "")))]
+
+
+def webhook_events() -> list[str]:
+    """Every event type the connector reads (each stream's ``event_types``): the one list a
+    webhook endpoint is registered with (``hub setup webhooks``)."""
+    from connectors.stripe.streams import STREAMS  # streams imports the SDK; keep verify() light
+
+    return sorted({e for stream in STREAMS.values() for e in stream.event_types})
+
+
+def secret_key(connection: str) -> str:
+    """The state store's credentials row holding the endpoint's signing secret, encrypted, when
+    ``hub setup webhooks`` created it (``{"webhook_secret": "whsec_…", "endpoint_id": "we_…"}``)."""
+    return f"webhook:{connection}"

@@ -5,7 +5,8 @@ Serve it over TLS (``connectors.salesforce.tls.server_context``): the SDK only b
 
 * ``/services/oauth2/token`` (``oauth``: the shared grant server under Salesforce's policy);
 * ``/services/data/vXX.X/``: ``sobjects`` (``sobjects``, ``describe``), ``query`` /
-  ``queryAll`` (``query``), ``composite/sobjects`` (``composite``), ``limits`` (here);
+  ``queryAll`` (``query``), ``composite/sobjects`` (``composite``), ``limits`` (here), ``tooling/sobjects/CustomObject``
+  and ``CustomField`` (``tooling``);
 * errors as ``[{message, errorCode, fields}]``; ``INVALID_SESSION_ID`` 401 once a session
   expires on the emulator clock; ``Sforce-Limit-Info: api-usage=n/m`` on every response and 403
   ``REQUEST_LIMIT_EXCEEDED`` once the rolling 24-hour allocation is spent.
@@ -41,6 +42,7 @@ from connectors.salesforce.emulator.oauth import (
 from connectors.salesforce.emulator.query import QueryMixin
 from connectors.salesforce.emulator.schema import build_schema
 from connectors.salesforce.emulator.sobjects import SObjectsMixin
+from connectors.salesforce.emulator.tooling import ToolingMixin
 from connectors.salesforce.emulator.wire import SfError, json_response, not_found, record_url
 from mapping import exact_json
 
@@ -53,7 +55,7 @@ class OrgKind(NamedTuple):
     custom_schema: bool
 
 
-class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, Emulator):
+class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, ToolingMixin, OAuthMixin, Emulator):
     system = "salesforce"
 
     def __init__(self, clock: EmulatorClock | None = None, *, hub_id_field: str = "Hub_Id__c",
@@ -236,6 +238,8 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, OAuthMixin, 
             return self._collection(request, version, parts[2:], body)
         if head == "sobjects":
             return self._sobjects(request, version, parts[1:], body)
+        if head == "tooling":
+            return self._tooling(request, parts[1:], body)
         raise not_found()
 
 

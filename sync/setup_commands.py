@@ -1,0 +1,94 @@
+"""``hub setup salesforce`` and ``hub setup webhooks``: what each vendor needs before billhub can
+run there, done through the vendor's API where it has one, printed step by step where it has not."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from connectors.salesforce.setup import FLS_ADVICE, setup_org
+from sync.cli_context import HubContext
+from sync.terminal import console, err_console, fail, handles_errors, print_json
+from sync.webhook_setup import ledger_instructions, register_stripe
+
+
+def connectors_of(hub: HubContext, system: str, name: str | None) -> list[Any]:
+    """The configured connectors of ``system`` (just ``name`` when given); a usage error if none."""
+    found = [c for n, c in sorted(hub.hub.connectors.items())
+             if c.system == system and (name is None or n == name)]
+    if not found:
+        configured = ", ".join(f"{n} ({c.system})" for n, c in sorted(hub.hub.connectors.items())) or "none"
+        fail(f"no {system} connection{f' named {name!r}' if name else ''}; configured: {configured}")
+    return found
+
+
+@click.group()
+def setup() -> None:
+    """Create what billhub needs in each vendor: Salesforce's schema, webhook endpoints."""
+
+
+@setup.command("salesforce")
+@click.option("--connection", "name", help="Only this Salesforce connection.")
+@click.option("--check", is_flag=True, help="List what is missing; create nothing. Exit 1 if anything is.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handles_errors
+def setup_salesforce(hub: HubContext, name: str | None, check: bool, as_json: bool) -> None:
+    """Create billhub's custom object and fields (Tooling API), skipping what the org has."""
+    reports = {c.name: setup_org(c.client, c.settings, check=check) for c in connectors_of(hub, "salesforce", name)}
+    if as_json:
+        print_json({n: r.to_json() for n, r in reports.items()})
+    bad = False
+    for n, r in reports.items():
+        if not as_json:
+            verb = "missing" if check else "created"
+            listed = r.missing if check else r.created
+            console.print(f"{n}: {len(r.wanted)} wanted, {len(r.missing)} missing"
+                          + ("" if check else f", {len(r.created)} created"))
+            for c in listed:
+                console.print(f"  {verb} {c.kind} {c.full_name} ({c.metadata.get('type', 'object')})")
+        if check and r.missing:
+            bad = True
+        if not check and r.hidden:
+            bad = True
+            err_console.print(f"{n}: these exist but the integration user cannot see them: "
+                              f"{', '.join(c.full_name for c in r.hidden)}. {FLS_ADVICE}")
+    if bad:
+        sys.exit(1)
+
+
+@setup.command("webhooks")
+@click.option("--url", "public_url", help="The public https address of `hub run` (default: [server] public_url).")
+@click.option("--connection", "name", help="Only this connection.")
+@click.pass_obj
+@handles_errors
+def setup_webhooks(hub: HubContext, public_url: str | None, name: str | None) -> None:
+    """Register Stripe's webhook endpoint (and store its signing secret); print QuickBooks' and
+    Xero's steps."""
+    base = (public_url or _configured_public_url(hub) or "").rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        fail("say where `hub run` is reachable from the internet: --url https://billhub.example.com")
+    chosen = [c for n, c in sorted(hub.hub.connectors.items()) if name is None or n == name]
+    if not chosen:
+        fail(f"no connection {name!r}; configured: {', '.join(sorted(hub.hub.connectors)) or 'none'}")
+    for connector in chosen:
+        url = f"{base}/webhooks/{connector.name}"
+        if connector.system == "stripe":
+            done = register_stripe(connector, url, hub.store)
+            console.print(f"{connector.name} (stripe): endpoint {done.endpoint_id} {done.action} for {url} "
+                          f"with {len(done.events)} event types")
+            console.print(f"  {done.secret_note}")
+        elif connector.system in ("quickbooks", "xero"):
+            console.print(ledger_instructions(connector.system, connector.name, url))
+        else:
+            console.print(f"{connector.name} ({connector.system}): no webhooks to set up")
+
+
+def _configured_public_url(hub: HubContext) -> str | None:
+    value = hub.config.server.get("public_url")
+    return str(value) if value else None
+
+
+__all__ = ["setup"]

@@ -1,0 +1,133 @@
+"""``hub setup salesforce`` and ``hub setup webhooks`` (issue 20, item 3) against the emulators,
+through the real SDKs (simple-salesforce's Tooling calls, stripe-python's webhook endpoints)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connectors.salesforce.errors import SalesforceSetupError
+from connectors.stripe.webhooks import webhook_events
+from hub import cli
+from state.crypto import generate_key
+from sync.config import load_config
+from sync.demo import Emulators, start_emulators
+from sync.runtime import Hub
+
+
+@pytest.fixture(scope="module")
+def emus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulators, Path]]:
+    workdir = tmp_path_factory.mktemp("setup")
+    running = start_emulators(workdir)
+    sf: Any = running.salesforce.emulator
+    running.salesforce.on_loop(lambda: sf.configure_org(custom_schema=False))  # a fresh org
+    config = running.config_toml(f"sqlite:///{workdir}/hub.db", generate_key())
+    # no webhook_secret in the config: the one `hub setup webhooks` stores is used
+    config = "\n".join(line for line in config.splitlines() if not line.startswith("webhook_secret"))
+    path = workdir / "hub.toml"
+    path.write_text(config)
+    assert _hub(path, "init").exit_code == 0
+    yield running, path
+    running.stop()
+
+
+def _hub(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(path), *args])
+
+
+def test_setup_salesforce_creates_the_schema_once_and_check_lists_what_is_missing(
+        emus: tuple[Emulators, Path]) -> None:
+    running, path = emus
+    hub = Hub.from_config(load_config(path))
+    try:
+        fresh: Any = hub.connectors["salesforce"]
+        with pytest.raises(SalesforceSetupError) as refused:
+            fresh.learn()
+        assert "`hub setup salesforce`" in str(refused.value) and "coming" not in str(refused.value)
+    finally:
+        hub.close()
+
+    before = _hub(path, "setup", "salesforce", "--check", "--json")
+    assert before.exit_code == 1, before.output
+    missing = json.loads(before.stdout)["salesforce"]["missing"]
+    assert missing[0] == "Billing_Invoice__c"
+    for name in ("Account.Hub_Id__c", "Account.Billing_Status__c", "Account.Billing_Email__c",
+                 "PricebookEntry.Billing_Interval__c", "Billing_Invoice__c.Amount_Credited__c",
+                 "Billing_Invoice__c.Account__c", "Opportunity.Hub_Id__c", "Product2.Hub_Id__c"):
+        assert name in missing
+    created_nothing: Any = running.salesforce.emulator
+    assert "Billing_Invoice__c" not in created_nothing.schema  # --check creates nothing
+
+    done = _hub(path, "setup", "salesforce", "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)["salesforce"]
+    assert report["created"] == missing and report["hidden"] == []
+
+    again = _hub(path, "setup", "salesforce", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["salesforce"]["created"] == []
+    check = _hub(path, "setup", "salesforce", "--check")
+    assert check.exit_code == 0 and "0 missing" in check.stdout
+
+    hub = Hub.from_config(load_config(path))
+    try:
+        connector: Any = hub.connectors["salesforce"]
+        connector.learn()  # first contact now passes: every field there, the marker an External ID
+        described = connector.client.call(lambda sf: sf.restful("sobjects/Account/describe"))
+        marker = next(f for f in described["fields"] if f["name"] == "Hub_Id__c")
+        assert marker["externalId"] and marker["unique"] and marker["type"] == "string"
+        status = next(f for f in described["fields"] if f["name"] == "Billing_Status__c")
+        assert [v["value"] for v in status["picklistValues"]] == ["none", "active", "past_due", "canceled"]
+        sf_api: Any = connector.client.sdk()
+        account = sf_api.Account.upsert("Hub_Id__c/cus-1", {"Name": "Acme", "Billing_Status__c": "active"})
+        assert account == 201
+        rows = connector.client.call(lambda sf: sf.query(
+            "SELECT Id, Hub_Id__c FROM Account WHERE Hub_Id__c = 'cus-1'"))["records"]
+        made = sf_api.Billing_Invoice__c.create({"Name": "INV-1", "Account__c": rows[0]["Id"],
+                                                 "Amount__c": "12.50", "Status__c": "Open"})
+        children = connector.client.call(lambda sf: sf.query(
+            "SELECT Name, (SELECT Amount__c FROM Billing_Invoices__r) FROM Account"))["records"]
+        assert made["success"] and Decimal(str(children[0]["Billing_Invoices__r"]["records"][0]["Amount__c"])) == Decimal("12.5")
+    finally:
+        hub.close()
+
+
+def test_setup_webhooks_registers_stripe_once_and_stores_its_secret(emus: tuple[Emulators, Path]) -> None:
+    running, path = emus
+    stripe: Any = running.stripe.emulator
+    done = _hub(path, "setup", "webhooks", "--url", "https://billhub.example.com/")
+    assert done.exit_code == 0, done.output
+    url = "https://billhub.example.com/webhooks/stripe"
+    endpoints = list(stripe.objects.get("webhook_endpoint", {}).values())
+    assert [e["url"] for e in endpoints] == [url]
+    assert endpoints[0]["enabled_events"] == webhook_events()
+    assert "invoice.paid" in webhook_events() and "payout.paid" in webhook_events()
+    assert "signing secret stored" in done.stdout
+    assert "https://billhub.example.com/webhooks/quickbooks" in done.stdout
+    assert "webhook_verifier_token" in done.stdout and "webhook_key" in done.stdout
+    assert "CONTACT, INVOICE" in done.stdout
+
+    stripe.objects["webhook_endpoint"][endpoints[0]["id"]]["enabled_events"] = ["customer.created"]
+    again = _hub(path, "setup", "webhooks", "--url", "https://billhub.example.com", "--connection", "stripe")
+    assert again.exit_code == 0 and "updated" in again.stdout and "already stored" in again.stdout
+    endpoints = list(stripe.objects["webhook_endpoint"].values())
+    assert len(endpoints) == 1 and endpoints[0]["enabled_events"] == webhook_events()
+
+    secret = endpoints[0]["_secret"]
+    hub = Hub.from_config(load_config(path))
+    try:
+        body = b'{"id": "evt_1", "object": "event", "type": "customer.created"}'
+        t = 1_800_000_000
+        signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        connector: Any = hub.connectors["stripe"]
+        events = connector.verify_webhook({"Stripe-Signature": f"t={t},v1={signature}"}, body, now=t)
+        assert [e.event_id for e in events] == ["evt_1"]
+    finally:
+        hub.close()
