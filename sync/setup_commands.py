@@ -4,12 +4,15 @@ run there, done through the vendor's API where it has one, printed step by step 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
 from connectors.salesforce.setup import FLS_ADVICE, setup_org
 from sync.cli_context import HubContext
+from sync.mappings import read_ledger, suggest
 from sync.terminal import console, err_console, fail, handles_errors, print_json
 from sync.webhook_setup import ledger_instructions, register_stripe
 
@@ -86,9 +89,56 @@ def setup_webhooks(hub: HubContext, public_url: str | None, name: str | None) ->
             console.print(f"{connector.name} ({connector.system}): no webhooks to set up")
 
 
+@click.command("mappings")
+@click.option("--connection", "name", help="Only this ledger connection (default: every QuickBooks and Xero one).")
+@click.option("--write", "out", type=click.Path(dir_okay=False), help="Write the suggested config here (not hub.toml).")
+@click.pass_obj
+@handles_errors
+def mappings(hub: HubContext, name: str | None, out: str | None) -> None:
+    """List each ledger's accounts, tax codes and items; suggest the account and tax-code keys."""
+    chosen = [c for n, c in sorted(hub.hub.connectors.items())
+              if c.system in ("quickbooks", "xero") and (name is None or n == name)]
+    if not chosen:
+        fail(f"no ledger connection{f' named {name!r}' if name else ''} (quickbooks or xero) is configured")
+    suggestions = []
+    for connector in chosen:
+        ledger = read_ledger(connector)
+        key = "Id" if ledger.system == "quickbooks" else "Code"
+        table = Table(title=f"{ledger.connection} ({ledger.system}): accounts")
+        for column in (key, "name", "type"):
+            table.add_column(column)
+        for a in ledger.accounts:
+            table.add_row(a.key, a.name, a.type)
+        console.print(table)
+        taxes = Table(title=f"{ledger.connection}: tax codes ({'TaxCode' if key == 'Id' else 'TaxType'})")
+        for column in ("code", "name", "sales rate %"):
+            taxes.add_column(column)
+        for t in ledger.tax_codes:
+            taxes.add_row(t.code, t.name, "—" if t.rate is None else
+                          " + ".join(format(p.normalize(), "f") for p in t.parts) if len(t.parts) > 1
+                          else format(t.rate.normalize(), "f"))
+        console.print(taxes)
+        items = Table(title=f"{ledger.connection}: items")
+        for column in ("id" if key == "Id" else "code", "name", "type"):
+            items.add_column(column)
+        for row in ledger.items:
+            items.add_row(*row)
+        console.print(items)
+        suggestions.append(suggest(ledger))
+    text = "\n".join(suggestions)
+    if out:
+        target = Path(out)
+        if target.exists():
+            fail(f"{out} exists; name a new file (the suggestion is for you to review and merge)")
+        target.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {out}: review each line, then merge it into your config")
+    else:
+        click.echo(text)
+
+
 def _configured_public_url(hub: HubContext) -> str | None:
     value = hub.config.server.get("public_url")
     return str(value) if value else None
 
 
-__all__ = ["setup"]
+__all__ = ["mappings", "setup"]

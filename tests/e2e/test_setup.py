@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import tomllib
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from connectors.quickbooks.emulator.store import make_vat_company
 from connectors.salesforce.errors import SalesforceSetupError
 from connectors.stripe.webhooks import webhook_events
 from hub import cli
 from state.crypto import generate_key
 from sync.config import load_config
-from sync.demo import Emulators, start_emulators
+from sync.demo import QBO_REALM, Emulators, start_emulators
 from sync.runtime import Hub
 
 
@@ -131,3 +133,41 @@ def test_setup_webhooks_registers_stripe_once_and_stores_its_secret(emus: tuple[
         assert [e.event_id for e in events] == ["evt_1"]
     finally:
         hub.close()
+
+
+def test_mappings_lists_each_ledger_and_suggests_keys_saying_why(emus: tuple[Emulators, Path], tmp_path: Path) -> None:
+    running, path = emus
+    qbo_emulator: Any = running.quickbooks.emulator
+
+    def vat_company() -> None:  # a UK company with a Stripe clearing account and a fee account
+        realm = qbo_emulator.realm(QBO_REALM)
+        make_vat_company(realm, "GB", "GBP")
+        stamp = realm.table("Account")["1"]["MetaData"]
+        realm.table("Account").update({
+            "90": {"Id": "90", "Name": "Stripe clearing", "AccountType": "Bank", "Active": True,
+                   "SyncToken": "0", "MetaData": stamp},
+            "91": {"Id": "91", "Name": "Stripe fees", "AccountType": "Expense", "Active": True,
+                   "SyncToken": "0", "MetaData": stamp}})
+
+    running.quickbooks.on_loop(vat_company)
+    out = tmp_path / "suggested.toml"
+    done = _hub(path, "mappings", "--write", str(out))
+    assert done.exit_code == 0, done.output
+    assert "Stripe clearing" in done.stdout and "Business Bank Account" in done.stdout  # both charts listed
+    assert "20.0% S" in done.stdout and "OUTPUT2" in done.stdout
+    text = out.read_text()
+    suggested = tomllib.loads(text)
+    assert suggested["connections"]["quickbooks"] == {
+        "clearing_account_id": "90", "payout_bank_account_id": "2", "fee_account_id": "91",
+        "income_account_id": "1"}
+    assert suggested["tax_codes"]["quickbooks"] == {"20": "20.0% S", "5": "5.0% R"}
+    assert '# "0" = ""  # 4 codes at 0 %' in text  # several zero-rate codes: the user picks, by treatment
+    # Xero's demo chart has no Stripe account: the clearing key is left for the user, with candidates
+    assert suggested["connections"]["xero"] == {"payout_bank_account_code": "090", "fee_account_code": "404",
+                                                "sales_account_code": "200"}
+    assert "# clearing_account_code = \"\"  # not chosen: no BANK account is named stripe / clearing" in text
+    assert "091 'Business Savings Account'" in text
+    assert suggested["tax_codes"]["xero"] == {"10": "OUTPUT", "20": "OUTPUT2"}
+    assert "'Stripe fees': type Expense, its name has \"stripe\"" in text  # each pick says why
+    refused = _hub(path, "mappings", "--write", str(out))
+    assert refused.exit_code == 2 and "exists" in refused.stderr
