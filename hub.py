@@ -21,6 +21,7 @@ from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import findings_alert, raise_alerts
 from sync.checks import check_connections
 from sync.cli_context import HubContext
+from sync.config_new import new_config_command
 from sync.connect_commands import connect_command, disconnect_command
 from sync.daemon import run_command
 from sync.findings import KINDS, findings_report
@@ -58,10 +59,15 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
+@click.option("--interactive", is_flag=True, help="Write a new config from answers first (see --force).")
+@click.option("--force", is_flag=True, help="With --interactive: replace an existing config file.")
 @click.pass_obj
 @handles_errors
-def init(hub: HubContext) -> None:
+def init(hub: HubContext, interactive: bool, force: bool) -> None:
     """Create or migrate the database named in the config (safe to run again)."""
+    if interactive:
+        new_config_command(Path(hub.config_path or "hub.toml"), force=force)
+        return
     version = hub.store.init()
     console.print(f"database {hub.store.safe_url} is at schema version {version}")
 
