@@ -12,7 +12,7 @@ from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs, build_scheduler
-from sync.web import api, console
+from sync.web import api, console, oauth
 from sync.web.context import DAEMON, Daemon
 from sync.web.health import healthz, metrics, readyz
 from sync.web.middleware import errors, security_headers
@@ -41,6 +41,7 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     app.router.add_post("/webhooks/{system}/{connection}", webhook)
     api.setup(app)
     console.setup(app)
+    oauth.setup(app)
 
     async def on_startup(app: web.Application) -> None:
         if start_scheduler:

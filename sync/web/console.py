@@ -90,8 +90,10 @@ async def console_guard(request: web.Request,
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Console off without a token; pages need a session."""
     path = request.path
-    if path.startswith(("/api/", "/webhooks/", "/static/")) or path in ("/healthz", "/readyz", "/metrics",
-                                                                         "/favicon.ico"):
+    # /oauth/callback/: the vendor's redirect carries no (SameSite=Strict) session; its one-time
+    # state, made by a logged-in operator's /oauth/start, authenticates it (sync/web/oauth.py)
+    if path.startswith(("/api/", "/webhooks/", "/static/", "/oauth/callback/")) \
+            or path in ("/healthz", "/readyz", "/metrics", "/favicon.ico"):
         return await handler(request)
     if _daemon(request).admin_token is None:
         return render(request, "off.html", http_status=403)
