@@ -255,3 +255,24 @@ def test_the_code_exchange_checks_redirect_uri_verifier_and_one_time_use(emus: E
     unknown = requests.get(xero + "/identity/connect/authorize", timeout=30, allow_redirects=False,
                            params={"client_id": "nobody", "response_type": "code", "redirect_uri": redirect})
     assert unknown.status_code == 400 and "Location" not in unknown.headers  # never redirected
+
+
+def test_xero_consent_for_several_organisations_needs_a_tenant(emus: Emulators, config_path: Path) -> None:
+    xero: Any = emus.xero.emulator
+    second = "0b9c8d7e-6f5a-4b3c-9d2e-1f0a9b8c7d6e"
+    emus.xero.on_loop(lambda: xero.add_tenant(second, "Second Org Ltd"))
+    try:
+        _without(config_path, "xero", "tenant_id")
+        run = Connecting(config_path, "xero")
+        _consent(run.url, True)
+        code, _, err = run.finish()
+        assert code == 1 and "2 Xero organisations" in err and second in err and XERO_TENANT in err
+        assert "--tenant" in err and _stored(config_path, "xero") is None
+        run = Connecting(config_path, "xero", "--tenant", second)
+        _consent(run.url, True)
+        code, out, err = run.finish()
+        assert code == 0, out + err
+        stored = _stored(config_path, "xero")
+        assert stored is not None and stored["tenant_id"] == second
+    finally:
+        emus.xero.on_loop(lambda: xero.tenants.pop(second))
