@@ -154,8 +154,8 @@ class TokenRotation(OAuthCredentials):
         with the stored tokens, without a restart. One state read; no token call."""
         with self._store.transaction() as tx:
             state = tx.connection_state(self.name) or {}
-        if state.get("status") == "needs_reauth":
-            return False
+        if state.get("status") != "ok":  # still refused, or paused for another reason meanwhile:
+            return False                  # the refused token is never presented again
         self._needs_reauth = False
         self._usable = False  # adopt the stored tokens on this refresh
         return True
