@@ -276,3 +276,20 @@ def test_xero_consent_for_several_organisations_needs_a_tenant(emus: Emulators, 
         assert stored is not None and stored["tenant_id"] == second
     finally:
         emus.xero.on_loop(lambda: xero.tenants.pop(second))
+
+
+def test_a_connection_without_its_place_says_to_connect(config_path: Path) -> None:
+    _without(config_path, "quickbooks", "realm_id")
+    done = _hub(config_path, "check")
+    assert done.exit_code == 2
+    assert "connections.quickbooks.realm_id: not set and quickbooks is not connected: run `hub connect " \
+           "quickbooks` (or set realm_id)" in done.output
+
+
+def test_connect_names_what_it_cannot_connect(config_path: Path) -> None:
+    stripe = _hub(config_path, "connect", "stripe", "--no-browser")
+    assert stripe.exit_code == 2 and "uses an API key, not OAuth" in stripe.output
+    wrong = _hub(config_path, "connect", "xero", "--connection", "quickbooks", "--no-browser")
+    assert wrong.exit_code == 2 and "is a quickbooks connection, not xero" in wrong.output
+    nothing = _hub(config_path, "disconnect", "nope")
+    assert nothing.exit_code == 2 and "neither a connection nor one of" in nothing.output
