@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from connectors.salesforce.setup import FLS_ADVICE, setup_org
+from connectors.salesforce.setup import FLS_ADVICE, PERMISSION_SET, setup_org
 from sync.cli_context import HubContext
 from sync.mappings import read_ledger, suggest
 from sync.terminal import console, err_console, fail, handles_errors, print_json
@@ -52,6 +52,8 @@ def setup_salesforce(hub: HubContext, name: str | None, check: bool, as_json: bo
                           + ("" if check else f", {len(r.created)} created"))
             for c in listed:
                 console.print(f"  {verb} {c.kind} {c.full_name} ({c.metadata.get('type', 'object')})")
+            if r.granted:
+                console.print(f"  granted through permission set {PERMISSION_SET}: {', '.join(r.granted)}")
         if check and r.missing:
             bad = True
         if not check and r.hidden:

@@ -52,3 +52,21 @@ def test_init_interactive_refuses_an_existing_file_unless_forced(tmp_path: Path)
     forced = CliRunner().invoke(cli, ["--config", str(path), "init", "--interactive", "--force"], input=ANSWERS)
     assert forced.exit_code == 0, forced.output
     assert load_config(path, env=ENV).connections["stripe"]["api_key"] == "sk_test_x"
+
+
+def test_the_example_config_names_every_key_the_connectors_read() -> None:
+    """Each declared connection key appears in config.example.toml (set, or commented out with
+    its default), so no key the connectors read is undocumented (tax_codes come from
+    [tax_codes.<ledger>])."""
+    import re
+
+    from connectors.quickbooks.settings import KEYS as QUICKBOOKS
+    from connectors.salesforce.settings import KEYS as SALESFORCE
+    from connectors.stripe.settings import KEYS as STRIPE
+    from connectors.xero.settings import KEYS as XERO
+
+    text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text()
+    undocumented = [f"{system}.{key}" for system, keys in (("stripe", STRIPE), ("quickbooks", QUICKBOOKS),
+                                                           ("xero", XERO), ("salesforce", SALESFORCE))
+                    for key in keys if key != "tax_codes" and not re.search(rf"^#? ?{key} = ", text, re.M)]
+    assert undocumented == []

@@ -179,7 +179,10 @@ class SalesforceClient:
             raise GrantRefused(f"{response.status_code} {error or 'unexpected token response'}")
         return Grant(access_token=str(body["access_token"]), refresh_token=body.get("refresh_token"),
                      expires_in=float(self.settings["session_seconds"]),
-                     extra={"instance_url": body.get("instance_url") or self.settings["instance_url"]})
+                     extra={"instance_url": body.get("instance_url") or self.settings["instance_url"],
+                            # .../id/<org id>/<user id>: who the integration user is (hub setup
+                            # salesforce assigns it billhub's permission set)
+                            "identity": body.get("id")})
 
     def close(self) -> None:
         self.session.close()

@@ -7,11 +7,13 @@ and first contact (``orgfacts``) can never disagree: every ``__c`` name a read s
 invoice object itself. Each has one definition here (README "Salesforce setup" lists the same
 types); a custom name with no definition is an error, never a guessed type.
 
-What is present is learnt with ``describe`` (what the integration user can see). A create answered
-``DUPLICATE_DEVELOPER_NAME`` means the field exists but this user cannot see it: field-level
-security. Salesforce grants a Tooling-created field to no profile, so after creating, the command
-describes again and names every field still hidden, with where to grant it (a permission set with
-Read and Edit on each, assigned to the integration user).
+What is present is learnt with ``describe`` (what the integration user can see). Salesforce grants
+a Tooling-created field to no profile, so every run then makes sure billhub's permission set
+``Billhub_Integration`` exists with Read and Edit on each custom field (``FieldPermissions``) and
+full access to the invoice object's records (``ObjectPermissions``), and is assigned to the
+integration user (``PermissionSetAssignment``; the user is the last part of the session's identity
+URL), each grant made once. A create answered ``DUPLICATE_DEVELOPER_NAME`` is a component that
+exists but was hidden; a final describe names anything still not visible, with what to do.
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ class SetupReport:
     missing: list[Component]
     created: list[Component] = field(default_factory=list)
     hidden: list[Component] = field(default_factory=list)  # exist, but the user cannot see them
+    granted: list[str] = field(default_factory=list)  # field-level security added this run
 
     def to_json(self) -> dict[str, Any]:
         def names(items: list[Component]) -> list[str]:
             return [c.full_name for c in items]
 
         return {"wanted": names(self.wanted), "missing": names(self.missing), "created": names(self.created),
-                "hidden": names(self.hidden)}
+                "hidden": names(self.hidden), "granted": self.granted}
 
 
 def _label(name: str) -> str:
@@ -152,7 +155,7 @@ def setup_org(client: SalesforceClient, settings: Mapping[str, Any], *, check: b
     before its fields), then describe again: what is still not visible is ``hidden``."""
     wanted = wanted_components(settings)
     report = SetupReport(wanted, find_missing(client, wanted))
-    if check or not report.missing:
+    if check:
         return report
     for c in report.missing:
         def create(sf: Salesforce, c: Component = c) -> Any:
@@ -168,8 +171,71 @@ def setup_org(client: SalesforceClient, settings: Mapping[str, Any], *, check: b
                 raise
             continue
         report.created.append(c)
+    report.granted = grant_access(client, wanted)
     report.hidden = find_missing(client, wanted)
     return report
+
+
+PERMISSION_SET = "Billhub_Integration"
+
+
+def _soql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _query(client: SalesforceClient, soql: str) -> list[dict[str, Any]]:
+    def run(sf: Salesforce) -> Any:
+        return sf.query_all(soql)
+
+    return [r for r in client.call(run).get("records") or [] if isinstance(r, dict)]
+
+
+def _create(client: SalesforceClient, sobject: str, body: dict[str, Any]) -> str:
+    def run(sf: Salesforce) -> Any:
+        return getattr(sf, sobject).create(body)
+
+    return str(client.call(run)["id"])
+
+
+def grant_access(client: SalesforceClient, wanted: list[Component]) -> list[str]:
+    """Field-level security for what setup creates: Salesforce gives a field made through the
+    Tooling API to no profile, so billhub's own permission set (``Billhub_Integration``) gets
+    Read and Edit on each custom field and full access to the custom object's records, and is
+    assigned to the integration user (the session's identity URL names it). Each grant is made
+    once; what was granted this run is returned (``PermissionSet``, ``ObjectPermissions
+    Billing_Invoice__c``, ``FieldPermissions Account.Hub_Id__c``, ``PermissionSetAssignment``)."""
+    granted: list[str] = []
+    found = _query(client, f"SELECT Id FROM PermissionSet WHERE Name = {_soql_text(PERMISSION_SET)}")
+    if found:
+        ps = str(found[0]["Id"])
+    else:
+        ps = _create(client, "PermissionSet", {"Name": PERMISSION_SET, "Label": "billhub integration",
+                                               "Description": "created by hub setup salesforce"})
+        granted.append("PermissionSet")
+    has_object = {str(r["SobjectType"]) for r in _query(
+        client, f"SELECT SobjectType FROM ObjectPermissions WHERE ParentId = {_soql_text(ps)}")}
+    has_field = {str(r["Field"]) for r in _query(
+        client, f"SELECT Field FROM FieldPermissions WHERE ParentId = {_soql_text(ps)}")}
+    for c in wanted:
+        if c.kind == "CustomObject" and c.full_name not in has_object:
+            _create(client, "ObjectPermissions", {
+                "ParentId": ps, "SobjectType": c.full_name, "PermissionsRead": True, "PermissionsCreate": True,
+                "PermissionsEdit": True, "PermissionsDelete": True})
+            granted.append(f"ObjectPermissions {c.full_name}")
+        elif c.kind == "CustomField" and c.full_name not in has_field:
+            _create(client, "FieldPermissions", {"ParentId": ps, "SobjectType": c.sobject, "Field": c.full_name,
+                                                 "PermissionsRead": True, "PermissionsEdit": True})
+            granted.append(f"FieldPermissions {c.full_name}")
+    user = str(client.tokens.extra("identity") or "").rstrip("/").rpartition("/")[2]
+    if not user:
+        raise InvalidError(f"granted permission set {PERMISSION_SET}, but the session does not say who the "
+                           "integration user is: assign the permission set to it in Setup > Permission Sets",
+                           system=client.name)
+    if not _query(client, "SELECT Id FROM PermissionSetAssignment WHERE PermissionSetId = "
+                          f"{_soql_text(ps)} AND AssigneeId = {_soql_text(user)}"):
+        _create(client, "PermissionSetAssignment", {"PermissionSetId": ps, "AssigneeId": user})
+        granted.append("PermissionSetAssignment")
+    return granted
 
 
 FLS_ADVICE = ("Salesforce grants a field created through the API to no profile: in Setup > Permission Sets, "

@@ -72,9 +72,19 @@ def test_setup_salesforce_creates_the_schema_once_and_check_lists_what_is_missin
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)["salesforce"]
     assert report["created"] == missing and report["hidden"] == []
+    fields = [n for n in missing if "." in n]
+    assert report["granted"] == ["PermissionSet", "ObjectPermissions Billing_Invoice__c",
+                                 *(f"FieldPermissions {n}" for n in fields), "PermissionSetAssignment"]
+    org: Any = running.salesforce.emulator
+    grants = {(r["SobjectType"], r["Field"], r["PermissionsRead"], r["PermissionsEdit"])
+              for r in org.tables["FieldPermissions"].values()}
+    assert grants == {(n.split(".")[0], n, True, True) for n in fields}
+    assigned = list(org.tables["PermissionSetAssignment"].values())
+    assert [a["AssigneeId"] for a in assigned] == [org.user_id]
 
     again = _hub(path, "setup", "salesforce", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["salesforce"]["created"] == []
+    assert json.loads(again.stdout)["salesforce"]["granted"] == []  # each grant made once
     check = _hub(path, "setup", "salesforce", "--check")
     assert check.exit_code == 0 and "0 missing" in check.stdout
 

@@ -35,9 +35,12 @@ from tests.peers.venvs import PeerVenv
 ENTRY = Path(__file__).with_name("run_tap_salesforce.py")
 INVOICE = "Billing_Invoice__c"
 # Every sObject the emulator models: the tap finds each in the global describe and reads it.
+# The access-control objects (connectors/salesforce/emulator/tooling.py) are in every org too.
+PERMISSIONS = ("FieldPermissions", "ObjectPermissions", "PermissionSet", "PermissionSetAssignment")
 STREAMS = ("Account", "Contact", "Opportunity", "OpportunityLineItem", "Order", "Organization",
-           "Pricebook2", "PricebookEntry", "Product2", "User", INVOICE)
-EMPTY = ("Order",)  # billhub writes no orders and the company has none: an empty stream
+           "Pricebook2", "PricebookEntry", "Product2", "User", INVOICE, *PERMISSIONS)
+# billhub writes no orders and the company has none; nobody ran `hub setup salesforce` (no grants)
+EMPTY = ("Order", *PERMISSIONS)
 NUMBER_TYPES = ("currency", "double", "percent")
 
 

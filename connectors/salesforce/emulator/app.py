@@ -42,7 +42,7 @@ from connectors.salesforce.emulator.oauth import (
 from connectors.salesforce.emulator.query import QueryMixin
 from connectors.salesforce.emulator.schema import build_schema
 from connectors.salesforce.emulator.sobjects import SObjectsMixin
-from connectors.salesforce.emulator.tooling import ToolingMixin
+from connectors.salesforce.emulator.tooling import ToolingMixin, permission_objects
 from connectors.salesforce.emulator.wire import SfError, json_response, not_found, record_url
 from mapping import exact_json
 
@@ -96,6 +96,7 @@ class SalesforceEmulator(QueryMixin, SObjectsMixin, CompositeMixin, ToolingMixin
             self.org_currency = self.org_kind.currency
             self.schema = build_schema(self.hub_id_field, self.invoice_object, multi_currency=multi_currency,
                                        currency=self.org_currency, custom_schema=custom_schema)
+            self.schema.update(permission_objects())
             self.by_lower = {name.lower(): obj for name, obj in self.schema.items()}
             self.reset_query()
             self.reset_org()

@@ -5,9 +5,13 @@ salesforce`` can build billhub's schema in a fresh org (``custom_schema=False``)
 
 A created object or field is in the org's schema at once: ``describe`` lists it, SOQL selects it,
 writes take it; existing records hold null in a new field, as in Salesforce. A name already taken
-is ``400 DUPLICATE_DEVELOPER_NAME``. Field-level security is not modelled: the emulated
-integration user sees every field (a real org shows a Tooling-created field to no profile until
-FieldPermissions grant it; ``connectors.salesforce.setup`` grants them through a permission set).
+is ``400 DUPLICATE_DEVELOPER_NAME``.
+
+Field-level security: the org also has the sObjects a grant is made of (``PermissionSet``,
+``PermissionSetAssignment``, ``ObjectPermissions``, ``FieldPermissions``; ``permission_objects``),
+read and written through the ordinary REST calls, so a client's grants can be checked row by row.
+Access is not enforced: the emulated integration user sees every field (a real org shows a
+Tooling-created field to no profile until a FieldPermissions row grants it).
 """
 
 from __future__ import annotations
@@ -101,3 +105,39 @@ class ToolingMixin:
         obj.fields[name] = field
         obj.by_lower[name.lower()] = field
         return f"00N{sum(len(o.fields) for o in self.schema.values()):012d}"
+
+
+def _permission(name: str, prefix: str, fields: list[Field]) -> SObject:
+    return SObject(name, prefix, {f.name: f for f in [*SYSTEM_FIELDS, *fields]})
+
+
+def _flag(name: str) -> Field:
+    return Field(name, "boolean", default=False)
+
+
+def permission_objects() -> dict[str, SObject]:
+    """The access-control sObjects a permission set is built from (Object Reference:
+    PermissionSet, PermissionSetAssignment, ObjectPermissions, FieldPermissions), so a client can
+    grant a Tooling-created field and object. Their rows are kept; access is not enforced."""
+    parent = Field("ParentId", "reference", required=True, reference_to="PermissionSet", relationship="Parent",
+                   child_relationship="FieldPerms")
+    objects = [
+        _permission("PermissionSet", "0PS", [
+            Field("Name", "string", required=True, name_field=True, length=80),
+            Field("Label", "string", required=True, length=80), Field("Description", "textarea")]),
+        _permission("PermissionSetAssignment", "0Pa", [
+            Field("AssigneeId", "reference", required=True, reference_to="User", relationship="Assignee"),
+            Field("PermissionSetId", "reference", required=True, reference_to="PermissionSet",
+                  relationship="PermissionSet", child_relationship="Assignments")]),
+        _permission("ObjectPermissions", "110", [
+            Field("ParentId", "reference", required=True, reference_to="PermissionSet", relationship="Parent",
+                  child_relationship="ObjectPerms"),
+            Field("SobjectType", "string", required=True, length=80),
+            *(_flag(f"Permissions{verb}") for verb in ("Read", "Create", "Edit", "Delete", "ViewAllRecords",
+                                                       "ModifyAllRecords"))]),
+        _permission("FieldPermissions", "01k", [
+            parent, Field("SobjectType", "string", required=True, length=80),
+            Field("Field", "string", required=True, length=255), _flag("PermissionsRead"),
+            _flag("PermissionsEdit")]),
+    ]
+    return {o.name: o for o in objects}
