@@ -17,6 +17,11 @@ def _field(sdk: Any, full_name: str, metadata: dict[str, Any]) -> Any:
                               data={"FullName": full_name, "Metadata": metadata})
 
 
+def _code(exc: SalesforceMalformedRequest) -> str:
+    content: Any = exc.content  # the REST error list, [{"errorCode", "message", "fields"}]
+    return str(content[0]["errorCode"])
+
+
 def test_a_created_object_and_field_are_described_and_queryable(sf: SfEnv, sdk: Any) -> None:
     sf.emulator.configure_org(custom_schema=False)
     made = sdk.toolingexecute("sobjects/CustomObject", method="POST", data={
@@ -39,11 +44,11 @@ def test_a_created_object_and_field_are_described_and_queryable(sf: SfEnv, sdk: 
 def test_a_taken_name_or_a_bad_definition_is_refused(sf: SfEnv, sdk: Any) -> None:
     with pytest.raises(SalesforceMalformedRequest) as taken:  # the default org has billhub's schema
         _field(sdk, "Account.Hub_Id__c", {"label": "Hub Id", "type": "Text", "length": 255})
-    assert taken.value.content[0]["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
+    assert _code(taken.value) == "DUPLICATE_DEVELOPER_NAME"
     with pytest.raises(SalesforceMalformedRequest) as no_values:
         _field(sdk, "Account.Tier__c", {"label": "Tier", "type": "Picklist"})
-    assert no_values.value.content[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert _code(no_values.value) == "FIELD_INTEGRITY_EXCEPTION"
     with pytest.raises(SalesforceMalformedRequest) as nowhere:
         _field(sdk, "Nowhere__c.Tier__c", {"label": "Tier", "type": "Text"})
-    assert nowhere.value.content[0]["errorCode"] == "INVALID_INPUT"
+    assert _code(nowhere.value) == "INVALID_INPUT"
     assert sf.emulator.schema["Account"].field("Tier__c") is None
