@@ -287,6 +287,9 @@ class Capabilities:
     facts: MappingFacts | None = None
     currency: HomeCurrency | None = None
     checker: ConnectionChecker | None = None
+    # Writes find the target record by the hub's marker (Salesforce's upsert by Hub_Id__c), so a
+    # record matched without it must get it written before it can count as agreeing.
+    upserts_by_marker: bool = False
 
 
 # --------------------------------------------------------------------------- the protocol

@@ -327,8 +327,13 @@ class Ingest:
         # First contact: what the record holds, as the hub would send it (a record that maps to
         # the same payload is never written), and as canonical, for the push to compare by the
         # diff's rules (``sync.first_contact.differing``).
-        agreed = agreed_digest(tx, connector, incoming, refs) if first_sighting else None
-        if first_sighting:
+        # Where writes go by the hub's marker (Salesforce's upsert by Hub_Id__c), a record matched
+        # by email or name cannot agree until the marker is written: without it the next write
+        # would make a second Account.
+        agreeable = first_sighting and (not connector.capabilities().upserts_by_marker
+                                        or connector.natural_keys(record).get("hub_id") == canonical)
+        agreed = agreed_digest(tx, connector, incoming, refs) if agreeable else None
+        if agreeable:
             self.first_seen[(name, etype, canonical)] = incoming  # the push compares it (FirstSeen)
         try:
             tx.link(canonical, name, etype, record.external_id, seen_hash=content_hash(incoming),

@@ -339,7 +339,8 @@ class SalesforceConnector:
         return ConnectionHealth(paused_until=until, reason=reason, budget=self._budget())
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(credentials=self.client.tokens, retries=self.policy, facts=self, checker=self)
+        return Capabilities(credentials=self.client.tokens, retries=self.policy, facts=self, checker=self,
+                            upserts_by_marker=True)
 
     def check(self) -> ConnectionCheck:
         return check_org(self.client, self.learn, lambda: None if self.org is None or self.org.multi_currency
