@@ -27,6 +27,7 @@ from sync.daemon import run_command
 from sync.findings import KINDS, findings_report
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
+from sync.review_commands import review
 from sync.runtime import Hub
 from sync.setup_commands import mappings, setup
 from sync.summary import SyncSummary
@@ -430,6 +431,7 @@ def emulate(port_base: int | None, workdir: str) -> None:
 
 cli.add_command(run_command)
 cli.add_command(usage)
+cli.add_command(review)
 cli.add_command(setup)
 cli.add_command(mappings)
 cli.add_command(rotate_key_command)

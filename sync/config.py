@@ -30,6 +30,7 @@ from sync.context import MAX_AMOUNT_MINOR
 from sync.flows import DEFAULT_FLOWS, DEFAULT_OWNERSHIP
 
 SYSTEMS = ("stripe", "quickbooks", "xero", "salesforce", "fake")
+FIRST_CONTACT = ("auto", "review")  # sync.review
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -305,6 +306,8 @@ FLOWS_KEYS = {
     "lease_seconds": Key(float, default=300.0, above=0, help="a claimed write returns after this"),
     "max_amount_minor": Key(int, default=MAX_AMOUNT_MINOR, minimum=1,
                             help="a write with a larger amount (minor units) is held, not made"),
+    "first_contact": Key(str, default="auto", choices=FIRST_CONTACT,
+                         help='"review": no connection is written to before `hub review approve`'),
 }
 SCHEDULES_KEYS = {
     "sync_interval_seconds": Key(float, default=300.0, above=0),
@@ -406,7 +409,13 @@ def _connection(name: str, table: Any, env: Mapping[str, str]) -> ConnectionConf
         raise ConfigError(f"{where}.system: expected one of {', '.join(SYSTEMS[:4])}, got {system!r}")
     if table.get("enabled", True) is False:
         return None
-    body = {k: v for k, v in table.items() if k not in ("system", "enabled")}
+    body = {k: v for k, v in table.items() if k not in ("system", "enabled", "first_contact")}
+    mode = table.get("first_contact")  # every system's key (sync.review), so not in its KEYS
+    if mode is not None and mode not in FIRST_CONTACT:
+        raise ConfigError(f'{where}.first_contact: expected "auto" or "review", got {mode!r}')
     if "tax_codes" in body:
         raise ConfigError(f"{where}.tax_codes: tax codes are set per ledger, under [tax_codes.{system}]")
-    return ConnectionConfig(name, system, _section(body, system_keys(system), where, body, env))
+    settings = _section(body, system_keys(system), where, body, env)
+    if mode is not None:
+        settings["first_contact"] = mode
+    return ConnectionConfig(name, system, settings)

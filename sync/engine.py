@@ -66,7 +66,6 @@ class Engine:
         self.planner = Planner(self.ctx)
         self.ingester = Ingest(self.ctx, self.planner)
         self.pusher = Pusher(self.ctx, self.ingester)
-        self.review_connections: set[str] = set()  # first_contact = "review", not yet approved
 
     # ------------------------------------------------------------------ what callers read and set
 
@@ -255,10 +254,18 @@ class Engine:
             conn.close()
         return summary
 
+    @property
+    def review_connections(self) -> set[str]:
+        """Connections with ``first_contact = "review"`` (``sync.review``)."""
+        return self.pusher.review
+
+    @review_connections.setter
+    def review_connections(self, names: set[str]) -> None:
+        self.pusher.review = set(names)
+
     def held_for_review(self, chosen: Sequence[str]) -> list[str]:
-        """The chosen connections whose writes wait for a person's approval (``first_contact =
-        "review"``, not built yet: none)."""
-        return [name for name in chosen if name in self.review_connections]
+        """The chosen connections whose writes wait for a person's approval."""
+        return [name for name in chosen if self.pusher.awaiting_review(name)]
 
     # ------------------------------------------------------------------ resync
 

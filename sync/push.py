@@ -41,6 +41,7 @@ from sync.first_contact import differing, posting
 from sync.flows import ENTITY_ORDER
 from sync.ingest import Ingest
 from sync.policy import Action, Do
+from sync.review import REVIEW_WAIT, approved
 from sync.summary import StreamStats, SyncSummary
 
 # References a record needs in the target before it can be written there.
@@ -62,6 +63,9 @@ class Pusher:
         self.ingest = ingest
         # a dry run's preview (``sync.dry_run``) collects why each write would be held here
         self.notes: dict[int, str] | None = None
+        # first_contact = "review" (``sync.review``): these connections' writes wait for approval
+        self.review: set[str] = set()
+        self._approved: set[str] = set()
 
     def push(self, connection: str, summary: SyncSummary, run_id: str | None,
              *, entities: Sequence[str] | None = None, max_batches: int | None = None) -> None:
@@ -69,6 +73,7 @@ class Pusher:
         stop after that many batches (the daemon's pass then ends and its other work, one job at
         a time, gets its turn; the next pass goes on where this one stopped)."""
         connector = self.ctx.connectors[connection]
+        hold = self.awaiting_review(connection)  # prepared as usual, but nothing is sent
         facts = connector.capabilities().facts
         if facts is not None:  # read before any transaction maps a record for it (MappingFacts)
             try:
@@ -93,14 +98,22 @@ class Pusher:
                     break
                 batches += 1
                 try:
-                    self._push_batch(connector, entity_type, items, summary, run_id)
+                    self._push_batch(connector, entity_type, items, summary, run_id, hold=hold)
                 except ConnectionPaused as exc:
                     summary.paused[connection] = str(exc)
                     return
                 self.ctx.progress(f"push {connection} {entity_type}", len(items))
 
+    def awaiting_review(self, connection: str) -> bool:
+        """Whether ``connection`` is held for a person's approval (``first_contact = "review"``)."""
+        if connection not in self.review or connection in self._approved:
+            return False
+        with self.ctx.tx() as tx:
+            self._approved |= approved(tx) & self.review
+        return connection not in self._approved
+
     def _push_batch(self, connector: Connector, entity_type: str, items: Sequence[OutboxItem],
-                    summary: SyncSummary, run_id: str | None) -> None:
+                    summary: SyncSummary, run_id: str | None, *, hold: bool = False) -> None:
         stats = summary.stats(connector.name, entity_type)
         ready: list[tuple[OutboxItem, Outbound]] = []
         digests: dict[str, str] = {}  # idempotency key -> hash of the payload sent
@@ -112,6 +125,13 @@ class Pusher:
                 if outbound is not None:
                     ready.append((item, outbound))
                     digests[outbound.idempotency_key] = payload_digest(outbound.payload)
+            if hold and ready:
+                # first_contact = "review": the writes that would really be sent stay queued (not an
+                # attempt) until `hub review approve`; records that agree were completed above
+                for item, _ in ready:
+                    tx.defer_outbox(item.id, REVIEW_WAIT, self.ctx.clock())
+                summary.waiting_review[connector.name] = summary.waiting_review.get(connector.name, 0) + len(ready)
+                return
         if not ready:
             return
         try:

@@ -14,6 +14,7 @@ from sync.context import MAX_AMOUNT_MINOR
 from sync.diff import Differ, Tolerances
 from sync.engine import Engine
 from sync.flows import Routing, routing_from_config
+from sync.review import review_connections
 
 
 def open_store(config: Config) -> StateStore:
@@ -42,6 +43,8 @@ class Hub:
                         backoff_seconds=float(config.flows.get("backoff_seconds", 30.0)),
                         lease_seconds=float(config.flows.get("lease_seconds", 300.0)),
                         max_amount_minor=int(config.flows.get("max_amount_minor", MAX_AMOUNT_MINOR)))
+        engine.review_connections = review_connections(
+            {name: conn.settings for name, conn in config.connections.items()}, config.flows.get("first_contact"))
         differ = Differ(store, built, routing, Tolerances.from_config(config.diff))
         return cls(config, store, built, routing, engine, differ)
 

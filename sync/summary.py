@@ -31,6 +31,8 @@ class SyncSummary:
     # dry run: per connection and entity, how many records would be linked / unchanged / updated /
     # created / held, and why (``sync.dry_run``)
     first_contact: list[dict[str, Any]] = field(default_factory=list)
+    # connection -> writes queued for it, held until `hub review approve` (first_contact = "review")
+    waiting_review: dict[str, int] = field(default_factory=dict)
     paused: dict[str, str] = field(default_factory=dict)
     # (connection, entity type) -> external ids held (or held again) in this pass: the stream's
     # retry of held records at the end of its pass does not try them twice
@@ -48,6 +50,7 @@ class SyncSummary:
         self.errors.extend(other.errors)
         self.planned.extend(other.planned)
         self.first_contact.extend(other.first_contact)
+        self.waiting_review.update(other.waiting_review)
         self.paused.update(other.paused)
         for key, ids in other.held_now.items():
             self.held_now[key] |= ids
@@ -78,6 +81,7 @@ class SyncSummary:
             "errors": self.errors[:100],
             "planned": self.planned,
             "first_contact": self.first_contact,
+            "waiting_review": self.waiting_review,
             "paused": self.paused,
             "attention": self.attention(),
         }

@@ -83,6 +83,10 @@ def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> N
         console.print(f"[yellow]paused[/] {name}: {reason}")
     for error in summary.errors[:20]:
         console.print(f"[red]error[/] {error}")
+    for name, queued in sorted(summary.waiting_review.items()):
+        console.print(f"[yellow]held for review[/] {name}: {queued} writes planned, none sent "
+                      f"(first_contact = \"review\"); `hub review` lists them, "
+                      f"`hub review approve --connection {name}` lets them go")
     if summary.first_contact:
         plan = Table(title="Dry run: what the push would do with each planned record (nothing was written)")
         for column in ("system", "entity", "linked", "unchanged", "updated", "created", "held"):

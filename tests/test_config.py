@@ -126,6 +126,9 @@ def _parse(text: str, env: dict[str, str] | None = None) -> Config:
     ('[tax_codes.xero]\n"20" = 20\n', "tax_codes.xero.20: expected a string, got int 20"),
     ('[tax_codes.sage]\n"20" = "T1"\n', "tax_codes.sage: unknown name; known are stripe"),
     ('flows = 3\n', "flows: expected a table ([flows])"),
+    ('[flows]\nfirst_contact = "ask"\n', "flows.first_contact: 'ask' is not one of auto, review"),
+    ('[connections.stripe]\nsystem = "stripe"\napi_key = "k"\nfirst_contact = "later"\n',
+     'connections.stripe.first_contact: expected "auto" or "review", got \'later\''),
 ])
 def test_every_section_is_validated_and_names_the_key(snippet: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -136,7 +139,7 @@ def test_a_valid_config_is_taken_with_every_section_default_filled() -> None:
     config = _parse('[flows]\nenabled = ["customers"]\n[server]\nport = 0\n'
                     '[state]\nurl = "postgresql+psycopg://u@db/hub"\n[schedules]\ndiff.invoice = "30 2 * * *"\n')
     assert config.flows == {"enabled": ["customers"], "max_attempts": 8, "backoff_seconds": 30.0,
-                            "lease_seconds": 300.0, "max_amount_minor": 10**12}
+                            "lease_seconds": 300.0, "max_amount_minor": 10**12, "first_contact": "auto"}
     assert config.server["port"] == 0
     assert config.schedules["diff"] == {"invoice": "30 2 * * *"}
     assert config.diff["stale_sla_minutes"] == 60.0

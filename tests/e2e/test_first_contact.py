@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from hub import cli
 from state.crypto import generate_key
 from sync.config import load_config
 from sync.demo import QBO_REFRESH, XERO_REFRESH
@@ -44,7 +46,7 @@ def agreeing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Company]:
         company.emus.stop()
 
 
-def fresh_hub(company: Company, name: str) -> Hub:
+def fresh_hub(company: Company, name: str, *, review: str | None = None) -> Hub:
     """A new hub with an empty database on the same emulators; the OAuth grants a person gets
     by reconnecting (the first hub's rotated refresh tokens died with its database)."""
     quickbooks: Any = company.emus.quickbooks
@@ -52,7 +54,12 @@ def fresh_hub(company: Company, name: str) -> Hub:
     quickbooks.on_loop(lambda: quickbooks.emulator.oauth_control(refresh_tokens=[QBO_REFRESH]))
     xero.on_loop(lambda: xero.emulator.issue_refresh_token(XERO_REFRESH))
     config = company.config_path.with_name(f"{name}.toml")
-    config.write_text(company.emus.config_toml(f"sqlite:///{config.with_suffix('.db')}", generate_key()))
+    text = company.emus.config_toml(f"sqlite:///{config.with_suffix('.db')}", generate_key())
+    if review:  # first_contact = "review" on that connection only
+        table = f'[connections.{review}]\nsystem = "{review}"\n'
+        assert table in text
+        text = text.replace(table, f'{table}first_contact = "review"\n')
+    config.write_text(text)
     hub = Hub.from_config(load_config(config))
     hub.store.init()
     return hub
@@ -116,6 +123,41 @@ def test_one_real_difference_is_exactly_one_write(agreeing: Company) -> None:
         assert summary.totals().written == 1
         assert vendor_writes(agreeing) - writes == Counter({"quickbooks POST /v3/company/{realm}/customer": 1})
         assert agreeing.qbo.table("Customer")[customer["Id"]]["DisplayName"] != renamed  # the hub's name again
+        assert hub.differ.run(list(ENTITY_ORDER)).findings == []
+    finally:
+        hub.close()
+
+
+def test_review_holds_every_write_until_approved(agreeing: Company) -> None:
+    """first_contact = "review": planned, not sent, until `hub review approve`."""
+    customer = list(agreeing.qbo.table("Customer").values())[1]
+    quickbooks: Any = agreeing.emus.quickbooks
+    quickbooks.on_loop(lambda: customer.update(DisplayName=f"{customer['DisplayName']} (edited)"))
+    hub = fresh_hub(agreeing, "review", review="quickbooks")
+    config = str(agreeing.config_path.with_name("review.toml"))
+    try:
+        assert hub.engine.review_connections == {"quickbooks"}
+        dry = hub.engine.sync(dry_run=True)
+        rows = {(r["connection"], r["entity"]): r for r in dry.first_contact}
+        assert rows[("quickbooks", "customer")]["held"] == 1 and rows[("quickbooks", "customer")]["updated"] == 0
+        assert "hub review approve" in " ".join(rows[("quickbooks", "customer")]["why"])
+
+        writes = vendor_writes(agreeing)
+        held = hub.engine.sync()
+        assert held.waiting_review == {"quickbooks": 1} and held.totals().written == 0
+        assert vendor_writes(agreeing) == writes  # nothing sent
+        listed = CliRunner().invoke(cli, ["--config", config, "review", "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.output)["connections"] == [
+            {"connection": "quickbooks", "approved": False, "pending": {"customer update": 1}}]
+        wrong = CliRunner().invoke(cli, ["--config", config, "review", "approve", "--connection", "xero"])
+        assert wrong.exit_code == 2 and "not a connection with first_contact" in wrong.output
+
+        approved = CliRunner().invoke(cli, ["--config", config, "review", "approve", "--connection", "quickbooks"])
+        assert approved.exit_code == 0 and "approved quickbooks" in approved.output
+        sent = hub.engine.sync()
+        assert sent.waiting_review == {} and sent.totals().written == 1 and sent.attention() == []
+        assert vendor_writes(agreeing) - writes == Counter({"quickbooks POST /v3/company/{realm}/customer": 1})
         assert hub.differ.run(list(ENTITY_ORDER)).findings == []
     finally:
         hub.close()
