@@ -148,6 +148,12 @@ class StripeWriter:
             return self._remove("subscription", ext, item)
         if ext is None:
             params.pop("proration_behavior", None)
+            # A deal won in the CRM brings no card: its invoices are sent to the customer to pay, as
+            # the hub's one-off invoices are. A charge_automatically subscription for a customer
+            # without a payment method is made `incomplete` by Stripe, its first invoice unpaid,
+            # and expires a day later.
+            params.setdefault("collection_method", "send_invoice")
+            params.setdefault("days_until_due", 30)
             obj = self.api.call(lambda c: _v1(c).subscriptions.create(params=params,
                                                                     options=self._opts(item, "create")))
             return self._result("subscription", item, obj, created=True)

@@ -20,6 +20,7 @@ from tests.e2e.ledger_balances import (
 def test_a_won_deal_becomes_one_customer_and_subscription_billed_and_paid_everywhere(company: Company) -> None:
     company.hub.engine.sync()
     stripe, sf = company.stripe, company.salesforce
+    stripe.realism.payment_method_required = True  # as Stripe: no card, no charge (issue 19)
     monthly_pro = next(pid for pid, p in stripe.table("price").items()
                        if p.get("recurring") and p["currency"] == "usd"
                        and stripe.table("product")[p["product"]]["name"] == "Pro plan")
@@ -33,12 +34,20 @@ def test_a_won_deal_becomes_one_customer_and_subscription_billed_and_paid_everyw
     sf.update("Opportunity", ids["ids"]["Opportunity"][0], {"StageName": "Closed Won"})
 
     company.hub.engine.sync()  # deal -> Stripe customer + subscription
-    company.hub.engine.sync()  # its first invoice and payment -> ledgers and Salesforce
     customers = [c for c in stripe.table("customer").values() if c.get("email") == "ap@newco.example"]
     assert len(customers) == 1 and customers[0]["name"] == "Newco Ltd"
     subs = [s for s in stripe.table("subscription").values() if s["customer"] == customers[0]["id"]]
     assert len(subs) == 1 and subs[0]["items"]["data"][0]["quantity"] == 2
     assert subs[0]["items"]["data"][0]["price"]["id"] == monthly_pro
+    # a won deal brings no card: the subscription is active and its invoice sent to be paid, not
+    # charged (Stripe would leave a charge_automatically one incomplete)
+    assert subs[0]["status"] == "active" and subs[0]["collection_method"] == "send_invoice"
+    invoice = stripe.table("invoice")[subs[0]["latest_invoice"]]
+    assert invoice["status"] == "open" and invoice["collection_method"] == "send_invoice"
+    assert invoice["due_date"] is not None
+    api: Any = company.hub.connectors["stripe"].api  # type: ignore[attr-defined]
+    api.call(lambda c: c.v1.invoices.pay(invoice["id"], params={"payment_method": "pm_card_visa"}))  # the customer pays
+    company.hub.engine.sync()  # its first invoice and payment -> ledgers and Salesforce
     invoice = stripe.table("invoice")[subs[0]["latest_invoice"]]
     assert invoice["status"] == "paid" and invoice["total"] == 2 * 9900
     qbo, xero = qbo_invoice(company, invoice["number"]), xero_invoice(company, invoice["number"])
