@@ -14,6 +14,7 @@ reason, so a developer without PyPI still runs the rest of the suite.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
@@ -102,9 +103,14 @@ def _whole(peer: Peer, path: Path) -> bool:
 
 
 def ensure(peer: Peer) -> str | None:
-    """Install the peer unless its venv is whole: None, or why it could not be installed."""
+    """Install the peer unless its venv is whole: None, or why it could not be installed. An
+    exclusive lock per peer: the suite's parallel workers (pytest-xdist) and ``install_all`` may
+    ask for one peer at once, and only one of them installs it; the others find it whole."""
     path = _path(peer)
-    return None if _whole(peer, path) else _install(peer, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return None if _whole(peer, path) else _install(peer, path)
 
 
 @functools.cache
