@@ -50,6 +50,10 @@ class Ingest:
         # only where it differs. Kept in memory: a process that stops between the read and the
         # push forgets it, and its writes are then sent as updates (safe, only not minimal).
         self.first_seen: dict[tuple[str, str, str], Entity] = {}
+        # (connection, type, hub id) of hub records first contact could not match to one record
+        # of that connection (several candidates: a duplicate finding): the push creates none of
+        # them there, since a create would add one more copy (``Pusher._prepare``)
+        self.ambiguous: set[tuple[str, str, str]] = set()
 
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
              *, full: bool = False) -> None:
@@ -279,6 +283,7 @@ class Ingest:
                 continue
             for external_id in claimants:
                 matches[external_id] = "ambiguous"
+            self.ambiguous.add((connector.name, entity_type, canonical))
             self.ctx.finding(tx, "duplicate", entity_type, connector.name, canonical, claimants,
                           f"{len(claimants)} {connector.name} {entity_type} records match one hub record; "
                           "keep one with `hub resync --finding ID --keep EXTERNAL_ID`", run_id)
@@ -383,6 +388,7 @@ class Ingest:
             if len(candidates) == 1:
                 return candidates[0]
             if len(candidates) > 1:
+                self.ambiguous.update((connector.name, record.entity_type, c) for c in candidates)
                 self.ctx.finding(tx, "duplicate", record.entity_type, connector.name, None,
                               [record.external_id],
                               f"{connector.name} {record.entity_type} {record.external_id} matches "

@@ -228,6 +228,12 @@ class Pusher:
             # note; a credit note its refund since paid out whole): nothing of it goes here
             tx.complete_outbox(item.id, link.external_id if link else None)
             return None
+        if link is None and (connector.name, item.entity_type, item.canonical_id) in self.ingest.ambiguous:
+            self._hold(tx, connector, item, f"first contact found several {connector.name} {item.entity_type} "
+                       "records for this hub record, or several hub records for one of them (a duplicate "
+                       "finding): nothing is created there until one is kept (`hub resync --finding ID "
+                       "--keep EXTERNAL_ID`)", stats, run_id)
+            return None
         entity = posting(tx, entity)
         missing = self._missing_reference(entity, refs)
         if missing is not None and self._follow_placeholder(tx, missing[1], item.canonical_id):

@@ -41,3 +41,21 @@ def test_the_dry_run_links_what_the_ledger_has_and_creates_only_the_rest(world: 
     real = world.sync()  # the real pass does what the dry run said
     assert real.stats("quickbooks", "customer").written == 1
     assert real.stats("salesforce", "customer").written == 3
+
+
+def test_an_ambiguous_first_contact_creates_no_third_copy(world: World) -> None:
+    """Two ledger customers match one hub customer: a duplicate finding, and the create planned
+    when Stripe was read is held, in the dry run and in the real pass, never sent."""
+    world.customer(1)
+    for name in ("Customer 1", "Customer One"):
+        world.ledger.put("customer", {"name": name, "email": "c1@example.com"})
+    dry = world.sync(dry_run=True)
+    ledger = {(r["connection"], r["entity"]): r for r in dry.first_contact}[("quickbooks", "customer")]
+    assert ledger["created"] == 0 and ledger["held"] >= 1
+    assert [p for p in dry.planned if p["system"] == "quickbooks"] == []
+    real = world.sync()
+    assert len(world.ledger.live("customer")) == 2  # no third copy
+    assert real.stats("quickbooks", "customer").written == 0 and real.attention()
+    with world.store.transaction() as tx:
+        assert [f.system for f in tx.list_findings(kind="duplicate")] == ["quickbooks"]
+        assert list(tx.links_in("quickbooks", "customer")) == []
