@@ -54,6 +54,10 @@ class Ingest:
         # of that connection (several candidates: a duplicate finding): the push creates none of
         # them there, since a create would add one more copy (``Pusher._prepare``)
         self.ambiguous: set[tuple[str, str, str]] = set()
+        # (connection, type, external id) -> a sighted record as canonical (placeholder id) and the
+        # hub marker it carries: moved to ``first_seen`` when the planner links it (``linked_sighting``)
+        self.sighted: dict[tuple[str, str, str], tuple[Entity, str | None]] = {}
+        planner.on_sighting_linked = self.linked_sighting
 
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
              *, full: bool = False) -> None:
@@ -101,6 +105,17 @@ class Ingest:
                     tx.release_hold(connector.name, record.entity_type, record.external_id, fp)
             if linked:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    def linked_sighting(self, connection: str, entity_type: str, external_id: str, canonical: str) -> None:
+        """A record sighted before its source was read is linked now to hub record ``canonical``:
+        compared at the push like any first contact (same marker rule as ``_ingest_one``)."""
+        seen = self.sighted.pop((connection, entity_type, external_id), None)
+        connector = self.ctx.connectors.get(connection)
+        if seen is None or connector is None:
+            return
+        incoming, marker = seen
+        if not connector.capabilities().upserts_by_marker or marker == canonical:
+            self.first_seen[(connection, entity_type, canonical)] = dataclasses.replace(incoming, id=canonical)
 
     def home(self, connection: str) -> str | None:
         return self._homes.get(connection)
@@ -311,7 +326,10 @@ class Ingest:
             if match is None and not is_source:
                 # A record only this system has (the diff calls it an orphan) - or one whose
                 # source is read later: remembered, so that record links to it (state.sightings).
-                tx.note_sighting(name, etype, record.external_id, match_keys(connector, record, refs))
+                keys = match_keys(connector, record, refs)
+                tx.note_sighting(name, etype, record.external_id, keys)
+                # as read, for the push to compare once the source's record links to it
+                self.sighted[(name, etype, record.external_id)] = (incoming, keys.get("hub_id"))
                 stats.skipped += 1
                 return
             canonical = match or incoming.id

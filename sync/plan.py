@@ -3,6 +3,8 @@ deterministic idempotency key derived from (canonical id, target, content hash).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from connectors.base import Connector
 from mapping.keys import MATCH_KEYS, natural_digests
 from mapping.model import Deal, Entity, content_hash, to_data
@@ -21,6 +23,8 @@ AMBIGUOUS = "ambiguous"
 class Planner:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
+        # told when a sighted record is linked (``Ingest.linked_sighting``: the push compares it)
+        self.on_sighting_linked: Callable[[str, str, str, str], None] | None = None
 
     def plan(self, tx: Tx, entity: Entity, *, source_system: str, source_connection: str | None = None) -> int:
         """Enqueue the writes a canonical change calls for; returns how many were queued."""
@@ -70,6 +74,8 @@ class Planner:
             candidates = [x for x in found.get(key, []) if x not in stale]
             if len(candidates) == 1:
                 tx.link(entity.id, connection, entity.type, candidates[0])
+                if self.on_sighting_linked is not None:
+                    self.on_sighting_linked(connection, entity.type, candidates[0], entity.id)
                 tx.drop_sightings(connection, entity.type, candidates)
                 return candidates[0]
             if len(candidates) > 1:

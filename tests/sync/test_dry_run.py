@@ -59,3 +59,20 @@ def test_an_ambiguous_first_contact_creates_no_third_copy(world: World) -> None:
     with world.store.transaction() as tx:
         assert [f.system for f in tx.list_findings(kind="duplicate")] == ["quickbooks"]
         assert list(tx.links_in("quickbooks", "customer")) == []
+
+
+def test_a_ledger_read_before_its_source_is_linked_and_not_written(world: World) -> None:
+    """The ledger first (its customers sighted, nothing to link yet), then the source: the hub
+    customers link to the sighted ones, which already agree, so nothing is written there."""
+    for i in range(2):
+        world.customer(i)
+        data = to_data(Customer("x", name=f"Customer {i}", email=f"c{i}@example.com"))
+        data.pop("id")
+        world.ledger.put("customer", data)
+    world.sync(systems=["quickbooks"])
+    summary = world.sync()
+    assert summary.stats("quickbooks", "customer").written == 0
+    assert summary.stats("quickbooks", "customer").unchanged == 2
+    assert len(world.ledger.live("customer")) == 2 and not any(c.startswith("write") for c in world.ledger.calls)
+    with world.store.transaction() as tx:
+        assert sum(1 for _ in tx.links_in("quickbooks", "customer")) == 2
