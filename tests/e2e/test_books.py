@@ -21,6 +21,7 @@ def test_a_three_seat_upgrade_mid_cycle_is_booked_to_the_cent_and_left_with_noth
     stripe = company.stripe
     prices = _prices(company)
     customer = sorted(stripe.table("customer"))[0]
+    stripe.realism.payment_method_required = False  # the seeded customer pays by a card on file
     sub = stripe.create_subscription({"customer": customer, "items": [{"price": prices["Starter plan"], "quantity": 3}]})
     stripe.clock.advance(11 * 86400 + 7 * 3600)
     stripe.update_subscription(sub["id"], {"items": [{"id": sub["items"]["data"][0]["id"], "price": prices["Pro plan"],
@@ -51,6 +52,7 @@ def test_xero_invoice_lines_name_the_item_the_hub_made_for_the_stripe_product(co
     company.hub.engine.sync()
     stripe = company.stripe
     customer = sorted(stripe.table("customer"))[1]
+    stripe.realism.payment_method_required = False  # the seeded customer pays by a card on file
     sub = stripe.create_subscription({"customer": customer, "items": [{"price": _prices(company)["Pro plan"]}]})
     summary = company.hub.engine.sync()
     assert summary.errors == [] and summary.totals().dead == 0

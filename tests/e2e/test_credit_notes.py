@@ -207,6 +207,9 @@ def test_a_downgrade_with_a_negative_proration_invoice_is_a_credit_note_in_each_
               if p.get("recurring") and p["currency"] == "usd"}
     customer = api.call(lambda c: c.v1.customers.create(params={  # its own: nothing else booked for it
         "name": "Downgrade Ltd", "email": "ap@downgrade.example"})).id
+    card = api.call(lambda c: c.v1.payment_methods.attach("pm_card_visa", params={"customer": customer})).id
+    api.call(lambda c: c.v1.customers.update(customer, params={  # a card on file: Stripe charges it
+        "invoice_settings": {"default_payment_method": card}}))
     sub = api.call(lambda c: c.v1.subscriptions.create(params={
         "customer": customer, "items": [{"price": prices["Pro plan"]}]}))
     stripe.clock.advance(15 * 86400)

@@ -14,9 +14,9 @@ Stripe facts kept (docs: "Search", "Idempotent requests", the credit note object
   ``GET /v1/credit_notes/{id}/lines``. ``credit_note_lines_inline`` (default 10) is that page;
   ``None`` embeds every line;
 - a ``charge_automatically`` invoice is charged only with a payment method the customer (or its
-  subscription or invoice) has: with ``payment_method_required`` (default off: the suite's flows
-  never collect a card, so a customer without one is charged a test Visa card) such an invoice
-  stays open, unpaid (``collection.py``).
+  subscription or invoice) has; without one it stays open, unpaid (``collection.py``), as on
+  Stripe. ``payment_method_required = False`` stands a test Visa card in for a card on file the
+  fixture never collected (tests of other things that bill such customers say so).
 
 Switched at construction (``StripeEmulator(realism=Realism(search_lag_seconds=60))``) or at run
 time with ``POST /__emulator/realism {"search_lag_seconds": 60, ...}`` (``GET`` answers the
@@ -47,7 +47,7 @@ class Realism:
     search_lag_seconds: int = 0
     idempotency_ttl_seconds: int | None = DAY
     credit_note_lines_inline: int | None = 10
-    payment_method_required: bool = False
+    payment_method_required: bool = True
 
 
 class IdempotencyKeys(dict[tuple[str, str], tuple[str, int, dict[str, Any]]]):

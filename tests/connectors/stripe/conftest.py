@@ -19,6 +19,7 @@ from connectors.emulation import RunningEmulator
 from connectors.settings import ConnectionConfig
 from connectors.stripe.connector import StripeConnector, build
 from connectors.stripe.emulator import StripeEmulator
+from connectors.stripe.emulator.realism import Realism
 
 API_KEY = "sk_test_billhub_emulator"
 WEBHOOK_SECRET = "whsec_test_billhub"
@@ -54,7 +55,17 @@ def emulator(running_stripe: RunningEmulator) -> StripeEmulator:
     emu.api_keys = None
     emu.endpoint_secret = None
     emu.record_exchanges = False
+    emu.realism = Realism()  # Stripe's behaviour, whatever an earlier test switched
     return emu
+
+
+@pytest.fixture
+def cards_on_file(emulator: StripeEmulator) -> StripeEmulator:
+    """For tests of other things that bill the helpers' company automatically: its customers pay
+    by a card on file, which the emulator's test Visa card stands in for (Stripe would leave a
+    card-less customer's charge_automatically invoice open)."""
+    emulator.realism.payment_method_required = False
+    return emulator
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from mapping.model import Entity, Invoice, Subscription
 from tests.connectors.stripe.conftest import API_KEY, Waits, make_config
 from tests.connectors.stripe.helpers import Refs, WebhookReceiver, company, drain, webhook_receiver
 
+pytestmark = pytest.mark.usefixtures("cards_on_file")  # the company pays by cards on file
+
 OLD = "2022-11-15"
 MONTH = 31 * 86400
 

@@ -18,6 +18,8 @@ from connectors.stripe.emulator import StripeEmulator
 from tests.connectors.stripe.helpers import company
 from tests.connectors.stripe.test_spec_fidelity import _validate, stripe_openapi
 
+pytestmark = pytest.mark.usefixtures("cards_on_file")  # the company pays by cards on file
+
 __all__ = ["stripe_openapi"]  # the session fixture, used by name below
 
 DAY = 86400

@@ -28,10 +28,9 @@ DAY = 86400
 
 @pytest.fixture
 def strict_cards(emulator: StripeEmulator) -> Iterator[Realism]:
-    """Stripe's rule switched on for the test: no payment method, no charge."""
+    """Stripe's rule (the emulator's default), stated for the test: no payment method, no charge."""
     emulator.realism.payment_method_required = True
     yield emulator.realism
-    emulator.realism.payment_method_required = False
 
 
 def _advance(running: RunningEmulator, seconds: int) -> None:
@@ -92,9 +91,10 @@ def test_an_unpaid_first_invoice_expires_the_subscription_after_23_hours(
     assert (canceled.status, canceled.cancellation_reason) == ("canceled", "void_invoice")
 
 
-def test_the_default_still_charges_a_customer_without_a_card(
-        emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
-    """The suite's flows never collect a card: with the switch off, billhub's subscriptions are paid."""
+def test_with_the_switch_off_a_test_card_stands_in_for_a_card_on_file(
+        cards_on_file: StripeEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+    """``payment_method_required = False`` (fixtures that bill customers they never gave a card):
+    the subscription is paid by the emulator's test Visa card."""
     refs = company(emulator)["refs"]
     sub = raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": refs["pro_m"]}]})
     assert sub.status == "active" and raw_client.v1.invoices.retrieve(str(sub.latest_invoice)).status == "paid"

@@ -176,7 +176,7 @@ def test_unknown_coupons_are_refused_wherever_they_are_redeemed(
 
 
 def test_a_once_coupon_on_a_subscription_discounts_its_first_invoice_only(
-        running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+        cards_on_file: StripeEmulator, running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
     refs = company(emulator)["refs"]
     raw_client.v1.coupons.create(params={"id": "WELCOME", "amount_off": 500, "currency": "usd"})
     sub = raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": refs["pro_m"]}],

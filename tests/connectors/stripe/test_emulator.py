@@ -123,7 +123,7 @@ def test_invoice_lifecycle_and_status_filters(emulator: StripeEmulator, raw_clie
 
 
 def test_clock_advance_renews_subscriptions_and_issues_paid_invoices(
-        running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
+        cards_on_file: StripeEmulator, running_stripe: RunningEmulator, emulator: StripeEmulator, raw_client: stripe.StripeClient) -> None:
     refs = company(emulator)["refs"]
     sub = raw_client.v1.subscriptions.create(params={"customer": refs["acme"], "items": [{"price": refs["basic_m"]}]})
     answer = requests.post(f"{running_stripe.base_url}/__emulator/clock",

@@ -75,11 +75,11 @@ def test_the_realism_control_route_switches_and_reset_keeps_it(
     url = f"{running_stripe.base_url}/__emulator/realism"
     assert requests.get(url, timeout=10).json() == {
         "search_lag_seconds": 0, "idempotency_ttl_seconds": 86400, "credit_note_lines_inline": 10,
-        "payment_method_required": False}
+        "payment_method_required": True}
     answer = requests.post(url, json={"search_lag_seconds": 30, "credit_note_lines_inline": None,
-                                      "payment_method_required": True}, timeout=10)
+                                      "payment_method_required": False}, timeout=10)
     assert answer.json() == {"search_lag_seconds": 30, "idempotency_ttl_seconds": 86400,
-                             "credit_note_lines_inline": None, "payment_method_required": True}
+                             "credit_note_lines_inline": None, "payment_method_required": False}
     requests.post(f"{running_stripe.base_url}/__emulator/reset", timeout=10).raise_for_status()
     assert emulator.realism.search_lag_seconds == 30
     assert requests.post(url, json={"lag": 1}, timeout=10).status_code == 400
