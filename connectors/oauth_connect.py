@@ -144,9 +144,11 @@ def exchange(system: str, settings: Mapping[str, Any], auth: Authorization, call
         if not connected.place:
             raise ConnectError("Salesforce's token answer has no instance_url")
         connected.extra["instance_url"] = connected.place
+        if body.get("id"):  # the identity URL: its last part is the integration user (hub setup salesforce)
+            connected.extra["identity"] = str(body["id"])
     else:
         connected.place = _xero_tenant(settings, connected.access_token, tenant, http)
-        connected.extra["scope"] = SCOPES["xero"].split()
+        connected.extra["scope"] = SCOPES["xero"]  # space-separated, as the token answer says it
     return connected
 
 

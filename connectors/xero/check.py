@@ -20,5 +20,12 @@ def check_organisation(client: XeroClient, accounts: Mapping[str, str | None]) -
     currency = org.get("BaseCurrency")
     return ConnectionCheck(account=f"{org.get('Name') or 'organisation'} (tenant {client.tenant_id})",
                            base_currency=str(currency).upper() if currency else None,
-                           scopes=tuple(str(scope).split()) if scope else (), missing=missing,
+                           scopes=_scopes(scope), missing=missing,
                            details={"country": org.get("CountryCode")})
+
+
+def _scopes(scope: object) -> tuple[str, ...]:
+    """The granted scopes, stored space-separated (OAuth's form) or, by older versions, as a list."""
+    if isinstance(scope, (list, tuple)):
+        return tuple(str(s) for s in scope)
+    return tuple(str(scope).split()) if scope else ()

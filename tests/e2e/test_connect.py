@@ -179,6 +179,8 @@ def test_salesforce_connect_stores_the_instance_url(emus: Emulators, config_path
     assert code == 0, out + err
     stored = _stored(config_path, "salesforce")
     assert stored is not None and stored["instance_url"] == emus.urls()["salesforce"]
+    # the integration user (hub setup salesforce assigns its permission set to it) comes along
+    assert stored["identity"].startswith(emus.urls()["salesforce"] + "/id/")
     assert _hub(config_path, "check", "--connection", "salesforce").exit_code == 0
 
 
