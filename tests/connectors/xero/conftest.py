@@ -27,6 +27,7 @@ from connectors.xero.emulator import (
 )
 from state.store import StateStore
 from tests.conftest import make_store
+from tests.connectors.xero.raw_http import module_xero  # noqa: F401  (fixture 'running': the module's own emulator)
 
 
 @dataclass

@@ -9,51 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from connectors.emulation import EmulatorClock, RunningEmulator
+from connectors.emulation import RunningEmulator
 from connectors.xero import wire
 from connectors.xero.emulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     XeroEmulator,
 )
-
-SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs" / "xero"
-API = "/api.xro/2.0"
+from tests.connectors.xero.raw_http import API, accounting_spec, token_session
 
 
 @pytest.fixture(scope="module")
 def spec() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPECS / "xero_accounting.yaml"), config=Config(spec_validator_cls=None))
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningEmulator]:
-    emulator = RunningEmulator(XeroEmulator(EmulatorClock())).start()
-    yield emulator
-    emulator.stop()
+    return accounting_spec()
 
 
 @pytest.fixture(scope="module")
 def http(running: RunningEmulator) -> Iterator[requests.Session]:
-    session = requests.Session()
-    token = session.post(running.base_url + "/connect/token", auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-                         data={"grant_type": "refresh_token", "refresh_token": DEFAULT_REFRESH_TOKEN}, timeout=10)
-    assert token.status_code == 200, token.text
     emulator = running.emulator
     assert isinstance(emulator, XeroEmulator)
     emulator.limits.minute = 10_000  # the module makes more calls than one tenant-minute allows
-    session.headers.update({"Authorization": "Bearer " + token.json()["access_token"],
-                            "xero-tenant-id": emulator.tenant.tenant_id, "Accept": "application/json"})
+    session = token_session(running, emulator)
     yield session
     session.close()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from connectors.emulation import EmulatorClock, RunningEmulator
+from connectors.emulation import RunningEmulator
 from connectors.xero.emulator import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -29,13 +28,6 @@ from connectors.xero.emulator import (
 from tests.peers.venvs import peer_venv
 
 RUNNER = Path(__file__).resolve().parents[2] / "peers" / "run_pyxero_writes.py"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningEmulator]:
-    emulator = RunningEmulator(XeroEmulator(EmulatorClock())).start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture(scope="module")

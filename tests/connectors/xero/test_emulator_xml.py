@@ -14,36 +14,21 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.emulation import EmulatorClock, RunningEmulator
+from connectors.emulation import RunningEmulator
 from connectors.xero import wire
 from connectors.xero.emulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     XeroEmulator,
 )
+from tests.connectors.xero.raw_http import API, token_session
 
-API = "/api.xro/2.0"
 XML = {"Content-Type": "application/xml", "Accept": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[RunningEmulator]:
-    emulator = RunningEmulator(XeroEmulator(EmulatorClock())).start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
 def http(running: RunningEmulator) -> Iterator[requests.Session]:
-    session = requests.Session()
-    token = session.post(running.base_url + "/connect/token", auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-                         data={"grant_type": "refresh_token", "refresh_token": DEFAULT_REFRESH_TOKEN}, timeout=10)
-    assert token.status_code == 200, token.text
     emulator = running.emulator
     assert isinstance(emulator, XeroEmulator)
-    session.headers.update({"Authorization": "Bearer " + token.json()["access_token"],
-                            "xero-tenant-id": emulator.tenant.tenant_id})
+    session = token_session(running, emulator, accept_json=False)
     yield session
     session.close()
 

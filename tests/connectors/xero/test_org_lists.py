@@ -6,41 +6,30 @@ the envelope of the spec with an empty list, the default branding theme and the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from connectors.emulation import RunningEmulator
 from connectors.xero.emulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     XeroEmulator,
 )
 from connectors.xero.emulator.org_lists import EMPTY, PAGINATED
-
-SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs" / "xero"
-API = "/api.xro/2.0"
+from tests.connectors.xero.raw_http import API, accounting_spec, token_session
 
 
 @pytest.fixture(scope="module")
 def accounting() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPECS / "xero_accounting.yaml"), config=Config(spec_validator_cls=None))
+    return accounting_spec()
 
 
 @pytest.fixture
 def http(xero_emulator: RunningEmulator, emu: XeroEmulator) -> Iterator[requests.Session]:
-    session = requests.Session()
-    token = session.post(xero_emulator.base_url + "/connect/token", auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-                         data={"grant_type": "refresh_token", "refresh_token": DEFAULT_REFRESH_TOKEN}, timeout=10)
-    assert token.status_code == 200, token.text
-    session.headers.update({"Authorization": "Bearer " + token.json()["access_token"],
-                            "xero-tenant-id": emu.tenant.tenant_id, "Accept": "application/json"})
+    session = token_session(xero_emulator, emu)
     yield session
     session.close()
 
