@@ -23,6 +23,7 @@ placeholder id; once the record is linked, its holders are re-pointed (``repoint
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -286,6 +287,8 @@ class Ingest:
         for record in unlinked:
             match = self._first_contact(tx, connector, record, keys[id(record)], known, run_id)
             if match is None:
+                match = self._adopted_marker(tx, connector, record, keys[id(record)])
+            if match is None:
                 continue
             matches[record.external_id] = match
             if match != "ambiguous":
@@ -358,6 +361,8 @@ class Ingest:
         agreed = agreed_digest(tx, connector, incoming, refs) if agreeable else None
         if agreeable:
             self.first_seen[(name, etype, canonical)] = incoming  # the push compares it (FirstSeen)
+        elif not first_sighting:  # read again since: what it held at first contact is stale
+            self.first_seen.pop((name, etype, canonical), None)
         try:
             tx.link(canonical, name, etype, record.external_id, seen_hash=content_hash(incoming),
                     remote_version=record.version, payload_hash=agreed)
@@ -388,6 +393,21 @@ class Ingest:
             stats.changed += 1
         else:
             stats.unchanged += 1
+
+    def _adopted_marker(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str]) -> str | None:
+        """The hub id a source record's marker names when no hub record has it (a hub that wrote
+        it, then lost or replaced its database): the new hub record takes that id, so the
+        markers every other system holds for it still name it, whichever system is read first,
+        and nothing is re-marked. Only a well-formed hub id (a UUID) is taken."""
+        marker = keys.get("hub_id")
+        if not marker or not self.ctx.routing.is_source(record.entity_type, connector.system):
+            return None
+        try:
+            if str(uuid.UUID(marker)) != marker:
+                return None
+        except ValueError:
+            return None
+        return marker if tx.get_entity(marker) is None else None
 
     def _first_contact(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str],
                        known: Mapping[tuple[str, str], Mapping[str, list[str]]], run_id: str | None) -> str | None:

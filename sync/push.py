@@ -273,8 +273,8 @@ class Pusher:
         """Whether the record linked at first contact (never written by the hub since) already
         holds what the hub has, by the diff's rules: then it is linked and not written."""
         seen = self.ingest.first_seen.get((connector.name, entity.type, link.canonical_id))
-        if seen is None:
-            return False
+        if seen is None or link.last_pushed_hash == "":
+            return False  # not first contact, or a repair that must really write (``Planner.repush``)
         return not differing(connector.system, entity, seen, self.ingest.home(connector.name))
 
     def _missing_reference(self, entity: Entity, refs: LinkResolver) -> tuple[str, str] | None:
