@@ -26,6 +26,7 @@ from state.errors import NotFound
 from sync.findings import KINDS, findings_report
 from sync.queries import gather_status
 from sync.repair import RepairError
+from sync.review import approve, approved, pending_counts
 from sync.scheduler import DaemonStopping
 from sync.web.api import client_address, outbox_item_id, outbox_json, resync_blocking, token_matches
 from sync.web.console_data import money_figures
@@ -170,7 +171,11 @@ def overview_data(daemon: Any) -> dict[str, Any]:
                 conn["budget"] = {}
     with daemon.hub.store.transaction() as tx:
         money = money_figures(tx, now)
-    return {"status": status, "money": money, "now": now}
+        in_review = sorted(daemon.hub.engine.review_connections)
+        done = approved(tx)
+        counts = pending_counts(tx, in_review)
+    review = [{"connection": name, "approved": name in done, "pending": counts.get(name, {})} for name in in_review]
+    return {"status": status, "money": money, "now": now, "review": review}
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -275,6 +280,18 @@ async def outbox_action(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/outbox")
 
 
+async def review_approve(request: web.Request) -> web.StreamResponse:
+    """The console's "Approve" of a connection whose writes first_contact = "review" holds (the
+    same approval as ``hub review approve``): its held writes go with the next pass."""
+    await _check_form(request)
+    daemon = _daemon(request)
+    name = request.match_info["connection"]
+    if name not in daemon.hub.engine.review_connections:
+        raise web.HTTPNotFound(text=f'{name}: not a connection with first_contact = "review"')
+    await daemon.jobs.blocking(approve, daemon.hub.store, [name])
+    raise web.HTTPSeeOther("/")
+
+
 def setup(app: web.Application) -> None:
     app.middlewares.append(console_guard)
     r = app.router
@@ -288,6 +305,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/records/{id}", record)
     r.add_get("/outbox", outbox)
     r.add_post("/outbox/{id}/{action:retry|drop}", outbox_action)
+    r.add_post("/review/{connection}/approve", review_approve)
     r.add_static("/static/", STATIC)
 
 
