@@ -403,8 +403,11 @@ def demo(as_json: bool, serve: bool, workdir: str) -> None:
               help="Serve on PORT_BASE..PORT_BASE+3 (default: free ports).")
 @click.option("--dir", "workdir", default=".", type=click.Path(file_okay=False),
               help="Where the Salesforce emulator's TLS certificate and hub.toml snippet go.")
-def emulate(port_base: int | None, workdir: str) -> None:
-    """Run the four emulators standalone on loopback; print their base URLs as JSON."""
+@click.option("--toml", "as_toml", is_flag=True, help="Print the config snippet (TOML) instead of the JSON.")
+def emulate(port_base: int | None, workdir: str, as_toml: bool) -> None:
+    """Run the four emulators standalone on loopback; print their base URLs as JSON (one
+    document on stdout, for scripts; the config snippet is written beside it, or printed with
+    --toml)."""
     import signal
     import threading
 
@@ -416,9 +419,12 @@ def emulate(port_base: int | None, workdir: str) -> None:
     emulators = start_emulators(target.resolve(), port_base=port_base)
     snippet = emulators.config_toml("sqlite:///hub.db", generate_key())
     (target / "hub.emulators.toml").write_text(snippet)
-    click.echo(json.dumps({**emulators.urls(), "config": str((target / "hub.emulators.toml").resolve()),
-                           "salesforce_ca_bundle": str(emulators.sf_cert)}, indent=2))
-    click.echo(snippet)
+    if as_toml:
+        click.echo(snippet, nl=False)
+    else:
+        click.echo(json.dumps({**emulators.urls(), "config": str((target / "hub.emulators.toml").resolve()),
+                               "salesforce_ca_bundle": str(emulators.sf_cert)}, indent=2), nl=True)
+    sys.stdout.flush()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
