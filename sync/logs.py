@@ -61,6 +61,10 @@ class JsonFormatter(logging.Formatter):
         return self.redactor(json.dumps(entry, default=str, sort_keys=False))
 
 
+LIBRARY_LOGGERS = ("aiohttp.access", "apscheduler", "urllib3", "stripe", "intuitlib", "quickbooks",
+                   "simple_salesforce", "xero_python", "alembic")
+
+
 def configure_logging(secrets: Iterable[str], *, level: int = logging.INFO,
                       stream: IO[str] | None = None) -> logging.Handler:
     """Route the root logger to one JSON handler; returns it (tests remove it again)."""
@@ -72,7 +76,10 @@ def configure_logging(secrets: Iterable[str], *, level: int = logging.INFO,
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # What the hub did is billhub's to say at INFO (one line per job that did work); the
+    # libraries' chatter (the scheduler's "Running job ...", HTTP pools) only from WARNING up.
+    for noisy in LIBRARY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
 
 

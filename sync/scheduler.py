@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,8 @@ from sync.policy import paused_reason as stored_pause
 from sync.runtime import Hub
 from sync.usage import USAGE, send_usage
 
+# A job's detail that says it did nothing: not logged at INFO.
+IDLE = re.compile(r"read 0, wrote 0|wrote 0, held 0|empty|checked none|0 new, 0 resolved")
 log = logging.getLogger("billhub.daemon")
 T = TypeVar("T")
 INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
@@ -158,6 +161,10 @@ class Jobs:
         self.metrics.jobs.labels(job_id.split(":")[0], outcome).inc()
         self.last[job_id] = {"outcome": outcome, "detail": detail if isinstance(detail, str) else None,
                              "started_at": started, "finished_at": self.clock()}
+        if outcome == "ok" and isinstance(detail, str) and not IDLE.fullmatch(detail):
+            # one line per sync, push or diff that did something, with its counts (an idle
+            # daemon stays quiet: a pass that read and wrote nothing says nothing)
+            log.info("%s: %s", job_id, detail, extra={"job": job_id, "outcome": outcome})
         if outcome != "stopped":
             with contextlib.suppress(DaemonStopping):
                 await self.exclusive(self._alert, priority=ROUTINE)

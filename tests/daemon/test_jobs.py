@@ -3,6 +3,9 @@ the cursor and the outbox with nothing lost and nothing written twice, paused co
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,7 @@ from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
 from mapping.model import Customer, to_data
 from state.store import StateStore
+from sync.logs import configure_logging
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs, build_scheduler
@@ -171,3 +175,25 @@ async def test_on_postgresql_a_slow_ledger_does_not_hold_back_the_writes_to_anot
     finally:
         executor.shutdown(wait=True)
         store.dispose()
+
+
+async def test_a_job_that_did_work_logs_one_info_line_and_an_idle_one_and_the_scheduler_none(
+        world: World) -> None:
+    """Logs that say what the hub did (issue 21, item 6): a sync that read and wrote is one
+    INFO line with its counts; the same job with nothing to do, and the scheduler library's own
+    "Running job" chatter, say nothing at INFO."""
+    stream = io.StringIO()
+    handler = configure_logging([], stream=stream)
+    try:
+        logging.getLogger("apscheduler.executors.default").info('Running job "sync:stripe:customer"')
+        world.customers(3)
+        jobs = world.jobs()
+        assert (await jobs.run_now("sync:stripe:customer"))["outcome"] == "ok"
+        assert (await jobs.run_now("sync:stripe:customer"))["outcome"] == "ok"  # nothing new: idle
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    infos = [line for line in lines if line["level"] == "info"]
+    assert [line["message"] for line in infos] == ["sync:stripe:customer: read 3, wrote 0"], lines
+    assert infos[0]["job"] == "sync:stripe:customer" and infos[0]["outcome"] == "ok"
+    assert not [line for line in lines if line.get("logger", "").startswith("apscheduler")]
