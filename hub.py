@@ -389,13 +389,20 @@ def outbox_drop(hub: HubContext, item_id: int) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the drift report JSON.")
 @click.option("--serve", is_flag=True, help="Keep the daemon and console running on the demo data.")
-@click.option("--dir", "workdir", default=".", type=click.Path(file_okay=False),
-              help="Where the SQLite file, config and HTML report go (default: here).")
-def demo(as_json: bool, serve: bool, workdir: str) -> None:
+@click.option("--dir", "workdir", default=None, type=click.Path(file_okay=False),
+              help="Where the SQLite file, config, certificates and HTML report go (default: a new "
+                   "folder billhub-demo[-N] here).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="With --serve: the console's port on 127.0.0.1.")
+def demo(as_json: bool, serve: bool, workdir: str | None, port: int) -> None:
     """Seeded emulators + SQLite: sync, plant drift, diff, print the drift report."""
-    from sync.demo_run import run_demo
+    from sync.demo_run import fresh_folder, port_problem, run_demo
 
-    sys.exit(run_demo(Path(workdir), as_json=as_json, serve=serve, console=console, err_console=err_console))
+    problem = port_problem(port) if serve else None
+    if problem:
+        fail(problem)  # before any work, not after the whole demo
+    folder = Path(workdir) if workdir else fresh_folder(Path.cwd())
+    sys.exit(run_demo(folder, as_json=as_json, serve=serve, port=port, console=console, err_console=err_console))
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -22,7 +23,30 @@ CONFIG_NAME = "billhub-demo.toml"
 DIFF_ENTITIES = ["customer", "invoice", "payment", "refund"]
 
 
-def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err_console: Console) -> int:
+def fresh_folder(parent: Path) -> Path:
+    """A folder of the demo's own under ``parent`` (``billhub-demo``, else ``billhub-demo-2`` ...),
+    so its database, config with an encryption key, certificates and report never land among
+    the user's files."""
+    for n in range(1, 1000):
+        folder = parent / ("billhub-demo" if n == 1 else f"billhub-demo-{n}")
+        if not folder.exists():
+            return folder
+    raise OSError(f"{parent}: billhub-demo .. billhub-demo-999 all exist; pass --dir")
+
+
+def port_problem(port: int) -> str | None:
+    """Why the console cannot listen on 127.0.0.1:``port``, or None: checked before the demo
+    runs, so a busy port is one clear line instead of a traceback after the whole demo."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return f"port {port} on 127.0.0.1 is not free ({exc.strerror}): pass --port N, or stop what listens there"
+    return None
+
+
+def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err_console: Console,
+             port: int = 8080) -> int:
     started = time.monotonic()
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -40,8 +64,9 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
             emulators = start_emulators(workdir)
             config_path = workdir / CONFIG_NAME
             admin_token = "demo-admin-token" if serve else ""
+            server = f"\n[server]\nport = {port}\n" if serve else ""
             config_path.write_text(emulators.config_toml(f"sqlite:///{workdir / DB_NAME}", generate_key(),
-                                                         admin_token=admin_token))
+                                                         admin_token=admin_token) + server)
             progress.update(steps, advance=1, description="seeding a small company in Stripe and Salesforce")
             facts = seed_company(emulators)
             progress.update(steps, advance=1, description="first sync: Stripe and Salesforce -> every system")
@@ -81,7 +106,7 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
         if serve and hub is not None:
             from sync.daemon import serve_forever
 
-            out.print("serving the console at http://127.0.0.1:8080/ (token: demo-admin-token); Ctrl-C stops")
+            out.print(f"serving the console at http://127.0.0.1:{port}/ (token: demo-admin-token); Ctrl-C stops")
             serve_forever(config)
         return 0
     finally:
