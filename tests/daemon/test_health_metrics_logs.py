@@ -22,14 +22,22 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_healthz_and_readyz(env: Env, client: Client) -> None:
-    assert (await client.get("/healthz")).status == 200
+    health = await client.get("/healthz")
+    assert health.status == 200 and (await health.json())["connections"] == {
+        "quickbooks": "ok", "stripe": "ok", "xero": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status == 200 and (await ready.json()) == {"ready": True, "problems": []}
+    assert ready.status == 200 and (await ready.json()) == {"ready": True, "problems": [], "degraded": []}
     with env.store.transaction() as tx:
         tx.set_connection_state("xero", "needs_reauth", reason="refresh token refused")
-    not_ready = await client.get("/readyz")
-    assert not_ready.status == 503
-    assert (await not_ready.json())["problems"] == ["xero: needs_reauth"]
+    # one vendor needing re-authorisation does not make the process unready (issue 21, item 6):
+    # pulling the pod would stop every other connection's webhooks
+    still = await client.get("/readyz")
+    assert still.status == 200
+    assert (await still.json()) == {"ready": True, "problems": [], "degraded": ["xero: needs_reauth"]}
+    assert (await (await client.get("/healthz")).json())["connections"]["xero"] == "needs_reauth"
+    daemon(client).jobs.stopping.set()
+    stopping = await client.get("/readyz")
+    assert stopping.status == 503 and (await stopping.json())["problems"] == ["stopping"]
 
 
 async def test_metrics_parse_and_count(env: Env, client: Client) -> None:
