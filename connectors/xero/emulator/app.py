@@ -55,7 +55,7 @@ from connectors.xero.emulator.payments import PaymentsMixin
 from connectors.xero.emulator.store import API, COLLECTIONS, Tenant
 from connectors.xero.emulator.validation import Invalid
 from connectors.xero.emulator.webhooks import DEFAULT_WEBHOOK_KEY, WebhooksMixin
-from connectors.xero.emulator.where import as_guid, compile_where, get_path, order
+from connectors.xero.emulator.where import as_guid, filtered, get_path, order
 from connectors.xero.emulator.xml_wire import as_xml_response, is_xml, read_body, wants_xml
 
 MAX_BATCH = 50
@@ -330,13 +330,8 @@ class XeroEmulator(OrgListsMixin, BankingMixin, PaymentsMixin, DocumentsMixin, C
         query = request.query
         items = list(table.values())
         try:
-            if "where" in query:
-                test = compile_where(query["where"])
-                items = [i for i in items if test(i)]
-            since_header = request.headers.get("If-Modified-Since")
-            if since_header:
-                since = wire.parse_http_date(since_header)
-                items = [i for i in items if i.get("UpdatedDateUTC") and i["UpdatedDateUTC"] >= since]
+            items = filtered(items, query.get("where"), request.headers.get("If-Modified-Since"),
+                             keep_unstamped=False)
         except (Invalid, ValueError) as exc:
             return self._validation_400([], str(exc))
         if "searchTerm" in query:  # case-insensitive text search across the main text fields

@@ -32,10 +32,9 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.xero import wire
 from connectors.xero.emulator.store import Tenant, XeroStore
 from connectors.xero.emulator.validation import Invalid
-from connectors.xero.emulator.where import compile_where, order
+from connectors.xero.emulator.where import filtered, order
 
 # collection -> its id field (the spec's schema); the lists an unused feature answers empty
 EMPTY: dict[str, str] = {
@@ -106,13 +105,8 @@ class OrgListsMixin(XeroStore):
         query = request.query
         items = list(table.values())
         try:
-            if "where" in query:
-                test = compile_where(query["where"])
-                items = [i for i in items if test(i)]
-            since = request.headers.get("If-Modified-Since")
-            if since:
-                bound = wire.parse_http_date(since)
-                items = [i for i in items if "UpdatedDateUTC" not in i or i["UpdatedDateUTC"] >= bound]
+            items = filtered(items, query.get("where"), request.headers.get("If-Modified-Since"),
+                             keep_unstamped=True)
             for name in ("page", "pageSize", "offset"):
                 if name in query:
                     int(query[name])

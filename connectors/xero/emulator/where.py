@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from connectors.xero import wire
 from connectors.xero.emulator.validation import Invalid
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -303,3 +304,19 @@ def order(items: list[dict[str, Any]], spec_text: str, id_field: str) -> list[di
 
         ordered.sort(key=by_field, reverse=desc)
     return ordered
+
+
+def filtered(items: list[dict[str, Any]], where: str | None, if_modified_since: str | None, *,
+             keep_unstamped: bool) -> list[dict[str, Any]]:
+    """A collection's records narrowed as Xero narrows a GET: by ``where`` and by the
+    ``If-Modified-Since`` header (records stamped at or after it). ``keep_unstamped``: records
+    without an ``UpdatedDateUTC`` (settings lists such as Currencies) still pass. Raises
+    ``Invalid`` or ``ValueError`` for a malformed filter or date (Xero's 400)."""
+    if where is not None:
+        test = compile_where(where)
+        items = [i for i in items if test(i)]
+    if if_modified_since:
+        bound = wire.parse_http_date(if_modified_since)
+        items = [i for i in items if (keep_unstamped and "UpdatedDateUTC" not in i)
+                 or (i.get("UpdatedDateUTC") and i["UpdatedDateUTC"] >= bound)]
+    return items
