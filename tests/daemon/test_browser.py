@@ -4,69 +4,44 @@ the overview's numbers match ``hub status --json``."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from sync.queries import gather_status
-from tests.daemon.conftest import ADMIN_TOKEN, Env, plant_findings
+from tests.daemon.browser import chromium, logged_in  # noqa: F401  (chromium: the fixture)
+from tests.daemon.conftest import Env, plant_findings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing and CI=true: apt-get install chromium", pytrace=False)
-        pytest.skip(f"{CHROMIUM} not installed")
-    return CHROMIUM
-
-
 async def test_operator_resolves_a_duplicate_and_acknowledges_another(
-        env: Env, client: TestClient[Any, Any], chromium: str) -> None:
-    from playwright.async_api import async_playwright
-
+        env: Env, client: TestClient[Any, Any], chromium: str) -> None:  # noqa: F811
     planted = await plant_findings(env, client, "Browser Co")
     dup, other = planted.duplicate, planted.orphan
     base = str(client.make_url("/")).rstrip("/")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
-            page = await browser.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())
-            await page.goto(f"{base}/login")
-            await page.fill("#token", ADMIN_TOKEN)
-            await page.click("#login")
-            await page.wait_for_selector("#connections")
-            status = gather_status(env.store, env.config)
-            assert await page.text_content("#dead-letters") == str(status["outbox"].get("dead", 0))
-            for kind, n in status["open_findings"].items():
-                assert await page.text_content(f'#open-findings li[data-kind="{kind}"] b') == str(n)
-            for entity, n in status["entities"].items():
-                assert await page.text_content(f'#entities span[data-entity="{entity}"] b') == str(n)
+    async with logged_in(chromium, base) as page:
+        status = gather_status(env.store, env.config)
+        assert await page.text_content("#dead-letters") == str(status["outbox"].get("dead", 0))
+        for kind, n in status["open_findings"].items():
+            assert await page.text_content(f'#open-findings li[data-kind="{kind}"] b') == str(n)
+        for entity, n in status["entities"].items():
+            assert await page.text_content(f'#entities span[data-entity="{entity}"] b') == str(n)
 
-            await page.goto(f"{base}/findings?kind=duplicate&status=open")
-            await page.click(f'a[href="/findings/{dup}"]')
-            await page.select_option("#keep", planted.quickbooks_id)
-            await page.click("#preview")
-            await page.wait_for_selector("#plan")
-            assert "link hub customer" in (await page.text_content("#plan") or "")
-            assert await page.text_content("#finding-status") == "open"  # a preview changes nothing
-            await page.click("#resync")
-            await page.wait_for_selector("#finding-status:text('resolved')")
+        await page.goto(f"{base}/findings?kind=duplicate&status=open")
+        await page.click(f'a[href="/findings/{dup}"]')
+        await page.select_option("#keep", planted.quickbooks_id)
+        await page.click("#preview")
+        await page.wait_for_selector("#plan")
+        assert "link hub customer" in (await page.text_content("#plan") or "")
+        assert await page.text_content("#finding-status") == "open"  # a preview changes nothing
+        await page.click("#resync")
+        await page.wait_for_selector("#finding-status:text('resolved')")
 
-            await page.goto(f"{base}/findings/{other}")
-            await page.click("#ack")
-            await page.wait_for_selector("#finding-status:text('acknowledged')")
-        finally:
-            await browser.close()
+        await page.goto(f"{base}/findings/{other}")
+        await page.click("#ack")
+        await page.wait_for_selector("#finding-status:text('acknowledged')")
     with env.store.transaction() as tx:
         assert tx.get_finding(dup).status == "resolved"
         assert tx.get_finding(other).status == "acknowledged"

@@ -22,8 +22,8 @@ from sync.runtime import Hub
 from sync.web.app import create_app
 from tests.conftest import FrozenClock, make_store
 from tests.connectors.quickbooks.conftest import qbo_config
-from tests.daemon.conftest import ADMIN_TOKEN, build_config, control
-from tests.daemon.test_browser import ARGS, chromium  # noqa: F401  (the fixture)
+from tests.daemon.browser import chromium, logged_in  # noqa: F401  (chromium: the fixture)
+from tests.daemon.conftest import build_config, control
 
 
 @pytest.fixture
@@ -75,8 +75,6 @@ async def test_start_needs_a_login_and_a_callback_needs_its_state(client: TestCl
 async def test_reconnect_a_revoked_quickbooks_from_the_console(
         running: RunningEmulator, store: StateStore, hub: Hub, client: TestClient[Any, Any],
         chromium: str, tmp_path: Path) -> None:  # noqa: F811
-    from playwright.async_api import async_playwright
-
     await control(running, "/__emulator/oauth", {"revoke_refresh_tokens": True, "expire_access_tokens": True})
     (refused,) = check_connections(hub, ["quickbooks"])  # what hub check and every job would meet
     assert not refused["authorised"]
@@ -85,28 +83,19 @@ async def test_reconnect_a_revoked_quickbooks_from_the_console(
     assert state is not None and state["status"] == "needs_reauth"
 
     base = str(client.make_url("/")).rstrip("/")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{base}/login")
-            await page.fill("#token", ADMIN_TOKEN)
-            await page.click("#login")
-            await page.wait_for_selector("#connections")
-            assert await page.text_content('tr[data-connection="quickbooks"] .status-needs_reauth') == "needs_reauth"
-            assert await page.text_content("#connect-quickbooks") == "Reconnect"
-            await page.click("#connect-quickbooks")
-            await page.wait_for_selector("#allow")  # the emulator's consent page (Intuit's appcenter)
-            assert page.url.startswith(running.base_url + "/connect/oauth2?")
-            await page.click("#allow")
-            await page.wait_for_selector("#oauth-result")
-            assert await page.text_content("#oauth-result") == "Connected quickbooks"
-            await page.screenshot(path=str(tmp_path / "reconnected.png"))
-            await page.click("#back")
-            await page.wait_for_selector("#connections")
-            assert await page.text_content('tr[data-connection="quickbooks"] td:nth-child(3)') == "ok"
-        finally:
-            await browser.close()
+    async with logged_in(chromium, base) as page:
+        assert await page.text_content('tr[data-connection="quickbooks"] .status-needs_reauth') == "needs_reauth"
+        assert await page.text_content("#connect-quickbooks") == "Reconnect"
+        await page.click("#connect-quickbooks")
+        await page.wait_for_selector("#allow")  # the emulator's consent page (Intuit's appcenter)
+        assert page.url.startswith(running.base_url + "/connect/oauth2?")
+        await page.click("#allow")
+        await page.wait_for_selector("#oauth-result")
+        assert await page.text_content("#oauth-result") == "Connected quickbooks"
+        await page.screenshot(path=str(tmp_path / "reconnected.png"))
+        await page.click("#back")
+        await page.wait_for_selector("#connections")
+        assert await page.text_content('tr[data-connection="quickbooks"] td:nth-child(3)') == "ok"
     assert (tmp_path / "reconnected.png").stat().st_size > 0
     with store.transaction() as tx:
         state = tx.connection_state("quickbooks")

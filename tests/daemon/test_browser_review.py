@@ -22,8 +22,8 @@ from sync.runtime import Hub
 from sync.web.app import create_app
 from tests.conftest import FrozenClock, make_store
 from tests.connectors.quickbooks.conftest import qbo_config
-from tests.daemon.conftest import ADMIN_TOKEN, build_config
-from tests.daemon.test_browser import ARGS, chromium  # noqa: F401  (the fixture)
+from tests.daemon.browser import chromium, logged_in  # noqa: F401  (chromium: the fixture)
+from tests.daemon.conftest import build_config
 
 
 @pytest.fixture
@@ -65,31 +65,19 @@ async def test_approve_needs_a_login_and_a_connection_in_review(client: TestClie
 @pytest.mark.browser
 async def test_the_operator_approves_the_held_writes_from_the_overview(
         hub: Hub, store: StateStore, client: TestClient[Any, Any], chromium: str, tmp_path: Path) -> None:  # noqa: F811
-    from playwright.async_api import async_playwright
-
     assert hub.engine.review_connections == {"quickbooks"}
     with store.transaction() as tx:  # what a first pass planned for QuickBooks: two new customers
         for n in (1, 2):
             assert tx.enqueue(f"cust-{n}", "customer", "quickbooks", "upsert", f"review-key-{n}", "digest")
     base = str(client.make_url("/")).rstrip("/")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
-            page = await browser.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())
-            await page.goto(f"{base}/login")
-            await page.fill("#token", ADMIN_TOKEN)
-            await page.click("#login")
-            await page.wait_for_selector("#review")
-            row = 'tr[data-review="quickbooks"]'
-            assert await page.text_content(f"{row} td:nth-child(2)") == "waiting for approval"
-            assert await page.text_content(f"{row} td:nth-child(3)") == "2 customer create"
-            await page.screenshot(path=str(tmp_path / "review.png"))
-            await page.click("#approve-quickbooks")
-            await page.wait_for_selector(f"{row} td:nth-child(2):text('approved')")
-            assert await page.query_selector("#approve-quickbooks") is None
-        finally:
-            await browser.close()
+    async with logged_in(chromium, base, landing="#review") as page:
+        row = 'tr[data-review="quickbooks"]'
+        assert await page.text_content(f"{row} td:nth-child(2)") == "waiting for approval"
+        assert await page.text_content(f"{row} td:nth-child(3)") == "2 customer create"
+        await page.screenshot(path=str(tmp_path / "review.png"))
+        await page.click("#approve-quickbooks")
+        await page.wait_for_selector(f"{row} td:nth-child(2):text('approved')")
+        assert await page.query_selector("#approve-quickbooks") is None
     assert (tmp_path / "review.png").stat().st_size > 0
     with store.transaction() as tx:
         assert approved(tx) == {"quickbooks"}
