@@ -45,6 +45,7 @@ from sync.policy import paused_reason as stored_pause
 from sync.runtime import Hub
 from sync.usage import USAGE, send_usage
 
+ALERT_LOOK_EVERY = timedelta(seconds=30)  # how often jobs look at the alert conditions (a diff's at once)
 # A job's detail that says it did nothing: not logged at INFO.
 IDLE = re.compile(r"read 0, wrote 0|wrote 0, held 0|empty|checked none|0 new, 0 resolved")
 log = logging.getLogger("billhub.daemon")
@@ -94,6 +95,7 @@ class Jobs:
         self.stopping = threading.Event()
         self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
         self._pending_alerts: list[Alert | None] = []  # a diff job's findings alert, sent after it
+        self._alerted_at: datetime | None = None  # when the alert conditions were last looked at
         self.last: dict[str, dict[str, Any]] = {}  # job id -> last outcome, for the console and API
         # The pool's own futures, not the loop's wrappers: cancelling a waiting task (the
         # scheduler's shutdown does) marks its wrapper done while the call runs on.
@@ -173,8 +175,12 @@ class Jobs:
         """After every job: alert what newly needs a person (deduplicated in the store, so every
         process may look), and a diff's new findings."""
         extra, self._pending_alerts = self._pending_alerts, []
+        now = self.clock()
+        if not any(extra) and self._alerted_at is not None and now - self._alerted_at < ALERT_LOOK_EVERY:
+            return  # the inbox job runs every few seconds: conditions are looked at twice a minute
+        self._alerted_at = now
         try:
-            raise_alerts(self.hub.store, self.hub.config, self.clock(), extra=extra)
+            raise_alerts(self.hub.store, self.hub.config, now, extra=extra)
         except Exception as exc:  # alerting must never stop the daemon's work
             log.warning("alerts could not be raised: %s", type(exc).__name__)
 

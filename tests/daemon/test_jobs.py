@@ -3,12 +3,14 @@ the cursor and the outbox with nothing lost and nothing written twice, paused co
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from connectors.retry import RetryPolicy
 from connectors.settings import ConnectionConfig
 from mapping.model import Customer, to_data
 from state.store import StateStore
+from sync.alerts import findings_alert
 from sync.logs import configure_logging
 from sync.metrics import Metrics
 from sync.runtime import Hub
@@ -197,3 +200,36 @@ async def test_a_job_that_did_work_logs_one_info_line_and_an_idle_one_and_the_sc
     assert [line["message"] for line in infos] == ["sync:stripe:customer: read 3, wrote 0"], lines
     assert infos[0]["job"] == "sync:stripe:customer" and infos[0]["outcome"] == "ok"
     assert not [line for line in lines if line.get("logger", "").startswith("apscheduler")]
+
+
+def test_jobs_look_at_the_alert_conditions_twice_a_minute_and_at_a_diffs_findings_at_once(
+        world: World) -> None:
+    """The inbox job runs every few seconds; the alert conditions are read at most every 30 s
+    of the pinned clock, and a diff's findings alert is never held back."""
+    from sync.findings import DiffResult
+    from tests.sync.test_alerts import Hook
+
+    hook = Hook()
+    try:
+        world.hub.config = dataclasses.replace(world.hub.config, alerts={"webhook_url": hook.url})
+        jobs = world.jobs()
+        with world.store.transaction() as tx:
+            tx.set_connection_state("stripe", "needs_reauth", reason="invalid_grant")
+        jobs._alert()
+        assert hook.kinds() == ["needs_reauth"]
+        with world.store.transaction() as tx:
+            tx.set_connection_state("quickbooks", "needs_reauth", reason="invalid_grant")
+        world.clock.advance(seconds=10)
+        jobs._alert()  # within 30 s: not looked at
+        assert hook.kinds() == ["needs_reauth"]
+        jobs._pending_alerts.append(findings_alert(DiffResult("run-9", world.clock(), new=2), {}))
+        jobs._alert()  # a diff's findings go at once (and the conditions are read with them)
+        assert sorted(hook.kinds()) == ["findings", "needs_reauth", "needs_reauth"]
+        with world.store.transaction() as tx:
+            tx.set_connection_state("stripe", "paused", reason="rate budget",
+                                    paused_until=world.clock() + timedelta(hours=1))
+        world.clock.advance(seconds=31)
+        jobs._alert()
+        assert hook.kinds()[-1] == "paused"
+    finally:
+        hook.close()
