@@ -144,6 +144,17 @@ class Money:
     def __str__(self) -> str:
         return f"{self.to_decimal_str()} {self.currency}"
 
+    def for_people(self) -> str:
+        """How a person reads the amount: thousands grouped, the currency's own number of
+        decimals, the code after it — ``1,234.50 USD``, ``-1,000 JPY``, ``0.125 KWD``. The one
+        formatter for consoles, reports, CSV and the terminal (machine JSON keeps minor units)."""
+        return f"{self.to_decimal():,f} {self.currency}"
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``Money(minor, currency).for_people()`` for callers holding the two parts (JSON rows)."""
+    return Money(minor, normalize_currency(currency)).for_people()
+
 
 def sum_money(amounts: list[Money], currency: str) -> Money:
     """Sum that is well-defined for an empty list."""

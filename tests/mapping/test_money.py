@@ -64,3 +64,12 @@ def test_quantity_multiplication_is_exact_unless_rounding_is_named() -> None:
     with pytest.raises(MoneyError):
         Money(1999, "USD").times(Decimal("0.5"))
     assert Money(1999, "USD").times(Decimal("0.5"), rounding=ROUND_HALF_UP) == Money(1000, "USD")
+
+
+def test_amounts_for_people_group_thousands_and_keep_the_currency_exponent() -> None:
+    from mapping.money import format_money
+    assert Money(123450, "USD").for_people() == "1,234.50 USD"
+    assert Money(-123456789, "USD").for_people() == "-1,234,567.89 USD"
+    assert Money(-1000, "JPY").for_people() == "-1,000 JPY"
+    assert format_money(125, "kwd") == "0.125 KWD"
+    assert format_money(5, "EUR") == "0.05 EUR"
