@@ -1,7 +1,8 @@
 """``hub run``: one process serving webhooks, the admin API, the console, health and metrics,
 with the scheduler's jobs on the same event loop and blocking SDK calls in a bounded pool.
 
-The HTTP surface lives in ``sync/web/``; this module runs it and stops it on SIGTERM.
+The HTTP surface lives in ``sync/web/``; this module runs it, stops it on SIGTERM and reloads its
+config on SIGHUP (``sync/web/reload.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+from typing import Any
 
 import click
 from aiohttp import web
@@ -23,6 +25,7 @@ from sync.terminal import fail
 from sync.web.app import create_app
 from sync.web.context import DAEMON
 from sync.web.guards import weak_token_problem
+from sync.web.reload import Reloader
 
 log = logging.getLogger("billhub.daemon")
 
@@ -89,6 +92,14 @@ async def serve(config: Config, host: str, port: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(daemon, config.path)
+    reloads: set[asyncio.Task[Any]] = set()  # held until done (the loop keeps only weak references)
+
+    def on_hangup() -> None:
+        task = loop.create_task(reloader.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)  # reload the config; never a reason to exit
     await stop.wait()
     deadline = loop.time() + budget
     watchdog = threading.Timer(max(0.0, budget - EXIT_MARGIN_SECONDS), _hard_exit, args=(budget,))
@@ -123,7 +134,8 @@ async def serve(config: Config, host: str, port: int) -> int:
 @click.pass_context
 def run_command(ctx: click.Context, config_path: str | None, host: str | None, port: int | None,
                 log_level: str) -> None:
-    """Run the daemon: webhooks, schedules, admin API, console, /metrics (SIGTERM stops it)."""
+    """Run the daemon: webhooks, schedules, admin API, console, /metrics (SIGTERM stops it, SIGHUP
+    reloads the config)."""
     from sync.logs import configure_logging
 
     path = config_path or getattr(ctx.obj, "config_path", None)

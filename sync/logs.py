@@ -83,4 +83,12 @@ def configure_logging(secrets: Iterable[str], *, level: int = logging.INFO,
     return handler
 
 
-__all__ = ["REDACTED", "JsonFormatter", "Redactor", "configure_logging"]
+def redact_also(secrets: Iterable[str]) -> None:
+    """Add secrets to the log handlers' redaction (a reloaded config may bring new ones; the
+    old ones stay redacted too — a line about the old config may still be written)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.redactor = Redactor([*handler.formatter.redactor.secrets, *secrets])
+
+
+__all__ = ["REDACTED", "JsonFormatter", "Redactor", "configure_logging", "redact_also"]

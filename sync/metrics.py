@@ -40,6 +40,7 @@ class StoreCollector(Collector):
             findings = tx.open_findings_by_kind()
             cursors = tx.cursors()
             inbox = {s: tx.count_inbox(s) for s in ("pending", "claimed", "failed")}
+            states = tx.connection_states()
         outbox = GaugeMetricFamily("billhub_outbox_items", "Outbox items by status", labels=["status"])
         for status in OUTBOX_STATUSES:
             outbox.add_metric([status], depth.get(status, 0))
@@ -86,6 +87,13 @@ class StoreCollector(Collector):
             if expires is not None:
                 expiry.add_metric([name], expires.timestamp())
         yield paused_family
+        # The same health /healthz reports, one series per connection: 1 on its current status
+        # (ok, needs_reauth, failed, ...), so an alert rule can say which connection and why.
+        status_family = GaugeMetricFamily("billhub_connection_status", "1 on each connection's stored status",
+                                          labels=["connection", "status"])
+        for name in sorted(self.connectors):
+            status_family.add_metric([name, str((states.get(name) or {}).get("status") or "ok")], 1)
+        yield status_family
         yield retries
         yield budget
         yield expiry

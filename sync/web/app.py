@@ -19,6 +19,16 @@ from sync.web.middleware import errors, security_headers
 from sync.web.webhooks import webhook
 
 
+def build_work(hub: Hub, executor: ThreadPoolExecutor, clock: Callable[[], datetime]) -> tuple[Metrics, Jobs]:
+    """The daemon's work over ``hub``: its jobs and the metrics they feed (built at start and
+    again on each config reload)."""
+    paused: dict[str, str] = {}
+    metrics_ = Metrics(hub.store, hub.connectors, clock, lambda: paused)
+    jobs = Jobs(hub, executor, metrics_, clock=clock)
+    jobs.paused = paused
+    return metrics_, jobs
+
+
 def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool = True,
                clock: Callable[[], datetime] | None = None) -> web.Application:
     """The daemon's aiohttp app. With ``hub`` given (tests), the caller keeps ownership of it."""
@@ -26,10 +36,7 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     hub = hub or Hub.from_config(config)
     clock = clock or hub.store.clock
     executor = ThreadPoolExecutor(max_workers=int(config.server.get("workers", 4)), thread_name_prefix="hub-io")
-    paused: dict[str, str] = {}
-    metrics_ = Metrics(hub.store, hub.connectors, clock, lambda: paused)
-    jobs = Jobs(hub, executor, metrics_, clock=clock)
-    jobs.paused = paused
+    metrics_, jobs = build_work(hub, executor, clock)
     daemon = Daemon(config, hub, executor, metrics_, jobs, clock, owns_hub=owns_hub)
     app = web.Application(client_max_size=int(config.server.get("max_body_bytes", 1_000_000)),
                           middlewares=[security_headers, errors])
@@ -54,7 +61,7 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     async def on_cleanup(app: web.Application) -> None:
         executor.shutdown(wait=False, cancel_futures=True)
         if daemon.owns_hub:
-            hub.close()
+            daemon.hub.close()  # the hub in use now: a config reload may have replaced the first
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

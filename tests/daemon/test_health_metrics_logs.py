@@ -35,6 +35,9 @@ async def test_healthz_and_readyz(env: Env, client: Client) -> None:
     assert still.status == 200
     assert (await still.json()) == {"ready": True, "problems": [], "degraded": ["xero: needs_reauth"]}
     assert (await (await client.get("/healthz")).json())["connections"]["xero"] == "needs_reauth"
+    samples = _samples(await (await client.get("/metrics")).text())
+    assert samples[("billhub_connection_status", (("connection", "xero"), ("status", "needs_reauth")))] == 1
+    assert samples[("billhub_connection_status", (("connection", "stripe"), ("status", "ok")))] == 1
     daemon(client).jobs.stopping.set()
     stopping = await client.get("/readyz")
     assert stopping.status == 503 and (await stopping.json())["problems"] == ["stopping"]
