@@ -264,3 +264,40 @@ alerts_open = Table(
     Column("kind", String(32), nullable=False),
     Column("opened_at", TS, nullable=False),
 )
+
+# Who did what (issue 21, item 3): one row per state-changing action of a person, through the
+# console, the API or the CLI. Append-only: the store has no update or delete for it, and a
+# trigger (migration 0009) refuses both on SQLite and PostgreSQL. ``before``/``after`` are exact
+# JSON of the states the action changed (statuses, ids) — never secrets, never personal fields,
+# since an erasure cannot rewrite this table. ``canonical_id``: the hub record it concerns, for
+# the record's timeline.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False, index=True),
+    Column("actor", String(128), nullable=False, index=True),  # "console:alice", "cli:root"
+    Column("action", String(64), nullable=False, index=True),  # "finding.ack", "outbox.drop", ...
+    Column("target_kind", String(32), nullable=False),
+    Column("target_id", String(255), nullable=False),
+    Column("canonical_id", String(36), nullable=True, index=True),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_audit_log_target", "target_kind", "target_id"),
+)
+
+# Named people (issue 21, item 3) with a role: admin, operator or read-only. Only digests of
+# their secrets are kept: the API token's SHA-256 (a random 256-bit token needs no slow hash, and
+# the digest finds its user), the password's scrypt with a per-user salt.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("password_hash", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

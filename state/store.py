@@ -36,6 +36,7 @@ from sqlalchemy.exc import (
 )
 
 from state.alerts import AlertsMixin
+from state.audit import AuditMixin
 from state.connections import ConnectionsMixin
 from state.crypto import Cipher
 from state.entities import EntitiesMixin
@@ -58,6 +59,7 @@ from state.runs import RunsMixin
 from state.schema import metadata
 from state.sightings import SightingsMixin
 from state.txbase import TRY_LOCK, UNLOCK
+from state.users import UsersMixin
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
@@ -124,7 +126,7 @@ def make_engine(url: str) -> Engine:
 
 
 class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin,
-         SightingsMixin, AlertsMixin):
+         SightingsMixin, AlertsMixin, AuditMixin, UsersMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module

@@ -87,6 +87,19 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
         yield url
 
 
+def schema_head() -> str:
+    """The newest migration's revision: tests name it, not a number each new migration bumps."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from state.store import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    (head,) = ScriptDirectory.from_config(cfg).get_heads()  # one head: two would be a merge to make
+    return str(head)
+
+
 def make_store(url: str, clock: FrozenClock | None = None) -> StateStore:
     store = StateStore(url, cipher=Cipher(TEST_KEY), clock=clock or FrozenClock())
     store.init()
