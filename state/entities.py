@@ -61,6 +61,16 @@ class EntitiesMixin(TxBase):
             for row in self.conn.execute(select(t.entities).where(t.entities.c.id.in_(chunk))):
                 memo.entities[row.id] = stored_row(row)
 
+    def live_entity_ids(self, canonical_ids: Iterable[str]) -> set[str]:
+        """Which of these hub records exist and are not deleted: ids only, one statement per 900
+        (a re-sync asks this of every unchanged record, so no payload is read or decoded)."""
+        wanted = list(dict.fromkeys(canonical_ids))
+        live: set[str] = set()
+        for start in range(0, len(wanted), 900):
+            live.update(str(i) for i in self.conn.execute(select(t.entities.c.id).where(
+                t.entities.c.id.in_(wanted[start:start + 900]), t.entities.c.deleted.is_(False))).scalars())
+        return live
+
     def upsert_entity(
         self, entity: Entity, source: str, *, run_id: str | None = None, deleted: bool = False
     ) -> Outcome:
@@ -170,10 +180,15 @@ class EntitiesMixin(TxBase):
     def note_placeholders(self, entity_id: str, placeholders: Mapping[str, tuple[str, str, str]]) -> None:
         """``entity_id`` names records not linked yet: placeholder id -> (connection, type,
         external id) of the record it stands for (idempotent)."""
-        for placeholder_id, (connection, object_type, external_id) in sorted(placeholders.items()):
-            self._insert_ignore(t.placeholder_refs, {
-                "placeholder_id": placeholder_id, "entity_id": entity_id, "connection": connection,
-                "object_type": object_type, "external_id": external_id}, ())
+        self.note_placeholders_many({entity_id: placeholders})
+
+    def note_placeholders_many(self, holders: Mapping[str, Mapping[str, tuple[str, str, str]]]) -> None:
+        """``note_placeholders`` for a page's records at once: entity id -> its placeholders."""
+        self._insert_ignore_many(t.placeholder_refs, [
+            {"placeholder_id": placeholder_id, "entity_id": entity_id, "connection": connection,
+             "object_type": object_type, "external_id": external_id}
+            for entity_id, placeholders in holders.items()
+            for placeholder_id, (connection, object_type, external_id) in sorted(placeholders.items())])
 
     def placeholder_record(self, placeholder_id: str) -> tuple[str, str, str] | None:
         """(connection, type, external id) of the record a held placeholder stands for."""

@@ -156,6 +156,10 @@ class LinksMixin(TxBase):
             t.links.c.system == system, t.links.c.object_type == object_type,
             t.links.c.external_id == external_id).values(deleted=True, updated_at=self.now))
 
+    def link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:
+        """The link of this external record (from the memo while ``remembering``)."""
+        return self._link_by_external(system, object_type, external_id)
+
     def canonical_for(self, system: str, object_type: str, external_id: str) -> str | None:
         link = self._link_by_external(system, object_type, external_id)
         return str(link.canonical_id) if link else None

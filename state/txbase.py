@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
@@ -37,6 +38,14 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise StateError(f"unsupported database {dialect}")  # pragma: no cover - only these two
+
+
+@cache
+def insert_ignoring(dialect: str, table: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, built once per table: its values come as parameters, so
+    SQLAlchemy compiles it once instead of once per call (``.values(**row)`` is a new statement
+    each time, and compiling it cost more than the insert on a page of records)."""
+    return dialect_insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys) or None)
 
 
 class StoreSettings(Protocol):
@@ -93,8 +102,12 @@ class TxBase:
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
         """INSERT … ON CONFLICT DO NOTHING (on ``keys``; with none, on any unique rule); True
         when a row was inserted."""
-        stmt = dialect_insert(self.conn.dialect.name, table).values(**values).on_conflict_do_nothing(
-            index_elements=list(keys) or None)
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
         returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
-        return self.conn.execute(stmt.returning(returned)).first() is not None
+        stmt = insert_ignoring(self.conn.dialect.name, table, tuple(keys)).returning(returned)
+        return self.conn.execute(stmt, values).first() is not None
+
+    def _insert_ignore_many(self, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """``_insert_ignore`` of many rows (same columns) in one executemany, on any unique rule."""
+        if rows:
+            self.conn.execute(insert_ignoring(self.conn.dialect.name, table, ()), list(rows))

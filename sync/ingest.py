@@ -9,6 +9,11 @@
 * **Store** merges by field ownership (``sync.flows.Ownership``) and is gated by content hash:
   unchanged content writes nothing and plans nothing — which is also how echoes of the hub's own
   writes are dropped.
+* **Unchanged reads cost nothing.** Each link keeps the hash of the record as last read
+  (``last_seen_hash``: the vendor's own JSON, before mapping). A change-feed page's record whose
+  raw payload hashes the same, linked to a live hub record, is counted unchanged before it is
+  mapped: no mapping, no write. A full read (``hub resync``, a repair) and one-record ingests
+  (the repairs) map every record again, so a changed mapping or ownership rule is applied by them.
 
 First contact: a record seen for the first time in a system is matched to an existing canonical
 record by the hub's marker, then by natural keys (email, name, number), then a payment's or
@@ -30,11 +35,11 @@ from collections.abc import Mapping, Sequence
 from connectors.base import Connector, ConnectorError, Record
 from connectors.secret_fields import without_secrets
 from mapping.keys import MATCH_KEYS, normalise_key
-from mapping.model import CreditNote, Entity, content_hash, repoint
+from mapping.model import CreditNote, Entity, repoint
 from state.errors import LinkConflict
 from state.store import Tx
 from sync.billing import made_in_billing
-from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext
+from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
 from sync.first_contact import agreed_digest, match_keys
 from sync.plan import Planner
 from sync.postings import claim_refund
@@ -62,6 +67,7 @@ class Ingest:
 
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,
              *, full: bool = False) -> None:
+        """Read a stream's changes (``full``: every record, each mapped again) page by page."""
         connector = self.ctx.connectors[connection]
         facts = connector.capabilities().facts
         if facts is not None:  # before the page transactions map what is read (MappingFacts)
@@ -72,16 +78,18 @@ class Ingest:
         pages = connector.fetch_all(entity_type) if full else connector.fetch_changes(entity_type, cursor)
         for page in pages:
             with self.ctx.tx() as tx:
-                self.ingest(tx, connector, page.records, summary, run_id)
+                self.ingest(tx, connector, page.records, summary, run_id, skip_unchanged=not full)
                 if page.cursor is not None and not full:
                     tx.set_cursor(connection, entity_type, page.cursor)
             self.ctx.progress(f"{connection} {entity_type}", len(page.records))
         self.retry_held(connector, entity_type, summary, run_id)
 
     def ingest(self, tx: Tx, connector: Connector, records: Sequence[Record], summary: SyncSummary,
-               run_id: str | None, *, retried: bool = False) -> None:
+               run_id: str | None, *, retried: bool = False, skip_unchanged: bool = False) -> None:
         """Store a batch of records read from a connection (a page, or a webhook's records);
-        ``retried``: held records tried again (not read now, so not counted as read)."""
+        ``retried``: held records tried again (not read now, so not counted as read);
+        ``skip_unchanged``: a record whose raw payload is the one last read is counted unchanged
+        without being mapped (``_unchanged_reads``)."""
         refs = LinkResolver(tx, connector.name)
         linked: dict[str, str] = {}  # placeholder -> hub record, for the records linked here
         with tx.remembering():
@@ -89,15 +97,19 @@ class Ingest:
             if gone:
                 self._gone(tx, connector, gone, summary, run_id)
                 records = [r for r in records if not r.gone]
+            held = self._held(tx, connector, records)
+            seen = {id(r): payload_digest(r.data) for r in records if not r.deleted}
+            if skip_unchanged and not retried:
+                records = self._unchanged_reads(tx, connector, records, seen, held, summary)
             self._prefetch(tx, connector, records, refs)
             matches = self._match_unlinked(tx, connector, records, run_id)
-            held = self._held(tx, connector, records)
             for record in records:
                 stats = summary.stats(connector.name, record.entity_type)
                 if not retried:
                     stats.read += 1
                 try:
-                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked)
+                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked,
+                                     seen.get(id(record)))
                 except MAPPING_ERRORS as exc:
                     self._hold(tx, connector, record, exc, stats, summary, run_id, retried=retried)
                     continue
@@ -106,6 +118,41 @@ class Ingest:
                     tx.release_hold(connector.name, record.entity_type, record.external_id, fp)
             if linked:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
+
+    def _unchanged_reads(self, tx: Tx, connector: Connector, records: Sequence[Record],
+                         seen: Mapping[int, str], held: Mapping[tuple[str, str], str],
+                         summary: SyncSummary) -> list[Record]:
+        """Count unchanged, and leave out, the records read exactly as last time: linked to a
+        live hub record with the same raw-payload hash (``seen``: id(record) -> hash). A
+        re-sync then maps and writes only what changed. Returns the records still to ingest."""
+        name = connector.name
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            by_type[record.entity_type].append(record.external_id)
+        for entity_type, external_ids in by_type.items():
+            tx.prefetch_links(name, entity_type, external_ids)
+        same: dict[int, str] = {}  # id(record) -> hub record
+        for record in records:
+            if record.deleted or (record.entity_type, record.external_id) in held:
+                continue  # a deletion is news; a held record is tried again
+            link = tx.link_by_external(name, record.entity_type, record.external_id)
+            if link is not None and not link.deleted and link.last_seen_hash == seen.get(id(record)):
+                same[id(record)] = link.canonical_id
+        if not same:
+            return list(records)
+        live = tx.live_entity_ids(same.values())
+        rest: list[Record] = []
+        for record in records:
+            canonical = same.get(id(record))
+            if canonical is None or canonical not in live:
+                rest.append(record)
+                continue
+            stats = summary.stats(name, record.entity_type)
+            stats.read += 1
+            stats.unchanged += 1
+            # read again: what it held at first contact no longer counts (as in ``_ingest_one``)
+            self.first_seen.pop((name, record.entity_type, canonical), None)
+        return rest
 
     def linked_sighting(self, connection: str, entity_type: str, external_id: str, canonical: str) -> None:
         """A record sighted before its source was read is linked now to hub record ``canonical``:
@@ -309,7 +356,9 @@ class Ingest:
 
     def _ingest_one(self, tx: Tx, connector: Connector, record: Record, refs: LinkResolver,
                     matches: Mapping[str, str], stats: StreamStats,
-                    summary: SyncSummary, run_id: str | None, linked: dict[str, str]) -> None:
+                    summary: SyncSummary, run_id: str | None, linked: dict[str, str],
+                    seen_hash: str | None) -> None:
+        """``seen_hash``: the raw record's hash, kept on its link (``_unchanged_reads``)."""
         name, system, etype = connector.name, connector.system, record.entity_type
         canonical = tx.canonical_for(name, etype, record.external_id)
         if record.deleted:
@@ -364,7 +413,7 @@ class Ingest:
         elif not first_sighting:  # read again since: what it held at first contact is stale
             self.first_seen.pop((name, etype, canonical), None)
         try:
-            tx.link(canonical, name, etype, record.external_id, seen_hash=content_hash(incoming),
+            tx.link(canonical, name, etype, record.external_id, seen_hash=seen_hash,
                     remote_version=record.version, payload_hash=agreed)
         except LinkConflict as exc:
             self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, exc.external_id],
