@@ -19,6 +19,7 @@ import click
 from aiohttp import web
 
 from state.errors import StateError
+from sync.cluster.worker import STALLED_SECONDS, ClusterWorker
 from sync.config import Config, ConfigError, load_config
 from sync.runtime import open_store
 from sync.terminal import fail
@@ -68,12 +69,13 @@ def _hard_exit(budget: float) -> None:
     os._exit(1)
 
 
-async def serve(config: Config, host: str, port: int) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code (1 when work was left in flight)."""
+async def serve(config: Config, host: str, port: int, cluster: ClusterWorker | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code (1 when work was left in flight).
+    With ``cluster`` the jobs come from the Procrastinate queue, not the embedded scheduler."""
     sockets = listen(host, port)  # first: nothing has started yet if this fails
     budget = float(config.server.get("shutdown_seconds", 10.0))
     try:
-        app = create_app(config)
+        app = create_app(config, cluster=cluster)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -131,9 +133,15 @@ async def serve(config: Config, host: str, port: int) -> int:
 @click.option("--host", default=None, help="Listen address (default: [server].host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: [server].port).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option("--engine", type=click.Choice(["embedded", "procrastinate"]), envvar="HUB_ENGINE", default="embedded",
+              show_default=True, help="Who runs the jobs: this process's own scheduler (one process), or a "
+                                      "worker of the Procrastinate queue in PostgreSQL (any number of processes "
+                                      "on any machines; see README, Running several workers).")
+@click.option("--stalled-seconds", type=click.FloatRange(1, 3600), default=STALLED_SECONDS, show_default=True,
+              help="procrastinate: a worker silent this long is gone; its job runs on another.")
 @click.pass_context
 def run_command(ctx: click.Context, config_path: str | None, host: str | None, port: int | None,
-                log_level: str) -> None:
+                log_level: str, engine: str, stalled_seconds: float) -> None:
     """Run the daemon: webhooks, schedules, admin API, console, /metrics (SIGTERM stops it, SIGHUP
     reloads the config)."""
     from sync.logs import configure_logging
@@ -154,8 +162,16 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
     except StateError as exc:
         fail(str(exc))
     configure_logging(config.secrets, level=getattr(logging, log_level.upper()))
+    cluster = None
+    if engine == "procrastinate":
+        if not config.state_url.startswith("postgresql"):
+            fail("--engine procrastinate needs PostgreSQL: set [state] url to a postgresql+psycopg:// URL, "
+                 "or run the embedded engine (one process)")
+        # the jobs are the app's (bound at start): see create_app
+        cluster = ClusterWorker(config.state_url, stalled_seconds=stalled_seconds,
+                                keep_jobs=os.environ.get("HUB_CLUSTER_KEEP_JOBS") == "1")
     try:
-        code = serve_forever(config, host, port)
+        code = serve_forever(config, host, port, cluster=cluster)
     except (OSError, OverflowError) as exc:  # the address is taken, or [server].port is out of range
         fail(f"cannot listen on {host or config.server.get('host', '127.0.0.1')}:"
              f"{port if port is not None else config.server.get('port', 8080)}: {exc}")
@@ -166,10 +182,11 @@ def run_command(ctx: click.Context, config_path: str | None, host: str | None, p
         os._exit(code)
 
 
-def serve_forever(config: Config, host: str | None = None, port: int | None = None) -> int:
+def serve_forever(config: Config, host: str | None = None, port: int | None = None,
+                  cluster: ClusterWorker | None = None) -> int:
     """Blocking: serve ``config`` until SIGTERM/SIGINT (``hub demo --serve`` uses this)."""
     return asyncio.run(serve(config, host or str(config.server.get("host", "127.0.0.1")),
-                             port if port is not None else int(config.server.get("port", 8080))))
+                             port if port is not None else int(config.server.get("port", 8080)), cluster))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from sync.cluster.worker import ClusterWorker
 from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
@@ -30,8 +31,9 @@ def build_work(hub: Hub, executor: ThreadPoolExecutor, clock: Callable[[], datet
 
 
 def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool = True,
-               clock: Callable[[], datetime] | None = None) -> web.Application:
-    """The daemon's aiohttp app. With ``hub`` given (tests), the caller keeps ownership of it."""
+               clock: Callable[[], datetime] | None = None, cluster: ClusterWorker | None = None) -> web.Application:
+    """The daemon's aiohttp app. With ``hub`` given (tests), the caller keeps ownership of it.
+    With ``cluster``, its Procrastinate worker runs the jobs in place of the embedded scheduler."""
     owns_hub = hub is None
     hub = hub or Hub.from_config(config)
     clock = clock or hub.store.clock
@@ -51,7 +53,11 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     oauth.setup(app)
 
     async def on_startup(app: web.Application) -> None:
-        if start_scheduler:
+        if cluster is not None:
+            cluster.jobs_of = lambda: daemon.jobs  # a config reload's new Jobs take the next job
+            daemon.cluster = cluster
+            await cluster.start()
+        elif start_scheduler:
             daemon.scheduler = build_scheduler(jobs)
             daemon.scheduler.start()
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from sync.cluster.worker import ClusterWorker
 from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
@@ -33,6 +34,7 @@ class Daemon:
     clock: Callable[[], datetime]
     owns_hub: bool = False
     scheduler: AsyncIOScheduler | None = None
+    cluster: ClusterWorker | None = None  # hub run --engine procrastinate: in place of the scheduler
     # Per-process key for session cookies and CSRF tokens, and the session table itself: both
     # live in this process's memory, so a restart signs everyone out.
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -54,6 +56,8 @@ class Daemon:
         self.jobs.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.cluster is not None:  # the job in hand ends at a page boundary and is handed over
+            await self.cluster.stop(grace)
         drained = await self.jobs.drain(grace)
         if not drained:
             log.error("jobs still running after the stop grace period")

@@ -1,0 +1,63 @@
+"""The cluster's job queue in the hub's PostgreSQL: Procrastinate's connector and its schema.
+
+``hub run --engine procrastinate`` puts the daemon's work on Procrastinate (``sync/cluster/``).
+Its tables live beside the hub's, in the same database and search_path, so the one PostgreSQL
+the hub already needs is the only thing a cluster of workers shares. This module is the state
+layer's part: it turns the hub's SQLAlchemy URL into the connection Procrastinate opens and
+creates Procrastinate's schema once (SQL lives in ``state/``).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from procrastinate import PsycopgConnector
+from procrastinate.schema import SchemaManager
+from sqlalchemy.engine import make_url
+
+from state.errors import StateError
+
+# Serialises the "does the schema exist, else create it" of workers that start together.
+_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('billhub:procrastinate-schema'))"
+# Procrastinate's own pool, per process: its worker polls, heartbeats and defers through it.
+# Small, so that many workers stay inside PostgreSQL's max_connections beside the hub's pool.
+POOL_MIN, POOL_MAX = 1, 4
+
+
+def conninfo(url: str) -> str:
+    """libpq's form of a ``postgresql+psycopg://`` URL (query options such as a test's
+    ``options=-csearch_path=...`` kept). Raises StateError for any other database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise StateError("the procrastinate engine needs PostgreSQL: set [state] url to a "
+                         "postgresql+psycopg:// URL (SQLite serves one process: use the embedded engine)")
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def connector(url: str) -> PsycopgConnector:
+    """Procrastinate's connector to the hub's database (opened by the App that uses it)."""
+    return PsycopgConnector(conninfo=conninfo(url), min_size=POOL_MIN, max_size=POOL_MAX)
+
+
+def ensure_schema(url: str) -> bool:
+    """Create Procrastinate's tables and functions unless they exist; True when created.
+
+    Under an advisory lock, so workers that start at once create it once. Upgrading
+    Procrastinate later means applying its migrations (``procrastinate schema --migrations-path``)."""
+    with psycopg.connect(conninfo(url), autocommit=False) as conn:
+        conn.execute(_SCHEMA_LOCK)
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+        if row is not None and row[0] is not None:
+            return False
+        conn.execute(SchemaManager.get_schema())
+        conn.commit()
+    return True
+
+
+def queue_stats(url: str) -> dict[str, int]:
+    """Jobs by status (``hub status``-style figures and the tenants bench)."""
+    with psycopg.connect(conninfo(url)) as conn:
+        rows = conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status").fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+__all__ = ["conninfo", "connector", "ensure_schema", "queue_stats"]

@@ -1,0 +1,118 @@
+"""The cluster's tasks: each runs one of the daemon's job bodies (``sync.scheduler.Jobs``).
+
+A task only names the work; the body is the embedded daemon's, run through ``Jobs._job`` (the
+process's engine lane, the outcome recorded for the console and the metrics). What makes it
+safe to run anywhere in the cluster is Procrastinate's, per task:
+
+* ``lock``: jobs that share it never run at once, on any worker — one per connection for its
+  stream syncs, one for the inbox, one for the outbox pass, one per diff entity.
+* ``queueing_lock``: while a job waits with it, another is refused — a slow cluster does not pile
+  up copies of one stream's sync; the next tick finds the waiting one.
+* a stopped job (the worker is leaving: SIGTERM) raises ``JobInterrupted`` and is retried at once
+  by another worker; a killed worker's job is put back by ``retry_stalled`` (``worker.py``).
+  Re-running any of them is harmless: reads resume from the committed cursors, and every write
+  goes through the outbox (claimed, keyed, written once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from procrastinate import App, JobContext, RetryStrategy
+
+from sync.scheduler import Jobs
+
+NAMESPACE = "hub"
+# Procrastinate runs the highest priority first: a webhook's change and token refresh go before
+# the routine reads (the embedded lane's URGENT / ROUTINE).
+URGENT_PRIORITY, ROUTINE_PRIORITY = 20, 0
+
+
+class JobInterrupted(Exception):
+    """The worker is stopping: the job ended at a page boundary and should run elsewhere."""
+
+
+# A job interrupted by its worker's stop goes straight to another worker, a few times at most.
+HANDOVER = RetryStrategy(max_attempts=5, retry_exceptions={JobInterrupted})
+
+
+class JobFailed(Exception):
+    """The job body failed; its detail is in the message (the next tick runs it again)."""
+
+
+JobsOf = Callable[[], Jobs]  # the process's current Jobs (a config reload replaces them)
+
+
+def task_name(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def _jobs(context: JobContext) -> Jobs:
+    jobs_of: JobsOf = context.additional_context["jobs"]
+    return jobs_of()
+
+
+async def _run(context: JobContext, job_id: str, body: Callable[[Jobs], Callable[..., Any]], *args: Any) -> str:
+    jobs = _jobs(context)
+    # The scheduler's own job wrapper (the lane, the outcome record, the metrics, the alert
+    # look), not a copy of it: a job runs the same in both engines.
+    await jobs._job(job_id, body(jobs), *args)
+    last = jobs.last[job_id]
+    if last["outcome"] == "stopped":
+        raise JobInterrupted(f"{job_id}: {last['detail']}")
+    if last["outcome"] == "failed":
+        raise JobFailed(f"{job_id}: {last['detail']}")
+    return str(last["outcome"])
+
+
+async def sync_stream(context: JobContext, connection: str, entity: str, timestamp: int | None = None) -> str:
+    """One stream's incremental read (and the push of what it planned)."""
+    return await _run(context, f"sync:{connection}:{entity}", lambda j: j.sync_stream, connection, entity)
+
+
+async def push_outbox(context: JobContext, timestamp: int | None = None) -> str:
+    return await _run(context, "outbox", lambda j: j.push_outbox)
+
+
+async def process_inbox(context: JobContext, timestamp: int | None = None) -> str:
+    return await _run(context, "inbox", lambda j: j.process_inbox)
+
+
+async def run_diff(context: JobContext, entity: str, timestamp: int | None = None) -> str:
+    return await _run(context, f"diff:{entity}", lambda j: j.run_diff, entity)
+
+
+async def refresh_tokens(context: JobContext, timestamp: int | None = None) -> str:
+    return await _run(context, "tokens", lambda j: j.refresh_tokens)
+
+
+async def retry_stalled(context: JobContext, timestamp: int | None = None) -> int:
+    """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off): they
+    run again on a live worker. ``stalled_seconds`` is in the worker's additional context."""
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(
+        seconds_since_heartbeat=context.additional_context["stalled_seconds"]))
+    for job in stalled:
+        await manager.retry_job(job)
+    return len(stalled)
+
+
+# name -> (body, priority): the per-kind defaults; locks are set where the job is deferred
+TASKS: dict[str, tuple[Callable[..., Any], int]] = {
+    "sync_stream": (sync_stream, ROUTINE_PRIORITY),
+    "push_outbox": (push_outbox, URGENT_PRIORITY),
+    "process_inbox": (process_inbox, URGENT_PRIORITY),
+    "run_diff": (run_diff, ROUTINE_PRIORITY),
+    "refresh_tokens": (refresh_tokens, URGENT_PRIORITY),
+    "retry_stalled": (retry_stalled, URGENT_PRIORITY),
+}
+
+
+def register(app: App) -> None:
+    """The cluster's tasks on ``app`` (one App per worker process, or per test worker)."""
+    for name, (body, priority) in TASKS.items():
+        app.task(name=task_name(name), pass_context=True, priority=priority, retry=HANDOVER)(body)
+
+
+__all__ = ["JobFailed", "JobInterrupted", "NAMESPACE", "TASKS", "register", "task_name"]

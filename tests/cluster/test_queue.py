@@ -1,0 +1,105 @@
+"""The cluster's queue as ``sync/cluster`` configures Procrastinate, on the real PostgreSQL: a
+periodic tick deferred by three workers runs once (and a waiting job is not piled up), and two
+workers never run one connection's jobs at once while they do run two connections side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from procrastinate import App
+from procrastinate.periodic import PeriodicDeferrer
+
+from state import job_queue
+from sync.cluster import periodic, tasks
+from sync.cluster.worker import build_app
+from tests.cluster.conftest import RecordingJobs
+
+pytestmark = pytest.mark.postgres
+TICK = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC).timestamp()  # a pinned tick, not the wall clock
+
+
+def queue_only(url: str) -> App:
+    """An App with the cluster's tasks and no schedule: its worker runs what is queued, and its
+    own periodic deferrer (which follows the wall clock) has nothing to defer."""
+    app = App(connector=job_queue.connector(url))
+    tasks.register(app)
+    return app
+
+
+async def run_until_empty(app: App, jobs: RecordingJobs) -> None:
+    await app.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False,
+                               additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 30.0})
+
+
+def job_rows(url: str) -> list[tuple[str, str, Any]]:
+    with psycopg.connect(job_queue.conninfo(url)) as conn:
+        rows = conn.execute("SELECT task_name, status::text, args FROM procrastinate_jobs ORDER BY id").fetchall()
+    return [(str(name), str(status), args) for name, status, args in rows]
+
+
+async def test_a_tick_deferred_by_three_workers_runs_once(queue_url: str) -> None:
+    jobs = RecordingJobs({"stripe_a": ["customer", "invoice"], "xero_a": ["customer"]}, sync_every=300)
+    apps = [build_app(queue_url, jobs.as_jobs()) for _ in range(3)]
+    for app in apps:
+        await app.open_async()
+    try:
+        deferrers = [PeriodicDeferrer(app.periodic_registry, max_delay=3600) for app in apps]
+        for deferrer in deferrers:  # every worker defers the same tick, as each one's loop does
+            await deferrer.defer_jobs(deferrer.get_previous_tasks(at=TICK))
+        # The next tick comes while the first is still waiting: its queueing lock refuses it.
+        for deferrer in deferrers:
+            await deferrer.defer_jobs(deferrer.get_previous_tasks(at=TICK + 300))
+        runner = queue_only(queue_url)
+        await runner.open_async()
+        try:
+            await run_until_empty(runner, jobs)
+        finally:
+            await runner.close_async()
+    finally:
+        for app in apps:
+            await app.close_async()
+    assert sorted(jobs.calls) == ["outbox", "sync:stripe_a:customer", "sync:stripe_a:invoice",
+                                  "sync:xero_a:customer"]
+    rows = job_rows(queue_url)
+    syncs = [r for r in rows if r[0] == tasks.task_name("sync_stream")]
+    assert len(syncs) == 3 and all(status == "succeeded" for _, status, _ in syncs)
+    # the stalled-job sweep is scheduled too, and once
+    assert [r[0] for r in rows].count(tasks.task_name("retry_stalled")) == 1
+
+
+async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str) -> None:
+    jobs = RecordingJobs({"qbo_a": ["customer", "invoice"], "qbo_b": ["customer"]})
+    # The first of qbo_a's jobs and qbo_b's meet at a barrier: it passes only if two workers run
+    # side by side. Without the per-connection lock the second worker, taking the oldest job,
+    # would take qbo_a's second stream and run it beside the first.
+    together = threading.Barrier(2, timeout=20)
+    jobs.hold["sync:qbo_a:customer"] = together.wait
+    jobs.hold["sync:qbo_b:customer"] = together.wait
+    schedule = {p.periodic_id: p for p in periodic.schedule(jobs.as_jobs())}
+    app = queue_only(queue_url)
+    await app.open_async()
+    try:
+        for job_id in ("sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"):
+            p = schedule[job_id]
+            await app.tasks[p.task].configure(lock=p.lock, queueing_lock=p.queueing_lock,
+                                              task_kwargs=dict(p.kwargs)).defer_async()
+        workers = [queue_only(queue_url) for _ in range(2)]
+        for worker in workers:
+            await worker.open_async()
+        try:
+            await asyncio.gather(*(run_until_empty(w, jobs) for w in workers))
+        finally:
+            for worker in workers:
+                await worker.close_async()
+    finally:
+        await app.close_async()
+    assert sorted(jobs.calls) == ["sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"]
+    assert jobs.calls.index("sync:qbo_a:customer") < jobs.calls.index("sync:qbo_a:invoice")
+    assert not together.broken  # the two connections did run at once, on two workers
+    assert jobs.most_at_once == {"qbo_a": 1, "qbo_b": 1}
+    assert all(status == "succeeded" for _, status, _ in job_rows(queue_url))
