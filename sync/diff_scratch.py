@@ -116,6 +116,7 @@ def create_scratch(db: sqlite3.Connection) -> None:
                           currency TEXT, amount INT, lines INT, void INT, k_email TEXT, k_number TEXT,
                           k_name TEXT, key TEXT, changed_at TEXT);
         CREATE TABLE unreadable (system TEXT, external_id TEXT, reason TEXT, PRIMARY KEY (system, external_id));
+        CREATE TABLE facts (system TEXT, external_id TEXT, facts TEXT, PRIMARY KEY (system, external_id)) WITHOUT ROWID;
         CREATE TABLE waiting (system TEXT, external_id TEXT, PRIMARY KEY (system, external_id)) WITHOUT ROWID;
     """)
 
