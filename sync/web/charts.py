@@ -1,5 +1,5 @@
 """Charts drawn on the server as inline SVG (issue 21, item 2): bars for what happened in each
-period, lines for what stood at each period's end.
+period, lines for what stood at each period's end, rows for one figure per named thing.
 
 No chart library and no script: the console's CSP allows scripts from /static/ only and no inline
 styles, so every colour is an SVG presentation attribute. Each chart is a ``<figure>`` whose SVG
@@ -20,12 +20,20 @@ from sync.chart_data import Chart
 
 # Colour-blind-safe (Okabe-Ito), in the order series take them.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
-LEFT, RIGHT, TOP, BOTTOM = 104, 12, 12, 34
+LEFT, RIGHT, TOP, BOTTOM = 104, 36, 12, 34  # RIGHT: room for half the newest label
 
 
-def nice_step(span: int, ticks: int = 4) -> int:
-    """The smallest 1, 2 or 5 × 10ⁿ step that covers ``span`` in ``ticks`` steps."""
+# Steps a clock reads well: seconds, minutes, hours, days.
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+              86400, 172800, 604800, 1209600, 2592000)
+
+
+def nice_step(span: int, ticks: int = 4, *, seconds: bool = False) -> int:
+    """The smallest 1, 2 or 5 × 10ⁿ step (for durations: a step a clock reads well) that covers
+    ``span`` in ``ticks`` steps."""
     raw = max(1, -(-span // ticks))
+    if seconds and raw <= TIME_STEPS[-1]:
+        return next(step for step in TIME_STEPS if step >= raw)
     magnitude: int = 10 ** (len(str(raw)) - 1)
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
@@ -35,7 +43,7 @@ class _Frame:
 
     def __init__(self, chart: Chart, width: int, height: int, low: int, high: int) -> None:
         self.chart, self.width, self.height = chart, width, height
-        self.step = nice_step(max(1, high - min(0, low)))
+        self.step = nice_step(max(1, high - min(0, low)), seconds=chart.unit == "seconds")
         self.top = -(-max(high, 0) // self.step) * self.step or self.step
         self.bottom = (min(low, 0) // self.step) * self.step
         self.plot_w, self.plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
@@ -56,9 +64,12 @@ class _Frame:
             parts.append(f'<line x1="{LEFT}" x2="{self.width - RIGHT}" y1="{y}" y2="{y}" stroke="#eaecf0"/>'
                          f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" font-size="11" fill="#475467">'
                          f'{escape(self.chart.text(value))}</text>')
-        every = max(1, -(-len(self.chart.labels) // 12))  # at most 12 period labels under the axis
+        # every k-th period label, so that labels (about 6 px a character at 11 px) never touch
+        longest = max((len(label) for label in self.chart.labels), default=1)
+        every = max(1, -(-len(self.chart.labels) * (longest * 6 + 10) // self.plot_w))
+        last = len(self.chart.labels) - 1
         for index, label in enumerate(self.chart.labels):
-            if index % every == 0 or index == len(self.chart.labels) - 1:
+            if (last - index) % every == 0:  # counted from the newest, which is always labelled
                 left, w = self.slot(index)
                 parts.append(f'<text x="{left + w // 2}" y="{self.height - BOTTOM + 16}" text-anchor="middle" '
                              f'font-size="11" fill="#475467" class="period">{escape(label)}</text>')
@@ -68,7 +79,7 @@ class _Frame:
 
 
 def _point_title(chart: Chart, index: int, name: str, value: int | None) -> str:
-    shown = "no clean pass yet" if value is None else chart.text(value)
+    shown = "none yet" if value is None else chart.text(value)
     return f"<title>{escape(chart.labels[index])} · {escape(name)}: {escape(shown)}</title>"
 
 
@@ -91,12 +102,13 @@ def _describe(chart: Chart) -> str:
     return f"{len(chart.labels)} periods to {last}; latest: " + ", ".join(said)
 
 
-def _figure(chart: Chart, width: int, height: int, body: Sequence[str], kind: str) -> Markup:
+def _figure(chart: Chart, width: int, height: int, body: Sequence[str], kind: str, *,
+            legend: bool = True) -> Markup:
     key = escape(chart.key)
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
            f'height="{height}" role="img" aria-labelledby="{key}-title {key}-desc" class="chart-{kind}">'
            f'<title id="{key}-title">{escape(chart.title)}</title><desc id="{key}-desc">{escape(_describe(chart))}</desc>'
-           f'{"".join(body)}{_legend(chart, height)}</svg>')
+           f'{"".join(body)}{_legend(chart, height) if legend else ""}</svg>')
     notes = "".join(f"<p class=\"note\">{escape(n)}</p>" for n in chart.notes)
     return Markup(f'<figure class="chart" id="chart-{key}" data-unit="{chart.unit}">'
                   f'<figcaption>{escape(chart.title)}</figcaption>{svg}{notes}{_table(chart)}</figure>')
@@ -113,7 +125,7 @@ def _table(chart: Chart) -> str:
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></details>')
 
 
-def bar_chart(chart: Chart, width: int = 640, height: int = 240) -> Markup:
+def bar_chart(chart: Chart, width: int = 560, height: int = 240) -> Markup:
     """Side-by-side bars per period, or one stacked bar (``chart.stacked``)."""
     if chart.stacked:
         totals = [sum(v or 0 for v in column) for column in zip(*(s.values for s in chart.series), strict=True)]
@@ -146,7 +158,31 @@ def bar_chart(chart: Chart, width: int = 640, height: int = 240) -> Markup:
     return _figure(chart, width, height, body, "bars")
 
 
-def line_chart(chart: Chart, width: int = 640, height: int = 240) -> Markup:
+def row_chart(chart: Chart, width: int = 560) -> Markup:
+    """One horizontal bar per label (long labels such as ``stripe:invoice`` read on the left),
+    the value written at the bar's end; one series."""
+    (only,) = chart.series
+    label_w, row_h, value_w = 180, 22, 90
+    height = TOP + row_h * max(1, len(chart.labels)) + 8
+    known = [v for v in only.values if v is not None]
+    high = max(max(known, default=0), 1)
+    bar_w = width - label_w - value_w
+    rows = []
+    for index, (label, value) in enumerate(zip(chart.labels, only.values, strict=True)):
+        y = TOP + index * row_h
+        shown = 0 if value is None else max(0, value) * bar_w // high
+        text = "none" if value is None else chart.text(value)
+        rows.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="11" fill="#1d2939" '
+                    f'class="period">{escape(label)}</text>'
+                    f'<rect x="{label_w}" y="{y + 4}" width="{shown}" height="{row_h - 8}" fill="{PALETTE[0]}" '
+                    f'data-period="{escape(label)}" data-value="{"" if value is None else value}">'
+                    f'{_point_title(chart, index, only.name, value)}</rect>'
+                    f'<text x="{label_w + shown + 6}" y="{y + 15}" font-size="11" fill="#475467">{escape(text)}</text>')
+    body = [f'<g data-series="{escape(only.name)}">{"".join(rows)}</g>']
+    return _figure(chart, width, height, body, "rows", legend=False)
+
+
+def line_chart(chart: Chart, width: int = 560, height: int = 240) -> Markup:
     """A line per series through each period's value, broken where a period has none."""
     known = [v for s in chart.series for v in s.values if v is not None]
     frame = _Frame(chart, width, height, min(known, default=0), max(known, default=0))
@@ -170,4 +206,4 @@ def line_chart(chart: Chart, width: int = 640, height: int = 240) -> Markup:
     return _figure(chart, width, height, body, "lines")
 
 
-__all__ = ["PALETTE", "bar_chart", "line_chart", "nice_step"]
+__all__ = ["PALETTE", "bar_chart", "line_chart", "nice_step", "row_chart"]

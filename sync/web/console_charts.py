@@ -2,7 +2,7 @@
 small charts, drawn as inline SVG (``sync.web.charts``) from ``sync.chart_data``.
 
 Which drawing each figure gets: what happened in a period (findings opened, revenue, each
-stream's lag now) is bars; what stood at a period's end (unresolved findings, the outbox's
+stream's lag now, as rows) is bars; what stood at a period's end (unresolved findings, the outbox's
 depth, sync lag, receivables) is a line.
 """
 
@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from state.store import Tx
 from sync.chart_data import DEFAULT_COUNT, MAX_COUNT, PERIODS, ChartRequestError, chart_page, overview_charts
-from sync.web.charts import bar_chart, line_chart
+from sync.web.charts import bar_chart, line_chart, row_chart
 
 
 def chart_request(query: Mapping[str, str]) -> tuple[str, int]:
@@ -41,7 +41,7 @@ def charts_context(daemon: Any, query: Mapping[str, str]) -> dict[str, Any]:
     return {
         "period": period, "count": count, "periods": PERIODS, "now": now, "undated": page["undated"],
         "findings": [bar_chart(findings_opened), line_chart(findings_open)],
-        "operations": [line_chart(page["outbox"]), line_chart(page["lag"]), bar_chart(page["stream_lag"])],
+        "operations": [line_chart(page["outbox"]), line_chart(page["lag"]), row_chart(page["stream_lag"])],
         "currencies": [{"currency": revenue.currency, "revenue": bar_chart(revenue), "receivables": line_chart(owed)}
                        for revenue, owed in zip(money[0::2], money[1::2], strict=True)],
     }

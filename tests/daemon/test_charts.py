@@ -92,6 +92,8 @@ def test_text_is_escaped() -> None:
 
 def test_nice_steps() -> None:
     assert [nice_step(n) for n in (1, 4, 9, 20000, 20001, 183570)] == [1, 1, 5, 5000, 10000, 50000]
+    # durations step by what a clock shows: 3 h over 4 ticks is 1 h, not 2,700 s
+    assert [nice_step(n, seconds=True) for n in (50, 10800, 183570)] == [15, 3600, 86400]
 
 
 def test_the_page_request_is_checked() -> None:
