@@ -16,13 +16,17 @@ safe to run anywhere in the cluster is Procrastinate's, per task:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 
 from sync.scheduler import Jobs
 
+log = logging.getLogger("billhub.cluster")
 NAMESPACE = "hub"
 # Procrastinate runs the highest priority first: a webhook's change and token refresh go before
 # the routine reads (the embedded lane's URGENT / ROUTINE).
@@ -89,12 +93,20 @@ async def refresh_tokens(context: JobContext, timestamp: int | None = None) -> s
 
 async def retry_stalled(context: JobContext, timestamp: int | None = None) -> int:
     """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off): they
-    run again on a live worker. ``stalled_seconds`` is in the worker's additional context."""
+    run again on a live worker. ``stalled_seconds`` is in the worker's additional context.
+
+    A stalled job still holds its lock, so nothing else of its connection (or the outbox) runs
+    until it is resolved. When a later tick of the same job already waits (its queueing lock
+    refuses a second waiting copy), that one does the work: the stalled one ends ``aborted``."""
     manager = context.app.job_manager
     stalled = list(await manager.get_stalled_jobs(
         seconds_since_heartbeat=context.additional_context["stalled_seconds"]))
     for job in stalled:
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            await manager.finish_job(job, Status.ABORTED, delete_job=False)
+        log.warning("job of a stalled worker put back", extra={"job": job.call_string, "worker_id": job.worker_id})
     return len(stalled)
 
 

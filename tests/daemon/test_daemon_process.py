@@ -41,11 +41,13 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # strings, numbers and booleans are valid TOML in JSON form
 
 
-def write_config(path: Path, db: Path, port: int, urls: dict[str, str], stripe_secret: str,
+def write_config(path: Path, db: Path | str, port: int, urls: dict[str, str], stripe_secret: str,
                  server_extra: str = "") -> None:
+    """``db``: an SQLite file, or a database URL (the cluster tests' PostgreSQL schema)."""
     sections = {"stripe": stripe_config(urls["stripe"], webhook_secret=stripe_secret),
                 "quickbooks": qbo_config(urls["quickbooks"]), "xero": xero_config(urls["xero"])}
-    lines = [f'[state]\nurl = "sqlite:///{db}"\nencryption_key = "{TEST_KEY}"\n',
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    lines = [f'[state]\nurl = "{url}"\nencryption_key = "{TEST_KEY}"\n',
              f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 4\n{server_extra}',
              f'[admin]\ntoken = "{ADMIN_TOKEN}"\n',
              "[schedules]\nsync_interval_seconds = 3600\noutbox_interval_seconds = 1\ninbox_interval_seconds = 1\n"]
@@ -69,12 +71,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> Non
 
 
 class Daemon:
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.log = log
         self.out = log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "sync.daemon", "--config", str(config)], cwd=ROOT,
-                                     stdout=self.out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.proc = subprocess.Popen([sys.executable, "-m", "sync.daemon", "--config", str(config), *args],
+                                     cwd=ROOT, stdout=self.out, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
     def sigterm(self) -> float:
         started = time.monotonic()
