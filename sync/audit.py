@@ -16,10 +16,14 @@ Usage::
 
 from __future__ import annotations
 
+import csv
 import getpass
-from collections.abc import Mapping
+import io
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mapping import exact_json
 from state.audit import AuditEntry, AuditFilter
 from state.store import Tx
 
@@ -60,6 +64,80 @@ def record_action(tx: Tx, actor: str, action: str, target_kind: str, target_id: 
                            reason=text[:REASON_MAX] if text else None)
 
 
+CSV_COLUMNS = ("id", "at", "actor", "action", "target_kind", "target_id", "canonical_id", "reason", "before", "after")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a cell a spreadsheet would run as a formula
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: JSON for before/after, and text a spreadsheet would evaluate quoted with '."""
+    text = "" if value is None else value if isinstance(value, str) else exact_json.dumps(value, sort_keys=True)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def _day(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """A filter's date: YYYY-MM-DD (UTC; as an end, the whole day included) or an ISO datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name}: a date YYYY-MM-DD or an ISO date and time, not {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if end and len(value) == 10:  # a bare date as the end: up to the end of that day
+        parsed += timedelta(days=1)
+    return parsed
+
+
+def audit_filter(*, actor: str | None = None, action: str | None = None, target_kind: str | None = None,
+                 target_id: str | None = None, record: str | None = None, since: str | None = None,
+                 until: str | None = None) -> AuditFilter:
+    """An ``AuditFilter`` from what a person typed (CLI options, console query); bad dates raise
+    ValueError saying what to type."""
+    return AuditFilter(actor=actor or None, action=action or None, target_kind=target_kind or None,
+                       target_id=target_id or None, canonical_id=record or None,
+                       since=_day(since, "since"), until=_day(until, "until", end=True))
+
+
+def audit_csv(entries: Iterable[AuditEntry]) -> str:
+    """The entries as CSV (one header row; before/after as exact JSON text)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        row = entry.to_json()
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def audit_json(entries: Iterable[AuditEntry]) -> str:
+    """The entries as one JSON document {"entries": [...]} (exact numbers, no floats)."""
+    return exact_json.dumps({"entries": [e.to_json() for e in entries]}, indent=2, sort_keys=True)
+
+
+def changes(entry: AuditEntry) -> list[str]:
+    """What the action changed, for people: "status open → acknowledged" per key that differs."""
+    before = entry.before if isinstance(entry.before, dict) else {}
+    after = entry.after if isinstance(entry.after, dict) else {}
+    return [f"{key} {_said(before.get(key))} → {_said(after.get(key))}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def _said(value: Any) -> str:
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else exact_json.dumps(value, sort_keys=True)
+
+
+def describe(entry: AuditEntry) -> str:
+    """One line for people: "console:alice finding.ack finding 3f2a… (status open → acknowledged): known"."""
+    changed = changes(entry)
+    text = f"{entry.actor} {entry.action} {entry.target_kind} {entry.target_id}"
+    if changed:
+        text += f" ({'; '.join(changed)})"
+    return text + (f": {entry.reason}" if entry.reason else "")
+
+
 def cli_actor() -> str:
     """The CLI's person: "cli:<operating-system user>" (the login running ``hub``)."""
     try:
@@ -80,4 +158,5 @@ def list_actions(tx: Tx, where: AuditFilter | None = None, *, limit: int = 50,
     return tx.list_audit(where, limit=limit, offset=offset)
 
 
-__all__ = ["AuditEntry", "AuditFilter", "audit_for_record", "cli_actor", "list_actions", "record_action"]
+__all__ = ["AuditEntry", "AuditFilter", "audit_csv", "audit_filter", "audit_for_record", "audit_json", "changes", "cli_actor", "describe",
+           "list_actions", "record_action"]

@@ -35,6 +35,7 @@ from connectors.oauth_connect import (
 )
 from connectors.settings import ConnectionConfig
 from state.store import StateStore
+from sync.audit import record_action
 from sync.config import Config
 
 log = logging.getLogger("billhub.connect")
@@ -69,8 +70,9 @@ def pick_connection(config: Config, what: str, connection: str | None = None) ->
 
 
 def store_connection(store: StateStore, conn: ConnectionConfig, connected: Connected,
-                     now: datetime) -> None:
-    """The tokens (encrypted) and the place, and the connection ok — one transaction."""
+                     now: datetime, *, actor: str) -> None:
+    """The tokens (encrypted) and the place, the connection ok, and who connected it (the audit
+    log: the place, never a token) — one transaction."""
     creds: dict[str, Any] = {
         **connected.extra, connected.place_key: connected.place, "access_token": connected.access_token,
         "refresh_token": connected.refresh_token,
@@ -84,11 +86,14 @@ def store_connection(store: StateStore, conn: ConnectionConfig, connected: Conne
         tx.set_connection_state(conn.name, "ok", reason="connected",
                                 details={"system": conn.system, connected.place_key: connected.place,
                                          "connected_at": now.isoformat()})
+        record_action(tx, actor, "connection.connect", "connection", conn.name,
+                      after={"system": conn.system, connected.place_key: connected.place})
     log.info("connection %s connected (%s %s)", conn.name, connected.place_key, connected.place)
 
 
-def disconnect(store: StateStore, conn: ConnectionConfig) -> tuple[bool, str | None]:
-    """Revoke the stored grant at the vendor and forget the tokens. (had tokens, revoke problem)."""
+def disconnect(store: StateStore, conn: ConnectionConfig, *, actor: str) -> tuple[bool, str | None]:
+    """Revoke the stored grant at the vendor and forget the tokens, recording who did (the audit
+    log). (had tokens, revoke problem)."""
     with store.transaction() as tx:
         creds = tx.load_credentials(conn.name) or {}
     problem = None
@@ -103,6 +108,8 @@ def disconnect(store: StateStore, conn: ConnectionConfig) -> tuple[bool, str | N
         tx.set_connection_state(conn.name, "needs_reauth", reason=f"disconnected: run hub connect {conn.name}",
                                 details={"system": conn.system, "alert": False,
                                          "refused_seed": fingerprint(conn["refresh_token"])})
+        record_action(tx, actor, "connection.disconnect", "connection", conn.name,
+                      after={"system": conn.system, "had_tokens": had, "revoke_problem": problem})
     return had, problem
 
 
@@ -141,7 +148,7 @@ async def _wait_for_callback(port: int, on_ready: Callable[[str], None], timeout
 
 def connect(conn: ConnectionConfig, store: StateStore, *, port: int = DEFAULT_PORT, browser: bool = True,
             tenant: str | None = None, timeout: float = 300.0, now: Callable[[], datetime],
-            say: Callable[[str], None] = print) -> Connected:
+            say: Callable[[str], None] = print, actor: str) -> Connected:
     """The whole flow for one connection through the local listener; raises ConnectError."""
     pending: dict[str, Authorization] = {}
 
@@ -155,7 +162,7 @@ def connect(conn: ConnectionConfig, store: StateStore, *, port: int = DEFAULT_PO
 
     callback = asyncio.run(_wait_for_callback(port, ready, timeout))
     connected = exchange(conn.system, conn.settings, pending["auth"], callback, tenant=tenant)
-    store_connection(store, conn, connected, now())
+    store_connection(store, conn, connected, now(), actor=actor)
     return connected
 
 

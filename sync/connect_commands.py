@@ -8,6 +8,7 @@ import click
 
 from connectors.oauth_connect import ConnectError
 from sync.admin_commands import _opened, config_option
+from sync.audit import cli_actor
 from sync.connect import DEFAULT_PORT, connect, disconnect, pick_connection
 from sync.terminal import fail
 
@@ -37,7 +38,7 @@ def connect_command(ctx: click.Context, what: str, connection: str | None, no_br
             fail("state.encryption_key is not set: tokens are stored encrypted (see hub init)")
         try:
             connected = connect(conn, store, port=port, browser=not no_browser, tenant=tenant, timeout=timeout,
-                                now=lambda: datetime.now(UTC), say=click.echo)
+                                now=lambda: datetime.now(UTC), say=click.echo, actor=cli_actor())
         except ConnectError as exc:
             fail(str(exc), code=1)
         click.echo(f"connected {conn.name} ({conn.system}, {connected.place_key} {connected.place}); "
@@ -52,7 +53,7 @@ def disconnect_command(ctx: click.Context, connection: str, config_path: str | N
     """Revoke a connection's grant at the vendor and delete its stored tokens."""
     with _opened(ctx, config_path) as (config, store):
         conn = pick_connection(config, connection, None)
-        had, problem = disconnect(store, conn)
+        had, problem = disconnect(store, conn, actor=cli_actor())
         if problem:
             click.echo(f"warning: {problem}; the stored tokens are deleted anyway", err=True)
         click.echo(f"disconnected {conn.name}: " + ("grant revoked, tokens deleted" if had and not problem

@@ -7,6 +7,7 @@ the failure counts. Time comes from the daemon's clock, so tests pin it.
 
 from __future__ import annotations
 
+import hmac
 import math
 import secrets
 from collections import deque
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sync.config import ADMIN_KEYS, Config
+from sync.users import BOOTSTRAP
 
 # The defaults of the [admin] keys (declared once, in sync/config.py); a Config built by hand
 # (tests, the demo) may lack the keys, so the readers below fall back to these.
@@ -34,13 +36,21 @@ class Sessions:
     idle: timedelta = SESSION_IDLE
     absolute: timedelta = SESSION_MAX
     _live: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    # Whose each session is (a user name; "admin" for the configured [admin] token): the console's
+    # guard looks the user up on every request, so a disabled user's session ends there.
+    _users: dict[str, str] = field(default_factory=dict)
 
-    def open(self) -> str:
+    def open(self, user: str = BOOTSTRAP) -> str:
         self._sweep()
         sid = secrets.token_urlsafe(24)
         now = self.clock()
         self._live[sid] = (now, now)
+        self._users[sid] = user
         return sid
+
+    def user(self, sid: str) -> str | None:
+        """The user of a live session (call ``touch`` first), or None."""
+        return self._users.get(sid) if sid in self._live else None
 
     def touch(self, sid: str) -> bool:
         """Whether ``sid`` is a live session; a live one's idle timer restarts."""
@@ -49,13 +59,14 @@ class Sessions:
             return False
         now = self.clock()
         if not self._alive(entry, now):
-            del self._live[sid]
+            self.close(sid)
             return False
         self._live[sid] = (entry[0], now)
         return True
 
     def close(self, sid: str) -> None:
         self._live.pop(sid, None)
+        self._users.pop(sid, None)
 
     def _alive(self, entry: tuple[datetime, datetime], now: datetime) -> bool:
         opened, seen = entry
@@ -64,7 +75,7 @@ class Sessions:
     def _sweep(self) -> None:
         now = self.clock()
         for sid in [s for s, entry in self._live.items() if not self._alive(entry, now)]:
-            del self._live[sid]
+            self.close(sid)
 
 
 @dataclass
@@ -104,6 +115,19 @@ class Throttle:
         return recent
 
 
+def _raw(text: str) -> bytes:
+    """Bytes of a str that may hold lone surrogates (aiohttp decodes bad UTF-8 in headers with
+    ``surrogateescape``): comparing must not raise on hostile input."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def token_matches(expected: str | None, given: str) -> bool:
+    """Constant-time comparison of a presented secret with the expected one."""
+    if not expected:
+        return False
+    return hmac.compare_digest(_raw(expected), _raw(given))
+
+
 def _admin(config: Config, key: str) -> float:
     value = (config.admin or {}).get(key)
     return float(ADMIN_KEYS[key].default if value is None else value)
@@ -126,4 +150,5 @@ def weak_token_problem(token: str | None) -> str | None:
             "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
 
 
-__all__ = ["MIN_ADMIN_TOKEN", "Sessions", "Throttle", "sessions_for", "throttle_for", "weak_token_problem"]
+__all__ = ["MIN_ADMIN_TOKEN", "Sessions", "Throttle", "sessions_for", "throttle_for", "token_matches",
+           "weak_token_problem"]

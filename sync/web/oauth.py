@@ -20,6 +20,7 @@ from aiohttp import web
 
 from connectors.oauth_connect import OAUTH_SYSTEMS, Authorization, ConnectError, authorization, exchange
 from sync.connect import store_connection
+from sync.web.auth import actor_of
 from sync.web.context import daemon_of
 
 PENDING_SECONDS = 600
@@ -32,6 +33,7 @@ class Pending:
     connection: str
     auth: Authorization
     started: datetime
+    actor: str  # who started it (the callback carries no session): the audit log's connector
 
 
 def callback_url(request: web.Request, connection: str) -> str:
@@ -58,7 +60,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     if len(pending) >= MAX_PENDING:
         raise web.HTTPTooManyRequests(text="too many connections being made at once: finish or wait")
     auth = authorization(conn.system, conn.settings, callback_url(request, conn.name))
-    pending[auth.state] = Pending(conn.name, auth, now)
+    pending[auth.state] = Pending(conn.name, auth, now, actor_of(request))
     raise web.HTTPFound(auth.url)
 
 
@@ -80,7 +82,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
     def finish() -> str:
         connected = exchange(conn.system, conn.settings, found.auth, query)
-        store_connection(daemon.hub.store, conn, connected, daemon.clock())
+        store_connection(daemon.hub.store, conn, connected, daemon.clock(), actor=found.actor)
         return f"{connected.place_key} {connected.place}"
     try:
         place = await daemon.jobs.blocking(finish)
