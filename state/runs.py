@@ -71,8 +71,11 @@ class RunsMixin(TxBase):
 
     def upsert_finding(self, *, fingerprint: str, kind: str, entity: str, system: str,
                        canonical_id: str | None, external_ids: Sequence[str],
-                       fields: dict[str, Any], detail: str, run_id: str | None) -> tuple[str, bool]:
-        """Record a finding by its stable fingerprint; returns (id, newly opened)."""
+                       fields: dict[str, Any], detail: str, run_id: str | None,
+                       status: str = "open") -> tuple[str, bool]:
+        """Record a finding by its stable fingerprint; returns (id, newly opened). ``status``
+        "acknowledged": one a person already decided on (a write they dropped) starts, or
+        comes back, acknowledged."""
         now = self.now
         row = self.conn.execute(select(t.findings).where(t.findings.c.fingerprint == fingerprint)).first()
         if row is None:
@@ -80,22 +83,23 @@ class RunsMixin(TxBase):
             self.conn.execute(insert(t.findings).values(
                 id=finding_id, fingerprint=fingerprint, kind=kind, entity=entity, system=system,
                 canonical_id=canonical_id, external_ids=list(external_ids), fields=fields,
-                detail=detail, status="open", first_seen=now, last_seen=now, run_id=run_id))
+                detail=detail, status=status, first_seen=now, last_seen=now, run_id=run_id))
             return finding_id, True
         reopened = row.status == "resolved"
         self.conn.execute(update(t.findings).where(t.findings.c.id == row.id).values(
             external_ids=list(external_ids), fields=fields, detail=detail, last_seen=now,
             run_id=run_id, canonical_id=canonical_id,
-            status="open" if reopened else row.status, resolved_at=None))
+            status=status if reopened else row.status, resolved_at=None))
         return row.id, reopened
 
     def resolve_unseen_findings(self, run_id: str, *, entity: str | None = None,
-                                kinds: Iterable[str] | None = None) -> int:
+                                kinds: Iterable[str] | None = None, canonical_id: str | None = None) -> int:
         """Resolve open findings in scope that this diff run did not see again.
 
         Not a finding whose record is held (``state.holds``): the record reaches the hub only
         when the sync's retry maps it, which resolves the finding then, so a diff that reads
-        the record fine meanwhile must not close it."""
+        the record fine meanwhile must not close it. With ``canonical_id``: that record's only
+        (a diff of one record says nothing about the others)."""
         cond = [t.findings.c.status.in_(["open", "acknowledged"]),
                 or_(t.findings.c.run_id.is_(None), t.findings.c.run_id != run_id),
                 ~exists().where(t.holds.c.fingerprint == t.findings.c.fingerprint)]
@@ -103,6 +107,8 @@ class RunsMixin(TxBase):
             cond.append(t.findings.c.entity == entity)
         if kinds is not None:
             cond.append(t.findings.c.kind.in_(list(kinds)))
+        if canonical_id is not None:  # a diff of one record: only that record's findings
+            cond.append(t.findings.c.canonical_id == canonical_id)
         result = self.conn.execute(update(t.findings).where(*cond).values(
             status="resolved", resolved_at=self.now))
         return int(result.rowcount or 0)
@@ -139,6 +145,26 @@ class RunsMixin(TxBase):
         if limit:
             query = query.limit(limit)
         return [finding_row(r) for r in self.conn.execute(query)]
+
+    def findings_of_records(self, canonical_ids: Sequence[str]) -> list[Finding]:
+        """The unresolved findings of these hub records (every system's, for a side-by-side view)."""
+        found: list[Finding] = []
+        for start in range(0, len(canonical_ids), 900):
+            found.extend(finding_row(r) for r in self.conn.execute(select(t.findings).where(
+                t.findings.c.canonical_id.in_(list(canonical_ids[start:start + 900])),
+                t.findings.c.status.in_(["open", "acknowledged"])).order_by(t.findings.c.first_seen)))
+        return found
+
+    def unresolved_findings_by_kind(self) -> dict[str, dict[str, int]]:
+        """kind -> {"open": n, "acknowledged": n}: what nobody has seen yet apart from what a
+        person acknowledged (the console's overview counts them apart)."""
+        counts: dict[str, dict[str, int]] = {}
+        rows = self.conn.execute(select(t.findings.c.kind, t.findings.c.status, func.count())
+                                 .where(t.findings.c.status.in_(["open", "acknowledged"]))
+                                 .group_by(t.findings.c.kind, t.findings.c.status))
+        for kind, status, n in rows:
+            counts.setdefault(str(kind), {"open": 0, "acknowledged": 0})[str(status)] = int(n)
+        return counts
 
     def unresolved_findings_by_status(self) -> dict[str, int]:
         """How many findings are open and how many acknowledged (a person saw them)."""

@@ -37,6 +37,7 @@ from typing import Any
 from mapping.model import stable_id
 from state.store import Finding
 from sync.context import idempotency_key
+from sync.diff_record import RecordDiff, diff_record
 from sync.engine import SyncSummary
 from sync.runtime import Hub
 
@@ -50,13 +51,27 @@ class RepairPlan:
     finding: Finding
     actions: list[str] = field(default_factory=list)
     summary: SyncSummary | None = None
+    recheck: RecordDiff | None = None  # the record compared again right after the repair
 
     def to_json(self) -> dict[str, Any]:
         return {"finding": self.finding.to_json(), "actions": self.actions, "dry_run": self.summary is None,
-                "written": self.summary.totals().written if self.summary else 0}
+                "written": self.summary.totals().written if self.summary else 0,
+                "recheck": self.recheck.in_words() if self.recheck else None}
 
 
 def repair_finding(hub: Hub, finding_id: str, *, keep: str | None = None, dry_run: bool = False) -> RepairPlan:
+    """Repair one finding (see the module's doc); after a repair that wrote, its record is
+    compared again at once (``sync/diff_record.py``), so a fixed finding resolves now rather than
+    at the next scheduled diff — for the CLI, the API and the console alike."""
+    plan = _repair(hub, finding_id, keep=keep, dry_run=dry_run)
+    canonical = plan.finding.canonical_id
+    if plan.summary is not None and canonical is not None and plan.finding.kind not in ("duplicate", "orphan"):
+        plan.recheck = diff_record(hub, canonical)  # a kept duplicate or orphan is resolved by the repair
+        plan.actions.append(f"compared hub {plan.finding.entity} {canonical} again: {plan.recheck.in_words()}")
+    return plan
+
+
+def _repair(hub: Hub, finding_id: str, *, keep: str | None, dry_run: bool) -> RepairPlan:
     with hub.store.transaction() as tx:
         finding = tx.get_finding(finding_id)
     plan = RepairPlan(finding)
