@@ -26,7 +26,7 @@ no such thing, so callers branch on ``None`` and the type checker checks every c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -215,11 +215,44 @@ class WebhookReceiver(Protocol):
         ...
 
 
+# The versions the hub holds of records of one connection (``links.remote_version``), asked for a
+# batch of (entity type, external id) at once; a record the hub does not hold is left out.
+HeldVersions = Callable[[Sequence[tuple[str, str]]], Mapping[tuple[str, str], str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """An event whose objects the hub already holds at its state or a later one (``VersionOrder``):
+    nothing to read again, nothing to store."""
+
+    entity_type: str  # what the event names (counted per stream)
+    held: str  # the version held, for the log
+
+
 class EventRefetcher(Protocol):
     """Turns stored webhook events into the records they name, read again from the system."""
 
-    def records_for_events(self, payloads: Sequence[Mapping[str, Any]]) -> list[list[Record] | Exception]:
-        """Per event, in order: its records, or the error that kept them from being read."""
+    def records_for_events(self, payloads: Sequence[Mapping[str, Any]], held: HeldVersions | None = None,
+                           ) -> list[list[Record] | Answered | Exception]:
+        """Per event, in order: its records, ``Answered`` when ``held`` shows the hub holds every
+        object it names at a state provably no older than the event's, or the error that kept
+        them from being read. Without ``held`` every event's objects are read."""
+        ...
+
+
+class VersionOrder(Protocol):
+    """How a connector's record versions (``Record.version``, kept in ``links.remote_version``)
+    order. Ingest uses it to never store a record over a provably newer one of the same object
+    (two readers, a webhook and a change feed, can store one object in either order)."""
+
+    def precedes(self, version: str, held: str) -> bool:
+        """True only when a state at ``version`` is provably older than one at ``held``; when the
+        order cannot be established, False (the record is stored, as without versions)."""
+        ...
+
+    def latest(self, version: str, held: str) -> str:
+        """The version to keep once a record at ``version`` (not provably older) is stored over
+        ``held``: never one that makes a later comparison claim more than is known."""
         ...
 
 
@@ -287,6 +320,7 @@ class Capabilities:
     facts: MappingFacts | None = None
     currency: HomeCurrency | None = None
     checker: ConnectionChecker | None = None
+    versions: VersionOrder | None = None
     # Writes find the target record by the hub's marker (Salesforce's upsert by Hub_Id__c), so a
     # record matched without it must get it written before it can count as agreeing.
     upserts_by_marker: bool = False

@@ -20,21 +20,45 @@ _LINK_BY_CANONICAL = select_all(t.links, "canonical_id = :canonical_id AND syste
 
 
 class LinksMixin(TxBase):
-    def prefetch_links(self, system: str, object_type: str, external_ids: Iterable[str]) -> None:
+    def prefetch_links(self, system: str, object_type: str, external_ids: Iterable[str], *,
+                       lock: bool = False) -> None:
         """Remember the links (or their absence) of these external records, and of the
-        canonical records they link to."""
+        canonical records they link to. ``lock`` (PostgreSQL): hold their rows until the
+        transaction ends (``FOR UPDATE``, in one order), so what this transaction decides from
+        them (the version held, ``sync.ingest``) is not decided at once by another."""
         memo = self._memo
         if memo is None:
             return
-        wanted = [e for e in dict.fromkeys(external_ids) if (system, object_type, e) not in memo.by_external]
+        locking = lock and self.store.is_postgres
+        wanted = [e for e in dict.fromkeys(external_ids)
+                  if locking or (system, object_type, e) not in memo.by_external]
         for start in range(0, len(wanted), 900):
-            chunk = wanted[start:start + 900]
+            chunk = sorted(wanted[start:start + 900]) if locking else wanted[start:start + 900]
             for e in chunk:
                 memo.by_external[(system, object_type, e)] = None
-            for row in self.conn.execute(select(t.links).where(
-                    t.links.c.system == system, t.links.c.object_type == object_type,
-                    t.links.c.external_id.in_(chunk))):
+            query = select(t.links).where(t.links.c.system == system, t.links.c.object_type == object_type,
+                                          t.links.c.external_id.in_(chunk))
+            if locking:
+                query = query.order_by(t.links.c.external_id).with_for_update()
+            for row in self.conn.execute(query):
                 memo.keep(link_row(row))
+
+    def held_versions(self, system: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(type, external id) -> the remote version the hub holds of each live linked record of
+        ``system`` that has one (the inbox answers older events from it)."""
+        by_type: dict[str, list[str]] = {}
+        for object_type, external_id in dict.fromkeys(keys):
+            by_type.setdefault(object_type, []).append(external_id)
+        held: dict[tuple[str, str], str] = {}
+        for object_type, ids in by_type.items():
+            for start in range(0, len(ids), 900):
+                for external_id, version in self.conn.execute(
+                        select(t.links.c.external_id, t.links.c.remote_version).where(
+                            t.links.c.system == system, t.links.c.object_type == object_type,
+                            t.links.c.external_id.in_(ids[start:start + 900]), t.links.c.deleted.is_(False),
+                            t.links.c.remote_version.is_not(None))):
+                    held[(object_type, str(external_id))] = str(version)
+        return held
 
     def prefetch_links_of(self, canonical_ids: Iterable[str], object_type: str, systems: Sequence[str]) -> None:
         """Remember the links (or their absence) of these canonical records in ``systems``."""

@@ -119,7 +119,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_load_json)
+    # The daemon's lanes run side by side on PostgreSQL (inbox, outbox, change feeds; each push
+    # and each stream's advisory lock holds a connection): room for them and the requests.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_deserializer=_load_json)
 
 
 # --------------------------------------------------------------------------- row views

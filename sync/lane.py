@@ -1,7 +1,8 @@
-"""The daemon's engine lane: one engine job at a time, the most urgent waiting job first, and
-no job starved.
+"""The daemon's engine lanes: in each, one engine job at a time, the most urgent waiting job
+first, and no job starved; on PostgreSQL the inbox, the outbox and the change feeds each have
+their own lane and run side by side (``Lanes``).
 
-The engine runs one pass at a time per process (see ``sync/scheduler.py``). With a plain lock,
+On SQLite the engine runs one pass at a time per process (see ``sync/scheduler.py``). With a plain lock,
 a webhook's inbox job queued behind every stream sync that happened to be waiting — at 25
 streams that is seconds to tens of seconds of latency for a change a person just made. Here a
 job that waits names a priority (lower is sooner); when the lane frees, the most urgent waiter
@@ -90,4 +91,30 @@ class Lane:
             self.release()
 
 
-__all__ = ["Lane", "PATIENCE", "ROUTINE", "SOON", "URGENT"]
+# Which lane each kind of daemon job runs in when lanes run side by side (PostgreSQL): the inbox
+# (with token refresh, short), the outbox, the change feeds (stream syncs, diffs and an operator's
+# record work), and the alert look that follows every job.
+LANE_NAMES = ("inbox", "outbox", "feeds", "alerts")
+LANE_OF_JOB = {"inbox": "inbox", "tokens": "inbox", "outbox": "outbox"}  # others: "feeds"
+
+
+class Lanes:
+    """The daemon's lanes. ``side_by_side`` (PostgreSQL): one ``Lane`` per name, so the inbox,
+    the outbox and the change feeds each run one job at a time but beside each other — what
+    keeps one writer per record then is the database (``sync/scheduler.py``). Otherwise (SQLite,
+    one writer) every name is the same lane: one engine job at a time, as before."""
+
+    def __init__(self, *, side_by_side: bool, patience: int = PATIENCE) -> None:
+        self.side_by_side = side_by_side
+        shared = Lane(patience)
+        self._lanes = {name: Lane(patience) if side_by_side else shared for name in LANE_NAMES}
+
+    def of(self, name: str) -> Lane:
+        return self._lanes[name]
+
+    def for_job(self, job_id: str) -> str:
+        """The lane name of a job id (``inbox``, ``outbox``, ``sync:stripe:customer`` …)."""
+        return LANE_OF_JOB.get(job_id.split(":")[0], "feeds")
+
+
+__all__ = ["LANE_NAMES", "Lane", "Lanes", "PATIENCE", "ROUTINE", "SOON", "URGENT"]

@@ -19,7 +19,7 @@ from state.store import StateStore
 from sync.engine import SyncSummary
 from sync.findings import KINDS
 
-OUTCOMES = ("read", "written", "held", "dead", "failed", "retried")
+OUTCOMES = ("read", "written", "held", "dead", "failed", "retried", "stale", "answered")
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
 
 

@@ -11,6 +11,7 @@ with a finding that says what to fix), or the connection pauses and its items wa
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -66,12 +67,29 @@ class Pusher:
         # first_contact = "review" (``sync.review``): these connections' writes wait for approval
         self.review: set[str] = set()
         self._approved: set[str] = set()
+        self._pushing: dict[str, threading.Lock] = {}  # connection -> held while it is pushed
+        self._pushing_lock = threading.Lock()
 
     def push(self, connection: str, summary: SyncSummary, run_id: str | None,
              *, entities: Sequence[str] | None = None, max_batches: int | None = None) -> None:
         """Drain this connection's due outbox items, in reference order; with ``max_batches``,
         stop after that many batches (the daemon's pass then ends and its other work, one job at
-        a time, gets its turn; the next pass goes on where this one stopped)."""
+        a time, gets its turn; the next pass goes on where this one stopped).
+
+        One push per connection at a time in this process: the daemon's lanes run side by side
+        on PostgreSQL (``sync/scheduler.py``), and a push that finds another under way for the
+        same connection leaves the draining to it (its writes go with that pass or the next)."""
+        with self._pushing_lock:
+            busy = self._pushing.setdefault(connection, threading.Lock())
+        if not busy.acquire(blocking=False):
+            return
+        try:
+            self._push(connection, summary, run_id, entities=entities, max_batches=max_batches)
+        finally:
+            busy.release()
+
+    def _push(self, connection: str, summary: SyncSummary, run_id: str | None,
+              *, entities: Sequence[str] | None, max_batches: int | None) -> None:
         connector = self.ctx.connectors[connection]
         hold = self.awaiting_review(connection)  # prepared as usual, but nothing is sent
         facts = connector.capabilities().facts

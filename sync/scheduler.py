@@ -1,11 +1,23 @@
 """The daemon's work: scheduled syncs, the outbox and inbox workers, diffs, token refresh.
 
 Every job is a coroutine on the server's event loop that hands its blocking body (SDK calls,
-database work) to the bounded thread pool. Engine work runs one job at a time on ``lane``: the
-engine is written for one pass at a time over a store. Webhook requests and the API never wait
-on the lane (they only touch the inbox); among waiting jobs the inbox and the outbox go first,
-in turn, then scheduled reads, except that a job passed over three times goes next
-(``sync/lane.py``): a webhook's change waits for the job in hand and at most one overdue read.
+database work) to a thread. Engine work runs in lanes (``sync/lane.py``), one job at a time in
+each. Webhook requests and the API never wait on a lane (they only touch the inbox).
+
+On SQLite (one writer) there is one lane: among waiting jobs the inbox and the outbox go first,
+in turn, then scheduled reads, except that a job passed over three times goes next: a webhook's
+change waits for the job in hand and at most one overdue read.
+
+On PostgreSQL the inbox, the outbox and the change feeds (stream syncs, diffs) each have their
+own lane, on a thread of its own, and run side by side: a webhook's change no longer waits for
+a change-feed read or an outbox pass. One write per record still holds, because what serialises
+two writers of one record is the database, as between ``hub run`` processes: an outbox item is
+claimed by one pass (``Tx.claim_outbox``: one in flight per record and target); a stream is read
+by one reader (its advisory lock, which the inbox's QuickBooks and Xero reads take too); a
+Stripe record the inbox stores and a change feed stores at once take turns on its link's row
+(``sync.versions``: the second compares with what the first stored, and an older state is never
+stored over a newer one); equal content makes equal idempotency keys (one outbox row). In this
+process, one connection's outbox is pushed by one lane at a time (``Pusher.push``).
 
 Stopping (SIGTERM): ``stop()`` sets a flag the engine sees after each committed page (via its
 ``on_progress`` hook), so the job in hand ends at a page boundary with everything it did saved;
@@ -20,7 +32,7 @@ import logging
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,14 +44,14 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.base import Connector, Record
+from connectors.base import Answered, Connector, Record
 from state.store import InboxItem
 from sync.alerts import Alert, findings_alert, raise_alerts
 from sync.context import reauthorised
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
 from sync.inbox_retry import retry_in
-from sync.lane import ROUTINE, SOON, URGENT, Lane
+from sync.lane import LANE_NAMES, ROUTINE, SOON, URGENT, Lanes
 from sync.metrics import Metrics
 from sync.policy import paused_reason as stored_pause
 from sync.runtime import Hub
@@ -91,7 +103,12 @@ class Jobs:
         self.metrics = metrics
         self.clock = clock or hub.store.clock
         self.inbox_batch = inbox_batch
-        self.lane = Lane()
+        self.lanes = Lanes(side_by_side=hub.store.is_postgres)
+        self.lane = self.lanes.of("feeds")  # on SQLite the one lane every job shares
+        # side by side, each lane's job runs on a thread of its own: the shared pool stays free
+        # for requests, as when one lane held one of its threads
+        self._lane_pool = ThreadPoolExecutor(len(LANE_NAMES), thread_name_prefix="hub-lane") \
+            if self.lanes.side_by_side else None
         self.stopping = threading.Event()
         self.paused: dict[str, str] = {}  # connection -> reason, as last seen (shown, not retried)
         self._pending_alerts: list[Alert | None] = []  # a diff job's findings alert, sent after it
@@ -113,19 +130,24 @@ class Jobs:
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call in the bounded pool (never on the loop)."""
-        future = self.executor.submit(partial(fn, *args, **kwargs))
+        return await self._submit(self.executor, partial(fn, *args, **kwargs))
+
+    async def _submit(self, executor: Executor, call: Callable[[], T]) -> T:
+        future = executor.submit(call)
         self._running.add(future)
         future.add_done_callback(self._running.discard)
         return await asyncio.wrap_future(future)
 
-    async def exclusive(self, fn: Callable[..., T], *args: Any, priority: int = SOON, **kwargs: Any) -> T:
-        """Engine work: one at a time (the most urgent waiter next), refused once stopping."""
+    async def exclusive(self, fn: Callable[..., T], *args: Any, priority: int = SOON, lane: str = "feeds",
+                        **kwargs: Any) -> T:
+        """Engine work: one at a time in its ``lane`` (the most urgent waiter next), refused
+        once stopping. On SQLite every lane is the one lane."""
         if self.stopping.is_set():
             raise DaemonStopping("the daemon is stopping")
-        async with self.lane.hold(priority):
+        async with self.lanes.of(lane).hold(priority):
             if self.stopping.is_set():
                 raise DaemonStopping("the daemon is stopping")
-            return await self.blocking(fn, *args, **kwargs)
+            return await self._submit(self._lane_pool or self.executor, partial(fn, *args, **kwargs))
 
     def _working_on(self, job_id: str, fn: Callable[..., T]) -> Callable[..., T]:
         """``fn``, noting ``job_id`` as working while it runs in the pool."""
@@ -151,7 +173,8 @@ class Jobs:
         started = self.clock()
         try:
             detail = await self.exclusive(self._working_on(job_id, fn), *args,
-                                          priority=JOB_PRIORITY.get(job_id.split(":")[0], ROUTINE))
+                                          priority=JOB_PRIORITY.get(job_id.split(":")[0], ROUTINE),
+                                          lane=self.lanes.for_job(job_id))
             outcome = "skipped" if detail == "skipped" else "ok"
         except DaemonStopping:
             outcome, detail = "stopped", "stopped at a page boundary"
@@ -169,7 +192,7 @@ class Jobs:
             log.info("%s: %s", job_id, detail, extra={"job": job_id, "outcome": outcome})
         if outcome != "stopped":
             with contextlib.suppress(DaemonStopping):
-                await self.exclusive(self._alert, priority=ROUTINE)
+                await self.exclusive(self._alert, priority=ROUTINE, lane="alerts")
 
     def _alert(self) -> None:
         """After every job: alert what newly needs a person (deduplicated in the store, so every
@@ -194,6 +217,8 @@ class Jobs:
 
     def stop(self) -> None:
         self.stopping.set()
+        if self._lane_pool is not None:  # nothing new starts; what runs finishes (``drain``)
+            self._lane_pool.shutdown(wait=False)
 
     # ------------------------------------------------------------------ pause state
 
@@ -292,7 +317,9 @@ class Jobs:
         # events' writes anyway; at 10x it made each claim of 500 events wait minutes for
         # thousands of older writes while the inbox grew. The outbox job pushes meanwhile.
         self._note(summary)
-        return f"processed {len(items) - failed}, failed {failed}"
+        answered = summary.totals().answered
+        return f"processed {len(items) - failed}, failed {failed}" + (
+            f", {answered} answered from the store" if answered else "")
 
     def _fail_event(self, item: InboxItem, exc: Exception) -> None:
         with self.hub.store.transaction() as tx:
@@ -310,10 +337,17 @@ class Jobs:
         readable: list[tuple[InboxItem, list[Record]]] = []
         refetch = connector.capabilities().refetch
         assert refetch is not None  # grouped by process_inbox on this capability
-        for item, got in zip(items, refetch.records_for_events([i.payload for i in items]), strict=True):
+
+        def held(keys: Sequence[tuple[str, str]]) -> Mapping[tuple[str, str], str]:
+            with self.hub.store.transaction() as tx:
+                return tx.held_versions(connector.name, keys)
+        for item, got in zip(items, refetch.records_for_events([i.payload for i in items], held), strict=True):
             if isinstance(got, Exception):
                 failed += 1
                 self._fail_event(item, got)
+            elif isinstance(got, Answered):  # the hub holds its object at a later state: done
+                summary.stats(connector.name, got.entity_type).answered += 1
+                done.append(item.id)
             else:
                 readable.append((item, got))
         try:

@@ -21,6 +21,8 @@ class StreamStats:
     held: int = 0
     dead: int = 0
     retried: int = 0
+    stale: int = 0  # read, but provably older than the state held: not stored (``sync.versions``)
+    answered: int = 0  # webhook events answered from the store: reads of the vendor avoided
 
 
 @dataclass

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from connectors.base import (
+    Answered,
     Capabilities,
     ConnectionCheck,
     ConnectionHealth,
     ConnectorError,
     EventRefetcher,
+    HeldVersions,
     InboundEvent,
     InvalidError,
     Outbound,
@@ -36,6 +38,7 @@ from connectors.stripe.check import check_account
 from connectors.stripe.client import StripeApi
 from connectors.stripe.invoice_links import InvoiceLinks
 from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
+from connectors.stripe.versions import StripeVersions
 from connectors.stripe.writes import StripeWriter, UsageEvent
 from mapping import stripe as mapping
 from mapping.keys import normalise_key
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 # session; the rate limiter still paces them): one after another, a 500-event inbox claim under
 # retries and latency spikes spent most of its time waiting on single reads.
 REFETCH_THREADS = 4
+VERSIONS = StripeVersions()
 
 SEARCHABLE = {"customer": "customers", "product": "products", "price": "prices",
               "subscription": "subscriptions", "invoice": "invoices"}
@@ -235,7 +239,7 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         return str((stored or {}).get("webhook_secret") or "")
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(webhooks=self, refetch=self, retries=self.api.policy, checker=self)
+        return Capabilities(webhooks=self, refetch=self, retries=self.api.policy, checker=self, versions=VERSIONS)
 
     def check(self) -> ConnectionCheck:
         return check_account(self.api, self.key_prefix)
@@ -252,17 +256,28 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         (got,) = self.records_for_events([payload])
         if isinstance(got, Exception):
             raise got
+        assert not isinstance(got, Answered)  # only with the hub's held versions
         return got
 
-    def records_for_events(self, payloads: Sequence[Mapping[str, Any]]) -> list[list[Record] | Exception]:
+    def records_for_events(self, payloads: Sequence[Mapping[str, Any]], held: HeldVersions | None = None,
+                           ) -> list[list[Record] | Answered | Exception]:
         """``records_for_event`` for a batch of events, in their order: each object read once
         however many of the events name it (created, finalized, paid …), a few reads side by
-        side. An event whose object could not be read gets the error instead of records."""
+        side. An event whose object could not be read gets the error instead of records.
+
+        With ``held`` (the versions the hub holds): an event created provably before the state
+        the hub holds of its object (``connectors.stripe.versions``) is ``Answered`` and its
+        object not read for it — the stale snapshots the read again exists to keep out are
+        exactly these. Any other event (newer, within the clocks' margin, or an object the hub
+        does not hold with a version) is read again, as before."""
         self._links.new_read()
         per_event = [self.reader.records_for_event(p) for p in payloads]
+        answered = self._answered(per_event, held) if held is not None else {}
         latest: dict[tuple[str, str], Record] = {}
         naming: dict[tuple[str, str], str] = {}  # the event the latest copy came from
-        for payload, records in zip(payloads, per_event, strict=True):
+        for n, (payload, records) in enumerate(zip(payloads, per_event, strict=True)):
+            if n in answered:
+                continue
             for record in records:
                 key = (record.entity_type, record.external_id)
                 if not record.deleted and (key not in latest or _stamp(record) >= _stamp(latest[key])):
@@ -277,12 +292,28 @@ class StripeConnector(WebhookReceiver, EventRefetcher):
         if self._refetchers is None:
             self._refetchers = ThreadPoolExecutor(REFETCH_THREADS, thread_name_prefix=f"{self.name}-refetch")
         current = dict(zip(latest, self._refetchers.map(read, latest.values()), strict=True))
-        results: list[list[Record] | Exception] = []
-        for records in per_event:
+        results: list[list[Record] | Answered | Exception] = []
+        for n, records in enumerate(per_event):
+            if n in answered:
+                results.append(answered[n])
+                continue
             now = [r if r.deleted else current[(r.entity_type, r.external_id)] for r in records]
             error = next((x for x in now if isinstance(x, Exception)), None)
             results.append(error if error is not None else [x for x in now if isinstance(x, Record)])
         return results
+
+    def _answered(self, per_event: Sequence[Sequence[Record]], held: HeldVersions) -> dict[int, Answered]:
+        """The events (by position) whose every object the hub holds at a provably later state."""
+        keys = list(dict.fromkeys((r.entity_type, r.external_id) for records in per_event for r in records
+                                  if not r.deleted))
+        versions = held(keys) if keys else {}
+        answered: dict[int, Answered] = {}
+        for n, records in enumerate(per_event):
+            stored = [versions.get((r.entity_type, r.external_id)) for r in records]
+            if records and all(not r.deleted and r.version and v and VERSIONS.precedes(r.version, v)
+                               for r, v in zip(records, stored, strict=True)):
+                answered[n] = Answered(records[0].entity_type, held=str(min(v for v in stored if v)))
+        return answered
 
     def _current(self, record: Record, event_id: str) -> Record:
         if record.deleted:

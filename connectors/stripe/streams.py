@@ -29,13 +29,13 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import stripe
 
 from connectors.base import AuthError, InvalidError, Page, Record
 from connectors.stripe.client import STRIPE_VERSION, StripeApi
+from connectors.stripe.versions import answered_at, http_second, version_at
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,12 @@ def _ts(value: Any) -> datetime | None:
 
 
 def record_of(entity_type: str, data: Mapping[str, Any], *, deleted: bool = False,
-              changed_at: int | None = None) -> Record:
+              changed_at: int | None = None, current_at: int | None = None) -> Record:
+    """``current_at``: the second (Stripe's clock) this state is known current at, the
+    record's version (``connectors.stripe.versions``)."""
     return Record(entity_type, str(data["id"]), data,
                   updated_at=_ts(changed_at if changed_at is not None else data.get("created")),
-                  deleted=deleted or bool(data.get("deleted")))
+                  deleted=deleted or bool(data.get("deleted")), version=version_at(current_at))
 
 
 def encode_cursor(t: int, seen: Sequence[str]) -> str:
@@ -155,11 +157,7 @@ class ListPage:
 
 def _server_time(page: ListPage) -> int | None:
     """Stripe's clock when it answered (the HTTP Date header), or None when absent or unreadable."""
-    value = page.headers.get("Date") if page.headers else None
-    try:
-        return int(parsedate_to_datetime(value).timestamp()) if value else None
-    except (TypeError, ValueError):
-        return None
+    return http_second(page.headers)
 
 
 class StreamReader:
@@ -211,7 +209,8 @@ class StreamReader:
             page = self._list(stream.path, params)
             items = page.data
             self.prepare_page(entity_type, items)
-            records = [record_of(entity_type, self.enrich(entity_type, o)) for o in items]
+            listed_at = _server_time(page)
+            records = [record_of(entity_type, self.enrich(entity_type, o), current_at=listed_at) for o in items]
             last = not page.has_more or not items
             if last:
                 yield Page(records, cursor=cursor)
@@ -335,12 +334,14 @@ class StreamReader:
         deleted = event["type"] in stream.deleted_events
         # read again: for the stream's expansions, or because the event's copy is in another API
         # version's shape (a deletion is taken as sent: its data is never mapped)
+        current_at = int(event["created"])  # the event's copy: the state right after its change
         if not deleted and (stream.retrieve_params is not None or event.get("api_version") != STRIPE_VERSION):
             fresh = self.api.call(lambda c: stream.service(c).retrieve(obj["id"],
                                                                           params=dict(stream.retrieve_params or {})))
-            obj = to_plain(fresh)
+            obj, current_at = to_plain(fresh), answered_at(fresh) or current_at
         data = obj if deleted else self.enrich(stream.entity_type, obj)
-        return record_of(stream.entity_type, data, deleted=deleted, changed_at=int(event["created"]))
+        return record_of(stream.entity_type, data, deleted=deleted, changed_at=int(event["created"]),
+                         current_at=current_at)
 
     def refetch(self, record: Record) -> Record:
         """A record read again with its stream's expansions, which event payloads never carry."""
@@ -348,7 +349,8 @@ class StreamReader:
         fresh = self.api.call(lambda c: stream.service(c).retrieve(
             record.external_id, params=dict(stream.retrieve_params or {})))
         changed = int(record.updated_at.timestamp()) if record.updated_at else None
-        return record_of(record.entity_type, self.enrich(record.entity_type, to_plain(fresh)), changed_at=changed)
+        return record_of(record.entity_type, self.enrich(record.entity_type, to_plain(fresh)), changed_at=changed,
+                         current_at=answered_at(fresh))
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records carried by one webhook event (no API call; expansions are absent, and the object
@@ -363,5 +365,5 @@ class StreamReader:
         stream = STREAMS[entity_type]
         deleted = payload.get("type") in stream.deleted_events
         created = payload.get("created")
-        return [record_of(entity_type, dict(obj), deleted=deleted,
-                          changed_at=created if isinstance(created, int) else None)]
+        at = created if isinstance(created, int) else None
+        return [record_of(entity_type, dict(obj), deleted=deleted, changed_at=at, current_at=at)]

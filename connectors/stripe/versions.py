@@ -1,0 +1,73 @@
+"""Which of two states of a Stripe object is the newer: the version the hub keeps of each object.
+
+Stripe objects carry no updated-at and no version field (only ``created``; see the API facts,
+9.1), so the hub versions a state by *when it was current*, on Stripe's own clock:
+
+* an object read (a GET, a page of a list): the answer's ``Date`` header — the state then holds
+  every change made before it;
+* an event's copy of its object (``data.object``, used by the change feed when it needs no
+  expansion): the event's ``created`` — the state right after that change;
+* an event names its change at its ``created``.
+
+Both are whole seconds, and Stripe's servers do not share one clock, so a state at ``a`` is
+provably older than one at ``b`` only when ``a + MARGIN_SECONDS < b``. Closer than that the order
+is not known, and what is not known is read again — never guessed.
+
+The version is that second as decimal text (``links.remote_version``). It only moves forward
+(``latest``): the content stored holds every change whose event was created more than the margin
+before the version kept (true of the read or copy that set it, and of a state stored within the
+margin of it). That is what lets the inbox answer an event created before it from the store.
+"""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+MARGIN_SECONDS = 1
+
+
+def version_at(second: int | None) -> str | None:
+    """The version of a state current at ``second`` (Stripe's clock), None when not known."""
+    return str(int(second)) if isinstance(second, int) and not isinstance(second, bool) else None
+
+
+def second_of(version: str | None) -> int | None:
+    try:
+        return int(version) if version else None
+    except ValueError:
+        return None  # not a Stripe version (an older hub's, or hand-made): no order claimed
+
+
+def http_second(headers: Any) -> int | None:
+    """Stripe's clock when it answered: the ``Date`` header of ``headers``, None when absent."""
+    value = None
+    if headers:
+        value = headers.get("Date") or headers.get("date")
+    try:
+        return int(parsedate_to_datetime(value).timestamp()) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def answered_at(obj: Any) -> int | None:
+    """When Stripe answered the request that returned the SDK object ``obj`` (its ``Date``)."""
+    response = getattr(obj, "last_response", None)
+    return http_second(getattr(response, "headers", None))
+
+
+class StripeVersions:
+    """``connectors.base.VersionOrder`` for Stripe's versions (see the module docstring)."""
+
+    def precedes(self, version: str, held: str) -> bool:
+        a, b = second_of(version), second_of(held)
+        return a is not None and b is not None and a + MARGIN_SECONDS < b
+
+    def latest(self, version: str, held: str) -> str:
+        a, b = second_of(version), second_of(held)
+        if a is None:
+            return held
+        return version if b is None or a >= b else held
+
+
+__all__ = ["MARGIN_SECONDS", "StripeVersions", "answered_at", "http_second", "second_of", "version_at"]
