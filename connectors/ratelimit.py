@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+RECENT_SECONDS = 60.0  # the window of ``used_recently``: what a person reads as "in the last minute"
 
 
 class RateLimiter:
@@ -36,6 +39,9 @@ class RateLimiter:
     ) -> None:
         if rate <= 0 or per <= 0:
             raise ValueError("rate limits must be positive; check the connection's rate_limit keys")
+        # the declared limits, kept as said, so people can be told them ("60 calls a minute, 5 at once")
+        self.rate, self.per, self.concurrency = rate, per, concurrency
+        self._recent: deque[float] = deque()  # when calls were let through, within the last RECENT_SECONDS
         self.fill_per_second = rate * headroom / per
         self.capacity = burst if burst is not None else max(1.0, rate * (1.0 - headroom))
         self.tokens = self.capacity
@@ -53,9 +59,24 @@ class RateLimiter:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.fill_per_second)
             self.updated = now
             self.tokens -= 1.0
+            self._note(now)
             if self.tokens >= 0:
                 return 0.0
             return -self.tokens / self.fill_per_second
+
+    def _note(self, now: float) -> None:
+        """Remember this call (held under the lock); at most a minute's worth is kept."""
+        self._recent.append(now)
+        while self._recent and self._recent[0] <= now - RECENT_SECONDS:
+            self._recent.popleft()
+
+    def used_recently(self) -> int:
+        """Calls let through in the last RECENT_SECONDS (a minute) by this process."""
+        with self._lock:
+            now = self.clock()
+            while self._recent and self._recent[0] <= now - RECENT_SECONDS:
+                self._recent.popleft()
+            return len(self._recent)
 
     def acquire(self) -> None:
         delay = self._reserve()
