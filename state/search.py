@@ -1,0 +1,85 @@
+"""Finding hub records by what a person knows of them: a name, an email, a document number, or
+any system's id (the external ids in ``links``, the hub's own id).
+
+Built for a store of 100,000s of records: every exact question is an indexed lookup — an id in
+any system through the links' unique (system, object_type, external_id) index, one for each
+connection and type named; an email, number or name through ``natural_keys`` (entity_type, key,
+digest: the digest of the value's normal form, so the index holds no email); the hub id by its
+primary key. Only a part of a name, email or number is a scan, done in SQL over the JSON fields
+of the searched types with a LIMIT — nothing is loaded into Python to be filtered there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, select
+
+from mapping.keys import NATURAL_KEYS, key_digest
+from state import schema as t
+from state.txbase import TxBase
+
+SEARCHED_TYPES = ("customer", "invoice", "credit_note", "product", "deal")  # what people look up by name/number
+TEXT_FIELDS = ("name", "email", "number")
+MAX_RESULTS = 50
+
+
+@dataclass(frozen=True)
+class Hit:
+    canonical_id: str
+    entity_type: str
+    matched: str  # how it matched, in words: "stripe id", "email", "name contains"
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.casefold()}%"
+
+
+def search_records(tx: TxBase, query: str, *, systems: list[str], object_types: list[str],
+                   limit: int = MAX_RESULTS) -> list[Hit]:
+    """Records matching ``query``: exact ids and keys first, then parts of names, emails and
+    numbers; at most ``limit``, each record once."""
+    q = query.strip()
+    if not q:
+        return []
+    hits: dict[str, Hit] = {}
+
+    def add(rows: Any, matched: str) -> None:
+        for canonical_id, entity_type, *how in rows:
+            if len(hits) < limit and str(canonical_id) not in hits:
+                hits[str(canonical_id)] = Hit(str(canonical_id), str(entity_type), how[0] if how else matched)
+
+    e, links, nk = t.entities, t.links, t.natural_keys
+    # the hub's own id, whole or its first characters (as the console and CLI show it)
+    if len(q) >= 8 and all(c in "0123456789abcdef-" for c in q.lower()):
+        prefix = q.lower()
+        add(tx.conn.execute(select(e.c.id, e.c.type).where(
+            e.c.id == prefix if len(prefix) == 36 else e.c.id.startswith(prefix, autoescape=True))
+            .limit(limit)), "hub id")
+    # an id in any system: one indexed probe per (connection, type)
+    if systems and object_types:
+        add(tx.conn.execute(select(links.c.canonical_id, links.c.object_type, links.c.system).where(
+            links.c.system.in_(systems), links.c.object_type.in_(object_types), links.c.external_id == q)
+            .limit(limit)), "id")
+        hits.update({k: Hit(h.canonical_id, h.entity_type, f"{h.matched} id") for k, h in hits.items()
+                     if h.matched in systems})
+    # an email, number or name exactly (case and spacing aside): the natural keys' index
+    digest = key_digest(q)
+    if digest is not None:
+        for key in NATURAL_KEYS:
+            add(tx.conn.execute(select(nk.c.entity_id, nk.c.entity_type).where(
+                nk.c.entity_type.in_(list(SEARCHED_TYPES)), nk.c.key == key, nk.c.digest == digest)
+                .limit(limit)), key)
+    # a part of a name, email or number: one SQL scan of the searched types, bounded
+    if len(hits) < limit and len(q) >= 2:
+        pattern = _like_pattern(q)
+        fields = [func.lower(cast(e.c.payload[f].as_string(), String)).like(pattern, escape="\\") for f in TEXT_FIELDS]
+        add(tx.conn.execute(select(e.c.id, e.c.type).where(e.c.type.in_(list(SEARCHED_TYPES)),
+                                                           e.c.deleted.is_(False), or_(*fields))
+                            .order_by(e.c.type, e.c.id).limit(limit)), "name, email or number contains")
+    return list(hits.values())
+
+
+__all__ = ["MAX_RESULTS", "SEARCHED_TYPES", "Hit", "search_records"]
