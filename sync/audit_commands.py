@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from state.audit import AuditEntry, AuditFilter
-from sync.audit import audit_csv, audit_filter, audit_json, describe
+from sync.audit import audit_csv, audit_filter, audit_json
 from sync.cli_context import HubContext
 from sync.terminal import console, fail, handles_errors
 
@@ -76,11 +76,14 @@ def audit_list(hub: HubContext, limit: int, fmt: str, **options: Any) -> None:
     if not entries:
         console.print("no audit entries match")
         return
+    # what changed (before/after) is in --format json|csv: a table 80 columns wide keeps who, what, why
     table = Table(title=f"Audit log ({len(entries)} of {total}, newest first)")
-    for column, ratio in (("when (UTC)", 2), ("who", 2), ("what", 5)):
+    for column, ratio in (("when (UTC)", 2), ("who", 2), ("what", 3), ("why", 3)):
         table.add_column(column, overflow="fold", ratio=ratio)
     for entry in entries:
-        table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.actor, describe(entry).removeprefix(entry.actor + " "))
+        target = entry.target_id[:8] if entry.target_kind == "finding" else entry.target_id
+        table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.actor,
+                      f"{entry.action} {entry.target_kind} {target}", entry.reason or "")
     console.print(table)
 
 
