@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from state.errors import StateError
+from sync.audit import record_action
 from sync.config import Config, ConfigError, load_config
 from sync.logs import redact_also
 from sync.runtime import Hub
@@ -27,6 +28,7 @@ log = logging.getLogger("billhub.daemon")
 
 # Keys a process reads once, at start: a change is applied by the next restart.
 RESTART_KEYS = (("server", "host"), ("server", "port"), ("server", "workers"))
+RELOAD_ACTOR = "signal:SIGHUP"
 
 
 @dataclass
@@ -56,7 +58,9 @@ class Reloader:
 
     async def reload(self) -> ReloadOutcome:
         async with self._lock:
+            before = sorted(self.daemon.hub.connectors)
             outcome = await self._reload()
+            await asyncio.get_running_loop().run_in_executor(None, self._audit, before, outcome)
         if outcome.reloaded:
             log.info("config reloaded: %s", outcome.message,
                      extra={"restart_to_apply": outcome.restart_to_apply, "path": str(self.path)})
@@ -64,6 +68,19 @@ class Reloader:
             log.error("config reload refused: %s; still running the previous config", outcome.message,
                       extra={"path": str(self.path)})
         return outcome
+
+    def _audit(self, before: list[str], outcome: ReloadOutcome) -> None:
+        """The audit log's entry (a reload changes what the hub does; a refused one is kept too).
+        A signal names no person: the actor is the signal."""
+        after = {"connections": sorted(self.daemon.hub.connectors), "reloaded": outcome.reloaded,
+                 "restart_to_apply": outcome.restart_to_apply}
+        try:
+            with self.daemon.hub.store.transaction() as tx:
+                record_action(tx, RELOAD_ACTOR, "config.reload", "config", str(self.path or ""),
+                              before={"connections": before}, after=after,
+                              reason=None if outcome.reloaded else outcome.message)
+        except StateError as exc:  # the database is down: the reload itself still stands
+            log.error("config reload not written to the audit log: %s", exc)
 
     async def _reload(self) -> ReloadOutcome:
         daemon = self.daemon

@@ -16,6 +16,8 @@ import requests
 from connectors.emulation import EmulatorClock, RunningEmulator, free_port
 from connectors.stripe.emulator import StripeEmulator
 from connectors.xero.emulator import XeroEmulator
+from state.audit import AuditFilter
+from state.store import StateStore
 from tests.daemon.test_daemon_process import Daemon, wait_for, write_config
 
 
@@ -91,5 +93,12 @@ def test_sighup_applies_a_good_config_and_refuses_a_broken_one(
         assert connections() == ["stripe", "xero"]  # still serving what it had
         assert requests.get(f"{base}/readyz", timeout=2).status_code == 200
         assert daemon.sigterm() < 15 and daemon.proc.returncode == 0
+        store = StateStore(f"sqlite:///{tmp_path / 'hub.db'}")
+        with store.transaction() as tx:  # each reload is in the audit log, the refused one with why
+            reloads = list(reversed(tx.list_audit(AuditFilter(action="config.reload"))))
+        store.dispose()
+        assert [(e.actor, e.after["reloaded"], e.after["connections"]) for e in reloads] == [
+            ("signal:SIGHUP", True, ["stripe", "xero"]), ("signal:SIGHUP", False, ["stripe", "xero"])]
+        assert reloads[0].before == {"connections": ["stripe"]} and "broken" in (reloads[1].reason or "")
     finally:
         daemon.kill()
