@@ -5,8 +5,9 @@ Built for a store of 100,000s of records: every exact question is an indexed loo
 any system through the links' unique (system, object_type, external_id) index, one for each
 connection and type named; an email, number or name through ``natural_keys`` (entity_type, key,
 digest: the digest of the value's normal form, so the index holds no email); the hub id by its
-primary key. Only a part of a name, email or number is a scan, done in SQL over the JSON fields
-of the searched types with a LIMIT — nothing is loaded into Python to be filtered there.
+primary key (a range). Only a part of a name, email or number — asked when nothing matched
+exactly — is a scan, done in SQL over the JSON fields of the searched types with a LIMIT:
+nothing is loaded into Python to be filtered there.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def search_records(tx: TxBase, query: str, *, systems: list[str], object_types: 
                 hits[str(canonical_id)] = Hit(str(canonical_id), str(entity_type), how[0] if how else matched)
 
     e, links, nk = t.entities, t.links, t.natural_keys
-    # the hub's own id, whole or its first characters (as the console and CLI show it)
-    if len(q) >= 8 and all(c in "0123456789abcdef-" for c in q.lower()):
+    # the hub's own id, whole or its first characters (as the console and CLI show it): a range
+    # of the primary key (a LIKE would not use it on PostgreSQL), narrowed by the whole prefix
+    head = q.lower().split("-")[0]
+    if len(q) >= 8 and len(head) >= 8 and all(c in "0123456789abcdef-" for c in q.lower()):
         prefix = q.lower()
+        after = head[:-1] + "0123456789abcdefg"["0123456789abcdef".index(head[-1]) + 1]
         add(tx.conn.execute(select(e.c.id, e.c.type).where(
-            e.c.id == prefix if len(prefix) == 36 else e.c.id.startswith(prefix, autoescape=True))
-            .limit(limit)), "hub id")
+            e.c.id >= head, e.c.id < after, e.c.id.startswith(prefix, autoescape=True)).limit(limit)), "hub id")
     # an id in any system: one indexed probe per (connection, type)
     if systems and object_types:
         add(tx.conn.execute(select(links.c.canonical_id, links.c.object_type, links.c.system).where(
@@ -72,8 +75,9 @@ def search_records(tx: TxBase, query: str, *, systems: list[str], object_types: 
             add(tx.conn.execute(select(nk.c.entity_id, nk.c.entity_type).where(
                 nk.c.entity_type.in_(list(SEARCHED_TYPES)), nk.c.key == key, nk.c.digest == digest)
                 .limit(limit)), key)
-    # a part of a name, email or number: one SQL scan of the searched types, bounded
-    if len(hits) < limit and len(q) >= 2:
+    # a part of a name, email or number: one SQL scan of the searched types, bounded — only when
+    # nothing matched exactly (an email or id typed whole finds its record in milliseconds)
+    if not hits and len(q) >= 2:
         pattern = _like_pattern(q)
         fields = [func.lower(cast(e.c.payload[f].as_string(), String)).like(pattern, escape="\\") for f in TEXT_FIELDS]
         add(tx.conn.execute(select(e.c.id, e.c.type).where(e.c.type.in_(list(SEARCHED_TYPES)),
