@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from mapping.money import format_money
-from state import series
+from state import money_series, series
 from state.store import Tx
 
 PERIODS = ("day", "week", "month")
@@ -221,15 +221,14 @@ def stream_lag_chart(tx: Tx, now: datetime) -> Chart:
                  (Series("lag", tuple(max(0, lag) for _, lag in rows)),), unit="seconds")
 
 
-def money_charts(tx: Tx, spans: Sequence[Period]) -> list[Chart]:
+def money_charts(moves: dict[str, list[tuple[str, str, int]]], spans: Sequence[Period]) -> list[Chart]:
+    """Revenue invoiced and credited, and receivables, one pair of charts per currency."""
     labels = tuple(p.label for p in spans)
-    billed = _by_currency(series.invoiced(tx))
-    notes = _by_currency(series.credited(tx))
-    moves = series.receivable_moves(tx)
+    billed = _by_currency(moves.get("invoiced", []))
+    notes = _by_currency(moves.get("credited", []))
     owed: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for kind, rows in moves.items():
-        sign = 1 if kind == "issued" else -1
-        for currency, day, minor in rows:
+    for kind, sign in money_series.RECEIVABLE_SIGN.items():
+        for currency, day, minor in moves.get(kind, []):
             owed[currency].append((day, sign * minor))
     charts = []
     for currency in sorted(set(billed) | set(notes) | set(owed)):
@@ -254,13 +253,13 @@ def chart_page(tx: Tx, now: datetime, period: str = "month", count: int | None =
                connections: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the /charts page draws, for ``count`` periods ending now."""
     spans = periods(now, period, count or DEFAULT_COUNT.get(period, 12))
-    missing = series.undated(tx)
-    notes = [f"{n} {kind}{'s' if n != 1 else ''} without a date are in no period"
-             for kind, n in missing.items() if n]
+    moves = money_series.money_moves(tx)
+    notes = [f"{n} {kind}{'s' if n != 1 else ''} without a date {'are' if n != 1 else 'is'} in no period"
+             for kind in ("invoice", "payment") for _c, _d, n in moves.get(f"undated-{kind}", []) if n]
     return {"period": period, "count": len(spans), "periods": PERIODS,
             "findings": findings_charts(tx, spans), "outbox": outbox_chart(tx, spans),
             "lag": sync_lag_chart(tx, spans, now, connections), "stream_lag": stream_lag_chart(tx, now),
-            "money": money_charts(tx, spans), "undated": notes}
+            "money": money_charts(moves, spans), "undated": notes}
 
 
 def overview_charts(tx: Tx, now: datetime, days: int = 14) -> list[Chart]:

@@ -61,6 +61,7 @@ def seed_billing(store: StateStore) -> None:
         Invoice(id="inv3", status="void", issued_at=at(3), total=usd(7000)),
         Invoice(id="inv4", status="draft", total=usd(5000), amount_due=usd(5000)),
         Invoice(id="inv6", status="paid", issued_at=at(5), paid_at=at(6), total=usd(2000), amount_due=usd(0)),
+        Invoice(id="inv8", status="open", total=usd(100)),  # no issue date: in no period, and said so
     ]
     with store.transaction() as tx:
         tx.upsert_entities(entities, "stripe")
@@ -84,7 +85,7 @@ def test_revenue_and_receivables_per_month_per_currency(store: StateStore) -> No
     # the month still running agrees with the overview's open receivables
     assert overview_money == {"USD": usd(12000), "EUR": Money(4500, "EUR")}
     assert charts["receivables-USD"].text(12000) == "120.00 USD"
-    assert page["undated"] == []
+    assert page["undated"] == ["1 invoice without a date is in no period"]
 
 
 def test_weeks_split_the_same_money(store: StateStore) -> None:
