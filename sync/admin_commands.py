@@ -17,6 +17,7 @@ from cryptography.fernet import InvalidToken
 from state.crypto import Cipher
 from state.errors import CredentialsError, StateError
 from state.store import StateStore
+from sync.audit import cli_actor, record_action
 from sync.config import Config, ConfigError, load_config
 from sync.runtime import open_store
 from sync.terminal import fail
@@ -66,6 +67,7 @@ def rotate_key_command(ctx: click.Context, config_path: str | None) -> None:
                 # Check before committing: each credential must now open with the newest key alone.
                 for ciphertext in tx.credential_ciphertexts():
                     newest.decrypt(ciphertext)
+                record_action(tx, cli_actor(), "key.rotate", "credentials", "all", after={"rotated": rotated})
         except (InvalidToken, CredentialsError):
             fail("a stored credential opens with none of the configured keys: add the key it was "
                   "encrypted with after the new one (state.encryption_key = \"NEW,OLD\"); nothing was changed")
@@ -99,6 +101,9 @@ def forget_customer_command(ctx: click.Context, customer_id: str, config_path: s
                           abort=True)
         with store.transaction() as tx:
             result = forget_customer(tx, canonical_id)
+            # what was erased, by field name and count: never the values (this log is never erased)
+            record_action(tx, cli_actor(), "customer.forget", "record", canonical_id,
+                          after={k: v for k, v in result.to_json().items() if k != "canonical_id"})
         purge_old_copies(store)
         if as_json:
             click.echo(json.dumps(result.to_json(), sort_keys=True))

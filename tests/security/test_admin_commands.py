@@ -14,10 +14,12 @@ from sqlalchemy import select
 
 from mapping.model import Address, Customer, Invoice, InvoiceLine, Money, Payment, Refund, TaxId
 from state import schema
+from state.audit import AuditFilter
 from state.crypto import Cipher, generate_key
 from state.errors import CredentialsError
 from state.store import StateStore
 from sync.admin_commands import forget_customer_command, rotate_key_command
+from sync.audit import cli_actor
 from sync.privacy import ERASED
 from tests.conftest import TEST_KEY, FrozenClock
 
@@ -57,6 +59,9 @@ def test_rotate_key_moves_every_credential_to_the_newest_key(store: StateStore, 
     result = runner.invoke(rotate_key_command, [], env={"HUB_CONFIG": str(config)})
     assert result.exit_code == 0, result.output
     assert "re-encrypted 3 credential(s)" in result.output and "can be removed" in result.output
+    with store.transaction() as tx:
+        (rotated,) = tx.list_audit(AuditFilter(action="key.rotate"))
+    assert rotated.actor == cli_actor() and rotated.after == {"rotated": 3}
 
     only_new = StateStore(store.url, cipher=Cipher(new), clock=clock)
     only_old = StateStore(store.url, cipher=Cipher(old), clock=clock)
@@ -190,6 +195,10 @@ def test_forget_customer_erases_personal_data_and_keeps_the_books(store: StateSt
         assert finding.fields["currency"] == {"hub": "GBP", "xero": "USD"}
         assert finding.detail == f"xero customer {ERASED} disagrees with the hub on email, currency"
         assert tx.list_findings(kind="orphan")[0].detail == "xero invoice x-9 is an orphan"
+        # who erased it is in the audit log, by field name and count only (that log is never erased)
+        (forgot,) = tx.list_audit(AuditFilter(action="customer.forget"))
+        assert forgot.actor == cli_actor() and forgot.canonical_id == CUSTOMER
+        assert forgot.after["fields"] == report["fields"] and forgot.after["links_kept"] == 3
     # The outbox item keeps its reference, the inbox event its id; both lost the name.
     assert "Duplicate Name Exists Error: [erased] (6240)" in dump and "evt_roe" in dump and "cus_roe1" in dump
     if store.engine.dialect.name == "sqlite":
