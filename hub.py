@@ -12,21 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from mapping.model import ENTITY_TYPES
 from state.queues import OUTBOX_ID_MAX
 from sync import report as reports
 from sync.admin_commands import forget_customer_command, rotate_key_command
 from sync.alerts import findings_alert, raise_alerts
+from sync.audit import cli_actor
+from sync.audit_commands import audit
 from sync.checks import check_connections
 from sync.cli_context import HubContext
 from sync.config_new import new_config_command
 from sync.connect_commands import connect_command, disconnect_command
 from sync.daemon import run_command
-from sync.findings import KINDS, findings_report
+from sync.finding_actions import acknowledge
+from sync.finding_view import places_of
+from sync.findings import KINDS, finding_json, findings_report
+from sync.listings import checks_listing, export_listing, findings_listing, outbox_listing, status_listings
+from sync.output_formats import emit, format_option, print_table
+from sync.progress import engine_progress
 from sync.queries import export_records, gather_status
 from sync.repair import repair_finding, resync_since
+from sync.resync_audit import audit_finding_resync, audit_range_resync, audit_record_resync
 from sync.review_commands import review
 from sync.runtime import Hub
 from sync.setup_commands import mappings, setup
@@ -37,13 +44,12 @@ from sync.terminal import (
     fail,
     handles_errors,
     json_text,
-    print_checks,
-    print_export,
     print_json,
     print_status,
     print_summary,
 )
 from sync.usage_commands import usage
+from sync.user_commands import users
 
 # Outbox ids are database integers: a larger number is a usage error, not an overflow.
 OUTBOX_ID = click.IntRange(1, OUTBOX_ID_MAX)
@@ -75,77 +81,55 @@ def init(hub: HubContext, interactive: bool, force: bool) -> None:
 
 @cli.command()
 @click.option("--connection", "names", multiple=True, help="Only this connection (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@format_option
 @click.pass_obj
 @handles_errors
-def check(hub: HubContext, names: tuple[str, ...], as_json: bool) -> None:
+def check(hub: HubContext, names: tuple[str, ...], fmt: str) -> None:
     """Call each vendor with the stored credentials: reachable, authorised, account, currency,
     scopes, missing setup. Exit 1 if any connection fails."""
     hub.store.init()
     rows = check_connections(hub.hub, names)
-    if as_json:
-        print_json({"connections": rows})
-    else:
-        print_checks(rows)
+    emit(fmt, {"connections": rows}, lambda: [checks_listing(rows)], console, print_json)
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@format_option
 @click.pass_obj
 @handles_errors
-def status(hub: HubContext, as_json: bool) -> None:
-    """Connections, cursors, last runs, outbox depth and open findings."""
+def status(hub: HubContext, fmt: str) -> None:
+    """Connections, cursors, last runs, outbox depth and open findings (CSV: the connections)."""
     hub.store.init()
     data = gather_status(hub.store, hub.config)
-    if as_json:
-        print_json(data)
-    else:
+    if fmt == "table":
         print_status(data)
+    else:
+        emit(fmt, data, lambda: status_listings(data)[:1], console, print_json)
     if data["attention"]:
-        if not as_json:
+        if fmt == "table":
             err_console.print(f"[yellow]needs attention:[/] {'; '.join(data['attention'])}")
         sys.exit(1)
 
 
 @cli.command()
 @click.option("--entity", required=True, type=click.Choice(ENTITY_TYPES), help="Entity type.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@format_option
 @click.pass_obj
 @handles_errors
-def export(hub: HubContext, entity: str, as_json: bool) -> None:
+def export(hub: HubContext, entity: str, fmt: str) -> None:
     """Canonical records of one entity type, with their links in every system."""
     hub.store.init()
     data = export_records(hub.store, entity)
-    if as_json:
-        print_json(data)
-        return
-    print_export(entity, data)
+    emit(fmt, data, lambda: [export_listing(entity, data)], console, print_json)
 
 
 # --------------------------------------------------------------------------- sync
 
 
 def _progress(hub: HubContext, quiet: bool) -> Any:
-    """Rich progress bars for long runs; a no-op context for --json."""
-    from contextlib import nullcontext
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    if quiet:
-        return nullcontext()
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} records"),
-                        console=err_console, transient=True)
-    tasks: dict[str, Any] = {}
-
-    def advance(label: str, n: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(label, total=None)
-        progress.advance(tasks[label], n)
-
-    hub.hub.engine.on_progress = advance
-    return progress
+    """The engine's progress on stderr while a long pass runs (``sync/progress.py``)."""
+    return engine_progress(hub.hub.engine, hub.store, err_console, quiet=quiet)
 
 
 @cli.command()
@@ -187,14 +171,17 @@ def exit_for(summary: SyncSummary | None) -> None:
 @click.option("--finding", "finding_id", help="Do what a drift finding calls for.")
 @click.option("--keep", help="For a duplicate or orphan finding: the external id to link.")
 @click.option("--dry-run", is_flag=True, help="Say what it would do; do nothing.")
+@click.option("--reason", help="Why (kept in the audit log with your name).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handles_errors
 def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: Any, finding_id: str | None,
-           keep: str | None, dry_run: bool, as_json: bool) -> None:
+           keep: str | None, dry_run: bool, reason: str | None, as_json: bool) -> None:
     """Re-read from the source and re-push: `S E ID`, `--entity E --since DATE`, or `--finding ID`."""
     if finding_id:
         plan = repair_finding(hub.hub, finding_id, keep=keep, dry_run=dry_run)
+        if not dry_run:
+            audit_finding_resync(hub.store, cli_actor(), plan, keep=keep, reason=reason)
         if as_json:
             print_json(plan.to_json())
         else:
@@ -214,12 +201,15 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
             console.print(f"would re-read {system} {entity_type} {external_id} and push it to its targets")
             return
         summary = hub.hub.engine.resync_record(system, entity_type, external_id)
+        audit_record_resync(hub.store, cli_actor(), system, entity_type, external_id, summary, reason=reason)
         print_summary(summary, as_json, "Resync")
         exit_for(summary)
         return
     if entity and since:
         with _progress(hub, as_json or dry_run):
             summary = resync_since(hub.hub, entity, since, dry_run=dry_run)
+        if not dry_run:
+            audit_range_resync(hub.store, cli_actor(), entity, since, summary, reason=reason)
         print_summary(summary, as_json, "Dry run" if dry_run else f"Resync {entity} since {since:%Y-%m-%d}")
         exit_for(summary)
         return
@@ -232,23 +222,25 @@ def resync(hub: HubContext, target: tuple[str, ...], entity: str | None, since: 
 @cli.command()
 @click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITY_TYPES),
               help="Entity to reconcile (repeatable; default: all the configured flows cover).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report JSON.")
+@format_option
 @click.pass_obj
 @handles_errors
-def diff(hub: HubContext, entities: tuple[str, ...], as_json: bool) -> None:
+def diff(hub: HubContext, entities: tuple[str, ...], fmt: str) -> None:
     """Reconcile every system against the hub now. Exit 1 when unacknowledged findings are open."""
     chosen = list(entities) or default_diff_entities(hub.hub)
     result = hub.hub.differ.run(chosen)
     raise_alerts(hub.store, hub.config, hub.store.clock(), extra=[findings_alert(result, hub.config.alerts)])
-    report = findings_report(hub.store, status=None)
+    report = findings_report(hub.store, status=None, places=places_of(hub.config.connections, hub.store))
     report["findings"] = [f for f in report["findings"] if f["status"] != "resolved"]
-    if as_json:
+    if fmt == "json":
         print_json({**result.to_json(), "findings": report["findings"], "summary": report["summary"],
                     "errors": result.errors})
+    elif fmt == "csv":
+        click.echo(reports.to_csv(report), nl=False)
     else:
-        console.print(reports.summary_table(report["summary"]))
-        console.print(reports.findings_table(report))
-        console.print(f"{result.new} new, {result.resolved} resolved")
+        print_table(findings_listing(report["findings"]), console)
+        console.print(", ".join(f"{kind} {n:,}" for kind, n in report["summary"].items()))
+        console.print(f"{result.new:,} new, {result.resolved:,} resolved")
     for error in result.errors:
         err_console.print(f"[yellow]{error}[/]")
     # Acknowledged findings are shown but no longer fail the command: a person has seen them.
@@ -271,17 +263,19 @@ def drift() -> None:
 @click.option("--system")
 @click.option("--status", type=click.Choice(["open", "acknowledged", "resolved"]))
 @click.option("--entity", type=click.Choice(ENTITY_TYPES))
-@click.option("--json", "as_json", is_flag=True)
+@format_option
 @click.pass_obj
 @handles_errors
 def drift_list(hub: HubContext, kind: str | None, system: str | None, status: str | None, entity: str | None,
-               as_json: bool) -> None:
+               fmt: str) -> None:
+    """Findings with who and what they are about (customer, document, date, amount)."""
     hub.store.init()
-    report = findings_report(hub.store, kind=kind, system=system, status=status, entity=entity)
-    if as_json:
-        print_json(report)
-    else:
-        console.print(reports.findings_table(report))
+    report = findings_report(hub.store, kind=kind, system=system, status=status, entity=entity,
+                             places=places_of(hub.config.connections, hub.store))
+    if fmt == "csv":  # the findings CSV of `hub drift export --format csv`, one copy
+        click.echo(reports.to_csv(report), nl=False)
+        return
+    emit(fmt, report, lambda: [findings_listing(report["findings"])], console, print_json)
 
 
 @drift.command("show")
@@ -290,25 +284,28 @@ def drift_list(hub: HubContext, kind: str | None, system: str | None, status: st
 @click.pass_obj
 @handles_errors
 def drift_show(hub: HubContext, finding_id: str, as_json: bool) -> None:
+    """One finding as finance reads it: customer, document, date and amount, each system's value,
+    the candidates of a duplicate, links into each vendor's app and the command that settles it."""
     hub.store.init()
+    places = places_of(hub.config.connections, hub.store)
     with hub.store.transaction() as tx:
-        finding = tx.get_finding(finding_id).to_json()
+        finding = finding_json(tx, finding_id, places)
     if as_json:
         print_json(finding)
         return
     console.print(reports.finding_detail(finding))
-    console.print(f"id {finding['id']}\nexternal ids: {', '.join(finding['external_ids']) or '—'}\n"
-                  f"first seen {finding['first_seen']}, last seen {finding['last_seen']}\n{finding['detail']}")
 
 
 @drift.command("ack")
 @click.argument("finding_id")
+@click.option("--comment", help="Why it is acknowledged (kept in the audit log with your name).")
 @click.pass_obj
 @handles_errors
-def drift_ack(hub: HubContext, finding_id: str) -> None:
+def drift_ack(hub: HubContext, finding_id: str, comment: str | None) -> None:
+    """Acknowledge a finding: known and accepted, no longer counted as open."""
     hub.store.init()
     with hub.store.transaction() as tx:
-        finding = tx.ack_finding(finding_id)
+        finding = acknowledge(tx, finding_id, actor=cli_actor(), comment=comment)
     console.print(f"finding {finding.id[:8]} is {finding.status}")
 
 
@@ -320,7 +317,7 @@ def drift_ack(hub: HubContext, finding_id: str) -> None:
 @handles_errors
 def drift_export(hub: HubContext, fmt: str, output: str | None, status: str | None) -> None:
     hub.store.init()
-    report = findings_report(hub.store, status=status)
+    report = findings_report(hub.store, status=status, places=places_of(hub.config.connections, hub.store))
     text = {"json": lambda: json_text(report), "csv": lambda: reports.to_csv(report),
             "html": lambda: reports.to_html(report)}[fmt]()
     if output:
@@ -341,24 +338,17 @@ def outbox() -> None:
 
 @outbox.command("list")
 @click.option("--status", type=click.Choice(["pending", "in_flight", "done", "dead", "dropped"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@format_option
 @click.pass_obj
 @handles_errors
-def outbox_list(hub: HubContext, status: str | None, as_json: bool) -> None:
+def outbox_list(hub: HubContext, status: str | None, fmt: str) -> None:
+    """Writes not landed yet (pending, in flight, dead), or those of one --status."""
     hub.store.init()
     with hub.store.transaction() as tx:
         items = tx.list_outbox(status or None, limit=1000) if status else [
             i for i in tx.list_outbox(None, limit=100000) if i.status in ("pending", "in_flight", "dead")]
-    if as_json:
-        print_json([{k: getattr(i, k) for k in i.__slots__} for i in items])
-        return
-    table = Table(title="Outbox")
-    for column in ("id", "target", "entity", "record", "status", "attempts", "next attempt", "last error"):
-        table.add_column(column, overflow="fold")
-    for i in items:
-        table.add_row(str(i.id), i.target, i.entity_type, i.canonical_id[:8], i.status, str(i.attempts),
-                      f"{i.next_attempt_at:%Y-%m-%d %H:%M:%S}", i.last_error or "")
-    console.print(table)
+    emit(fmt, [{k: getattr(i, k) for k in i.__slots__} for i in items], lambda: [outbox_listing(items, for_csv=fmt == "csv")],
+         console, print_json)
 
 
 @outbox.command("retry")
@@ -374,13 +364,22 @@ def outbox_retry(hub: HubContext, item_id: int) -> None:
 
 @outbox.command("drop")
 @click.argument("item_id", type=OUTBOX_ID)
+@click.option("--reason", required=True, help="Why the write is given up on (kept in the audit log and on "
+                                               "the diff's finding).")
 @click.pass_obj
 @handles_errors
-def outbox_drop(hub: HubContext, item_id: int) -> None:
+def outbox_drop(hub: HubContext, item_id: int, reason: str) -> None:
+    """Give up on a pending or dead write; the diff keeps the record in sight as missing
+    (acknowledged, with who and why) until `hub outbox retry ID` lands it."""
+    from sync.outbox_actions import REASON_NEEDED, drop_write
+
+    if not reason.strip():
+        fail(REASON_NEEDED)
     hub.store.init()
     with hub.store.transaction() as tx:
-        tx.drop_outbox(item_id)
-    console.print(f"outbox item {item_id} dropped (kept for the audit trail)")
+        drop_write(tx, item_id, actor=cli_actor(), reason=reason)
+    console.print(f"outbox item {item_id} dropped (in the audit log with your reason); `hub diff` shows the "
+                  "record as missing, acknowledged")
 
 
 # --------------------------------------------------------------------------- demo, emulate
@@ -451,6 +450,8 @@ cli.add_command(rotate_key_command)
 cli.add_command(forget_customer_command)
 cli.add_command(connect_command)
 cli.add_command(disconnect_command)
+cli.add_command(users)
+cli.add_command(audit)
 
 
 def main() -> None:

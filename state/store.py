@@ -53,6 +53,7 @@ from state.errors import (
 )
 from state.holds import HoldsMixin
 from state.links import LinksMixin
+from state.outbox_views import OutboxViewsMixin
 from state.queues import QueuesMixin
 from state.records import Finding, InboxItem, Link, OutboxItem, Outcome, StoredEntity, utcnow
 from state.runs import RunsMixin
@@ -127,8 +128,8 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- row views
 
 
-class Tx(EntitiesMixin, LinksMixin, QueuesMixin, RunsMixin, ConnectionsMixin, ErasureMixin, HoldsMixin,
-         SightingsMixin, AlertsMixin, AuditMixin, UsersMixin):
+class Tx(EntitiesMixin, LinksMixin, QueuesMixin, OutboxViewsMixin, RunsMixin, ConnectionsMixin, ErasureMixin,
+         HoldsMixin, SightingsMixin, AlertsMixin, AuditMixin, UsersMixin):
     """Operations inside one transaction. Obtain with ``StateStore.transaction()``.
 
     One object over one connection; each table family's operations live in their own module

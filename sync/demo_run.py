@@ -7,13 +7,15 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from state.crypto import generate_key
 from sync import report as reports
 from sync.config import load_config
 from sync.demo import Emulators, plant_drift, seed_company, start_emulators
 from sync.findings import findings_report
+from sync.listings import findings_listing
+from sync.output_formats import print_table
+from sync.progress import RichStreams, queued_writes, rich_progress
 from sync.runtime import Hub
 from sync.terminal import json_text
 
@@ -53,9 +55,7 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
     for stale in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
         (workdir / stale).unlink(missing_ok=True)
     out = err_console if as_json else console
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                        console=err_console, transient=True)
+    progress = rich_progress(err_console)
     emulators: Emulators | None = None
     hub: Hub | None = None
     try:
@@ -73,8 +73,8 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
             config = load_config(config_path)
             hub = Hub.from_config(config)
             hub.store.init()
-            records = progress.add_task("records", total=None)
-            hub.engine.on_progress = lambda _label, n: progress.advance(records, n)
+            # one bar per stream: a push's with its total (the writes queued), a read's with its count
+            hub.engine.on_progress = RichStreams(progress, queued_writes(hub.store)).advance
             summary = hub.engine.sync()
             progress.update(steps, advance=1, description="planting drift behind the hub's back")
             planted = plant_drift(emulators)
@@ -99,8 +99,8 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
             out.print("planted drift:")
             for line in planted:
                 out.print(f"  • {line}")
-            out.print(reports.summary_table(report["summary"]))
-            out.print(reports.findings_table(report))
+            print_table(findings_listing(report["findings"]), out)
+            out.print(", ".join(f"{kind} {n:,}" for kind, n in report["summary"].items()))
             out.print(f"HTML report: {workdir / REPORT_NAME}\nconfig: {config_path}\n"
                       f"database: {workdir / DB_NAME}\ntook {time.monotonic() - started:.1f} s")
         if serve and hub is not None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 
+from sync.audit import cli_actor
 from sync.cli_context import HubContext
+from sync.listings import review_listing
+from sync.output_formats import emit, format_option
 from sync.review import approve, approved, pending_counts
 from sync.terminal import console, fail, handles_errors, print_json
 
 
 @click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @click.pass_context
 @handles_errors
-def review(ctx: click.Context, as_json: bool) -> None:
+def review(ctx: click.Context, fmt: str) -> None:
     """List what waits for approval: per connection in review, the writes planned, none sent.
 
     Run `hub sync --dry-run` first to see per record whether each would be linked, updated or
@@ -30,19 +32,10 @@ def review(ctx: click.Context, as_json: bool) -> None:
         names = sorted(engine.review_connections)
         counts = pending_counts(tx, names)
     rows: list[dict[str, Any]] = [{"connection": name, "approved": name in done, "pending": counts.get(name, {})} for name in names]
-    if as_json:
-        print_json({"connections": rows})
-        return
-    if not rows:
+    if not rows and fmt == "table":
         console.print('no connection has first_contact = "review"; every connection is written to as it syncs')
         return
-    table = Table(title="Writes held for review (planned, not sent)")
-    for column in ("connection", "state", "waiting"):
-        table.add_column(column)
-    for row in rows:
-        waiting = ", ".join(f"{n} {what}" for what, n in row["pending"].items()) or "-"
-        table.add_row(row["connection"], "approved" if row["approved"] else "waiting for approval", waiting)
-    console.print(table)
+    emit(fmt, {"connections": rows}, lambda: [review_listing(rows)], console, print_json)
 
 
 @review.command("approve")
@@ -56,7 +49,7 @@ def review_approve(hub: HubContext, connections: tuple[str, ...]) -> None:
     if unknown:
         fail(f"{', '.join(unknown)}: not a connection with first_contact = \"review\" "
              f"(those are: {', '.join(sorted(held)) or 'none'})")
-    now = approve(hub.hub.store, connections or sorted(held))
+    now = approve(hub.hub.store, connections or sorted(held), actor=cli_actor())
     for name in now:
         console.print(f"approved {name}: its writes go with the next sync")
     if not now:

@@ -6,7 +6,6 @@ or database problems, 1 for findings or failures worth attention) and never show
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -14,7 +13,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from connectors.base import ConnectorError
@@ -22,6 +20,8 @@ from mapping import exact_json
 from state.errors import StateError
 from sync.config import ConfigError
 from sync.engine import SyncSummary
+from sync.listings import status_listings
+from sync.output_formats import Column, Listing, print_table
 from sync.repair import RepairError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,94 +70,50 @@ def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> N
     if as_json:
         print_json(summary.to_json())
         return
-    columns = ("read", "added", "changed", "unchanged", "linked", "written", "held", "dead", "retried", "failed")
-    table = Table(title=title)
-    table.add_column("system")
-    table.add_column("entity")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for (connection, entity), stats in sorted(summary.streams.items()):
-        table.add_row(connection, entity, *(str(getattr(stats, c)) for c in columns))
-    console.print(table)
+    print_table(summary_listing(summary, title), console)
     for name, reason in summary.paused.items():
         console.print(f"[yellow]paused[/] {name}: {reason}")
     for error in summary.errors[:20]:
         console.print(f"[red]error[/] {error}")
     for name, queued in sorted(summary.waiting_review.items()):
-        console.print(f"[yellow]held for review[/] {name}: {queued} writes planned, none sent "
+        console.print(f"[yellow]held for review[/] {name}: {queued:,} writes planned, none sent "
                       f"(first_contact = \"review\"); `hub review` lists them, "
                       f"`hub review approve --connection {name}` lets them go")
     if summary.first_contact:
-        plan = Table(title="Dry run: what the push would do with each planned record (nothing was written)")
-        for column in ("system", "entity", "linked", "unchanged", "updated", "created", "held"):
-            plan.add_column(column, justify="left" if column in ("system", "entity") else "right")
-        plan.add_column("why")
+        plan = Listing("Dry run: what the push would do with each planned record (nothing was written)", [
+            Column("stream"), *(Column(c, "number") for c in FIRST_CONTACT), Column("why")])
         for row in summary.first_contact:
-            plan.add_row(row["connection"], row["entity"],
-                         *(str(row[c]) for c in ("linked", "unchanged", "updated", "created", "held")),
-                         "; ".join(f"{n} {why}" for why, n in row["why"].items()))
-        console.print(plan)
+            plan.add(f"{row['connection']} {row['entity']}", *(row[c] for c in FIRST_CONTACT),
+                     "; ".join(f"{n:,} {why}" for why, n in row["why"].items()))
+        print_table(plan, console)
     if summary.planned:
-        plan = Table(title="Dry run: writes it would make (none were made)")
-        for column in ("system", "operation", "entity", "record", "changed fields"):
-            plan.add_column(column)
+        writes = Listing("Dry run: writes it would make (none were made)", [
+            Column("system"), Column("operation"), Column("entity"), Column("record", "id"), Column("changed fields")])
         for p in summary.planned:
-            plan.add_row(p["system"], p["operation"], p["entity"], p["record"], ", ".join(p["changed_fields"]))
-        console.print(plan)
+            writes.add(p["system"], p["operation"], p["entity"], p["record"], ", ".join(p["changed_fields"]))
+        print_table(writes, console)
 
 
-def print_checks(rows: list[dict[str, Any]]) -> None:
-    """``hub check`` for people: one block per connection."""
-    for row in rows:
-        mark = "[green]ok[/]" if row["ok"] else "[red]FAILED[/]"
-        console.print(f"{mark} {row['name']} ({row['system']})")
-        if row["account"]:
-            console.print(f"    account: {row['account']}; base currency {row['base_currency'] or 'per record'}")
-        if row["scopes"]:
-            console.print(f"    scopes: {', '.join(row['scopes'])}")
-        for key, value in sorted(row["details"].items()):
-            console.print(f"    {key}: {value}")
-        if row["problem"]:
-            console.print(f"    [yellow]{row['problem']}[/]")
+FIRST_CONTACT = ("linked", "unchanged", "updated", "created", "held")
+SUMMARY_COUNTS = ("added", "changed", "unchanged", "linked", "held", "dead", "retried", "failed")
+
+
+def summary_listing(summary: SyncSummary, title: str) -> Listing:
+    """A pass per stream: what it read and wrote in columns of their own, the other counts that
+    are not zero in words (ten count columns never fit 80: they cut "1,001" to "10…")."""
+    listing = Listing(title, [Column("system"), Column("entity"), Column("read", "number"),
+                              Column("written", "number"), Column("besides")], empty="nothing to sync")
+    for (connection, entity), stats in sorted(summary.streams.items()):
+        besides = ", ".join(f"{c} {getattr(stats, c):,}" for c in SUMMARY_COUNTS if getattr(stats, c))
+        listing.add(connection, entity, stats.read, stats.written, besides)
+    return listing
 
 
 def print_status(data: dict[str, Any]) -> None:
-    """``hub status`` for people (``gather_status`` data)."""
-    table = Table(title="Connections")
-    for column in ("name", "system", "status", "reason / resumes"):
-        table.add_column(column)
-    for c in data["connections"]:
-        note = c["reason"] or ""
-        if c["paused_until"]:
-            note = f"{note} (resumes {c['paused_until']:%Y-%m-%d %H:%M} UTC)".strip()
-        style = "green" if c["status"] == "ok" else "yellow"
-        table.add_row(c["name"], c["system"], f"[{style}]{c['status']}[/]", note)
-    console.print(table)
-    cursors = Table(title="Cursors")
-    for column in ("connection", "stream", "last success"):
-        cursors.add_column(column)
-    for c in data["cursors"]:
-        cursors.add_row(c["connection"], c["stream"], str(c["last_success"] or "never"))
-    console.print(cursors)
-    runs = Table(title="Last runs")
-    for column in ("kind", "scope", "status", "started", "counts"):
-        runs.add_column(column)
-    for r in data["runs"]:
-        runs.add_row(r["kind"], r["scope"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
-                     json.dumps(r["counts"], sort_keys=True)[:80])
-    console.print(runs)
-    outbox = ", ".join(f"{k} {v}" for k, v in sorted(data["outbox"].items())) or "empty"
-    findings = ", ".join(f"{k} {v}" for k, v in sorted(data["open_findings"].items())) or "none"
+    """``hub status`` for people (``gather_status`` data): its three tables, then the outbox and
+    the open findings in a line each."""
+    for listing in status_listings(data):
+        print_table(listing, console)
+    outbox = ", ".join(f"{k} {v:,}" for k, v in sorted(data["outbox"].items())) or "empty"
+    findings = ", ".join(f"{k} {v:,}" for k, v in sorted(data["open_findings"].items())) or "none"
     console.print(f"outbox: {outbox}\nopen findings: {findings}")
-
-
-def print_export(entity: str, data: dict[str, Any]) -> None:
-    """``hub export`` for people (``export_records`` data)."""
-    table = Table(title=f"{entity} ({len(data['records'])})")
-    for column in ("id", "name / number", "links"):
-        table.add_column(column)
-    for record in data["records"]:
-        label = record["data"].get("name") or record["data"].get("number") or ""
-        links = "; ".join(f"{s}: {', '.join(ids)}" for s, ids in sorted(record["links"].items()))
-        table.add_row(record["id"], str(label), links)
-    console.print(table)

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from sync.cli_context import HubContext
+from sync.listings import usage_listing
+from sync.output_formats import emit, format_option
 from sync.terminal import console, fail, handles_errors, print_json
 
 
@@ -47,25 +48,18 @@ def usage_import(hub: HubContext, path: Path, no_send: bool) -> None:
 
 @usage.command("totals")
 @click.option("--customer", help="Only this customer (hub id or Stripe customer id).")
-@click.option("--json", "as_json", is_flag=True)
+@format_option
 @click.pass_obj
 @handles_errors
-def usage_totals_command(hub: HubContext, customer: str | None, as_json: bool) -> None:
+def usage_totals_command(hub: HubContext, customer: str | None, fmt: str) -> None:
     """Usage per customer, meter and month, as the hub counted it."""
     from sync.usage import usage_totals
 
     hub.store.init()
     totals = [t for t in usage_totals(hub.store) if customer in (None, t.customer)]
-    if as_json:
-        print_json([{"customer": t.customer, "event_name": t.event_name, "period": t.period,
-                     "value": str(t.value), "events": t.events} for t in totals])
-        return
-    table = Table(title="Usage totals")
-    for column in ("customer", "meter", "period", "value", "events"):
-        table.add_column(column)
-    for t in totals:
-        table.add_row(t.customer, t.event_name, t.period, str(t.value), str(t.events))
-    console.print(table)
+    rows = [{"customer": t.customer, "event_name": t.event_name, "period": t.period,
+             "value": str(t.value), "events": t.events} for t in totals]
+    emit(fmt, rows, lambda: [usage_listing(rows)], console, print_json)
 
 
 __all__ = ["usage"]

@@ -75,7 +75,7 @@ def test_status_fails_for_a_dead_letter_and_diff_not_for_acknowledged_findings(c
         tx.dead_outbox(item.id, "400 validation error")
     code, status = _status(company)
     assert code == 1 and "1 dead letters (hub outbox list)" in status["attention"]
-    assert _hub(company, "outbox", "drop", str(item.id)).exit_code == 0
+    assert _hub(company, "outbox", "drop", str(item.id), "--reason", "a test's made-up write").exit_code == 0
     code, status = _status(company)
     assert code == 0, status["attention"]
 

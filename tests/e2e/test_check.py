@@ -38,7 +38,8 @@ def test_check_reports_each_account_and_status_shows_only_checked_connections_ok
     assert rows["salesforce"]["details"]["daily_api_requests"]["max"] > 0
     assert set(_statuses(company).values()) == {"ok"}
     text = _hub(company, "check")
-    assert text.exit_code == 0 and "ok stripe (stripe)" in text.stdout
+    assert text.exit_code == 0 and [line.split()[:2] for line in text.stdout.splitlines()
+                                     if line.startswith("stripe ")] == [["stripe", "ok"]], text.stdout
 
 
 def test_check_fails_for_refused_credentials_and_missing_setup(company: Company) -> None:

@@ -1,0 +1,54 @@
+"""Writes a person dropped: the diff keeps each in sight as the record missing from its target.
+
+``hub outbox drop`` (and the console's and the API's Drop) gives up on a write on purpose, with a
+reason, in the audit log. The record is still in its source and in the other systems, and not in
+the target: that is a gap in the books, and it must not vanish from the diff — before, the
+dropped write still counted as "on its way", so within ``stale_sla`` the record was neither
+missing nor counted in the day totals. Now a dropped write that no later write of the record to
+that target followed is ``missing`` at once, acknowledged (a person decided), naming who dropped
+it, when and why; its amount is the finding's, so the day totals count it as that gap.
+``hub outbox retry ID`` queues it again: once it lands, the next diff no longer sees the record
+missing and resolves the finding.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from state.audit import AuditFilter
+from state.store import Tx
+from sync.audit import list_actions
+
+DROP_ACTION = "outbox.drop"  # the audit action of a dropped write (CLI, console, API)
+DROPPED_KEY = "dropped"  # the missing finding's key: apart from a dead write's ("held")
+
+
+def create_table(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE dropped (canonical_id TEXT, target TEXT, item_id INT, actor TEXT, reason TEXT, "
+               "at TEXT, PRIMARY KEY (canonical_id, target)) WITHOUT ROWID")
+
+
+def load_dropped(db: sqlite3.Connection, tx: Tx, entity_type: str) -> None:
+    """The dropped writes of ``entity_type`` still standing, with who dropped each and why (its
+    newest audit entry; one dropped before the audit log existed says so)."""
+    for canonical_id, target, item_id in tx.dropped_writes(entity_type):
+        entries = list_actions(tx, AuditFilter(action=DROP_ACTION, target_kind="outbox", target_id=str(item_id)),
+                               limit=1)
+        entry = entries[0] if entries else None
+        db.execute("INSERT OR REPLACE INTO dropped VALUES (?,?,?,?,?,?)",
+                   (canonical_id, target, item_id, entry.actor if entry else None,
+                    entry.reason if entry else None, entry.at.isoformat() if entry else None))
+
+
+def dropped_in_words(entity_type: str, canonical_id: str, system: str, item_id: int, actor: str | None,
+                     reason: str | None, at: str | None) -> str:
+    """The finding's detail: what is missing, who gave up on it, when, why, and how to undo it."""
+    who = (f"{actor} dropped its write (outbox item {item_id}) at {at[:16].replace('T', ' ')} UTC"
+           if actor and at else f"its write (outbox item {item_id}) was dropped (before the audit log: "
+                                "no one named)")
+    why = f": {reason}" if reason else " (no reason given)"
+    return (f"{entity_type} {canonical_id} is not in {system}: {who}{why}; "
+            f"`hub outbox retry {item_id}` writes it, and the next diff resolves this")
+
+
+__all__ = ["DROPPED_KEY", "DROP_ACTION", "create_table", "dropped_in_words", "load_dropped"]

@@ -1,0 +1,30 @@
+"""A person's actions on the outbox, audited: the one place the CLI, the console and the API drop a
+write (``hub outbox drop ID --reason TEXT``).
+
+Dropping a write gives up on a change a system should have had, so it takes a reason (a careful
+finance team wants to know later why an invoice never reached a ledger) and names the person: both
+go to the audit log in the transaction that drops it, and the diff reads them back for the
+acknowledged ``missing`` finding that keeps the gap in sight (``sync/diff_dropped.py``).
+"""
+
+from __future__ import annotations
+
+from state.store import Tx
+from sync.audit import record_action
+from sync.diff_dropped import DROP_ACTION
+
+REASON_NEEDED = "say why the write is dropped (--reason TEXT): it is kept in the audit log and on the finding"
+
+
+def drop_write(tx: Tx, item_id: int, *, actor: str, reason: str) -> None:
+    """Drop outbox item ``item_id`` on ``actor``'s word, with ``reason``, in the audit log.
+    ``NotFound`` when it is not pending or dead; ``ValueError`` for a blank reason."""
+    if not reason.strip():
+        raise ValueError(REASON_NEEDED)
+    before = tx.outbox_status(item_id)
+    tx.drop_outbox(item_id)
+    record_action(tx, actor, DROP_ACTION, "outbox", item_id, before={"status": before},
+                  after={"status": "dropped"}, reason=reason)
+
+
+__all__ = ["REASON_NEEDED", "drop_write"]
