@@ -24,8 +24,10 @@ deletions are then seen only by the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ import stripe
 
 from connectors.base import AuthError, InvalidError, Page, Record
 from connectors.stripe.client import STRIPE_VERSION, StripeApi
-from connectors.stripe.versions import answered_at, http_second, version_at
+from connectors.stripe.versions import answered_at, http_second, read_at, version_at
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ class ListPage:
     data: list[dict[str, Any]]
     has_more: bool
     headers: Mapping[str, str]
+    round_trip: float = 0.0  # seconds from sending the request to its answer (retries included)
 
 
 def _server_time(page: ListPage) -> int | None:
@@ -193,8 +196,9 @@ class StreamReader:
                 raise InvalidError(f"Stripe sent an unexpected answer to GET {path}", system="stripe")
             return ListPage([dict(o) for o in body["data"]], bool(body.get("has_more")),
                             dict(response.headers or {}))
+        began = time.monotonic()
         page: ListPage = self.api.call(send)
-        return page
+        return dataclasses.replace(page, round_trip=time.monotonic() - began)
 
     # -- full fetch ------------------------------------------------------------------------
 
@@ -209,7 +213,7 @@ class StreamReader:
             page = self._list(stream.path, params)
             items = page.data
             self.prepare_page(entity_type, items)
-            listed_at = _server_time(page)
+            listed_at = read_at(_server_time(page), page.round_trip)
             records = [record_of(entity_type, self.enrich(entity_type, o), current_at=listed_at) for o in items]
             last = not page.has_more or not items
             if last:
@@ -336,21 +340,24 @@ class StreamReader:
         # version's shape (a deletion is taken as sent: its data is never mapped)
         current_at = int(event["created"])  # the event's copy: the state right after its change
         if not deleted and (stream.retrieve_params is not None or event.get("api_version") != STRIPE_VERSION):
-            fresh = self.api.call(lambda c: stream.service(c).retrieve(obj["id"],
-                                                                          params=dict(stream.retrieve_params or {})))
-            obj, current_at = to_plain(fresh), answered_at(fresh) or current_at
+            fresh, read = self._retrieve(stream, str(obj["id"]))
+            obj, current_at = to_plain(fresh), read or current_at
         data = obj if deleted else self.enrich(stream.entity_type, obj)
         return record_of(stream.entity_type, data, deleted=deleted, changed_at=int(event["created"]),
                          current_at=current_at)
 
     def refetch(self, record: Record) -> Record:
         """A record read again with its stream's expansions, which event payloads never carry."""
-        stream = STREAMS[record.entity_type]
-        fresh = self.api.call(lambda c: stream.service(c).retrieve(
-            record.external_id, params=dict(stream.retrieve_params or {})))
+        fresh, read = self._retrieve(STREAMS[record.entity_type], record.external_id)
         changed = int(record.updated_at.timestamp()) if record.updated_at else None
         return record_of(record.entity_type, self.enrich(record.entity_type, to_plain(fresh)), changed_at=changed,
-                         current_at=answered_at(fresh))
+                         current_at=read)
+
+    def _retrieve(self, stream: Stream, object_id: str) -> tuple[Any, int | None]:
+        """One object with its stream's expansions, and the second it is known current at."""
+        began = time.monotonic()
+        fresh = self.api.call(lambda c: stream.service(c).retrieve(object_id, params=dict(stream.retrieve_params or {})))
+        return fresh, read_at(answered_at(fresh), time.monotonic() - began)
 
     def records_for_event(self, payload: Mapping[str, Any]) -> list[Record]:
         """Records carried by one webhook event (no API call; expansions are absent, and the object

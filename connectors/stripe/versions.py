@@ -3,8 +3,9 @@
 Stripe objects carry no updated-at and no version field (only ``created``; see the API facts,
 9.1), so the hub versions a state by *when it was current*, on Stripe's own clock:
 
-* an object read (a GET, a page of a list): the answer's ``Date`` header — the state then holds
-  every change made before it;
+* an object read (a GET, a page of a list): the answer's ``Date`` header less the request's
+  round trip (``read_at``) — Stripe stamps the header as it answers, having read the object at
+  some moment since the request reached it; the state then holds every change made before;
 * an event's copy of its object (``data.object``, used by the change feed when it needs no
   expansion): the event's ``created`` — the state right after that change;
 * an event names its change at its ``created``.
@@ -21,6 +22,7 @@ margin of it). That is what lets the inbox answer an event created before it fro
 
 from __future__ import annotations
 
+import math
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -50,6 +52,12 @@ def http_second(headers: Any) -> int | None:
         return None
 
 
+def read_at(answered: int | None, round_trip: float) -> int | None:
+    """The second a read's state is known current at: ``answered`` (its ``Date``) less the
+    round trip as the client timed it (retries and waits included: only ever earlier)."""
+    return None if answered is None else answered - math.ceil(max(round_trip, 0.0))
+
+
 def answered_at(obj: Any) -> int | None:
     """When Stripe answered the request that returned the SDK object ``obj`` (its ``Date``)."""
     response = getattr(obj, "last_response", None)
@@ -70,4 +78,4 @@ class StripeVersions:
         return version if b is None or a >= b else held
 
 
-__all__ = ["MARGIN_SECONDS", "StripeVersions", "answered_at", "http_second", "second_of", "version_at"]
+__all__ = ["MARGIN_SECONDS", "StripeVersions", "answered_at", "http_second", "read_at", "second_of", "version_at"]
