@@ -29,6 +29,7 @@ from sync.finding_actions import acknowledge
 from sync.finding_view import places_of
 from sync.findings import KINDS, finding_json, findings_report
 from sync.listings import checks_listing, export_listing, findings_listing, outbox_listing, status_listings
+from sync.outbox_actions import REASON_NEEDED, drop_write, retry_write
 from sync.output_formats import emit, format_option, print_table
 from sync.progress import engine_progress
 from sync.queries import export_records, gather_status
@@ -353,12 +354,14 @@ def outbox_list(hub: HubContext, status: str | None, fmt: str) -> None:
 
 @outbox.command("retry")
 @click.argument("item_id", type=OUTBOX_ID)
+@click.option("--reason", help="Why (kept in the audit log with your name).")
 @click.pass_obj
 @handles_errors
-def outbox_retry(hub: HubContext, item_id: int) -> None:
+def outbox_retry(hub: HubContext, item_id: int, reason: str | None) -> None:
+    """Put a dead or dropped write back in the queue, due now."""
     hub.store.init()
     with hub.store.transaction() as tx:
-        tx.retry_outbox(item_id)
+        retry_write(tx, item_id, actor=cli_actor(), reason=reason)
     console.print(f"outbox item {item_id} is pending again; the next sync pass or `hub run` writes it")
 
 
@@ -371,8 +374,6 @@ def outbox_retry(hub: HubContext, item_id: int) -> None:
 def outbox_drop(hub: HubContext, item_id: int, reason: str) -> None:
     """Give up on a pending or dead write; the diff keeps the record in sight as missing
     (acknowledged, with who and why) until `hub outbox retry ID` lands it."""
-    from sync.outbox_actions import REASON_NEEDED, drop_write
-
     if not reason.strip():
         fail(REASON_NEEDED)
     hub.store.init()

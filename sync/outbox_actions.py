@@ -1,5 +1,5 @@
-"""A person's actions on the outbox, audited: the one place the CLI, the console and the API drop a
-write (``hub outbox drop ID --reason TEXT``).
+"""A person's actions on the outbox, audited: the one place the CLI, the console and the API drop
+a write (``hub outbox drop ID --reason TEXT``) or retry one (``hub outbox retry ID``).
 
 Dropping a write gives up on a change a system should have had, so it takes a reason (a careful
 finance team wants to know later why an invoice never reached a ledger) and names the person: both
@@ -13,6 +13,7 @@ from state.store import Tx
 from sync.audit import record_action
 from sync.diff_dropped import DROP_ACTION
 
+RETRY_ACTION = "outbox.retry"
 REASON_NEEDED = "say why the write is dropped (--reason TEXT): it is kept in the audit log and on the finding"
 
 
@@ -27,4 +28,14 @@ def drop_write(tx: Tx, item_id: int, *, actor: str, reason: str) -> None:
                   after={"status": "dropped"}, reason=reason)
 
 
-__all__ = ["REASON_NEEDED", "drop_write"]
+def retry_write(tx: Tx, item_id: int, *, actor: str, reason: str | None = None) -> None:
+    """Put outbox item ``item_id`` (dead, dropped or pending) back in the queue, due now, on
+    ``actor``'s word, in the audit log; ``NotFound`` when it cannot be retried. A dropped write
+    retried and landed resolves its ``missing`` finding at the next diff."""
+    before = tx.outbox_status(item_id)
+    tx.retry_outbox(item_id)
+    record_action(tx, actor, RETRY_ACTION, "outbox", item_id, before={"status": before},
+                  after={"status": "pending"}, reason=reason)
+
+
+__all__ = ["REASON_NEEDED", "RETRY_ACTION", "drop_write", "retry_write"]
