@@ -34,9 +34,10 @@ REASON_MAX = 2000
 
 
 def _without_secrets(value: Any) -> Any:
+    """Text under a key naming a secret is redacted (a flag like ``had_tokens`` or a count is kept)."""
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if any(w in str(k).lower() for w in SECRET_WORDS) else _without_secrets(v)
-                for k, v in value.items()}
+        return {str(k): REDACTED if isinstance(v, str | bytes) and any(w in str(k).lower() for w in SECRET_WORDS)
+                else _without_secrets(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_without_secrets(v) for v in value]
     return value

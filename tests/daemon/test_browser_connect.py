@@ -16,6 +16,7 @@ from connectors.emulation import RunningEmulator
 from connectors.quickbooks import connector as qbo
 from connectors.quickbooks.emulator import QuickBooksEmulator
 from connectors.retry import RetryPolicy
+from state.audit import AuditFilter
 from state.store import StateStore
 from sync.checks import check_connections
 from sync.runtime import Hub
@@ -101,6 +102,9 @@ async def test_reconnect_a_revoked_quickbooks_from_the_console(
         state = tx.connection_state("quickbooks")
         creds = tx.load_credentials("quickbooks")
     assert state is not None and state["status"] == "ok" and state["reason"] == "connected"
+    with store.transaction() as tx:  # the person who started it, though the callback had no session
+        (connected,) = tx.list_audit(AuditFilter(action="connection.connect"))
+    assert connected.actor == "console:admin" and connected.target_id == "quickbooks"
     emulator: Any = running.emulator
     assert creds is not None and running.on_loop(lambda: emulator.oauth.refresh_tokens[creds["refresh_token"]]) == "active"
     # the daemon's own connector (refused before) works again without a restart

@@ -21,7 +21,9 @@ import requests
 from click.testing import CliRunner, Result
 
 from hub import cli
+from state.audit import AuditFilter
 from state.crypto import generate_key
+from sync.audit import cli_actor
 from sync.config import load_config
 from sync.demo import QBO_REALM, XERO_TENANT, Emulators, start_emulators
 from sync.runtime import open_store
@@ -218,6 +220,16 @@ def test_disconnect_revokes_the_grant_and_deletes_the_tokens(emus: Emulators, co
     assert _status(config_path)["quickbooks"]["status"] == "needs_reauth"
     # the refresh token still in the config does not quietly reconnect it
     assert _hub(config_path, "check", "--connection", "quickbooks").exit_code == 1
+    store = open_store(load_config(config_path))
+    try:  # both are in the audit log, by the person at the terminal, without a token
+        with store.transaction() as tx:
+            entries = list(reversed(tx.list_audit(AuditFilter(target_kind="connection"))))
+    finally:
+        store.dispose()
+    assert [(e.action, e.actor, e.target_id) for e in entries] == [
+        ("connection.connect", cli_actor(), "quickbooks"), ("connection.disconnect", cli_actor(), "quickbooks")]
+    assert entries[0].after == {"system": "quickbooks", "realm_id": QBO_REALM}
+    assert entries[1].after["had_tokens"] is True and stored["refresh_token"] not in str(entries[1].to_json())
 
 
 def test_the_code_exchange_checks_redirect_uri_verifier_and_one_time_use(emus: Emulators) -> None:
