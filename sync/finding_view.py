@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from mapping.model import CreditNote, Customer, Entity, Invoice, Payment, Payout, Price, Product, Refund
 from mapping.money import MoneyError, format_money
-from state.records import Finding, StoredEntity
+from state.records import Finding, Link
 from state.store import StateStore, Tx
 from sync.finding_facts import day_of, money_json
 
@@ -172,16 +172,46 @@ class FindingView:
     def __init__(self, tx: Tx, places: Places | None = None) -> None:
         self.tx = tx
         self.places: Places = places or {}
-        self._entities: dict[str, StoredEntity | None] = {}
+        self._entities: dict[str, Entity | None] = {}
+        self._linked: dict[tuple[str, str], list[Link]] = {}
         self._related: dict[str, list[Finding]] = {}
+        self._systems: list[str] = sorted(self.places)
+
+    def prime(self, findings: Sequence[Finding]) -> None:
+        """Read the records, the records they name and their links in a few statements (the
+        transaction must be ``remembering``): an export of thousands is not a query per finding."""
+        self._systems = sorted({*self.places, *(f.system for f in findings)})
+        records = [f.canonical_id for f in findings if f.canonical_id and f.kind != "totals"]
+        self.tx.prefetch_entities(records)
+        named = [getattr(e, ref, None) for e in map(self.entity, records)
+                 for ref in ("customer_id", "invoice_id", "credit_note_id", "product_id")]
+        self.tx.prefetch_entities([n for n in named if isinstance(n, str) and n])
+        by_type: dict[str, list[str]] = {}
+        for f in findings:
+            if f.canonical_id and f.kind != "totals":
+                by_type.setdefault(f.entity, []).append(f.canonical_id)
+        for entity_type, ids in by_type.items():
+            self.tx.prefetch_links_of(ids, entity_type, self._systems)
 
     def entity(self, canonical_id: str | None) -> Entity | None:
         if not canonical_id:
             return None
         if canonical_id not in self._entities:
-            self._entities[canonical_id] = self.tx.get_entity(canonical_id)
-        stored = self._entities[canonical_id]
-        return stored.entity() if stored is not None else None
+            stored = self.tx.get_entity(canonical_id)
+            self._entities[canonical_id] = stored.entity() if stored is not None else None
+        return self._entities[canonical_id]
+
+    def linked(self, canonical_id: str, entity_type: str) -> list[Link]:
+        """The record's live links of its own type, one per system."""
+        key = (canonical_id, entity_type)
+        if key not in self._linked:
+            if self._systems:
+                found = [self.tx.link_for(canonical_id, s, entity_type) for s in self._systems]
+                links = [link for link in found if link is not None]
+            else:
+                links = [link for link in self.tx.links_of(canonical_id) if link.object_type == entity_type]
+            self._linked[key] = sorted((link for link in links if not link.deleted), key=lambda link: link.system)
+        return self._linked[key]
 
     def relate(self, findings: Iterable[Finding]) -> None:
         """The unresolved findings of the same records (their systems' values)."""
@@ -278,11 +308,10 @@ class FindingView:
     def _links(self, finding: Finding) -> dict[str, str]:
         links: dict[str, str] = {}
         if finding.canonical_id and finding.kind != "totals":
-            for link in self.tx.links_of(finding.canonical_id):
-                if link.object_type == finding.entity and not link.deleted:
-                    url = web_link(self.places.get(link.system), finding.entity, link.external_id)
-                    if url:
-                        links[link.system] = url
+            for link in self.linked(finding.canonical_id, finding.entity):
+                url = web_link(self.places.get(link.system), finding.entity, link.external_id)
+                if url:
+                    links[link.system] = url
         if finding.system not in links and finding.external_ids and finding.kind != "totals":
             url = web_link(self.places.get(finding.system), finding.entity, finding.external_ids[0])
             if url:
@@ -290,9 +319,8 @@ class FindingView:
         return links
 
     def _holders(self, finding: Finding) -> list[str]:
-        linked = [] if not finding.canonical_id or finding.kind == "totals" else sorted(
-            {link.system for link in self.tx.links_of(finding.canonical_id)
-             if link.object_type == finding.entity and not link.deleted})
+        linked = [] if not finding.canonical_id or finding.kind == "totals" else [
+            link.system for link in self.linked(finding.canonical_id, finding.entity)]
         return sorted({*linked, finding.system})
 
     def _values(self, finding: Finding, currency: str | None) -> dict[str, Any]:
@@ -333,7 +361,8 @@ class FindingView:
     def _candidates(self, finding: Finding, facts: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         if finding.kind not in ("duplicate", "orphan"):
             return []
-        link = self.tx.link_for(finding.canonical_id, finding.system, finding.entity) if finding.canonical_id else None
+        link = next((x for x in self.linked(finding.canonical_id, finding.entity) if x.system == finding.system),
+                    None) if finding.canonical_id else None
         place = self.places.get(finding.system)
         known = dict(facts)
         shown = []
@@ -365,8 +394,10 @@ def abouts(tx: Tx, findings: Sequence[Finding], places: Places | None = None) ->
     """Finding id -> its ``about``, the findings of the same records read once for all."""
     view = FindingView(tx, places)
     records = sorted({f.canonical_id for f in findings if f.canonical_id})
-    view.relate(tx.findings_of_records(records) if records else [])
-    return {f.id: view.about(f) for f in findings}
+    with tx.remembering():
+        view.prime(findings)
+        view.relate(tx.findings_of_records(records) if records else [])
+        return {f.id: view.about(f) for f in findings}
 
 
 __all__ = ["MONEY_FIELDS", "FindingView", "Place", "Places", "abouts", "action_of", "money_text",
