@@ -115,3 +115,18 @@ def test_links_for_each_vendor() -> None:
     assert web_link(Place("xero"), "customer", "c-1") == "https://go.xero.com/Contacts/View/c-1"
     assert web_link(Place("xero"), "payout", "p-1") is None  # no page of its own: no made-up link
     assert web_link(Place("salesforce"), "customer", "001") is None  # no org address known
+
+
+def test_a_day_total_names_its_day_and_the_unexplained_difference(store: StateStore) -> None:
+    with store.transaction() as tx:
+        tx.upsert_finding(fingerprint="t", kind="totals", entity="payment", system="quickbooks", canonical_id=None,
+                          external_ids=[], fields={"total": {"hub": 123_400, "quickbooks": 123_403}}, run_id=None,
+                          detail="payment totals for 2026-10-05 in USD differ: quickbooks 123403 vs 123400 "
+                                 "(minor units, +3 unexplained by record findings)")
+    (finding,) = findings_report(store, places=PLACES)["findings"]
+    about = finding["about"]
+    assert (about["date"], about["amount_text"], about["customer"], about["links"]) == ("2026-10-05", "0.03 USD",
+                                                                                         None, {})
+    assert about["values"]["rows"] == [{"field": "total", "values": {"hub": "1,234.00 USD",
+                                                                     "quickbooks": "1,234.03 USD"}}]
+    assert about["action"]["kind"] == "none"
