@@ -47,9 +47,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector, ConnectorError
+from connectors.base import Connector, ConnectorError, Record
 from mapping.keys import normalise_key
-from mapping.model import Customer
+from mapping.model import Customer, Entity
 from state.store import StateStore
 from sync.context import MAPPING_ERRORS
 from sync.diff_balance import (
@@ -61,6 +61,8 @@ from sync.diff_balance import (
 )
 from sync.diff_balance import create_tables as create_balance_tables
 from sync.diff_balance import lagging as balance_lagging
+from sync.diff_dropped import DROPPED_KEY, dropped_in_words, load_dropped
+from sync.diff_dropped import create_table as create_dropped_table
 from sync.diff_money import comparable, invoice_differing, payment_rates, said_by
 from sync.diff_scratch import (
     MONEY_FIELDS,
@@ -74,7 +76,8 @@ from sync.diff_scratch import (
     view_of,
 )
 from sync.diff_totals import TOTALLED, measure_totals
-from sync.findings import DiffFinding, DiffResult, kept_fingerprints
+from sync.finding_facts import Facts, candidates, note_documents, record_facts
+from sync.findings import DiffFinding, DiffResult, store_findings
 from sync.flows import Routing
 from sync.run_lease import run_lease
 
@@ -166,23 +169,8 @@ class Differ:
                                          "once it answers")
                     continue
             with self.store.transaction() as tx:
-                decided = kept_fingerprints(tx, entity_type)
-                seen: set[str] = set()
-                for f in found:
-                    fp = f.fingerprint
-                    if fp in decided or fp in seen:
-                        continue  # the user already picked the record to keep for this very set
-                    seen.add(fp)
-                    _fid, new = tx.upsert_finding(
-                        fingerprint=fp, kind=f.kind, entity=f.entity, system=f.system,
-                        canonical_id=f.canonical_id, external_ids=f.external_ids, fields=f.fields,
-                        detail=f.detail, run_id=run_id)
-                    result.new += int(new)
+                store_findings(tx, entity_type, found, run_id, result)
                 result.resolved += tx.resolve_unseen_findings(run_id, entity=entity_type)
-                # one read of this run's findings (a lookup per finding would scan per id prefix)
-                result.findings.extend(
-                    r.to_json() for r in tx.list_findings(entity=entity_type)
-                    if r.fingerprint in seen and r.status != "resolved")
 
     # ------------------------------------------------------------------ one entity type
 
@@ -202,6 +190,7 @@ class Differ:
                 resolve_keys(db)
                 keyed = time.perf_counter()
                 findings = list(self._classify(db, entity_type, holders))
+                note_documents(self.store, findings)
                 log.info("diff %s: hub %.1fs, systems %.1fs, keys %.1fs, classify %.1fs, %d findings",
                          entity_type, loaded_hub - started, loaded - loaded_hub, keyed - loaded,
                          time.perf_counter() - keyed, len(findings))
@@ -223,6 +212,7 @@ class Differ:
         systems = {n: self.connectors[n].system for n in holders}
         balances: dict[str, dict[str, int]] = {}
         create_balance_tables(db)
+        create_dropped_table(db)
         with self.store.transaction() as tx:
             if entity_type == "customer":  # its open balance, from the hub's own documents
                 balances = hub_balances(tx)
@@ -262,6 +252,7 @@ class Differ:
                 db.execute("INSERT OR IGNORE INTO intents VALUES (?,?,?)", (canonical_id, target, digest))
                 if status == "dead":
                     db.execute("INSERT OR REPLACE INTO held VALUES (?,?,?)", (canonical_id, target, error or ""))
+            load_dropped(db, tx, entity_type)  # given up on by a person: a gap, not a write on its way
 
     def _load_system(self, db: sqlite3.Connection, name: str, entity_type: str) -> int:
         """Stream one connection's full fetch into the scratch database; returns the count."""
@@ -270,6 +261,7 @@ class Differ:
         count = 0
         for page in connector.fetch_all(entity_type):
             rows = []
+            facts: list[tuple[str, str, str]] = []  # what a person tells the records apart by
             for record in page.records:
                 try:
                     entity = connector.to_canonical(record, refs)
@@ -288,13 +280,23 @@ class Differ:
                 rows.append((name, record.external_id, int(record.deleted), fields, fields_digest(fields),
                              view.day, view.currency, view.amount, view.lines, int(view.void),
                              *(keys.get(k) or None for k in NATURAL_KEYS), utc_iso(record.updated_at)))
+                facts.append((name, record.external_id, json.dumps(self._facts(name, entity, record))))
             db.executemany("INSERT INTO sys (system, external_id, deleted, fields, fhash, day, currency, amount, "
                            "lines, void, k_email, k_number, k_name, changed_at) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT OR REPLACE INTO facts VALUES (?,?,?)", facts)
             count += len(rows)
         if self.routing.ownership.owns_any(entity_type, connector.system):
             self._load_waiting(db, name)
         return count
+
+    def _facts(self, name: str, entity: Entity, record: Record) -> Facts:
+        """The record's facts for a person (``sync/finding_facts.py``); a ledger customer's
+        balance is in the ledger's home currency when the record names none."""
+        currency = None
+        if isinstance(entity, Customer) and not entity.currency and entity.extra.get("balance") not in (None, ""):
+            currency = self._home(name)
+        return record_facts(self.connectors[name].system, entity, record.data, currency)
 
     def _load_waiting(self, db: sqlite3.Connection, name: str) -> None:
         """The ids named by this connection's events still in the inbox: their changes are on their way."""
@@ -320,7 +322,8 @@ class Differ:
             record_findings.append(DiffFinding(
                 "duplicate", entity_type, system, key, external_ids,
                 f"{len(external_ids)} {system} {entity_type} records for one hub record "
-                f"({', '.join(external_ids)}); keep one with `hub resync --finding ID --keep EXTERNAL_ID`"))
+                f"({', '.join(external_ids)}); keep one with `hub resync --finding ID --keep EXTERNAL_ID`",
+                {"candidates": candidates(db, system, external_ids)}))
         # keyed, so the pair pass below probes it instead of scanning it per record
         db.execute("CREATE TEMP TABLE dup (key TEXT, system TEXT, PRIMARY KEY (key, system)) WITHOUT ROWID")
         db.execute("INSERT INTO dup SELECT key, system FROM sys WHERE key IS NOT NULL AND deleted = 0 "
@@ -334,7 +337,8 @@ class Differ:
             record_findings.append(DiffFinding(
                 "orphan", entity_type, system, None, [external_id],
                 f"{system} {entity_type} {external_id} is linked to no hub record and matches none; "
-                f"keep it as it is with `hub resync --finding ID --keep {external_id}` or remove it in {system}"))
+                f"keep it as it is with `hub resync --finding ID --keep {external_id}` or remove it in {system}",
+                {"candidates": candidates(db, system, [external_id])}))
 
         # unreadable: read but not mapped. Its hub record (when linked) is neither broken_link nor
         # missing: the record is there, the hub only cannot read it.
@@ -379,13 +383,14 @@ class Differ:
         # missing: the hub says it belongs in the system; nothing live there and no link (a
         # deleted or voided copy matched by number does not hold it). One
         # set-based pass per connection (a void document is never created in a target, and a
-        # recent change may still be on its way unless its write is already held).
+        # recent change may still be on its way unless its write is already held or dropped).
         for system in holders:
-            for canonical, error in db.execute(
-                    "SELECT h.canonical_id, d.error FROM hub h "
+            for canonical, error, *dropped in db.execute(
+                    "SELECT h.canonical_id, d.error, x.item_id, x.actor, x.reason, x.at FROM hub h "
                     "LEFT JOIN held d ON d.canonical_id = h.canonical_id AND d.target = ?1 "
+                    "LEFT JOIN dropped x ON x.canonical_id = h.canonical_id AND x.target = ?1 "
                     "WHERE h.deleted = 0 AND h.void = 0 AND instr(h.expected, ',' || ?1 || ',') > 0 "
-                    "AND (d.error IS NOT NULL OR h.updated_at <= ?2) "
+                    "AND (d.error IS NOT NULL OR x.item_id IS NOT NULL OR h.updated_at <= ?2) "
                     "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.canonical_id = h.canonical_id AND l.system = ?1) "
                     "AND NOT EXISTS (SELECT 1 FROM sys s WHERE s.key = h.canonical_id AND s.system = ?1 "
                     "                AND s.deleted = 0 AND s.void = 0)",
@@ -393,6 +398,14 @@ class Differ:
                 if error is not None:
                     record_findings.append(DiffFinding("missing", entity_type, system, canonical, [],
                                                        f"held: {error}", key="held"))
+                    continue
+                if dropped[0] is not None:  # a person gave up on its write: acknowledged, with who and why
+                    item_id, actor, reason, at = dropped
+                    record_findings.append(DiffFinding(
+                        "missing", entity_type, system, canonical, [],
+                        dropped_in_words(entity_type, canonical, system, item_id, actor, reason, at),
+                        {"dropped_by": {system: actor}, "reason": {system: reason}},
+                        key=DROPPED_KEY, status="acknowledged"))
                     continue
                 record_findings.append(DiffFinding(
                     "missing", entity_type, system, canonical, [],
