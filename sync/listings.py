@@ -152,5 +152,56 @@ def review_listing(rows: Sequence[Mapping[str, Any]]) -> Listing:
     return listing
 
 
-__all__ = ["checks_listing", "export_listing", "findings_listing", "outbox_listing",
+def _rate(tax: Any) -> str:
+    if tax.rate is None:
+        return "—"
+    if len(tax.parts) > 1:  # a tax group: its rates in order
+        return " + ".join(format(p.normalize(), "f") for p in tax.parts)
+    return format(tax.rate.normalize(), "f")
+
+
+def ledger_json(ledger: Any, suggestion: str) -> dict[str, Any]:
+    """``hub mappings --format json``: one ledger's accounts, tax codes (rates as exact decimal
+    strings), items and the suggested config (``sync.mappings.Ledger``)."""
+    return {"connection": ledger.connection, "system": ledger.system,
+            "accounts": [{"key": a.key, "name": a.name, "type": a.type} for a in ledger.accounts],
+            "tax_codes": [{"code": t.code, "name": t.name, "rate": None if t.rate is None else _rate(t)}
+                          for t in ledger.tax_codes],
+            "items": [{"key": key, "name": name, "type": kind} for key, name, kind in ledger.items],
+            "suggestion": suggestion}
+
+
+def ledger_listings(ledger: Any) -> list[Listing]:
+    """``hub mappings``' tables for people: accounts, tax codes, items of one ledger."""
+    key = "Id" if ledger.system == "quickbooks" else "Code"
+    accounts = Listing(f"{ledger.connection} ({ledger.system}): accounts", [
+        Column(key, "id"), Column("name"), Column("type")], empty="none")
+    for a in ledger.accounts:
+        accounts.add(a.key, a.name, a.type)
+    taxes = Listing(f"{ledger.connection}: tax codes ({'TaxCode' if key == 'Id' else 'TaxType'})", [
+        Column("code", "id"), Column("name"), Column("sales rate %", "id")], empty="none")
+    for t in ledger.tax_codes:
+        taxes.add(t.code, t.name, _rate(t))
+    items = Listing(f"{ledger.connection}: items", [
+        Column("id" if key == "Id" else "code", "id"), Column("name"), Column("type")], empty="none")
+    for row in ledger.items:
+        items.add(*row)
+    return [accounts, taxes, items]
+
+
+def ledgers_csv_listing(ledgers: Sequence[Any]) -> Listing:
+    """``hub mappings --format csv``: every ledger's accounts, tax codes and items in one sheet."""
+    listing = Listing("Ledger mappings", [Column("connection"), Column("list"), Column("key", "id"),
+                                          Column("name"), Column("type_or_rate")])
+    for ledger in ledgers:
+        for a in ledger.accounts:
+            listing.add(ledger.connection, "account", a.key, a.name, a.type)
+        for t in ledger.tax_codes:
+            listing.add(ledger.connection, "tax_code", t.code, t.name, "" if t.rate is None else _rate(t))
+        for key, name, kind in ledger.items:
+            listing.add(ledger.connection, "item", key, name, kind)
+    return listing
+
+
+__all__ = ["checks_listing", "export_listing", "ledger_json", "ledger_listings", "ledgers_csv_listing", "findings_listing", "outbox_listing",
            "review_listing", "status_listings", "usage_listing"]

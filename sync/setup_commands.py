@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from connectors.salesforce.setup import FLS_ADVICE, PERMISSION_SET, setup_org
 from sync.cli_context import HubContext
+from sync.listings import ledger_json, ledger_listings, ledgers_csv_listing
 from sync.mappings import read_ledger, suggest
+from sync.output_formats import csv_text, format_option, print_table
 from sync.terminal import console, err_console, fail, handles_errors, print_json
 from sync.webhook_setup import ledger_instructions, register_stripe
 
@@ -94,47 +95,33 @@ def setup_webhooks(hub: HubContext, public_url: str | None, name: str | None) ->
 @click.command("mappings")
 @click.option("--connection", "name", help="Only this ledger connection (default: every QuickBooks and Xero one).")
 @click.option("--write", "out", type=click.Path(dir_okay=False), help="Write the suggested config here (not hub.toml).")
+@format_option
 @click.pass_obj
 @handles_errors
-def mappings(hub: HubContext, name: str | None, out: str | None) -> None:
+def mappings(hub: HubContext, name: str | None, out: str | None, fmt: str) -> None:
     """List each ledger's accounts, tax codes and items; suggest the account and tax-code keys."""
     chosen = [c for n, c in sorted(hub.hub.connectors.items())
               if c.system in ("quickbooks", "xero") and (name is None or n == name)]
     if not chosen:
         fail(f"no ledger connection{f' named {name!r}' if name else ''} (quickbooks or xero) is configured")
-    suggestions = []
-    for connector in chosen:
-        ledger = read_ledger(connector)
-        key = "Id" if ledger.system == "quickbooks" else "Code"
-        table = Table(title=f"{ledger.connection} ({ledger.system}): accounts")
-        for column in (key, "name", "type"):
-            table.add_column(column)
-        for a in ledger.accounts:
-            table.add_row(a.key, a.name, a.type)
-        console.print(table)
-        taxes = Table(title=f"{ledger.connection}: tax codes ({'TaxCode' if key == 'Id' else 'TaxType'})")
-        for column in ("code", "name", "sales rate %"):
-            taxes.add_column(column)
-        for t in ledger.tax_codes:
-            taxes.add_row(t.code, t.name, "—" if t.rate is None else
-                          " + ".join(format(p.normalize(), "f") for p in t.parts) if len(t.parts) > 1
-                          else format(t.rate.normalize(), "f"))
-        console.print(taxes)
-        items = Table(title=f"{ledger.connection}: items")
-        for column in ("id" if key == "Id" else "code", "name", "type"):
-            items.add_column(column)
-        for row in ledger.items:
-            items.add_row(*row)
-        console.print(items)
-        suggestions.append(suggest(ledger))
+    ledgers = [read_ledger(connector) for connector in chosen]
+    suggestions = [suggest(ledger) for ledger in ledgers]
     text = "\n".join(suggestions)
+    if fmt == "json":
+        print_json({"ledgers": [ledger_json(ledger, said) for ledger, said in zip(ledgers, suggestions, strict=True)]})
+    elif fmt == "csv":
+        click.echo(csv_text(ledgers_csv_listing(ledgers)), nl=False)
+    else:
+        for ledger in ledgers:
+            for listing in ledger_listings(ledger):
+                print_table(listing, console)
     if out:
         target = Path(out)
         if target.exists():
             fail(f"{out} exists; name a new file (the suggestion is for you to review and merge)")
         target.write_text(text, encoding="utf-8")
         err_console.print(f"wrote {out}: review each line, then merge it into your config")
-    else:
+    elif fmt == "table":
         click.echo(text)
 
 

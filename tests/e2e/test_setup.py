@@ -3,8 +3,10 @@ through the real SDKs (simple-salesforce's Tooling calls, stripe-python's webhoo
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import tomllib
 from collections.abc import Iterator
@@ -181,3 +183,14 @@ def test_mappings_lists_each_ledger_and_suggests_keys_saying_why(emus: tuple[Emu
     assert "'Stripe fees': type Expense, its name has \"stripe\"" in text  # each pick says why
     refused = _hub(path, "mappings", "--write", str(out))
     assert refused.exit_code == 2 and "exists" in refused.stderr
+    # the same in each format (issue 21, item 5): JSON for scripts, CSV for a sheet, 80 columns
+    ledgers = {d["connection"]: d for d in json.loads(_hub(path, "mappings", "--format", "json").stdout)["ledgers"]}
+    assert {"key": "90", "name": "Stripe clearing", "type": "Bank"} in ledgers["quickbooks"]["accounts"]
+    assert [t["rate"] for t in ledgers["quickbooks"]["tax_codes"] if t["code"] == "20.0% S"] == ["20"]
+    assert 'fee_account_id = "91"' in ledgers["quickbooks"]["suggestion"]
+    rows = list(csv.DictReader(io.StringIO(_hub(path, "mappings", "--format", "csv").stdout)))
+    assert {"connection": "xero", "list": "tax_code", "key": "OUTPUT2"}.items() <= next(
+        r for r in rows if r["key"] == "OUTPUT2").items()
+    table = CliRunner().invoke(cli, ["--config", str(path), "mappings"], env={"COLUMNS": "80"}).stdout
+    tables = table[:table.index(ledgers["quickbooks"]["suggestion"].splitlines()[0])]  # the config text is not a table
+    assert "Stripe clearing" in tables and [line for line in tables.splitlines() if len(line) > 80] == []
