@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         chaos = Chaos(Path(tmp), url, scale, log=lambda m: print(f"  {m}", flush=True))
         try:
             outcome = chaos.run(timeout=args.timeout)
+            inbox = inbox_figures(Path(tmp))
         except TimeoutError as exc:
             # Say how far it got: the workload so far, the faults, the kills and the writes done.
             chaos.calm()
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             chaos.close()
     summary = outcome.summary()
     print(json.dumps(summary, indent=2))
+    print(f"inbox (the daemons' logs): {inbox['processed']} events processed, {inbox['answered']} of them answered "
+          f"from the store without a read of Stripe, {inbox['failed']} failed attempts")
     for kind, items in outcome.problems.items():
         for item in items[:10]:
             print(f"  {kind}: {item}")
@@ -62,6 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         for finding in outcome.hub_findings[:20]:
             print(f"  hub finding: {finding}")
     return 1 if bad_outcome(summary) else 0
+
+
+INBOX_LINE = re.compile(r"processed (\d+), failed (\d+)(?:, (\d+) answered from the store)?")
+
+
+def inbox_figures(workdir: Path) -> dict[str, int]:
+    """The inbox jobs' counts, summed over every process's log (each job that did work logs one
+    line: ``inbox: processed N, failed F, A answered from the store``)."""
+    totals = {"processed": 0, "failed": 0, "answered": 0}
+    for log in workdir.glob("daemon*.log"):
+        for match in INBOX_LINE.finditer(log.read_text(errors="replace")):
+            totals["processed"] += int(match[1])
+            totals["failed"] += int(match[2])
+            totals["answered"] += int(match[3] or 0)
+    return totals
 
 
 def bad_outcome(summary: dict[str, Any]) -> bool:
