@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from state.store import StateStore, Tx
+from sync.audit import record_action
 
 MODES = ("auto", "review")
 APPROVE = "approve"
@@ -33,16 +34,20 @@ def approved(tx: Tx) -> set[str]:
     return {str(r["scope"]) for r in tx.last_runs(limit=10**6, kind=APPROVE) if r["status"] == "ok"}
 
 
-def approve(store: StateStore, connections: Iterable[str]) -> list[str]:
-    """Record the approval of each connection not approved yet; returns those approved now."""
+def approve(store: StateStore, connections: Iterable[str], *, actor: str) -> list[str]:
+    """Record the approval of each connection not approved yet, by ``actor`` (in the audit log,
+    with the writes it let go); returns those approved now."""
     done = []
     with store.transaction() as tx:
         already = approved(tx)
         for name in connections:
             if name in already:
                 continue
+            pending = pending_counts(tx, [name]).get(name, {})
             run_id = tx.start_run(APPROVE, name)
-            tx.finish_run(run_id, "ok", {"pending": pending_counts(tx, [name]).get(name, {})}, None)
+            tx.finish_run(run_id, "ok", {"pending": pending}, None)
+            record_action(tx, actor, "review.approve", "connection", name, before={"approved": False},
+                          after={"approved": True, "pending": pending})
             done.append(name)
     return done
 

@@ -6,7 +6,6 @@ No token configured means the API is off: every route answers 404 saying how to 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
@@ -18,13 +17,21 @@ from mapping import exact_json
 from mapping.model import ENTITY_TYPES
 from state.errors import NotFound
 from state.queues import OUTBOX_ID_MAX  # the database's integer (as `hub outbox retry` takes)
+from sync.audit import record_action
 from sync.engine import SyncSummary
-from sync.findings import KINDS, findings_report
+from sync.finding_actions import acknowledge
+from sync.finding_view import places_of
+from sync.findings import KINDS, finding_json, findings_report
+from sync.outbox_actions import drop_write, retry_write
 from sync.queries import gather_status
 from sync.repair import RepairError, repair_finding, resync_since
+from sync.resync_audit import audit_finding_resync, audit_range_resync, audit_record_resync
 from sync.scheduler import DaemonStopping
 from sync.usage import EVENT_ID_MAX, NAME_PATTERN, VALUE_PATTERN, UsageConflict, parse_usage, store_usage
+from sync.web.auth import PRINCIPAL, actor_of, people_known, principal_for_bearer
 from sync.web.context import daemon_of
+from sync.web.guards import token_matches
+from sync.web.roles import needed_role, refusal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OUTBOX_STATUSES = ("pending", "in_flight", "done", "dead", "dropped")
@@ -42,19 +49,6 @@ def problem(status: int, message: str, **headers: str) -> web.Response:
     return response
 
 
-def _raw(text: str) -> bytes:
-    """Bytes of a str that may hold lone surrogates (aiohttp decodes bad UTF-8 in headers with
-    ``surrogateescape``): comparing must not raise on hostile input."""
-    return text.encode("utf-8", "surrogatepass")
-
-
-def token_matches(expected: str | None, given: str) -> bool:
-    """Constant-time comparison of a presented secret with the expected one."""
-    if not expected:
-        return False
-    return hmac.compare_digest(_raw(expected), _raw(given))
-
-
 def client_address(request: web.Request) -> str:
     """The key failed tokens are counted under: the peer address (behind a proxy, the proxy's)."""
     return request.remote or "unknown"
@@ -66,15 +60,16 @@ def too_many(wait: int) -> web.Response:
 
 
 def admin(handler: Handler) -> Handler:
-    """Require ``Authorization: Bearer <admin token>``; map domain errors to 4xx."""
+    """Require ``Authorization: Bearer <token>`` — the [admin] token (the bootstrap admin) or a
+    user's own (``hub users add``) — and the role the route needs (``sync.web.roles``); map
+    domain errors to 4xx."""
 
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         daemon = daemon_of(request)
-        token = daemon.admin_token
-        if token is None:
+        if not await daemon.jobs.blocking(people_known, daemon):
             return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
-                                "token = \"${HUB_ADMIN_TOKEN}\") and restart")
+                                "token = \"${HUB_ADMIN_TOKEN}\") and restart, or add a user (hub users add)")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return problem(401, "missing bearer token", **{"WWW-Authenticate": 'Bearer realm="billhub"'})
@@ -82,9 +77,15 @@ def admin(handler: Handler) -> Handler:
         wait = daemon.throttle.retry_after(client)
         if wait is not None:
             return too_many(wait)
-        if not token_matches(token, given.strip()):
+        principal = await daemon.jobs.blocking(principal_for_bearer, daemon, given.strip())
+        if principal is None:
             daemon.throttle.fail(client)
             return problem(403, "wrong token")
+        request[PRINCIPAL] = principal
+        resource = request.match_info.route.resource
+        refused = refusal(principal, request.method, resource.canonical if resource is not None else request.path)
+        if refused:
+            return problem(403, refused)
         try:
             _known_query(request)
             return await handler(request)
@@ -189,7 +190,8 @@ async def findings(request: web.Request) -> web.Response:
     filters = {"kind": _choice(request, "kind", KINDS), "system": request.query.get("system") or None,
                "status": _choice(request, "status", ("open", "acknowledged", "resolved")),
                "entity": _choice(request, "entity", list(ENTITY_TYPES))}
-    return reply(await daemon.jobs.blocking(findings_report, daemon.hub.store, **filters))
+    places = await daemon.jobs.blocking(places_of, daemon.hub.config.connections, daemon.hub.store)
+    return reply(await daemon.jobs.blocking(findings_report, daemon.hub.store, **filters, places=places))
 
 
 @admin
@@ -198,8 +200,9 @@ async def finding(request: web.Request) -> web.Response:
     finding_id = request.match_info["id"]
 
     def read() -> dict[str, Any]:
+        places = places_of(daemon.hub.config.connections, daemon.hub.store)  # before: it reads the store
         with daemon.hub.store.transaction() as tx:
-            found = tx.get_finding(finding_id).to_json()
+            found = finding_json(tx, finding_id, places)
             found["history"] = tx.history_of(found["canonical_id"]) if found.get("canonical_id") else []
             return found
     return reply(await daemon.jobs.blocking(read))
@@ -210,13 +213,19 @@ async def ack(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
     finding_id = request.match_info["id"]
 
+    body = await _body(request)
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise ValueError("comment: a string (why it is acknowledged)")
+    actor = actor_of(request)
+
     def write() -> dict[str, Any]:
         with daemon.hub.store.transaction() as tx:
-            return tx.ack_finding(finding_id).to_json()
+            return acknowledge(tx, finding_id, actor=actor, comment=comment).to_json()
     return reply(await daemon.jobs.blocking(write))
 
 
-RESYNC_TEXT = ("finding", "keep", "connection", "entity", "external_id", "since")
+RESYNC_TEXT = ("finding", "keep", "connection", "entity", "external_id", "since", "reason")
 
 
 def _resync_body(body: dict[str, Any]) -> None:
@@ -229,12 +238,19 @@ def _resync_body(body: dict[str, Any]) -> None:
         raise ValueError("dry_run: true or false")
 
 
-def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``hub resync`` over the API: a finding, one record, or an entity since a date."""
+def resync_blocking(hub: Any, body: dict[str, Any], *, actor: str | None = None) -> dict[str, Any]:
+    """``hub resync`` over the API: a finding, one record, or an entity since a date. With an
+    ``actor``, a resync that ran (not a dry run) is written to the audit log with the body's
+    ``reason`` (``sync.resync_audit``); callers that record it themselves pass none."""
     _resync_body(body)
     dry_run = bool(body.get("dry_run", False))
+    reason = str(body["reason"]) if body.get("reason") else None
+    audited = actor is not None and not dry_run
     if body.get("finding"):
-        plan = repair_finding(hub, str(body["finding"]), keep=body.get("keep") or None, dry_run=dry_run)
+        keep = body.get("keep") or None
+        plan = repair_finding(hub, str(body["finding"]), keep=keep, dry_run=dry_run)
+        if audited and actor:
+            audit_finding_resync(hub.store, actor, plan, keep=keep, reason=reason)
         return plan.to_json()
     if body.get("connection") and body.get("entity") and body.get("external_id"):
         connection, entity, external_id = str(body["connection"]), str(body["entity"]), str(body["external_id"])
@@ -246,13 +262,18 @@ def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
             return {"dry_run": True, "actions": [f"re-read {connection} {entity} {external_id} and push it "
                                                  "to its targets"]}
         summary: SyncSummary = hub.engine.resync_record(connection, entity, external_id)
+        if audited and actor:
+            audit_record_resync(hub.store, actor, connection, entity, external_id, summary, reason=reason)
         return {"dry_run": False, **summary.to_json()}
     if body.get("entity") and body.get("since"):
         entity = str(body["entity"])
         if entity not in ENTITY_TYPES:
             raise ValueError(f"entity: one of {', '.join(ENTITY_TYPES)}")
         since = datetime.fromisoformat(str(body["since"]))
-        return {"dry_run": dry_run, **resync_since(hub, entity, since, dry_run=dry_run).to_json()}
+        ranged = resync_since(hub, entity, since, dry_run=dry_run)
+        if audited and actor:
+            audit_range_resync(hub.store, actor, entity, since, ranged, reason=reason)
+        return {"dry_run": dry_run, **ranged.to_json()}
     raise ValueError("say what to resync: {finding[, keep]}, {connection, entity, external_id} or "
                      "{entity, since: YYYY-MM-DD}; add dry_run: true to preview")
 
@@ -261,7 +282,7 @@ def resync_blocking(hub: Any, body: dict[str, Any]) -> dict[str, Any]:
 async def resync(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
     body = await _body(request)
-    return reply(await daemon.jobs.exclusive(resync_blocking, daemon.hub, body))
+    return reply(await daemon.jobs.exclusive(resync_blocking, daemon.hub, body, actor=actor_of(request)))
 
 
 def outbox_json(item: Any) -> dict[str, Any]:
@@ -287,9 +308,18 @@ def _outbox_action(action: str) -> Handler:
         daemon = daemon_of(request)
         item_id = outbox_item_id(request.match_info["id"])
 
+        reason = str((await _body(request)).get("reason") or "").strip()
+        if action == "drop" and not reason:  # a write given up on says why (sync/outbox_actions.py)
+            raise ValueError('say why the write is dropped: a JSON body {"reason": "..."}; it is kept '
+                             "in the audit log and on the finding")
+        actor = actor_of(request)
+
         def write() -> None:
             with daemon.hub.store.transaction() as tx:
-                getattr(tx, f"{action}_outbox")(item_id)
+                if action == "drop":
+                    drop_write(tx, item_id, actor=actor, reason=reason)
+                else:
+                    retry_write(tx, item_id, actor=actor, reason=reason or None)
         await daemon.jobs.blocking(write)
         return reply({"id": item_id, "status": "pending" if action == "retry" else "dropped"})
     return handler
@@ -323,7 +353,15 @@ async def jobs(request: web.Request) -> web.Response:
 @admin
 async def run_job(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
-    return reply(await daemon.jobs.run_now(request.match_info["id"]))
+    job_id, actor = request.match_info["id"], actor_of(request)
+    last = await daemon.jobs.run_now(job_id)
+
+    def audit() -> None:  # the console's action name (sync/web/console_jobs.py)
+        with daemon.hub.store.transaction() as tx:
+            record_action(tx, actor, "job.run_now", "job", job_id,
+                          after={"outcome": last.get("outcome"), "detail": last.get("detail")})
+    await daemon.jobs.blocking(audit)
+    return reply(last)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -389,6 +427,11 @@ def _limit_param(default_and_cap: tuple[int, int]) -> dict[str, Any]:
             "schema": {"type": "integer", "minimum": 1, "default": default}}
 
 
+def _optional_body(op: dict[str, Any]) -> dict[str, Any]:
+    op["requestBody"]["required"] = False
+    return op
+
+
 NO_NUL = "^[^\\x00]*$"
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _OUTBOX_ID = {"name": "id", "in": "path", "required": True,
@@ -410,7 +453,7 @@ def _outbox_answer(status: str) -> dict[str, Any]:
 _NAME = {"type": "string", "pattern": NAME_PATTERN}
 _USAGE_ANSWER = {"type": "object", "required": ["event_id", "stored", "duplicate"], "properties": {
     "event_id": {"type": "string"}, "stored": {"type": "boolean"}, "duplicate": {"type": "boolean"}}}
-_RESPONSES = (("400", "Invalid request"), ("401", "Missing bearer token"), ("403", "Wrong token"),
+_RESPONSES = (("400", "Invalid request"), ("401", "Missing bearer token"), ("403", "Wrong token, or the token's user lacks the role this needs (read-only < operator < admin)"),
               ("404", "Not found, or the admin API is off"), ("409", "The finding cannot be repaired as asked"),
               ("413", "The body is larger than [server] max_body_bytes"),
               ("429", "Too many wrong tokens from this address; `Retry-After` says how many seconds to wait"),
@@ -419,7 +462,9 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "billhub admin API", "version": "1",
              "description": "Operate a running `hub run`: status, runs, drift findings, resyncs, the outbox, "
-                            "usage events and jobs. Every operation needs `Authorization: Bearer <admin token>`."},
+                            "usage events and jobs. Every operation needs `Authorization: Bearer <token>`: a user's own "
+                            "(`hub users add`), or the `[admin] token` (the bootstrap admin). Reading needs the "
+                            "read-only role, acting operator; each operation's `x-role` names the one it needs."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
@@ -437,14 +482,17 @@ OPENAPI: dict[str, Any] = {
                 **_listing("findings"), "required": ["findings", "summary"]})},
         "/api/findings/{id}": {"get": _op("One finding with each system's values and the record's history",
                                           params=[_ID])},
-        "/api/findings/{id}/ack": {"post": _op("Acknowledge a finding", params=[_ID])},
+        "/api/findings/{id}/ack": {"post": _optional_body(_op(
+            "Acknowledge a finding; `comment` says why (kept in the audit log with who and when)", params=[_ID],
+            body={"type": "object", "properties": {"comment": {"type": "string"}}}))},
         "/api/resync": {"post": _op(
             "Resync a finding (`keep` for duplicates and orphans), one record, or an entity since a date; "
             "`dry_run` previews", body={
                 "type": "object", "properties": {
                     "finding": _TEXT, "keep": _TEXT, "connection": _TEXT,
                     "entity": {"type": "string", "enum": list(ENTITY_TYPES)}, "external_id": _TEXT,
-                    "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"}},
+                    "since": {"type": "string", "format": "date"}, "dry_run": {"type": "boolean"},
+                    "reason": {**_TEXT, "description": "Why (kept in the audit log)"}},
                 "anyOf": [{"required": ["finding"]}, {"required": ["connection", "entity", "external_id"]},
                           {"required": ["entity", "since"]}]},
             errors=("409",))},
@@ -453,8 +501,11 @@ OPENAPI: dict[str, Any] = {
             **_listing("items", {"type": "object", "required": ["id", "status"]}), "required": ["depth", "items"]})},
         "/api/outbox/{id}/retry": {"post": _op("Put a dead item back in the queue", params=[_OUTBOX_ID],
                                                answer=_outbox_answer("pending"))},
-        "/api/outbox/{id}/drop": {"post": _op("Give up on a pending or dead item", params=[_OUTBOX_ID],
-                                              answer=_outbox_answer("dropped"))},
+        "/api/outbox/{id}/drop": {"post": _op(
+            "Give up on a pending or dead item, saying why (the diff keeps its record as missing, "
+            "acknowledged, naming who dropped it and why)", params=[_OUTBOX_ID],
+            body={"type": "object", "required": ["reason"], "properties": {"reason": _TEXT}},
+            answer=_outbox_answer("dropped"))},
         "/api/usage": {"post": _op("Record a usage event (stored once per event_id)", body={
             "type": "object", "required": ["event_id", "event_name", "customer", "value"], "properties": {
                 "event_id": {**_NAME, "maxLength": EVENT_ID_MAX}, "event_name": _NAME,
@@ -484,6 +535,11 @@ OPENAPI: dict[str, Any] = {
                                       "responses": {"200": _json("OpenAPI 3.1")}}},
     },
 }
+
+for _path, _ops in OPENAPI["paths"].items():  # the role each operation needs, from the one table
+    for _method, _operation in _ops.items():
+        if _operation.get("security"):
+            _operation["x-role"] = needed_role(_method, _path)
 
 
 __all__ = ["OPENAPI", "admin", "client_address", "outbox_item_id", "reply", "resync_blocking", "setup", "token_matches", "too_many"]

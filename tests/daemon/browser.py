@@ -18,6 +18,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+def artefacts(tmp_path: Path) -> Path:
+    """Where browser tests keep their screenshots: $BILLHUB_ARTEFACTS (CI uploads it), else the
+    test's tmp_path."""
+    where = Path(os.environ.get("BILLHUB_ARTEFACTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
 @pytest.fixture
 def chromium() -> str:
     if not Path(CHROMIUM).exists():
@@ -28,9 +36,11 @@ def chromium() -> str:
 
 
 @asynccontextmanager
-async def logged_in(chromium: str, base: str, *, landing: str = "#connections") -> AsyncIterator[Any]:
-    """A page of the console at ``base``, logged in (confirm dialogs accepted), on the overview
-    once ``landing`` shows; the browser closes after."""
+async def logged_in(chromium: str, base: str, *, landing: str = "#connections", user: str = "",
+                    secret: str = ADMIN_TOKEN) -> AsyncIterator[Any]:
+    """A page of the console at ``base``, logged in (confirm dialogs accepted) — as the admin
+    token's bootstrap admin, or as ``user`` with ``secret`` (their password or token) — on the
+    overview once ``landing`` shows; the browser closes after."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -39,7 +49,9 @@ async def logged_in(chromium: str, base: str, *, landing: str = "#connections") 
             page = await browser.new_page()
             page.on("dialog", lambda dialog: dialog.accept())
             await page.goto(f"{base}/login")
-            await page.fill("#token", ADMIN_TOKEN)
+            if user:
+                await page.fill("#user", user)
+            await page.fill("#token", secret)
             await page.click("#login")
             await page.wait_for_selector(landing)
             yield page

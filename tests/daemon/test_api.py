@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from state.audit import AuditFilter
+from sync.audit import list_actions
 from sync.queries import gather_status
 from sync.usage import USAGE
 from sync.web.api import OPENAPI
@@ -73,6 +75,11 @@ async def test_findings_list_show_ack(env: Env, client: Client) -> None:
     assert (await client.get("/api/findings?kind=bogus", headers=auth())).status == 400
     shown = await (await client.get(f"/api/findings/{finding_id[:8]}", headers=auth())).json()
     assert shown["fields"]["email"] == {"hub": "a@x.test", "quickbooks": "b@x.test"}
+    # finance's view of it (issue 21, item 1): each system's value, the record in QuickBooks' app
+    assert shown["about"]["values"]["rows"] == [{"field": "email", "values": {"hub": "a@x.test",
+                                                                              "quickbooks": "b@x.test"}}]
+    assert shown["about"]["links"] == {"quickbooks": "https://app.qbo.intuit.com/app/customerdetail?nameId=58"}
+    assert listed["findings"][0]["about"]["links"] == shown["about"]["links"]
     assert (await client.get("/api/findings/nope", headers=auth())).status == 404
     acked = await (await client.post(f"/api/findings/{finding_id}/ack", headers=auth())).json()
     assert acked["status"] == "acknowledged"
@@ -123,12 +130,20 @@ async def test_outbox_list_retry_drop(env: Env, client: Client) -> None:
     assert listed["depth"] == {"dead": 1, "pending": 1}
     retried = await client.post(f"/api/outbox/{items[0].id}/retry", headers=auth())
     assert retried.status == 200
-    dropped = await client.post(f"/api/outbox/{items[1].id}/drop", headers=auth())
+    unsaid = await client.post(f"/api/outbox/{items[1].id}/drop", headers=auth())
+    assert unsaid.status == 400 and "reason" in (await unsaid.json())["error"]  # a drop says why
+    dropped = await client.post(f"/api/outbox/{items[1].id}/drop", json={"reason": "sent by hand"}, headers=auth())
     assert dropped.status == 200
-    assert (await client.post(f"/api/outbox/{items[1].id}/drop", headers=auth())).status == 404
+    assert (await client.post(f"/api/outbox/{items[1].id}/drop", json={"reason": "again"},
+                              headers=auth())).status == 404
     assert (await client.post("/api/outbox/abc/retry", headers=auth())).status == 400
     with env.store.transaction() as tx:
         assert tx.outbox_depth() == {"pending": 1, "dropped": 1}
+        said = {e.action: (e.actor, e.target_id, e.before, e.after, e.reason) for e in list_actions(
+            tx, AuditFilter(target_kind="outbox"))}
+    assert said == {"outbox.retry": ("api:admin", str(items[0].id), {"status": "dead"}, {"status": "pending"}, None),
+                    "outbox.drop": ("api:admin", str(items[1].id), {"status": "pending"}, {"status": "dropped"},
+                                    "sent by hand")}
 
 
 async def test_usage_events_are_validated_and_stored_once(env: Env, client: Client) -> None:

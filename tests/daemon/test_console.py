@@ -80,15 +80,20 @@ async def test_pages_overview_finding_resync_ack_record_outbox(env: Env, client:
     await login(client)
     overview = await (await client.get("/")).text()
     status = gather_status(env.store, env.config)
-    for kind, n in status["open_findings"].items():
-        assert re.search(rf'data-kind="{kind}".*?<b>{n}</b>', overview)
+    with env.store.transaction() as tx:
+        by_kind = tx.unresolved_findings_by_kind()
+    assert by_kind  # open and acknowledged, apart
+    for kind, c in by_kind.items():
+        assert re.search(rf'data-kind="{kind}".*?open <b class="open">{c["open"]}</b>.*?'
+                         rf'acknowledged <b class="acknowledged">{c["acknowledged"]}</b>', overview)
     assert f'<b id="dead-letters">{status["outbox"]["dead"]}</b>' in overview
     assert 'data-connection="stripe"' in overview
 
     listed = await (await client.get("/findings?kind=duplicate")).text()
     assert dup[:8] in listed and other[:8] not in listed
     page = await (await client.get(f"/findings/{dup}")).text()
-    assert "Console Co" in page and 'id="preview"' in page
+    assert "Console Co" in page and f'id="keep-{planted.quickbooks_id}"' in page  # a Keep per record
+    assert "hub resync" not in page  # the console says what to do its own way
     preview = await client.post(f"/findings/{dup}/preview", data={"csrf": _csrf(page), "keep": planted.quickbooks_id})
     preview_html = await preview.text()
     assert preview.status == 200 and "Dry run" in preview_html and "link hub customer" in preview_html
@@ -103,6 +108,8 @@ async def test_pages_overview_finding_resync_ack_record_outbox(env: Env, client:
     assert planted.quickbooks_id in record and "quickbooks" in record and 'id="timeline"' in record
     outbox = await (await client.get("/outbox")).text()
     assert "rejected by xero: name taken" in outbox
-    await client.post(f"/outbox/{dead.id}/drop", data={"csrf": _csrf(outbox)})
+    unsaid = await client.post(f"/outbox/{dead.id}/drop", data={"csrf": _csrf(outbox)})
+    assert unsaid.status == 400  # a drop says why
+    await client.post(f"/outbox/{dead.id}/drop", data={"csrf": _csrf(outbox), "reason": "entered by hand"})
     with env.store.transaction() as tx:
         assert tx.outbox_depth().get("dead", 0) == 0 and tx.outbox_depth()["dropped"] == 1

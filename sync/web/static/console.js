@@ -5,3 +5,12 @@ document.addEventListener("click", function (event) {
     event.preventDefault();
   }
 });
+
+// Findings list: "tick every row on this page" (#select-all) ticks or clears the rows' boxes.
+document.addEventListener("change", function (event) {
+  if (event.target && event.target.id === "select-all") {
+    document.querySelectorAll("#findings input.pick").forEach(function (box) {
+      box.checked = event.target.checked;
+    });
+  }
+});
