@@ -44,12 +44,13 @@ class Company:
         return {name: dict(r.emulator.stats.calls) for name, r in self.emus.all.items()}
 
 
-def start_company(workdir: Path, *, customers: int, invoices: int) -> Company:
+def start_company(workdir: Path, *, customers: int, invoices: int, state_url: str | None = None) -> Company:
+    """``state_url``: the hub's database (default a SQLite file in ``workdir``)."""
     emus = start_emulators(workdir)
     try:
         facts = seed_company(emus, customers=customers, invoices=invoices)
         config_path = workdir / "hub.toml"
-        config_path.write_text(emus.config_toml(f"sqlite:///{workdir}/hub.db", generate_key()))
+        config_path.write_text(emus.config_toml(state_url or f"sqlite:///{workdir}/hub.db", generate_key()))
         hub = Hub.from_config(load_config(config_path))
         hub.store.init()
     except Exception:
