@@ -96,6 +96,8 @@ class EntitiesMixin(TxBase):
         if not batch:
             return []
         prepared = [(entity, data, _digest(data)) for entity in batch for data in (to_data(entity),)]
+        for entity, _data, digest in prepared:
+            self._stored_digests[entity.id] = (entity, digest)
         ids = list(dict.fromkeys(entity.id for entity in batch))
         # id -> [content_hash, payload (None until read), version, deleted]
         state: dict[str, list[Any]] = {}
@@ -148,6 +150,12 @@ class EntitiesMixin(TxBase):
         self._index_natural_keys({cid: (etype, state[cid][1], deleted) for cid, etype in written.items()},
                                  new=set(written) - existing)
         return outcomes
+
+    def known_digest(self, entity: Entity) -> str | None:
+        """``content_hash(entity)`` when this very object was stored in this transaction (its
+        hash is known from the store), else None."""
+        known = self._stored_digests.get(entity.id)
+        return known[1] if known is not None and known[0] is entity else None
 
     def _write_rows(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         """One executemany of ``statement`` for the page's rows. Not one statement with many

@@ -100,8 +100,6 @@ class LinksMixin(TxBase):
         or (unless ``replace``) when this canonical entity already links to another record in
         the same system.
         """
-        key = and_(t.links.c.system == system, t.links.c.object_type == object_type,
-                   t.links.c.external_id == external_id)
         current = self._link_by_external(system, object_type, external_id)
         if current is not None and current.canonical_id != canonical_id:
             raise LinkConflict(system, object_type, external_id, current.canonical_id)
@@ -114,19 +112,27 @@ class LinksMixin(TxBase):
             changes["last_pushed_hash"] = pushed_hash
         if payload_hash is not None:
             changes["last_payload_hash"] = payload_hash
-        mine = and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
-                    t.links.c.object_type == object_type)
+        # the WHERE clauses, built when a statement needs them (building them cost more than the
+        # INSERT of a new link on a first load)
+        def key() -> Any:
+            return and_(t.links.c.system == system, t.links.c.object_type == object_type,
+                        t.links.c.external_id == external_id)
+
+        def mine() -> Any:
+            return and_(t.links.c.canonical_id == canonical_id, t.links.c.system == system,
+                        t.links.c.object_type == object_type)
+
         other = None if current is not None else self.link_for(canonical_id, system, object_type)
         if other is not None and other.external_id == external_id:
             current, other = other, None  # made by another process since this transaction looked
         if current is not None:
-            self.conn.execute(update(t.links).where(key).values(**changes))
+            self.conn.execute(update(t.links).where(key()).values(**changes))
             self._drop_link(current)
             return
         if other is not None:
             if not replace:
                 raise LinkConflict(system, object_type, other.external_id, canonical_id)
-            self.conn.execute(delete(t.links).where(mine))
+            self.conn.execute(delete(t.links).where(mine()))
             self._drop_link(other)
         values = {"canonical_id": canonical_id, "system": system, "object_type": object_type,
                   "external_id": external_id, "created_at": self.now, **changes}
@@ -135,15 +141,15 @@ class LinksMixin(TxBase):
             self._memo.by_external.pop((system, object_type, external_id), None)
             self._memo.by_canonical.pop((canonical_id, system, object_type), None)
         if not inserted:
-            winner = self.conn.execute(select(t.links.c.canonical_id).where(key)).scalar()
+            winner = self.conn.execute(select(t.links.c.canonical_id).where(key())).scalar()
             if winner == canonical_id:
                 # Another process made this very link since this transaction looked (a webhook
                 # and a change feed can carry one record at once): it is the same link.
-                self.conn.execute(update(t.links).where(key).values(**changes))
+                self.conn.execute(update(t.links).where(key()).values(**changes))
                 return
             # Lost a race with another process: report who won, as a domain error.
             if winner is None:
-                winner = self.conn.execute(select(t.links.c.external_id).where(mine)).scalar()
+                winner = self.conn.execute(select(t.links.c.external_id).where(mine())).scalar()
             raise LinkConflict(system, object_type, external_id, str(winner))
 
     def _link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from state import schema as t
 from state.errors import NotFound
 from state.records import InboxItem, OutboxItem, aware, outbox_row, utcnow
-from state.txbase import XACT_LOCK, TxBase, dialect_insert
+from state.txbase import XACT_LOCK, TxBase, dialect_insert, insert_ignoring
 
 # Outbox states of a write that has not (yet) landed.
 UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
@@ -173,12 +174,35 @@ class QueuesMixin(TxBase):
         connector looks the record up by the hub's marker before creating it.
         """
         now = self.now
-        return self._insert_ignore(
-            t.outbox, {"canonical_id": canonical_id, "entity_type": entity_type, "target": target,
-                       "operation": operation, "idempotency_key": idempotency_key,
-                       "content_hash": digest, "status": "pending", "attempts": int(may_exist),
-                       "next_attempt_at": now, "external_id": external_id,
-                       "created_at": now, "updated_at": now}, ("idempotency_key",))
+        row = {"canonical_id": canonical_id, "entity_type": entity_type, "target": target,
+               "operation": operation, "idempotency_key": idempotency_key,
+               "content_hash": digest, "status": "pending", "attempts": int(may_exist),
+               "next_attempt_at": now, "external_id": external_id, "created_at": now, "updated_at": now}
+        waiting = self._outbox_waiting
+        if waiting is not None:
+            if idempotency_key in waiting:
+                return False
+            waiting[idempotency_key] = row
+            return True
+        return self._insert_ignore(t.outbox, row, ("idempotency_key",))
+
+    @contextmanager
+    def outbox_batch(self) -> Iterator[None]:
+        """Inside, ``enqueue`` keeps its rows and they are inserted at the end in one
+        executemany (ON CONFLICT DO NOTHING, as one by one): a page's plan is a page of inserts,
+        not one statement per write. Inside, ``enqueue`` says True for a key the outbox already
+        holds from before (it cannot know without asking); the insert still ignores it."""
+        if self._outbox_waiting is not None:
+            yield  # already batching: the outer batch inserts
+            return
+        self._outbox_waiting = {}
+        try:
+            yield
+            rows = list(self._outbox_waiting.values())
+        finally:
+            self._outbox_waiting = None
+        if rows:
+            self.conn.execute(insert_ignoring(self.conn.dialect.name, t.outbox, ("idempotency_key",)), rows)
 
     def carry_unknown_outcome(self, canonical_id: str, target: str) -> None:
         """The record's other queued writes to ``target`` start as ``may_exist`` ones: an

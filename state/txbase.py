@@ -81,6 +81,11 @@ class TxBase:
         # (connection, entity type) -> whether any sightings exist (state.sightings): asked once
         # per transaction, so a first load with none costs no lookup per planned write
         self._sighted: dict[tuple[str, str], bool] = {}
+        # idempotency key -> outbox row, while ``outbox_batch`` keeps a page's writes to insert at once
+        self._outbox_waiting: dict[str, dict[str, Any]] | None = None
+        # hub id -> (the entity object last stored, its content hash): the plan asks the hash of
+        # the very object just stored, and working it out again cost a tenth of a first load
+        self._stored_digests: dict[str, tuple[Any, str]] = {}
 
     @contextmanager
     def remembering(self) -> Iterator[None]:

@@ -33,21 +33,22 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from connectors.base import Connector, ConnectorError, Record
-from connectors.secret_fields import without_secrets
 from mapping.keys import MATCH_KEYS, normalise_key
 from mapping.model import CreditNote, Entity, repoint
 from state.errors import LinkConflict
+from state.records import Outcome
 from state.store import Tx
 from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
 from sync.first_contact import agreed_digest, match_keys
+from sync.ingest_held import HeldRecords
+from sync.ingest_page import PageBatch, PageRun, Pending
 from sync.plan import Planner
 from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
-from sync.versions import drop_stale
 
 
-class Ingest:
+class Ingest(HeldRecords):
     def __init__(self, ctx: SyncContext, planner: Planner) -> None:
         self.ctx = ctx
         self.planner = planner
@@ -98,26 +99,33 @@ class Ingest:
             if gone:
                 self._gone(tx, connector, gone, summary, run_id)
                 records = [r for r in records if not r.gone]
-            records = drop_stale(tx, connector, records, summary, retried=retried)
             held = self._held(tx, connector, records)
             seen = {id(r): payload_digest(r.data) for r in records if not r.deleted}
             if skip_unchanged and not retried:
                 records = self._unchanged_reads(tx, connector, records, seen, held, summary)
             self._prefetch(tx, connector, records, refs)
-            matches = self._match_unlinked(tx, connector, records, run_id)
+            page = PageRun(tx, connector, refs, summary, run_id, retried, held, linked,
+                         self._match_unlinked(tx, connector, records, run_id))
             for record in records:
                 stats = summary.stats(connector.name, record.entity_type)
                 if not retried:
                     stats.read += 1
+                if record.deleted:
+                    self._flush(page)  # a deletion reads what the pending writes change
                 try:
-                    self._ingest_one(tx, connector, record, refs, matches, stats, summary, run_id, linked,
-                                     seen.get(id(record)))
+                    pending = self._prepare(page, record, stats, seen.get(id(record)))
+                    if pending is not None and page.pending.depends(pending, connector.name):
+                        # it names, or is, a record still pending: store those first, map it again
+                        self._flush(page)
+                        pending = self._prepare(page, record, stats, seen.get(id(record)))
                 except MAPPING_ERRORS as exc:
                     self._hold(tx, connector, record, exc, stats, summary, run_id, retried=retried)
                     continue
-                fp = held.get((record.entity_type, record.external_id))
-                if fp is not None:  # it maps now (or is gone at its source): nothing held any more
-                    tx.release_hold(connector.name, record.entity_type, record.external_id, fp)
+                if pending is None:
+                    page.release(record)
+                else:
+                    page.pending.add(pending)
+            self._flush(page)
             if linked:
                 self.repoint_holders(tx, connector, linked, summary, run_id)
 
@@ -179,73 +187,6 @@ class Ingest:
                 self._homes[connector.name] = currency.home_currency().upper()
             except ConnectorError:
                 self._homes[connector.name] = None
-
-    # ------------------------------------------------------------------ held records
-
-    def retry_held(self, connector: Connector, entity_type: str, summary: SyncSummary,
-                   run_id: str | None) -> None:
-        """Try the stream's held records again, from their stored payloads, and say in the
-        summary how many stay held: a held record is never a silent exit 0. Those held or
-        released in this pass already (a page carried them) are not tried twice."""
-        name = connector.name
-        with self.ctx.tx() as tx:
-            done = summary.held_now.get((name, entity_type), set())
-            held = [h for h in tx.holds_of(name, entity_type) if h.external_id not in done]
-            if held:
-                records = [Record(entity_type, h.external_id, h.payload, updated_at=h.record_updated_at,
-                                  version=h.version) for h in held]
-                self.ingest(tx, connector, records, summary, run_id, retried=True)
-            still = tx.count_holds(name, entity_type)
-        if still:
-            summary.errors.append(
-                f"{name} {entity_type}: {still} record{'s' if still != 1 else ''} held (unreadable findings, "
-                f"`hub drift list --kind unreadable`): fix {'them' if still != 1 else 'it'} in {name} "
-                "and the next sync ingests it, or `hub drift ack ID` to let one go")
-
-    def _held(self, tx: Tx, connector: Connector, records: Sequence[Record]) -> dict[tuple[str, str], str]:
-        """(type, external id) -> finding fingerprint of the page's records that are held."""
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            by_type[record.entity_type].append(record.external_id)
-        return {(etype, ext): fp for etype, ids in by_type.items()
-                for ext, fp in tx.held_ids(connector.name, etype, ids).items()}
-
-    def _hold(self, tx: Tx, connector: Connector, record: Record, exc: Exception, stats: StreamStats,
-              summary: SyncSummary, run_id: str | None, *, retried: bool) -> None:
-        """A record that failed to map: an ``unreadable`` finding (the diff's own fingerprint for
-        the record, so diff and sync speak of one finding) and the raw record held for the next
-        pass, unless the finding was acknowledged (then it is let go, as asked)."""
-        name, etype, ext = connector.name, record.entity_type, record.external_id
-        reason = f"{type(exc).__name__}: {exc}"
-        summary.held_now[(name, etype)].add(ext)
-        fp = self.ctx.finding(
-            tx, "unreadable", etype, name, None, [ext],
-            f"{name} {etype} {ext} could not be mapped: {reason}; held, nothing of it written — fix it in "
-            f"{name} (every sync tries it again) or acknowledge this finding to let it go",
-            run_id, fields={"reason": {name: reason}})
-        if tx.finding_status(fp) == "acknowledged":
-            tx.release_hold(name, etype, ext, fp)  # a newer version that fails alike: still let go
-            stats.skipped += 1
-            return
-        tx.hold_record(connection=name, entity_type=etype, external_id=ext,
-                       payload=without_secrets(connector.system, record.data), version=record.version,
-                       record_updated_at=record.updated_at, reason=reason, fingerprint=fp)
-        stats.held += 1
-        if not retried:
-            summary.errors.append(f"{name} {etype} {ext}: cannot map ({reason}); held as an unreadable finding")
-
-    def _gone(self, tx: Tx, connector: Connector, records: Sequence[Record], summary: SyncSummary,
-              run_id: str | None) -> None:
-        """Objects events named that the system no longer has (read again: not found). Their data
-        is only the event's copy, so storing it would make a record from a guess (an empty
-        customer, writes to every ledger that can only fail): a finding, and nothing written."""
-        for record in records:
-            name, etype, ext = connector.name, record.entity_type, record.external_id
-            self.ctx.finding(tx, "unreadable", etype, name, None, [ext],
-                             f"{record.gone}; nothing written — if it should exist, look for it in {name}, "
-                             "else acknowledge this finding", run_id, fields={"reason": {name: str(record.gone)}})
-            summary.stats(name, etype).held += 1
-            summary.errors.append(f"{name} {etype} {ext}: {record.gone}; nothing written (unreadable finding)")
 
     def repoint_holders(self, tx: Tx, connector: Connector, linked: Mapping[str, str],
                         summary: SyncSummary, run_id: str | None) -> set[str]:
@@ -356,16 +297,17 @@ class Ingest:
                           "keep one with `hub resync --finding ID --keep EXTERNAL_ID`", run_id)
         return matches
 
-    def _ingest_one(self, tx: Tx, connector: Connector, record: Record, refs: LinkResolver,
-                    matches: Mapping[str, str], stats: StreamStats,
-                    summary: SyncSummary, run_id: str | None, linked: dict[str, str],
-                    seen_hash: str | None) -> None:
-        """``seen_hash``: the raw record's hash, kept on its link (``_unchanged_reads``)."""
+    def _prepare(self, page: PageRun, record: Record, stats: StreamStats,
+                 seen_hash: str | None) -> Pending | None:
+        """Map and merge one record, writing nothing yet; None when it needs no entity write
+        (a deletion, done here; a record held, skipped or erased)."""
+        tx, connector = page.tx, page.connector
         name, system, etype = connector.name, connector.system, record.entity_type
         canonical = tx.canonical_for(name, etype, record.external_id)
         if record.deleted:
-            self._ingest_deletion(tx, connector, record, canonical, stats, run_id)
-            return
+            self._ingest_deletion(tx, connector, record, canonical, stats, page.run_id)
+            return None
+        refs = page.refs
         refs.placeholders.clear()
         incoming = connector.to_canonical(record, refs)
         placeholder = incoming.id  # its own placeholder when it is not linked yet
@@ -373,10 +315,10 @@ class Ingest:
         is_source = self.ctx.routing.is_source(etype, system)
         first_sighting = canonical is None
         if canonical is None:
-            match = matches.get(record.external_id)
+            match = page.matches.get(record.external_id)
             if match == "ambiguous":
                 stats.held += 1
-                return
+                return None
             if match is None and not is_source:
                 # A record only this system has (the diff calls it an orphan) - or one whose
                 # source is read later: remembered, so that record links to it (state.sightings).
@@ -385,21 +327,56 @@ class Ingest:
                 # as read, for the push to compare once the source's record links to it
                 self.sighted[(name, etype, record.external_id)] = (incoming, keys.get("hub_id"))
                 stats.skipped += 1
-                return
+                return None
             canonical = match or incoming.id
         incoming = dataclasses.replace(incoming, id=canonical)
         stored = tx.get_entity(canonical)
         existing = stored.entity() if stored is not None else None
         if existing is None and not is_source:
             stats.skipped += 1
-            return
+            return None
         if existing is not None and existing.extra.get("erased"):
             stats.unchanged += 1  # erased on request (GDPR): never re-imported, never propagated
-            return
+            return None
         merged = self.ctx.routing.ownership.merge(existing, incoming, system)
         if etype == "customer":
             merged = made_in_billing(merged, system, hub_made=bool(connector.natural_keys(record).get("hub_id")))
-        outcome = tx.upsert_entity(merged, name, run_id=run_id)
+        return Pending(record, stats, canonical, placeholder, incoming, merged, dangling, first_sighting,
+                        seen_hash)
+
+    def _flush(self, page: PageRun) -> None:
+        """Store the pending records of a page at once (one ``upsert_entities``), then link,
+        note and plan each in order, as one record at a time would."""
+        batch, page.pending = page.pending, PageBatch()
+        if not batch.items:
+            return
+        tx, name = page.tx, page.connector.name
+        try:
+            outcomes: list[Outcome] | None = tx.upsert_entities([p.merged for p in batch.items], name,
+                                                               run_id=page.run_id)
+        except MAPPING_ERRORS:
+            outcomes = None  # one record cannot be stored: each alone, that one held (nothing written yet)
+        placeholders: dict[str, dict[str, tuple[str, str, str]]] = {}
+        with tx.outbox_batch():  # the batch's planned writes: one insert
+            for i, pending in enumerate(batch.items):
+                record = pending.record
+                try:
+                    outcome = outcomes[i] if outcomes is not None else tx.upsert_entity(
+                        pending.merged, name, run_id=page.run_id)
+                    self._finish(page, pending, outcome, placeholders)
+                except MAPPING_ERRORS as exc:
+                    self._hold(tx, page.connector, record, exc, pending.stats, page.summary, page.run_id,
+                               retried=page.retried)
+                    continue
+                page.release(record)
+        tx.note_placeholders_many(placeholders)
+
+    def _finish(self, page: PageRun, pending: Pending, outcome: Outcome,
+                placeholders: dict[str, dict[str, tuple[str, str, str]]]) -> None:
+        """After the record's entity write: its link, placeholders and plan."""
+        tx, connector, record, stats = page.tx, page.connector, pending.record, pending.stats
+        name, etype, canonical, incoming = connector.name, record.entity_type, pending.canonical, pending.incoming
+        first_sighting = pending.first_sighting
         setattr(stats, outcome, getattr(stats, outcome) + 1)
         # First contact: what the record holds, as the hub would send it (a record that maps to
         # the same payload is never written), and as canonical, for the push to compare by the
@@ -409,26 +386,26 @@ class Ingest:
         # would make a second Account.
         agreeable = first_sighting and (not connector.capabilities().upserts_by_marker
                                         or connector.natural_keys(record).get("hub_id") == canonical)
-        agreed = agreed_digest(tx, connector, incoming, refs) if agreeable else None
+        agreed = agreed_digest(tx, connector, incoming, page.refs) if agreeable else None
         if agreeable:
             self.first_seen[(name, etype, canonical)] = incoming  # the push compares it (FirstSeen)
         elif not first_sighting:  # read again since: what it held at first contact is stale
             self.first_seen.pop((name, etype, canonical), None)
         try:
-            tx.link(canonical, name, etype, record.external_id, seen_hash=seen_hash,
+            tx.link(canonical, name, etype, record.external_id, seen_hash=pending.seen_hash,
                     remote_version=record.version, payload_hash=agreed)
         except LinkConflict as exc:
             self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, exc.external_id],
-                          f"{name} has two {etype} records for one hub record: {exc}", run_id)
+                             f"{name} has two {etype} records for one hub record: {exc}", page.run_id)
             stats.held += 1
             return
-        if dangling:
-            tx.note_placeholders(canonical, dangling)
+        if pending.dangling:
+            placeholders[canonical] = pending.dangling
         if first_sighting:
             stats.linked += 1
-            linked[placeholder] = canonical
+            page.linked[pending.placeholder] = canonical
         if outcome != "unchanged":
-            self.planner.planned(tx, merged, connector, summary, run_id)
+            self.planner.planned(tx, pending.merged, connector, page.summary, page.run_id)
 
     def _ingest_deletion(self, tx: Tx, connector: Connector, record: Record, canonical: str | None,
                          stats: StreamStats, run_id: str | None) -> None:

@@ -28,7 +28,7 @@ class Planner:
 
     def plan(self, tx: Tx, entity: Entity, *, source_system: str, source_connection: str | None = None) -> int:
         """Enqueue the writes a canonical change calls for; returns how many were queued."""
-        digest = content_hash(entity)
+        digest = tx.known_digest(entity) or content_hash(entity)
         queued = 0
         if entity.extra.get("erased"):
             return 0  # an erasure stays in the hub; the ledgers keep what the books need
@@ -66,6 +66,8 @@ class Planner:
         The same rule as first contact when the source is read first: the hub's marker, then
         natural keys, most specific first, then a payment's or refund's settlement key; exactly one candidate is linked (the write then updates it), several are
         a duplicate finding and nothing is written."""
+        if not tx.any_sightings(connection, entity.type):
+            return None  # nothing sighted there (one lookup per transaction): no keys to work out
         digests = hub_digests(entity.id, natural_digests(to_data(entity), entity.type))
         found = tx.sightings_matching(connection, entity.type, digests)
         for key in ("hub_id", *MATCH_KEYS):

@@ -1,0 +1,79 @@
+"""A page being ingested (``sync.ingest``): its inputs, and the records mapped and merged whose
+entity writes are still to come, stored together with one ``Tx.upsert_entities``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from connectors.base import Connector, Record
+from mapping.model import Entity
+from state.store import Tx
+from sync.context import LinkResolver
+from sync.summary import StreamStats, SyncSummary
+
+
+@dataclass(slots=True)
+class Pending:
+    """A record mapped and merged, its entity write still to come (``Ingest._flush``)."""
+
+    record: Record
+    stats: StreamStats
+    canonical: str
+    placeholder: str  # the id it maps to when not linked yet
+    incoming: Entity
+    merged: Entity
+    dangling: dict[str, tuple[str, str, str]]  # placeholders it names: (connection, type, external id)
+    first_sighting: bool
+    seen_hash: str | None
+
+
+@dataclass
+class PageBatch:
+    """The pending records of a page: one entity type, each hub record once."""
+
+    items: list[Pending] = field(default_factory=list)
+    canonicals: set[str] = field(default_factory=set)
+    new: set[tuple[str, str]] = field(default_factory=set)  # (type, external id) linked by the batch
+
+    def add(self, pending: Pending) -> None:
+        self.items.append(pending)
+        self.canonicals.add(pending.canonical)
+        if pending.first_sighting:
+            self.new.add((pending.record.entity_type, pending.record.external_id))
+
+    def depends(self, pending: Pending, connection: str) -> bool:
+        """Whether ``pending`` must wait for the batch to be stored: another entity type (what a
+        stored record derives, a customer's billing state, is of another type, and a record of
+        that type may be merged from it), the same hub record, or a reference to a record the
+        batch links (mapped now it would name a placeholder)."""
+        if not self.items:
+            return False
+        return (pending.record.entity_type != self.items[0].record.entity_type
+                or pending.canonical in self.canonicals
+                or any(c == connection and (t, e) in self.new for c, t, e in pending.dangling.values()))
+
+
+@dataclass
+class PageRun:
+    """One ``Ingest.ingest`` call's transaction, inputs and what it has pending."""
+
+    tx: Tx
+    connector: Connector
+    refs: LinkResolver
+    summary: SyncSummary
+    run_id: str | None
+    retried: bool
+    held: Mapping[tuple[str, str], str]  # (type, external id) -> the hold's finding fingerprint
+    linked: dict[str, str]  # placeholder -> hub record, for the records linked here
+    matches: Mapping[str, str]  # first contact: external id -> hub record or "ambiguous"
+    pending: PageBatch = field(default_factory=PageBatch)
+
+    def release(self, record: Record) -> None:
+        """It maps now (or is gone at its source): nothing held any more."""
+        fp = self.held.get((record.entity_type, record.external_id))
+        if fp is not None:
+            self.tx.release_hold(self.connector.name, record.entity_type, record.external_id, fp)
+
+
+__all__ = ["PageBatch", "PageRun", "Pending"]
