@@ -46,6 +46,7 @@ from sync.ingest_page import PageBatch, PageRun, Pending
 from sync.plan import Planner
 from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
+from sync.versions import drop_stale
 
 
 class Ingest(HeldRecords):
@@ -99,6 +100,7 @@ class Ingest(HeldRecords):
             if gone:
                 self._gone(tx, connector, gone, summary, run_id)
                 records = [r for r in records if not r.gone]
+            records = drop_stale(tx, connector, records, summary, retried=retried)
             held = self._held(tx, connector, records)
             seen = {id(r): payload_digest(r.data) for r in records if not r.deleted}
             if skip_unchanged and not retried:
