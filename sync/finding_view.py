@@ -27,6 +27,7 @@ from mapping.model import CreditNote, Customer, Entity, Invoice, Payment, Payout
 from mapping.money import MoneyError, format_money
 from state.records import Finding, Link
 from state.store import StateStore, Tx
+from sync.diff_money import said_by
 from sync.finding_facts import day_of, money_json
 
 # The finding fields that hold an amount in minor units (the diff's money, balance and tax fields).
@@ -344,10 +345,17 @@ class FindingView:
             for system in holders:
                 if system in vals:
                     cells[system] = value_text(name, vals[system], money_in[system])
+                elif not self._holds(system, finding.entity, name):
+                    cells[system] = "not held there"  # e.g. an invoice's tax in Salesforce
                 else:  # linked and no finding of its own on this field: it agreed with the hub
                     cells[system] = "same as hub"
             rows.append({"field": name, "values": cells})
         return {"systems": ["hub", *holders], "rows": rows}
+
+    def _holds(self, connection: str, entity_type: str, name: str) -> bool:
+        """Whether the connection's system expresses the field at all (the diff's own rule)."""
+        place = self.places.get(connection)
+        return place is None or said_by(place.system, entity_type, {name: 0}).get(name) is not None
 
     # -- duplicates and orphans
 

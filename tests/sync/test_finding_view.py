@@ -130,3 +130,20 @@ def test_a_day_total_names_its_day_and_the_unexplained_difference(store: StateSt
     assert about["values"]["rows"] == [{"field": "total", "values": {"hub": "1,234.00 USD",
                                                                      "quickbooks": "1,234.03 USD"}}]
     assert about["action"]["kind"] == "none"
+
+
+def test_a_system_that_does_not_hold_a_field_is_not_said_to_agree(store: StateStore) -> None:
+    ids = seed(store)
+    with store.transaction() as tx:
+        tx.link("inv-31", "salesforce", "invoice", "a0B000000000001")
+        tx.upsert_finding(fingerprint="m-q", kind="mismatch", entity="invoice", system="quickbooks",
+                          canonical_id="inv-31", external_ids=["456"], run_id=None,
+                          fields={"tax": {"hub": 1650, "quickbooks": 1980}},
+                          detail="quickbooks invoice 456 disagrees with the hub on tax")
+    about = next(f for f in findings_report(store, places=PLACES)["findings"] if f["id"] == ids["qbo"])["about"]
+    tax = next(r for r in about["values"]["rows"] if r["field"] == "tax")
+    assert tax["values"] == {"hub": "16.50 USD", "quickbooks": "19.80 USD", "salesforce": "not held there",
+                             "stripe": "same as hub", "xero": "same as hub"}
+    total = next(r for r in about["values"]["rows"] if r["field"] == "total")  # Xero's own finding
+    assert total["values"]["xero"] == "90.00 USD" and total["values"]["salesforce"] == "same as hub"
+    assert about["said"] == "quickbooks invoice 00000031-0002 (id 456 there) disagrees with the hub on tax"
