@@ -27,6 +27,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("POST", "/review/{connection}/approve"): "operator",
     ("GET", "/oauth/start/{connection}"): "admin",  # connects a vendor account
     ("GET", "/audit"): "read-only",
+    ("GET", "/users"): "admin",  # people: sync/web/console_users.py
+    ("POST", "/users"): "admin",
+    ("POST", "/users/{name}/{action}"): "admin",
     # console: the daily pages (sync/web/console_daily.py and its modules)
     ("POST", "/jobs/{id}/run"): "operator",
     ("POST", "/records/{id}/{step}"): "operator",

@@ -1,6 +1,6 @@
 """Every route that changes something writes an audit entry. The routes are read from the running
 app: each non-GET route (each value of a constrained step, e.g. /findings/{id}/ack and /resync)
-is either done here, as an operator, and must leave its entry — or is listed in NOT_AUDITED with
+is either done here, by an admin, and must leave its entry — or is listed in NOT_AUDITED with
 why. A new route fails this test until it is one or the other."""
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ RECIPES: dict[str, tuple[str, Recipe]] = {
     "/api/outbox/x1/retry": ("outbox.retry", lambda c: c.api(f"/api/outbox/{c.dead[2]}/retry")),
     "/api/outbox/x1/drop": ("outbox.drop", lambda c: c.api(f"/api/outbox/{c.dead[3]}/drop", {"reason": "gone"})),
     "/api/jobs/x1/run": ("job.run_now", lambda c: c.api("/api/jobs/outbox/run")),
+    "/users": ("user.add", lambda c: c.form("/users", name="rita", role="read-only")),
+    "/users/x1/role": ("user.role", lambda c: c.form("/users/rita/role", role="operator")),
+    "/users/x1/reset": ("user.reset", lambda c: c.form("/users/rita/reset")),
+    "/users/x1/disable": ("user.disable", lambda c: c.form("/users/rita/disable", reason="left")),
 }
 
 
@@ -92,8 +96,8 @@ async def _setup(env: Env, client: Client) -> Ctx:
             tx.dead_outbox(item.id, "rejected by xero")
             dead.append(item.id)
     env.hub.engine.review_connections = {"xero"}
-    token = add_user(env.store, "olga", "operator", "cli:test")
-    csrf = await login_as(client, "olga", token)
+    token = add_user(env.store, "ada", "admin", "cli:test")  # an admin may do every route
+    csrf = await login_as(client, "ada", token)
     return Ctx(env, client, csrf, token, planted, mismatch, orphans, dead)
 
 
@@ -109,6 +113,6 @@ async def test_every_state_changing_route_writes_an_audit_entry(env: Env, client
         with env.store.transaction() as tx:
             new = tx.list_audit(limit=tx.count_audit() - seen) if tx.count_audit() > seen else []
         actions = [(e.action, e.actor) for e in new]
-        if (action, "api:olga" if path.startswith("/api/") else "console:olga") not in actions:
+        if (action, "api:ada" if path.startswith("/api/") else "console:ada") not in actions:
             missing.append((path, answer.status, actions, (await answer.text())[:200]))
     assert missing == [], "\n".join(map(str, missing))
