@@ -52,6 +52,7 @@ class Period:
     label: str
     start: date
     end: date  # exclusive
+    kind: str = "day"  # day, week or month
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,11 @@ def periods(now: datetime, kind: str, count: int) -> list[Period]:
     for _ in range(count - 1):
         start = _start_of(start - timedelta(days=1), kind)
         starts.append(start)
-    return [Period(_label(s, kind), s, _next(s, kind)) for s in reversed(starts)]
+    return [Period(_label(s, kind), s, _next(s, kind), kind) for s in reversed(starts)]
+
+
+def _each(spans: Sequence[Period]) -> str:
+    return f"each {spans[0].kind}"
 
 
 def flow(rows: Iterable[tuple[str, int]], spans: Sequence[Period]) -> tuple[int, ...]:
@@ -177,7 +182,7 @@ def findings_charts(tx: Tx, spans: Sequence[Period]) -> list[Chart]:
     return [
         Chart("findings-opened", "Findings opened, by kind", labels,
               per_kind or (Series("findings", flow([], spans)),), stacked=True),
-        Chart("findings-open", "Findings unresolved at the end of each period", labels,
+        Chart("findings-open", f"Findings unresolved at the end of {_each(spans)}", labels,
               (Series("unresolved", stock(opened + closed, spans)),),
               notes=("Acknowledged findings count as unresolved: the store keeps no date of an acknowledgement.",)),
     ]
@@ -188,7 +193,7 @@ def outbox_chart(tx: Tx, spans: Sequence[Period]) -> Chart:
     left = series.outbox_left(tx)
     waiting = stock(entered + [(day, -n) for day, _status, n in left], spans)
     dead = stock([(day, n) for day, status, n in left if status == "dead"], spans)
-    return Chart("outbox-depth", "Outbox: writes waiting and dead letters at the end of each period",
+    return Chart("outbox-depth", f"Outbox: writes waiting and dead letters at the end of {_each(spans)}",
                  tuple(p.label for p in spans), (Series("waiting", waiting), Series("dead letters", dead)))
 
 
@@ -208,7 +213,7 @@ def sync_lag_chart(tx: Tx, spans: Sequence[Period], now: datetime, connections: 
             at = bisect_right(done, moment) - 1
             values.append(int((moment - done[at]).total_seconds()) if at >= 0 else None)
         lines.append(Series(name, tuple(values)))
-    return Chart("sync-lag", "Sync lag at the end of each period (time since the last clean pass)",
+    return Chart("sync-lag", f"Sync lag at the end of {_each(spans)} (time since the last clean pass)",
                  tuple(p.label for p in spans), tuple(lines), unit="seconds",
                  notes=("A pass that ended with any error does not count, so the lag shown is never less than the real one.",))
 
@@ -236,7 +241,7 @@ def money_charts(moves: dict[str, list[tuple[str, str, int]]], spans: Sequence[P
                             (Series("invoiced", flow(billed.get(currency, []), spans)),
                              Series("credited", flow(notes.get(currency, []), spans))),
                             unit="money", currency=currency))
-        charts.append(Chart(f"receivables-{currency}", f"Receivables at the end of each period, {currency}",
+        charts.append(Chart(f"receivables-{currency}", f"Receivables at the end of {_each(spans)}, {currency}",
                             labels, (Series("open balance", stock(owed.get(currency, []), spans)),),
                             unit="money", currency=currency))
     return charts

@@ -85,6 +85,7 @@ def test_revenue_and_receivables_per_month_per_currency(store: StateStore) -> No
     # the month still running agrees with the overview's open receivables
     assert overview_money == {"USD": usd(12000), "EUR": Money(4500, "EUR")}
     assert charts["receivables-USD"].text(12000) == "120.00 USD"
+    assert charts["receivables-USD"].title == "Receivables at the end of each month, USD"
     assert page["undated"] == ["1 invoice without a date is in no period"]
 
 
