@@ -12,6 +12,7 @@ from state.crypto import generate_key
 from sync import report as reports
 from sync.config import load_config
 from sync.demo import Emulators, plant_drift, seed_company, start_emulators
+from sync.finding_view import places_of
 from sync.findings import findings_report
 from sync.listings import findings_listing
 from sync.output_formats import print_table
@@ -81,7 +82,7 @@ def run_demo(workdir: Path, *, as_json: bool, serve: bool, console: Console, err
             progress.update(steps, advance=1, description="reconciling every system (diff)")
             result = hub.differ.run(DIFF_ENTITIES)
             progress.update(steps, advance=1, description="writing the report")
-            report = findings_report(hub.store)
+            report = findings_report(hub.store, places=places_of(hub.config.connections, hub.store))
             report["findings"] = [f for f in report["findings"] if f["status"] != "resolved"]
             (workdir / REPORT_NAME).write_text(reports.to_html(report))
             progress.update(steps, advance=1)
