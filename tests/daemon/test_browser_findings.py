@@ -45,7 +45,11 @@ async def test_a_filtered_bulk_acknowledge(env: Env, client: TestClient[Any, Any
         await page.goto(f"{base}/")
         assert await page.text_content("#findings-acknowledged") == "10"
         assert await page.text_content("#findings-open") == str(len(ids["mismatch"]) + len(ids["orphan"]) - 10)
-    for shot in ("findings-filtered.png", "findings-bulk-ack.png"):
+        await page.goto(f"{base}/findings/{ids['mismatch'][12]}")  # one finding: who, what, each system
+        assert await page.text_content("#about-customer") == "Globex"
+        assert await page.text_content('#values tr[data-field="total"] td[data-system="quickbooks"]') == "199.00 USD"
+        await page.screenshot(path=str(artefacts(tmp_path) / "finding-page.png"), full_page=True)
+    for shot in ("findings-filtered.png", "findings-bulk-ack.png", "finding-page.png"):
         assert (artefacts(tmp_path) / shot).stat().st_size > 0
     with env.store.transaction() as tx:
         assert {tx.get_finding(i).status for i in ids["acme"]} == {"acknowledged"}
