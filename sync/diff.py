@@ -61,8 +61,8 @@ from sync.diff_balance import (
 )
 from sync.diff_balance import create_tables as create_balance_tables
 from sync.diff_balance import lagging as balance_lagging
-from sync.diff_dropped import DROPPED_KEY, dropped_in_words, load_dropped
 from sync.diff_dropped import create_table as create_dropped_table
+from sync.diff_dropped import dropped_finding, load_dropped
 from sync.diff_money import comparable, invoice_differing, payment_rates, said_by
 from sync.diff_scratch import (
     MONEY_FIELDS,
@@ -385,8 +385,8 @@ class Differ:
         # set-based pass per connection (a void document is never created in a target, and a
         # recent change may still be on its way unless its write is already held or dropped).
         for system in holders:
-            for canonical, error, *dropped in db.execute(
-                    "SELECT h.canonical_id, d.error, x.item_id, x.actor, x.reason, x.at FROM hub h "
+            for canonical, error, dropped in db.execute(
+                    "SELECT h.canonical_id, d.error, x.item_id IS NOT NULL FROM hub h "
                     "LEFT JOIN held d ON d.canonical_id = h.canonical_id AND d.target = ?1 "
                     "LEFT JOIN dropped x ON x.canonical_id = h.canonical_id AND x.target = ?1 "
                     "WHERE h.deleted = 0 AND h.void = 0 AND instr(h.expected, ',' || ?1 || ',') > 0 "
@@ -399,13 +399,8 @@ class Differ:
                     record_findings.append(DiffFinding("missing", entity_type, system, canonical, [],
                                                        f"held: {error}", key="held"))
                     continue
-                if dropped[0] is not None:  # a person gave up on its write: acknowledged, with who and why
-                    item_id, actor, reason, at = dropped
-                    record_findings.append(DiffFinding(
-                        "missing", entity_type, system, canonical, [],
-                        dropped_in_words(entity_type, canonical, system, item_id, actor, reason, at),
-                        {"dropped_by": {system: actor}, "reason": {system: reason}},
-                        key=DROPPED_KEY, status="acknowledged"))
+                if dropped:  # a person gave up on its write: acknowledged, with who and why
+                    record_findings.append(dropped_finding(db, "missing", entity_type, system, canonical, []))
                     continue
                 record_findings.append(DiffFinding(
                     "missing", entity_type, system, canonical, [],
@@ -415,13 +410,14 @@ class Differ:
         # mismatch / stale / source: one and one, compared field by field. SQL narrows to the pairs
         # whose normalised fields differ at all; Python applies ownership and tolerances to those.
         for (system, external_id, key, sys_fields, lines, changed_at, hub_fields, updated_at, lagging,
-             writing, waiting) in db.execute(
+             writing, waiting, dropped) in db.execute(
                 "SELECT s.system, s.external_id, s.key, s.fields, s.lines, s.changed_at, h.fields, h.updated_at, "
                 "(coalesce(l.last_pushed_hash, h.hash) != h.hash OR (coalesce(l.last_pushed_hash, '') != h.hash "
                 " AND EXISTS (SELECT 1 FROM intents i WHERE i.canonical_id = h.canonical_id "
                 "             AND i.target = s.system AND i.hash = h.hash))), "
                 "EXISTS (SELECT 1 FROM intents i WHERE i.canonical_id = h.canonical_id AND i.target = s.system), "
-                "EXISTS (SELECT 1 FROM waiting w WHERE w.system = s.system AND w.external_id = s.external_id) "
+                "EXISTS (SELECT 1 FROM waiting w WHERE w.system = s.system AND w.external_id = s.external_id), "
+                "EXISTS (SELECT 1 FROM dropped x WHERE x.canonical_id = h.canonical_id AND x.target = s.system) "
                 "FROM sys s JOIN hub h ON h.canonical_id = s.key "
                 "LEFT JOIN links l ON l.canonical_id = s.key AND l.system = s.system "
                 "WHERE s.deleted = 0 AND s.fhash != h.fhash "
@@ -452,8 +448,12 @@ class Differ:
             fields = {f: {"hub": ours.get(f), system: theirs.get(f)} for f in others}
             if lagging:
                 # the hub meant to write this content and it has not landed: stale once the
-                # SLA has passed, otherwise the write may still be on its way
-                if updated_at <= sla_cutoff:
+                # SLA has passed, otherwise the write may still be on its way — unless a person
+                # dropped it: then it is not on its way, and the gap is reported now
+                if dropped:
+                    record_findings.append(dropped_finding(db, "stale", entity_type, system, key, [external_id],
+                                                           fields))
+                elif updated_at <= sla_cutoff:
                     record_findings.append(DiffFinding(
                         "stale", entity_type, system, key, [external_id],
                         f"the hub changed {', '.join(others)} at {updated_at[:19]} and {system} still has "

@@ -5,8 +5,9 @@ reason, in the audit log. The record is still in its source and in the other sys
 the target: that is a gap in the books, and it must not vanish from the diff — before, the
 dropped write still counted as "on its way", so within ``stale_sla`` the record was neither
 missing nor counted in the day totals. Now a dropped write that no later write of the record to
-that target followed is ``missing`` at once, acknowledged (a person decided), naming who dropped
-it, when and why; its amount is the finding's, so the day totals count it as that gap.
+that target followed is ``missing`` at once (an update given up on: ``stale`` at once, the old
+content staying there), acknowledged (a person decided), naming who dropped it, when and why; its
+amount is the finding's, so the day totals count it as that gap.
 ``hub outbox retry ID`` queues it again: once it lands, the next diff no longer sees the record
 missing and resolves the finding.
 """
@@ -14,10 +15,12 @@ missing and resolves the finding.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from state.audit import AuditFilter
 from state.store import Tx
 from sync.audit import list_actions
+from sync.findings import DiffFinding
 
 DROP_ACTION = "outbox.drop"  # the audit action of a dropped write (CLI, console, API)
 DROPPED_KEY = "dropped"  # the missing finding's key: apart from a dead write's ("held")
@@ -40,15 +43,24 @@ def load_dropped(db: sqlite3.Connection, tx: Tx, entity_type: str) -> None:
                     entry.reason if entry else None, entry.at.isoformat() if entry else None))
 
 
-def dropped_in_words(entity_type: str, canonical_id: str, system: str, item_id: int, actor: str | None,
-                     reason: str | None, at: str | None) -> str:
-    """The finding's detail: what is missing, who gave up on it, when, why, and how to undo it."""
+def dropped_finding(db: sqlite3.Connection, kind: str, entity_type: str, system: str, canonical: str,
+                    external_ids: list[str], fields: dict[str, Any] | None = None) -> DiffFinding:
+    """The finding of a record whose write to ``system`` a person dropped: ``missing`` (never
+    written there) or ``stale`` (an update given up on: the old content stays there), acknowledged,
+    naming who dropped it, when and why, and how to undo it (``load_dropped`` rows)."""
+    item_id, actor, reason, at = db.execute("SELECT item_id, actor, reason, at FROM dropped WHERE canonical_id = ? "
+                                            "AND target = ?", (canonical, system)).fetchone()
     who = (f"{actor} dropped its write (outbox item {item_id}) at {at[:16].replace('T', ' ')} UTC"
            if actor and at else f"its write (outbox item {item_id}) was dropped (before the audit log: "
                                 "no one named)")
     why = f": {reason}" if reason else " (no reason given)"
-    return (f"{entity_type} {canonical_id} is not in {system}: {who}{why}; "
-            f"`hub outbox retry {item_id}` writes it, and the next diff resolves this")
+    state = "is not in" if kind == "missing" else f"keeps its old {', '.join(sorted(fields or {}))} in"
+    return DiffFinding(
+        kind, entity_type, system, canonical, external_ids,
+        f"{entity_type} {canonical} {state} {system}: {who}{why}; "
+        f"`hub outbox retry {item_id}` writes it, and the next diff resolves this",
+        {**(fields or {}), "dropped_by": {system: actor}, "reason": {system: reason}},
+        key=DROPPED_KEY, status="acknowledged")
 
 
-__all__ = ["DROPPED_KEY", "DROP_ACTION", "create_table", "dropped_in_words", "load_dropped"]
+__all__ = ["DROPPED_KEY", "DROP_ACTION", "create_table", "dropped_finding", "load_dropped"]

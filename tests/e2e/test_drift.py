@@ -593,8 +593,9 @@ def test_drift_export_json_csv_and_a_self_contained_html(clocked: tuple[Company,
     assert all(set(f) == contract for f in report["findings"])
     assert triples(report["findings"]) == planted.expected
     for f in report["findings"]:
-        # the lost refund's write was dropped on purpose: missing, acknowledged (sync/diff_dropped.py)
-        dropped = f["kind"] == "missing" and "dropped_by" in f["fields"]
+        # the lost refund's write and the stale email's pushes were dropped on purpose: missing and
+        # stale, acknowledged, naming who dropped them (sync/diff_dropped.py)
+        dropped = f["kind"] in ("missing", "stale") and "dropped_by" in f["fields"]
         assert isinstance(f["external_ids"], list) and f["status"] == ("acknowledged" if dropped else "open")
         for values in f["fields"].values():
             assert "hub" in values or f["kind"] in ("duplicate", "orphan") or dropped

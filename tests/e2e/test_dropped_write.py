@@ -138,3 +138,24 @@ def test_a_dropped_write_stays_missing_acknowledged_until_a_retry_lands(company:
     assert code == 0 and _about(report, canonical) == [] and report["summary"]["missing"] == 0
     with company.hub.store.transaction() as tx:
         assert tx.get_finding(gap["id"]).status == "resolved"
+
+
+def test_a_dropped_update_is_stale_at_once_acknowledged_with_who_and_why(company: Company) -> None:
+    assert _hub(company, "sync").exit_code == 0
+    api: Any = company.hub.connectors["stripe"].api  # type: ignore[attr-defined]
+    customer = sorted(company.stripe.table("customer").values(), key=lambda c: c["id"])[1]
+    email = "accounts-" + customer["email"]
+    api.call(lambda c: c.v1.customers.update(customer["id"], {"email": email}))
+    assert company.hub.engine.sync(systems=["stripe"]).errors == []
+    with company.hub.store.transaction() as tx:
+        canonical = tx.canonical_for("stripe", "customer", customer["id"])
+        (item,) = [i for i in tx.list_outbox("pending", limit=10_000)
+                   if i.canonical_id == canonical and i.target == "xero"]
+    assert _hub(company, "outbox", "drop", str(item.id), "--reason", "Xero keeps the old address").exit_code == 0
+    assert _hub(company, "sync").exit_code == 0
+    # within stale_sla: before, a write "on its way" and nothing reported; now the gap, at once
+    done = _hub(company, "diff", "--entity", "customer", "--json")
+    (stale,) = [f for f in json.loads(done.stdout)["findings"] if f["canonical_id"] == canonical]
+    assert done.exit_code == 0 and (stale["kind"], stale["system"], stale["status"]) == ("stale", "xero", "acknowledged")
+    assert stale["fields"]["email"]["hub"] == email and stale["fields"]["reason"] == {"xero": "Xero keeps the old address"}
+    assert "Xero keeps the old address" in " ".join(stale["detail"].split())
