@@ -1,28 +1,40 @@
-"""The cluster's schedule: the embedded scheduler's jobs (``Jobs.specs()``) as Procrastinate
-periodic tasks.
+"""The cluster's schedule: the embedded scheduler's jobs (``Jobs.specs()``) on Procrastinate.
 
-Every worker runs Procrastinate's periodic deferrer over the same table, and the database
-keeps one job per (task, periodic id, tick): three workers deferring the 12:05:00 tick of
-``sync:stripe:customer`` make one job. Procrastinate's schedules are cron lines (with a seconds
-field), so an interval becomes a cron step; a stream's ticks are offset by a stable hash of its
-id, so 200 connections' syncs spread over the interval instead of all firing on the minute.
+Every worker runs Procrastinate's periodic deferrer over the same table, and the database keeps
+one job per (task, periodic id, tick): three workers deferring the 12:05:00 tick of the outbox
+make one job. Its schedules are cron lines (with a seconds field), so an interval becomes a cron
+step.
+
+Stream syncs — one per connection and stream, thousands of them — are not Procrastinate periodic
+tasks: its deferrer works out every periodic task's next tick with croniter on each wake (a few
+hundred microseconds each, in every worker), so its cost grows with connections x wakes. Instead
+one periodic task, ``defer_syncs``, runs every ``SWEEP_SECONDS`` once across the cluster and
+defers the streams whose tick fell since the previous sweep, a tick being plain arithmetic
+(``latest_tick``); each is deferred through Procrastinate's periodic-defer query, so a tick is
+one job however many sweeps see it. A stream's ticks are offset by a stable hash of its id, so
+200 connections' reads spread over the interval instead of all firing on the minute.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.triggers.interval import IntervalTrigger
-from procrastinate import App
+from procrastinate import App, JobContext
+from procrastinate.exceptions import AlreadyEnqueued
 
-from sync.cluster.tasks import task_name
+from sync.cluster.tasks import URGENT_PRIORITY, task_name
 from sync.scheduler import Jobs, JobSpec
 
 log = logging.getLogger("billhub.cluster")
 STALLED_CHECK = "* * * * * */10"  # how often a worker looks for the jobs of dead workers
+SWEEP_SECONDS = 5  # how often the cluster defers the stream syncs that came due
 # Interval steps a cron line can hold evenly: divisors of a minute, an hour, a day.
 _SECOND_STEPS = [s for s in range(1, 61) if 60 % s == 0]
 _MINUTE_STEPS = [m * 60 for m in range(1, 61) if 60 % m == 0]
@@ -59,19 +71,49 @@ def every(seconds: float, offset: int = 0) -> str:
     return f"{(offset // 60) % 60} {(offset // 3600) % hours}-23/{hours} * * * {sec}"
 
 
-def _stagger(job_id: str, seconds: float) -> int:
-    return zlib.crc32(job_id.encode()) % max(1, int(seconds))
+@dataclass(frozen=True)
+class Stream:
+    """One stream's scheduled sync: every ``interval`` seconds, ``offset`` seconds into it."""
+
+    periodic_id: str  # the embedded job id, sync:<connection>:<entity>
+    connection: str
+    entity: str
+    interval: int
+    offset: int
+
+    @property
+    def lock(self) -> str:
+        return f"connection:{self.connection}"  # two of a connection's streams never run at once
+
+    def latest_tick(self, now: float) -> int:
+        """The newest tick at or before ``now`` (epoch seconds)."""
+        return self.offset + math.floor((now - self.offset) / self.interval) * self.interval
 
 
-def schedule(jobs: Jobs) -> list[Periodic]:
-    """The periodic tasks for ``jobs``' hub: one per embedded job, with its locks."""
+@dataclass(frozen=True)
+class Schedule:
+    periodics: list[Periodic]  # Procrastinate periodic tasks (a handful, whatever the connections)
+    streams: list[Stream]  # deferred by the defer_syncs sweep
+
+
+def schedule(jobs: Jobs) -> Schedule:
+    """The cluster's schedule for ``jobs``' hub, with the locks of each job."""
     diff_crons = jobs.hub.config.schedules.get("diff") or {}
-    out: list[Periodic] = []
+    periodics: list[Periodic] = []
+    streams: list[Stream] = []
     for spec in jobs.specs():
-        out.append(_periodic(spec, diff_crons))
-    out.append(Periodic("retry_stalled", task_name("retry_stalled"), STALLED_CHECK, {},
-                        "retry_stalled", "retry_stalled"))
-    return out
+        if spec.kind == "sync":
+            assert isinstance(spec.trigger, IntervalTrigger)
+            seconds = max(1, round(spec.trigger.interval.total_seconds()))
+            _, connection, entity = spec.id.split(":", 2)
+            streams.append(Stream(spec.id, connection, entity, seconds, zlib.crc32(spec.id.encode()) % seconds))
+        else:
+            periodics.append(_periodic(spec, diff_crons))
+    periodics.append(Periodic("retry_stalled", task_name("retry_stalled"), STALLED_CHECK, {},
+                              "retry_stalled", "retry_stalled"))
+    periodics.append(Periodic("defer_syncs", task_name("defer_syncs"), every(SWEEP_SECONDS), {},
+                              "defer_syncs", "defer_syncs"))
+    return Schedule(periodics, streams)
 
 
 def _periodic(spec: JobSpec, diff_crons: dict[str, Any]) -> Periodic:
@@ -80,14 +122,31 @@ def _periodic(spec: JobSpec, diff_crons: dict[str, Any]) -> Periodic:
         return Periodic(spec.id, task_name("run_diff"), str(diff_crons[entity]), {"entity": entity},
                         spec.id, spec.id)
     assert isinstance(spec.trigger, IntervalTrigger)  # every other job is an interval job
-    seconds = spec.trigger.interval.total_seconds()
-    if spec.kind == "sync":
-        _, connection, entity = spec.id.split(":", 2)
-        # one lock per connection: two of its streams never read (and push) at once
-        return Periodic(spec.id, task_name("sync_stream"), every(seconds, _stagger(spec.id, seconds)),
-                        {"connection": connection, "entity": entity}, f"connection:{connection}", spec.id)
     names = {"outbox": "push_outbox", "inbox": "process_inbox", "tokens": "refresh_tokens"}
-    return Periodic(spec.id, task_name(names[spec.kind]), every(seconds), {}, spec.id, spec.id)
+    return Periodic(spec.id, task_name(names[spec.kind]), every(spec.trigger.interval.total_seconds()), {},
+                    spec.id, spec.id)
+
+
+async def defer_due(app: App, streams: Iterable[Stream], now: float, since: float) -> int:
+    """Defer each stream whose latest tick lies in (``since``, ``now``]; how many were new.
+
+    A tick already deferred (by another sweep, another worker) is not deferred again: the
+    database keeps one job per (stream, tick). A stream whose previous job still waits is
+    skipped (its queueing lock): the waiting one reads everything since anyway."""
+    task = app.tasks[task_name("sync_stream")]
+    deferred = 0
+    for stream in streams:
+        tick = stream.latest_tick(now)
+        if tick <= since:
+            continue
+        job = task.configure(lock=stream.lock, queueing_lock=stream.periodic_id, task_kwargs={
+            "connection": stream.connection, "entity": stream.entity, "timestamp": tick}).job
+        try:
+            if await app.job_manager.defer_periodic_job(job, periodic_id=stream.periodic_id, defer_timestamp=tick):
+                deferred += 1
+        except AlreadyEnqueued:
+            continue
+    return deferred
 
 
 def longest_interval(jobs: Jobs) -> float:
@@ -97,11 +156,22 @@ def longest_interval(jobs: Jobs) -> float:
     return max([60.0, *intervals])
 
 
+async def defer_syncs(context: JobContext, timestamp: int | None = None) -> int:
+    """The sweep (a periodic task, once per tick across the cluster): defer the stream syncs
+    that came due since the sweep before this one. A sweep that waited covers its wait too."""
+    streams: list[Stream] = context.additional_context["streams"]
+    now = time.time()
+    since = (timestamp if timestamp is not None else now) - SWEEP_SECONDS - 1  # touching windows
+    return await defer_due(context.app, streams, now, since)
+
+
 def register(app: App, periodics: list[Periodic]) -> None:
-    """Each periodic task on ``app`` (its tasks registered first: ``tasks.register``)."""
+    """The sweep's task and each periodic task on ``app`` (after ``tasks.register``)."""
+    app.task(name=task_name("defer_syncs"), pass_context=True, priority=URGENT_PRIORITY)(defer_syncs)
     for p in periodics:
         app.periodic(cron=p.cron, periodic_id=p.periodic_id, lock=p.lock, queueing_lock=p.queueing_lock,
                      task_kwargs=dict(p.kwargs))(app.tasks[p.task])
 
 
-__all__ = ["Periodic", "STEPS", "every", "longest_interval", "register", "schedule"]
+__all__ = ["Periodic", "STEPS", "SWEEP_SECONDS", "Schedule", "Stream", "defer_due", "every", "longest_interval",
+           "defer_syncs", "register", "schedule"]

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +34,15 @@ STALLED_SECONDS = 30.0  # no heartbeat for this long: the worker is gone, its jo
 HEARTBEATS_PER_STALL = 3  # heartbeats a live worker sends within one stalled_seconds
 
 
-def build_app(url: str, jobs: Jobs) -> App:
-    """A Procrastinate App on the hub's database with the cluster's tasks and ``jobs``' schedule."""
-    schedule = periodic.schedule(jobs)
-    # A worker that starts defers each job's latest tick if it lies within the longest interval:
-    # like the embedded scheduler's first run at start, a restart reads at once, yet the tick is
-    # the same for every worker, so the database still keeps one job of it.
-    app = App(connector=job_queue.connector(url), periodic_defaults={"max_delay": periodic.longest_interval(jobs)})
+def build_app(url: str, schedule: periodic.Schedule, longest: float) -> App:
+    """A Procrastinate App on the hub's database with the cluster's tasks and ``schedule``.
+
+    A worker that starts defers each periodic job's latest tick if it lies within the longest
+    interval (``longest``): like the embedded scheduler's first run at start, a restart works at
+    once, yet the tick is the same for every worker, so the database still keeps one job of it."""
+    app = App(connector=job_queue.connector(url), periodic_defaults={"max_delay": longest})
     tasks.register(app)
-    periodic.register(app, schedule)
+    periodic.register(app, schedule.periodics)
     return app
 
 
@@ -67,17 +68,25 @@ class ClusterWorker:
         created = await loop.run_in_executor(None, job_queue.ensure_schema, self.url)
         if created:
             log.info("created the procrastinate job queue tables")
-        self.app = build_app(self.url, self.jobs_of())
+        jobs = self.jobs_of()
+        schedule = periodic.schedule(jobs)
+        longest = periodic.longest_interval(jobs)
+        self.app = build_app(self.url, schedule, longest)
         await self.app.open_async()
+        # As the embedded scheduler reads every stream at start: each stream's latest tick (one
+        # job per tick, however many workers start together).
+        now = time.time()
+        await periodic.defer_due(self.app, schedule.streams, now, now - longest)
         options: dict[str, Any] = {
             "concurrency": 1, "name": self.name, "install_signal_handlers": False,
-            "additional_context": {"jobs": self.jobs_of, "stalled_seconds": self.stalled_seconds},
+            "additional_context": {"jobs": self.jobs_of, "stalled_seconds": self.stalled_seconds,
+                                   "streams": schedule.streams},
             "update_heartbeat_interval": self.stalled_seconds / HEARTBEATS_PER_STALL,
             "stalled_worker_timeout": self.stalled_seconds,
             "delete_jobs": "never" if self.keep_jobs else "successful",
         }
         self._task = asyncio.create_task(self.app.run_worker_async(**options), name="procrastinate-worker")
-        log.info("procrastinate worker started", extra={"worker": self.name,
+        log.info("procrastinate worker started", extra={"worker": self.name, "streams": len(schedule.streams),
                                                         "periodic_tasks": len(self.app.periodic_registry.periodic_tasks)})
 
     async def stop(self, grace: float) -> bool:

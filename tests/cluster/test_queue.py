@@ -28,12 +28,13 @@ def queue_only(url: str) -> App:
     own periodic deferrer (which follows the wall clock) has nothing to defer."""
     app = App(connector=job_queue.connector(url))
     tasks.register(app)
+    periodic.register(app, [])  # the sweep's task (a deferred sweep job would find its body)
     return app
 
 
 async def run_until_empty(app: App, jobs: RecordingJobs) -> None:
     await app.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False,
-                               additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 30.0})
+                               additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 30.0, "streams": []})
 
 
 def job_rows(url: str) -> list[tuple[str, str, Any]]:
@@ -44,16 +45,20 @@ def job_rows(url: str) -> list[tuple[str, str, Any]]:
 
 async def test_a_tick_deferred_by_three_workers_runs_once(queue_url: str) -> None:
     jobs = RecordingJobs({"stripe_a": ["customer", "invoice"], "xero_a": ["customer"]}, sync_every=300)
-    apps = [build_app(queue_url, jobs.as_jobs()) for _ in range(3)]
+    schedule = periodic.schedule(jobs.as_jobs())
+    apps = [build_app(queue_url, schedule, 3600) for _ in range(3)]
     for app in apps:
         await app.open_async()
     try:
         deferrers = [PeriodicDeferrer(app.periodic_registry, max_delay=3600) for app in apps]
-        for deferrer in deferrers:  # every worker defers the same tick, as each one's loop does
+        for app, deferrer in zip(apps, deferrers, strict=True):
+            # every worker defers the same ticks, as each one's loop (and start-up sweep) does
             await deferrer.defer_jobs(deferrer.get_previous_tasks(at=TICK))
+            assert await periodic.defer_due(app, schedule.streams, TICK, TICK - 300) == (3 if app is apps[0] else 0)
         # The next tick comes while the first is still waiting: its queueing lock refuses it.
-        for deferrer in deferrers:
+        for app, deferrer in zip(apps, deferrers, strict=True):
             await deferrer.defer_jobs(deferrer.get_previous_tasks(at=TICK + 300))
+            assert await periodic.defer_due(app, schedule.streams, TICK + 300, TICK) == 0
         runner = queue_only(queue_url)
         await runner.open_async()
         try:
@@ -68,8 +73,9 @@ async def test_a_tick_deferred_by_three_workers_runs_once(queue_url: str) -> Non
     rows = job_rows(queue_url)
     syncs = [r for r in rows if r[0] == tasks.task_name("sync_stream")]
     assert len(syncs) == 3 and all(status == "succeeded" for _, status, _ in syncs)
-    # the stalled-job sweep is scheduled too, and once
-    assert [r[0] for r in rows].count(tasks.task_name("retry_stalled")) == 1
+    # the stalled-job check and the sync sweep are scheduled too, each once
+    names = [r[0] for r in rows]
+    assert names.count(tasks.task_name("retry_stalled")) == 1 and names.count(tasks.task_name("defer_syncs")) == 1
 
 
 async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str) -> None:
@@ -80,14 +86,15 @@ async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str
     together = threading.Barrier(2, timeout=20)
     jobs.hold["sync:qbo_a:customer"] = together.wait
     jobs.hold["sync:qbo_b:customer"] = together.wait
-    schedule = {p.periodic_id: p for p in periodic.schedule(jobs.as_jobs())}
+    streams = {s.periodic_id: s for s in periodic.schedule(jobs.as_jobs()).streams}
     app = queue_only(queue_url)
     await app.open_async()
     try:
         for job_id in ("sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"):
-            p = schedule[job_id]
-            await app.tasks[p.task].configure(lock=p.lock, queueing_lock=p.queueing_lock,
-                                              task_kwargs=dict(p.kwargs)).defer_async()
+            s = streams[job_id]
+            await app.tasks[tasks.task_name("sync_stream")].configure(
+                lock=s.lock, queueing_lock=s.periodic_id,
+                task_kwargs={"connection": s.connection, "entity": s.entity}).defer_async()
         workers = [queue_only(queue_url) for _ in range(2)]
         for worker in workers:
             await worker.open_async()
