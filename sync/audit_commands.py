@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from state.audit import AuditEntry, AuditFilter
 from sync.audit import audit_csv, audit_filter, audit_json
 from sync.cli_context import HubContext
+from sync.output_formats import Column, Listing, format_option, print_table
 from sync.terminal import console, fail, handles_errors
 
 EXPORT_BATCH = 1000
@@ -57,7 +57,7 @@ def audit() -> None:
 @audit.command("list")
 @_filters
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@format_option
 @click.pass_obj
 @handles_errors
 def audit_list(hub: HubContext, limit: int, fmt: str, **options: Any) -> None:
@@ -77,14 +77,13 @@ def audit_list(hub: HubContext, limit: int, fmt: str, **options: Any) -> None:
         console.print("no audit entries match")
         return
     # what changed (before/after) is in --format json|csv: a table 80 columns wide keeps who, what, why
-    table = Table(title=f"Audit log ({len(entries)} of {total}, newest first)")
-    for column, ratio in (("when (UTC)", 2), ("who", 2), ("what", 3), ("why", 3)):
-        table.add_column(column, overflow="fold", ratio=ratio)
+    listing = Listing(f"Audit log ({len(entries):,} of {total:,}, newest first)", [
+        Column("when (UTC)", "when"), Column("who"), Column("what"), Column("why")])
     for entry in entries:
         target = entry.target_id[:8] if entry.target_kind == "finding" else entry.target_id
-        table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.actor,
-                      f"{entry.action} {entry.target_kind} {target}", entry.reason or "")
-    console.print(table)
+        listing.add(entry.at.strftime("%Y-%m-%d %H:%M"), entry.actor, f"{entry.action} {entry.target_kind} {target}",
+                    entry.reason or "")
+    print_table(listing, console)
 
 
 @audit.command("export")

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.table import Table
 
 from state.store import StateStore
 from sync.audit import cli_actor
 from sync.cli_context import HubContext
+from sync.output_formats import Column, Listing, emit, format_option
 from sync.terminal import console, fail, handles_errors, print_json
 from sync.users import ROLES, UserError, add_user, disable_user, reset_user, set_role
 
@@ -71,26 +71,22 @@ def users_add(hub: HubContext, name: str, role: str, with_password: bool, as_jso
 
 
 @users.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @click.pass_obj
 @handles_errors
-def users_list(hub: HubContext, as_json: bool) -> None:
+def users_list(hub: HubContext, fmt: str) -> None:
     """Every user, their role and state (never a secret)."""
     with _store(hub).transaction() as tx:
         listed = [u.to_json() for u in tx.list_users()]
-    if as_json:
-        print_json({"users": listed})
-        return
-    if not listed:
+    if not listed and fmt == "table":
         console.print("no users yet: hub users add NAME --role admin|operator|read-only")
         return
-    table = Table(title="Users")
-    for column in ("name", "role", "state", "password", "since"):
-        table.add_column(column, overflow="fold")
+    listing = Listing("Users", [Column("name"), Column("role"), Column("state"), Column("password"),
+                                Column("since", "when")])
     for u in listed:
-        table.add_row(u["name"], u["role"], "disabled" if u["disabled"] else "active",
-                      "set" if u["password"] else "-", u["created_at"][:10])
-    console.print(table)
+        listing.add(u["name"], u["role"], "disabled" if u["disabled"] else "active",
+                    "set" if u["password"] else "-", u["created_at"][:10])
+    emit(fmt, {"users": listed}, lambda: [listing], console, print_json)
 
 
 @users.command("disable")

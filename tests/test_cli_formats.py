@@ -47,6 +47,9 @@ def config(tmp_path: Path) -> Path:
     store_usage(store, [parse_usage({"event_id": "use-1", "event_name": "api_calls", "customer": "cus_1",
                                      "value": 1001, "timestamp": "2026-11-04T10:00:00Z"})])
     store.dispose()
+    assert _hub(path, "users", "add", "alice", "--role", "operator").exit_code == 0
+    assert _hub(path, "outbox", "drop", "1", "--reason", "entered in Xero by hand on 4 November, "
+                "with the customer's purchase order number that the hub does not carry").exit_code == 0
     return path
 
 
@@ -55,7 +58,7 @@ def _hub(config: Path, *args: str) -> Result:
 
 
 LISTINGS = [("status",), ("export", "--entity", "invoice"), ("outbox", "list"), ("drift", "list"),
-            ("usage", "totals"), ("review",)]
+            ("usage", "totals"), ("review",), ("users", "list"), ("audit", "list")]
 
 
 @pytest.mark.parametrize("command", LISTINGS, ids=" ".join)
