@@ -663,13 +663,18 @@ async def test_console_actions_on_unknown_findings_are_404_not_500(env: Env, cli
 def test_tokens_and_session_signatures_are_compared_in_constant_time() -> None:
     import inspect
 
-    from sync.web import api, console
+    from sync import users
+    from sync.web import api, auth, console
 
     assert "hmac.compare_digest" in inspect.getsource(api.token_matches)
-    console_source = inspect.getsource(console)
-    # Every secret the console checks goes through ``token_matches`` (constant time), never ``==``.
-    assert console_source.count("token_matches(") >= 4
-    assert not re.search(r"(admin_token|csrf|_sign\([^)]*\))\s*[!=]=", console_source)
+    console_source, auth_source = inspect.getsource(console), inspect.getsource(auth)
+    # Every secret the console checks goes through ``token_matches`` (constant time), never ``==``:
+    # the session signature, the CSRF tokens and the login form's here; the [admin] token (as a
+    # bearer and at login) in sync/web/auth.py; a user's token digest and password in sync/users.py.
+    assert console_source.count("token_matches(") >= 3 and auth_source.count("token_matches(") >= 2
+    assert inspect.getsource(users).count("hmac.compare_digest(") >= 2
+    assert not re.search(r"(admin_token|csrf|_sign\([^)]*\))\s*[!=]=", console_source + auth_source)
+    assert not re.search(r"(token_hash|password_hash|digest)\s*[!=]=", inspect.getsource(users))
     assert not re.search(r"[!=]=\s*(token|daemon\.admin_token)\b", inspect.getsource(api))
     assert api.token_matches(ADMIN_TOKEN, ADMIN_TOKEN)
     for given_token in ("", ADMIN_TOKEN[:-1], ADMIN_TOKEN + "\udcff", "\ud800", ADMIN_TOKEN.upper()):
