@@ -24,25 +24,6 @@ _ENV = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "template
                    autoescape=select_autoescape(["html"]))
 
 
-def findings_table(report: dict[str, Any], title: str = "Drift findings") -> Table:
-    table = Table(title=title, show_lines=False)
-    for column in ("id", "kind", "entity", "system", "status", "values", "detail"):
-        table.add_column(column, overflow="fold")
-    for f in report["findings"]:
-        values = "\n".join(f"{name}: " + " | ".join(f"{s}={v}" for s, v in vals.items())
-                           for name, vals in f["fields"].items())
-        table.add_row(f["id"][:8], f["kind"], f["entity"], f["system"], f["status"], values, f["detail"])
-    return table
-
-
-def summary_table(summary: dict[str, int]) -> Table:
-    table = Table(title="Drift summary")
-    for kind in KINDS:
-        table.add_column(kind, justify="right")
-    table.add_row(*(str(summary.get(k, 0)) for k in KINDS))
-    return table
-
-
 def finding_detail(finding: dict[str, Any]) -> Group:
     """One finding for ``hub drift show``: who and what (customer, document, date, amount with its
     currency), every system's value side by side, a duplicate's candidates, the neutral detail
