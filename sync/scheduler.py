@@ -133,7 +133,12 @@ class Jobs:
         return await self._submit(self.executor, partial(fn, *args, **kwargs))
 
     async def _submit(self, executor: Executor, call: Callable[[], T]) -> T:
-        future = executor.submit(call)
+        try:
+            future = executor.submit(call)
+        except RuntimeError:  # the lane pool was shut down by a stop since the lane was granted
+            if self.stopping.is_set():
+                raise DaemonStopping("the daemon is stopping") from None
+            raise
         self._running.add(future)
         future.add_done_callback(self._running.discard)
         return await asyncio.wrap_future(future)

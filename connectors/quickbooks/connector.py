@@ -31,6 +31,7 @@ from connectors.quickbooks.client import QboClient, mount_timeouts
 from connectors.quickbooks.company import CompanyCurrency
 from connectors.quickbooks.company_tax import CompanyTax
 from connectors.quickbooks.streams import Reader
+from connectors.quickbooks.versions import SYNC_TOKENS
 from connectors.quickbooks.writes import Writer
 from connectors.ratelimit import RateLimiter
 from connectors.retry import RetryPolicy
@@ -133,7 +134,7 @@ class QuickBooksConnector(WebhookReceiver):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self,
-                            currency=self, checker=self)
+                            currency=self, checker=self, versions=SYNC_TOKENS)
 
     def check(self) -> ConnectionCheck:
         accounts = {"clearing_account_id": self.accounts.clearing, "payout_bank_account_id": self.accounts.bank,

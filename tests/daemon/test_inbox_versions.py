@@ -11,6 +11,7 @@ Stripe's versions are the seconds (Stripe's clock) a state was current at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -216,3 +217,31 @@ def _outbox_rows(env: Env, canonical: str) -> list[tuple[str, str]]:
         rows = conn.execute(select(schema.outbox.c.target, schema.outbox.c.status)
                             .where(schema.outbox.c.canonical_id == canonical).order_by(schema.outbox.c.id))
         return [(str(t), str(s)) for t, s in rows]
+
+
+async def test_a_quickbooks_read_with_an_older_sync_token_is_not_stored(env: Env, client: Client) -> None:
+    """QuickBooks versions are SyncTokens, a counter of the object's changes: a read carrying a
+    lower token than the one held is an older state, counted stale, and the token held stays."""
+    _seed(env, "Token Ltd")
+    jobs = daemon(client).jobs
+    await jobs.run_now("sync:stripe:customer")
+    await jobs.run_now("outbox")  # the customer is created in QuickBooks; its link holds the token
+    connector = env.hub.connectors["quickbooks"]
+    (page, *_rest) = list(connector.fetch_all("customer"))
+    (record,) = [r for r in page.records if r.data.get("DisplayName") == "Token Ltd"]
+    with env.store.transaction() as tx:
+        link = tx.link_by_external("quickbooks", "customer", record.external_id)
+    assert link is not None and link.remote_version is not None
+    held = int(link.remote_version)
+    summary = SyncSummary()
+    newer = dataclasses.replace(record, version=str(held + 2))
+    older = dataclasses.replace(record, version=str(held + 1), data={**record.data, "DisplayName": "Older Ltd"})
+
+    for batch in ([newer], [older]):
+        with env.store.transaction() as tx:
+            env.hub.engine.ingest(tx, connector, batch, summary, None)
+
+    assert summary.stats("quickbooks", "customer").stale == 1
+    with env.store.transaction() as tx:
+        kept = tx.link_by_external("quickbooks", "customer", record.external_id)
+    assert kept is not None and kept.remote_version == str(held + 2)
