@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from sync.users import add_user, disable_user
+from sync.web.app import create_app
 from sync.web.roles import ROUTE_ROLES, UNLISTED_WRITE, needed_role
-from tests.daemon.conftest import Env, auth
+from tests.daemon.conftest import ADMIN_TOKEN, Env, auth, build_config
 from tests.daemon.test_console import _csrf
 
 Client = TestClient[Any, Any]
@@ -116,3 +117,20 @@ async def test_the_admin_token_is_the_bootstrap_admin(client: Client) -> None:
     wrong = await client.post("/login", data={"user": "admin", "token": "nope", "csrf": _csrf(await page.text())})
     assert wrong.status == 401
     assert (await client.get("/api/status", headers=auth())).status == 200
+
+
+async def test_without_the_admin_token_people_still_sign_in(env: Env) -> None:
+    config = build_config(env.config.state_url, dict(env.config.connections), token=None)
+    app = create_app(config, env.hub, start_scheduler=False, clock=env.clock)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/api/status", headers=auth())).status == 404  # nobody can: off
+        assert (await client.get("/login")).status == 403
+        token = add_user(env.store, "olga", "operator", "cli:test")
+        assert (await client.get("/api/status", headers=auth(token))).status == 200
+        await login_as(client, "olga", token)
+        assert (await client.get("/", allow_redirects=False)).status == 200
+        assert (await client.get("/api/status", headers=auth())).status == 403  # the old token is nobody
+        page = await client.get("/login")
+        bootstrap = await client.post("/login", data={"token": ADMIN_TOKEN, "csrf": _csrf(
+            (await page.text()).split('action="/login"', 1)[1])})
+        assert bootstrap.status == 401
