@@ -175,3 +175,21 @@ async def test_a_bulk_resync_runs_what_was_previewed_and_is_audited(env: Env, cl
         entries = tx.list_audit(AuditFilter(action="resync"))
     assert [(e.action, e.target_id) for e in entries] == [("resync.finding", stale)]  # not the duplicate
     assert entries[0].actor.startswith("console:")
+
+
+async def test_a_refused_resync_says_why_in_the_console_s_words(env: Env, client: Client) -> None:
+    seed(env)
+    with env.store.transaction() as tx:
+        voided, _ = tx.upsert_finding(
+            fingerprint="v", kind="broken_link", entity="invoice", system="xero", canonical_id="inv-5",
+            external_ids=["x-inv-5"], fields={"status": {"hub": "live", "xero": "void"}}, run_id=None,
+            detail="xero invoice x-inv-5 was voided behind the hub's back while it is live in the hub; void it "
+                   "in Stripe too, or re-issue the invoice in Stripe")
+    await login(client)
+    page = await (await client.get(f"/findings/{voided}")).text()
+    assert 'id="preview"' not in page and "a resync cannot undo a void" in page
+    refused = await client.post(f"/findings/{voided}/preview", data={"csrf": _csrf(page)})
+    html = await refused.text()
+    assert refused.status == 409
+    error = re.search(r'<p class="error" role="alert">(.*?)</p>', html, re.S)
+    assert error and "void it in Stripe too" in error.group(1) and "hub diff" not in error.group(1)
