@@ -53,6 +53,8 @@ async def test_an_operators_actions_are_audited_with_their_name_and_words(env: E
     assert entries[2].before == entries[2].after == {"status": "acknowledged"}
     assert entries[3].after["keep"] == planted.quickbooks_id and entries[3].after["status"] == "resolved"
     assert [e.action for e in timeline] == ["resync.finding"]  # the duplicate's record; the orphan has none
+    record = await (await client.get(f"/records/{planted.customer_id}")).text()
+    assert "api:olga: resync finding" in record and "777 was typed by hand" in record  # on its timeline
 
 
 async def test_the_audit_page_filters_pages_and_exports(env: Env, client: Client) -> None:
