@@ -476,12 +476,15 @@ OPENAPI: dict[str, Any] = {
                                    "connections and job outcomes (`hub status --json` plus daemon state)")},
         "/api/runs": {"get": _op("Recent sync and diff runs", params=[_limit_param(RUNS_LIMIT), _q("kind")],
                                  answer=_listing("runs"))},
-        "/api/findings": {"get": _op("Drift findings (the report JSON)", params=[
+        "/api/findings": {"get": _op("Drift findings (the report JSON); each finding's `about` says it for people: "
+                                     "customer, document number, date, amount and amount_text, links into each "
+                                     "vendor's app, every system's value side by side, a duplicate's records",
+                                     params=[
             _q("kind", KINDS), _q("system"), _q("status", ("open", "acknowledged", "resolved")),
             _q("entity", list(ENTITY_TYPES))], answer={
                 **_listing("findings"), "required": ["findings", "summary"]})},
-        "/api/findings/{id}": {"get": _op("One finding with each system's values and the record's history",
-                                          params=[_ID])},
+        "/api/findings/{id}": {"get": _op("One finding with its `about` (as in the list), each system's values and "
+                                          "the record's history", params=[_ID])},
         "/api/findings/{id}/ack": {"post": _optional_body(_op(
             "Acknowledge a finding; `comment` says why (kept in the audit log with who and when)", params=[_ID],
             body={"type": "object", "properties": {"comment": {"type": "string"}}}))},
