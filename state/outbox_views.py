@@ -30,13 +30,16 @@ class OutboxViewsMixin(TxBase):
             .order_by(o.c.id))
         return [(str(c), str(target), int(item_id)) for c, target, item_id in rows]
 
-    def due_writes(self, target: str, entity_type: str) -> int:
-        """Writes of one target and entity due now and not claimed: what a push has still to send
-        (the progress display's total)."""
+    def due_writes(self, target: str | None = None, entity_type: str | None = None) -> int:
+        """Writes due now and not claimed, of one target and entity (None: every one): what a push
+        has still to send (the progress display's totals)."""
         o = t.outbox.c
-        return int(self.conn.execute(select(func.count()).select_from(t.outbox).where(
-            o.target == target, o.entity_type == entity_type, o.status == "pending",
-            o.next_attempt_at <= self.now)).scalar_one())
+        query = select(func.count()).select_from(t.outbox).where(o.status == "pending", o.next_attempt_at <= self.now)
+        if target is not None:
+            query = query.where(o.target == target)
+        if entity_type is not None:
+            query = query.where(o.entity_type == entity_type)
+        return int(self.conn.execute(query).scalar_one())
 
 
 __all__ = ["OutboxViewsMixin"]

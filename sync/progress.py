@@ -7,7 +7,8 @@ push's total is known — what its first batch sent plus the writes still due th
 and entity (``total_of``) — a read's is not (no vendor says how many records a change feed holds), so a read
 shows its count and rate. On a terminal that is a rich progress display; elsewhere (a log, a
 pipe, systemd) plain lines, at most one per ``every`` seconds per stream and a last one when
-it ends: ``pushed 1,200 of 16,600 xero invoice writes (310/s, about 45 s left)``.
+it ends: ``pushed 1,200 of 16,600 xero invoice writes (310/s, about 45 s left)``, and the same
+for all the pass's writes together (``pushed 1,200 of 16,600 writes``).
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ from state.store import StateStore
 from sync.engine import Engine
 
 PUSH = "push "
+ALL_WRITES = "push *"  # every push of the pass together: "pushed 1,200 of 16,600 writes"
 EVERY_SECONDS = 5.0  # at most one log line per stream this often
 
 
 def words(label: str) -> tuple[str, str, str]:
     """(verb, what, unit) of a progress label: ``push xero invoice`` -> pushed, xero invoice, writes."""
+    if label == ALL_WRITES:
+        return "pushed", "", "writes"
     if label.startswith(PUSH):
         return "pushed", label[len(PUSH):], "writes"
     return "read", label, "records"
+
+
+def _phrase(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
 
 
 def seconds_in_words(seconds: float) -> str:
@@ -60,7 +68,9 @@ class _Stream:
     started: float
     done: int = 0
     total: int | None = None
-    said_at: float | None = None
+    said_at: float | None = None  # when its last line was written
+    said_done: int = 0  # the count that line gave
+    last: float = 0.0  # when it last moved
 
 
 class ProgressLines:
@@ -75,23 +85,27 @@ class ProgressLines:
         self.streams: dict[str, _Stream] = {}
 
     def advance(self, label: str, n: int) -> None:
+        if label.startswith(PUSH) and label != ALL_WRITES:
+            self.advance(ALL_WRITES, n)  # the pass's writes together, with their total and time left
         now = self.clock()
         stream = self.streams.get(label)
         if stream is None:
             queued = self.total_of(label)
             stream = self.streams[label] = _Stream(now, total=None if queued is None else queued + n)
         stream.done += n
+        stream.last = now
         # quiet for the first few seconds: a short pass says nothing, a long one says how it goes
         if now - (stream.said_at if stream.said_at is not None else stream.started) >= self.every:
             self.write(self.line(label, stream, now))
-            stream.said_at = now
+            stream.said_at, stream.said_done = now, stream.done
 
     def line(self, label: str, stream: _Stream, now: float) -> str:
         verb, what, unit = words(label)
         elapsed = now - stream.started
         rate = stream.done / elapsed if elapsed > 0 else None
         total = max(stream.total, stream.done) if stream.total is not None else None
-        count = f"{verb} {stream.done:,} of {total:,} {what} {unit}" if total else f"{verb} {stream.done:,} {what} {unit}"
+        count = (_phrase(verb, f"{stream.done:,} of {total:,}", what, unit) if total
+                 else _phrase(verb, f"{stream.done:,}", what, unit))
         if rate is None:
             return count
         if total and stream.done < total:
@@ -99,14 +113,14 @@ class ProgressLines:
         return f"{count} ({rate:,.0f}/s)"
 
     def finish(self) -> None:
-        """A last line for each stream that said how it went, so a log ends on the counts reached."""
-        now = self.clock()
+        """A last line for each stream that said how it went and moved since, so a log ends on
+        the counts reached (and how long the stream took, to its last batch)."""
         for label, stream in self.streams.items():
-            if stream.said_at is not None and stream.said_at != now:
+            if stream.said_at is not None and stream.done != stream.said_done:
                 verb, what, unit = words(label)
-                took = seconds_in_words(now - stream.started)
-                self.write(f"{verb} {stream.done:,} {what} {unit} in {took}")
-                stream.said_at = now
+                took = seconds_in_words(stream.last - stream.started)
+                self.write(_phrase(verb, f"{stream.done:,}", what, unit, f"in {took}"))
+                stream.said_at, stream.said_done = stream.last, stream.done
 
 
 class RateColumn(ProgressColumn):
@@ -132,10 +146,12 @@ class RichStreams:
         self.tasks: dict[str, Any] = {}
 
     def advance(self, label: str, n: int) -> None:
+        if label.startswith(PUSH) and label != ALL_WRITES:
+            self.advance(ALL_WRITES, n)
         if label not in self.tasks:
             verb, what, unit = words(label)
             queued = self.total_of(label)
-            self.tasks[label] = self.progress.add_task(f"{verb} {what} {unit}",
+            self.tasks[label] = self.progress.add_task(_phrase(verb, what, unit),
                                                        total=None if queued is None else queued + n)
         self.progress.advance(self.tasks[label], n)
 
@@ -146,8 +162,10 @@ def queued_writes(store: StateStore) -> Callable[[str], int | None]:
     def total_of(label: str) -> int | None:
         if not label.startswith(PUSH):
             return None
-        connection, _, entity_type = label[len(PUSH):].partition(" ")
         with store.transaction() as tx:
+            if label == ALL_WRITES:
+                return tx.due_writes()
+            connection, _, entity_type = label[len(PUSH):].partition(" ")
             return tx.due_writes(connection, entity_type)
     return total_of
 
@@ -179,4 +197,4 @@ def engine_progress(engine: Engine, store: StateStore, console: Console, *, quie
         lines.finish()
 
 
-__all__ = ["engine_progress", "queued_writes", "ProgressLines", "RateColumn", "RichStreams", "rich_progress", "seconds_in_words", "words"]
+__all__ = ["ALL_WRITES", "engine_progress", "queued_writes", "ProgressLines", "RateColumn", "RichStreams", "rich_progress", "seconds_in_words", "words"]

@@ -33,15 +33,21 @@ def test_a_long_push_says_done_of_total_rate_and_time_left_every_five_seconds() 
     assert said == []
     ticks.now = 105.0
     lines.advance("push xero invoice", 0)  # 1,550 sent in 5 s
-    assert said == ["pushed 1,550 of 16,600 xero invoice writes (310/s, about 49 s left)"]
+    # the pass's writes together (one push stream here, so the same figures), then the stream's
+    assert said == ["pushed 1,550 of 16,600 writes (310/s, about 49 s left)",
+                    "pushed 1,550 of 16,600 xero invoice writes (310/s, about 49 s left)"]
     ticks.now = 107.0
     lines.advance("push xero invoice", 620)  # 2 s later: not yet
     ticks.now = 110.0
     lines.advance("push xero invoice", 930)  # 3,100 in 10 s
-    assert said[1:] == ["pushed 3,100 of 16,600 xero invoice writes (310/s, about 44 s left)"]
+    assert said[2:] == ["pushed 3,100 of 16,600 writes (310/s, about 44 s left)",
+                        "pushed 3,100 of 16,600 xero invoice writes (310/s, about 44 s left)"]
     ticks.now = 111.0
+    lines.advance("push xero invoice", 400)  # the last batch
+    ticks.now = 140.0  # the rest of the pass, other streams
     lines.finish()
-    assert said[2:] == ["pushed 3,100 xero invoice writes in 11 s"]
+    assert said[4:] == ["pushed 3,500 writes in 11 s",  # to the last batch, not the pass's end
+                        "pushed 3,500 xero invoice writes in 11 s"]
 
 
 def test_a_read_has_no_total_and_a_short_pass_says_nothing() -> None:
@@ -54,11 +60,13 @@ def test_a_read_has_no_total_and_a_short_pass_says_nothing() -> None:
     ticks.now += 5
     lines.advance("stripe customer", 500)
     assert said == ["read 600 stripe customer records (100/s)"]
-    lines.finish()  # at once: the line just said is the last word
-    assert said == ["read 600 stripe customer records (100/s)"]
     ticks.now += 1
+    lines.advance("stripe customer", 50)
+    ticks.now += 30
     lines.finish()  # quickbooks never said anything: a short stream stays quiet at the end too
-    assert said[1:] == ["read 600 stripe customer records in 7 s"]
+    assert said[1:] == ["read 650 stripe customer records in 7 s"]
+    lines.finish()  # nothing moved since: nothing more to say
+    assert len(said) == 2
 
 
 def test_the_total_of_a_push_is_what_is_still_due_for_that_target_and_entity(tmp_path: Path) -> None:
@@ -76,7 +84,8 @@ def test_the_total_of_a_push_is_what_is_still_due_for_that_target_and_entity(tmp
         streams.advance("push xero invoice", 2)
         streams.advance("stripe invoice", 40)
         tasks = {t.description: (t.completed, t.total) for t in progress.tasks}
-    assert tasks == {"pushed xero invoice writes": (2, 5), "read stripe invoice records": (40, None)}
+    assert tasks == {"pushed writes": (2, 6), "pushed xero invoice writes": (2, 5),
+                     "read stripe invoice records": (40, None)}
     store.dispose()
 
 
