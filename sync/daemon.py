@@ -138,6 +138,7 @@ async def serve(config: Config, host: str, port: int, cluster: ClusterWorker | N
                                       "worker of the Procrastinate queue in PostgreSQL (any number of processes "
                                       "on any machines; see README, Running several workers).")
 @click.option("--stalled-seconds", type=click.FloatRange(1, 3600), default=STALLED_SECONDS, show_default=True,
+              envvar="HUB_STALLED_SECONDS",
               help="procrastinate: a worker silent this long is gone; its job runs on another.")
 @click.pass_context
 def run_command(ctx: click.Context, config_path: str | None, host: str | None, port: int | None,
