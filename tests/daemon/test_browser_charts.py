@@ -44,12 +44,18 @@ async def seeded_sync(env: Env, client: TestClient[Any, Any]) -> None:
     await jobs.run_now("outbox")
 
 
-async def test_a_period_the_charts_cannot_show_is_a_clear_400(env: Env, client: TestClient[Any, Any]) -> None:
+async def test_an_empty_store_charts_zeros_and_a_bad_period_is_a_clear_400(
+        env: Env, client: TestClient[Any, Any]) -> None:
     from tests.daemon.conftest import ADMIN_TOKEN
     login = await client.get("/login")
     form = await login.text()
     csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     await client.post("/login", data={"csrf": csrf, "token": ADMIN_TOKEN}, allow_redirects=False)
+    empty = await client.get("/charts?period=day&periods=7")
+    page = await empty.text()
+    assert empty.status == 200
+    assert 'id="no-money"' in page and 'id="chart-findings-opened"' in page and 'id="chart-outbox-depth"' in page
+    assert page.count('data-period="2026-11-01"') >= 4  # the last of 7 days, in each day chart
     response = await client.get("/charts?period=year")
     assert response.status == 400
     assert await response.text() == "unknown period 'year': use one of day, week, month"
