@@ -182,4 +182,34 @@ def _moves(tx: TxBase, scratch: list[Table]) -> dict[str, list[tuple[str, str, i
     return dict(found)
 
 
-__all__ = ["BILLED", "OWED", "RECEIVABLE_SIGN", "money_moves"]
+def money_totals(tx: TxBase) -> dict[str, dict[str, int]]:
+    """The overview's all-time figures per currency in one grouped statement: ``collected``
+    (succeeded payments less succeeded refunds) and ``receivables`` (what open invoices show
+    due). No record is decoded; each payload is read once."""
+    e = t.entities
+
+    def text_at(*path: str) -> ColumnElement[str]:
+        found: ColumnElement[str] = e.c.payload[path if len(path) > 1 else path[0]].as_string()
+        return found
+
+    def minor_at(*path: str) -> ColumnElement[int]:
+        return cast(text_at(*path), BigInteger)
+
+    def total(figure: str, entity_type: str, money: str, status: str, sign: int) -> Any:
+        currency = text_at(money, "currency")
+        return (select(literal(figure).label("figure"), currency.label("currency"),
+                       func.sum(minor_at(money, "minor") * sign).label("minor"))
+                .where(e.c.type == entity_type, e.c.deleted.is_(False), text_at("status") == status)
+                .group_by(currency))
+    statement = union_all(total("collected", "payment", "amount", "succeeded", 1),
+                          total("collected", "refund", "amount", "succeeded", -1),
+                          total("receivables", "invoice", "amount_due", "open", 1))
+    found: dict[str, dict[str, int]] = {"collected": {}, "receivables": {}}
+    for figure, currency, minor in tx.conn.execute(statement):
+        if currency is not None and minor is not None:
+            per = found[str(figure)]
+            per[str(currency)] = per.get(str(currency), 0) + int(minor)
+    return found
+
+
+__all__ = ["BILLED", "OWED", "RECEIVABLE_SIGN", "money_moves", "money_totals"]

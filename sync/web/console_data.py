@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from mapping.model import Invoice, Payment, Price, Refund, Subscription
+from mapping.model import Price, Subscription
 from mapping.money import Money
+from state.money_series import money_totals
 from state.store import Tx
 
 # Months per billing interval, to normalise recurring prices to a monthly amount.
@@ -27,20 +28,9 @@ def monthly(price: Price, quantity: int) -> Money:
 
 
 def money_figures(tx: Tx, now: datetime, churn_days: int = 30) -> dict[str, Any]:
-    collected: dict[str, int] = {}
-    receivables: dict[str, int] = {}
-    for stored in tx.entities_of("payment"):
-        payment = stored.entity()
-        if isinstance(payment, Payment) and payment.status == "succeeded":
-            _add(collected, payment.amount)
-    for stored in tx.entities_of("refund"):
-        refund = stored.entity()
-        if isinstance(refund, Refund) and refund.status == "succeeded":
-            _add(collected, refund.amount, -1)
-    for stored in tx.entities_of("invoice"):
-        invoice = stored.entity()
-        if isinstance(invoice, Invoice) and invoice.status == "open":
-            _add(receivables, invoice.amount_due)
+    # Grouped SQL (state.money_series): a store of 100,000 invoices is not decoded per page view.
+    totals = money_totals(tx)
+    collected, receivables = totals["collected"], totals["receivables"]
     prices = {s.id: s.entity() for s in tx.entities_of("price")}
     mrr: dict[str, int] = {}
     churned: dict[str, int] = {}
