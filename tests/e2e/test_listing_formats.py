@@ -38,8 +38,8 @@ def test_check_and_diff_print_json_csv_and_80_column_tables(company: Company) ->
         table = _hub(company, *command, "--format", "table")
         assert table.exit_code in (0, 1), table.output
         assert [line for line in table.stdout.splitlines() if len(line) > 80] == []
-    table = _hub(company, "diff", "--entity", "invoice").stdout
-    assert "1,001.00 USD" in table and "missing in xero" in table, table
+    findings = _hub(company, "diff", "--entity", "invoice").stdout
+    assert "1,001.00 USD" in findings and "missing in xero" in findings, findings
     checked = list(csv.DictReader(io.StringIO(_hub(company, "check", "--format", "csv").stdout)))
     assert sorted(r["connection"] for r in checked) == ["quickbooks", "salesforce", "stripe", "xero"]
     assert {r["ok"] for r in checked} == {"ok"}
