@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from connectors.salesforce.setup import FLS_ADVICE, PERMISSION_SET, setup_org
+from sync.audit import cli_actor, record_action
 from sync.cli_context import HubContext
 from sync.listings import ledger_json, ledger_listings, ledgers_csv_listing
 from sync.mappings import read_ledger, suggest
@@ -42,6 +43,10 @@ def setup() -> None:
 def setup_salesforce(hub: HubContext, name: str | None, check: bool, as_json: bool) -> None:
     """Create billhub's custom object and fields (Tooling API), skipping what the org has."""
     reports = {c.name: setup_org(c.client, c.settings, check=check) for c in connectors_of(hub, "salesforce", name)}
+    for n, r in reports.items():
+        if not check and (r.created or r.granted):  # what it made in the org, in the audit log
+            _audit(hub, "setup.salesforce", n, {"created": [c.full_name for c in r.created],
+                                                "granted": list(r.granted)})
     if as_json:
         print_json({n: r.to_json() for n, r in reports.items()})
     bad = False
@@ -83,6 +88,8 @@ def setup_webhooks(hub: HubContext, public_url: str | None, name: str | None) ->
         url = f"{base}/webhooks/{connector.name}"
         if connector.system == "stripe":
             done = register_stripe(connector, url, hub.store)
+            _audit(hub, "setup.webhooks", connector.name, {"endpoint": done.endpoint_id, "action": done.action,
+                                                           "url": url, "events": len(done.events)})
             console.print(f"{connector.name} (stripe): endpoint {done.endpoint_id} {done.action} for {url} "
                           f"with {len(done.events)} event types")
             console.print(f"  {done.secret_note}")
@@ -90,6 +97,11 @@ def setup_webhooks(hub: HubContext, public_url: str | None, name: str | None) ->
             console.print(ledger_instructions(connector.system, connector.name, url))
         else:
             console.print(f"{connector.name} ({connector.system}): no webhooks to set up")
+
+
+def _audit(hub: HubContext, action: str, connection: str, after: dict[str, Any]) -> None:
+    with hub.store.transaction() as tx:
+        record_action(tx, cli_actor(), action, "connection", connection, after=after)
 
 
 @click.command("mappings")

@@ -21,10 +21,12 @@ from connectors.quickbooks.emulator.store import make_vat_company
 from connectors.salesforce.errors import SalesforceSetupError
 from connectors.stripe.webhooks import webhook_events
 from hub import cli
+from state.audit import AuditFilter
 from state.crypto import generate_key
+from sync.audit import cli_actor
 from sync.config import load_config
 from sync.demo import QBO_REALM, Emulators, start_emulators
-from sync.runtime import Hub
+from sync.runtime import Hub, open_store
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,13 @@ def test_setup_salesforce_creates_the_schema_once_and_check_lists_what_is_missin
 
     again = _hub(path, "setup", "salesforce", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["salesforce"]["created"] == []
+    store = open_store(load_config(path))
+    try:  # what it made in the org is in the audit log, once: the second run made nothing
+        with store.transaction() as tx:
+            (made,) = tx.list_audit(AuditFilter(action="setup.salesforce"))
+    finally:
+        store.dispose()
+    assert made.actor == cli_actor() and made.after["created"] == json.loads(done.stdout)["salesforce"]["created"]
     assert json.loads(again.stdout)["salesforce"]["granted"] == []  # each grant made once
     check = _hub(path, "setup", "salesforce", "--check")
     assert check.exit_code == 0 and "0 missing" in check.stdout
@@ -137,6 +146,11 @@ def test_setup_webhooks_registers_stripe_once_and_stores_its_secret(emus: tuple[
     secret = endpoints[0]["_secret"]
     hub = Hub.from_config(load_config(path))
     try:
+        with hub.store.transaction() as tx:  # both registrations are in the audit log; the secret is not
+            made = list(reversed(tx.list_audit(AuditFilter(action="setup.webhooks"))))
+        assert [(e.actor, e.target_id, e.after["action"], e.after["url"]) for e in made] == [
+            (cli_actor(), "stripe", "created", url), (cli_actor(), "stripe", "updated", url)]
+        assert secret not in str([e.to_json() for e in made])
         body = b'{"id": "evt_1", "object": "event", "type": "customer.created"}'
         t = 1_800_000_000
         signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
