@@ -42,11 +42,15 @@ from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
 from sync.first_contact import agreed_digest, match_keys
 from sync.ingest_held import HeldRecords
-from sync.ingest_page import PageBatch, PageRun, Pending
+from sync.ingest_page import Bounded, PageBatch, PageRun, Pending
 from sync.plan import Planner
 from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
 from sync.versions import drop_stale
+
+# At most this many first contacts (and sightings) are remembered for the push, the newest: a
+# first load of a million records would otherwise hold a million entities until it pushes.
+REMEMBERED = 20_000
 
 
 class Ingest(HeldRecords):
@@ -57,15 +61,16 @@ class Ingest(HeldRecords):
         # (connection, type, hub id) -> the target's record as canonical, for records linked at
         # first contact in this process and not written since: the push writes to such a record
         # only where it differs. Kept in memory: a process that stops between the read and the
-        # push forgets it, and its writes are then sent as updates (safe, only not minimal).
-        self.first_seen: dict[tuple[str, str, str], Entity] = {}
+        # push forgets it, and its writes are then sent as updates (safe, only not minimal); and only
+        # the newest ``REMEMBERED`` are kept, so memory stays flat with the records read.
+        self.first_seen: dict[tuple[str, str, str], Entity] = Bounded(REMEMBERED)
         # (connection, type, hub id) of hub records first contact could not match to one record
         # of that connection (several candidates: a duplicate finding): the push creates none of
         # them there, since a create would add one more copy (``Pusher._prepare``)
         self.ambiguous: set[tuple[str, str, str]] = set()
         # (connection, type, external id) -> a sighted record as canonical (placeholder id) and the
         # hub marker it carries: moved to ``first_seen`` when the planner links it (``linked_sighting``)
-        self.sighted: dict[tuple[str, str, str], tuple[Entity, str | None]] = {}
+        self.sighted: dict[tuple[str, str, str], tuple[Entity, str | None]] = Bounded(REMEMBERED)
         planner.on_sighting_linked = self.linked_sighting
 
     def pull(self, connection: str, entity_type: str, summary: SyncSummary, run_id: str | None,

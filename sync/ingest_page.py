@@ -3,8 +3,10 @@ entity writes are still to come, stored together with one ``Tx.upsert_entities``
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from connectors.base import Connector, Record
 from mapping.model import Entity
@@ -76,4 +78,24 @@ class PageRun:
             self.tx.release_hold(self.connector.name, record.entity_type, record.external_id, fp)
 
 
-__all__ = ["PageBatch", "PageRun", "Pending"]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(OrderedDict[K, V]):
+    """A dict that forgets its oldest entries beyond ``limit``: what ingest remembers in memory
+    for the push (first contacts, sightings) stays flat however many records a process reads
+    before it pushes. Forgetting one is safe: its write goes as an update, only not minimal."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+__all__ = ["Bounded", "PageBatch", "PageRun", "Pending"]
