@@ -68,7 +68,7 @@ def lines_of(value: Any) -> list[str]:
         quantity = line.get("quantity")
         amount = say(line.get("amount")) if line.get("amount") is not None else ""
         unit = say(line.get("unit_amount")) if line.get("unit_amount") is not None else ""
-        each = f"{quantity} × {unit} = " if quantity not in (None, 1) and unit else ""
+        each = f"{quantity} × {unit} = " if str(quantity) not in ("None", "1", "1.0") and unit else ""
         said.append(f"{name} — {each}{amount}".rstrip(" —"))
     return said
 
