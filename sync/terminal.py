@@ -88,7 +88,8 @@ def print_summary(summary: SyncSummary, as_json: bool, title: str = "Sync") -> N
         print_table(plan, console)
     if summary.planned:
         writes = Listing("Dry run: writes it would make (none were made)", [
-            Column("system"), Column("operation"), Column("entity"), Column("record", "id"), Column("changed fields")])
+            Column("system"), Column("operation"), Column("entity"), Column("record", "id", short=8),
+            Column("changed fields")])
         for p in summary.planned:
             writes.add(p["system"], p["operation"], p["entity"], p["record"], ", ".join(p["changed_fields"]))
         print_table(writes, console)
