@@ -20,7 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from hub import cli
+from state.audit import AuditFilter
 from state.crypto import generate_key
+from sync.audit import cli_actor
 from sync.config import load_config
 from sync.demo import QBO_REFRESH, XERO_REFRESH
 from sync.flows import ENTITY_ORDER
@@ -155,6 +157,10 @@ def test_review_holds_every_write_until_approved(agreeing: Company) -> None:
 
         approved = CliRunner().invoke(cli, ["--config", config, "review", "approve", "--connection", "quickbooks"])
         assert approved.exit_code == 0 and "approved quickbooks" in approved.output
+        with hub.store.transaction() as tx:  # who approved, and what it let go, in the audit log
+            (entry,) = tx.list_audit(AuditFilter(action="review.approve"))
+        assert (entry.actor, entry.target_id) == (cli_actor(), "quickbooks")
+        assert entry.after == {"approved": True, "pending": {"customer update": 1}}
         sent = hub.engine.sync()
         assert sent.waiting_review == {} and sent.totals().written == 1 and sent.attention() == []
         assert vendor_writes(agreeing) - writes == Counter({"quickbooks POST /v3/company/{realm}/customer": 1})
