@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from mapping.money import format_money
+from mapping.money import Money, format_money
 from sync.findings import KINDS
 
 COLORS = {"missing": "#d92d20", "orphan": "#7a5af8", "duplicate": "#f79009", "mismatch": "#2e90fa",
@@ -98,13 +98,14 @@ def cli_action(finding: dict[str, Any]) -> tuple[str, str | None]:
     return words, f"hub drift ack {finding['id']}"
 
 
-CSV_COLUMNS = ("id", "kind", "entity", "system", "customer", "document", "date", "amount", "detail", "status",
-               "values", "external_ids", "canonical_id", "first_seen", "last_seen")
+CSV_COLUMNS = ("id", "kind", "entity", "system", "customer", "document", "date", "amount", "amount_decimal",
+               "currency", "detail", "status", "values", "external_ids", "canonical_id", "first_seen", "last_seen")
 
 
 def to_csv(report: dict[str, Any]) -> str:
     """One row per finding, finance's columns first (money with its currency, the document number
-    people know), then what tells the systems apart and the ids."""
+    people know; the amount also as an exact decimal and a currency column), then what tells the
+    systems apart and the ids."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -112,9 +113,11 @@ def to_csv(report: dict[str, Any]) -> str:
         about = f.get("about") or {}
         values = "; ".join(f"{row['field']}: " + ", ".join(f"{s} {v}" for s, v in row["values"].items())
                            for row in (about.get("values") or {}).get("rows", []))
+        amount = about.get("amount")  # for a sheet's sums: the exact decimal and its currency, never a float
+        exact = Money(int(amount["minor"]), amount["currency"]).to_decimal_str() if amount else ""
         writer.writerow([f["id"], f["kind"], f["entity"], f["system"], about.get("customer") or "",
                          about.get("document") or "", about.get("date") or "", about.get("amount_text") or "",
-                         about.get("said") or f["detail"], f["status"], values, " ".join(f["external_ids"]),
+                         exact, amount["currency"] if amount else "", about.get("said") or f["detail"], f["status"], values, " ".join(f["external_ids"]),
                          f["canonical_id"] or "", f["first_seen"], f["last_seen"]])
     return out.getvalue()
 

@@ -101,6 +101,12 @@ def test_csv_money_is_an_exact_decimal_with_its_currency(config: Path) -> None:
     assert [(r["id"], r["target"], r["record"], r["last_error"]) for r in dead] == [("1001", "xero", "i-1", LONG_ERROR)]
 
 
+def test_the_findings_csv_has_the_amount_as_an_exact_decimal_and_its_currency(config: Path) -> None:
+    (row,) = csv.DictReader(io.StringIO(_hub(config, "drift", "list", "--format", "csv").stdout))
+    assert (row["document"], row["amount"], row["amount_decimal"], row["currency"]) == (
+        "INV-0031", "1,001.00 USD", "1001.00", "USD")
+
+
 def test_json_and_a_different_format_together_are_a_usage_error(config: Path) -> None:
     done = _hub(config, "status", "--json", "--format", "csv")
     assert done.exit_code == 2 and "two formats" in done.output
