@@ -13,7 +13,7 @@ from state.audit import AuditFilter
 from state.errors import StateError
 from state.store import StateStore
 from sync.audit import REDACTED, audit_for_record, cli_actor, record_action
-from tests.conftest import FrozenClock
+from tests.conftest import FrozenClock, make_store
 
 
 def _finding(store: StateStore, canonical_id: str = "c-1") -> str:
@@ -97,3 +97,17 @@ def test_the_store_offers_no_way_to_change_an_entry() -> None:
 
     verbs = [name for name in vars(AuditMixin) if not name.startswith("_")]
     assert sorted(verbs) == ["append_audit", "audit_of_record", "count_audit", "list_audit", "record_of_target"]
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_to_truncate_the_log(pg_schema_url: str) -> None:
+    store = make_store(pg_schema_url)
+    try:
+        with store.transaction() as tx:
+            record_action(tx, "cli:root", "user.add", "user", "rita")
+        with pytest.raises(StateError, match="append-only"), store.transaction() as tx:
+            tx.conn.execute(text("TRUNCATE audit_log"))
+        with store.transaction() as tx:
+            assert tx.count_audit() == 1
+    finally:
+        store.dispose()
