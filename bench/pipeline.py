@@ -11,13 +11,17 @@ Records are generated lazily in chunks (10,000 by default). In the same run, sid
   through a ``StripeConnector`` -> per page one transaction: prefetch, first contact, the real
   ``mapping/stripe.py``, ``Tx.upsert_entities``, links, the plan -> outbox items for QuickBooks
   and Xero, the cursor. Nothing is pushed (the targets are in-memory fakes that are never called);
-* ``hub store`` - the store stage alone: each chunk mapped once, then ``Tx.upsert_entities`` in
-  one transaction per chunk (serialise + hash + store with versions, outcomes and history);
+* ``hub store`` - the store stage alone, NOT a path production runs by itself: each chunk mapped
+  once, then ``Tx.upsert_entities`` in one transaction per chunk (serialise + hash + store with
+  versions, outcomes and history) - what the sync's entity write costs, for comparison;
 * ``bare``      - the minimum that stores the same rows: ``to_data`` -> JSON + SHA-256 of the same
   canonical JSON, then one ``executemany`` upsert of (id, payload, hash) per chunk with plain
   ``sqlite3`` / ``psycopg`` (``ON CONFLICT DO UPDATE … WHERE hash differs``).
 
-The first load stores every record; the re-sync replays all of them with 5% changed. Printed:
+The first load stores every record; the re-sync replays all of them with 5% changed (the sync
+recognises the other 95% by the raw record's hash before mapping). The headline is ``hub sync``
+against issue 22's goals: first load >= 0.7 of bare's throughput end to end, re-sync <= 0.3 of
+the first load, rows written per changed record <= 1.05. Printed:
 throughput end to end (mapping included; ``hub sync`` maps inside its pass) and of the store
 stage alone, their ratios to bare measured in this run, re-sync time as a share of the first
 load, rows written per changed record (entity rows; and entity + history rows, history being the
@@ -79,6 +83,7 @@ def bare_row(entity: Entity) -> tuple[str, str, str]:
 @dataclass
 class Pass:
     seconds: float = 0.0  # store stage: everything after mapping
+    cpu: float = 0.0  # the same, in this process's CPU seconds (PostgreSQL's own work not included)
     written: int = 0  # rows written in the main table
     history: int = 0  # history rows written (hub only)
     planned: int | None = None  # outbox items queued (hub sync only)
@@ -118,10 +123,11 @@ class HubSide(Side):
     def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
         self.now = RESYNC if phase == "resync" else FIRST
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with self.store_.transaction() as tx:
             outcomes = tx.upsert_entities(entities, "stripe")
         p.seconds += time.perf_counter() - start
+        p.cpu += time.process_time() - cpu
         for outcome in outcomes:
             p.outcomes[outcome] = p.outcomes.get(outcome, 0) + 1
 
@@ -177,9 +183,10 @@ class SyncSide(HubSide):
             pages.append(Page(page, cursor=f"bench-{self.sequence}"))
         self.stripe.pages = pages
         summary = SyncSummary()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         self.engine.pull("stripe", "invoice", summary, None)
         p.seconds += time.perf_counter() - started
+        p.cpu += time.process_time() - cpu
         stats = summary.stats("stripe", "invoice")
         for outcome in ("added", "changed", "unchanged", "failed", "held", "skipped"):
             if getattr(stats, outcome):
@@ -199,7 +206,7 @@ class BareSqlite(Side):
 
     def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rows = [bare_row(e) for e in entities]
         self.conn.execute("BEGIN IMMEDIATE")
         cur = self.conn.executemany(
@@ -208,6 +215,7 @@ class BareSqlite(Side):
             " WHERE bare.content_hash <> excluded.content_hash", rows)
         self.conn.execute("COMMIT")
         p.seconds += time.perf_counter() - start
+        p.cpu += time.process_time() - cpu
         p.written += cur.rowcount
 
     def close(self) -> None:
@@ -228,7 +236,7 @@ class BarePostgres(Side):
 
     def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         p = self.passes.setdefault(phase, Pass())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rows = [bare_row(e) for e in entities]
         with self.conn.cursor() as cur:
             cur.executemany(
@@ -238,6 +246,7 @@ class BarePostgres(Side):
             written = cur.rowcount
         self.conn.commit()
         p.seconds += time.perf_counter() - start
+        p.cpu += time.process_time() - cpu
         p.written += max(written, 0)
 
     def close(self) -> None:
@@ -249,16 +258,17 @@ def chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
-def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, float]:
-    """Feed every chunk to every side; returns (generation seconds, mapping seconds)."""
+def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, float, float]:
+    """Feed every chunk to every side; returns (generation seconds, mapping seconds, mapping CPU)."""
     refs = StableRefs()
-    gen = mapped = 0.0
+    gen = mapped = mapped_cpu = 0.0
     for k, chunk in enumerate(chunks(n, batch)):
         t0 = time.perf_counter()
         records = [stripe_invoice(i, revision(i, phase == "resync")) for i in chunk]
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         entities = [stripe_mapping.to_canonical("invoice", r, refs) for r in records]
         t2 = time.perf_counter()
+        mapped_cpu += time.process_time() - c1
         gen += t1 - t0
         mapped += t2 - t1
         for j in range(len(sides)):  # rotate the order so no side always goes first
@@ -266,7 +276,7 @@ def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, 
         del records
     for side in sides:
         side.finish(phase)
-    return gen, mapped
+    return gen, mapped, mapped_cpu
 
 
 def rate(n: int, seconds: float) -> str:
@@ -277,7 +287,7 @@ def verdict(ok: bool) -> str:
     return "ok  " if ok else "MISS"
 
 
-def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float, float]]) -> None:
+def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float, float, float]]) -> None:
     changed = sum(1 for i in range(n) if revision(i, True))
     bare = sides[0]
     print(f"\n== {backend}: {n:,} invoices, 5% changed on re-sync ({changed:,} records) ==")
@@ -288,7 +298,7 @@ def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float
         return seconds if side.maps_itself else times[phase][1] + seconds
 
     for phase in ("first", "resync"):
-        _gen, mapped = times[phase]
+        _gen, mapped, _cpu = times[phase]
         print(f"  {phase:<6}  mapping shared by the store sides: {mapped:7.1f} s ({rate(n, mapped)})")
         for side in sides:
             p = side.passes[phase]
@@ -300,18 +310,33 @@ def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float
                   f"   end to end {end_to_end(side, phase):7.1f} s ({rate(n, end_to_end(side, phase))}){extra}")
     b_first, b_re = bare.passes["first"], bare.passes["resync"]
     print(f"  {'':<44}goal   end-to-end  store-stage")
-    for side in sides[1:]:
+    # the headline first: the path production runs; the store stage alone after it
+    for side in sorted(sides[1:], key=lambda s: not s.maps_itself):
         f, r = side.passes["first"], side.passes["resync"]
+        if not side.maps_itself:
+            print(f"  ({side.name}: the store stage alone, not a production path; for comparison)")
         e2e = end_to_end(bare, "first") / end_to_end(side, "first")
         stage = "" if side.maps_itself else f"  {b_first.seconds / f.seconds:6.2f}"
-        print(f"  {side.name:<10} first-load throughput / bare's    >=0.5  {e2e:6.2f} {verdict(e2e >= 0.5)}{stage}")
+        print(f"  {side.name:<10} first-load throughput / bare's    >=0.7  {e2e:6.2f} {verdict(e2e >= 0.7)}{stage}")
         share = end_to_end(side, "resync") / end_to_end(side, "first")
         stage = "" if side.maps_itself else f"  {r.seconds / f.seconds:6.2f}"
-        print(f"  {side.name:<10} re-sync time / first load         <=0.7  {share:6.2f} {verdict(share <= 0.7)}{stage}")
+        print(f"  {side.name:<10} re-sync time / first load         <=0.3  {share:6.2f} {verdict(share <= 0.3)}{stage}")
         ent = r.written / changed
         both = (r.written + r.history) / changed
         print(f"  {side.name:<10} rows written / changed rows       <=1.05 {ent:6.2f} {verdict(ent <= 1.05)}"
               f"  (entities {r.written:,}; with history rows {both:.2f}: {r.written:,} + {r.history:,})")
+    def cpu_end_to_end(side: Side, phase: str) -> float:
+        cpu = side.passes[phase].cpu
+        return cpu if side.maps_itself else times[phase][2] + cpu
+
+    print("  in CPU seconds of this process (steadier than wall time on a shared machine; on PostgreSQL"
+          " the server's work is not counted):")
+    for side in sorted(sides[1:], key=lambda s: not s.maps_itself):
+        first = cpu_end_to_end(bare, "first") / cpu_end_to_end(side, "first")
+        share = cpu_end_to_end(side, "resync") / cpu_end_to_end(side, "first")
+        print(f"  {side.name:<10} first load bare CPU / its CPU  {first:6.2f}   re-sync CPU / first load CPU {share:6.2f}"
+              f"   ({cpu_end_to_end(side, 'first'):,.1f} s and {cpu_end_to_end(side, 'resync'):,.1f} s;"
+              f" bare {cpu_end_to_end(bare, 'first'):,.1f} s)")
     if len(sides) == 3:
         hub_store, hub_sync = sides[1], sides[2]
         for phase in ("first", "resync"):
