@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from state.audit import AuditFilter
+from state.audit import AuditEntry, AuditFilter
 from state.store import Tx
 from sync.audit import list_actions
 from sync.findings import DiffFinding
@@ -34,13 +34,19 @@ def create_table(db: sqlite3.Connection) -> None:
 def load_dropped(db: sqlite3.Connection, tx: Tx, entity_type: str) -> None:
     """The dropped writes of ``entity_type`` still standing, with who dropped each and why (its
     newest audit entry; one dropped before the audit log existed says so)."""
-    for canonical_id, target, item_id in tx.dropped_writes(entity_type):
-        entries = list_actions(tx, AuditFilter(action=DROP_ACTION, target_kind="outbox", target_id=str(item_id)),
-                               limit=1)
-        entry = entries[0] if entries else None
+    standing = tx.dropped_writes(entity_type)
+    if not standing:
+        return
+    # one read of the drops' audit entries (newest first), not one per dropped write
+    drops = AuditFilter(action=DROP_ACTION, target_kind="outbox")
+    newest: dict[str, AuditEntry] = {}
+    for entry in list_actions(tx, drops, limit=tx.count_audit(drops)):
+        newest.setdefault(entry.target_id, entry)
+    for canonical_id, target, item_id in standing:
+        said = newest.get(str(item_id))
         db.execute("INSERT OR REPLACE INTO dropped VALUES (?,?,?,?,?,?)",
-                   (canonical_id, target, item_id, entry.actor if entry else None,
-                    entry.reason if entry else None, entry.at.isoformat() if entry else None))
+                   (canonical_id, target, item_id, said.actor if said else None,
+                    said.reason if said else None, said.at.isoformat() if said else None))
 
 
 def dropped_finding(db: sqlite3.Connection, kind: str, entity_type: str, system: str, canonical: str,
