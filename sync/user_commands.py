@@ -116,7 +116,7 @@ def users_reset(hub: HubContext, name: str, with_password: bool, as_json: bool) 
 
 @users.command("role")
 @click.argument("name")
-@click.argument("role", type=click.Choice(ROLES))
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What they may do from now on.")
 @click.pass_obj
 @handles_errors
 def users_role(hub: HubContext, name: str, role: str) -> None:

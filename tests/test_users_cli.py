@@ -73,7 +73,7 @@ def test_reset_disable_and_role_are_audited(config_file: Path) -> None:
     code, out = run(config_file, "users", "reset", "bob")
     second = out.strip().splitlines()[-1]
     assert code == 0 and second != first and second.startswith("bh_")
-    assert run(config_file, "users", "role", "bob", "admin")[0] == 0
+    assert run(config_file, "users", "role", "bob", "--role", "admin")[0] == 0
     assert run(config_file, "users", "disable", "bob", "--reason", "left the team")[0] == 0
     store = _store(config_file)
     assert user_for_token(store, first) is None and user_for_token(store, second) is None  # old; disabled
@@ -93,7 +93,7 @@ def test_reset_disable_and_role_are_audited(config_file: Path) -> None:
     (("users", "add", "Bad Name", "--role", "admin"), "lower-case letters"),
     (("users", "add", "carol", "--role", "boss"), "'boss' is not one of"),
     (("users", "disable", "nobody"), "no user 'nobody'"),
-    (("users", "role", "nobody", "operator"), "no user 'nobody'"),
+    (("users", "role", "nobody", "--role", "operator"), "no user 'nobody'"),
 ])
 def test_bad_user_commands_say_what_to_do(config_file: Path, args: tuple[str, ...], says: str) -> None:
     code, out = run(config_file, *args)

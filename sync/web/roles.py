@@ -65,7 +65,7 @@ def refusal(principal: Principal, method: str, route: str) -> str | None:
     if needed is None or role_at_least(principal.role, needed):
         return None
     return (f"forbidden: {method.upper()} {route} needs the {needed} role; you are {principal.name} "
-            f"({principal.role}) — ask an admin (hub users role NAME {needed})")
+            f"({principal.role}) — ask an admin (hub users role NAME --role {needed})")
 
 
 __all__ = ["ROUTE_ROLES", "UNLISTED_WRITE", "needed_role", "refusal"]
