@@ -1,6 +1,6 @@
 """The console's charts on a large store (issue 21, item 2): /charts' figures (``chart_page``,
-grouped SQL per day) against the overview's money figures (``money_figures``, which decodes every
-record), side by side on the same store.
+grouped SQL per day) and the overview's money figures (``money_figures``: its totals grouped SQL
+since this item, only subscriptions and prices decoded), side by side on the same store.
 
     python -m bench.charts_scale                       # 100,000 invoices, SQLite and PostgreSQL
     python -m bench.charts_scale --scale 5000 --db sqlite
