@@ -122,12 +122,20 @@ def _label(start: date, kind: str) -> str:
     return start.isoformat()
 
 
-def periods(now: datetime, kind: str, count: int) -> list[Period]:
-    """The ``count`` periods (UTC) ending with the one that holds ``now``, oldest first."""
+def chart_choice(kind: str, count: int | None = None) -> tuple[str, int]:
+    """The kind of period and how many to show (``None``: the kind's default); a clear error
+    saying what to pass otherwise."""
     if kind not in PERIODS:
         raise ChartRequestError(f"unknown period {kind!r}: use one of {', '.join(PERIODS)}")
+    count = DEFAULT_COUNT[kind] if count is None else count
     if not 1 <= count <= MAX_COUNT:
-        raise ChartRequestError(f"periods must be between 1 and {MAX_COUNT}, not {count}")
+        raise ChartRequestError(f"periods must be a whole number from 1 to {MAX_COUNT}, not {count}")
+    return kind, count
+
+
+def periods(now: datetime, kind: str, count: int) -> list[Period]:
+    """The ``count`` periods (UTC) ending with the one that holds ``now``, oldest first."""
+    chart_choice(kind, count)
     start = _start_of(now.astimezone(UTC).date(), kind)
     starts = [start]
     for _ in range(count - 1):
@@ -257,7 +265,7 @@ def _by_currency(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[tuple[s
 def chart_page(tx: Tx, now: datetime, period: str = "month", count: int | None = None,
                connections: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the /charts page draws, for ``count`` periods ending now."""
-    spans = periods(now, period, count or DEFAULT_COUNT.get(period, 12))
+    spans = periods(now, *chart_choice(period, count))
     moves = money_series.money_moves(tx)
     notes = [f"{n} {kind}{'s' if n != 1 else ''} without a date {'are' if n != 1 else 'is'} in no period"
              for kind in ("invoice", "payment") for _c, _d, n in moves.get(f"undated-{kind}", []) if n]
@@ -273,5 +281,5 @@ def overview_charts(tx: Tx, now: datetime, days: int = 14) -> list[Chart]:
     return [findings_charts(tx, spans)[0], outbox_chart(tx, spans)]
 
 
-__all__ = ["Chart", "ChartRequestError", "PERIODS", "Period", "Series", "chart_page", "duration_words",
+__all__ = ["Chart", "ChartRequestError", "PERIODS", "Period", "Series", "chart_choice", "chart_page", "duration_words",
            "flow", "overview_charts", "periods", "stock"]

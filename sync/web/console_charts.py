@@ -15,19 +15,16 @@ from typing import Any
 from markupsafe import Markup
 
 from state.store import Tx
-from sync.chart_data import DEFAULT_COUNT, MAX_COUNT, PERIODS, ChartRequestError, chart_page, overview_charts
+from sync.chart_data import MAX_COUNT, PERIODS, ChartRequestError, chart_choice, chart_page, overview_charts
 from sync.web.charts import bar_chart, line_chart, row_chart
 
 
 def chart_request(query: Mapping[str, str]) -> tuple[str, int]:
     """The period and count asked for (``?period=week&periods=8``); a clear error otherwise."""
-    period = query.get("period") or "month"
-    if period not in PERIODS:
-        raise ChartRequestError(f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
-    raw = query.get("periods") or str(DEFAULT_COUNT[period])
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
+    raw = query.get("periods") or ""
+    if raw and not raw.isdigit():
         raise ChartRequestError(f"periods must be a whole number from 1 to {MAX_COUNT}, not {raw!r}")
-    return period, int(raw)
+    return chart_choice(query.get("period") or "month", int(raw) if raw else None)
 
 
 def charts_context(daemon: Any, query: Mapping[str, str]) -> dict[str, Any]:

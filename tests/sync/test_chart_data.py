@@ -185,5 +185,5 @@ def test_periods_and_words() -> None:
         "45 s", "12 min", "3 h", "3 h 5 min", "2 d 4 h"]
     with pytest.raises(ChartRequestError, match="use one of day, week, month"):
         periods(NOW, "year", 3)
-    with pytest.raises(ChartRequestError, match="between 1 and 60"):
+    with pytest.raises(ChartRequestError, match="a whole number from 1 to 60, not 0"):
         periods(NOW, "month", 0)
