@@ -81,7 +81,9 @@ def test_numbers_and_money_are_never_cut_and_text_wraps_in_its_column(config: Pa
     outbox = _hub(config, "outbox", "list", "--status", "dead").stdout
     assert "1,001" in outbox and "…" not in outbox, outbox
     # the long error wraps inside its column: every word is there, and on more than one line
-    assert LONG_ERROR in " ".join(line[51:].strip() for line in outbox.splitlines()[3:]), outbox
+    lines = outbox.splitlines()
+    start = next(line for line in lines if "last error" in line).index("last error")  # the column's left edge
+    assert LONG_ERROR in " ".join(line[start:].strip() for line in lines[3:]), outbox
     assert len([line for line in outbox.splitlines() if line.strip()]) > 4
     export = _hub(config, "export", "--entity", "invoice").stdout
     assert "1,001.00 USD" in export and "INV-0031" in export and "…" not in export
