@@ -13,7 +13,7 @@ from sync.config import Config
 from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs, build_scheduler
-from sync.web import api, console, console_audit, console_daily, console_users, oauth
+from sync.web import api, api_audit, console, console_audit, console_daily, console_users, oauth
 from sync.web.context import DAEMON, Daemon
 from sync.web.health import healthz, metrics, readyz
 from sync.web.middleware import errors, security_headers
@@ -49,6 +49,7 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     app.router.add_post("/webhooks/{system}", webhook)
     app.router.add_post("/webhooks/{system}/{connection}", webhook)
     api.setup(app)
+    api_audit.setup(app)  # GET /api/audit (issue 21, item 3)
     console.setup(app)
     console_daily.setup(app)  # the daily pages (runs, connections, search, records, resync)
     console_audit.setup(app)  # /audit: who did what (issue 21, item 3)

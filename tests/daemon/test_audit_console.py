@@ -87,3 +87,19 @@ async def test_the_audit_page_filters_pages_and_exports(env: Env, client: Client
     assert rows[-1]["reason"] == "'=HYPERLINK(\"x\")"  # a spreadsheet would have run it
     as_json = json.loads(await (await client.get("/audit.json?action=user")).text())
     assert [e["target_id"] for e in as_json["entries"]] == ["rita", "rita"]
+
+
+async def test_the_api_serves_the_log_to_a_read_only_token(env: Env, client: Client) -> None:
+    with env.store.transaction() as tx:
+        for n in range(5):
+            record_action(tx, "console:olga", "finding.ack", "finding", f"f{n}", reason=f"r{n}")
+            env.clock.advance(minutes=1)
+    token = add_user(env.store, "rita", "read-only", "cli:root")
+    answer = await client.get("/api/audit?actor=olga&limit=2&offset=1", headers=auth(token))
+    assert answer.status == 200
+    body = await answer.json()
+    assert body["total"] == 5 and [e["target_id"] for e in body["entries"]] == ["f3", "f2"]
+    users = await (await client.get("/api/audit?action=user", headers=auth(token))).json()
+    assert [e["target_id"] for e in users["entries"]] == ["rita"]
+    for bad in ("since=soon", "offset=-1", "limit=0", "actr=olga"):
+        assert (await client.get(f"/api/audit?{bad}", headers=auth(token))).status == 400, bad

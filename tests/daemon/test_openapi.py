@@ -28,12 +28,16 @@ def _accepted(schema: dict[str, Any]) -> list[Any]:
         return list(schema["enum"])
     if schema["type"] == "integer":
         return [v for v in (schema.get("minimum"), schema.get("default"), schema.get("maximum")) if v is not None]
+    if schema.get("format") == "date":
+        return ["2026-11-01"]
     return ["sample-id"]
 
 
 def _refused(schema: dict[str, Any]) -> list[Any]:
     if "enum" in schema:
         return ["not-a-choice"]
+    if schema.get("format") == "date":
+        return ["soon"]
     if schema["type"] == "integer":
         return ["x", *([schema["minimum"] - 1] if "minimum" in schema else []),
                 *([schema["maximum"] + 1] if "maximum" in schema else [])]
