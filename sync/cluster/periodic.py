@@ -50,7 +50,7 @@ class Periodic:
     task: str
     cron: str
     kwargs: dict[str, Any]
-    lock: str
+    lock: str | None  # None: may run beside another copy of itself
     queueing_lock: str
 
 
@@ -109,8 +109,11 @@ def schedule(jobs: Jobs) -> Schedule:
             streams.append(Stream(spec.id, connection, entity, seconds, zlib.crc32(spec.id.encode()) % seconds))
         else:
             periodics.append(_periodic(spec, diff_crons))
+    # No lock for the stalled-job check: a check that ran on a worker that died is itself a
+    # stalled job, and with a lock it would hold back every later check — the one that should
+    # put it back (found by the chaos run). Two checks at once are harmless.
     periodics.append(Periodic("retry_stalled", task_name("retry_stalled"), STALLED_CHECK, {},
-                              "retry_stalled", "retry_stalled"))
+                              None, "retry_stalled"))
     periodics.append(Periodic("defer_syncs", task_name("defer_syncs"), every(SWEEP_SECONDS), {},
                               "defer_syncs", "defer_syncs"))
     return Schedule(periodics, streams)

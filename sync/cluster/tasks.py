@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
-from procrastinate.exceptions import UniqueViolation
+from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
 from sync.scheduler import Jobs
@@ -103,9 +103,13 @@ async def retry_stalled(context: JobContext, timestamp: int | None = None) -> in
         seconds_since_heartbeat=context.additional_context["stalled_seconds"]))
     for job in stalled:
         try:
-            await manager.retry_job(job)
-        except UniqueViolation:
-            await manager.finish_job(job, Status.ABORTED, delete_job=False)
+            try:
+                await manager.retry_job(job)
+            except UniqueViolation:
+                await manager.finish_job(job, Status.ABORTED, delete_job=False)
+        except ConnectorException as exc:  # another check (or the job's end) got there first
+            log.info("stalled job already resolved", extra={"job": job.call_string, "error": type(exc).__name__})
+            continue
         log.warning("job of a stalled worker put back", extra={"job": job.call_string, "worker_id": job.worker_id})
     return len(stalled)
 

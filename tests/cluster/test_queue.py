@@ -110,3 +110,31 @@ async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str
     assert not together.broken  # the two connections did run at once, on two workers
     assert jobs.most_at_once == {"qbo_a": 1, "qbo_b": 1}
     assert all(status == "succeeded" for _, status, _ in job_rows(queue_url))
+
+
+async def test_a_dead_workers_jobs_come_back_even_its_own_stalled_check(queue_url: str) -> None:
+    """A worker died holding the stalled-job check itself and a connection's sync: the next
+    check still runs (the check has no lock), puts both back, and the sync then runs."""
+    jobs = RecordingJobs({"xero_a": ["customer"]})
+    stream = periodic.schedule(jobs.as_jobs()).streams[0]
+    app = queue_only(queue_url)
+    await app.open_async()
+    try:
+        check = next(p for p in periodic.schedule(jobs.as_jobs()).periodics if p.periodic_id == "retry_stalled")
+        sync = app.tasks[tasks.task_name("sync_stream")]
+        await sync.configure(lock=stream.lock, queueing_lock=stream.periodic_id,
+                             task_kwargs={"connection": "xero_a", "entity": "customer"}).defer_async()
+        await app.tasks[check.task].configure(lock=check.lock, queueing_lock=None).defer_async()
+        dead = await app.job_manager.register_worker()
+        taken = [await app.job_manager.fetch_job(queues=None, worker_id=dead) for _ in range(2)]
+        assert {j.task_name for j in taken if j} == {sync.name, check.task}
+        await app.job_manager.prune_stalled_workers(0)  # the worker is gone; its jobs stay "doing"
+        assert await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=0) != []
+        # the next tick's check, deferred while the dead one still holds "doing"
+        await app.tasks[check.task].configure(lock=check.lock, queueing_lock=check.queueing_lock).defer_async()
+        await app.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False,
+                                   additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 0.0, "streams": []})
+    finally:
+        await app.close_async()
+    assert jobs.calls == ["sync:xero_a:customer"]  # put back and run, once
+    assert {status for _, status, _ in job_rows(queue_url)} == {"succeeded"}
