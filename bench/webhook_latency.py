@@ -12,8 +12,8 @@ Under that load the daemon also runs its scheduled jobs (inbox every ``--inbox-i
 outbox every 1 s, every stream's incremental sync every ``--sync-interval`` s).
 
 On SQLite engine work in the daemon runs one job at a time; on PostgreSQL (``--postgres``: a
-fresh schema at HUB_TEST_PG_URL, dropped afterwards) the inbox, the outbox and the change feeds
-run side by side (``Jobs.lanes``). The start-up syncs finish before the first change is sent. Times (one process, one monotonic clock): a middleware in front
+fresh schema at HUB_TEST_PG_URL, dropped afterwards) with ``--side-by-side`` the inbox, the outbox
+and the change feeds run side by side (``Jobs.lanes``). The start-up syncs finish before the first change is sent. Times (one process, one monotonic clock): a middleware in front
 of the daemon notes when each webhook arrives; middlewares in front of QuickBooks and Xero
 (``bench/wire.py``; Salesforce does not carry the email, so nothing is written there) note
 when a write carrying the new email has been answered. Printed: p50 / p95 / p99 / max per target
@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync-interval", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last writes")
     parser.add_argument("--postgres", action="store_true", help="the hub's state on PostgreSQL (HUB_TEST_PG_URL)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="with --postgres: the inbox, outbox and feeds in their own lanes (side_by_side_lanes)")
     args = parser.parse_args(argv)
     logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: already running" is the design
     if args.postgres:
@@ -152,6 +154,7 @@ inbox_interval_seconds = {args.inbox_interval}
 outbox_interval_seconds = 1.0
 sync_interval_seconds = {args.sync_interval}
 token_refresh_seconds = 600
+side_by_side_lanes = {'true' if args.side_by_side else 'false'}
 """)
             config = load_config(config_path)
             hub = Hub.from_config(config)

@@ -167,6 +167,7 @@ async def test_on_postgres_the_inbox_and_a_change_feed_storing_one_record_at_onc
     Its link's row makes them take turns: one stores the change, the other finds it stored. One
     history entry, one outbox write per ledger, one update sent to each."""
     env = pg_env
+    env.config.schedules["side_by_side_lanes"] = True
     app = create_app(env.config, env.hub, start_scheduler=False, clock=env.clock)
     async with TestClient(TestServer(app)) as client:
         jobs = daemon(client).jobs
