@@ -138,3 +138,35 @@ async def test_a_dead_workers_jobs_come_back_even_its_own_stalled_check(queue_ur
         await app.close_async()
     assert jobs.calls == ["sync:xero_a:customer"]  # put back and run, once
     assert {status for _, status, _ in job_rows(queue_url)} == {"succeeded"}
+
+
+async def test_a_job_its_worker_stopped_runs_again_at_once(queue_url: str) -> None:
+    """A job that ended at a page boundary because its worker is stopping (the body's outcome
+    "stopped") is retried straight away — on another worker, or here the same one — not left
+    for the next tick; a job whose body failed is not retried (the next tick runs it)."""
+    jobs = RecordingJobs({"stripe_a": ["customer", "invoice"]})
+    stops = ["sync:stripe_a:customer"]  # its first run is stopped, once
+    run_body = jobs._job
+
+    async def stopping_once(job_id: str, fn: Any, *args: Any) -> None:
+        await run_body(job_id, fn, *args)
+        if job_id in stops:
+            stops.remove(job_id)
+            jobs.last[job_id] = {"outcome": "stopped", "detail": "stopped at a page boundary"}
+        elif job_id == "sync:stripe_a:invoice":
+            jobs.last[job_id] = {"outcome": "failed", "detail": "RetryableError: 503"}
+
+    jobs._job = stopping_once  # type: ignore[method-assign]
+    app = queue_only(queue_url)
+    await app.open_async()
+    try:
+        sync = app.tasks[tasks.task_name("sync_stream")]
+        for entity in ("customer", "invoice"):
+            await sync.configure(lock="connection:stripe_a",
+                                 task_kwargs={"connection": "stripe_a", "entity": entity}).defer_async()
+        await run_until_empty(app, jobs)
+    finally:
+        await app.close_async()
+    # the stopped job went again before the connection's next job (it keeps its place in line)
+    assert jobs.calls == ["sync:stripe_a:customer", "sync:stripe_a:customer", "sync:stripe_a:invoice"]
+    assert sorted(status for _, status, _ in job_rows(queue_url)) == ["failed", "succeeded"]
