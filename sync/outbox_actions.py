@@ -17,12 +17,13 @@ RETRY_ACTION = "outbox.retry"
 REASON_NEEDED = "say why the write is dropped (--reason TEXT): it is kept in the audit log and on the finding"
 
 
-def drop_write(tx: Tx, item_id: int, *, actor: str, reason: str) -> None:
+def drop_write(tx: Tx, item_id: int, *, actor: str, reason: str, reason_needed: str = REASON_NEEDED) -> None:
     """Drop outbox item ``item_id`` on ``actor``'s word, with ``reason``, in the audit log.
-    ``NotFound`` when it is not pending or dead; ``ValueError`` for a blank reason."""
-    if not reason.strip():
-        raise ValueError(REASON_NEEDED)
+    ``NotFound`` when there is no such item or it is not pending or dead (asked first: an unknown
+    id is the answer even without a reason); ``ValueError(reason_needed)`` for a blank reason."""
     before = tx.outbox_status(item_id)
+    if before is not None and not reason.strip():
+        raise ValueError(reason_needed)
     tx.drop_outbox(item_id)
     record_action(tx, actor, DROP_ACTION, "outbox", item_id, before={"status": before},
                   after={"status": "dropped"}, reason=reason)

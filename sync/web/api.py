@@ -309,15 +309,14 @@ def _outbox_action(action: str) -> Handler:
         item_id = outbox_item_id(request.match_info["id"])
 
         reason = str((await _body(request)).get("reason") or "").strip()
-        if action == "drop" and not reason:  # a write given up on says why (sync/outbox_actions.py)
-            raise ValueError('say why the write is dropped: a JSON body {"reason": "..."}; it is kept '
-                             "in the audit log and on the finding")
         actor = actor_of(request)
 
         def write() -> None:
             with daemon.hub.store.transaction() as tx:
-                if action == "drop":
-                    drop_write(tx, item_id, actor=actor, reason=reason)
+                if action == "drop":  # a write given up on says why (sync/outbox_actions.py)
+                    drop_write(tx, item_id, actor=actor, reason=reason, reason_needed=(
+                        'say why the write is dropped: a JSON body {"reason": "..."}; it is kept '
+                        "in the audit log and on the finding"))
                 else:
                     retry_write(tx, item_id, actor=actor, reason=reason or None)
         await daemon.jobs.blocking(write)
@@ -507,7 +506,8 @@ OPENAPI: dict[str, Any] = {
         "/api/outbox/{id}/drop": {"post": _op(
             "Give up on a pending or dead item, saying why (the diff keeps its record as missing, "
             "acknowledged, naming who dropped it and why)", params=[_OUTBOX_ID],
-            body={"type": "object", "required": ["reason"], "properties": {"reason": _TEXT}},
+            body={"type": "object", "required": ["reason"], "properties": {"reason": {
+                **_TEXT, "pattern": r"\S", "description": "Why (not blank: kept in the audit log and on the finding)"}}},
             answer=_outbox_answer("dropped"))},
         "/api/usage": {"post": _op("Record a usage event (stored once per event_id)", body={
             "type": "object", "required": ["event_id", "event_name", "customer", "value"], "properties": {

@@ -44,6 +44,15 @@ def _refused(schema: dict[str, Any]) -> list[Any]:
     return []
 
 
+def _least_body(op: dict[str, Any]) -> dict[str, Any]:
+    """The smallest body the operation documents as valid: its required properties, each a value
+    its schema accepts (so a check of the path's parameters is not refused for the body)."""
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    properties = schema.get("properties", {})
+    return {name: _accepted(properties[name])[0] for name in schema.get("required", [])
+            if "type" in properties.get(name, {})}
+
+
 async def _call(client: Client, method: str, path: str, op: dict[str, Any], values: dict[str, Any]) -> int:
     params = op.get("parameters", [])
     filled = {p["name"]: _accepted(p["schema"])[0] for p in params if p["in"] == "path"}
@@ -51,7 +60,7 @@ async def _call(client: Client, method: str, path: str, op: dict[str, Any], valu
     url = path.format(**{k: quote(str(v), safe="") for k, v in filled.items()})
     query = {k: str(v) for k, v in values.items() if any(p["name"] == k and p["in"] == "query" for p in params)}
     headers = auth() if op.get("security") else {}
-    kwargs: dict[str, Any] = {"json": {}} if "requestBody" in op else {}
+    kwargs: dict[str, Any] = {"json": _least_body(op)} if "requestBody" in op else {}
     response = await client.request(method, url, params=query, headers=headers, **kwargs)
     return response.status
 
