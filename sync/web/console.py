@@ -45,6 +45,7 @@ from sync.web.auth import (
 from sync.web.connection_health import budget_in_words, health_of
 from sync.web.console_charts import charts_context, overview_svgs
 from sync.web.console_data import money_figures
+from sync.web.console_words import lag
 from sync.web.context import daemon_of
 from sync.web.flash import flash, take_flash
 from sync.web.roles import refusal
@@ -55,6 +56,7 @@ _ENV = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "template
                    autoescape=select_autoescape(["html"]))
 STATIC = Path(__file__).parent / "static"
 _ENV.filters["neutral"] = neutral_detail  # a text without the command line's instructions in it
+_ENV.filters["lag"] = lag  # seconds since a good sync, in words ("3 h 5 min")
 
 
 def _daemon(request: web.Request) -> Any:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sync.chart_data import duration_words
+
 
 def when(value: datetime | date | str | None, *, year: bool = False) -> str:
     """A moment for people, in UTC: "12 Mar 10:04" ("12 Mar 2026 10:04" with ``year``); a date
@@ -26,7 +28,8 @@ def when(value: datetime | date | str | None, *, year: bool = False) -> str:
 
 
 def duration(started: datetime | None, finished: datetime | None) -> str:
-    """How long a run took: "0.4 s", "12 s", "2 min 5 s", "1 h 3 min"; "running" when unfinished."""
+    """How long a run took: "0.4 s", "12 s", "2 min", "1 h 3 min" (``duration_words``, the charts'
+    words too); "running" when unfinished."""
     if started is None:
         return "—"
     if finished is None:
@@ -34,12 +37,7 @@ def duration(started: datetime | None, finished: datetime | None) -> str:
     seconds = max(0.0, (finished - started).total_seconds())
     if seconds < 10:
         return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return duration_words(int(seconds))
 
 
 def counts(values: Mapping[str, Any] | None) -> str:
@@ -49,4 +47,9 @@ def counts(values: Mapping[str, Any] | None) -> str:
     return ", ".join(said) or "nothing"
 
 
-__all__ = ["counts", "duration", "when"]
+def lag(seconds: int | None) -> str:
+    """Since a connection's last good sync, in words ("—" when it never synced)."""
+    return "—" if seconds is None else duration_words(seconds)
+
+
+__all__ = ["counts", "duration", "lag", "when"]

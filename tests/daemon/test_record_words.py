@@ -50,3 +50,14 @@ def test_the_history_across_systems_in_words() -> None:
         "(a dead letter: retry or drop it on the Outbox page)",
         "12 Mar 10:11 — console:alice: resync record (record abc) — “customer called”",
     ]
+
+
+def test_a_connections_lag_and_a_runs_duration_are_said_in_words() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sync.web.console_words import duration, lag
+    assert lag(None) == "—" and lag(42) == "42 s" and lag(10_800) == "3 h" and lag(3_725) == "1 h 2 min"
+    start = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    assert duration(start, start + timedelta(seconds=0.4)) == "0.4 s"
+    assert duration(start, start + timedelta(seconds=125)) == "2 min"
+    assert duration(start, None) == "running"
