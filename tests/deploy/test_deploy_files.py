@@ -65,6 +65,9 @@ def test_compose_runs_postgres_a_web_process_and_n_workers() -> None:
     for service in (web, worker):
         _hub_run_accepts(service["command"])
         assert service["environment"]["HUB_DATABASE_URL"].startswith("postgresql+psycopg://billhub:")
+        # several processes share the work through the job queue (README: Running several workers)
+        run_command.make_context("run", [*service["command"][1:], "--engine", service["environment"]["HUB_ENGINE"]])
+        assert service["environment"]["HUB_ENGINE"] == "procrastinate"
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
         grace = float(service["stop_grace_period"].rstrip("s"))
         assert grace > float(tomllib.loads((DEPLOY / "hub.toml").read_text())["server"]["shutdown_seconds"])
@@ -180,6 +183,7 @@ def test_the_helm_chart_renders_a_web_deployment_workers_a_service_and_the_confi
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["envFrom"] == [{"secretRef": {"name": "billhub-secrets"}}]
+        assert {"name": "HUB_ENGINE", "value": "procrastinate"} in container["env"]
         assert pod["spec"]["terminationGracePeriodSeconds"] > 10  # > [server] shutdown_seconds
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
