@@ -315,6 +315,8 @@ SCHEDULES_KEYS = {
     "inbox_interval_seconds": Key(float, default=2.0, above=0),
     "token_refresh_seconds": Key(float, default=600.0, above=0),
     "diff": Key(dict, default={}, help="cron per entity type, e.g. customer = \"0 2 * * *\""),
+    "side_by_side_lanes": Key(bool, default=False,
+                              help="PostgreSQL: the inbox, outbox and change feeds run side by side"),
 }
 DIFF_KEYS = {
     "line_rounding_tolerance_minor": Key(int, default=1, minimum=0),
