@@ -260,6 +260,10 @@ class Ingest(HeldRecords):
                     pass  # the real mapping reports it
         for entity_type, referenced in asked.asked.items():
             tx.prefetch_links(connector.name, entity_type, referenced)
+        # and the hub records they name: what the plan derives reads them (an invoice's customer,
+        # for its billing state), one read per record otherwise - a round trip each on PostgreSQL
+        tx.prefetch_entities(refs.canonical_id(entity_type, e)
+                             for entity_type, referenced in asked.asked.items() for e in referenced)
 
     def _match_unlinked(self, tx: Tx, connector: Connector, records: Sequence[Record],
                         run_id: str | None) -> dict[str, str]:
