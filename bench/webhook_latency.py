@@ -42,6 +42,7 @@ from aiohttp import web
 from bench.wire import start_emulators
 from connectors.emulation import follow_wall
 from state.crypto import generate_key
+from state.store import StateStore
 from sync.config import load_config
 from sync.demo import STRIPE_KEY, seed_company
 from sync.runtime import Hub
@@ -157,6 +158,7 @@ token_refresh_seconds = 600
 side_by_side_lanes = {'true' if args.side_by_side else 'false'}
 """)
             config = load_config(config_path)
+            StateStore(config.state_url).init()  # before the connectors read their tokens from it
             hub = Hub.from_config(config)
             hub.store.init()
             t0 = time.perf_counter()
