@@ -11,6 +11,7 @@ from sync.web import (
     console_connections,
     console_findings,
     console_jobs,
+    console_keep,
     console_record,
     console_resync,
     console_search,
@@ -21,7 +22,7 @@ from sync.web import (
 def setup(app: web.Application) -> None:
     flash.setup(app)
     for pages in (console_jobs, console_connections, console_search, console_record, console_resync,
-                  console_findings):
+                  console_findings, console_keep):
         pages.setup(app)
 
 

@@ -3,12 +3,11 @@ day — filtered (kind, system, entity, status, and customer or document text), 
 counts, each row naming the customer, the document number, date and amount; and bulk actions on
 the rows ticked: acknowledge with a comment, and resync (a dry run of every one first, then run).
 
-Keep is not a bulk action. Which record of a duplicate to keep is a decision per finding made on
-each candidate's name, balance, created date and documents (the finding's page shows them side
-by side); no rule ("the oldest", "the one the hub linked") is right often enough for a
-bookkeeper to let it decide for a page of findings at once: the oldest may be the stale copy,
-and the one the hub linked may be the one typed in wrong. Duplicates and orphans ticked for a
-bulk resync are left out of it, with the reason, and keep their "choose" button on their page.
+Keep is a bulk action only with a choice made per finding (``sync/web/console_keep.py``): which
+record of a duplicate to keep is decided on each candidate's name, balance, created date and
+documents, and no rule ("the oldest", "the one the hub linked") is right often enough to decide
+for a page of findings at once. Duplicates and orphans ticked for a bulk resync are left out of
+it, with the reason ("Keep…" is their button).
 
 Each action leaves one flash message ("3 findings acknowledged") and one audit entry per finding
 (``sync.finding_actions.acknowledge``; a resync through ``resync_blocking`` with the actor).
@@ -128,14 +127,14 @@ async def findings(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- bulk
 
 
-def _chosen(form: Any) -> list[str]:
+def chosen_ids(form: Any) -> list[str]:
     ids = list(dict.fromkeys(str(v) for v in form.getall("id", []) if str(v).strip()))
     if len(ids) > MAX_BULK:
         raise web.HTTPBadRequest(text=f"at most {MAX_BULK} findings in one action")
     return ids
 
 
-def _plural(n: int, what: str = "finding") -> str:
+def plural(n: int, what: str = "finding") -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
@@ -172,7 +171,7 @@ async def bulk(request: web.Request) -> web.StreamResponse:
     Run button) or ``resync`` (runs the previewed ones)."""
     sid, form = await posted(request)
     daemon = daemon_of(request)
-    action, ids = str(form.get("action") or ""), _chosen(form)
+    action, ids = str(form.get("action") or ""), chosen_ids(form)
     back = "/findings"
     if not ids:
         done(request, sid, form, "No findings ticked: tick the rows to act on first.", ok=False, default=back)
@@ -183,7 +182,7 @@ async def bulk(request: web.Request) -> web.StreamResponse:
             done(request, sid, form, "Say why in the comment: an acknowledgement is kept in the audit log with it.",
                  ok=False, default=back)
         count, problems = await daemon.jobs.blocking(_acknowledge_all, daemon, ids, actor, comment)
-        text = f"{_plural(count)} acknowledged" + (f"; not changed: {'; '.join(problems)}" if problems else "")
+        text = f"{plural(count)} acknowledged" + (f"; not changed: {'; '.join(problems)}" if problems else "")
         done(request, sid, form, text, ok=count > 0 or not problems, default=back)
     if action not in ("preview", "resync"):
         raise web.HTTPBadRequest(text="action: ack, preview or resync")
@@ -196,7 +195,7 @@ async def bulk(request: web.Request) -> web.StreamResponse:
         if finding is None:
             row["error"] = "no such finding"
         elif finding.kind in ("duplicate", "orphan"):
-            row["error"] = "choose the record to keep on its own page (Keep is decided per finding)"
+            row["error"] = "choose the record to keep on its own page, or tick it and press Keep… (decided per finding)"
         elif finding.status == "resolved":
             row["error"] = "already resolved"
         else:
@@ -210,7 +209,7 @@ async def bulk(request: web.Request) -> web.StreamResponse:
         refused += "error" in row
         plans.append(row)
     if action == "resync":
-        text = f"{_plural(ran)} resynced" + (f", {refused} left as they were (see each one's page)" if refused else "")
+        text = f"{plural(ran)} resynced" + (f", {refused} left as they were (see each one's page)" if refused else "")
         done(request, sid, form, text, ok=ran > 0, default=back)
     return render(request, "findings_bulk.html", plans=plans, back=str(form.get("back") or back),
                   ready=[p["id"] for p in plans if "plan" in p])
@@ -221,4 +220,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/findings/bulk", bulk)
 
 
-__all__ = ["PER_PAGE", "Listing", "listing", "setup"]
+__all__ = ["MAX_BULK", "PER_PAGE", "Listing", "chosen_ids", "listing", "plural", "setup"]

@@ -23,6 +23,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("POST", "/logout"): "read-only",
     ("POST", "/findings/{id}/{action}"): "operator",
     ("POST", "/findings/bulk"): "operator",
+    ("POST", "/findings/bulk/keep/{step}"): "operator",
     ("POST", "/outbox/{id}/{action}"): "operator",
     ("POST", "/review/{connection}/approve"): "operator",
     ("GET", "/oauth/start/{connection}"): "admin",  # connects a vendor account

@@ -27,6 +27,8 @@ NOT_AUDITED = {
     "/records/x1/resync": "the preview of a record's resync: nothing changes",
     "/resync/range/preview": "a dry run: nothing changes",
     "/resync/finding/preview": "a dry run: nothing changes",
+    "/findings/bulk/keep/choose": "shows the ticked findings' candidates to choose from: nothing changes",
+    "/findings/bulk/keep/preview": "a dry run: nothing changes",
 }
 
 
@@ -58,6 +60,8 @@ RECIPES: dict[str, tuple[str, Recipe]] = {
     "/findings/x1/ack": ("finding.ack", lambda c: c.form(f"/findings/{c.planted.orphan}/ack", comment="test")),
     "/findings/bulk": ("finding.ack", lambda c: c.form("/findings/bulk", action="ack", id=c.orphans[0],
                                                        comment="seen")),
+    "/findings/bulk/keep/run": ("resync.finding", lambda c: c.form("/findings/bulk/keep/run", id=c.planted.orphan,
+                                                                   **{f"keep:{c.planted.orphan}": "x1"})),
     "/outbox/x1/retry": ("outbox.retry", lambda c: c.form(f"/outbox/{c.dead[0]}/retry")),
     "/outbox/x1/drop": ("outbox.drop", lambda c: c.form(f"/outbox/{c.dead[1]}/drop", reason="typed by hand")),
     "/review/x1/approve": ("review.approve", lambda c: c.form("/review/xero/approve")),
