@@ -10,7 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from sync.audit import audit_filter
-from sync.web.api import OPENAPI, _limit, _limit_param, _listing, _op, _q, admin, reply
+from sync.web.api import _limit, admin, reply
+from sync.web.api_spec import OPENAPI, _limit_param, _listing, _op, _q
 from sync.web.context import daemon_of
 from sync.web.roles import needed_role
 
