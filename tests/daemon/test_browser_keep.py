@@ -50,6 +50,11 @@ async def test_keep_two_duplicates_chosen_one_by_one(env: Env, client: TestClien
         plan_b = await page.inner_text(f'div[data-plan="{dup_b}"]')
         assert f"link hub customer {b['canonical']} to quickbooks {b['other']}" in plan_b
         await page.screenshot(path=str(kept / "keep-preview.png"), full_page=True)
+        await page.check(f"#keep-{dup_a[:8]}-{a['other']}")  # a changed choice: Run waits for a new preview
+        assert await page.is_disabled("#keep-run")
+        await page.check(f"#keep-{dup_a[:8]}-{a['linked']}")
+        await page.click("#keep-preview")
+        await page.wait_for_selector("#keep-run:enabled")
 
         await page.click("#keep-run")  # its confirm dialog is accepted
         await page.wait_for_selector("#flash")

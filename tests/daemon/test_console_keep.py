@@ -77,6 +77,15 @@ async def test_bulk_keep_asks_for_each_choice_previews_then_keeps_and_audits(env
         "csrf": csrf, "id": ticked, f"keep:{dup_a}": a["linked"], "back": "/findings"})
     refused = await half.text()
     assert half.status == 400 and f"Choose the record to keep for finding {dup_b[:8]}" in refused
+    unchosen = await client.post("/findings/bulk/keep/run", data={
+        "csrf": csrf, "id": [dup_a, dup_b], f"keep:{dup_b}": b["other"], "back": "/findings"})
+    assert unchosen.status == 400 and f"Choose the record to keep for finding {dup_a[:8]}" in await unchosen.text()
+    stranger = await client.post("/findings/bulk/keep/run", data={
+        "csrf": csrf, "id": [dup_a], f"keep:{dup_a}": "not-a-candidate", "back": "/findings"})
+    assert stranger.status == 400 and f"not-a-candidate is not one of the records of finding {dup_a[:8]}" in (
+        await stranger.text())
+    with env.store.transaction() as tx:
+        assert {tx.get_finding(f).status for f in (dup_a, dup_b)} == {"open"}  # refused: nothing ran
 
     choices = {f"keep:{dup_a}": a["linked"], f"keep:{dup_b}": b["other"]}
     preview = await client.post("/findings/bulk/keep/preview", data={

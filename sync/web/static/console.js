@@ -14,3 +14,12 @@ document.addEventListener("change", function (event) {
     });
   }
 });
+
+// Bulk keep: Run applies the choices as previewed; once a choice changes, Run waits for a new preview.
+document.addEventListener("change", function (event) {
+  var run = document.getElementById("keep-run");
+  if (run && event.target && event.target.type === "radio" && event.target.closest("#keep-choose")) {
+    run.disabled = true;
+    run.textContent = "Preview again to run (a choice changed)";
+  }
+});
