@@ -47,6 +47,7 @@ async def test_keep_two_duplicates_chosen_one_by_one(env: Env, client: TestClien
         await page.fill("#keep-reason", "same customer typed twice")
         await page.click("#keep-preview")
         await page.wait_for_selector("#keep-run")
+        assert "a mismatch has no record to choose" in await page.inner_text("#keep-left-out")
         plan_b = await page.inner_text(f'div[data-plan="{dup_b}"]')
         assert f"link hub customer {b['canonical']} to quickbooks {b['other']}" in plan_b
         await page.screenshot(path=str(kept / "keep-preview.png"), full_page=True)
