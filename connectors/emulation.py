@@ -277,7 +277,17 @@ class RunningEmulator:
 
     def __init__(self, emulator: Emulator, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.emulator = emulator
-        self.port = port or free_port()
+        # No port asked for: bind one now and keep the socket, so no other process (a parallel
+        # test worker) can take the port between choosing it and serving on it.
+        self._socket: socket.socket | None = None
+        if not port:
+            self._socket = socket.socket()
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(("127.0.0.1", 0))
+            self._socket.listen(128)
+            self._socket.setblocking(False)
+            port = self._socket.getsockname()[1]
+        self.port = port
         self.ssl_context = ssl_context
         scheme = "https" if ssl_context else "http"
         self.base_url = f"{scheme}://127.0.0.1:{self.port}"
@@ -292,10 +302,15 @@ class RunningEmulator:
         try:
             self._runner = web.AppRunner(self.emulator.app, access_log=None)
             self.loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
+            site: web.BaseSite = (
+                web.SockSite(self._runner, self._socket, ssl_context=self.ssl_context) if self._socket is not None
+                else web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context))
             self.loop.run_until_complete(site.start())
         except BaseException as exc:  # surfaced to the starting thread
             self._error = exc
+            self.loop.close()  # never served: nothing else would close it (its self-pipe leaks)
+            if self._socket is not None:
+                self._socket.close()
             self._ready.set()
             return
         self._ready.set()
