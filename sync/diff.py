@@ -64,6 +64,7 @@ from sync.diff_balance import lagging as balance_lagging
 from sync.diff_dropped import create_table as create_dropped_table
 from sync.diff_dropped import dropped_finding, load_dropped
 from sync.diff_money import comparable, invoice_differing, payment_rates, said_by
+from sync.diff_run import diff_run
 from sync.diff_scratch import (
     MONEY_FIELDS,
     NATURAL_KEYS,
@@ -79,7 +80,6 @@ from sync.diff_totals import TOTALLED, measure_totals
 from sync.finding_facts import Facts, candidates, note_documents, record_facts
 from sync.findings import DiffFinding, DiffResult, store_findings
 from sync.flows import Routing
-from sync.run_lease import run_lease
 
 log = logging.getLogger("billhub.diff")
 
@@ -133,24 +133,8 @@ class Differ:
         return result
 
     def run(self, entity_types: Sequence[str]) -> DiffResult:
-        with self.store.transaction() as tx:
-            run_id = tx.start_run("diff", ",".join(entity_types))
-        result = DiffResult(run_id, self.clock())
-        status = "ok"
-        try:
-            with run_lease(self.store, run_id):
-                self._run_entities(entity_types, run_id, result)
-        except Exception as exc:
-            status = "failed"
-            result.errors.append(f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if status == "ok" and result.errors:
-                status = "partial"
-            result.finished_at = self.clock()
-            with self.store.transaction() as tx:
-                tx.finish_run(run_id, status, {**result.summary, "new": result.new,
-                                               "resolved": result.resolved}, "; ".join(result.errors) or None)
+        with diff_run(self.store, self.clock, ",".join(entity_types)) as result:
+            self._run_entities(entity_types, result.run_id, result)
         return result
 
     def _run_entities(self, entity_types: Sequence[str], run_id: str, result: DiffResult) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.base import ConnectorError
+from sync.diff_run import diff_run
 from sync.findings import KINDS, DiffFinding, DiffResult, store_findings
-from sync.run_lease import run_lease
 from sync.runtime import Hub
 
 RECORD_KINDS = tuple(k for k in KINDS if k != "totals")  # a day's sums belong to no one record
@@ -55,27 +55,12 @@ def diff_record(hub: Hub, canonical_id: str) -> RecordDiff:
     if stored is None:
         raise LookupError(f"no hub record {canonical_id!r}")
     entity = stored.type
-    with hub.store.transaction() as tx:
-        run_id = tx.start_run("diff", f"{entity}:{canonical_id}")
-    result = DiffResult(run_id, hub.differ.clock())
-    status = "ok"
-    try:
-        with run_lease(hub.store, run_id), hub.store.stream_lock("diff", entity) as mine:
-            if not mine:
-                result.errors.append(f"{entity}: a diff is running elsewhere; try again when it ends")
-            else:
-                _compare(hub, entity, canonical_id, run_id, result)
-    except Exception as exc:
-        status = "failed"
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if status == "ok" and result.errors:
-            status = "partial"
-        result.finished_at = hub.differ.clock()
-        with hub.store.transaction() as tx:
-            tx.finish_run(run_id, status, {**result.summary, "new": result.new, "resolved": result.resolved},
-                          "; ".join(result.errors) or None)
+    with diff_run(hub.store, hub.differ.clock, f"{entity}:{canonical_id}") as result, \
+            hub.store.stream_lock("diff", entity) as mine:
+        if not mine:
+            result.errors.append(f"{entity}: a diff is running elsewhere; try again when it ends")
+        else:
+            _compare(hub, entity, canonical_id, result.run_id, result)
     return RecordDiff(canonical_id, entity, result)
 
 
