@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from hub import cli
 from state.audit import AuditFilter
+from state.records import OutboxItem
 from state.store import StateStore
 from sync.audit import list_actions
 from tests.e2e.conftest import Company, start_company
@@ -39,6 +40,15 @@ def company(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Company]
     yield c
     c.hub.close()
     c.emus.stop()
+
+
+def dead_xero_write(company: Company, canonical: str) -> OutboxItem:
+    """The Xero write of ``canonical`` refused for good: a dead letter waiting for a person."""
+    with company.hub.store.transaction() as tx:
+        (item,) = [i for i in tx.list_outbox("pending", limit=10_000)
+                   if i.canonical_id == canonical and i.target == "xero"]
+        tx.dead_outbox(item.id, "400 ValidationException: the account code is archived")
+    return item
 
 
 def _hub(company: Company, *args: str) -> Result:
@@ -79,10 +89,7 @@ def _about(report: dict[str, Any], canonical: str) -> list[dict[str, Any]]:
 def test_a_dropped_write_stays_missing_acknowledged_until_a_retry_lands(company: Company) -> None:
     assert _hub(company, "sync").exit_code == 0
     canonical = new_invoice(company)
-    with company.hub.store.transaction() as tx:
-        (item,) = [i for i in tx.list_outbox("pending", limit=10_000)
-                   if i.canonical_id == canonical and i.target == "xero"]
-        tx.dead_outbox(item.id, "400 ValidationException: the account code is archived")
+    item = dead_xero_write(company, canonical)
     assert _hub(company, "sync").exit_code == 0  # pushes the rest; the dead letter stays
     assert "1 dead letters (hub outbox list)" in json.loads(_hub(company, "status", "--json").stdout)["attention"]
     assert _linked(company, canonical) == {"stripe": True, "quickbooks": True, "xero": False}

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from hub import cli
 from tests.e2e.conftest import Company
-from tests.e2e.test_dropped_write import new_invoice
+from tests.e2e.test_dropped_write import dead_xero_write, new_invoice
 
 
 def _hub(company: Company, *args: str) -> Result:
@@ -22,10 +22,7 @@ def test_check_and_diff_print_json_csv_and_80_column_tables(company: Company) ->
     assert _hub(company, "sync").exit_code == 0
     # a finding to list: a new 1,001.00 invoice whose Xero write went dead
     canonical = new_invoice(company)
-    with company.hub.store.transaction() as tx:
-        (item,) = [i for i in tx.list_outbox("pending", limit=10_000)
-                   if i.canonical_id == canonical and i.target == "xero"]
-        tx.dead_outbox(item.id, "400 ValidationException: the account code is archived")
+    dead_xero_write(company, canonical)
     for command, rows_key, key in ((("check",), "connections", "name"),
                                    (("diff", "--entity", "invoice"), "findings", "id")):
         as_json = _hub(company, *command, "--format", "json")
