@@ -133,7 +133,7 @@ def note_documents(store: StateStore, findings: Sequence[Found]) -> None:
     hand, are not known to the hub (the view says so). One pass over the documents, and only
     when a diff found duplicate customers."""
     wanted: dict[str, dict[str, Facts]] = defaultdict(dict)  # hub customer -> system -> linked facts
-    with store.transaction() as tx:
+    with store.transaction() as tx, tx.remembering():
         for f in findings:
             if f.kind != "duplicate" or f.entity != "customer" or not f.canonical_id:
                 continue
@@ -144,13 +144,17 @@ def note_documents(store: StateStore, findings: Sequence[Found]) -> None:
                 wanted[f.canonical_id][f.system] = chosen
         if not wanted:
             return
+        systems = sorted({s for per in wanted.values() for s in per})
         for entity_type in DOCUMENT_TYPES:
-            for stored in tx.entities_of(entity_type):
-                document = stored.entity()
-                if not isinstance(document, Invoice | CreditNote):
-                    continue
-                for system, chosen in wanted.get(document.customer_id or "", {}).items():
-                    link = tx.link_for(stored.id, system, entity_type)
+            # the documents of the wanted customers, then their links in one statement (not a
+            # lookup per document: a ledger has thousands)
+            documents = [(stored.id, document) for stored in tx.entities_of(entity_type)
+                         if isinstance(document := stored.entity(), Invoice | CreditNote)
+                         and document.customer_id in wanted]
+            tx.prefetch_links_of([i for i, _ in documents], entity_type, systems)
+            for document_id, document in documents:
+                for system, chosen in wanted[document.customer_id or ""].items():
+                    link = tx.link_for(document_id, system, entity_type)
                     if link is None or link.deleted:
                         continue
                     chosen["documents_count"] += 1
