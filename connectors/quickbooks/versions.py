@@ -7,28 +7,8 @@ feed's page that was read before the hub's own write landed, say) and is never s
 
 from __future__ import annotations
 
+from connectors.versions import NumberedVersions
 
-def _token(version: str | None) -> int | None:
-    try:
-        return int(version) if version is not None else None
-    except ValueError:
-        return None  # not a SyncToken: no order claimed
+SYNC_TOKENS = NumberedVersions(margin=0)  # ``connectors.base.VersionOrder`` for QuickBooks
 
-
-class SyncTokens:
-    """``connectors.base.VersionOrder`` for QuickBooks."""
-
-    def precedes(self, version: str, held: str) -> bool:
-        a, b = _token(version), _token(held)
-        return a is not None and b is not None and a < b
-
-    def latest(self, version: str, held: str) -> str:
-        a, b = _token(version), _token(held)
-        if a is None:
-            return held
-        return version if b is None or a >= b else held
-
-
-SYNC_TOKENS = SyncTokens()
-
-__all__ = ["SYNC_TOKENS", "SyncTokens"]
+__all__ = ["SYNC_TOKENS"]

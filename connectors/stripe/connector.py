@@ -38,7 +38,7 @@ from connectors.stripe.check import check_account
 from connectors.stripe.client import StripeApi
 from connectors.stripe.invoice_links import InvoiceLinks
 from connectors.stripe.streams import STREAMS, StreamReader, record_of, to_plain
-from connectors.stripe.versions import StripeVersions
+from connectors.stripe.versions import VERSIONS
 from connectors.stripe.writes import StripeWriter, UsageEvent
 from mapping import stripe as mapping
 from mapping.keys import normalise_key
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 # session; the rate limiter still paces them): one after another, a 500-event inbox claim under
 # retries and latency spikes spent most of its time waiting on single reads.
 REFETCH_THREADS = 4
-VERSIONS = StripeVersions()
 
 SEARCHABLE = {"customer": "customers", "product": "products", "price": "prices",
               "subscription": "subscriptions", "invoice": "invoices"}

@@ -26,19 +26,14 @@ import math
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from connectors.versions import NumberedVersions
+
 MARGIN_SECONDS = 1
 
 
 def version_at(second: int | None) -> str | None:
     """The version of a state current at ``second`` (Stripe's clock), None when not known."""
     return str(int(second)) if isinstance(second, int) and not isinstance(second, bool) else None
-
-
-def second_of(version: str | None) -> int | None:
-    try:
-        return int(version) if version else None
-    except ValueError:
-        return None  # not a Stripe version (an older hub's, or hand-made): no order claimed
 
 
 def http_second(headers: Any) -> int | None:
@@ -64,18 +59,7 @@ def answered_at(obj: Any) -> int | None:
     return http_second(getattr(response, "headers", None))
 
 
-class StripeVersions:
-    """``connectors.base.VersionOrder`` for Stripe's versions (see the module docstring)."""
-
-    def precedes(self, version: str, held: str) -> bool:
-        a, b = second_of(version), second_of(held)
-        return a is not None and b is not None and a + MARGIN_SECONDS < b
-
-    def latest(self, version: str, held: str) -> str:
-        a, b = second_of(version), second_of(held)
-        if a is None:
-            return held
-        return version if b is None or a >= b else held
+VERSIONS = NumberedVersions(margin=MARGIN_SECONDS)  # ``connectors.base.VersionOrder`` for Stripe
 
 
-__all__ = ["MARGIN_SECONDS", "StripeVersions", "answered_at", "http_second", "read_at", "second_of", "version_at"]
+__all__ = ["MARGIN_SECONDS", "VERSIONS", "answered_at", "http_second", "read_at", "version_at"]
