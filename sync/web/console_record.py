@@ -65,8 +65,7 @@ def record_data(daemon: Daemon, canonical_id: str) -> dict[str, Any] | None:
         writes = writes_of_record(tx, canonical_id)
         links = links_of_record(tx, canonical_id)
         actions = audit_for_record(tx, canonical_id)
-        findings = [f for f in tx.list_findings(entity=stored.type) if f.canonical_id == canonical_id
-                    and f.status != "resolved"]
+        findings = tx.findings_of_records([stored.id])  # unresolved, read by id (not every one of its type)
         refs = {}
         for name, kind in REFERENCES.items():
             ref = stored.data.get(name)

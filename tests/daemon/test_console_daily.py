@@ -164,6 +164,7 @@ async def test_diff_of_one_record_resolves_its_fixed_finding_and_leaves_the_othe
                 canonical_id=canonical, external_ids=[], fields={}, detail="was missing", run_id=None)
     await login(client)
     page = await (await client.get(f"/records/{fixed}")).text()
+    assert f'href="/findings/{planted["fixed"]}"' in page and planted["other"] not in page  # its own findings
     answer = await client.post(f"/records/{fixed}/diff", data={"csrf": _csrf(page), "back": f"/records/{fixed}"})
     said = _flash(await answer.text())
     assert said == "Diffed this record: customer compared in every system: 0 finding(s) about it, 0 new, 1 resolved"
