@@ -53,11 +53,4 @@ def ensure_schema(url: str) -> bool:
     return True
 
 
-def queue_stats(url: str) -> dict[str, int]:
-    """Jobs by status (``hub status``-style figures and the tenants bench)."""
-    with psycopg.connect(conninfo(url)) as conn:
-        rows = conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status").fetchall()
-    return {str(status): int(n) for status, n in rows}
-
-
-__all__ = ["conninfo", "connector", "ensure_schema", "queue_stats"]
+__all__ = ["conninfo", "connector", "ensure_schema"]
