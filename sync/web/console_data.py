@@ -18,8 +18,8 @@ PER_MONTH = {"day": Decimal(365) / 12, "week": Decimal(52) / 12, "month": Decima
 LIVE_SUBSCRIPTIONS = ("active", "past_due", "trialing")
 
 
-def _add(table: dict[str, int], money: Money, sign: int = 1) -> None:
-    table[money.currency] = table.get(money.currency, 0) + sign * money.minor
+def _add(table: dict[str, int], money: Money) -> None:
+    table[money.currency] = table.get(money.currency, 0) + money.minor
 
 
 def monthly(price: Price, quantity: int) -> Money:
