@@ -30,7 +30,7 @@ from sync.scheduler import DaemonStopping
 from sync.usage import UsageConflict, parse_usage, store_usage
 from sync.web.api_spec import OPENAPI, OUTBOX_LIMIT, OUTBOX_STATUSES, RUNS_LIMIT
 from sync.web.auth import PRINCIPAL, actor_of, people_known, principal_for_bearer
-from sync.web.context import daemon_of
+from sync.web.context import Daemon, daemon_of
 from sync.web.guards import token_matches
 from sync.web.roles import refusal
 
@@ -58,6 +58,14 @@ def too_many(wait: int) -> web.Response:
                    **{"Retry-After": str(wait)})
 
 
+async def _off(daemon: Daemon) -> web.Response | None:
+    """The 404 of an API that is off (no [admin] token and no enabled user), or None when it is on."""
+    if daemon.admin_token is not None or await daemon.jobs.blocking(people_known, daemon):
+        return None
+    return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
+                        "token = \"${HUB_ADMIN_TOKEN}\") and restart, or add a user (hub users add)")
+
+
 def admin(handler: Handler) -> Handler:
     """Require ``Authorization: Bearer <token>`` — the [admin] token (the bootstrap admin) or a
     user's own (``hub users add``) — and the role the route needs (``sync.web.roles``); map
@@ -66,18 +74,22 @@ def admin(handler: Handler) -> Handler:
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         daemon = daemon_of(request)
-        if daemon.admin_token is None and not await daemon.jobs.blocking(people_known, daemon):
-            return problem(404, "the admin API is off: set [admin] token in the config (e.g. "
-                                "token = \"${HUB_ADMIN_TOKEN}\") and restart, or add a user (hub users add)")
+        # Whether the API is off is asked only when no one is let in: a person found by their
+        # token proves someone can sign in, so a request costs one user lookup, not two.
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            return problem(401, "missing bearer token", **{"WWW-Authenticate": 'Bearer realm="billhub"'})
+            off = await _off(daemon)  # (a Response is a mapping, empty and so falsy: no `or`)
+            return off if off is not None else problem(401, "missing bearer token",
+                                                       **{"WWW-Authenticate": 'Bearer realm="billhub"'})
         client = client_address(request)
         wait = daemon.throttle.retry_after(client)
         if wait is not None:
-            return too_many(wait)
+            off = await _off(daemon)
+            return off if off is not None else too_many(wait)
         principal = await daemon.jobs.blocking(principal_for_bearer, daemon, given.strip())
         if principal is None:
+            if (off := await _off(daemon)) is not None:
+                return off
             daemon.throttle.fail(client)
             return problem(403, "wrong token")
         request[PRINCIPAL] = principal

@@ -124,6 +124,7 @@ async def test_without_the_admin_token_people_still_sign_in(env: Env) -> None:
     app = create_app(config, env.hub, start_scheduler=False, clock=env.clock)
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/api/status", headers=auth())).status == 404  # nobody can: off
+        assert (await client.get("/api/status")).status == 404  # off, not 401, without a bearer too
         assert (await client.get("/login")).status == 403
         token = add_user(env.store, "olga", "operator", "cli:test")
         assert (await client.get("/api/status", headers=auth(token))).status == 200
