@@ -42,7 +42,7 @@ from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
 from sync.first_contact import agreed_digest, match_keys
 from sync.ingest_held import HeldRecords
-from sync.ingest_page import Bounded, PageBatch, PageRun, Pending
+from sync.ingest_page import Bounded, PageBatch, PageRun, Pending, ids_by_type
 from sync.plan import Planner
 from sync.postings import claim_refund
 from sync.summary import StreamStats, SyncSummary
@@ -143,10 +143,7 @@ class Ingest(HeldRecords):
         live hub record with the same raw-payload hash (``seen``: id(record) -> hash). A
         re-sync then maps and writes only what changed. Returns the records still to ingest."""
         name = connector.name
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            by_type[record.entity_type].append(record.external_id)
-        for entity_type, external_ids in by_type.items():
+        for entity_type, external_ids in ids_by_type(records).items():
             tx.prefetch_links(name, entity_type, external_ids)
         same: dict[int, str] = {}  # id(record) -> hub record
         for record in records:
@@ -167,13 +164,13 @@ class Ingest(HeldRecords):
             stats = summary.stats(name, record.entity_type)
             stats.read += 1
             stats.unchanged += 1
-            # read again: what it held at first contact no longer counts (as in ``_ingest_one``)
+            # read again: what it held at first contact no longer counts (as in ``_finish``)
             self.first_seen.pop((name, record.entity_type, canonical), None)
         return rest
 
     def linked_sighting(self, connection: str, entity_type: str, external_id: str, canonical: str) -> None:
         """A record sighted before its source was read is linked now to hub record ``canonical``:
-        compared at the push like any first contact (same marker rule as ``_ingest_one``)."""
+        compared at the push like any first contact (same marker rule as ``_finish``)."""
         seen = self.sighted.pop((connection, entity_type, external_id), None)
         connector = self.ctx.connectors.get(connection)
         if seen is None or connector is None:
@@ -239,11 +236,8 @@ class Ingest(HeldRecords):
         """Read what ingesting the page will ask, one statement per question for the page: the
         records' links, their hub records, and those records' links in every connection (the
         plan asks each). A record then costs its own writes, not a dozen single-row reads."""
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            by_type[record.entity_type].append(record.external_id)
         connections = list(self.ctx.connectors)
-        for entity_type, external_ids in by_type.items():
+        for entity_type, external_ids in ids_by_type(records).items():
             tx.prefetch_links(connector.name, entity_type, external_ids)
             canonical_ids = [refs.canonical_id(entity_type, e) for e in external_ids]
             tx.prefetch_entities(canonical_ids)

@@ -4,13 +4,13 @@ object an event named that is gone at its source is a finding, never a guess sto
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from connectors.base import Connector, Record
 from connectors.secret_fields import without_secrets
 from state.store import Tx
 from sync.context import SyncContext
+from sync.ingest_page import ids_by_type
 from sync.summary import StreamStats, SyncSummary
 
 
@@ -45,10 +45,7 @@ class HeldRecords:
 
     def _held(self, tx: Tx, connector: Connector, records: Sequence[Record]) -> dict[tuple[str, str], str]:
         """(type, external id) -> finding fingerprint of the page's records that are held."""
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            by_type[record.entity_type].append(record.external_id)
-        return {(etype, ext): fp for etype, ids in by_type.items()
+        return {(etype, ext): fp for etype, ids in ids_by_type(records).items()
                 for ext, fp in tx.held_ids(connector.name, etype, ids).items()}
 
     def _hold(self, tx: Tx, connector: Connector, record: Record, exc: Exception, stats: StreamStats,

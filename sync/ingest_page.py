@@ -3,8 +3,8 @@ entity writes are still to come, stored together with one ``Tx.upsert_entities``
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -78,6 +78,15 @@ class PageRun:
             self.tx.release_hold(self.connector.name, record.entity_type, record.external_id, fp)
 
 
+def ids_by_type(records: Iterable[Record]) -> dict[str, list[str]]:
+    """Entity type -> the external ids of ``records`` of that type, in order: what a page's
+    one-statement-per-type reads (links, holds) are asked with."""
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        by_type[record.entity_type].append(record.external_id)
+    return by_type
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -98,4 +107,4 @@ class Bounded(OrderedDict[K, V]):
             self.popitem(last=False)
 
 
-__all__ = ["Bounded", "PageBatch", "PageRun", "Pending"]
+__all__ = ["Bounded", "PageBatch", "PageRun", "Pending", "ids_by_type"]

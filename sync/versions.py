@@ -18,11 +18,11 @@ SQLite takes one writer at a time (``BEGIN IMMEDIATE``) already.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Sequence
 
 from connectors.base import Connector, Record
 from state.store import Tx
+from sync.ingest_page import ids_by_type
 from sync.summary import SyncSummary
 
 
@@ -33,10 +33,7 @@ def drop_stale(tx: Tx, connector: Connector, records: Sequence[Record], summary:
     versions = connector.capabilities().versions
     if versions is None:
         return list(records)
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for record in records:
-        if record.version and not record.deleted:
-            by_type[record.entity_type].append(record.external_id)
+    by_type = ids_by_type(r for r in records if r.version and not r.deleted)
     for entity_type in sorted(by_type):  # one order for every transaction: no lock cycle
         tx.prefetch_links(connector.name, entity_type, by_type[entity_type], lock=True)
     kept: list[Record] = []
