@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from rich.text import Text
 
 from mapping.money import Money, format_money
 from sync.findings import KINDS
+from sync.output_formats import Column, Listing, csv_text
 
 COLORS = {"missing": "#d92d20", "orphan": "#7a5af8", "duplicate": "#f79009", "mismatch": "#2e90fa",
           "stale": "#667085", "broken_link": "#c11574", "totals": "#12b76a",
@@ -105,21 +104,19 @@ CSV_COLUMNS = ("id", "kind", "entity", "system", "customer", "document", "date",
 def to_csv(report: dict[str, Any]) -> str:
     """One row per finding, finance's columns first (money with its currency, the document number
     people know; the amount also as an exact decimal and a currency column), then what tells the
-    systems apart and the ids."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    systems apart and the ids. Written by ``sync.output_formats.csv_text``, every CSV's one writer."""
+    listing = Listing("Drift findings", [Column(name) for name in CSV_COLUMNS])
     for f in report["findings"]:
         about = f.get("about") or {}
         values = "; ".join(f"{row['field']}: " + ", ".join(f"{s} {v}" for s, v in row["values"].items())
                            for row in (about.get("values") or {}).get("rows", []))
         amount = about.get("amount")  # for a sheet's sums: the exact decimal and its currency, never a float
         exact = Money(int(amount["minor"]), amount["currency"]).to_decimal_str() if amount else ""
-        writer.writerow([f["id"], f["kind"], f["entity"], f["system"], about.get("customer") or "",
-                         about.get("document") or "", about.get("date") or "", about.get("amount_text") or "",
-                         exact, amount["currency"] if amount else "", about.get("said") or f["detail"], f["status"], values, " ".join(f["external_ids"]),
-                         f["canonical_id"] or "", f["first_seen"], f["last_seen"]])
-    return out.getvalue()
+        listing.add(f["id"], f["kind"], f["entity"], f["system"], about.get("customer") or "",
+                    about.get("document") or "", about.get("date") or "", about.get("amount_text") or "",
+                    exact, amount["currency"] if amount else "", about.get("said") or f["detail"], f["status"],
+                    values, " ".join(f["external_ids"]), f["canonical_id"] or "", f["first_seen"], f["last_seen"])
+    return csv_text(listing)
 
 
 def at_stake(findings: list[dict[str, Any]]) -> dict[str, Any]:
