@@ -45,7 +45,7 @@ from sync.web.auth import (
 from sync.web.connection_health import budget_in_words, health_of
 from sync.web.console_charts import charts_context, overview_svgs
 from sync.web.console_data import money_figures
-from sync.web.console_words import lag
+from sync.web.console_words import lag, when
 from sync.web.context import daemon_of
 from sync.web.flash import flash, take_flash
 from sync.web.roles import refusal
@@ -57,6 +57,7 @@ _ENV = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "template
 STATIC = Path(__file__).parent / "static"
 _ENV.filters["neutral"] = neutral_detail  # a text without the command line's instructions in it
 _ENV.filters["lag"] = lag  # seconds since a good sync, in words ("3 h 5 min")
+_ENV.filters["when"] = when  # a moment in words ("12 Mar 2026 10:04"): the one way the pages say times
 
 
 def _daemon(request: web.Request) -> Any:

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sync.queries import gather_status
 from sync.web.app import create_app
+from sync.web.console_words import when
 from tests.daemon.conftest import ADMIN_TOKEN, Env, build_config, plant_findings
 
 Client = TestClient[Any, Any]
@@ -94,6 +95,9 @@ async def test_pages_overview_finding_resync_ack_record_outbox(env: Env, client:
     page = await (await client.get(f"/findings/{dup}")).text()
     assert "Console Co" in page and f'id="keep-{planted.quickbooks_id}"' in page  # a Keep per record
     assert "hub resync" not in page  # the console says what to do its own way
+    with env.store.transaction() as tx:
+        seen = tx.get_finding(dup).first_seen
+    assert f"first seen {when(seen, year=True)} ·" in page  # said as every console page says a time
     preview = await client.post(f"/findings/{dup}/preview", data={"csrf": _csrf(page), "keep": planted.quickbooks_id})
     preview_html = await preview.text()
     assert preview.status == 200 and "Dry run" in preview_html and "link hub customer" in preview_html
