@@ -130,15 +130,6 @@ def _said(value: Any) -> str:
     return value if isinstance(value, str) else exact_json.dumps(value, sort_keys=True)
 
 
-def describe(entry: AuditEntry) -> str:
-    """One line for people: "console:alice finding.ack finding 3f2a… (status open → acknowledged): known"."""
-    changed = changes(entry)
-    text = f"{entry.actor} {entry.action} {entry.target_kind} {entry.target_id}"
-    if changed:
-        text += f" ({'; '.join(changed)})"
-    return text + (f": {entry.reason}" if entry.reason else "")
-
-
 def cli_actor() -> str:
     """The CLI's person: "cli:<operating-system user>" (the login running ``hub``)."""
     try:
@@ -159,5 +150,5 @@ def list_actions(tx: Tx, where: AuditFilter | None = None, *, limit: int = 50,
     return tx.list_audit(where, limit=limit, offset=offset)
 
 
-__all__ = ["AuditEntry", "AuditFilter", "audit_csv", "audit_filter", "audit_for_record", "audit_json", "changes", "cli_actor", "describe",
+__all__ = ["AuditEntry", "AuditFilter", "audit_csv", "audit_filter", "audit_for_record", "audit_json", "changes", "cli_actor",
            "list_actions", "record_action"]
