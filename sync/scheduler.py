@@ -109,7 +109,6 @@ class Jobs:
         # process; until that race is fixed, one lane stays the default
         self.lanes = Lanes(side_by_side=hub.store.is_postgres
                            and bool(hub.config.schedules.get("side_by_side_lanes", False)))
-        self.lane = self.lanes.of("feeds")  # on SQLite the one lane every job shares
         # side by side, each lane's job runs on a thread of its own: the shared pool stays free
         # for requests, as when one lane held one of its threads
         self._lane_pool = ThreadPoolExecutor(len(LANE_NAMES), thread_name_prefix="hub-lane") \
