@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mapping.money import MoneyError, format_money
+from sync.finding_view import money_text
 from sync.web.console_words import when
 
 SYSTEM_NAMES = {"stripe": "Stripe", "quickbooks": "QuickBooks", "xero": "Xero", "salesforce": "Salesforce",
@@ -37,11 +37,9 @@ def say(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Mapping):
-        if set(value) >= {"minor", "currency"} and isinstance(value.get("minor"), int):
-            try:
-                return format_money(int(value["minor"]), str(value["currency"]))
-            except MoneyError:
-                pass
+        money = money_text(value.get("minor"), str(value.get("currency") or ""))
+        if money is not None:
+            return money
         return "; ".join(f"{k.replace('_', ' ')} {say(v)}" for k, v in value.items() if v not in (None, "", [], {}))
     if isinstance(value, list | tuple):
         if not value:
