@@ -97,6 +97,9 @@ def cli_action(finding: dict[str, Any]) -> tuple[str, str | None]:
     return words, f"hub drift ack {finding['id']}"
 
 
+_ENV.globals["cli_command"] = lambda finding: cli_action(finding)[1]  # the HTML report's command, the same
+
+
 CSV_COLUMNS = ("id", "kind", "entity", "system", "customer", "document", "date", "amount", "amount_decimal",
                "currency", "detail", "status", "values", "external_ids", "canonical_id", "first_seen", "last_seen")
 
