@@ -14,8 +14,6 @@ from sync.cli_context import HubContext
 from sync.output_formats import Column, Listing, format_option, print_table
 from sync.terminal import console, fail, handles_errors
 
-EXPORT_BATCH = 1000
-
 
 def _filters(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
@@ -40,13 +38,11 @@ def _where(options: dict[str, Any]) -> AuditFilter:
 
 
 def _all(hub: HubContext, where: AuditFilter) -> list[AuditEntry]:
-    """Every matching entry, newest first, read in batches."""
+    """Every matching entry, newest first: one read (all of them are held to be written out
+    anyway, so batches by OFFSET would only rescan the rows before each batch)."""
     hub.store.init()
-    entries: list[AuditEntry] = []
     with hub.store.transaction() as tx:
-        while batch := tx.list_audit(where, limit=EXPORT_BATCH, offset=len(entries)):
-            entries.extend(batch)
-    return entries
+        return tx.list_audit(where, limit=tx.count_audit(where))
 
 
 @click.group()
