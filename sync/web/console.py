@@ -207,13 +207,8 @@ def overview_data(daemon: Any) -> dict[str, Any]:
         conn["health"], conn["problems"] = health_of(conn["status"], conn["skipped"], depth.get(conn["name"], {}),
                                                      deferred.get(conn["name"], 0))
         connector = daemon.hub.connectors.get(conn["name"])
-        conn["budget"] = {}
+        # the vendor's budget figures too (its health probe, which may fail, is read there once)
         conn["budget_words"] = budget_in_words(conn["system"], connector) if connector is not None else []
-        if connector is not None:
-            try:
-                conn["budget"] = connector.health().budget
-            except Exception:  # a failing health probe must not break the page
-                conn["budget"] = {}
     with daemon.hub.store.transaction() as tx:
         money = money_figures(tx, now)
         by_kind = tx.unresolved_findings_by_kind()  # open and acknowledged apart
