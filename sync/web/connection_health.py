@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.ratelimit import RateLimiter
+from sync.web.record_words import SYSTEM_NAMES  # how a person names each system
 
-SYSTEM_NAMES = {"stripe": "Stripe", "quickbooks": "QuickBooks", "xero": "Xero", "salesforce": "Salesforce"}
 # What the vendors' own budget figures (ConnectionHealth.budget) mean, in words.
 BUDGET_WORDS = {"minute_remaining": "{} calls left this minute (Xero says)",
                 "day_remaining": "{} calls left today (Xero says)",
