@@ -18,7 +18,8 @@ def acknowledge(tx: Tx, finding_id: str, *, actor: str, comment: str | None = No
     before = tx.get_finding(finding_id)
     after = tx.ack_finding(before.id)
     record_action(tx, actor, ACK_ACTION, "finding", after.id, before={"status": before.status},
-                  after={"status": after.status}, reason=comment)
+                  after={"status": after.status}, reason=comment,
+                  record=before.canonical_id)  # known already: no second read of the finding
     return after
 
 
