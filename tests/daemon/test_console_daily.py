@@ -9,10 +9,13 @@ import re
 import uuid
 from typing import Any
 
+from sqlalchemy import event
+
 from mapping.model import Invoice
 from mapping.money import Money
 from sync.audit import list_actions
 from sync.diff_record import diff_record
+from sync.web.console_search import search_data
 from tests.daemon.conftest import Env, control, daemon
 from tests.daemon.test_console import _csrf, login
 
@@ -229,3 +232,23 @@ async def test_the_outbox_actions_answer_with_a_flash(env: Env, client: Client) 
     page = await (await client.get("/outbox")).text()
     retried = await client.post(f"/outbox/{item.id}/retry", data={"csrf": _csrf(page)})
     assert _flash(await retried.text()) == f"Write {item.id} queued to be tried again"
+
+
+async def test_search_reads_its_results_and_their_customers_in_a_few_statements(env: Env, client: Client) -> None:
+    (customer,) = await _synced(env, client, "Many Co")
+    with env.store.transaction() as tx:
+        for n in range(40):
+            tx.upsert_entity(Invoice(str(uuid.uuid4()), customer_id=customer, number=f"MANY-{n:03}", status="open",
+                                     currency="USD", total=Money(100, "USD"), amount_due=Money(100, "USD")),
+                             source="stripe")
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+    event.listen(env.store.engine, "before_cursor_execute", count)
+    try:
+        found = search_data(daemon(client), "MANY-")
+    finally:
+        event.remove(env.store.engine, "before_cursor_execute", count)
+    assert len(found["results"]) == 40 and {r["customer"] for r in found["results"]} == {"Many Co"}
+    assert len(statements) < 20  # not two lookups per result (86 statements before)
