@@ -27,7 +27,11 @@ from sync.web.guards import weak_token_problem
 log = logging.getLogger("billhub.daemon")
 
 # Keys a process reads once, at start: a change is applied by the next restart.
-RESTART_KEYS = (("server", "host"), ("server", "port"), ("server", "workers"))
+# The console's session table and the wrong-token throttle are built once too (their state must
+# survive a reload), so their [admin] settings are among these.
+RESTART_KEYS = (("server", "host"), ("server", "port"), ("server", "workers"),
+                ("admin", "session_idle_minutes"), ("admin", "session_max_hours"),
+                ("admin", "failed_tokens_per_minute"))
 RELOAD_ACTOR = "signal:SIGHUP"
 
 

@@ -102,3 +102,16 @@ def test_sighup_applies_a_good_config_and_refuses_a_broken_one(
         assert reloads[0].before == {"connections": ["stripe"]} and "broken" in (reloads[1].reason or "")
     finally:
         daemon.kill()
+
+
+def test_settings_a_running_process_keeps_are_named_restart_to_apply() -> None:
+    from dataclasses import replace
+
+    from sync.config import load_config
+    from sync.web.reload import _restart_only_changes
+    env = {"HUB_DATABASE_URL": "sqlite:///x.db", "HUB_ENCRYPTION_KEY": "k", "STRIPE_API_KEY": "sk",
+           "QBO_CLIENT_ID": "i", "QBO_CLIENT_SECRET": "s", "XERO_CLIENT_ID": "i", "XERO_CLIENT_SECRET": "s"}
+    old = load_config(Path(__file__).resolve().parents[2] / "deploy" / "hub.toml", env=env)
+    new = replace(old, admin={**old.admin, "session_idle_minutes": 5.0}, server={**old.server, "port": 9090})
+    assert _restart_only_changes(old, new) == ["[server] port", "[admin] session_idle_minutes"]
+    assert _restart_only_changes(old, replace(old, schedules={"sync_interval_seconds": 60})) == []
