@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from state.errors import NotFound
-from sync.finding_view import places_of
-from sync.findings import finding_json
+from state.records import Finding
+from sync.finding_view import abouts, places_of
 from sync.repair import RepairError
 from sync.scheduler import DaemonStopping
 from sync.web.api import resync_blocking
@@ -38,12 +38,18 @@ def selection(daemon: Any, ids: list[str]) -> tuple[list[dict[str, Any]], list[d
     keepable: list[dict[str, Any]] = []
     left_out: list[dict[str, Any]] = []
     with daemon.hub.store.transaction() as tx:
+        found: dict[str, Finding] = {}
         for finding_id in ids:
             try:
-                finding = finding_json(tx, finding_id, places)
+                found[finding_id] = tx.get_finding(finding_id)
             except NotFound:
+                continue
+        about = abouts(tx, list({f.id: f for f in found.values()}.values()), places)  # all read at once
+        for finding_id in ids:
+            if finding_id not in found:
                 left_out.append({"id": finding_id, "finding": None, "reason": "no such finding"})
                 continue
+            finding = {**found[finding_id].to_json(), "about": about[found[finding_id].id]}
             if finding["kind"] not in KEEPABLE:
                 left_out.append({"id": finding["id"], "finding": finding,
                                  "reason": f"a {finding['kind']} has no record to choose; resync or acknowledge it"})
