@@ -29,7 +29,7 @@ from sync.finding_actions import acknowledge
 from sync.finding_view import places_of
 from sync.findings import KINDS, finding_json, findings_report
 from sync.listings import checks_listing, export_listing, findings_listing, outbox_listing, status_listings
-from sync.outbox_actions import REASON_NEEDED, drop_write, retry_write
+from sync.outbox_actions import drop_write, retry_write
 from sync.output_formats import emit, format_option, print_table
 from sync.progress import engine_progress
 from sync.queries import export_records, gather_status
@@ -374,11 +374,12 @@ def outbox_retry(hub: HubContext, item_id: int, reason: str | None) -> None:
 def outbox_drop(hub: HubContext, item_id: int, reason: str) -> None:
     """Give up on a pending or dead write; the diff keeps the record in sight as missing
     (acknowledged, with who and why) until `hub outbox retry ID` lands it."""
-    if not reason.strip():
-        fail(REASON_NEEDED)
     hub.store.init()
-    with hub.store.transaction() as tx:
-        drop_write(tx, item_id, actor=cli_actor(), reason=reason)
+    try:  # drop_write is the one check of the reason, after the item (an unknown id is the answer)
+        with hub.store.transaction() as tx:
+            drop_write(tx, item_id, actor=cli_actor(), reason=reason)
+    except ValueError as exc:
+        fail(str(exc))
     console.print(f"outbox item {item_id} dropped (in the audit log with your reason); `hub diff` shows the "
                   "record as missing, acknowledged")
 

@@ -305,8 +305,6 @@ async def outbox_action(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     reason = str(form.get("reason") or "").strip()
-    if action == "drop" and not reason:  # a write given up on says why (sync/outbox_actions.py)
-        raise web.HTTPBadRequest(text=REASON_NEEDED.replace(" (--reason TEXT)", ""))
     actor = actor_of(request)
 
     def write() -> None:
@@ -314,11 +312,15 @@ async def outbox_action(request: web.Request) -> web.StreamResponse:
             if action == "retry":
                 retry_write(tx, item_id, actor=actor, reason=reason or None)
             else:
-                drop_write(tx, item_id, actor=actor, reason=reason)
+                # a write given up on says why: drop_write checks it, after the item exists
+                drop_write(tx, item_id, actor=actor, reason=reason,
+                           reason_needed=REASON_NEEDED.replace(" (--reason TEXT)", ""))
     try:
         await daemon.jobs.blocking(write)
     except NotFound as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     flash(request, _sid, f"Write {item_id} queued to be tried again" if action == "retry" else
           f"Write {item_id} dropped: {reason} (the diff keeps the gap in sight)")
     raise web.HTTPSeeOther("/outbox")

@@ -103,6 +103,8 @@ def test_a_dropped_write_stays_missing_acknowledged_until_a_retry_lands(company:
     for no_reason in ([], ["--reason", "  "]):
         refused = _hub(company, "outbox", "drop", str(item.id), *no_reason)
         assert refused.exit_code == 2 and "reason" in refused.stderr and "Traceback" not in refused.output
+    unknown = _hub(company, "outbox", "drop", "999999", "--reason", "  ")  # the item is the first answer
+    assert unknown.exit_code == 2 and "999999" in unknown.stderr and "reason" not in unknown.stderr, unknown.stderr
     with company.hub.store.transaction() as tx:
         assert [i.status for i in tx.list_outbox("dead")] == ["dead"]
     dropped = _hub(company, "outbox", "drop", str(item.id), "--reason", REASON)
