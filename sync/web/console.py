@@ -120,14 +120,15 @@ async def console_guard(request: web.Request,
             or path in ("/healthz", "/readyz", "/metrics", "/favicon.ico"):
         return await handler(request)
     daemon = _daemon(request)
-    if daemon.admin_token is None and not await daemon.jobs.blocking(people_known, daemon):
-        return render(request, "off.html", http_status=403)
-    if path in ("/login", "/logout"):
-        return await handler(request)
-    sid = session_id(request)
+    sid = session_id(request) if path not in ("/login", "/logout") else None
     name = daemon.sessions.user(sid) if sid else None
     principal = await daemon.jobs.blocking(principal_for_session, daemon, name) if name else None
     if principal is None:
+        # only when no one is signed in: is anyone able to sign in at all? (a lookup of its own)
+        if daemon.admin_token is None and not await daemon.jobs.blocking(people_known, daemon):
+            return render(request, "off.html", http_status=403)
+        if path in ("/login", "/logout"):
+            return await handler(request)
         if sid:
             daemon.sessions.close(sid)
         raise web.HTTPSeeOther("/login")
