@@ -35,11 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="[schedules] side_by_side_lanes = true: inbox, outbox, change feeds on their own threads")
     args = parser.parse_args(argv)
     scale = Scale.of(args.scale, processes=args.processes, kills=args.kills)
-    print(f"chaos: scale {args.scale} {scale}", flush=True)
+    print(f"chaos: scale {args.scale} {scale}{' side by side' if args.side_by_side else ''}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hub-chaos-") as tmp, pg_schema(args.pg_url) as url:
-        chaos = Chaos(Path(tmp), url, scale, log=lambda m: print(f"  {m}", flush=True))
+        chaos = Chaos(Path(tmp), url, scale, log=lambda m: print(f"  {m}", flush=True),
+                      side_by_side=args.side_by_side)
         try:
             outcome = chaos.run(timeout=args.timeout)
             inbox = inbox_figures(Path(tmp))

@@ -3,10 +3,11 @@ and the page-at-a-time prefetch of them into the transaction's memo."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select, text, update
 
 from state import schema as t
 from state.errors import LinkConflict
@@ -17,6 +18,16 @@ _LINK_BY_EXTERNAL = select_all(t.links, "system = :system AND object_type = :obj
                                      "AND external_id = :external_id")
 _LINK_BY_CANONICAL = select_all(t.links, "canonical_id = :canonical_id AND system = :system "
                                       "AND object_type = :object_type")
+# First contacts are serialised per (entity type, bucket of a key): a bounded number of advisory
+# locks per transaction (PostgreSQL's lock table holds max_locks_per_transaction x connections),
+# at the price of two first contacts whose keys share a bucket taking turns.
+FIRST_CONTACT_BUCKETS = 512
+# Taken in the order of the lock keys themselves (the subquery's ORDER BY is evaluated before the
+# locks are: no two transactions wait for each other in a cycle); the key carries the schema, as
+# ``state.txbase``'s advisory locks do.
+_LOCK_FIRST_CONTACTS = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(current_schema() || '/' || n, 0) AS k "
+    "FROM unnest(CAST(:names AS text[])) AS n ORDER BY 1) AS sorted_keys")
 
 
 class LinksMixin(TxBase):
@@ -42,6 +53,24 @@ class LinksMixin(TxBase):
                 query = query.order_by(t.links.c.external_id).with_for_update()
             for row in self.conn.execute(query):
                 memo.keep(link_row(row))
+
+    def lock_first_contacts(self, keys: Iterable[tuple[str, str]]) -> None:
+        """PostgreSQL: hold, until the transaction ends, the first-contact locks of these
+        (entity type, key) pairs — a key is what a first contact matches by or creates (an
+        external record's placeholder id, a marker, a normalised email or name). Two
+        transactions meeting a new record by one key (the Stripe customer and the Salesforce
+        account of one company read at once, or one record by the inbox and a change feed) then
+        take turns: on READ COMMITTED the second's later reads see what the first committed, so
+        it links to the first's hub record instead of making a second. The memo's links are
+        forgotten: read before the wait, they may be stale. SQLite has one writer: nothing to do."""
+        if not self.store.is_postgres:
+            return
+        names = sorted({f"first-contact/{entity_type}/{zlib.crc32(key.encode()) % FIRST_CONTACT_BUCKETS}"
+                        for entity_type, key in keys})
+        if not names:
+            return
+        self.conn.execute(_LOCK_FIRST_CONTACTS, {"names": names})
+        self._forget_links()
 
     def held_versions(self, system: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """(type, external id) -> the remote version the hub holds of each live linked record of

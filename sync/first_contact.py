@@ -12,18 +12,19 @@ form, is never a difference.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connectors.base import Connector, Record
-from mapping.keys import SETTLEMENT, key_digest, settlement_key
-from mapping.model import CreditNote, Entity, Invoice, Refund, to_data
+from mapping.keys import NATURAL_KEYS, SETTLEMENT, key_digest, normalise_key, settlement_key
+from mapping.model import CreditNote, Entity, Invoice, Refund, stable_id, to_data
 from mapping.postings import credit_posting, refund_posting
 from mapping.refs import RefResolver
 from state.store import Tx
 from sync.context import MAPPING_ERRORS, payload_digest
 from sync.diff_money import comparable, invoice_differing, payment_rates, said_by
 from sync.diff_scratch import view_of
+from sync.ingest_page import ids_by_type
 
 # The references a record's agreement includes (hub ids on both sides: the target's record is
 # mapped through its links, so a payment applied to another invoice there differs).
@@ -48,6 +49,37 @@ def match_keys(connector: Connector, record: Record, refs: RefResolver) -> dict[
         if settled:
             keys[SETTLEMENT] = settled
     return keys
+
+
+def take_turns(tx: Tx, connector: Connector, records: Sequence[Record]) -> None:
+    """Before a page is read for first contact: lock (``Tx.lock_first_contacts``) the keys its
+    records not linked yet would be matched by or stored under — the id each would be made with
+    (its placeholder), its marker (the same id, where the hub made it), its email, number and
+    name. Two transactions that meet one record by any of them take turns, the second reading
+    what the first stored (a Stripe customer and the Salesforce account of the same company, read
+    by two processes or lanes at once, were two hub customers, each written to the ledgers: one
+    dead-lettered as "already linked", its invoices missing). A settlement key is not locked: it
+    needs the record mapped, and payments and refunds have one source. Costs one statement (and,
+    on PostgreSQL only, one read of the page's links, which the ingest then reads again)."""
+    if not tx.store.is_postgres:
+        return  # one writer at a time
+    name = connector.name
+    fresh = [r for r in records if not r.gone and not r.deleted]
+    for entity_type, external_ids in ids_by_type(fresh).items():
+        tx.prefetch_links(name, entity_type, external_ids)
+    keys: list[tuple[str, str]] = []
+    for record in fresh:
+        if tx.canonical_for(name, record.entity_type, record.external_id):
+            continue
+        keys.append((record.entity_type, "id:" + stable_id(name, record.entity_type, record.external_id)))
+        natural = connector.natural_keys(record)
+        if natural.get("hub_id"):
+            keys.append((record.entity_type, "id:" + natural["hub_id"]))
+        for key in NATURAL_KEYS:
+            value = normalise_key(natural.get(key))
+            if value:
+                keys.append((record.entity_type, f"{key}:{value}"))
+    tx.lock_first_contacts(keys)
 
 
 def agreed_digest(tx: Tx, connector: Connector, held: Entity, refs: RefResolver) -> str | None:
@@ -116,4 +148,4 @@ def hub_digests(entity_id: str, natural: Mapping[str, str]) -> dict[str, str]:
     return {"hub_id": digest, **natural} if digest else dict(natural)
 
 
-__all__ = ["REFERENCES", "agreed_digest", "differing", "hub_digests", "match_keys", "posting"]
+__all__ = ["REFERENCES", "agreed_digest", "differing", "hub_digests", "match_keys", "posting", "take_turns"]

@@ -40,7 +40,7 @@ from state.records import Outcome
 from state.store import Tx
 from sync.billing import made_in_billing
 from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
-from sync.first_contact import agreed_digest, match_keys
+from sync.first_contact import agreed_digest, match_keys, take_turns
 from sync.ingest_held import HeldRecords
 from sync.ingest_page import Bounded, PageBatch, PageRun, Pending, ids_by_type
 from sync.plan import Planner
@@ -101,6 +101,7 @@ class Ingest(HeldRecords):
         refs = LinkResolver(tx, connector.name)
         linked: dict[str, str] = {}  # placeholder -> hub record, for the records linked here
         with tx.remembering():
+            take_turns(tx, connector, records)  # first, before anything it decides from is read
             gone = [r for r in records if r.gone]
             if gone:
                 self._gone(tx, connector, gone, summary, run_id)

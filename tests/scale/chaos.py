@@ -158,8 +158,11 @@ def start_probed_emulators(workdir: Path, probe: StreamProbe) -> Emulators:
                            prepare=prepare)
 
 
-def hub_config(emus: Emulators, state_url: str, *, sync_interval: float = 5.0) -> str:
-    """The emulators' config with waits scaled down like their limits, and quick schedules."""
+def hub_config(emus: Emulators, state_url: str, *, sync_interval: float = 5.0,
+               side_by_side: bool = False) -> str:
+    """The emulators' config with waits scaled down like their limits, and quick schedules;
+    ``side_by_side``: the daemon's lanes (inbox, outbox, change feeds) each on its own thread
+    (otherwise the config's default holds)."""
     text = emus.config_toml(state_url, generate_key(), admin_token=ADMIN_TOKEN)
     for table in ("stripe", "quickbooks", "xero", "salesforce"):
         text = text.replace(f"[connections.{table}]\n",
@@ -178,6 +181,7 @@ sync_interval_seconds = {sync_interval}
 outbox_interval_seconds = 0.5
 inbox_interval_seconds = 0.5
 token_refresh_seconds = 60
+{"side_by_side_lanes = true" if side_by_side else ""}
 
 [server]
 host = "127.0.0.1"
@@ -269,14 +273,14 @@ class Outcome:
 
 class Chaos:
     def __init__(self, workdir: Path, state_url: str, scale: Scale, *, seed: int = 10,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+                 log: Callable[[str], None] = lambda _m: None, side_by_side: bool = False) -> None:
         self.workdir, self.state_url, self.scale = workdir, state_url, scale
         self.rng = random.Random(seed)
         self.log = log
         self.probe = StreamProbe()
         self.emus = start_probed_emulators(workdir, self.probe)
         self.config = workdir / "hub.toml"
-        self.config.write_text(hub_config(self.emus, state_url), encoding="utf-8")
+        self.config.write_text(hub_config(self.emus, state_url, side_by_side=side_by_side), encoding="utf-8")
         self.store = StateStore(state_url)
         self.daemons: list[Daemon] = []
         self.ports = [free_port() for _ in range(scale.processes)]
