@@ -4,7 +4,8 @@
 Its tables live beside the hub's, in the same database and search_path, so the one PostgreSQL
 the hub already needs is the only thing a cluster of workers shares. This module is the state
 layer's part: it turns the hub's SQLAlchemy URL into the connection Procrastinate opens and
-creates Procrastinate's schema once (SQL lives in ``state/``).
+creates Procrastinate's schema once, and answers the one question the cluster's sweep asks of the
+hub's tables: which connections have writes due (SQL lives in ``state/``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import psycopg
 from procrastinate import PsycopgConnector
 from procrastinate.schema import SchemaManager
+from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import make_url
 
+from state import schema as t
 from state.errors import StateError
+from state.txbase import TxBase
 
 # Serialises the "does the schema exist, else create it" of workers that start together.
 _SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('billhub:procrastinate-schema'))"
@@ -53,4 +57,15 @@ def ensure_schema(url: str) -> bool:
     return True
 
 
-__all__ = ["conninfo", "connector", "ensure_schema"]
+def due_targets(tx: TxBase) -> set[str]:
+    """The connections the outbox holds writes for that a push would claim now: pending and due,
+    or in flight with a lapsed lease (their process died) — ``claim_outbox``'s own condition.
+    One query on ``ix_outbox_due``, whatever the number of connections: the sweep defers a
+    connection's push only when this names it."""
+    o = t.outbox.c
+    due = or_(and_(o.status == "pending", o.next_attempt_at <= tx.now),
+              and_(o.status == "in_flight", o.claimed_until < tx.now))
+    return {str(target) for target in tx.conn.execute(select(o.target).where(due).distinct()).scalars()}
+
+
+__all__ = ["conninfo", "connector", "due_targets", "ensure_schema"]

@@ -5,14 +5,23 @@ one job per (task, periodic id, tick): three workers deferring the 12:05:00 tick
 make one job. Its schedules are cron lines (with a seconds field), so an interval becomes a cron
 step.
 
-Stream syncs — one per connection and stream, thousands of them — are not Procrastinate periodic
-tasks: its deferrer works out every periodic task's next tick with croniter on each wake (a few
-hundred microseconds each, in every worker), so its cost grows with connections x wakes. Instead
-one periodic task, ``defer_syncs``, runs every ``SWEEP_SECONDS`` once across the cluster and
-defers the streams whose tick fell since the previous sweep, a tick being plain arithmetic
-(``latest_tick``); each is deferred through Procrastinate's periodic-defer query, so a tick is
-one job however many sweeps see it. A stream's ticks are offset by a stable hash of its id, so
-200 connections' reads spread over the interval instead of all firing on the minute.
+Per-connection work — each stream's sync and each connection's outbox push, thousands of them —
+is not Procrastinate periodic tasks: its deferrer works out every periodic task's next tick with
+croniter on each wake (a few hundred microseconds each, in every worker), so its cost grows with
+connections x wakes. Instead one periodic task, ``defer_syncs``, runs every ``SWEEP_SECONDS``
+once across the cluster and defers the work whose tick fell since the previous sweep, a tick
+being plain arithmetic (``latest_tick``); each is deferred through Procrastinate's periodic-defer
+query, so a tick is one job however many sweeps see it. A ``Stream``'s ticks are offset by a
+stable hash of its id, so 200 connections' reads spread over the interval instead of all firing
+on the minute.
+
+A connection's outbox push is deferred at its tick only when the outbox holds writes due for it
+(one query per sweep, ``state.job_queue.due_targets``): the outbox rows stay the source of truth,
+and 10,000 idle connections cost no job. It takes the connection's lock, so it never runs beside
+that connection's syncs (which push what they plan themselves).
+
+The sweep reads the worker's current schedule (``ClusterWorker.schedule``), so a connection a
+config reload added is swept by the next sweep that runs on a reloaded worker.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +38,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
+from state.job_queue import due_targets
 from sync.cluster.tasks import URGENT_PRIORITY, task_name
-from sync.scheduler import Jobs, JobSpec
+from sync.scheduler import ALERT_LOOK_EVERY, Jobs, JobSpec
 
 log = logging.getLogger("billhub.cluster")
 STALLED_CHECK = "* * * * * */10"  # how often a worker looks for the jobs of dead workers
@@ -73,27 +83,45 @@ def every(seconds: float, offset: int = 0) -> str:
 
 @dataclass(frozen=True)
 class Stream:
-    """One stream's scheduled sync: every ``interval`` seconds, ``offset`` seconds into it."""
+    """One connection's swept work: a stream's sync (``entity``) or, with ``entity`` None, its
+    outbox push; every ``interval`` seconds, ``offset`` seconds into it."""
 
-    periodic_id: str  # the embedded job id, sync:<connection>:<entity>
+    periodic_id: str  # the embedded job id, sync:<connection>:<entity>; outbox:<connection>
     connection: str
-    entity: str
+    entity: str | None
     interval: int
     offset: int
 
     @property
     def lock(self) -> str:
-        return f"connection:{self.connection}"  # two of a connection's streams never run at once
+        # a connection's syncs and its push never run at once, on any worker
+        return f"connection:{self.connection}"
+
+    @property
+    def task(self) -> str:
+        return task_name("sync_stream" if self.entity is not None else "push_connection")
+
+    def kwargs(self, tick: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"connection": self.connection, "timestamp": tick}
+        if self.entity is not None:
+            kwargs["entity"] = self.entity
+        return kwargs
 
     def latest_tick(self, now: float) -> int:
         """The newest tick at or before ``now`` (epoch seconds)."""
         return self.offset + math.floor((now - self.offset) / self.interval) * self.interval
 
 
+def _stream(periodic_id: str, connection: str, entity: str | None, seconds: float) -> Stream:
+    interval = max(1, round(seconds))
+    return Stream(periodic_id, connection, entity, interval, zlib.crc32(periodic_id.encode()) % interval)
+
+
 @dataclass(frozen=True)
 class Schedule:
     periodics: list[Periodic]  # Procrastinate periodic tasks (a handful, whatever the connections)
-    streams: list[Stream]  # deferred by the defer_syncs sweep
+    streams: list[Stream]  # stream syncs, deferred by the defer_syncs sweep
+    outboxes: list[Stream]  # each connection's outbox push, deferred by the sweep when it has writes due
 
 
 def schedule(jobs: Jobs) -> Schedule:
@@ -101,12 +129,18 @@ def schedule(jobs: Jobs) -> Schedule:
     diff_crons = jobs.hub.config.schedules.get("diff") or {}
     periodics: list[Periodic] = []
     streams: list[Stream] = []
+    outboxes: list[Stream] = []
     for spec in jobs.specs():
         if spec.kind == "sync":
             assert isinstance(spec.trigger, IntervalTrigger)
-            seconds = max(1, round(spec.trigger.interval.total_seconds()))
             _, connection, entity = spec.id.split(":", 2)
-            streams.append(Stream(spec.id, connection, entity, seconds, zlib.crc32(spec.id.encode()) % seconds))
+            streams.append(_stream(spec.id, connection, entity, spec.trigger.interval.total_seconds()))
+        elif spec.kind == "outbox":
+            # the embedded engine's one pass over every connection becomes one job per
+            # connection, at the same interval (``connections`` names them, not the specs)
+            assert isinstance(spec.trigger, IntervalTrigger)
+            outboxes += [_stream(f"outbox:{name}", name, None, spec.trigger.interval.total_seconds())
+                         for name in connections(jobs)]
         else:
             periodics.append(_periodic(spec, diff_crons))
     # No lock for the stalled-job check: a check that ran on a worker that died is itself a
@@ -116,7 +150,16 @@ def schedule(jobs: Jobs) -> Schedule:
                               None, "retry_stalled"))
     periodics.append(Periodic("defer_syncs", task_name("defer_syncs"), every(SWEEP_SECONDS), {},
                               "defer_syncs", "defer_syncs"))
-    return Schedule(periodics, streams)
+    # The alert look: once across the cluster, not once per process (it reads every
+    # connection's state, the newest dead letter, the outbox depth and the recent runs).
+    periodics.append(Periodic("alerts", task_name("look_alerts"), every(ALERT_LOOK_EVERY.total_seconds()), {},
+                              "alerts", "alerts"))
+    return Schedule(periodics, streams, outboxes)
+
+
+def connections(jobs: Jobs) -> list[str]:
+    """The connections of ``jobs``' hub, in config order."""
+    return list(jobs.hub.connectors)
 
 
 def _periodic(spec: JobSpec, diff_crons: dict[str, Any]) -> Periodic:
@@ -125,9 +168,14 @@ def _periodic(spec: JobSpec, diff_crons: dict[str, Any]) -> Periodic:
         return Periodic(spec.id, task_name("run_diff"), str(diff_crons[entity]), {"entity": entity},
                         spec.id, spec.id)
     assert isinstance(spec.trigger, IntervalTrigger)  # every other job is an interval job
-    names = {"outbox": "push_outbox", "inbox": "process_inbox", "tokens": "refresh_tokens"}
+    names = {"inbox": "process_inbox", "tokens": "refresh_tokens"}
     return Periodic(spec.id, task_name(names[spec.kind]), every(spec.trigger.interval.total_seconds()), {},
                     spec.id, spec.id)
+
+
+def came_due(streams: Iterable[Stream], now: float, since: float) -> list[Stream]:
+    """The streams whose latest tick lies in (``since``, ``now``]."""
+    return [s for s in streams if s.latest_tick(now) > since]
 
 
 async def defer_due(app: App, streams: Iterable[Stream], now: float, since: float) -> int:
@@ -135,15 +183,12 @@ async def defer_due(app: App, streams: Iterable[Stream], now: float, since: floa
 
     A tick already deferred (by another sweep, another worker) is not deferred again: the
     database keeps one job per (stream, tick). A stream whose previous job still waits is
-    skipped (its queueing lock): the waiting one reads everything since anyway."""
-    task = app.tasks[task_name("sync_stream")]
+    skipped (its queueing lock): the waiting one does everything since anyway."""
     deferred = 0
-    for stream in streams:
+    for stream in came_due(streams, now, since):
         tick = stream.latest_tick(now)
-        if tick <= since:
-            continue
-        job = task.configure(lock=stream.lock, queueing_lock=stream.periodic_id, task_kwargs={
-            "connection": stream.connection, "entity": stream.entity, "timestamp": tick}).job
+        job = app.tasks[stream.task].configure(lock=stream.lock, queueing_lock=stream.periodic_id,
+                                               task_kwargs=stream.kwargs(tick)).job
         try:
             if await app.job_manager.defer_periodic_job(job, periodic_id=stream.periodic_id, defer_timestamp=tick):
                 deferred += 1
@@ -159,13 +204,32 @@ def longest_interval(jobs: Jobs) -> float:
     return max([60.0, *intervals])
 
 
+ScheduleOf = Callable[[], Schedule]  # the worker's schedule for its current config
+
+
 async def defer_syncs(context: JobContext, timestamp: int | None = None) -> int:
-    """The sweep (a periodic task, once per tick across the cluster): defer the stream syncs
-    that came due since the sweep before this one. A sweep that waited covers its wait too."""
-    streams: list[Stream] = context.additional_context["streams"]
+    """The sweep (a periodic task, once per tick across the cluster): what came due since the
+    sweep before this one. A sweep that waited covers its wait too."""
     now = time.time()
     since = (timestamp if timestamp is not None else now) - SWEEP_SECONDS - 1  # touching windows
-    return await defer_due(context.app, streams, now, since)
+    return await sweep(context.app, context.additional_context["schedule"](), context.additional_context["jobs"](),
+                       now, since)
+
+
+async def sweep(app: App, current: Schedule, jobs: Jobs, now: float, since: float) -> int:
+    """Defer the stream syncs whose tick lies in (``since``, ``now``], and the outbox pushes
+    whose tick does for the connections with writes due now; how many jobs were new."""
+    deferred = await defer_due(app, current.streams, now, since)
+    outboxes = came_due(current.outboxes, now, since)
+    if outboxes:
+        due = await jobs.blocking(_due_targets, jobs)
+        deferred += await defer_due(app, [s for s in outboxes if s.connection in due], now, since)
+    return deferred
+
+
+def _due_targets(jobs: Jobs) -> set[str]:
+    with jobs.hub.store.transaction() as tx:
+        return due_targets(tx)
 
 
 def register(app: App, periodics: list[Periodic]) -> None:
@@ -176,5 +240,5 @@ def register(app: App, periodics: list[Periodic]) -> None:
                      task_kwargs=dict(p.kwargs))(app.tasks[p.task])
 
 
-__all__ = ["Periodic", "STEPS", "SWEEP_SECONDS", "Schedule", "Stream", "defer_due", "every", "longest_interval",
-           "defer_syncs", "register", "schedule"]
+__all__ = ["Periodic", "STEPS", "SWEEP_SECONDS", "Schedule", "ScheduleOf", "Stream", "came_due", "connections",
+           "defer_due", "defer_syncs", "every", "longest_interval", "register", "schedule", "sweep"]

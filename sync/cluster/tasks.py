@@ -5,7 +5,7 @@ process's engine lane, the outcome recorded for the console and the metrics). Wh
 safe to run anywhere in the cluster is Procrastinate's, per task:
 
 * ``lock``: jobs that share it never run at once, on any worker — one per connection for its
-  stream syncs, one for the inbox, one for the outbox pass, one per diff entity.
+  stream syncs and its outbox push, one for the inbox, one for the alert look, one per diff entity.
 * ``queueing_lock``: while a job waits with it, another is refused — a slow cluster does not pile
   up copies of one stream's sync; the next tick finds the waiting one.
 * a stopped job (the worker is leaving: SIGTERM) raises ``JobInterrupted`` and is retried at once
@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
-from sync.scheduler import Jobs
+from sync.alerts import raise_alerts
+from sync.engine import SyncSummary
+from sync.scheduler import PUSH_BATCHES_PER_PASS, Jobs
 
 log = logging.getLogger("billhub.cluster")
 NAMESPACE = "hub"
@@ -75,8 +78,31 @@ async def sync_stream(context: JobContext, connection: str, entity: str, timesta
     return await _run(context, f"sync:{connection}:{entity}", lambda j: j.sync_stream, connection, entity)
 
 
-async def push_outbox(context: JobContext, timestamp: int | None = None) -> str:
-    return await _run(context, "outbox", lambda j: j.push_outbox)
+async def push_connection(context: JobContext, connection: str, timestamp: int | None = None) -> str:
+    """One connection's outbox push (the embedded engine's outbox pass, for this connection)."""
+    return await _run(context, f"outbox:{connection}", lambda j: partial(push_one, j), connection)
+
+
+def push_one(jobs: Jobs, connection: str) -> str:
+    """Drain (a pass's worth of) ``connection``'s outbox, unless it is paused: what
+    ``Jobs.push_outbox`` does for each connection, here for one."""
+    if jobs.paused_reason(connection):
+        return "skipped"
+    summary = SyncSummary()
+    jobs.hub.engine.push(connection, summary, None, max_batches=PUSH_BATCHES_PER_PASS)
+    jobs._note(summary)  # the pause it met and the metrics, as the embedded pass notes them
+    return f"wrote {summary.totals().written}, held {summary.totals().dead}"
+
+
+async def look_alerts(context: JobContext, timestamp: int | None = None) -> str:
+    """The alert look, once across the cluster (a periodic job): every process's jobs leave it
+    to this one (``Jobs.looks_at_alerts``)."""
+    return await _run(context, "alerts", lambda j: partial(look, j))
+
+
+def look(jobs: Jobs) -> str:
+    sent = raise_alerts(jobs.hub.store, jobs.hub.config, jobs.clock())
+    return f"sent {len(sent)}" if sent else "empty"
 
 
 async def process_inbox(context: JobContext, timestamp: int | None = None) -> str:
@@ -117,7 +143,8 @@ async def retry_stalled(context: JobContext, timestamp: int | None = None) -> in
 # name -> (body, priority): the per-kind defaults; locks are set where the job is deferred
 TASKS: dict[str, tuple[Callable[..., Any], int]] = {
     "sync_stream": (sync_stream, ROUTINE_PRIORITY),
-    "push_outbox": (push_outbox, URGENT_PRIORITY),
+    "push_connection": (push_connection, URGENT_PRIORITY),
+    "look_alerts": (look_alerts, ROUTINE_PRIORITY),
     "process_inbox": (process_inbox, URGENT_PRIORITY),
     "run_diff": (run_diff, ROUTINE_PRIORITY),
     "refresh_tokens": (refresh_tokens, URGENT_PRIORITY),

@@ -10,6 +10,10 @@ elsewhere could have run it.
 Leaving: SIGTERM stops the job in hand at a page boundary (``JobInterrupted``: retried at once
 on another worker). Dying (SIGKILL, a lost host): the worker's heartbeat stops; after
 ``stalled_seconds`` any worker's ``retry_stalled`` task puts its job back in the queue.
+
+A config reload (SIGHUP) replaces the process's ``Jobs``; the worker's schedule follows them
+(``schedule()``, read by every sweep that runs here), and ``reloaded()`` defers a new
+connection's first reads at once, as a start does.
 """
 
 from __future__ import annotations
@@ -62,25 +66,48 @@ class ClusterWorker:
         self.keep_jobs = keep_jobs  # the tenants bench reads finished jobs; production deletes them
         self.app: App | None = None
         self._task: asyncio.Task[None] | None = None
+        self._schedule: tuple[Jobs, periodic.Schedule] | None = None  # the schedule of which Jobs
+        self._started: set[str] = set()  # the streams whose first reads this worker deferred
+
+    def schedule(self) -> periodic.Schedule:
+        """The schedule of the process's current ``Jobs`` (worked out again after a reload)."""
+        jobs = self.jobs_of()
+        if self._schedule is None or self._schedule[0] is not jobs:
+            self._schedule = (jobs, periodic.schedule(jobs))
+        return self._schedule[1]
+
+    async def _defer_latest(self, streams: list[periodic.Stream], longest: float) -> int:
+        """Each stream's latest tick within ``longest`` (one job per tick, however many workers
+        do this together): the reads the embedded scheduler makes at start."""
+        assert self.app is not None
+        self._started |= {s.periodic_id for s in streams}
+        now = time.time()
+        return await periodic.defer_due(self.app, streams, now, now - longest)
+
+    async def reloaded(self) -> int:
+        """After a config reload: the streams of connections this worker did not schedule before
+        read at once (the sweeps from now on include them); how many were deferred. The
+        periodic tasks (inbox, tokens, diffs) stay those of the start: a changed diff cron
+        applies at the next restart."""
+        if self.app is None:
+            return 0
+        fresh = [s for s in self.schedule().streams if s.periodic_id not in self._started]
+        return await self._defer_latest(fresh, periodic.longest_interval(self.jobs_of())) if fresh else 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         created = await loop.run_in_executor(None, job_queue.ensure_schema, self.url)
         if created:
             log.info("created the procrastinate job queue tables")
-        jobs = self.jobs_of()
-        schedule = periodic.schedule(jobs)
-        longest = periodic.longest_interval(jobs)
+        schedule = self.schedule()
+        longest = periodic.longest_interval(self.jobs_of())
         self.app = build_app(self.url, schedule, longest)
         await self.app.open_async()
-        # As the embedded scheduler reads every stream at start: each stream's latest tick (one
-        # job per tick, however many workers start together).
-        now = time.time()
-        await periodic.defer_due(self.app, schedule.streams, now, now - longest)
+        await self._defer_latest(schedule.streams, longest)
         options: dict[str, Any] = {
             "concurrency": 1, "name": self.name, "install_signal_handlers": False,
             "additional_context": {"jobs": self.jobs_of, "stalled_seconds": self.stalled_seconds,
-                                   "streams": schedule.streams},
+                                   "schedule": self.schedule},
             "update_heartbeat_interval": self.stalled_seconds / HEARTBEATS_PER_STALL,
             "stalled_worker_timeout": self.stalled_seconds,
             "delete_jobs": "never" if self.keep_jobs else "successful",

@@ -1,7 +1,8 @@
 """SIGHUP: read the config file again and carry on with it, without dropping the listening port.
 
 A reload swaps the daemon's work — connectors, engine, jobs and their schedules — for ones built
-from the new file, after the job in hand reaches a page boundary (as on SIGTERM). What a running
+from the new file, after the job in hand reaches a page boundary (as on SIGTERM). On the
+Procrastinate engine the worker's sweep follows the new connections (``ClusterWorker.reloaded``). What a running
 process cannot change (the listen address, the database) is reported as "restart to apply", and
 a file with any problem is refused whole: the daemon keeps serving the config it has, and the log
 says what to fix. Console sessions survive (their table belongs to the process, not the config).
@@ -118,6 +119,10 @@ class Reloader:
         if daemon.scheduler is not None:
             daemon.scheduler = build_scheduler(jobs)
             daemon.scheduler.start()
+        if daemon.cluster is not None:
+            # The worker's sweeps follow the new Jobs by themselves; a new connection's first
+            # reads are deferred now, as at a start (and not at the next restart).
+            await daemon.cluster.reloaded()
         if drained:
             for connector in old_hub.connectors.values():  # the store is shared: only the clients close
                 connector.close()

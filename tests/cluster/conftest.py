@@ -34,13 +34,19 @@ def queue_url(pg_url: str) -> Iterator[str]:
 
 
 class RecordingJobs:
-    """What ``sync/cluster/tasks.py`` uses of ``Jobs``: ``specs()``, ``_job``, ``last`` and the
-    job bodies; each body call is recorded (and may wait on ``hold``, set per job id)."""
+    """What ``sync/cluster/`` uses of ``Jobs``: ``specs()``, ``_job``, ``last``, ``blocking``,
+    the job bodies and, for a connection's push, ``paused_reason``, ``_note`` and the engine's
+    ``push``; each body call is recorded (and may wait on ``hold``, set per job id). ``store``:
+    the hub's tables the sweep asks which connections have writes due."""
 
-    def __init__(self, connections: dict[str, list[str]], sync_every: float = 300) -> None:
+    def __init__(self, connections: dict[str, list[str]], sync_every: float = 300, store: Any = None) -> None:
         self.connections = connections
         self.sync_every = sync_every
-        self.hub = SimpleNamespace(config=SimpleNamespace(schedules={}))
+        # no alert channel: the cluster's alert look finds nothing to do
+        self.hub = SimpleNamespace(config=SimpleNamespace(schedules={}, alerts={}, secrets=[]), store=store,
+                                   connectors=dict.fromkeys(connections),
+                                   engine=SimpleNamespace(push=self._push))
+        self.clock = lambda: datetime.now(UTC)
         self.last: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []  # job ids, in the order their bodies started
         self.running: dict[str, int] = {}  # connection -> bodies running now
@@ -50,6 +56,18 @@ class RecordingJobs:
 
     def as_jobs(self) -> Jobs:
         return cast(Jobs, self)
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def paused_reason(self, connection: str) -> str | None:
+        return None
+
+    def _note(self, summary: object) -> None:
+        pass
+
+    def _push(self, connection: str, summary: object, run_id: str | None, *, max_batches: int | None = None) -> None:
+        self._body(f"outbox:{connection}", connection)
 
     def specs(self) -> list[JobSpec]:
         async def never() -> None:  # the cluster runs bodies through _job, never spec.run

@@ -32,9 +32,17 @@ def queue_only(url: str) -> App:
     return app
 
 
+NOTHING_TO_SWEEP = periodic.Schedule([], [], [])  # a sweep job run here defers nothing more
+
+
+def context(jobs: RecordingJobs, stalled_seconds: float = 30.0) -> dict[str, Any]:
+    """A worker's additional context (``ClusterWorker.start``'s), with nothing to sweep."""
+    return {"jobs": jobs.as_jobs, "stalled_seconds": stalled_seconds, "schedule": lambda: NOTHING_TO_SWEEP}
+
+
 async def run_until_empty(app: App, jobs: RecordingJobs) -> None:
     await app.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False,
-                               additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 30.0, "streams": []})
+                               additional_context=context(jobs))
 
 
 def job_rows(url: str) -> list[tuple[str, str, Any]]:
@@ -68,17 +76,21 @@ async def test_a_tick_deferred_by_three_workers_runs_once(queue_url: str) -> Non
     finally:
         for app in apps:
             await app.close_async()
-    assert sorted(jobs.calls) == ["outbox", "sync:stripe_a:customer", "sync:stripe_a:invoice",
-                                  "sync:xero_a:customer"]
+    assert sorted(jobs.calls) == ["sync:stripe_a:customer", "sync:stripe_a:invoice", "sync:xero_a:customer"]
     rows = job_rows(queue_url)
     syncs = [r for r in rows if r[0] == tasks.task_name("sync_stream")]
     assert len(syncs) == 3 and all(status == "succeeded" for _, status, _ in syncs)
-    # the stalled-job check and the sync sweep are scheduled too, each once
+    # the stalled-job check, the sweep and the alert look are scheduled too, each once across
+    # the three workers; the outbox is no periodic task any more (the sweep defers its pushes)
     names = [r[0] for r in rows]
-    assert names.count(tasks.task_name("retry_stalled")) == 1 and names.count(tasks.task_name("defer_syncs")) == 1
+    for task in ("retry_stalled", "defer_syncs", "look_alerts"):
+        assert names.count(tasks.task_name(task)) == 1, task
+    assert tasks.task_name("push_connection") not in names and "hub:push_outbox" not in names
+    assert all(status == "succeeded" for _, status, _ in rows)
 
 
 async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str) -> None:
+    """A connection's stream syncs and its outbox push take one lock: never two at once."""
     jobs = RecordingJobs({"qbo_a": ["customer", "invoice"], "qbo_b": ["customer"]})
     # The first of qbo_a's jobs and qbo_b's meet at a barrier: it passes only if two workers run
     # side by side. Without the per-connection lock the second worker, taking the oldest job,
@@ -86,15 +98,15 @@ async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str
     together = threading.Barrier(2, timeout=20)
     jobs.hold["sync:qbo_a:customer"] = together.wait
     jobs.hold["sync:qbo_b:customer"] = together.wait
-    streams = {s.periodic_id: s for s in periodic.schedule(jobs.as_jobs()).streams}
+    planned = periodic.schedule(jobs.as_jobs())
+    streams = {s.periodic_id: s for s in planned.streams + planned.outboxes}
     app = queue_only(queue_url)
     await app.open_async()
     try:
-        for job_id in ("sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"):
+        for job_id in ("sync:qbo_a:customer", "outbox:qbo_a", "sync:qbo_a:invoice", "sync:qbo_b:customer"):
             s = streams[job_id]
-            await app.tasks[tasks.task_name("sync_stream")].configure(
-                lock=s.lock, queueing_lock=s.periodic_id,
-                task_kwargs={"connection": s.connection, "entity": s.entity}).defer_async()
+            await app.tasks[s.task].configure(lock=s.lock, queueing_lock=s.periodic_id,
+                                              task_kwargs=s.kwargs(0)).defer_async()
         workers = [queue_only(queue_url) for _ in range(2)]
         for worker in workers:
             await worker.open_async()
@@ -105,8 +117,10 @@ async def test_two_workers_never_run_one_connections_jobs_at_once(queue_url: str
                 await worker.close_async()
     finally:
         await app.close_async()
-    assert sorted(jobs.calls) == ["sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"]
-    assert jobs.calls.index("sync:qbo_a:customer") < jobs.calls.index("sync:qbo_a:invoice")
+    assert sorted(jobs.calls) == ["outbox:qbo_a", "sync:qbo_a:customer", "sync:qbo_a:invoice", "sync:qbo_b:customer"]
+    # under one lock the more urgent job first (the push), then the syncs in their order
+    assert jobs.calls.index("outbox:qbo_a") < jobs.calls.index("sync:qbo_a:customer") \
+        < jobs.calls.index("sync:qbo_a:invoice")
     assert not together.broken  # the two connections did run at once, on two workers
     assert jobs.most_at_once == {"qbo_a": 1, "qbo_b": 1}
     assert all(status == "succeeded" for _, status, _ in job_rows(queue_url))
@@ -133,7 +147,7 @@ async def test_a_dead_workers_jobs_come_back_even_its_own_stalled_check(queue_ur
         # the next tick's check, deferred while the dead one still holds "doing"
         await app.tasks[check.task].configure(lock=check.lock, queueing_lock=check.queueing_lock).defer_async()
         await app.run_worker_async(wait=False, concurrency=1, install_signal_handlers=False,
-                                   additional_context={"jobs": jobs.as_jobs, "stalled_seconds": 0.0, "streams": []})
+                                   additional_context=context(jobs, stalled_seconds=0.0))
     finally:
         await app.close_async()
     assert jobs.calls == ["sync:xero_a:customer"]  # put back and run, once
