@@ -95,11 +95,11 @@ async def test_quickbooks_deliveries(env: Env, client: Client) -> None:
     rows = env.inbox()
     assert len(rows) == 1 and rows[0]["system"] == "quickbooks" and rows[0]["payload"]["entity_type"] == "customer"
 
-    before = sum(n for k, n in env.qbo_emulator.stats.calls.items() if "/cdc" in k or "/query" in k)
+    before = sum(n for k, n in env.qbo_emulator.stats.calls.items() if "/cdc" in k or "/query" in k or "/batch" in k)
     outcome = await daemon(client).jobs.run_now("inbox")
     assert outcome["outcome"] == "ok", outcome
     assert [r["status"] for r in env.inbox()] == ["processed"]
-    after = sum(n for k, n in env.qbo_emulator.stats.calls.items() if "/cdc" in k or "/query" in k)
+    after = sum(n for k, n in env.qbo_emulator.stats.calls.items() if "/cdc" in k or "/query" in k or "/batch" in k)
     assert after > before  # the nudge made an incremental read of customers
 
 
