@@ -10,8 +10,13 @@ foreign document at a rate for another pair).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from connectors.base import ConnectorError, InvalidError
 from connectors.quickbooks.streams import Reader
+
+PREFERENCES = "SELECT * FROM Preferences"
 
 
 class CompanyCurrency:
@@ -21,10 +26,16 @@ class CompanyCurrency:
         self.system = system
         self._home: str | None = None
 
-    def home(self) -> str:
-        """The company's home currency (one ``Preferences`` query, then remembered)."""
+    def queries(self) -> list[str]:
+        """What ``home`` would ask (none once it knows): so a caller can ask it with others."""
+        return [] if self._home is not None else [PREFERENCES]
+
+    def home(self, answers: Mapping[str, dict[str, Any]] | None = None) -> str:
+        """The company's home currency (one ``Preferences`` query, unless ``answers`` holds its
+        answer already; then remembered)."""
         if self._home is None:
-            answer = self.reader.query("SELECT * FROM Preferences")
+            given = (answers or {}).get(PREFERENCES)
+            answer = given if given is not None else self.reader.query(PREFERENCES)
             rows = (answer.get("QueryResponse") or {}).get("Preferences") or []
             prefs = rows[0].get("CurrencyPrefs") if rows and isinstance(rows[0], dict) else None
             home = ((prefs or {}).get("HomeCurrency") or {}).get("value") if isinstance(prefs, dict) else None

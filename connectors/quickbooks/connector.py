@@ -26,6 +26,7 @@ from connectors.base import (
 )
 from connectors.quickbooks import webhooks
 from connectors.quickbooks.auth import TokenManager
+from connectors.quickbooks.batch import QueryBatch
 from connectors.quickbooks.check import check_company
 from connectors.quickbooks.client import QboClient, mount_timeouts
 from connectors.quickbooks.company import CompanyCurrency
@@ -75,7 +76,9 @@ class QuickBooksConnector(WebhookReceiver):
             minor_version=int(config["minor_version"]), tokens=self.tokens,
             client_id=str(config["client_id"]), policy=self.policy, limiter=limiter, timeout=timeout,
             retry_after=float(config["retry_after_seconds"]))
-        self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now)
+        # reads and writes share the realm's batch budget (40/min): one limiter for both
+        self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now,
+                             batch=QueryBatch(self.client, self.batch_limiter, max_items=int(config["batch_size"])))
         self.company = CompanyCurrency(self.reader, config["home_currency"], system=self.system)
         self.company_tax = CompanyTax(self.reader, config["tax_codes"])
         self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
@@ -128,9 +131,12 @@ class QuickBooksConnector(WebhookReceiver):
                               realm_id=str(self.config["realm_id"]))
 
     def learn(self) -> None:
-        """What mapping this company's records needs from it: its home currency and tax model."""
-        self.company.home()
-        self.company_tax.model()
+        """What mapping this company's records needs from it: its home currency and tax model,
+        the queries not answered yet asked together (one ``/batch``, not one call each)."""
+        queries = self.company.queries() + self.company_tax.queries()
+        answers = dict(zip(queries, self.reader.query_many(queries), strict=True))
+        self.company.home(answers)
+        self.company_tax.model(answers)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(webhooks=self, credentials=self.tokens, retries=self.policy, facts=self,
@@ -146,8 +152,9 @@ class QuickBooksConnector(WebhookReceiver):
 
     def health(self) -> ConnectionHealth:
         reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None
+        batch_calls = self.writer.batch_calls + (self.reader.batch.calls if self.reader.batch else 0)
         return ConnectionHealth(reason=reason, budget={"calls": self.client.calls,
-                                                       "batch_calls": self.writer.batch_calls,
+                                                       "batch_calls": batch_calls,
                                                        "refreshes": self.tokens.refreshes})
 
     def close(self) -> None:

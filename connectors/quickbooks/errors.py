@@ -9,6 +9,8 @@ so no token can leak into a log line.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from quickbooks import exceptions as qbe
@@ -67,3 +69,13 @@ def classify(exc: BaseException, *, retry_after: float = DEFAULT_RETRY_AFTER,
         # A 5xx fault or an unparseable body (HTML from a proxy): transient, outcome unknown.
         return RetryableError(_short(f"service error: {exc.message}", 200), system=system, status=500)
     return InvalidError(summary, system=system, status=400)
+
+
+def item_fault(fault: Mapping[str, Any], *, system: str = SYSTEM) -> ConnectorError:
+    """A batch item's ``Fault`` (inside a 200 answer) classified like a whole response's: the
+    same code means the same error whether it came alone or as one item of many."""
+    error = (fault.get("Error") or [{}])[0]
+    code = str(error.get("code") or "0")
+    exc = qbe.QuickbooksException(str(error.get("Message", "")), int(code) if code.isdigit() else 0,
+                                  str(error.get("Detail", "")))
+    return classify(exc, system=system)

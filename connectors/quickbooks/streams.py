@@ -1,14 +1,22 @@
 """Reads: full fetch by query paging at 1,000, incremental through CDC, lookup by hub marker.
 
 * Full fetch: ``SELECT * FROM X [WHERE Active IN (true, false)] ORDERBY Id STARTPOSITION n
-  MAXRESULTS 1000`` until a short page; inactive names come back as ``deleted`` records.
+  MAXRESULTS 1000`` until a short page; inactive names come back as ``deleted`` records. The
+  pages go through ``/batch`` (``batch.QueryBatch``), several to a request: the first request
+  carries the first two pages and a ``SELECT COUNT(*)`` of the same condition; the count sizes
+  the next request (every page still missing, up to ``MAX_PAGES``), so a stream of n records
+  costs 1 + ceil((n - 2000) / 10,000) requests, not ceil((n + 1) / 1000). The read ends on a short
+  page, or on a full one that brings it to exactly the count (Ids only grow, so a record that
+  existed when counted sits at or before that position); a read past the count (records added
+  while reading) asks page and count again. A request of one query is a plain ``/query``.
 * Incremental: one ``/cdc`` call per entity type. CDC only looks back 30 days and returns at most
   1,000 objects, so an older cursor falls back to a ``MetaData.LastUpdatedTime`` query, and a
   full CDC answer is followed by another call from the newest change seen. The cursor is the
   server's ``time`` from the response (server clock, not ours).
 * A full read (the first, or one past CDC's reach) is checkpointed per page: every page but the
   last carries ``{"scan": {"next": position, "time": server time of the first page, "since":
-  the LastUpdatedTime bound or null}}``. A restart queries on from that position, and the last
+  the LastUpdatedTime bound or null, "total": the count, when known}}``. A restart queries on
+  from that position (the remembered count sizes its pages: no count asked again), and the last
   page stores the first page's time, so CDC from there brings every change made while the read
   ran (a record edited on a page already read included).
 * Ties at the cursor's second: Intuit stamps ``LastUpdatedTime`` to the second and several writes
@@ -24,11 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import Page, Record
+from connectors.base import ConnectorError, Page, Record, RetryableError
+from connectors.quickbooks.batch import QueryBatch
 from connectors.quickbooks.client import QboClient
 from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, MARKER_PREFIX, NAME_ENTITIES, marker, parse_time
 from mapping.quickbooks_payouts import FEE_KEY
@@ -36,6 +45,13 @@ from mapping.quickbooks_payouts import FEE_KEY
 CDC_LOOKBACK = timedelta(days=29)  # a day's margin inside Intuit's 30
 CDC_MAX = 1000
 MAX_SEEN = 1000  # versions a cursor remembers at its second; beyond, they are read again
+# query pages one /batch request carries: 10,000 records (~10-20 MB of JSON) is what a reader
+# holds at most while the engine takes the pages one by one
+MAX_PAGES = 10
+# pages the first request of a read asks before the count is known: a stream of up to two pages
+# (most streams, and every one of up to 2,000 records) is read in one request; the second is an
+# empty answer for a smaller one, an item in a request made anyway
+FIRST_PAGES = 2
 
 
 def quote(value: str) -> str:
@@ -92,29 +108,62 @@ def credit_application(entity_type: str, obj: Mapping[str, Any]) -> bool:
 
 class Reader:
     def __init__(self, client: QboClient, *, page_size: int = 1000,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], batch: QueryBatch | None = None) -> None:
         self.client = client
         self.page_size = max(1, min(1000, page_size))
         self.now = now
+        self.batch = batch
 
     def query(self, sql: str) -> dict[str, Any]:
         result: dict[str, Any] = self.client.call(lambda qb: qb.query(sql))
         return result
 
-    def _pages(self, entity_type: str, where: str,
-               start: int = 1) -> Iterator[tuple[list[Record], str | None, int | None]]:
-        """Query pages from ``start``: (records, server time, the next page's start or None)."""
+    def query_many(self, queries: Sequence[str]) -> list[dict[str, Any]]:
+        """Each query's answer, in order, in as few requests as ``/batch`` allows (one query, or
+        no batch configured: plain ``/query``). An item that faulted retryably is asked again on
+        its own under the retry policy; any other item fault raises, as that query alone would."""
+        if len(queries) == 1 or self.batch is None:
+            return [self.query(sql) for sql in queries]
+        answers: list[dict[str, Any]] = []
+        for sql, answer in zip(queries, self.batch.send(queries), strict=True):
+            if isinstance(answer, RetryableError):
+                answers.append(self.query(sql))
+            elif isinstance(answer, ConnectorError):
+                raise answer
+            else:
+                answers.append(answer)
+        return answers
+
+    def _plan(self, start: int, total: int | None) -> tuple[list[int], bool]:
+        """(the page starts of the next request, whether it counts too): ``FIRST_PAGES`` pages
+        from ``start`` and a count when the size is unknown (or was passed), else every page
+        still missing."""
+        if total is None or total < start:
+            return [start + n * self.page_size for n in range(FIRST_PAGES)], True
+        missing = -(-(total - start + 1) // self.page_size)
+        return [start + n * self.page_size for n in range(min(MAX_PAGES, missing))], False
+
+    def _pages(self, entity_type: str, where: str, start: int = 1, total: int | None = None
+               ) -> Iterator[tuple[list[Record], str | None, int | None, int | None]]:
+        """Query pages from ``start`` (module doc): (records, server time, the next page's start
+        or None, the stream's count as last known)."""
         name = ENTITY_NAMES[entity_type]
         while True:
-            sql = f"SELECT * FROM {name}{where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {self.page_size}"
-            result = self.query(sql)
-            rows = (result.get("QueryResponse") or {}).get(name) or []
-            start += len(rows)
-            more = len(rows) >= self.page_size
-            yield ([to_record(entity_type, row) for row in rows if not credit_application(entity_type, row)],
-                   result.get("time"), start if more else None)
-            if not more:
-                return
+            starts, counting = self._plan(start, total)
+            queries = [f"SELECT * FROM {name}{where} ORDERBY Id STARTPOSITION {s} MAXRESULTS {self.page_size}"
+                       for s in starts] + ([f"SELECT COUNT(*) FROM {name}{where}"] if counting else [])
+            answers = self.query_many(queries)
+            if counting:
+                counted = (answers[-1].get("QueryResponse") or {}).get("totalCount")
+                total = int(counted) if isinstance(counted, int) else None
+            for n, result in enumerate(answers[:len(starts)]):
+                rows = (result.get("QueryResponse") or {}).get(name) or []
+                start += len(rows)
+                last = len(rows) < self.page_size or (n == len(starts) - 1 and total == start - 1)
+                yield ([to_record(entity_type, row) for row in rows if not credit_application(entity_type, row)],
+                       result.get("time"), None if last else start, total)
+                if last:
+                    return
 
     def _all_where(self, entity_type: str, extra: str = "") -> str:
         conditions = ["Active IN (true, false)"] if entity_type in NAME_ENTITIES else []
@@ -123,7 +172,7 @@ class Reader:
         return " WHERE " + " AND ".join(conditions) if conditions else ""
 
     def fetch_all(self, entity_type: str) -> Iterator[Page]:
-        for records, _time, _next in self._pages(entity_type, self._all_where(entity_type)):
+        for records, _time, _next, _total in self._pages(entity_type, self._all_where(entity_type)):
             yield self._with_fees(Page(records)) if entity_type == "payout" else Page(records)
 
     def _with_fees(self, page: Page) -> Page:
@@ -147,32 +196,37 @@ class Reader:
         exact = [r for r in rows if str(r.get("PrivateNote") or "").split()[-1:] == [marker(hub_id)]]
         return dict(exact[0]) if exact else None
 
-    def _scan(self, entity_type: str, since: str | None, start: int = 1,
-              started: str | None = None, seen: frozenset[str] = frozenset()) -> Iterator[Page]:
+    def _scan(self, entity_type: str, since: str | None, start: int = 1, started: str | None = None,
+              seen: frozenset[str] = frozenset(), total: int | None = None) -> Iterator[Page]:
         """A full read (records updated at or after ``since`` when given, less the versions
         ``seen`` at its second), from ``start``: each page but the last carries its checkpoint;
         the last the server time of the FIRST page, with the versions read in its second."""
         extra = f"MetaData.LastUpdatedTime >= {quote(since)}" if since is not None else ""
         read: list[Record] = []
-        for records, server_time, next_start in self._pages(entity_type, self._all_where(entity_type, extra), start):
+        for records, server_time, next_start, counted in self._pages(
+                entity_type, self._all_where(entity_type, extra), start, total):
             started = started or server_time or self.now().isoformat()
             records = [r for r in records if _version_key(r) not in seen]
             read.extend(records)
             if next_start is None:
                 yield Page(records, cursor=tied_cursor(started, read, since, seen))
                 return
-            yield Page(records, cursor=json.dumps({"scan": {"next": next_start, "time": started, "since": since}},
-                                                  separators=(",", ":")))
+            scan: dict[str, Any] = {"next": next_start, "time": started, "since": since}
+            if counted is not None:
+                scan["total"] = counted
+            yield Page(records, cursor=json.dumps({"scan": scan}, separators=(",", ":")))
 
     @staticmethod
-    def _checkpoint(cursor: str) -> tuple[int, str, str | None] | None:
-        """A full read's checkpoint (next position, first page's time, its bound), else None."""
+    def _checkpoint(cursor: str) -> tuple[int, str, str | None, int | None] | None:
+        """A full read's checkpoint (next position, first page's time, its bound, the count
+        when it was known), else None."""
         if not cursor.startswith("{"):
             return None
         try:
             scan = json.loads(cursor)["scan"]
-            since = scan.get("since")
-            return int(scan["next"]), str(scan["time"]), None if since is None else str(since)
+            since, total = scan.get("since"), scan.get("total")
+            return (int(scan["next"]), str(scan["time"]), None if since is None else str(since),
+                    total if isinstance(total, int) else None)
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -190,8 +244,8 @@ class Reader:
             return
         resume = self._checkpoint(cursor)
         if resume is not None:  # a full read was interrupted: go on from its next page
-            start, started, bound = resume
-            yield from self._scan(entity_type, bound, start, started)
+            start, started, bound, total = resume
+            yield from self._scan(entity_type, bound, start, started, total=total)
             return
         cursor, seen = untie(cursor)
         since = parse_time(cursor)

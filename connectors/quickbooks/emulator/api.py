@@ -34,6 +34,9 @@ MAX_BATCH = 30
 
 class APIMixin(RecordsMixin):
     lock: asyncio.Lock
+    # injected item faults (``POST /__emulator/batch_faults``): [{"match", "code", "count"}], the
+    # next ``count`` batch items whose query holds ``match`` answer that Fault inside the 200
+    item_faults: list[dict[str, Any]]
 
     def add_api_routes(self, router: web.UrlDispatcher) -> None:
         base = "/v3/company/{realm}"
@@ -163,6 +166,7 @@ class APIMixin(RecordsMixin):
         bid = item.get("bId")
         try:
             if "Query" in item:
+                self._injected_item_fault(str(item["Query"]))
                 return {"bId": bid, **run_query(realm, str(item["Query"]))}
             names = [k for k in item if k in BY_NAME.values()]
             if len(names) != 1:
@@ -178,3 +182,12 @@ class APIMixin(RecordsMixin):
             return {"bId": bid, entity: obj}
         except Fault as fault:
             return {"bId": bid, "Fault": fault.body()}
+
+    def _injected_item_fault(self, query: str) -> None:
+        for rule in self.item_faults:
+            if rule["count"] > 0 and rule["match"] in query:
+                rule["count"] -= 1
+                code = int(rule["code"])
+                message = ("An application error has occurred while processing your request" if code >= 10000
+                           else "Injected fault")
+                raise Fault(code, message, f"injected fault on a batch item ({rule['match']!r})")

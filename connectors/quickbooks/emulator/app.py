@@ -36,6 +36,9 @@ Control surface beyond the shared one (``connectors.emulation``):
     GET  /__emulator/oauth    {"refreshes": n, "invalid_grant": n, "active_refresh_tokens": n}
     POST /__emulator/throttle {"per_minute": 500, "concurrent": 10, "batch_per_minute": 40,
                                "format": "xml" | "json"}
+    POST /__emulator/batch_faults {"match": "STARTPOSITION 3", "code": 10000, "count": 1}
+                              the next ``count`` batch query items holding ``match`` answer
+                              that Fault (inside the 200, the other items answered as usual)
     POST /__emulator/webhook  {"url": ..., "format": "legacy" | "cloudevents",
                                "events": [{"name": "Customer", "id": "1", "operation": "Update"}],
                                "bad_signature": false} -> {"status": 200, "body": "..."}
@@ -88,6 +91,7 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
         self.realms: dict[str, Realm] = {}
         self.oauth = grant_server(self.clock)
         self.throttle = Throttle()
+        self.item_faults = []
         self.verifier_token = DEFAULT_VERIFIER_TOKEN
         self.realm(DEFAULT_REALM)
 
@@ -95,6 +99,7 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
         self.add_oauth_routes(router, CONTROL)
         router.add_post(CONTROL + "edit", self._edit)
         router.add_post(CONTROL + "throttle", self._throttle_control)
+        router.add_post(CONTROL + "batch_faults", self._batch_faults_control)
         router.add_post(CONTROL + "webhook", self._send_webhook)
         self.add_api_routes(router)
 
@@ -178,6 +183,15 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
             if not hasattr(self.throttle, key):
                 return web.json_response({"error": f"unknown throttle setting {key}"}, status=400)
             setattr(self.throttle, key, value)
+        return web.json_response({"ok": True})
+
+    async def _batch_faults_control(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            rule = {"match": str(body["match"]), "code": int(body.get("code", 10000)), "count": int(body.get("count", 1))}
+        except (KeyError, TypeError, ValueError):
+            return web.json_response({"error": "want {match, code?, count?}"}, status=400)
+        self.item_faults.append(rule)
         return web.json_response({"ok": True})
 
     async def seed(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""Reads through /batch (connectors/quickbooks/batch.py, streams.Reader._pages): the SDK against the
+emulator, no mocks. Page 1 and a count go in one request, the rest of the stream in the next; page
+boundaries (a stream of exactly n pages, records added while reading), a batch item's fault handled
+alone, a throttled batch retried, the company facts asked together, a checkpoint's count reused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.base import InvalidError
+from tests.connectors.quickbooks.conftest import QboEnv
+
+
+def _ids(pages: Any) -> list[str]:
+    return [r.external_id for page in pages for r in page.records]
+
+
+def _batches(qbo_env: QboEnv) -> list[list[dict[str, Any]]]:
+    """The query items of each /batch answer the emulator gave, in order."""
+    return [json.loads(ex["body"])["BatchItemResponse"] for ex in qbo_env.emulator.exchanges
+            if ex["path"].endswith("/batch")]
+
+
+def _item_kinds(items: list[dict[str, Any]]) -> list[str]:
+    """Each item as ``page@start``, ``count`` or ``fault``."""
+    out = []
+    for item in items:
+        response = item.get("QueryResponse") or {}
+        out.append("fault" if "Fault" in item else "count" if "totalCount" in response
+                   else f"page@{response.get('startPosition')}")
+    return out
+
+
+def _customers(qbo_env: QboEnv, n: int, prefix: str = "C") -> list[str]:
+    ids: list[str] = qbo_env.seed(Customer=[{"DisplayName": f"{prefix} {i:04d}"} for i in range(n)])["Customer"]
+    return ids
+
+
+def test_a_stream_of_exactly_two_pages_is_read_in_one_call_and_no_empty_page(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 6)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    qbo_env.emulator.record_exchanges = True
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    pages = list(connector.fetch_all("customer"))
+    assert [len(p.records) for p in pages] == [3, 3]
+    assert _ids(pages) == ids
+    # pages 1 and 2 and the count (6) in one batch: page 2 is full and at the count, so no
+    # empty third page is asked
+    assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "page@4", "count"]]
+    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+
+
+def test_the_rest_of_a_stream_comes_in_one_batch_ending_on_a_short_page(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 10)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    qbo_env.emulator.record_exchanges = True
+    pages = list(connector.fetch_all("customer"))
+    assert [len(p.records) for p in pages] == [3, 3, 3, 1]
+    assert _ids(pages) == ids
+    assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "page@4", "count"], ["page@7", "page@10"]]
+
+
+def test_records_added_while_reading_past_the_count_are_read_too(qbo_env: QboEnv) -> None:
+    first = _customers(qbo_env, 7)
+    connector = qbo_env.connector(config={"page_size": 3})
+    pages = connector.fetch_all("customer")
+    read = [r.external_id for r in next(pages).records]  # pages 1, 2 and the count (7) answered
+    later = qbo_env.on_loop(lambda: [qbo_env.emulator.save(qbo_env.realm, "Customer", {"DisplayName": f"Late {i}"})["Id"]
+                                     for i in range(4)])
+    read += _ids(pages)
+    # page 3 (asked for the count's 7th) came back full, past the count: pages 4-5 and the count
+    # asked again, and page 4 is short
+    assert read == first + later and len(set(read)) == 11
+
+
+def test_a_faulted_batch_item_is_asked_again_alone_and_the_other_items_are_kept(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 10)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
+                  json={"match": "STARTPOSITION 4 ", "code": 10000, "count": 1}, timeout=10).raise_for_status()
+    qbo_env.emulator.record_exchanges = True
+    queries = qbo_env.calls("/query")
+    pages = list(connector.fetch_all("customer"))
+    assert _ids(pages) == ids and [len(p.records) for p in pages] == [3, 3, 3, 1]
+    assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "fault", "count"], ["page@7", "page@10"]]
+    assert qbo_env.calls("/query") - queries == 1  # page 2 alone, under the retry policy
+
+
+def test_a_faulted_count_item_is_asked_again_alone(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 4)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
+                  json={"match": "COUNT(*)", "code": 10000, "count": 1}, timeout=10).raise_for_status()
+    queries = qbo_env.calls("/query")
+    assert _ids(connector.fetch_all("customer")) == ids
+    assert qbo_env.calls("/query") - queries == 1  # the count again, alone; page 2 was short
+
+
+def test_an_invalid_batch_item_raises_as_that_query_alone_would(qbo_env: QboEnv) -> None:
+    _customers(qbo_env, 4)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
+                  json={"match": "STARTPOSITION 1 ", "code": 4000, "count": 1}, timeout=10).raise_for_status()
+    queries = qbo_env.calls("/query")
+    with pytest.raises(InvalidError, match="4000"):
+        list(connector.fetch_all("customer"))
+    assert qbo_env.calls("/query") == queries  # not asked again: it would fault again
+
+
+def test_a_throttled_batch_is_retried_under_the_policy(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 4)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    qbo_env.emulator.set_faults(burst_429=1)
+    assert _ids(connector.fetch_all("customer")) == ids
+    assert qbo_env.emulator.stats.faults_injected["429"] == 1
+    assert qbo_env.waits, "the retry waited (recorded, not slept)"
+
+
+def test_the_company_facts_are_learnt_in_one_batch(qbo_env: QboEnv) -> None:
+    connector = qbo_env.connector()
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    connector.learn()
+    assert connector.home_currency() == "USD"
+    assert connector.company_tax.model().country == "US"
+    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+    connector.learn()  # known: nothing asked again
+    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+
+
+def test_a_resumed_first_read_sizes_its_pages_by_the_checkpoints_count(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 10)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    pages = connector.fetch_changes("customer", None)
+    first = next(pages)
+    assert first.cursor is not None
+    checkpoint = json.loads(first.cursor)["scan"]
+    assert checkpoint["next"] == 4 and checkpoint["total"] == 10
+    qbo_env.emulator.record_exchanges = True
+    rest = list(connector.fetch_changes("customer", first.cursor))  # as after a restart
+    assert [r.external_id for r in first.records] + _ids(rest) == ids
+    # pages 2-4 in one batch and no count: the checkpoint remembered it
+    assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@4", "page@7", "page@10"]]
+    assert rest[-1].cursor is not None and "scan" not in rest[-1].cursor
