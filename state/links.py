@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, delete, select, text, update
@@ -12,7 +14,7 @@ from sqlalchemy import and_, delete, select, text, update
 from state import schema as t
 from state.errors import LinkConflict
 from state.records import Link, link_row
-from state.txbase import TxBase, select_all
+from state.txbase import TxBase, insert_ignoring, select_all
 
 _LINK_BY_EXTERNAL = select_all(t.links, "system = :system AND object_type = :object_type "
                                      "AND external_id = :external_id")
@@ -28,6 +30,27 @@ FIRST_CONTACT_BUCKETS = 512
 _LOCK_FIRST_CONTACTS = text(
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(current_schema() || '/' || n, 0) AS k "
     "FROM unnest(CAST(:names AS text[])) AS n ORDER BY 1) AS sorted_keys")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkWrite:
+    """One link of ``Tx.link_many``: what ingesting a record links (``Tx.link``'s arguments)."""
+
+    canonical_id: str
+    system: str
+    object_type: str
+    external_id: str
+    remote_version: str | None = None
+    seen_hash: str | None = None
+    payload_hash: str | None = None
+
+
+@cache
+def _insert_new_links(dialect: str) -> Any:
+    """New links, ON CONFLICT DO NOTHING, RETURNING the external ids inserted: many rows go as
+    one multi-row INSERT (SQLAlchemy's insertmanyvalues), and only the rows not returned (taken
+    by another transaction since this one looked) need reading back. Built once per dialect."""
+    return insert_ignoring(dialect, t.links, ()).returning(t.links.c.external_id)
 
 
 class LinksMixin(TxBase):
@@ -180,6 +203,61 @@ class LinksMixin(TxBase):
             if winner is None:
                 winner = self.conn.execute(select(t.links.c.external_id).where(mine())).scalar()
             raise LinkConflict(system, object_type, external_id, str(winner))
+
+    def link_many(self, writes: Sequence[LinkWrite]) -> list[LinkConflict | None]:
+        """``link`` of each write (never ``replace``), with ``link``'s outcome per write: None,
+        or the ``LinkConflict`` it would raise. The new links (neither end linked yet, as the
+        memo knows: a page's links are prefetched) go in one statement, where ``link`` made an
+        INSERT … RETURNING each (on a first load, most of a page's statements); existing links
+        are updated, and conflicts found, one by one as ``link`` does. The writes of a page name
+        distinct external and hub records; writes that do not are linked one by one, in order."""
+        if (len({(w.system, w.object_type, w.external_id) for w in writes}) < len(writes)
+                or len({(w.canonical_id, w.system, w.object_type) for w in writes}) < len(writes)):
+            return [self._link_one(w) for w in writes]
+        outcomes: list[LinkConflict | None] = [None] * len(writes)
+        new: list[int] = []
+        for i, w in enumerate(writes):
+            if (self._link_by_external(w.system, w.object_type, w.external_id) is None
+                    and self.link_for(w.canonical_id, w.system, w.object_type) is None):
+                new.append(i)
+            else:
+                outcomes[i] = self._link_one(w)
+        if new:
+            lost = self._insert_links([writes[i] for i in new])
+            for i in new:
+                if writes[i].external_id in lost:
+                    # linked since by another transaction: ``link`` as it goes when its own
+                    # INSERT finds the row taken (the memo still says "no link"): who won decides
+                    outcomes[i] = self._link_one(writes[i])
+        return outcomes
+
+    def _insert_links(self, writes: Sequence[LinkWrite]) -> set[str]:
+        """Insert new links (one system and type each call site, but any mix works); keep the
+        inserted ones in the memo; return the external ids not inserted (a unique rule hit)."""
+        now = self.now
+        rows = [{"canonical_id": w.canonical_id, "system": w.system, "object_type": w.object_type,
+                 "external_id": w.external_id, "created_at": now, "updated_at": now, "deleted": False,
+                 "remote_version": w.remote_version, "last_seen_hash": w.seen_hash,
+                 "last_payload_hash": w.payload_hash, "last_pushed_hash": None} for w in writes]
+        inserted = {str(e) for e in self.conn.execute(_insert_new_links(self.conn.dialect.name), rows).scalars()}
+        memo = self._memo
+        lost: set[str] = set()
+        for w in writes:
+            if w.external_id not in inserted:
+                lost.add(w.external_id)
+            elif memo is not None:  # read back by the plan and the next pages' questions
+                memo.keep(Link(w.canonical_id, w.system, w.object_type, w.external_id, None,
+                               w.seen_hash, w.remote_version, False, w.payload_hash))
+        return lost
+
+    def _link_one(self, w: LinkWrite) -> LinkConflict | None:
+        """``link`` of one write, its conflict returned."""
+        try:
+            self.link(w.canonical_id, w.system, w.object_type, w.external_id,
+                      remote_version=w.remote_version, seen_hash=w.seen_hash, payload_hash=w.payload_hash)
+        except LinkConflict as exc:
+            return exc
+        return None
 
     def _link_by_external(self, system: str, object_type: str, external_id: str) -> Link | None:
         return self._link_where("by_external", _LINK_BY_EXTERNAL, {

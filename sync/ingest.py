@@ -36,6 +36,7 @@ from connectors.base import Connector, ConnectorError, Record
 from mapping.keys import MATCH_KEYS, normalise_key
 from mapping.model import CreditNote, Entity, repoint
 from state.errors import LinkConflict
+from state.links import LinkWrite
 from state.records import Outcome
 from state.store import Tx
 from sync.billing import made_in_billing
@@ -351,8 +352,8 @@ class Ingest(HeldRecords):
                         seen_hash)
 
     def _flush(self, page: PageRun) -> None:
-        """Store the pending records of a page at once (one ``upsert_entities``), then link,
-        note and plan each in order, as one record at a time would."""
+        """Store the pending records of a page at once (one ``upsert_entities``), link them at
+        once (one ``link_many``), then note and plan each in order, as one record at a time would."""
         batch, page.pending = page.pending, PageBatch()
         if not batch.items:
             return
@@ -364,22 +365,31 @@ class Ingest(HeldRecords):
             outcomes = None  # one record cannot be stored: each alone, that one held (nothing written yet)
         placeholders: dict[str, dict[str, tuple[str, str, str]]] = {}
         with tx.outbox_batch():  # the batch's planned writes: one insert
+            stored: list[tuple[Pending, Outcome, LinkWrite]] = []
             for i, pending in enumerate(batch.items):
-                record = pending.record
                 try:
                     outcome = outcomes[i] if outcomes is not None else tx.upsert_entity(
                         pending.merged, name, run_id=page.run_id)
-                    self._finish(page, pending, outcome, placeholders)
+                    stored.append((pending, outcome, self._stored(page, pending, outcome)))
                 except MAPPING_ERRORS as exc:
-                    self._hold(tx, page.connector, record, exc, pending.stats, page.summary, page.run_id,
-                               retried=page.retried)
+                    self._hold(tx, page.connector, pending.record, exc, pending.stats, page.summary,
+                               page.run_id, retried=page.retried)
+            # the batch's links at once: its records name distinct external and hub records, and
+            # none names another's (``PageBatch.depends``), so each is linked as it would be alone
+            conflicts = tx.link_many([link for _, _, link in stored])
+            for (pending, outcome, _), conflict in zip(stored, conflicts, strict=True):
+                try:
+                    self._finish(page, pending, outcome, conflict, placeholders)
+                except MAPPING_ERRORS as exc:
+                    self._hold(tx, page.connector, pending.record, exc, pending.stats, page.summary,
+                               page.run_id, retried=page.retried)
                     continue
-                page.release(record)
+                page.release(pending.record)
         tx.note_placeholders_many(placeholders)
 
-    def _finish(self, page: PageRun, pending: Pending, outcome: Outcome,
-                placeholders: dict[str, dict[str, tuple[str, str, str]]]) -> None:
-        """After the record's entity write: its link, placeholders and plan."""
+    def _stored(self, page: PageRun, pending: Pending, outcome: Outcome) -> LinkWrite:
+        """After the record's entity write: counted, remembered for the push, and the link it
+        is to get (``_finish`` goes on once the batch is linked)."""
         tx, connector, record, stats = page.tx, page.connector, pending.record, pending.stats
         name, etype, canonical, incoming = connector.name, record.entity_type, pending.canonical, pending.incoming
         first_sighting = pending.first_sighting
@@ -397,17 +407,22 @@ class Ingest(HeldRecords):
             self.first_seen[(name, etype, canonical)] = incoming  # the push compares it (FirstSeen)
         elif not first_sighting:  # read again since: what it held at first contact is stale
             self.first_seen.pop((name, etype, canonical), None)
-        try:
-            tx.link(canonical, name, etype, record.external_id, seen_hash=pending.seen_hash,
-                    remote_version=record.version, payload_hash=agreed)
-        except LinkConflict as exc:
-            self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, exc.external_id],
-                             f"{name} has two {etype} records for one hub record: {exc}", page.run_id)
+        return LinkWrite(canonical, name, etype, record.external_id, remote_version=record.version,
+                         seen_hash=pending.seen_hash, payload_hash=agreed)
+
+    def _finish(self, page: PageRun, pending: Pending, outcome: Outcome, conflict: LinkConflict | None,
+                placeholders: dict[str, dict[str, tuple[str, str, str]]]) -> None:
+        """After the record's link (``conflict``: why it could not be linked): placeholders, plan."""
+        tx, connector, record, stats = page.tx, page.connector, pending.record, pending.stats
+        name, etype, canonical = connector.name, record.entity_type, pending.canonical
+        if conflict is not None:
+            self.ctx.finding(tx, "duplicate", etype, name, canonical, [record.external_id, conflict.external_id],
+                             f"{name} has two {etype} records for one hub record: {conflict}", page.run_id)
             stats.held += 1
             return
         if pending.dangling:
             placeholders[canonical] = pending.dangling
-        if first_sighting:
+        if pending.first_sighting:
             stats.linked += 1
             page.linked[pending.placeholder] = canonical
         if outcome != "unchanged":
