@@ -12,23 +12,25 @@ on every process and platform.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
 import typing
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Union
 
+from mapping.encoding import OMITTED_AT_DEFAULT, decimal_str, encode, utc, uuid5_text
 from mapping.money import Money, MoneyError, exponent, normalize_currency
 
 __all__ = [
     "Address", "CreditNote", "Customer", "Deal", "DealLine", "Discount", "Entity", "ENTITY_TYPES",
     "Invoice", "InvoiceLine", "Money", "MoneyError", "NoteRefund", "Payment", "Payout", "Price", "Product", "Refund",
     "Subscription", "SubscriptionItem", "TaxId", "TaxLine", "content_hash", "entity_class",
-    "from_data", "new_id", "stable_id", "to_data", "utc", "exponent", "normalize_currency",
+    "decimal_str", "from_data", "new_id", "stable_id", "to_data", "utc", "exponent", "normalize_currency",
 ]
 
 # Fields that change without the content changing (bookkeeping); never hashed.
@@ -41,13 +43,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stable_id(system: str, entity_type: str, external_id: str) -> str:
     """Deterministic canonical id for a record first seen in ``system``.
 
     Re-reading the same record after a crash yields the same canonical id, so a replayed page
-    can never create a second canonical entity.
+    can never create a second canonical entity. Remembered (bounded): a page's records name
+    the same customers, products and prices over and over.
     """
-    return str(uuid.uuid5(_STABLE_NAMESPACE, f"{system}/{entity_type}/{external_id}"))
+    return uuid5_text(_STABLE_NAMESPACE, f"{system}/{entity_type}/{external_id}")
 
 
 def repoint(value: Any, old_id: str, new_id: str) -> Any:
@@ -64,13 +68,6 @@ def repoint(value: Any, old_id: str, new_id: str) -> Any:
         changed = {k: v for k, v in changes.items() if v != getattr(value, k)}
         return dataclasses.replace(value, **changed) if changed else value
     return value
-
-
-def utc(value: datetime) -> datetime:
-    """Normalise to timezone-aware UTC; naive datetimes are refused (their zone is unknown)."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: timestamps must carry a timezone")
-    return value.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- value objects
@@ -369,58 +366,20 @@ def entity_class(entity_type: str) -> type[Entity]:
 # --------------------------------------------------------------------------- serialisation
 
 
-def decimal_str(value: Decimal) -> str:
-    """Canonical text of a Decimal: no exponent, no trailing zeros ("1.50" -> "1.5")."""
-    text = format(value.normalize(), "f")
-    return text if text not in ("-0",) else "0"
-
-
-# Field names per dataclass: looked up once, not per object (the store's hot path).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
 # Fields added after payloads were stored, left out of the JSON while at their default: a record
 # that has none of them hashes as it did before they existed (no mass re-push on upgrade), and a
 # stored payload without them decodes to the default.
-_OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {
+OMITTED_AT_DEFAULT.update({
     InvoiceLine: {"tax_inclusive": False, "tax_reason": None, "tax_country": None, "tax_state": None,
                   "taxable_amount": None, "taxes": ()},
     TaxLine: {"reason": None, "country": None, "state": None},
     CreditNote: {"refunds": ()},
-}
-
-
-def _encode(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, Money):
-        return {"minor": value.minor, "currency": value.currency}
-    if isinstance(value, Decimal):
-        return decimal_str(value)
-    if isinstance(value, datetime):
-        return utc(value).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        omitted = _OMITTED_AT_DEFAULT.get(type(value))
-        if omitted:
-            return {name: _encode(getattr(value, name)) for name in names
-                    if name not in omitted or getattr(value, name) != omitted[name]}
-        return {name: _encode(getattr(value, name)) for name in names}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in canonical entities; use Decimal or Money")
-    raise TypeError(f"cannot encode {type(value).__name__} in a canonical entity")
+})
 
 
 def to_data(entity: Entity) -> dict[str, Any]:
     """Plain JSON-able dict of an entity (what the store keeps as payload)."""
-    data: dict[str, Any] = _encode(entity)
+    data: dict[str, Any] = encode(entity)
     return data
 
 
@@ -487,7 +446,9 @@ def content_hash(entity: Entity) -> str:
 
 def changed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, list[Any]]:
     """Top-level fields whose value differs: {field: [old, new]} (volatile fields ignored)."""
-    old = old or {}
+    if not old:  # a new record (history's "added"): every field set
+        return {key: [None, new[key]] for key in sorted(new)
+                if key not in VOLATILE_FIELDS and new[key] is not None}
     return {
         key: [old.get(key), new.get(key)]
         for key in sorted(set(old) | set(new))

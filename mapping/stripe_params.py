@@ -75,6 +75,7 @@ def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]
     meta = {"hub_id": entity.id}
     if entity.deal_id:
         meta["deal_id"] = entity.deal_id
+    customer = _need(refs, "customer", entity.customer_id)  # first: refused, no line is looked up
     lines = []
     for line in entity.lines:
         item: dict[str, Any] = {"description": line.description}
@@ -85,7 +86,7 @@ def invoice_from_canonical(entity: Invoice, refs: RefResolver) -> dict[str, Any]
             item.update(amount=to_stripe_amount(line.amount), currency=entity.currency.lower())
         lines.append(item)
     params: dict[str, Any] = {
-        "customer": _need(refs, "customer", entity.customer_id), "currency": entity.currency.lower(),
+        "customer": customer, "currency": entity.currency.lower(),
         "collection_method": "send_invoice", "metadata": meta, "lines": lines,
     }
     if entity.due_date and entity.issued_at:

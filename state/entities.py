@@ -43,6 +43,13 @@ class EntitiesMixin(TxBase):
             self._memo.entities[canonical_id] = found
         return found
 
+    def known_absent(self, canonical_id: str) -> bool:
+        """True when this transaction has read that there is no hub record ``canonical_id``
+        (``get_entity`` or ``prefetch_entities`` found none, and none was stored since): what
+        names it, a link for one, need not be asked of the database."""
+        memo = self._memo
+        return memo is not None and canonical_id in memo.entities and memo.entities[canonical_id] is None
+
     def entities_of(self, entity_type: str, *, include_deleted: bool = False) -> Iterator[StoredEntity]:
         query = select(t.entities).where(t.entities.c.type == entity_type).order_by(t.entities.c.id)
         if not include_deleted:

@@ -48,6 +48,15 @@ def insert_ignoring(dialect: str, table: Any, keys: tuple[str, ...]) -> Any:
     return dialect_insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys) or None)
 
 
+@cache
+def _insert_ignoring_returning(dialect: str, table: Any, keys: tuple[str, ...]) -> Any:
+    """``insert_ignoring`` … RETURNING the first key column (or the primary key), built once: a
+    new ``.returning()`` per call is a new statement whose cache key is worked out each time.
+    RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING."""
+    returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
+    return insert_ignoring(dialect, table, keys).returning(returned)
+
+
 class StoreSettings(Protocol):
     """What a transaction reads from its ``StateStore`` (a protocol: the store imports this)."""
 
@@ -107,9 +116,7 @@ class TxBase:
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: Sequence[str]) -> bool:
         """INSERT … ON CONFLICT DO NOTHING (on ``keys``; with none, on any unique rule); True
         when a row was inserted."""
-        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
-        returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
-        stmt = insert_ignoring(self.conn.dialect.name, table, tuple(keys)).returning(returned)
+        stmt = _insert_ignoring_returning(self.conn.dialect.name, table, tuple(keys))
         return self.conn.execute(stmt, values).first() is not None
 
     def _insert_ignore_many(self, table: Any, rows: Sequence[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import Connector, ConnectorError, InvalidError
+from mapping.encoding import uuid5_text
 from mapping.model import MoneyError, stable_id
 from state.store import StateStore, Tx
 from sync.flows import Routing
@@ -36,7 +37,7 @@ MAX_AMOUNT_MINOR = 10**12
 
 def idempotency_key(canonical_id: str, target: str, digest: str) -> str:
     """Deterministic, 36 characters (fits QuickBooks' requestid and every other system's key)."""
-    return str(uuid.uuid5(_KEY_NAMESPACE, f"{canonical_id}/{target}/{digest}"))
+    return uuid5_text(_KEY_NAMESPACE, f"{canonical_id}/{target}/{digest}")
 
 
 def payload_digest(payload: Mapping[str, Any]) -> str:
@@ -71,6 +72,8 @@ class LinkResolver:
         return placeholder
 
     def external_id(self, entity_type: str, canonical_id: str) -> str | None:
+        if self.tx.known_absent(canonical_id):
+            return None  # no hub record, so no link names it (links.canonical_id references it)
         link = self.tx.link_for(canonical_id, self.connection, entity_type)
         return None if link is None or link.deleted else link.external_id
 
