@@ -78,19 +78,43 @@ class LinkResolver:
         return None if link is None or link.deleted else link.external_id
 
 
+# One question a mapping asked its resolver: (canonical_id or external_id, type, the id asked
+# with, the answer given).
+Question = tuple[str, str, str, str | None]
+
+
 class AskedRefs:
-    """A ``RefResolver`` that answers from nothing and notes the references it was asked."""
+    """A ``RefResolver`` that answers from nothing and notes the references it was asked, and
+    every question in order (``questions``): a record mapped against it maps to the same entity
+    against another resolver that gives the same answers (``same_answers``), since mappings are
+    pure, so it need not be mapped twice."""
 
     def __init__(self, connection: str) -> None:
         self.connection = connection
         self.asked: dict[str, set[str]] = defaultdict(set)
+        self.questions: list[Question] = []
 
     def canonical_id(self, entity_type: str, external_id: str) -> str:
         self.asked[entity_type].add(external_id)
-        return stable_id(self.connection, entity_type, external_id)
+        answer = stable_id(self.connection, entity_type, external_id)
+        self.questions.append(("canonical_id", entity_type, external_id, answer))
+        return answer
 
     def external_id(self, entity_type: str, canonical_id: str) -> str | None:
+        self.questions.append(("external_id", entity_type, canonical_id, None))
         return None
+
+
+def same_answers(refs: LinkResolver, questions: Sequence[Question]) -> bool:
+    """Whether ``refs`` answers ``questions`` (an ``AskedRefs``'s, for one record) as they were
+    answered, asking each in order as the mapping would (so ``refs`` notes the same placeholders);
+    stops at the first that differs."""
+    for kind, entity_type, asked, answer in questions:
+        given = refs.canonical_id(entity_type, asked) if kind == "canonical_id" else \
+            refs.external_id(entity_type, asked)
+        if given != answer:
+            return False
+    return True
 
 
 class SyncContext:
@@ -198,5 +222,5 @@ def reauthorised(connector: Connector) -> bool:
     return True
 
 
-__all__ = ["MAPPING_ERRORS", "MAX_AMOUNT_MINOR", "AskedRefs", "ConnectionPaused", "LinkResolver", "SyncContext", "fingerprint",
-           "idempotency_key", "payload_digest", "reauthorised"]
+__all__ = ["MAPPING_ERRORS", "MAX_AMOUNT_MINOR", "AskedRefs", "ConnectionPaused", "LinkResolver", "Question",
+           "SyncContext", "fingerprint", "idempotency_key", "payload_digest", "reauthorised", "same_answers"]
