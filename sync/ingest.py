@@ -256,6 +256,11 @@ class Ingest(HeldRecords):
                     pass  # the real mapping reports it
         for entity_type, referenced in asked.asked.items():
             tx.prefetch_links(connector.name, entity_type, referenced)
+            # and, for those not linked yet, that their hub records (placeholders) have no link
+            # here: first contact maps each record back (``agreed_digest``), which asks it by hub
+            # id - one read per record otherwise (linked ones are remembered both ways already)
+            tx.prefetch_links_of([refs.canonical_id(entity_type, e) for e in referenced], entity_type,
+                                 [connector.name])
         # and the hub records they name: what the plan derives reads them (an invoice's customer,
         # for its billing state), one read per record otherwise - a round trip each on PostgreSQL
         tx.prefetch_entities(refs.canonical_id(entity_type, e)
