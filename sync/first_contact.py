@@ -60,7 +60,14 @@ def take_turns(tx: Tx, connector: Connector, records: Sequence[Record]) -> None:
     by two processes or lanes at once, were two hub customers, each written to the ledgers: one
     dead-lettered as "already linked", its invoices missing). A settlement key is not locked: it
     needs the record mapped, and payments and refunds have one source. Costs one statement (and,
-    on PostgreSQL only, one read of the page's links, which the ingest then reads again)."""
+    on PostgreSQL only, one read of the page's links, which the ingest then reads again).
+
+    Lock order: these are the first locks of their transaction — every caller of
+    ``Ingest.ingest`` (a page, a webhook batch, a held record tried again, a repair or resync of
+    one record) opens a transaction for that one call, and ``ingest`` takes them before anything
+    else, so before the links ``sync.versions`` reads FOR UPDATE. Stream locks are session locks
+    taken outside any transaction, and only tried (never waited for). So no two transactions
+    wait for each other's first-contact locks in a cycle."""
     if not tx.store.is_postgres:
         return  # one writer at a time
     name = connector.name
