@@ -39,6 +39,8 @@ from typing import Any
 import requests
 from aiohttp import web
 
+from bench.latency_breakdown import Timeline
+from bench.latency_breakdown import report as breakdown
 from bench.wire import start_emulators
 from connectors.emulation import follow_wall
 from state.crypto import generate_key
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync-interval", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last writes")
     parser.add_argument("--postgres", action="store_true", help="the hub's state on PostgreSQL (HUB_TEST_PG_URL)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="say where the time goes: lane held by another job, poll, ingest, push")
     parser.add_argument("--side-by-side", action="store_true",
                         help="with --postgres: the inbox, outbox and feeds in their own lanes (side_by_side_lanes)")
     args = parser.parse_args(argv)
@@ -186,6 +190,7 @@ side_by_side_lanes = {'true' if args.side_by_side else 'false'}
                 return response
 
             app.middlewares.insert(0, arrivals)
+            timeline = Timeline(app[DAEMON].jobs) if args.breakdown else None
             server = DaemonServer(app)
             port = server.start()
             jobs = app[DAEMON].jobs
@@ -230,6 +235,12 @@ side_by_side_lanes = {'true' if args.side_by_side else 'false'}
                         break
                 time.sleep(0.5)
             report(times, args.events, len(customer_ids), sent)
+            if timeline is not None:
+                with times.lock:
+                    done = {n: max(times.written[t][n] for t in TARGETS) for n in times.received
+                            if all(n in times.written[t] for t in TARGETS)}
+                    received = dict(times.received)
+                breakdown(timeline, received, done)
             print(f"  the bench's changes answered 429 by Stripe and sent again: {limited}")
             print("  API calls while the events ran (bench/wire.py):")
             for system, log in logs.items():

@@ -6,12 +6,21 @@ On SQLite the engine runs one pass at a time per process (see ``sync/scheduler.p
 a webhook's inbox job queued behind every stream sync that happened to be waiting — at 25
 streams that is seconds to tens of seconds of latency for a change a person just made. Here a
 job that waits names a priority (lower is sooner); when the lane frees, the most urgent waiter
-gets it, first come first served within a priority. A running job is never interrupted.
+gets it, first come first served within a priority.
+
+A running job is never interrupted, but it may hand the lane on between pages: a stream sync
+holds the lane for seconds (a page of a few hundred records, then the next), and a webhook's
+inbox job that waited for all of it made the latency tail (bench/README.md, "Webhook latency").
+So after each committed page the job in hand asks ``hand_on``: when a more urgent job waits, that
+job gets the lane at once, and the job in hand waits to have it back — ahead of every waiter of
+its own priority (it is half done and holds a stream's place), behind the more urgent ones.
 
 Priority alone starves: under a webhook storm the inbox and outbox jobs always have a pass
 waiting (each re-queues as soon as it ends), so at 10x the change feeds never ran. So a waiter
 that has been passed over ``patience`` times goes next — but never two such in a row, so the
-inbox waits for at most one overdue job besides the one in hand.
+inbox waits for at most one overdue job besides the one in hand. A job that handed the lane on
+waits under the same rule, so a stream sync in a storm still reads a page per ``patience``
+grants to others.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -26,6 +36,13 @@ URGENT = 0  # webhooks (the inbox) and token refresh: short, and someone is wait
 SOON = 1  # the outbox and operator-triggered runs
 ROUTINE = 2  # scheduled stream syncs and diffs: they catch up on the next pass anyway
 PATIENCE = 3  # grants to others a waiter sits through before it goes next
+# A job that handed its lane on looks this often whether the loop still runs (a stopped loop
+# would never give the lane back).
+HAND_ON_LOOK_SECONDS = 1.0
+
+
+class DaemonStopping(Exception):
+    """Raised at a page boundary once a stop was requested; the page in hand is committed."""
 
 
 @dataclass
@@ -45,6 +62,7 @@ class Lane:
         self._busy = False
         self._waiters: list[_Waiter] = []  # a few dozen at most (one per scheduled job)
         self._order = itertools.count()
+        self._resumed = itertools.count(1)  # jobs that handed the lane on: ahead of their priority
         self._last_was_overdue = False
 
     def locked(self) -> bool:
@@ -53,30 +71,54 @@ class Lane:
     def waiting(self) -> int:
         return sum(1 for w in self._waiters if not w.future.done())
 
+    def more_urgent_waiting(self, priority: int) -> bool:
+        """Whether a job more urgent than ``priority`` waits (safe from any thread: a hint
+        for the job in hand, which ``hand_on`` then decides on the loop)."""
+        return any(w.priority < priority and not w.future.done() for w in list(self._waiters))
+
     async def acquire(self, priority: int = ROUTINE) -> None:
         if not self._busy:  # free means nobody waits: release() hands a held lane straight on
             self._busy = True
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(_Waiter(priority, next(self._order), future))
+        await self._wait(_Waiter(priority, next(self._order), asyncio.get_running_loop().create_future()))
+
+    async def _wait(self, waiter: _Waiter) -> None:
+        self._waiters.append(waiter)
         try:
-            await future
+            await waiter.future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if waiter.future.done() and not waiter.future.cancelled():
                 self.release()  # granted just as we were cancelled: hand it on
             raise
+
+    async def hand_on(self, priority: int) -> bool:
+        """Called by the holder (of ``priority``) between two pages: when a more urgent job
+        waits, give it the lane and wait to have it back; True when it was handed on. The
+        holder waits ahead of its own priority's waiters, and like any waiter goes next once
+        passed over ``patience`` times."""
+        urgent = [w for w in self._waiters if w.priority < priority and not w.future.done()]
+        if not urgent:
+            return False
+        chosen = min(urgent, key=lambda w: (w.priority, w.arrival))
+        self._grant(chosen, overdue=False)
+        await self._wait(_Waiter(priority, -next(self._resumed), asyncio.get_running_loop().create_future()))
+        return True
 
     def release(self) -> None:
         self._waiters = [w for w in self._waiters if not w.future.done()]  # drop the cancelled
         if not self._waiters:
             self._busy = False
             return
-        oldest = min(self._waiters, key=lambda w: w.arrival)
-        if oldest.passed >= self.patience and not self._last_was_overdue:
-            chosen, self._last_was_overdue = oldest, True
+        # the oldest overdue waiter (not simply the oldest: a job that handed the lane on waits
+        # with an arrival ahead of everyone, and must not hide an overdue one behind it)
+        overdue = [w for w in self._waiters if w.passed >= self.patience]
+        if overdue and not self._last_was_overdue:
+            self._grant(min(overdue, key=lambda w: w.arrival), overdue=True)
         else:
-            chosen = min(self._waiters, key=lambda w: (w.priority, w.arrival))
-            self._last_was_overdue = False
+            self._grant(min(self._waiters, key=lambda w: (w.priority, w.arrival)), overdue=False)
+
+    def _grant(self, chosen: _Waiter, *, overdue: bool) -> None:
+        self._last_was_overdue = overdue
         self._waiters.remove(chosen)
         for waiter in self._waiters:
             waiter.passed += 1
@@ -89,6 +131,21 @@ class Lane:
             yield
         finally:
             self.release()
+
+
+def hand_on_from_thread(lane: Lane, priority: int, loop: asyncio.AbstractEventLoop,
+                        look_seconds: float = HAND_ON_LOOK_SECONDS) -> bool:
+    """``lane.hand_on(priority)`` from the thread running the job in hand (blocking it until the
+    lane is back); False when ``loop`` stopped meanwhile (it would never give the lane back)."""
+    handed = asyncio.run_coroutine_threadsafe(lane.hand_on(priority), loop)
+    while True:
+        try:
+            handed.result(timeout=look_seconds)
+            return True
+        except FutureTimeout:
+            if not loop.is_running():
+                handed.cancel()
+                return False
 
 
 # Which lane each kind of daemon job runs in when lanes run side by side (PostgreSQL): the inbox
@@ -117,4 +174,4 @@ class Lanes:
         return LANE_OF_JOB.get(job_id.split(":")[0], "feeds")
 
 
-__all__ = ["LANE_NAMES", "Lane", "Lanes", "PATIENCE", "ROUTINE", "SOON", "URGENT"]
+__all__ = ["LANE_NAMES", "DaemonStopping", "Lane", "Lanes", "PATIENCE", "ROUTINE", "SOON", "URGENT", "hand_on_from_thread"]

@@ -31,8 +31,7 @@ import contextlib
 import logging
 import re
 import threading
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,29 +43,21 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.base import Answered, Connector, Record
-from state.store import InboxItem
 from sync.alerts import Alert, findings_alert, raise_alerts
 from sync.context import reauthorised
 from sync.engine import SyncSummary
 from sync.flows import ENTITY_ORDER
-from sync.inbox_retry import retry_in
-from sync.lane import LANE_NAMES, ROUTINE, SOON, URGENT, Lanes
+from sync.inbox_work import INBOX_BATCH, InboxWork, distinct_batches
+from sync.lane import LANE_NAMES, ROUTINE, SOON, URGENT, DaemonStopping, Lane, Lanes, hand_on_from_thread
 from sync.metrics import Metrics
 from sync.policy import paused_reason as stored_pause
 from sync.runtime import Hub
-from sync.usage import USAGE, send_usage
 
 ALERT_LOOK_EVERY = timedelta(seconds=30)  # how often jobs look at the alert conditions (a diff's at once)
 # A job's detail that says it did nothing: not logged at INFO.
 IDLE = re.compile(r"read 0, wrote 0|wrote 0, held 0|empty|checked none|0 new, 0 resolved")
 log = logging.getLogger("billhub.daemon")
 T = TypeVar("T")
-INBOX_LEASE_SECONDS = 60  # short: items claimed when a stop interrupts come back soon after restart
-# Events claimed per inbox run. A run that found fewer waiting ends with one push per connection
-# (the webhook's change reaches the ledgers at once); a full claim leaves the push to the outbox
-# job and the next claim follows. Ingesting 500 events takes seconds, well inside the lease.
-INBOX_BATCH = 500
 PUSH_THREADS = 4  # connections pushed side by side (PostgreSQL); each holds one pool connection
 # Batches (of the engine's batch size) one outbox pass writes per connection. The daemon runs one
 # engine job at a time; a pass that drained a backlog of 60,000 writes to a slow ledger held the
@@ -80,10 +71,6 @@ PUSH_BATCHES_PER_PASS = 5
 JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": URGENT}
 
 
-class DaemonStopping(Exception):
-    """Raised at a page boundary once a stop was requested; the page in hand is committed."""
-
-
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -93,7 +80,7 @@ class JobSpec:
     start_now: bool = False
 
 
-class Jobs:
+class Jobs(InboxWork):
     """The work the daemon does, callable directly (tests, the API) or by the scheduler."""
 
     def __init__(self, hub: Hub, executor: Executor, metrics: Metrics, *,
@@ -123,13 +110,19 @@ class Jobs:
         self._running: set[Future[Any]] = set()
         self._working: set[str] = set()  # job ids whose body runs in the pool now (shutdown's log)
         self._working_lock = threading.Lock()
+        self.looks_at_alerts = True  # False: someone else looks (the cluster's periodic job)
+        self._holding = threading.local()  # .lane: (lane, priority, loop) of the job this thread runs
         hub.engine.on_progress = self._checkpoint
 
     # ------------------------------------------------------------------ plumbing
 
-    def _checkpoint(self, _label: str, _n: int) -> None:
-        """Called by the engine after each committed page or batch: the place to stop."""
+    def _checkpoint(self, label: str, _n: int) -> None:
+        """Called by the engine after each committed page or batch: the place to stop, and to
+        let a more urgent job go first (``_hand_on``)."""
         if self.stopping.is_set():
+            raise DaemonStopping("stopping: the page in hand is committed")
+        self._hand_on(label)
+        if self.stopping.is_set():  # a stop came while the lane was handed on
             raise DaemonStopping("stopping: the page in hand is committed")
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -153,10 +146,33 @@ class Jobs:
         once stopping. On SQLite every lane is the one lane."""
         if self.stopping.is_set():
             raise DaemonStopping("the daemon is stopping")
-        async with self.lanes.of(lane).hold(priority):
+        held = self.lanes.of(lane)
+        async with held.hold(priority):
             if self.stopping.is_set():
                 raise DaemonStopping("the daemon is stopping")
-            return await self._submit(self._lane_pool or self.executor, partial(fn, *args, **kwargs))
+            return await self._submit(self._lane_pool or self.executor, partial(
+                self._in_lane, (held, priority, asyncio.get_running_loop()), partial(fn, *args, **kwargs)))
+
+    def _in_lane(self, holding: tuple[Lane, int, asyncio.AbstractEventLoop], call: Callable[[], T]) -> T:
+        """``call`` in the pool, this thread noted as holding ``holding``'s lane (``_checkpoint``)."""
+        self._holding.lane = holding
+        try:
+            return call()
+        finally:
+            self._holding.lane = None
+
+    def _hand_on(self, label: str) -> None:
+        """Between two pages of the job in hand: when a more urgent job waits for its lane (a
+        webhook's inbox run behind a stream sync), let it go first, then go on (blocking this
+        thread until the lane is back). Not between a push's batches: a push holds its
+        connection (``Pusher.push``), so the inbox's own push of that connection would be left
+        to this pass; nor in a dry run, whose one transaction stays open."""
+        holding = getattr(self._holding, "lane", None)
+        if holding is None or label.startswith("push ") or self.hub.engine.ctx.dry_conn is not None:
+            return
+        lane, priority, loop = holding
+        if lane.more_urgent_waiting(priority) and not hand_on_from_thread(lane, priority, loop):
+            raise DaemonStopping("the event loop stopped while the lane was handed on")
 
     def _working_on(self, job_id: str, fn: Callable[..., T]) -> Callable[..., T]:
         """``fn``, noting ``job_id`` as working while it runs in the pool."""
@@ -207,6 +223,8 @@ class Jobs:
         """After every job: alert what newly needs a person (deduplicated in the store, so every
         process may look), and a diff's new findings."""
         extra, self._pending_alerts = self._pending_alerts, []
+        if not self.looks_at_alerts and not any(extra):
+            return  # the cluster's periodic job looks; a diff's findings still go at once
         now = self.clock()
         if not any(extra) and self._alerted_at is not None and now - self._alerted_at < ALERT_LOOK_EVERY:
             return  # the inbox job runs every few seconds: conditions are looked at twice a minute
@@ -221,7 +239,10 @@ class Jobs:
         pending = [f for f in self._running if not f.done()]
         if not pending:
             return True
-        done, still = await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout)
+        waits = [asyncio.wrap_future(f) for f in pending]
+        for wait in waits:  # their outcome (a stop's DaemonStopping, say) is the jobs' own to report
+            wait.add_done_callback(_retrieved)
+        _done, still = await asyncio.wait(waits, timeout=timeout)
         return not still
 
     def stop(self) -> None:
@@ -288,124 +309,6 @@ class Jobs:
         for future in futures:
             future.result()  # the first failure (DaemonStopping included) after all have stopped
 
-    def process_inbox(self) -> str:
-        with self.hub.store.transaction() as tx:
-            items = tx.claim_inbox(self.inbox_batch, lease_seconds=INBOX_LEASE_SECONDS)
-        if not items:
-            return "empty"
-        summary = SyncSummary()
-        pulled: set[tuple[str, str]] = set()
-        done: list[int] = []
-        failed = 0
-        stripe: dict[str, list[InboxItem]] = defaultdict(list)
-        others: list[InboxItem] = []
-        for item in items:
-            connector = self.hub.connectors.get(item.system)
-            refetching = connector is not None and connector.capabilities().refetch is not None
-            (stripe[item.system] if refetching else others).append(item)
-        try:
-            for name, group in stripe.items():
-                failed += self._process_stripe_events(self.hub.connectors[name], group, summary, done)
-            for item in others:
-                try:
-                    self._process_event(item, summary, pulled)
-                except DaemonStopping:
-                    raise  # unfinished items come back when their lease expires
-                except Exception as exc:
-                    failed += 1
-                    self._fail_event(item, exc)
-                    continue
-                done.append(item.id)
-        finally:  # what was stored is marked, a stop included
-            with self.hub.store.transaction() as tx:
-                tx.finish_inbox_many(done)
-        if len(items) < self.inbox_batch:
-            self._push_connections(summary)
-        # else more events wait: take them next rather than push now. The outbox hands out the
-        # oldest writes first, so under a backlog this push would not have carried these
-        # events' writes anyway; at 10x it made each claim of 500 events wait minutes for
-        # thousands of older writes while the inbox grew. The outbox job pushes meanwhile.
-        self._note(summary)
-        answered = summary.totals().answered
-        return f"processed {len(items) - failed}, failed {failed}" + (
-            f", {answered} answered from the store" if answered else "")
-
-    def _fail_event(self, item: InboxItem, exc: Exception) -> None:
-        with self.hub.store.transaction() as tx:
-            tx.finish_inbox(item.id, error=f"{type(exc).__name__}: {exc}"[:2000],
-                            retry_in=retry_in(item.attempts, exc, now=self.clock()))
-        log.warning("inbox event failed", extra={"connection": item.system, "event": item.event_id,
-                                                 "error": type(exc).__name__})
-
-    def _process_stripe_events(self, connector: Connector, items: list[InboxItem], summary: SyncSummary,
-                               done: list[int]) -> int:
-        """One connection's Stripe events of a claim, together: each object read once, then the
-        records stored in one transaction (one prefetch) instead of one per event. When that
-        transaction fails, event by event, so one bad event does not hold back the rest."""
-        failed = 0
-        readable: list[tuple[InboxItem, list[Record]]] = []
-        refetch = connector.capabilities().refetch
-        assert refetch is not None  # grouped by process_inbox on this capability
-
-        def held(keys: Sequence[tuple[str, str]]) -> Mapping[tuple[str, str], str]:
-            with self.hub.store.transaction() as tx:
-                return tx.held_versions(connector.name, keys)
-        for item, got in zip(items, refetch.records_for_events([i.payload for i in items], held), strict=True):
-            if isinstance(got, Exception):
-                failed += 1
-                self._fail_event(item, got)
-            elif isinstance(got, Answered):  # the hub holds its object at a later state: done
-                summary.stats(connector.name, got.entity_type).answered += 1
-                done.append(item.id)
-            else:
-                readable.append((item, got))
-        try:
-            for batch in distinct_batches([r for _, records in readable for r in records]):
-                with self.hub.store.transaction() as tx:
-                    self.hub.engine.ingest(tx, connector, batch, summary, None)
-        except DaemonStopping:
-            raise
-        except Exception:
-            log.warning("inbox batch failed; storing its events one by one", extra={"connection": connector.name})
-            for item, records in readable:
-                try:
-                    with self.hub.store.transaction() as tx:
-                        self.hub.engine.ingest(tx, connector, records, summary, None)
-                except DaemonStopping:
-                    raise
-                except Exception as exc:
-                    failed += 1
-                    self._fail_event(item, exc)
-                    continue
-                done.append(item.id)
-            return failed
-        done.extend(item.id for item, _ in readable)
-        return failed
-
-    def _process_event(self, item: InboxItem, summary: SyncSummary, pulled: set[tuple[str, str]]) -> None:
-        if item.system == USAGE:
-            self._process_usage(item)
-            return
-        connector = self.hub.connectors.get(item.system)
-        if connector is None:
-            raise LookupError(f"no connection {item.system!r} for this event")
-        # QuickBooks and Xero events carry ids only: they nudge an incremental read of the
-        # entity, which picks the change up (and anything else changed meanwhile).
-        entity = item.payload.get("entity_type")
-        if not entity or entity not in self.hub.routing.reads(connector.system):
-            return
-        if (item.system, entity) in pulled or self.paused_reason(item.system):
-            return
-        pulled.add((item.system, entity))
-        # The same advisory lock as the scheduled read: a stream is read by one process at a
-        # time. Held elsewhere: that read (or the next scheduled one) picks the change up.
-        with self.hub.store.stream_lock("sync", item.system, entity) as mine:
-            if mine:
-                self.hub.engine.pull(item.system, entity, summary, None)
-
-    def _process_usage(self, item: InboxItem) -> None:
-        send_usage(self.hub, item)
-
     def run_diff(self, entity: str) -> str:
         result = self.hub.differ.run([entity])
         self._pending_alerts.append(findings_alert(result, self.hub.config.alerts))
@@ -464,23 +367,11 @@ class Jobs:
         return self.last[job_id]
 
 
-def distinct_batches(records: list[Record]) -> list[list[Record]]:
-    """The records in order, split so that no batch holds one object twice (an object read
-    again is one record however many events named it; a deletion and a snapshot are two, and
-    stay in their order), each batch in entity order so references are stored first."""
-    batches: list[list[Record]] = [[]]
-    held: dict[tuple[str, str], Record] = {}
-    for record in records:
-        key = (record.entity_type, record.external_id)
-        if key in held:
-            if held[key] is record:
-                continue
-            batches.append([])
-            held = {}
-        held[key] = record
-        batches[-1].append(record)
-    rank = {entity: i for i, entity in enumerate(ENTITY_ORDER)}
-    return [sorted(b, key=lambda r: rank.get(r.entity_type, len(rank))) for b in batches if b]
+def _retrieved(wait: asyncio.Future[Any]) -> None:
+    """Mark a drain's wrapper's exception as retrieved (else asyncio logs "Future exception was
+    never retrieved" for each job a stop ended)."""
+    if not wait.cancelled():
+        wait.exception()
 
 
 def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
@@ -495,4 +386,4 @@ def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
     return scheduler
 
 
-__all__ = ["DaemonStopping", "JobSpec", "Jobs", "build_scheduler"]
+__all__ = ["DaemonStopping", "JobSpec", "Jobs", "build_scheduler", "distinct_batches"]

@@ -102,3 +102,54 @@ async def test_a_waiter_cancelled_as_it_is_granted_hands_the_lane_on() -> None:
     assert lane.locked()
     lane.release()
     assert not lane.locked()
+
+
+async def test_a_job_handing_the_lane_on_lets_the_more_urgent_go_then_resumes_before_its_own_priority() -> None:
+    """Between two pages a stream sync (ROUTINE) hands the lane to a waiting inbox run (URGENT)
+    and gets it back before a stream sync that was already waiting; with only equals waiting it
+    keeps the lane."""
+    lane = Lane()
+    order: list[str] = []
+    await lane.acquire(ROUTINE)  # the stream sync in hand
+
+    async def job(name: str, priority: int) -> None:
+        async with lane.hold(priority):
+            order.append(name)
+
+    other_sync = asyncio.create_task(job("sync:b", ROUTINE))
+    await asyncio.sleep(0)
+    assert not lane.more_urgent_waiting(ROUTINE)
+    assert await lane.hand_on(ROUTINE) is False  # an equal waits: the job in hand goes on
+    inbox = asyncio.create_task(job("inbox", URGENT))
+    await asyncio.sleep(0)
+    assert lane.more_urgent_waiting(ROUTINE) and not lane.more_urgent_waiting(URGENT)
+    assert await lane.hand_on(ROUTINE) is True  # back once the inbox released it
+    order.append("sync:a resumed")
+    assert order == ["inbox", "sync:a resumed"] and lane.locked() and lane.waiting() == 1
+    lane.release()
+    await asyncio.gather(inbox, other_sync)
+    assert order == ["inbox", "sync:a resumed", "sync:b"] and not lane.locked()
+
+
+async def test_a_job_that_handed_the_lane_on_is_not_starved_by_a_storm() -> None:
+    """Inbox and outbox runs that always wait: the job that handed the lane on still gets it
+    back after PATIENCE grants to others, like any overdue waiter."""
+    lane = Lane()
+    order: list[str] = []
+    storm_over = asyncio.Event()
+    await lane.acquire(ROUTINE)
+
+    async def recurring(name: str) -> None:
+        while not storm_over.is_set():
+            async with lane.hold(URGENT):
+                order.append(name)
+                await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(recurring("inbox")), asyncio.create_task(recurring("outbox"))]
+    await asyncio.sleep(0)
+    assert await lane.hand_on(ROUTINE) is True
+    order.append("sync")
+    storm_over.set()
+    lane.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order.index("sync") == PATIENCE + 1  # the one it handed to, then PATIENCE more
