@@ -38,6 +38,8 @@ class InboxWork:
     hub: Hub
     clock: Callable[[], datetime]
     inbox_batch: int
+    # (connection, entity) streams whose webhook nudge found the stream being read (``Jobs.sync_stream``)
+    nudged: set[tuple[str, str]]
 
     def paused_reason(self, connection: str) -> str | None:
         raise NotImplementedError
@@ -158,10 +160,14 @@ class InboxWork:
             return
         pulled.add((item.system, entity))
         # The same advisory lock as the scheduled read: a stream is read by one process at a
-        # time. Held elsewhere: that read (or the next scheduled one) picks the change up.
+        # time. Held elsewhere: that read (or the next scheduled one) picks the change up. Held
+        # here, by a stream sync that handed the lane on between its pages (``sync.lane``), its
+        # read may be past the change already: noted, so that sync reads once more when done.
         with self.hub.store.stream_lock("sync", item.system, entity) as mine:
             if mine:
                 self.hub.engine.pull(item.system, entity, summary, None)
+            else:
+                self.nudged.add((item.system, entity))
 
     def _process_usage(self, item: InboxItem) -> None:
         send_usage(self.hub, item)

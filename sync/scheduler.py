@@ -110,6 +110,7 @@ class Jobs(InboxWork):
         self._running: set[Future[Any]] = set()
         self._working: set[str] = set()  # job ids whose body runs in the pool now (shutdown's log)
         self._working_lock = threading.Lock()
+        self.nudged: set[tuple[str, str]] = set()  # streams a webhook found being read (sync_stream)
         self.woken_by_webhooks = False  # the inbox runs when a webhook is stored (wake_inbox)
         self._inbox_next: asyncio.Task[None] | None = None  # an inbox run that has not claimed yet
         self.looks_at_alerts = True  # False: someone else looks (the cluster's periodic job)
@@ -283,6 +284,9 @@ class Jobs(InboxWork):
         if self.paused_reason(connection):
             return "skipped"
         summary = self.hub.engine.sync(systems=[connection], entities=[entity])
+        if (connection, entity) in self.nudged:  # a webhook came while it read: read what came since
+            self.nudged.discard((connection, entity))
+            summary.merge(self.hub.engine.sync(systems=[connection], entities=[entity]))
         self._note(summary)
         return "; ".join(summary.errors[:3]) or f"read {summary.totals().read}, wrote {summary.totals().written}"
 

@@ -99,3 +99,27 @@ async def test_a_stop_while_the_lane_is_handed_on_ends_the_sync_at_that_page(wor
     with world.store.transaction() as tx:
         assert tx.get_cursor("stripe", "customer") == "10"  # the first page, committed with its cursor
         assert tx.count_entities() == {"customer": 10}
+
+
+async def test_a_webhook_nudge_that_finds_its_stream_being_read_is_read_after_that_sync(world: World) -> None:
+    """A QuickBooks event nudges a read of its stream; while that stream's sync handed the lane
+    on after its last page, the nudge finds the stream held (its change would be missed until the
+    next scheduled sync): the sync reads once more when it ends."""
+    world.ledger.put("customer", {"name": "Ledger One", "email": "one@example.com"})
+    jobs = world.jobs()
+    order: list[str] = []
+
+    def webhook_then_inbox() -> None:  # the change lands in QuickBooks and its webhook is processed
+        world.ledger.put("customer", {"name": "Ledger Two", "email": "two@example.com"})
+        with world.store.transaction() as tx:
+            tx.add_inbox_many("quickbooks", [("evt-1", {"entity_type": "customer"}, "customer.updated")])
+        order.append(jobs.process_inbox())
+
+    tasks = queue_urgent_at(world, jobs, order, lambda label: label == "quickbooks customer", body=webhook_then_inbox)
+    outcome = await jobs.run_now("sync:quickbooks:customer")  # one page: the last
+    await asyncio.gather(*tasks)
+    assert order[:2] == ["quickbooks customer", "urgent (sees 0 customers)"]
+    # the inbox's nudge found the stream held and read nothing of it; the sync read it again after
+    assert order[-2:] == ["processed 1, failed 0", "quickbooks customer"]
+    assert outcome["outcome"] == "ok" and outcome["detail"] == "read 2, wrote 0"  # One, then Two
+    assert jobs.nudged == set()
