@@ -33,6 +33,11 @@ def _replace_by_id(dialect: str) -> Any:
         set_={c.name: stmt.excluded[c.name] for c in t.entities.c if c.name != "id"})
 
 
+# the same ON CONFLICT clause as SQL, for PostgreSQL's one-statement insert (``pg_insert_rows``)
+_REPLACE_BY_ID_SQL = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{c.name} = excluded.{c.name}" for c in t.entities.c if c.name != "id")
+
+
 class EntitiesMixin(TxBase):
     def get_entity(self, canonical_id: str) -> StoredEntity | None:
         if self._memo is not None and canonical_id in self._memo.entities:
@@ -93,7 +98,7 @@ class EntitiesMixin(TxBase):
         Unchanged content (same hash, same deletion) writes nothing, not even history. Each entity
         is converted once (``to_data``) and hashed from that; stored payloads are read only for the
         rows that change (their history names the changed fields). New rows, changed rows and
-        history rows are each written with one executemany for the page.
+        history rows are each written with one statement for the page (``TxBase._insert_rows``).
         """
         if self._memo is not None:
             # Read again, not taken from the memo: another process may have written these since
@@ -151,9 +156,10 @@ class EntitiesMixin(TxBase):
         # New rows by plain INSERT: one another process inserted meanwhile is a uniqueness error
         # (the transaction rolls back, as before), never silently overwritten. Rows known to exist are replaced by
         # primary key: INSERT … ON CONFLICT (id) DO UPDATE, one statement for both databases.
-        self._write_rows(insert(t.entities), [r for r in rows if r["id"] not in existing])
-        self._write_rows(_replace_by_id(self.conn.dialect.name), [r for r in rows if r["id"] in existing])
-        self._write_rows(insert(t.history), history)
+        self._insert_rows(t.entities, [r for r in rows if r["id"] not in existing], "", insert(t.entities))
+        self._insert_rows(t.entities, [r for r in rows if r["id"] in existing], _REPLACE_BY_ID_SQL,
+                          _replace_by_id(self.conn.dialect.name))
+        self._insert_rows(t.history, history, "", insert(t.history))
         self._index_natural_keys({cid: (etype, state[cid][1], deleted) for cid, etype in written.items()},
                                  new=set(written) - existing)
         return outcomes
@@ -163,13 +169,6 @@ class EntitiesMixin(TxBase):
         hash is known from the store), else None."""
         known = self._stored_digests.get(entity.id)
         return known[1] if known is not None and known[0] is entity else None
-
-    def _write_rows(self, statement: Any, rows: list[dict[str, Any]]) -> None:
-        """One executemany of ``statement`` for the page's rows. Not one statement with many
-        VALUES rows: SQLAlchemy compiles those afresh per row count, which costs more than the
-        writes (measured); an executemany is compiled once and cached."""
-        if rows:
-            self.conn.execute(statement, rows)
 
     def _index_natural_keys(self, written: dict[str, tuple[str, dict[str, Any], bool]], *,
                             new: set[str]) -> None:
@@ -184,7 +183,7 @@ class EntitiesMixin(TxBase):
                 for cid, (etype, data, deleted) in written.items() if not deleted
                 for key, digest in natural_digests(data, etype).items()]
         for start in range(0, len(rows), 5000):
-            self.conn.execute(insert(t.natural_keys), rows[start:start + 5000])
+            self._insert_rows(t.natural_keys, rows[start:start + 5000], "", insert(t.natural_keys))
 
     def drop_natural_keys(self, entity_id: str) -> None:
         """An erased entity is never matched again by email, number or name."""

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from state import schema as t
 from state.errors import NotFound
 from state.records import InboxItem, OutboxItem, aware, outbox_row, utcnow
-from state.txbase import XACT_LOCK, TxBase, dialect_insert, insert_ignoring
+from state.txbase import XACT_LOCK, TxBase, dialect_insert
 
 # Outbox states of a write that has not (yet) landed.
 UNDELIVERED = ("pending", "in_flight", "dead", "dropped")
@@ -201,8 +201,7 @@ class QueuesMixin(TxBase):
             rows = list(self._outbox_waiting.values())
         finally:
             self._outbox_waiting = None
-        if rows:
-            self.conn.execute(insert_ignoring(self.conn.dialect.name, t.outbox, ("idempotency_key",)), rows)
+        self._insert_ignore_many(t.outbox, rows, ("idempotency_key",))
 
     def carry_unknown_outcome(self, canonical_id: str, target: str) -> None:
         """The record's other queued writes to ``target`` start as ``may_exist`` ones: an

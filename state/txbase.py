@@ -3,6 +3,7 @@ dialect, the transaction's memo of lookups, and INSERT … ON CONFLICT DO NOTHIN
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, DateTime, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from state.crypto import Cipher
@@ -55,6 +56,36 @@ def _insert_ignoring_returning(dialect: str, table: Any, keys: tuple[str, ...]) 
     RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING."""
     returned = table.c[keys[0]] if keys else next(iter(table.primary_key.columns))
     return insert_ignoring(dialect, table, keys).returning(returned)
+
+
+@cache
+def _pg_insert_sql(table: Any, names: tuple[str, ...], tail: str) -> tuple[str, tuple[str, ...]]:
+    """INSERT … SELECT FROM json_populate_recordset(the table's row type, one JSON document of
+    the rows) … ``tail`` (its ON CONFLICT clause), and the columns given as timestamps."""
+    missing = [c.name for c in table.c if c.name not in names and c.default is not None]
+    if missing:  # the statement is SQL: SQLAlchemy's Python-side defaults would not be applied
+        raise StateError(f"rows for {table.name} must give {', '.join(missing)}")
+    columns = ", ".join(names)
+    sql = (f"INSERT INTO {table.name} ({columns}) SELECT {columns}"
+           f" FROM json_populate_recordset(NULL::{table.name}, %s::json) {tail}")
+    return sql, tuple(name for name in names if isinstance(table.c[name].type, DateTime))
+
+
+def pg_insert_rows(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], tail: str = "") -> bool:
+    """PostgreSQL: insert ``rows`` (dicts with the same keys) in one statement with one
+    parameter, the rows as a JSON document the server reads into the table's row type. An
+    executemany sends (and psycopg prepares and dumps) a query per row, a multi-row VALUES a
+    placeholder per value, arrays are escaped character by character; a page's history,
+    outbox, natural-key and placeholder rows are several hundred. A JSON column's value is its
+    slice of the document: the same text ``json.dumps`` gives it alone, as the JSON column type
+    stores it. False (nothing done) when the engine has its own JSON serializer."""
+    if getattr(conn.dialect, "_json_serializer", None) is not None:
+        return False
+    sql, stamps = _pg_insert_sql(table, tuple(rows[0]), tail)
+    if stamps:
+        rows = [{**row, **{name: row[name] and row[name].isoformat() for name in stamps}} for row in rows]
+    conn.exec_driver_sql(sql, (json.dumps(rows),))
+    return True
 
 
 class StoreSettings(Protocol):
@@ -119,7 +150,18 @@ class TxBase:
         stmt = _insert_ignoring_returning(self.conn.dialect.name, table, tuple(keys))
         return self.conn.execute(stmt, values).first() is not None
 
-    def _insert_ignore_many(self, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-        """``_insert_ignore`` of many rows (same columns) in one executemany, on any unique rule."""
-        if rows:
-            self.conn.execute(insert_ignoring(self.conn.dialect.name, table, ()), list(rows))
+    def _insert_ignore_many(self, table: Any, rows: Sequence[dict[str, Any]], keys: tuple[str, ...] = ()) -> None:
+        """``_insert_ignore`` of many rows (same columns) in one statement, on ``keys``' unique
+        rule (none: any): an executemany on SQLite, arrays unnested on PostgreSQL."""
+        conflict = f"ON CONFLICT ({', '.join(keys)}) DO NOTHING" if keys else "ON CONFLICT DO NOTHING"
+        self._insert_rows(table, rows, conflict, insert_ignoring(self.conn.dialect.name, table, keys))
+
+    def _insert_rows(self, table: Any, rows: Sequence[dict[str, Any]], pg_tail: str, statement: Any) -> None:
+        """Many rows (same columns) of ``table``: ``statement`` as one executemany on SQLite
+        (its C loop is the fastest there; an executemany is compiled once and cached, where a
+        multi-row VALUES is compiled afresh per row count), ``pg_insert_rows`` with ``pg_tail``
+        (the same ON CONFLICT clause, as SQL) on PostgreSQL."""
+        if not rows:
+            return
+        if self.conn.dialect.name != "postgresql" or not pg_insert_rows(self.conn, table, rows, pg_tail):
+            self.conn.execute(statement, list(rows))
