@@ -1,7 +1,8 @@
 """Reads through /batch (connectors/quickbooks/batch.py, streams.Reader._pages): the SDK against the
-emulator, no mocks. Page 1 and a count go in one request, the rest of the stream in the next; page
-boundaries (a stream of exactly n pages, records added while reading), a batch item's fault handled
-alone, a throttled batch retried, the company facts asked together, a checkpoint's count reused."""
+emulator, no mocks. Pages 1-2 and a count go in one request, the rest of the stream in the next;
+page boundaries (a stream of exactly n pages, records added while reading), a batch item's fault
+handled alone, a throttled batch retried, the company facts asked together, a checkpoint's count
+reused, a page of payouts' fee documents asked together."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from connectors.base import InvalidError
+from mapping.quickbooks_payouts import FEE_KEY
 from tests.connectors.quickbooks.conftest import QboEnv
 
 
@@ -152,3 +154,35 @@ def test_a_resumed_first_read_sizes_its_pages_by_the_checkpoints_count(qbo_env: 
     # pages 2-4 in one batch and no count: the checkpoint remembered it
     assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@4", "page@7", "page@10"]]
     assert rest[-1].cursor is not None and "scan" not in rest[-1].cursor
+
+
+def test_a_page_of_payouts_reads_its_fee_documents_in_one_batch(qbo_env: QboEnv) -> None:
+    accounts = list(qbo_env.table("Account"))
+    clearing, bank = accounts[0], accounts[1]
+
+    def book() -> list[str]:
+        ids = []
+        for n in range(4):
+            ids.append(qbo_env.emulator.save(qbo_env.realm, "Transfer", {
+                "FromAccountRef": {"value": clearing}, "ToAccountRef": {"value": bank}, "Amount": "100.00",
+                "PrivateNote": f"hub:po-{n}"})["Id"])
+            if n != 2:  # payout 2 has no fee document
+                qbo_env.emulator.save(qbo_env.realm, "Purchase", {
+                    "AccountRef": {"value": clearing}, "PaymentType": "Cash", "PrivateNote": f"hub:po-{n}",
+                    "Line": [{"Amount": f"{n + 1}.00", "DetailType": "AccountBasedExpenseLineDetail",
+                              "AccountBasedExpenseLineDetail": {"AccountRef": {"value": bank}}}]})
+        qbo_env.emulator.save(qbo_env.realm, "Transfer", {  # a person's own transfer: no payout
+            "FromAccountRef": {"value": bank}, "ToAccountRef": {"value": clearing}, "Amount": "5.00"})
+        return ids
+
+    transfers = qbo_env.on_loop(book)
+    connector = qbo_env.connector()
+    connector.learn()
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    records = [r for page in connector.fetch_all("payout") for r in page.records]
+    assert [r.external_id for r in records] == transfers
+    fees = [(r.data.get(FEE_KEY) or {}).get("PrivateNote") for r in records]
+    assert fees == ["hub:po-0", "hub:po-1", None, "hub:po-3"]
+    # the transfers (pages 1-2 and the count) in one batch, the four fee queries in another;
+    # one query per payout before
+    assert qbo_env.calls("/batch") - batches == 2 and qbo_env.calls("/query") == queries
