@@ -57,7 +57,12 @@ def task_name(name: str) -> str:
 
 def _jobs(context: JobContext) -> Jobs:
     jobs_of: JobsOf = context.additional_context["jobs"]
-    return jobs_of()
+    jobs = jobs_of()
+    # The alert look is the cluster's periodic job (look_alerts), not every process's after each
+    # job; a diff's findings alert still goes at once from the process that ran the diff. Set on
+    # each job: a config reload brings new Jobs.
+    jobs.looks_at_alerts = False
+    return jobs
 
 
 async def _run(context: JobContext, job_id: str, body: Callable[[Jobs], Callable[..., Any]], *args: Any) -> str:
@@ -96,7 +101,7 @@ def push_one(jobs: Jobs, connection: str) -> str:
 
 async def look_alerts(context: JobContext, timestamp: int | None = None) -> str:
     """The alert look, once across the cluster (a periodic job): every process's jobs leave it
-    to this one (``Jobs.looks_at_alerts``)."""
+    to this one (``Jobs.looks_at_alerts``, set by ``_jobs``)."""
     return await _run(context, "alerts", lambda j: partial(look, j))
 
 

@@ -47,6 +47,7 @@ class RecordingJobs:
                                    connectors=dict.fromkeys(connections),
                                    engine=SimpleNamespace(push=self._push))
         self.clock = lambda: datetime.now(UTC)
+        self.looks_at_alerts = True  # Jobs' default: the cluster's tasks turn it off
         self.last: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []  # job ids, in the order their bodies started
         self.running: dict[str, int] = {}  # connection -> bodies running now

@@ -77,6 +77,7 @@ async def test_a_tick_deferred_by_three_workers_runs_once(queue_url: str) -> Non
         for app in apps:
             await app.close_async()
     assert sorted(jobs.calls) == ["sync:stripe_a:customer", "sync:stripe_a:invoice", "sync:xero_a:customer"]
+    assert jobs.looks_at_alerts is False  # the process's jobs leave the alert look to the periodic job
     rows = job_rows(queue_url)
     syncs = [r for r in rows if r[0] == tasks.task_name("sync_stream")]
     assert len(syncs) == 3 and all(status == "succeeded" for _, status, _ in syncs)
