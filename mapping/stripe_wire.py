@@ -38,16 +38,24 @@ def stripe_exponent(currency: str) -> int:
     return 2
 
 
+# Currencies (as given) whose Stripe amounts are already ISO minor units: every amount of an
+# invoice asks, a few dozen times per invoice.
+_ISO_UNIT: set[str] = set()
+
+
 def stripe_money(amount: int | None, currency: str) -> Money:
     """Stripe integer amount -> Money, exactly (raises if it does not fit the ISO minor unit)."""
     if amount is None:
         amount = 0
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if type(amount) is not int and (isinstance(amount, bool) or not isinstance(amount, int)):
         raise StripeMappingError(f"Stripe amount must be an integer, got {amount!r}")
+    if currency in _ISO_UNIT:  # Stripe's unit is the ISO minor unit: no conversion
+        return Money(amount, currency)
     try:
         stripe_exp = stripe_exponent(currency)
         if stripe_exp == exponent(currency):
-            return Money(amount, currency)  # Stripe's unit is the ISO minor unit: no conversion
+            _ISO_UNIT.add(currency)
+            return Money(amount, currency)
         return Money.from_decimal(Decimal(amount).scaleb(-stripe_exp), currency)
     except MoneyError as exc:
         raise StripeMappingError(str(exc)) from None

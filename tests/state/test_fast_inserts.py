@@ -1,33 +1,48 @@
-"""PostgreSQL's one-statement row insert (``state.txbase.pg_insert_rows``, arrays unnested) stores
-exactly what SQLAlchemy's executemany of the same rows stores: the same columns, the same JSON
-text, NULLs (a column of NULLs only too), timestamps, and the same ON CONFLICT answers."""
+"""The fast row inserts (``state.txbase``: PostgreSQL's one JSON document, ``pg_insert_rows``;
+SQLite's executemany of tuples, ``sqlite_insert_rows``) store exactly what SQLAlchemy's executemany
+of the same rows stores: the same columns, the same JSON text, NULLs (a column of NULLs only
+too), timestamps, and the same ON CONFLICT answers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, insert, select
+from sqlalchemy import Connection, Integer, insert, select
 
 from state import schema as t
 from state.errors import StateError
 from state.store import StateStore
-from state.txbase import insert_ignoring, pg_insert_rows
+from state.txbase import insert_ignoring, pg_insert_rows, sqlite_insert_rows
 from tests.conftest import fresh_pg_schema, make_store
 
 AT = datetime(2026, 11, 1, 12, 0, 30, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-def two_pg(pg_url: str) -> Iterator[tuple[StateStore, StateStore]]:
-    """Two fresh PostgreSQL stores: one written by executemany, one by ``pg_insert_rows``."""
-    with fresh_pg_schema(pg_url) as a_url, fresh_pg_schema(pg_url) as b_url:
-        a, b = make_store(a_url), make_store(b_url)
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_pg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[StateStore, StateStore]]:
+    """Two fresh stores of one database kind: one written by SQLAlchemy's executemany, one by
+    the fast insert (``fast``)."""
+    if request.param == "sqlite":
+        a, b = make_store(f"sqlite:///{tmp_path}/a.db"), make_store(f"sqlite:///{tmp_path}/b.db")
         yield a, b
-        a.dispose()
-        b.dispose()
+    else:
+        with fresh_pg_schema(request.getfixturevalue("pg_url")) as a_url, \
+                fresh_pg_schema(request.getfixturevalue("pg_url")) as b_url:
+            a, b = make_store(a_url), make_store(b_url)
+            yield a, b
+    a.dispose()
+    b.dispose()
+
+
+def fast(conn: Connection, table: Any, rows: list[dict[str, Any]], tail: str = "") -> None:
+    if conn.dialect.name == "postgresql":
+        assert pg_insert_rows(conn, table, rows, tail)
+    else:
+        sqlite_insert_rows(conn, table, rows, tail)
 
 
 def _rows(store: StateStore, table: Any, *order: Any) -> list[dict[str, Any]]:
@@ -65,14 +80,15 @@ def test_rows_are_stored_as_executemany_stores_them(two_pg: tuple[StateStore, St
             else:
                 for table, rows in ((t.entities, entities), (t.history, history), (t.outbox, outbox),
                                     (t.natural_keys, keys)):
-                    pg_insert_rows(tx.conn, table, rows)
+                    fast(tx.conn, table, rows)
     for table, order in ((t.entities, t.entities.c.id), (t.history, t.history.c.canonical_id),
                          (t.outbox, t.outbox.c.idempotency_key), (t.natural_keys, t.natural_keys.c.entity_id)):
         assert _rows(by_arrays, table, order) == _rows(by_executemany, table, order)
-    with by_arrays.engine.connect() as conn:  # the JSON text itself, not only its value
-        texts = conn.exec_driver_sql("SELECT payload::text FROM entities ORDER BY id").scalars().all()
+    texts = "SELECT CAST(payload AS TEXT) FROM entities ORDER BY id"  # the JSON text, not only its value
+    with by_arrays.engine.connect() as conn:
+        fast_texts = conn.exec_driver_sql(texts).scalars().all()
     with by_executemany.engine.connect() as conn:
-        assert texts == conn.exec_driver_sql("SELECT payload::text FROM entities ORDER BY id").scalars().all()
+        assert fast_texts == conn.exec_driver_sql(texts).scalars().all()
 
 
 def test_on_conflict_answers_as_executemany(two_pg: tuple[StateStore, StateStore]) -> None:
@@ -86,9 +102,9 @@ def test_on_conflict_answers_as_executemany(two_pg: tuple[StateStore, StateStore
         with store.transaction() as tx:
             tx.conn.execute(insert(t.placeholder_refs), [first])
             if store is by_executemany:
-                tx.conn.execute(insert_ignoring("postgresql", t.placeholder_refs, ()), again)
+                tx.conn.execute(insert_ignoring(tx.conn.dialect.name, t.placeholder_refs, ()), again)
             else:
-                pg_insert_rows(tx.conn, t.placeholder_refs, again, "ON CONFLICT DO NOTHING")
+                fast(tx.conn, t.placeholder_refs, again, "ON CONFLICT DO NOTHING")
     order = (t.placeholder_refs.c.placeholder_id, t.placeholder_refs.c.entity_id)
     assert _rows(by_arrays, t.placeholder_refs, *order) == _rows(by_executemany, t.placeholder_refs, *order)
     assert [r["external_id"] for r in _rows(by_arrays, t.placeholder_refs, *order)] == ["cus_1", "cus_2"]
@@ -100,4 +116,4 @@ def test_a_column_with_a_python_default_must_be_given(two_pg: tuple[StateStore, 
     row = _entity(1, {})
     del row["version"]  # entities.version has default=1 in the schema
     with pytest.raises(StateError, match="version"), store.transaction() as tx:
-        pg_insert_rows(tx.conn, t.entities, [row])
+        fast(tx.conn, t.entities, [row])
