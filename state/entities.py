@@ -70,7 +70,7 @@ class EntitiesMixin(TxBase):
             chunk = wanted[start:start + 900]
             for c in chunk:
                 memo.entities[c] = None
-            for row in self.conn.execute(select(t.entities).where(t.entities.c.id.in_(chunk))):
+            for row in self.conn.execute(select(t.entities).where(self._among(t.entities.c.id, chunk))):
                 memo.entities[row.id] = stored_row(row)
 
     def live_entity_ids(self, canonical_ids: Iterable[str]) -> set[str]:
@@ -80,7 +80,7 @@ class EntitiesMixin(TxBase):
         live: set[str] = set()
         for start in range(0, len(wanted), 900):
             live.update(str(i) for i in self.conn.execute(select(t.entities.c.id).where(
-                t.entities.c.id.in_(wanted[start:start + 900]), t.entities.c.deleted.is_(False))).scalars())
+                self._among(t.entities.c.id, wanted[start:start + 900]), t.entities.c.deleted.is_(False))).scalars())
         return live
 
     def upsert_entity(
@@ -116,7 +116,7 @@ class EntitiesMixin(TxBase):
         for start in range(0, len(ids), 900):
             for row in self.conn.execute(select(
                     t.entities.c.id, t.entities.c.content_hash, t.entities.c.version, t.entities.c.deleted)
-                    .where(t.entities.c.id.in_(ids[start:start + 900]))):
+                    .where(self._among(t.entities.c.id, ids[start:start + 900]))):
                 state[row.id] = [row.content_hash, None, row.version, bool(row.deleted)]
         existing = set(state)
         changing = list(dict.fromkeys(
@@ -124,7 +124,7 @@ class EntitiesMixin(TxBase):
             if entity.id in existing and (state[entity.id][0], state[entity.id][3]) != (digest, deleted)))
         for start in range(0, len(changing), 900):
             for old in self.conn.execute(select(t.entities.c.id, t.entities.c.payload)
-                                         .where(t.entities.c.id.in_(changing[start:start + 900]))):
+                                         .where(self._among(t.entities.c.id, changing[start:start + 900]))):
                 state[old.id][1] = dict(old.payload)
         outcomes: list[Outcome] = []
         history: list[dict[str, Any]] = []
@@ -178,7 +178,8 @@ class EntitiesMixin(TxBase):
             return
         ids = [cid for cid in written if cid not in new]
         for start in range(0, len(ids), 900):
-            self.conn.execute(delete(t.natural_keys).where(t.natural_keys.c.entity_id.in_(ids[start:start + 900])))
+            self.conn.execute(delete(t.natural_keys).where(
+                self._among(t.natural_keys.c.entity_id, ids[start:start + 900])))
         rows = [{"entity_id": cid, "key": key, "entity_type": etype, "digest": digest}
                 for cid, (etype, data, deleted) in written.items() if not deleted
                 for key, digest in natural_digests(data, etype).items()]
@@ -219,7 +220,7 @@ class EntitiesMixin(TxBase):
         refs = t.placeholder_refs
         holders: dict[str, list[str]] = defaultdict(list)
         for start in range(0, len(wanted), 900):
-            taken = self.conn.execute(delete(refs).where(refs.c.placeholder_id.in_(wanted[start:start + 900]))
+            taken = self.conn.execute(delete(refs).where(self._among(refs.c.placeholder_id, wanted[start:start + 900]))
                                       .returning(refs.c.placeholder_id, refs.c.entity_id))
             for placeholder_id, entity_id in sorted(taken):
                 holders[placeholder_id].append(entity_id)
@@ -245,7 +246,7 @@ class EntitiesMixin(TxBase):
         for start in range(0, len(digests), 900):
             rows = self.conn.execute(select(nk.c.digest, nk.c.entity_id).where(
                 nk.c.entity_type == entity_type, nk.c.key == key,
-                nk.c.digest.in_(digests[start:start + 900])).order_by(nk.c.entity_id))
+                self._among(nk.c.digest, digests[start:start + 900])).order_by(nk.c.entity_id))
             for digest, entity_id in rows:
                 for value in by_digest[digest]:
                     found.setdefault(value, []).append(str(entity_id))

@@ -87,7 +87,7 @@ class HoldsMixin(TxBase):
             found.update((r.external_id, r.fingerprint) for r in self.conn.execute(
                 select(t.holds.c.external_id, t.holds.c.fingerprint).where(
                     t.holds.c.connection == connection, t.holds.c.entity_type == entity_type,
-                    t.holds.c.external_id.in_(wanted[start:start + 1000]))))
+                    self._among(t.holds.c.external_id, wanted[start:start + 1000]))))
         return found
 
     def release_hold(self, connection: str, entity_type: str, external_id: str, fingerprint: str) -> None:

@@ -11,8 +11,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, DateTime, text
+from sqlalchemy import Connection, DateTime, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from state.crypto import Cipher
 from state.errors import StateError
@@ -166,6 +167,16 @@ class TxBase:
             yield
         finally:
             self._memo = outer
+
+    def _among(self, column: Any, values: Sequence[Any]) -> Any:
+        """``column IN (values)``; on PostgreSQL ``column = ANY(one array parameter)``: the
+        statement's text is then the same for any number of values, so it is compiled, converted
+        by psycopg and planned by the server once (prepared after a few uses), where an IN list
+        is a new statement per length, with a placeholder per value to rewrite (a page's reads
+        are ~30 statements, a third of a PostgreSQL re-sync's time)."""
+        if self.conn.dialect.name != "postgresql":
+            return column.in_(values)
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
     @property
     def now(self) -> datetime:
