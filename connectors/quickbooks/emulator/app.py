@@ -13,7 +13,8 @@ Wire behaviour reproduced (see shared/reference/api-facts.md §2, §5-§9):
 * Multicurrency (``transactions``): home currency, ``CurrencyRef`` + ``ExchangeRate``,
   ``HomeTotalAmt``/``HomeBalance``.
 * ``/query`` (the query language in ``qbql``), ``/cdc`` (30-day look-back, <= 1,000 objects,
-  deletions as ``status: "Deleted"``; both in ``query``), ``/batch`` (<= 30 items, per-item faults).
+  deletions as ``status: "Deleted"``; both in ``query``), ``/batch`` (<= 30 items, run one after
+  another, per-item faults; a batch of queries only is counted in stats as ``QUERY_BATCH``, a read).
 * ``requestid``: a repeated id returns the original response and changes nothing.
 * OAuth (``oauth``): discovery document, token endpoint with rotating refresh tokens (a used one
   gets ``invalid_grant``), client credentials by Basic or in the form body, access tokens that
@@ -50,6 +51,7 @@ windows run on wall time (``time.monotonic``): a pinned clock would never let a 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from typing import Any
@@ -71,6 +73,8 @@ from connectors.quickbooks.emulator.wire import (
 )
 
 SEED_ORDER = ["Account", "Customer", "Item", "Invoice", "CreditMemo", "RefundReceipt", "Payment"]
+QUERIES_ONLY = "qbo_queries_only"  # request key: a /batch of Query items only
+QUERY_BATCH = "POST /v3/company/{realm}/batch (query)"  # its stat key
 
 
 class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
@@ -84,6 +88,7 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
         self.exchanges: deque[dict[str, Any]] = deque(maxlen=2000)
         # Intuit's clock is the wall clock: records stamped when written, several in one second
         super().__init__(clock or WallClock())
+        self.app.middlewares.insert(0, self._mark_query_batches)
 
     # ------------------------------------------------------------------ setup
 
@@ -107,7 +112,24 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
         entity = request.match_info.get("entity")
         if entity:
             return f"{request.method} /v3/company/{{realm}}/{entity}"
+        if request.get(QUERIES_ONLY):
+            return QUERY_BATCH
         return super().stat_key(request)
+
+    @web.middleware
+    async def _mark_query_batches(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A ``/batch`` whose items are all queries reads and changes nothing: counted as
+        ``QUERY_BATCH`` (a read, so counts by route tell reads from writes) and never hit by
+        apply-then-fail. Only bookkeeping: the answer is the batch's as ever."""
+        if request.method == "POST" and request.path.startswith("/v3/") and request.path.endswith("/batch"):
+            try:
+                body = json.loads(await request.read() or b"{}")
+            except ValueError:
+                body = None
+            items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+            request[QUERIES_ONLY] = bool(items) and isinstance(items, list) and all(
+                isinstance(item, dict) and "Query" in item for item in items)
+        return await handler(request)
 
     # ------------------------------------------------------------------ wire shapes
 
@@ -125,8 +147,9 @@ class QuickBooksEmulator(APIMixin, OAuthMixin, WebhooksMixin, Emulator):
         return request.path.startswith("/v3/") and self.faults.applies(request.path)
 
     def is_write(self, request: web.Request) -> bool:
-        """QBO reads (``/query``) are POSTs too: only real writes count for apply-then-fail."""
-        return request.method == "POST" and not request.path.endswith("/query")
+        """QBO reads (``/query``, a batch of queries) are POSTs too: only real writes count for
+        apply-then-fail."""
+        return request.method == "POST" and not request.path.endswith("/query") and not request.get(QUERIES_ONLY)
 
     async def serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Auth and the realm's throttles around every ``/v3`` call."""

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from connectors.base import InvalidError
+from connectors.quickbooks.emulator.app import QUERY_BATCH
 from mapping.quickbooks_payouts import FEE_KEY
 from tests.connectors.quickbooks.conftest import QboEnv
 
@@ -47,14 +48,14 @@ def test_a_stream_of_exactly_two_pages_is_read_in_one_call_and_no_empty_page(qbo
     connector = qbo_env.connector(config={"page_size": 3})
     connector.learn()
     qbo_env.emulator.record_exchanges = True
-    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls(QUERY_BATCH)
     pages = list(connector.fetch_all("customer"))
     assert [len(p.records) for p in pages] == [3, 3]
     assert _ids(pages) == ids
     # pages 1 and 2 and the count (6) in one batch: page 2 is full and at the count, so no
     # empty third page is asked
     assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "page@4", "count"]]
-    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+    assert qbo_env.calls(QUERY_BATCH) - batches == 1 and qbo_env.calls("/query") == queries
 
 
 def test_the_rest_of_a_stream_comes_in_one_batch_ending_on_a_short_page(qbo_env: QboEnv) -> None:
@@ -130,13 +131,13 @@ def test_a_throttled_batch_is_retried_under_the_policy(qbo_env: QboEnv) -> None:
 
 def test_the_company_facts_are_learnt_in_one_batch(qbo_env: QboEnv) -> None:
     connector = qbo_env.connector()
-    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls(QUERY_BATCH)
     connector.learn()
     assert connector.home_currency() == "USD"
     assert connector.company_tax.model().country == "US"
-    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+    assert qbo_env.calls(QUERY_BATCH) - batches == 1 and qbo_env.calls("/query") == queries
     connector.learn()  # known: nothing asked again
-    assert qbo_env.calls("/batch") - batches == 1 and qbo_env.calls("/query") == queries
+    assert qbo_env.calls(QUERY_BATCH) - batches == 1 and qbo_env.calls("/query") == queries
 
 
 def test_a_resumed_first_read_sizes_its_pages_by_the_checkpoints_count(qbo_env: QboEnv) -> None:
@@ -178,11 +179,11 @@ def test_a_page_of_payouts_reads_its_fee_documents_in_one_batch(qbo_env: QboEnv)
     transfers = qbo_env.on_loop(book)
     connector = qbo_env.connector()
     connector.learn()
-    queries, batches = qbo_env.calls("/query"), qbo_env.calls("/batch")
+    queries, batches = qbo_env.calls("/query"), qbo_env.calls(QUERY_BATCH)
     records = [r for page in connector.fetch_all("payout") for r in page.records]
     assert [r.external_id for r in records] == transfers
     fees = [(r.data.get(FEE_KEY) or {}).get("PrivateNote") for r in records]
     assert fees == ["hub:po-0", "hub:po-1", None, "hub:po-3"]
     # the transfers (pages 1-2 and the count) in one batch, the four fee queries in another;
     # one query per payout before
-    assert qbo_env.calls("/batch") - batches == 2 and qbo_env.calls("/query") == queries
+    assert qbo_env.calls(QUERY_BATCH) - batches == 2 and qbo_env.calls("/query") == queries

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from quickbooks.objects.customer import Customer as SdkCustomer
 
+from connectors.quickbooks.emulator.app import QUERY_BATCH
 from tests.connectors.quickbooks.conftest import QboEnv
 
 
@@ -32,7 +33,7 @@ def test_2500_customers_read_with_two_calls_then_ten_changes_with_one_cdc_call(q
     assert sorted(live) == sorted(ids) and len(live) == len(ids)
     # pages 1-2 and the count in one /batch, page 3 alone (a plain /query); and the one
     # Preferences query that tells the company's home currency (once per process): 3 calls in all (were 4)
-    assert qbo_env.calls("/batch") == 1
+    assert qbo_env.calls(QUERY_BATCH) == 1
     assert qbo_env.calls("/query") - before == 2
     assert cursor is not None
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from connectors.base import DuplicateError, InvalidError, Outbound, RetryableError
+from connectors.quickbooks.emulator.app import QUERY_BATCH
 from mapping.model import Customer, Invoice, InvoiceLine, Money, Payment, Refund
 from mapping.quickbooks import customer_from_canonical, marker
 from tests.connectors.quickbooks.conftest import QboEnv
@@ -78,13 +79,14 @@ def test_apply_then_fail_on_one_batch_then_retry_leaves_exactly_100(qbo_env: Qbo
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     assert len(_marked(qbo_env, "Invoice")) == 100
     # The failed batch's 30 creates were looked up in one batch request (all found, none sent
-    # again), not one query each: 4 writes + 1 lookup. (The two queries are the company's
-    # Preferences, read once for its home currency, and its CompanyInfo, read once for its tax
-    # model when the first invoice is mapped.)
+    # again), not one query each: 4 writes + 1 lookup (a batch of queries, counted apart). (The
+    # two queries are the company's Preferences, read once for its home currency, and its
+    # CompanyInfo, read once for its tax model when the first invoice is mapped.)
     assert qbo_env.calls("/query") == 2
-    assert qbo_env.emulator.stats.calls[BATCH] == 5
+    assert qbo_env.emulator.stats.calls[BATCH] == 4 and qbo_env.emulator.stats.calls[QUERY_BATCH] == 1
     # The engine's own retry of the whole run (outcome unknown) must not add any either.
     queries, batches = qbo_env.calls("/query"), qbo_env.emulator.stats.calls[BATCH]
+    lookups = qbo_env.emulator.stats.calls[QUERY_BATCH]
     reads = qbo_env.emulator.stats.calls["GET /v3/company/{realm}/invoice"]
     again = connector.upsert("invoice", [dataclasses.replace(i, attempt=2) for i in items])
     assert all(r.ok for r in again)
@@ -93,7 +95,8 @@ def test_apply_then_fail_on_one_batch_then_retry_leaves_exactly_100(qbo_env: Qbo
     # (no read of each).
     assert qbo_env.calls("/query") == queries
     assert qbo_env.emulator.stats.calls["GET /v3/company/{realm}/invoice"] == reads
-    assert qbo_env.emulator.stats.calls[BATCH] - batches == 4 + 4
+    assert qbo_env.emulator.stats.calls[BATCH] - batches == 4
+    assert qbo_env.emulator.stats.calls[QUERY_BATCH] - lookups == 4
     assert [r.external_id for r in again] == [r.external_id for r in results]
     assert len(_marked(qbo_env, "Invoice")) == 100
 
