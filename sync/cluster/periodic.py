@@ -39,8 +39,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
-from state.job_queue import POOL_MAX, due_targets
-from sync.cluster.tasks import URGENT_PRIORITY, task_name
+from state.job_queue import POOL_MAX
+from sync.cluster.tasks import URGENT_PRIORITY, connection_lock, push_id, task_name, writes_due
 from sync.scheduler import ALERT_LOOK_EVERY, Jobs, JobSpec
 
 log = logging.getLogger("billhub.cluster")
@@ -98,8 +98,7 @@ class Stream:
 
     @property
     def lock(self) -> str:
-        # a connection's syncs and its push never run at once, on any worker
-        return f"connection:{self.connection}"
+        return connection_lock(self.connection)  # its syncs and its push never run at once, on any worker
 
     @property
     def task(self) -> str:
@@ -143,7 +142,7 @@ def schedule(jobs: Jobs) -> Schedule:
             # the embedded engine's one pass over every connection becomes one job per
             # connection, at the same interval (``connections`` names them, not the specs)
             assert isinstance(spec.trigger, IntervalTrigger)
-            outboxes += [_stream(f"outbox:{name}", name, None, spec.trigger.interval.total_seconds())
+            outboxes += [_stream(push_id(name), name, None, spec.trigger.interval.total_seconds())
                          for name in connections(jobs)]
         else:
             periodics.append(_periodic(spec, diff_crons))
@@ -232,14 +231,9 @@ async def sweep(app: App, current: Schedule, jobs: Jobs, now: float, since: floa
     deferred = await defer_due(app, current.streams, now, since)
     outboxes = came_due(current.outboxes, now, since)
     if outboxes:
-        due = await jobs.blocking(_due_targets, jobs)
+        due = await jobs.blocking(writes_due, jobs)
         deferred += await defer_due(app, [s for s in outboxes if s.connection in due], now, since)
     return deferred
-
-
-def _due_targets(jobs: Jobs) -> set[str]:
-    with jobs.hub.store.transaction() as tx:
-        return due_targets(tx)
 
 
 def register(app: App, periodics: list[Periodic]) -> None:

@@ -22,9 +22,10 @@ from functools import partial
 from typing import Any
 
 from procrastinate import App, JobContext, RetryStrategy
-from procrastinate.exceptions import ConnectorException, UniqueViolation
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
+from state.job_queue import due_targets
 from sync.alerts import raise_alerts
 from sync.engine import SyncSummary
 from sync.scheduler import PUSH_BATCHES_PER_PASS, Jobs
@@ -53,6 +54,22 @@ JobsOf = Callable[[], Jobs]  # the process's current Jobs (a config reload repla
 
 def task_name(name: str) -> str:
     return f"{NAMESPACE}:{name}"
+
+
+def connection_lock(connection: str) -> str:
+    """The lock every job of one connection holds: its stream syncs and its outbox push."""
+    return f"connection:{connection}"
+
+
+def push_id(connection: str) -> str:
+    """A connection's push: its job id in ``Jobs.last`` and its queueing lock (one waits at most)."""
+    return f"outbox:{connection}"
+
+
+def writes_due(jobs: Jobs) -> set[str]:
+    """The connections of ``jobs``' hub the outbox holds writes due for now (blocking)."""
+    with jobs.hub.store.transaction() as tx:
+        return due_targets(tx) & set(jobs.hub.connectors)
 
 
 def _jobs(context: JobContext) -> Jobs:
@@ -85,7 +102,7 @@ async def sync_stream(context: JobContext, connection: str, entity: str, timesta
 
 async def push_connection(context: JobContext, connection: str, timestamp: int | None = None) -> str:
     """One connection's outbox push (the embedded engine's outbox pass, for this connection)."""
-    return await _run(context, f"outbox:{connection}", lambda j: partial(push_one, j), connection)
+    return await _run(context, push_id(connection), lambda j: partial(push_one, j), connection)
 
 
 def push_one(jobs: Jobs, connection: str) -> str:
@@ -111,7 +128,28 @@ def look(jobs: Jobs) -> str:
 
 
 async def process_inbox(context: JobContext, timestamp: int | None = None) -> str:
-    return await _run(context, "inbox", lambda j: j.process_inbox)
+    """The inbox (one job for the cluster); then, when it found events, a push job for each
+    connection with writes due, at once (not at its next tick): each runs on a free worker
+    under its connection's lock, so a webhook's change reaches the ledgers without waiting."""
+    outcome = await _run(context, "inbox", lambda j: j.process_inbox)
+    jobs = _jobs(context)
+    if jobs.last["inbox"]["detail"] != "empty":
+        await defer_pushes(context.app, sorted(await jobs.blocking(writes_due, jobs)))
+    return outcome
+
+
+async def defer_pushes(app: App, connections: list[str]) -> int:
+    """A push job for each of ``connections``, unless one already waits; how many were new."""
+    task = app.tasks[task_name("push_connection")]
+    deferred = 0
+    for name in connections:
+        try:
+            await task.configure(lock=connection_lock(name), queueing_lock=push_id(name),
+                                 task_kwargs={"connection": name}).defer_async()
+            deferred += 1
+        except AlreadyEnqueued:
+            continue  # the waiting one pushes everything due when it runs
+    return deferred
 
 
 async def run_diff(context: JobContext, entity: str, timestamp: int | None = None) -> str:
@@ -163,4 +201,5 @@ def register(app: App) -> None:
         app.task(name=task_name(name), pass_context=True, priority=priority, retry=HANDOVER)(body)
 
 
-__all__ = ["JobFailed", "JobInterrupted", "NAMESPACE", "TASKS", "register", "task_name"]
+__all__ = ["JobFailed", "JobInterrupted", "NAMESPACE", "TASKS", "connection_lock", "defer_pushes", "push_id",
+           "register", "task_name", "writes_due"]

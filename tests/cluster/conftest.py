@@ -105,3 +105,9 @@ class RecordingJobs:
 
     def push_outbox(self) -> str:
         return self._body("outbox", "*")
+
+    inbox_says = "empty"  # what the inbox body answers: "empty", or what it processed
+
+    def process_inbox(self) -> str:
+        self._body("inbox", "*")
+        return self.inbox_says

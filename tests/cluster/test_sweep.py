@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from state import job_queue
@@ -78,6 +79,35 @@ async def test_a_push_is_deferred_per_connection_with_writes_due_once_across_thr
     assert [(name, status) for name, status, _ in job_rows(queue_url)] == [
         (tasks.task_name("push_connection"), "succeeded")]
     assert jobs.last["outbox:qbo_a"]["detail"] == "wrote 0, held 0"
+
+
+async def test_an_inbox_run_that_found_events_pushes_each_connection_with_writes_due_at_once(
+        hub_queue: tuple[str, StateStore]) -> None:
+    """After the inbox job, a push job per connection with writes due (each under its own
+    connection's lock, on any worker), not at its next tick; an empty inbox defers none."""
+    queue_url, store = hub_queue
+    jobs = RecordingJobs({"qbo_a": ["customer"], "xero_a": ["customer"], "sf_a": ["customer"]}, store=store)
+    write_for(store, "qbo_a", "k1")
+    write_for(store, "xero_a", "k2")
+    write_for(store, "gone", "k3")  # a target no longer configured: nobody's push
+    app = queue_only(queue_url)
+    await app.open_async()
+    try:
+        inbox = app.tasks[tasks.task_name("process_inbox")].configure(lock="inbox")
+        jobs.inbox_says = "processed 2, failed 0"
+        await inbox.defer_async()
+        await run_until_empty(app, jobs)
+        assert jobs.calls == ["inbox", "outbox:qbo_a", "outbox:xero_a"]
+        jobs.inbox_says = "empty"  # the writes are still due (the stand-in's push writes nothing)
+        await inbox.defer_async()
+        await run_until_empty(app, jobs)
+    finally:
+        await app.close_async()
+    assert jobs.calls == ["inbox", "outbox:qbo_a", "outbox:xero_a", "inbox"]
+    with psycopg.connect(job_queue.conninfo(queue_url)) as conn:
+        pushes = conn.execute("SELECT lock, queueing_lock, status::text FROM procrastinate_jobs WHERE task_name = %s "
+                              "ORDER BY id", (tasks.task_name("push_connection"),)).fetchall()
+    assert pushes == [("connection:qbo_a", "outbox:qbo_a", "succeeded"), ("connection:xero_a", "outbox:xero_a", "succeeded")]
 
 
 async def test_a_connection_added_by_a_reload_is_swept_without_a_restart(queue_url: str) -> None:
