@@ -219,7 +219,8 @@ class Jobs(InboxWork):
             # daemon stays quiet: a pass that read and wrote nothing says nothing)
             log.info("%s: %s", job_id, detail, extra={"job": job_id, "outcome": outcome})
         if outcome != "stopped":
-            with contextlib.suppress(DaemonStopping):
+            # cancelled: the loop is closing while the look waited for its lane (as above)
+            with contextlib.suppress(DaemonStopping, asyncio.CancelledError):
                 await self.exclusive(self._alert, priority=ROUTINE, lane="alerts")
 
     def _alert(self) -> None:
@@ -370,7 +371,8 @@ class Jobs(InboxWork):
         """The inbox job (its schedule, ``run_now`` and, once woken, every accepted webhook).
         A run that waits for the lane and has not claimed yet takes whatever arrives meanwhile,
         so a second one is not queued beside it: the caller waits for that run instead."""
-        await asyncio.shield(self._inbox_next or self._start_inbox_run())
+        with contextlib.suppress(asyncio.CancelledError):  # the scheduler's shutdown: the run itself reports
+            await asyncio.shield(self._inbox_next or self._start_inbox_run())
 
     def wake_inbox(self) -> None:
         """A webhook's events were stored (on the loop): run the inbox now rather than at its
