@@ -28,21 +28,27 @@ placeholder id; once the record is linked, its holders are re-pointed (``repoint
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from connectors.base import Connector, ConnectorError, Record
-from mapping.keys import MATCH_KEYS, normalise_key
 from mapping.model import CreditNote, Entity, repoint
 from state.errors import LinkConflict
 from state.links import LinkWrite
 from state.records import Outcome
 from state.store import Tx
 from sync.billing import made_in_billing
-from sync.context import MAPPING_ERRORS, AskedRefs, LinkResolver, SyncContext, payload_digest
+from sync.context import (
+    MAPPING_ERRORS,
+    AskedRefs,
+    LinkResolver,
+    Question,
+    SyncContext,
+    payload_digest,
+    same_answers,
+)
 from sync.first_contact import agreed_digest, match_keys, take_turns
 from sync.ingest_held import HeldRecords
+from sync.ingest_match import FirstContacts
 from sync.ingest_page import Bounded, PageBatch, PageRun, Pending, ids_by_type
 from sync.plan import Planner
 from sync.postings import claim_refund
@@ -54,7 +60,7 @@ from sync.versions import drop_stale
 REMEMBERED = 20_000
 
 
-class Ingest(HeldRecords):
+class Ingest(HeldRecords, FirstContacts):
     def __init__(self, ctx: SyncContext, planner: Planner) -> None:
         self.ctx = ctx
         self.planner = planner
@@ -112,9 +118,9 @@ class Ingest(HeldRecords):
             seen = {id(r): payload_digest(r.data) for r in records if not r.deleted}
             if skip_unchanged and not retried:
                 records = self._unchanged_reads(tx, connector, records, seen, held, summary)
-            self._prefetch(tx, connector, records, refs)
+            premapped = self._prefetch(tx, connector, records, refs)
             page = PageRun(tx, connector, refs, summary, run_id, retried, held, linked,
-                         self._match_unlinked(tx, connector, records, run_id))
+                         self._match_unlinked(tx, connector, records, run_id), premapped)
             for record in records:
                 stats = summary.stats(connector.name, record.entity_type)
                 if not retried:
@@ -234,7 +240,8 @@ class Ingest(HeldRecords):
                 assert isinstance(note, CreditNote)
                 claim_refund(tx, note, connector.name, run_id, self.planner.plan_derived)
 
-    def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record], refs: LinkResolver) -> None:
+    def _prefetch(self, tx: Tx, connector: Connector, records: Sequence[Record],
+                  refs: LinkResolver) -> dict[int, tuple[Entity, list[Question]]]:
         """Read what ingesting the page will ask, one statement per question for the page: the
         records' links, their hub records, and those records' links in every connection (the
         plan asks each). A record then costs its own writes, not a dozen single-row reads."""
@@ -247,11 +254,15 @@ class Ingest(HeldRecords):
         # The records' references (an invoice's customer, a payment's invoice): mapping the page
         # once against a resolver that only notes what it is asked costs far less than the one
         # link read per reference the real mapping would otherwise make.
+        # Each record's entity and the questions it asked are kept: where the real resolver
+        # answers them alike (nothing it names is linked otherwise), it is not mapped again.
         asked = AskedRefs(connector.name)
+        premapped: dict[int, tuple[Entity, list[Question]]] = {}
         for record in records:
             if not record.deleted:
+                start = len(asked.questions)
                 try:
-                    connector.to_canonical(record, asked)
+                    premapped[id(record)] = (connector.to_canonical(record, asked), asked.questions[start:])
                 except MAPPING_ERRORS:
                     pass  # the real mapping reports it
         for entity_type, referenced in asked.asked.items():
@@ -265,49 +276,7 @@ class Ingest(HeldRecords):
         # for its billing state), one read per record otherwise - a round trip each on PostgreSQL
         tx.prefetch_entities(refs.canonical_id(entity_type, e)
                              for entity_type, referenced in asked.asked.items() for e in referenced)
-
-    def _match_unlinked(self, tx: Tx, connector: Connector, records: Sequence[Record],
-                        run_id: str | None) -> dict[str, str]:
-        """First contact for a page: external id -> canonical id, or "ambiguous".
-
-        Two records of one system claiming the same hub record are both held: that is a
-        duplicate in the system, and linking either would be a guess.
-        """
-        matches: dict[str, str] = {}
-        claims: dict[tuple[str, str], list[str]] = defaultdict(list)
-        unlinked = [r for r in records
-                    if not r.deleted and not tx.canonical_for(connector.name, r.entity_type, r.external_id)]
-        refs = LinkResolver(tx, connector.name)
-        keys = {id(r): match_keys(connector, r, refs) for r in unlinked}
-        tx.prefetch_entities(k["hub_id"] for k in keys.values() if k.get("hub_id"))
-        known: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, key) -> value -> ids
-        for entity_type in {r.entity_type for r in unlinked}:
-            for key in MATCH_KEYS:
-                values = [normalise_key(keys[id(r)].get(key)) for r in unlinked if r.entity_type == entity_type]
-                if any(values):
-                    known[(entity_type, key)] = tx.entities_with_keys(entity_type, key, values)
-        for record in unlinked:
-            match = self._first_contact(tx, connector, record, keys[id(record)], known, run_id)
-            if match is None:
-                match = self._adopted_marker(tx, connector, record, keys[id(record)])
-            if match is None:
-                continue
-            matches[record.external_id] = match
-            if match != "ambiguous":
-                claims[(record.entity_type, match)].append(record.external_id)
-        for (entity_type, canonical), claimants in claims.items():
-            existing = tx.link_for(canonical, connector.name, entity_type)
-            if existing is not None and not existing.deleted:
-                claimants = [existing.external_id, *claimants]
-            if len(claimants) < 2:
-                continue
-            for external_id in claimants:
-                matches[external_id] = "ambiguous"
-            self.ambiguous.add((connector.name, entity_type, canonical))
-            self.ctx.finding(tx, "duplicate", entity_type, connector.name, canonical, claimants,
-                          f"{len(claimants)} {connector.name} {entity_type} records match one hub record; "
-                          "keep one with `hub resync --finding ID --keep EXTERNAL_ID`", run_id)
-        return matches
+        return premapped
 
     def _prepare(self, page: PageRun, record: Record, stats: StreamStats,
                  seen_hash: str | None) -> Pending | None:
@@ -321,7 +290,12 @@ class Ingest(HeldRecords):
             return None
         refs = page.refs
         refs.placeholders.clear()
-        incoming = connector.to_canonical(record, refs)
+        early = page.premapped.pop(id(record), None)
+        if early is not None and same_answers(refs, early[1]):
+            incoming = early[0]  # mapped by ``_prefetch`` against the same answers: the same entity
+        else:
+            refs.placeholders.clear()
+            incoming = connector.to_canonical(record, refs)
         placeholder = incoming.id  # its own placeholder when it is not linked yet
         dangling = {p: named for p, named in refs.placeholders.items() if p != placeholder}
         is_source = self.ctx.routing.is_source(etype, system)
@@ -447,48 +421,6 @@ class Ingest(HeldRecords):
             stats.changed += 1
         else:
             stats.unchanged += 1
-
-    def _adopted_marker(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str]) -> str | None:
-        """The hub id a source record's marker names when no hub record has it (a hub that wrote
-        it, then lost or replaced its database): the new hub record takes that id, so the
-        markers every other system holds for it still name it, whichever system is read first,
-        and nothing is re-marked. Only a well-formed hub id (a UUID) is taken."""
-        marker = keys.get("hub_id")
-        if not marker or not self.ctx.routing.is_source(record.entity_type, connector.system):
-            return None
-        try:
-            if str(uuid.UUID(marker)) != marker:
-                return None
-        except ValueError:
-            return None
-        return marker if tx.get_entity(marker) is None else None
-
-    def _first_contact(self, tx: Tx, connector: Connector, record: Record, keys: Mapping[str, str],
-                       known: Mapping[tuple[str, str], Mapping[str, list[str]]], run_id: str | None) -> str | None:
-        """Match an unlinked record to canonical records: marker, then natural keys (``known``:
-        the page's key lookups, asked once for the page before any of it is stored)."""
-        marker = keys.get("hub_id")
-        if marker:
-            stored = tx.get_entity(marker)
-            if stored is not None and stored.type == record.entity_type:
-                return marker
-        for key in MATCH_KEYS:
-            value = normalise_key(keys.get(key))
-            if not value:
-                continue
-            candidates = known.get((record.entity_type, key), {}).get(value, [])
-            if len(candidates) == 1:
-                return candidates[0]
-            if len(candidates) > 1:
-                self.ambiguous.update((connector.name, record.entity_type, c) for c in candidates)
-                self.ctx.finding(tx, "duplicate", record.entity_type, connector.name, None,
-                              [record.external_id],
-                              f"{connector.name} {record.entity_type} {record.external_id} matches "
-                              f"{len(candidates)} hub records by {key} {value!r}; link the right one "
-                              "with `hub resync --finding ID --keep EXTERNAL_ID`", run_id,
-                              fields={key: {"hub": value}})
-                return "ambiguous"
-        return None
 
 
 __all__ = ["Ingest"]

@@ -11,7 +11,7 @@ from typing import TypeVar
 from connectors.base import Connector, Record
 from mapping.model import Entity
 from state.store import Tx
-from sync.context import LinkResolver
+from sync.context import LinkResolver, Question
 from sync.summary import StreamStats, SyncSummary
 
 
@@ -69,6 +69,8 @@ class PageRun:
     held: Mapping[tuple[str, str], str]  # (type, external id) -> the hold's finding fingerprint
     linked: dict[str, str]  # placeholder -> hub record, for the records linked here
     matches: Mapping[str, str]  # first contact: external id -> hub record or "ambiguous"
+    # id(record) -> its entity as ``Ingest._prefetch`` mapped it, and the questions it asked
+    premapped: dict[int, tuple[Entity, list[Question]]] = field(default_factory=dict)
     pending: PageBatch = field(default_factory=PageBatch)
 
     def release(self, record: Record) -> None:
