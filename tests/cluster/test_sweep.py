@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from procrastinate.exceptions import UniqueViolation
 
 from state import job_queue
 from state.job_queue import due_targets
@@ -176,3 +177,30 @@ async def test_a_worker_that_joins_takes_what_the_busy_one_cannot(queue_url: str
     assert jobs.calls == ["outbox:qbo_a", "sync:qbo_b:customer", "sync:qbo_a:customer"]
     assert jobs.most_at_once == {"qbo_a": 1, "qbo_b": 1}
     assert {status for _, status, _ in job_rows(queue_url)} == {"succeeded"}
+
+
+async def test_a_batch_that_meets_a_job_deferred_meanwhile_goes_one_by_one(
+        queue_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch statement refused whole (a job with one of its queueing locks was deferred
+    between its check and its insert, e.g. by an inbox run's push): the streams go one at a
+    time, the one already waiting is refused alone and the others are deferred."""
+    jobs = RecordingJobs({"qbo_a": ["customer"], "qbo_b": ["customer"], "xero_a": ["customer"]})
+    streams = periodic.schedule(jobs.as_jobs()).streams
+    app = queue_only(queue_url)
+    await app.open_async()
+    try:
+        first = streams[0]
+        await app.tasks[first.task].configure(lock=first.lock, queueing_lock=first.periodic_id,
+                                              task_kwargs=first.kwargs(0)).defer_async()
+        batches: list[int] = []
+
+        async def raced(connector: object, rows: list[job_queue.PeriodicDefer]) -> int:
+            batches.append(len(rows))
+            raise UniqueViolation(constraint_name="procrastinate_jobs_queueing_lock_idx_v1", queueing_lock=None)
+
+        monkeypatch.setattr(job_queue, "defer_periodic_many", raced)
+        assert await periodic.defer_due(app, streams, NOW, NOW - 300) == 2  # the other two
+        assert batches == [3]
+    finally:
+        await app.close_async()
+    assert sorted(args["connection"] for _, _, args in job_rows(queue_url)) == ["qbo_a", "qbo_b", "xero_a"]
