@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             outcome = chaos.run(timeout=args.timeout)
             inbox = inbox_figures(Path(tmp))
+            troubles = log_troubles(Path(tmp))
         except TimeoutError as exc:
             # Say how far it got: the workload so far, the faults, the kills and the writes done.
             chaos.calm()
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     print(f"inbox (the daemons' logs): {inbox['processed']} events processed, {inbox['answered']} of them answered "
           f"from the store without a read of Stripe, {inbox['failed']} failed attempts")
+    print("daemon log lines: " + ", ".join(f"{n} {what!r}" for what, n in troubles.items()))
     for kind, items in outcome.problems.items():
         for item in items[:10]:
             print(f"  {kind}: {item}")
@@ -84,6 +86,22 @@ def inbox_figures(workdir: Path) -> dict[str, int]:
             totals["failed"] += int(match[2])
             totals["answered"] += int(match[3] or 0)
     return totals
+
+
+# What the daemons' logs should never say much of: a PostgreSQL deadlock abort (a transaction's
+# locks in a cycle: the page is retried, but it says the lock order is wrong somewhere) and a link
+# lost to another transaction (the first-contact race).
+TROUBLES = ("deadlock detected", "already linked")
+
+
+def log_troubles(workdir: Path) -> dict[str, int]:
+    """How many lines of every process's log say each of ``TROUBLES``."""
+    counts = dict.fromkeys(TROUBLES, 0)
+    for log in workdir.glob("daemon*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            for what in TROUBLES:
+                counts[what] += what in line
+    return counts
 
 
 def bad_outcome(summary: dict[str, Any]) -> bool:
