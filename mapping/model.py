@@ -18,6 +18,7 @@ import json
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -392,39 +393,61 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS_CACHE[cls]
 
 
-def _decode(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
+_DECODERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """The decoder of values of type ``tp`` (None stays None), worked out once per type, not
+    per value: a re-sync decodes each changed record's stored payload to merge it, and asking
+    ``typing`` about every field of every line cost more than building the objects."""
+    found = _DECODERS.get(tp)
+    if found is None:
+        convert = _converter(tp)
+        if convert is None:
+            found = _as_is
+        else:
+            def found(value: Any) -> Any:
+                return None if value is None else convert(value)
+        _DECODERS[tp] = found
+    return found
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _converter(tp: Any) -> Callable[[Any], Any] | None:
+    """How a value (not None) of type ``tp`` is rebuilt from ``to_data`` output; None: as it is."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _decode(args[0], value) if len(args) == 1 else value
-    if origin is tuple:
-        (item_tp, *_rest) = typing.get_args(tp)
-        return tuple(_decode(item_tp, v) for v in value)
-    if origin in (list,):
-        (item_tp,) = typing.get_args(tp)
-        return [_decode(item_tp, v) for v in value]
+        return _decoder(args[0]) if len(args) == 1 else None
+    if origin is tuple or origin is list:
+        item = _decoder(typing.get_args(tp)[0])
+        if origin is tuple:
+            return lambda value: tuple([item(v) for v in value])
+        return lambda value: [item(v) for v in value]
     if origin is dict or tp is Any:
-        return value
+        return None
     if tp is Money:
-        return Money(int(value["minor"]), value["currency"])
+        return lambda value: Money(int(value["minor"]), value["currency"])
     if tp is Decimal:
-        return Decimal(str(value))
+        return lambda value: Decimal(str(value))
     if tp is datetime:
-        return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        return lambda value: utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
     if tp is date:
-        return date.fromisoformat(value)
+        return date.fromisoformat
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _decode(hints[k], v) for k, v in value.items() if k in names})
-    return value
+        fields = {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(tp)}
+        cls = tp
+        return lambda value: cls(**{k: fields[k](v) for k, v in value.items() if k in fields})
+    return None
 
 
 def from_data(entity_type: str, data: dict[str, Any]) -> Entity:
     """Rebuild an entity from ``to_data`` output (unknown keys are ignored)."""
-    entity: Entity = _decode(entity_class(entity_type), data)
+    entity: Entity = _decoder(entity_class(entity_type))(data)
     return entity
 
 
