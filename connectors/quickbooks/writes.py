@@ -23,8 +23,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from quickbooks import exceptions as qbe
-
 from connectors.base import (
     ConflictError,
     ConnectorError,
@@ -37,7 +35,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.quickbooks.client import QboClient
-from connectors.quickbooks.errors import NotFound, classify
+from connectors.quickbooks.errors import NotFound, item_fault
 from connectors.quickbooks.streams import Reader, quote, to_record
 from connectors.ratelimit import RateLimiter
 from mapping.exact_json import dumps
@@ -79,12 +77,6 @@ def _sales_lines(lines: Any) -> list[tuple[Decimal, Decimal, Decimal]]:
         result.append((Decimal(str(line.get("Amount") or 0)), Decimal(str(detail.get("Qty") or 0)),
                        Decimal(str(detail.get("UnitPrice") or 0))))
     return result
-
-
-def _fault(fault: Mapping[str, Any]) -> qbe.QuickbooksException:
-    error = (fault.get("Error") or [{}])[0]
-    code = int(error.get("code") or 0) if str(error.get("code") or "0").isdigit() else 0
-    return qbe.QuickbooksException(str(error.get("Message", "")), code, str(error.get("Detail", "")))
 
 
 @dataclass
@@ -416,7 +408,7 @@ class Writer:
                 if reply is None:
                     errors[p.index] = RetryableError("batch answer lacks this item", system=self.system)
                 elif "Fault" in reply:
-                    errors[p.index] = classify(_fault(reply["Fault"]), system=self.system)
+                    errors[p.index] = item_fault(reply["Fault"], system=self.system)
                 else:
                     obj = reply[name]
                     results[p.index] = WriteResult(p.item.idempotency_key, str(obj["Id"]),
