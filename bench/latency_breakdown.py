@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import bisect
 import statistics
+import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ class Span:
     start: float = 0.0
     end: float = 0.0
     pushes: list[tuple[float, float]] = field(default_factory=list)
+    marks: list[tuple[float, float, str]] = field(default_factory=list)  # page checkpoints: in, out, label
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Timeline:
             def run(*args: Any) -> Any:
                 span.start = time.monotonic()
                 self._current.span = span
+                with self.lock:
+                    self._running[id(span)] = span
                 try:
                     return fn(*args)
                 finally:
@@ -68,6 +73,7 @@ class Timeline:
                     self._current.span = None
                     with self.lock:
                         self.spans.append(span)
+                        self._running.pop(id(span), None)
             return working_on(job_id, run)
 
         def timed_push(summary: Any) -> None:
@@ -79,8 +85,44 @@ class Timeline:
                 if span is not None:
                     span.pushes.append((began, time.monotonic()))
 
+        self._running: dict[int, Span] = {}  # id(span) -> span, while its body runs
+        self.stuck_seconds = 10.0
+        threading.Thread(target=self._watch, name="breakdown-watch", daemon=True).start()
+        hook = jobs.hub.engine.on_progress
+
+        def noted(label: str, n: int) -> None:  # the engine's page hook: where the lane may be handed on
+            span = getattr(self._current, "span", None)
+            entered = time.monotonic()
+            try:
+                if hook is not None:
+                    hook(label, n)
+            finally:
+                if span is not None:
+                    span.marks.append((entered, time.monotonic(), label))
+
+        jobs.hub.engine.on_progress = noted
         jobs._working_on = timed_working_on  # type: ignore[method-assign]
         jobs._push_connections = timed_push  # type: ignore[method-assign]
+
+
+    def _watch(self) -> None:
+        """Print every thread's stack once when a job has run ``stuck_seconds`` (what it waits on)."""
+        told: set[int] = set()
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self.lock:
+                stuck = [s for s in self._running.values() if now - s.start > self.stuck_seconds
+                         and id(s) not in told]
+            if not stuck:
+                continue
+            told.update(id(s) for s in stuck)
+            print(f"  breakdown: {', '.join(s.job for s in stuck)} running for over {self.stuck_seconds:.0f} s;"
+                  " every thread's stack:", flush=True)
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                print(f"--- thread {names.get(ident, ident)}", flush=True)
+                traceback.print_stack(frame, file=sys.stdout)
 
 
 def covered(intervals: list[tuple[float, float]]) -> float:
@@ -133,6 +175,14 @@ def report(timeline: Timeline, received: dict[int, float], done: dict[int, float
         by_kind.setdefault(s.job.split(":")[0], []).append(s.end - s.start)
     print("  engine jobs run (count, mean ms, max ms): " + ", ".join(
         f"{k} {len(v)}/{statistics.fmean(v) * 1000:.0f}/{max(v) * 1000:.0f}" for k, v in sorted(by_kind.items())))
+    stretches = []  # the longest runs of a job without a page boundary (the lane cannot be had there)
+    for s in spans:
+        edges = [(s.start, s.start, "start"), *s.marks, (s.end, s.end, "end")]
+        for (_, out, before), (entered, _, after) in zip(edges, edges[1:], strict=False):
+            stretches.append((entered - out, s.job, before, after))
+    stretches.sort(reverse=True)
+    print("  longest stretches without a page boundary (ms, job, from -> to): " + "; ".join(
+        f"{d * 1000:.0f} {job} {a} -> {b}" for d, job, a, b in stretches[:8]))
     waits = [s.start - s.asked for s in inbox]
     if waits:
         print(f"  inbox lane wait: mean {statistics.fmean(waits) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms;"

@@ -51,6 +51,7 @@ class _Waiter:
     arrival: int
     future: asyncio.Future[None]
     passed: int = field(default=0)
+    resuming: bool = field(default=False)  # a job that handed the lane on, waiting to go on
 
 
 class Lane:
@@ -74,7 +75,8 @@ class Lane:
     def more_urgent_waiting(self, priority: int) -> bool:
         """Whether a job more urgent than ``priority`` waits (safe from any thread: a hint
         for the job in hand, which ``hand_on`` then decides on the loop)."""
-        return any(w.priority < priority and not w.future.done() for w in list(self._waiters))
+        waiters = [w for w in list(self._waiters) if not w.future.done()]
+        return not any(w.resuming for w in waiters) and any(w.priority < priority for w in waiters)
 
     async def acquire(self, priority: int = ROUTINE) -> None:
         if not self._busy:  # free means nobody waits: release() hands a held lane straight on
@@ -95,13 +97,16 @@ class Lane:
         """Called by the holder (of ``priority``) between two pages: when a more urgent job
         waits, give it the lane and wait to have it back; True when it was handed on. The
         holder waits ahead of its own priority's waiters, and like any waiter goes next once
-        passed over ``patience`` times."""
-        urgent = [w for w in self._waiters if w.priority < priority and not w.future.done()]
-        if not urgent:
+        passed over ``patience`` times. One job at a time is handed on from, in each lane: each
+        such job holds a pool thread while it waits, and the jobs given the lane need threads."""
+        waiters = [w for w in self._waiters if not w.future.done()]
+        urgent = [w for w in waiters if w.priority < priority]
+        if not urgent or any(w.resuming for w in waiters):
             return False
         chosen = min(urgent, key=lambda w: (w.priority, w.arrival))
         self._grant(chosen, overdue=False)
-        await self._wait(_Waiter(priority, -next(self._resumed), asyncio.get_running_loop().create_future()))
+        await self._wait(_Waiter(priority, -next(self._resumed), asyncio.get_running_loop().create_future(),
+                                 resuming=True))
         return True
 
     def release(self) -> None:
@@ -109,11 +114,20 @@ class Lane:
         if not self._waiters:
             self._busy = False
             return
-        # the oldest overdue waiter (not simply the oldest: a job that handed the lane on waits
-        # with an arrival ahead of everyone, and must not hide an overdue one behind it)
-        overdue = [w for w in self._waiters if w.passed >= self.patience]
-        if overdue and not self._last_was_overdue:
-            self._grant(min(overdue, key=lambda w: w.arrival), overdue=True)
+        resuming = next((w for w in self._waiters if w.resuming), None)
+        if resuming is not None:
+            # a job that handed the lane on goes on before any job of its priority or lower, even
+            # an overdue one (which would start beside it, on one more thread); only more urgent
+            # ones go first, until it is overdue itself
+            urgent = [w for w in self._waiters if w.priority < resuming.priority]
+            if urgent and not (resuming.passed >= self.patience and not self._last_was_overdue):
+                self._grant(min(urgent, key=lambda w: (w.priority, w.arrival)), overdue=False)
+            else:
+                self._grant(resuming, overdue=bool(urgent))
+            return
+        oldest = min(self._waiters, key=lambda w: w.arrival)
+        if oldest.passed >= self.patience and not self._last_was_overdue:
+            self._grant(oldest, overdue=True)
         else:
             self._grant(min(self._waiters, key=lambda w: (w.priority, w.arrival)), overdue=False)
 

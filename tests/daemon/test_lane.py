@@ -153,3 +153,27 @@ async def test_a_job_that_handed_the_lane_on_is_not_starved_by_a_storm() -> None
     lane.release()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order.index("sync") == PATIENCE + 1  # the one it handed to, then PATIENCE more
+
+
+async def test_one_job_at_a_time_is_handed_on_from_and_it_goes_on_before_an_overdue_equal() -> None:
+    """A job that handed the lane on holds a pool thread while it waits: no second job starts
+    beside it (an overdue stream sync waits for it to end) and none hands on meanwhile."""
+    lane = Lane(patience=1)
+    order: list[str] = []
+    await lane.acquire(ROUTINE)  # sync:a in hand
+
+    async def job(name: str, priority: int) -> None:
+        async with lane.hold(priority):
+            order.append(name)
+
+    other_sync = asyncio.create_task(job("sync:b", ROUTINE))
+    inbox = asyncio.create_task(job("inbox", URGENT))
+    await asyncio.sleep(0)
+    resumed = asyncio.create_task(lane.hand_on(ROUTINE))  # grants the inbox: sync:b is passed once (overdue)
+    await asyncio.sleep(0)
+    assert not lane.more_urgent_waiting(URGENT + 5)  # while sync:a waits to go on, nobody hands on
+    assert await resumed is True
+    assert order == ["inbox"]  # then sync:a again, not the overdue sync:b beside it
+    lane.release()
+    await asyncio.gather(inbox, other_sync)
+    assert order == ["inbox", "sync:b"] and not lane.locked()
