@@ -73,7 +73,7 @@ from connectors.quickbooks.emulator.wire import (
 )
 
 SEED_ORDER = ["Account", "Customer", "Item", "Invoice", "CreditMemo", "RefundReceipt", "Payment"]
-QUERIES_ONLY = "qbo_queries_only"  # request key: a /batch of Query items only
+QUERIES_ONLY = web.RequestKey("qbo_queries_only", bool)  # a /batch of Query items only
 QUERY_BATCH = "POST /v3/company/{realm}/batch (query)"  # its stat key
 
 

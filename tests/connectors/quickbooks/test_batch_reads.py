@@ -187,3 +187,14 @@ def test_a_page_of_payouts_reads_its_fee_documents_in_one_batch(qbo_env: QboEnv)
     # the transfers (pages 1-2 and the count) in one batch, the four fee queries in another;
     # one query per payout before
     assert qbo_env.calls(QUERY_BATCH) - batches == 2 and qbo_env.calls("/query") == queries
+
+
+def test_read_batches_are_paced_by_the_realms_batch_limit(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 12)
+    clock = [0.0]  # the limiter's clock: pinned, so only the limiter's own waits count
+    connector = qbo_env.connector(config={"page_size": 3, "batch_per_minute": 6.0}, monotonic=lambda: clock[0])
+    connector.learn()  # batch 1: the bucket's one token
+    assert qbo_env.waits == []
+    assert _ids(connector.fetch_all("customer")) == ids  # batches 2 and 3 wait for theirs
+    # 6 a minute at 90%: a token each 60 / 5.4 s, and the second read batch waits two of them
+    assert [round(w, 1) for w in qbo_env.waits] == [11.1, 22.2]
