@@ -60,7 +60,11 @@ def test_a_killed_workers_job_is_retried_by_another_and_written_once(
     keep = {"HUB_CLUSTER_KEEP_JOBS": "1"}  # finished jobs stay in the table for the checks below
     first = Daemon(config, tmp_path / "first.log", *cluster, env=keep)
     try:
-        wait_for("a QuickBooks write in flight", lambda: qbo_emu.stats.in_flight > 0 or first.proc.poll() is not None)
+        # QuickBooks reads go through /batch too (counted apart, as queries): wait for a write
+        # batch, so the kill lands while writes are in flight, not a read
+        writes = "POST /v3/company/{realm}/batch"
+        wait_for("a QuickBooks write in flight", lambda: (qbo_emu.stats.in_flight > 0 and qbo_emu.stats.calls[writes] > 0)
+                 or first.proc.poll() is not None)
         assert first.proc.poll() is None, (tmp_path / "first.log").read_text()
         held = doing(hub_url)
         first.proc.kill()  # SIGKILL: no page boundary, no goodbye
