@@ -79,7 +79,10 @@ def take_turns(tx: Tx, connector: Connector, records: Sequence[Record]) -> None:
         if tx.canonical_for(name, record.entity_type, record.external_id):
             continue
         keys.append((record.entity_type, "id:" + stable_id(name, record.entity_type, record.external_id)))
-        natural = connector.natural_keys(record)
+        try:
+            natural = connector.natural_keys(record)
+        except MAPPING_ERRORS:
+            continue  # unreadable: the page holds it (``Ingest._hold``), nothing is matched by it
         if natural.get("hub_id"):
             keys.append((record.entity_type, "id:" + natural["hub_id"]))
         for key in NATURAL_KEYS:
