@@ -3,9 +3,10 @@
 * Full fetch: ``SELECT * FROM X [WHERE Active IN (true, false)] ORDERBY Id STARTPOSITION n
   MAXRESULTS 1000`` until a short page; inactive names come back as ``deleted`` records. The
   pages go through ``/batch`` (``batch.QueryBatch``), several to a request: the first request
-  carries the first two pages and a ``SELECT COUNT(*)`` of the same condition; the count sizes
-  the next request (every page still missing, up to ``MAX_PAGES``), so a stream of n records
-  costs 1 + ceil((n - 2000) / 10,000) requests, not ceil((n + 1) / 1000). The read ends on a short
+  carries the first two pages (one for a read that starts the change feed, below) and then a
+  ``SELECT COUNT(*)`` of the same condition; the count sizes the next request (every page still
+  missing, up to ``MAX_PAGES``), so a stream of n records costs 1 + ceil((n - 2000) / 10,000)
+  requests, not ceil((n + 1) / 1000). The read ends on a short
   page, or on a full one that brings it to exactly the count (Ids only grow, so a record that
   existed when counted sits at or before that position); a read past the count (records added
   while reading) asks page and count again. A request of one query is a plain ``/query``.
@@ -15,7 +16,11 @@
   server's ``time`` from the response (server clock, not ours).
 * A full read (the first, or one past CDC's reach) is checkpointed per page: every page but the
   last carries ``{"scan": {"next": position, "time": server time of the first page, "since":
-  the LastUpdatedTime bound or null, "total": the count, when known}}``. A restart queries on
+  the LastUpdatedTime bound or null, "total": the count, when known}}``. Its first request
+  carries one page and the count (in that order): a batch's ``time`` is stamped after all its
+  items ran, so a second page would have been read earlier than the time CDC goes on from, and
+  a change to one of its records in between could be lost; later requests are read after that
+  time. A restart queries on
   from that position (the remembered count sizes its pages: no count asked again), and the last
   page stores the first page's time, so CDC from there brings every change made while the read
   ran (a record edited on a page already read included).
@@ -48,9 +53,10 @@ MAX_SEEN = 1000  # versions a cursor remembers at its second; beyond, they are r
 # query pages one /batch request carries: 10,000 records (~10-20 MB of JSON) is what a reader
 # holds at most while the engine takes the pages one by one
 MAX_PAGES = 10
-# pages the first request of a read asks before the count is known: a stream of up to two pages
-# (most streams, and every one of up to 2,000 records) is read in one request; the second is an
-# empty answer for a smaller one, an item in a request made anyway
+# pages the first request of a full fetch asks before the count is known: a stream of up to two
+# pages (most streams, and every one of up to 2,000 records) is read in one request; the second
+# is an empty answer for a smaller one, an item in a request made anyway. A read that starts the
+# change feed (``_scan``) asks one: see there.
 FIRST_PAGES = 2
 
 
@@ -134,22 +140,23 @@ class Reader:
                 answers.append(answer)
         return answers
 
-    def _plan(self, start: int, total: int | None) -> tuple[list[int], bool]:
-        """(the page starts of the next request, whether it counts too): ``FIRST_PAGES`` pages
-        from ``start`` and a count when the size is unknown (or was passed), else every page
-        still missing."""
+    def _plan(self, start: int, total: int | None, first: int) -> tuple[list[int], bool]:
+        """(the page starts of the next request, whether it counts too): ``first`` pages from
+        ``start`` and a count when the size is unknown (or was passed), else every page still
+        missing."""
         if total is None or total < start:
-            return [start + n * self.page_size for n in range(FIRST_PAGES)], True
+            return [start + n * self.page_size for n in range(first)], True
         missing = -(-(total - start + 1) // self.page_size)
         return [start + n * self.page_size for n in range(min(MAX_PAGES, missing))], False
 
-    def _pages(self, entity_type: str, where: str, start: int = 1, total: int | None = None
-               ) -> Iterator[tuple[list[Record], str | None, int | None, int | None]]:
+    def _pages(self, entity_type: str, where: str, start: int = 1, total: int | None = None, *,
+               first: int = FIRST_PAGES) -> Iterator[tuple[list[Record], str | None, int | None, int | None]]:
         """Query pages from ``start`` (module doc): (records, server time, the next page's start
-        or None, the stream's count as last known)."""
+        or None, the stream's count as last known); ``first``: the pages of a request that
+        counts."""
         name = ENTITY_NAMES[entity_type]
         while True:
-            starts, counting = self._plan(start, total)
+            starts, counting = self._plan(start, total, first)
             queries = [f"SELECT * FROM {name}{where} ORDERBY Id STARTPOSITION {s} MAXRESULTS {self.page_size}"
                        for s in starts] + ([f"SELECT COUNT(*) FROM {name}{where}"] if counting else [])
             answers = self.query_many(queries)
@@ -214,8 +221,11 @@ class Reader:
         the last the server time of the FIRST page, with the versions read in its second."""
         extra = f"MetaData.LastUpdatedTime >= {quote(since)}" if since is not None else ""
         read: list[Record] = []
+        # one page to a counting request (then the count): the feed starts at that answer's
+        # time, and a second page read before it would be older than the time by that page's
+        # query; later requests are all read after it
         for records, server_time, next_start, counted in self._pages(
-                entity_type, self._all_where(entity_type, extra), start, total):
+                entity_type, self._all_where(entity_type, extra), start, total, first=1):
             started = started or server_time or self.now().isoformat()
             records = [r for r in records if _version_key(r) not in seen]
             read.extend(records)

@@ -198,3 +198,16 @@ def test_read_batches_are_paced_by_the_realms_batch_limit(qbo_env: QboEnv) -> No
     assert _ids(connector.fetch_all("customer")) == ids  # batches 2 and 3 wait for theirs
     # 6 a minute at 90%: a token each 60 / 5.4 s, and the second read batch waits two of them
     assert [round(w, 1) for w in qbo_env.waits] == [11.1, 22.2]
+
+
+def test_a_read_that_starts_the_change_feed_asks_one_page_then_the_count_first(qbo_env: QboEnv) -> None:
+    ids = _customers(qbo_env, 7)
+    connector = qbo_env.connector(config={"page_size": 3})
+    connector.learn()
+    qbo_env.emulator.record_exchanges = True
+    pages = list(connector.fetch_changes("customer", None))
+    assert _ids(pages) == ids
+    # the feed goes on from the first answer's time, stamped after its items ran: page 1 is read
+    # with only the count after it, pages 2-3 after that time
+    assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "count"], ["page@4", "page@7"]]
+    assert pages[-1].cursor is not None and "scan" not in pages[-1].cursor
