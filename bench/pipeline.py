@@ -105,6 +105,10 @@ class Side:
     def finish(self, phase: str) -> None:
         """Count what the phase wrote."""
 
+    def analyze(self) -> float:
+        """PostgreSQL: refresh the planner's statistics, as autovacuum would (seconds taken)."""
+        return 0.0
+
     def close(self) -> None:
         pass
 
@@ -141,6 +145,15 @@ class HubSide(Side):
             if self.passes[phase].planned is not None:
                 self.passes[phase].planned = int(conn.execute(select(func.count()).select_from(
                     schema.outbox).where(schema.outbox.c.created_at == at)).scalar_one())
+
+    def analyze(self) -> float:
+        if not self.store_.is_postgres:
+            return 0.0  # SQLite's planner takes an index without statistics
+        started = time.perf_counter()
+        with self.store_.engine.begin() as conn:
+            for table in schema.metadata.sorted_tables:
+                conn.execute(text(f"ANALYZE {table.name}"))
+        return time.perf_counter() - started
 
     def close(self) -> None:
         self.store_.dispose()
@@ -258,8 +271,16 @@ def chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
-def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, float, float]:
-    """Feed every chunk to every side; returns (generation seconds, mapping seconds, mapping CPU)."""
+# Seconds spent refreshing PostgreSQL's statistics between chunks (``--analyze``), not timed.
+ANALYZED: list[float] = []
+
+
+def run_pass(sides: list[Side], n: int, batch: int, phase: str, analyze: bool = False) -> tuple[float, float, float]:
+    """Feed every chunk to every side; returns (generation seconds, mapping seconds, mapping CPU).
+    ``analyze``: after each chunk the hub sides' PostgreSQL statistics are refreshed, as
+    autovacuum does on a server that runs it (the test server runs with autovacuum off: without
+    statistics the planner scans whole tables for a page's reads by id, and a first load of
+    100,000 invoices turns quadratic)."""
     refs = StableRefs()
     gen = mapped = mapped_cpu = 0.0
     for k, chunk in enumerate(chunks(n, batch)):
@@ -274,6 +295,8 @@ def run_pass(sides: list[Side], n: int, batch: int, phase: str) -> tuple[float, 
         for j in range(len(sides)):  # rotate the order so no side always goes first
             sides[(k + j) % len(sides)].store(records, entities, phase)
         del records
+        if analyze:
+            ANALYZED.extend(side.analyze() for side in sides)
     for side in sides:
         side.finish(phase)
     return gen, mapped, mapped_cpu
@@ -349,7 +372,7 @@ def report(backend: str, sides: list[Side], n: int, times: dict[str, tuple[float
 
 
 def bench_backend(backend: str, n: int, batch: int, page: int, kinds: list[str], workdir: Path,
-                  pg_url: str) -> None:
+                  pg_url: str, analyze: bool = False) -> None:
     schema_name = f"bench_{uuid.uuid4().hex[:10]}"
     admin = None
     sides: list[Side] = []
@@ -372,8 +395,11 @@ def bench_backend(backend: str, n: int, batch: int, page: int, kinds: list[str],
                 with admin.begin() as conn:
                     conn.execute(text(f"CREATE SCHEMA {hub_schema}"))
                 sides.append(hub(k, f"{pg_url}?options=-csearch_path%3D{hub_schema}"))
-        times = {phase: run_pass(sides, n, batch, phase) for phase in ("first", "resync")}
+        times = {phase: run_pass(sides, n, batch, phase, analyze) for phase in ("first", "resync")}
         report(backend, sides, n, times)
+        if analyze and backend == "postgres":
+            print(f"  (statistics refreshed by ANALYZE after each chunk, as autovacuum would: "
+                  f"{sum(ANALYZED):.1f} s, not counted above)")
     finally:
         for side in sides:
             side.close()
@@ -406,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--sides", default="store,sync", help="hub sides beside bare: store, sync")
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--analyze", choices=("on", "off"), default="on",
+                        help="PostgreSQL: ANALYZE the hub's tables after each chunk, as autovacuum would"
+                             " (off: the test server's own state, autovacuum off, no statistics)")
     args = parser.parse_args(argv)
     kinds = [k for k in args.sides.split(",") if k]
     print(f"pipeline bench: scale {args.scale:,} invoices"
@@ -418,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== postgres: skipped, {args.pg_url} unreachable ==")
             continue
         with tempfile.TemporaryDirectory(prefix="billhub-bench-") as tmp:
-            bench_backend(backend, args.scale, args.batch, args.page, kinds, Path(tmp), args.pg_url)
+            bench_backend(backend, args.scale, args.batch, args.page, kinds, Path(tmp), args.pg_url,
+                          analyze=args.analyze == "on")
         print(f"  peak RSS so far: {peak_rss_mb():,.0f} MB")
     print(f"\npeak RSS {peak_rss_mb():,.0f} MB; total {time.perf_counter() - started:,.0f} s")
     return 0
