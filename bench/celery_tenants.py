@@ -155,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                 if engine == "celery":
                     row = run_celery(size, args.workers, args.interval, args.intervals, Path(tmp))
                 else:
-                    row = tenants.run_once(engine, size, args.workers, args.interval, args.intervals, Path(tmp))
+                    try:
+                        row = tenants.run_once(engine, size, args.workers, args.interval, args.intervals, Path(tmp))
+                    except RuntimeError:  # a worker exited: its log goes before the temporary directory
+                        for worker_log in sorted(Path(tmp).glob(f"logs-{engine}-{size}/*.log")):
+                            tenants.log(f"--- {worker_log.name}\n" + worker_log.read_text(errors="replace")[-3000:])
+                        raise
                     row["beat_cpu_ms_per_conn_interval"] = None  # the deferrer runs in the workers
                     row["broker_cpu_ms_per_conn_interval"] = None  # the queue is in PostgreSQL
                 row["load_avg_1m_after"] = round(os.getloadavg()[0], 1)
