@@ -111,7 +111,11 @@ class Jobs(InboxWork):
         self._working: set[str] = set()  # job ids whose body runs in the pool now (shutdown's log)
         self._working_lock = threading.Lock()
         self.nudged: set[tuple[str, str]] = set()  # streams a webhook found being read (sync_stream)
-        self.woken_by_webhooks = False  # the inbox runs when a webhook is stored (wake_inbox)
+        # the inbox runs when a webhook is stored (wake_inbox): off by default. Measured
+        # (bench.webhook_latency --events 2000 --rate 20): a push per webhook made 1,060 Xero
+        # writes in 100 s, past the scaled 600/min limit; a stream sync's Xero read then waited
+        # 22 s on 429s holding the lane (p99 23.8 s). Needs a per-vendor write budget first.
+        self.woken_by_webhooks = False
         self._inbox_next: asyncio.Task[None] | None = None  # an inbox run that has not claimed yet
         self.looks_at_alerts = True  # False: someone else looks (the cluster's periodic job)
         self._holding = threading.local()  # .lane: (lane, priority, loop) of the job this thread runs
@@ -378,7 +382,7 @@ class Jobs(InboxWork):
         """A webhook's events were stored (on the loop): run the inbox now rather than at its
         next tick (``inbox_interval_seconds``, 2 s by default: at 20 events/s the poll alone was
         a fifth of the 500 ms goal). Only where this process's scheduler runs the jobs
-        (``build_scheduler`` sets ``woken_by_webhooks``); a run waiting to claim takes them."""
+        (``woken_by_webhooks``, off by default: see ``__init__``); a run waiting to claim takes them."""
         if self.woken_by_webhooks and self._inbox_next is None and not self.stopping.is_set():
             self._start_inbox_run()
 
@@ -421,7 +425,6 @@ def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
         options: dict[str, Any] = {"next_run_time": first} if first else {}
         scheduler.add_job(spec.run, spec.trigger, id=spec.id, name=spec.id, max_instances=1, coalesce=True,
                           misfire_grace_time=None, **options)
-    jobs.woken_by_webhooks = True  # this process runs the inbox: run it as webhooks come
     return scheduler
 
 

@@ -1,4 +1,4 @@
-"""An accepted webhook runs the inbox job at once (``Jobs.wake_inbox``) where this process's
+"""An accepted webhook runs the inbox job at once (``Jobs.wake_inbox``) when woken runs are on
 scheduler runs the jobs, instead of waiting for the job's next tick; a run still waiting for the
 lane takes the deliveries that come meanwhile (one run, not one per webhook)."""
 
@@ -17,7 +17,7 @@ Client = TestClient[Any, Any]
 
 async def test_accepted_webhooks_wake_one_inbox_run_that_takes_them_all(env: Env, client: Client) -> None:
     jobs = daemon(client).jobs
-    jobs.woken_by_webhooks = True  # as build_scheduler sets it
+    jobs.woken_by_webhooks = True  # opted in (off by default: Jobs.__init__)
     lane = jobs.lanes.of("inbox")
     await lane.acquire(ROUTINE)  # a stream sync holds the lane: the woken run must wait
     first = _stripe_event(env, "Woken One Ltd")
@@ -38,7 +38,7 @@ async def test_a_refused_delivery_or_an_unwoken_daemon_runs_nothing(env: Env, cl
     jobs = daemon(client).jobs
     body = _stripe_event(env)
     assert (await client.post("/webhooks/stripe", data=body, headers=_stripe_headers(env, body))).status == 200
-    assert jobs._inbox_next is None  # the scheduler is not running here: the inbox waits for run_now
+    assert jobs._inbox_next is None  # not woken by default: the inbox waits for its tick (here run_now)
     jobs.woken_by_webhooks = True
     refused = await client.post("/webhooks/stripe", data=body, headers={"Content-Type": "application/json"})
     assert refused.status == 400 and jobs._inbox_next is None
