@@ -222,20 +222,29 @@ class Jobs(InboxWork):
             # one line per sync, push or diff that did something, with its counts (an idle
             # daemon stays quiet: a pass that read and wrote nothing says nothing)
             log.info("%s: %s", job_id, detail, extra={"job": job_id, "outcome": outcome})
-        if outcome != "stopped":
+        if outcome != "stopped" and self._alert_due():
             # cancelled: the loop is closing while the look waited for its lane (as above)
             with contextlib.suppress(DaemonStopping, asyncio.CancelledError):
                 await self.exclusive(self._alert, priority=ROUTINE, lane="alerts")
 
+    def _alert_due(self) -> bool:
+        """Whether the look after a job has anything to do, asked before it waits for a lane.
+        The look waits behind the stream syncs (ROUTINE); a look that waited there after every
+        inbox run kept that run's job "running", so the scheduler skipped the inbox's next ticks
+        while webhooks piled up — for a look that then found it had looked seconds ago."""
+        if any(self._pending_alerts):
+            return True  # a diff's findings go at once
+        if not self.looks_at_alerts:
+            return False  # the cluster's periodic job looks
+        return self._alerted_at is None or self.clock() - self._alerted_at >= ALERT_LOOK_EVERY
+
     def _alert(self) -> None:
         """After every job: alert what newly needs a person (deduplicated in the store, so every
         process may look), and a diff's new findings."""
+        if not self._alert_due():
+            return  # another job's look, waiting beside this one, has just looked
         extra, self._pending_alerts = self._pending_alerts, []
-        if not self.looks_at_alerts and not any(extra):
-            return  # the cluster's periodic job looks; a diff's findings still go at once
         now = self.clock()
-        if not any(extra) and self._alerted_at is not None and now - self._alerted_at < ALERT_LOOK_EVERY:
-            return  # the inbox job runs every few seconds: conditions are looked at twice a minute
         self._alerted_at = now
         try:
             raise_alerts(self.hub.store, self.hub.config, now, extra=extra)
