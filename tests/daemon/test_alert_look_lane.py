@@ -14,20 +14,15 @@ import pytest
 
 from sync.lane import ROUTINE
 from sync.scheduler import Jobs
-from tests.conftest import FrozenClock, make_store
-from tests.daemon.test_jobs import World
+from tests.daemon.test_jobs import World, made_world
 
 GUARD_SECONDS = 10  # a failure guard (the job never returning), not a timing assertion
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FrozenClock()
-    store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
-    w = World(store, clock)
-    yield w
-    w.executor.shutdown(wait=True)
-    store.dispose()
+    with made_world(tmp_path) as w:
+        yield w
 
 
 async def _job_that_leaves_a_sync_holding_the_lane(jobs: Jobs, started: threading.Event, release: threading.Event

@@ -3,6 +3,7 @@ the cursor and the outbox with nothing lost and nothing written twice, paused co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -61,14 +62,22 @@ class World:
             self.stripe.put("customer", data)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+@contextlib.contextmanager
+def made_world(tmp_path: Path) -> Iterator[World]:
+    """A World on a fresh SQLite store under ``tmp_path`` with a pinned clock (the daemon
+    tests' fixture, shared by the lane and push tests)."""
     clock = FrozenClock()
     store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
     w = World(store, clock)
     yield w
     w.executor.shutdown(wait=True)
     store.dispose()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with made_world(tmp_path) as w:
+        yield w
 
 
 def test_schedule_has_a_job_per_stream_and_cron_diffs(world: World) -> None:

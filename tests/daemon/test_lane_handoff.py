@@ -12,18 +12,13 @@ import pytest
 
 from sync.lane import URGENT
 from sync.scheduler import Jobs
-from tests.conftest import FrozenClock, make_store
-from tests.daemon.test_jobs import World
+from tests.daemon.test_jobs import World, made_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FrozenClock()
-    store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
-    w = World(store, clock)
-    yield w
-    w.executor.shutdown(wait=True)
-    store.dispose()
+    with made_world(tmp_path) as w:
+        yield w
 
 
 def queue_urgent_at(world: World, jobs: Jobs, order: list[str], when: Callable[[str], bool],

@@ -10,18 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FrozenClock, make_store
-from tests.daemon.test_jobs import World
+from tests.daemon.test_jobs import World, made_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FrozenClock()
-    store = make_store(f"sqlite:///{tmp_path}/hub.db", clock)
-    w = World(store, clock)
-    yield w
-    w.executor.shutdown(wait=True)
-    store.dispose()
+    with made_world(tmp_path) as w:
+        yield w
 
 
 async def test_no_write_to_a_stream_while_it_is_being_read(world: World) -> None:
