@@ -1,6 +1,6 @@
 """An accepted webhook runs the inbox job at once (``Jobs.wake_inbox``) when woken runs are on
-scheduler runs the jobs, instead of waiting for the job's next tick; a run still waiting for the
-lane takes the deliveries that come meanwhile (one run, not one per webhook)."""
+(``Jobs.woken_by_webhooks``), instead of waiting for the job's next tick; a run still waiting for
+the lane takes the deliveries that come meanwhile (one run, not one per webhook)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ async def test_accepted_webhooks_wake_one_inbox_run_that_takes_them_all(env: Env
 
 async def test_a_refused_delivery_or_an_unwoken_daemon_runs_nothing(env: Env, client: Client) -> None:
     jobs = daemon(client).jobs
+    lane = jobs.lanes.of("inbox")
+    # held: a woken run would wait here with ``_inbox_next`` set (free, it could claim and clear
+    # it before the assertions look, and they would pass with the wake wrongly made)
+    await lane.acquire(ROUTINE)
     body = _stripe_event(env)
     assert (await client.post("/webhooks/stripe", data=body, headers=_stripe_headers(env, body))).status == 200
     assert jobs._inbox_next is None  # not woken by default: the inbox waits for its tick (here run_now)
     jobs.woken_by_webhooks = True
     refused = await client.post("/webhooks/stripe", data=body, headers={"Content-Type": "application/json"})
-    assert refused.status == 400 and jobs._inbox_next is None
+    assert refused.status == 400 and jobs._inbox_next is None and lane.waiting() == 0
+    lane.release()
