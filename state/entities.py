@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -14,7 +13,7 @@ from mapping.keys import key_digest, natural_digests
 from mapping.model import VOLATILE_FIELDS, Entity, canonical_json, changed_fields, to_data
 from state import schema as t
 from state.records import Outcome, StoredEntity, stored_row
-from state.txbase import TxBase, dialect_insert, select_all
+from state.txbase import TxBase, select_all
 
 _ENTITY_BY_ID = select_all(t.entities, "id = :id")
 def _digest(data: dict[str, Any]) -> str:
@@ -24,16 +23,8 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(hashable).encode("ascii")).hexdigest()
 
 
-@cache
-def _replace_by_id(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (id) DO UPDATE of every entity column, for rows that exist."""
-    stmt = dialect_insert(dialect, t.entities)
-    return stmt.on_conflict_do_update(
-        index_elements=[t.entities.c.id],
-        set_={c.name: stmt.excluded[c.name] for c in t.entities.c if c.name != "id"})
-
-
-# the same ON CONFLICT clause as SQL, for PostgreSQL's one-statement insert (``pg_insert_rows``)
+# Rows that exist are replaced by primary key: every entity column, both databases (the SQL
+# tail of ``TxBase._insert_rows``).
 _REPLACE_BY_ID_SQL = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c.name} = excluded.{c.name}" for c in t.entities.c if c.name != "id")
 
@@ -156,10 +147,9 @@ class EntitiesMixin(TxBase):
         # New rows by plain INSERT: one another process inserted meanwhile is a uniqueness error
         # (the transaction rolls back, as before), never silently overwritten. Rows known to exist are replaced by
         # primary key: INSERT … ON CONFLICT (id) DO UPDATE, one statement for both databases.
-        self._insert_rows(t.entities, [r for r in rows if r["id"] not in existing], "", insert(t.entities))
-        self._insert_rows(t.entities, [r for r in rows if r["id"] in existing], _REPLACE_BY_ID_SQL,
-                          _replace_by_id(self.conn.dialect.name))
-        self._insert_rows(t.history, history, "", insert(t.history))
+        self._insert_rows(t.entities, [r for r in rows if r["id"] not in existing])
+        self._insert_rows(t.entities, [r for r in rows if r["id"] in existing], _REPLACE_BY_ID_SQL)
+        self._insert_rows(t.history, history)
         self._index_natural_keys({cid: (etype, state[cid][1], deleted) for cid, etype in written.items()},
                                  new=set(written) - existing)
         return outcomes
@@ -184,7 +174,7 @@ class EntitiesMixin(TxBase):
                 for cid, (etype, data, deleted) in written.items() if not deleted
                 for key, digest in natural_digests(data, etype).items()]
         for start in range(0, len(rows), 5000):
-            self._insert_rows(t.natural_keys, rows[start:start + 5000], "", insert(t.natural_keys))
+            self._insert_rows(t.natural_keys, rows[start:start + 5000])
 
     def drop_natural_keys(self, entity_id: str) -> None:
         """An erased entity is never matched again by email, number or name."""

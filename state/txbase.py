@@ -70,21 +70,19 @@ def _pg_insert_sql(table: Any, names: tuple[str, ...], tail: str) -> tuple[str, 
     return sql, tuple(name for name in names if isinstance(table.c[name].type, DateTime))
 
 
-def pg_insert_rows(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], tail: str = "") -> bool:
+def pg_insert_rows(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], tail: str = "") -> None:
     """PostgreSQL: insert ``rows`` (dicts with the same keys) in one statement with one
     parameter, the rows as a JSON document the server reads into the table's row type. An
     executemany sends (and psycopg prepares and dumps) a query per row, a multi-row VALUES a
-    placeholder per value, arrays are escaped character by character; a page's history,
-    outbox, natural-key and placeholder rows are several hundred. A JSON column's value is its
-    slice of the document: the same text ``json.dumps`` gives it alone, as the JSON column type
-    stores it. False (nothing done) when the engine has its own JSON serializer."""
-    if getattr(conn.dialect, "_json_serializer", None) is not None:
-        return False
+    placeholder per value; a page's history, outbox, natural-key and placeholder rows are
+    several hundred. A JSON column's value is its slice of the document: the same text
+    ``json.dumps`` gives it alone, as SQLAlchemy's JSON type stores it with the engine
+    ``state.store`` makes (no ``json_serializer`` of its own; tests/state/test_fast_inserts.py
+    compares the stored text)."""
     sql, stamps = _pg_insert_sql(table, tuple(rows[0]), tail)
     if stamps:
         rows = [{**row, **{name: row[name] and row[name].isoformat() for name in stamps}} for row in rows]
     conn.exec_driver_sql(sql, (json.dumps(rows),))
-    return True
 
 
 @cache
@@ -192,17 +190,16 @@ class TxBase:
         """``_insert_ignore`` of many rows (same columns) in one statement, on ``keys``' unique
         rule (none: any): see ``_insert_rows``."""
         conflict = f"ON CONFLICT ({', '.join(keys)}) DO NOTHING" if keys else "ON CONFLICT DO NOTHING"
-        self._insert_rows(table, rows, conflict, insert_ignoring(self.conn.dialect.name, table, keys))
+        self._insert_rows(table, rows, conflict)
 
-    def _insert_rows(self, table: Any, rows: Sequence[dict[str, Any]], tail: str, statement: Any) -> None:
-        """Many rows (same columns) of ``table``, with ``tail`` (the ON CONFLICT clause of
-        ``statement``, as SQL): one executemany of tuples on SQLite (``sqlite_insert_rows``), one
-        JSON document on PostgreSQL (``pg_insert_rows``), else ``statement`` as an executemany.
-        Not one statement with many VALUES rows: SQLAlchemy compiles those afresh per row count."""
+    def _insert_rows(self, table: Any, rows: Sequence[dict[str, Any]], tail: str = "") -> None:
+        """Many rows (same columns) of ``table``, with ``tail`` (an ON CONFLICT clause, as SQL):
+        one executemany of tuples on SQLite (``sqlite_insert_rows``), one JSON document on
+        PostgreSQL (``pg_insert_rows``), the store's two databases. Not one statement with many
+        VALUES rows: SQLAlchemy compiles those afresh per row count."""
         if not rows:
             return
-        dialect = self.conn.dialect.name
-        if dialect == "sqlite":
+        if self.conn.dialect.name == "sqlite":
             sqlite_insert_rows(self.conn, table, rows, tail)
-        elif dialect != "postgresql" or not pg_insert_rows(self.conn, table, rows, tail):
-            self.conn.execute(statement, list(rows))
+        else:
+            pg_insert_rows(self.conn, table, rows, tail)

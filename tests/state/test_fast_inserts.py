@@ -40,7 +40,7 @@ def two_pg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sta
 
 def fast(conn: Connection, table: Any, rows: list[dict[str, Any]], tail: str = "") -> None:
     if conn.dialect.name == "postgresql":
-        assert pg_insert_rows(conn, table, rows, tail)
+        pg_insert_rows(conn, table, rows, tail)
     else:
         sqlite_insert_rows(conn, table, rows, tail)
 
