@@ -54,6 +54,11 @@ class _Waiter:
     resuming: bool = field(default=False)  # a job that handed the lane on, waiting to go on
 
 
+def _urgency(waiter: _Waiter) -> tuple[int, int]:
+    """The order waiters are served in: by priority, then first come first served."""
+    return waiter.priority, waiter.arrival
+
+
 class Lane:
     """An asyncio lock whose waiters are served by priority, then in arrival order, except that
     a waiter passed over ``patience`` times goes next (one such grant at a time)."""
@@ -63,7 +68,6 @@ class Lane:
         self._busy = False
         self._waiters: list[_Waiter] = []  # a few dozen at most (one per scheduled job)
         self._order = itertools.count()
-        self._resumed = itertools.count(1)  # jobs that handed the lane on: ahead of their priority
         self._last_was_overdue = False
 
     def locked(self) -> bool:
@@ -73,10 +77,18 @@ class Lane:
         return sum(1 for w in self._waiters if not w.future.done())
 
     def more_urgent_waiting(self, priority: int) -> bool:
-        """Whether a job more urgent than ``priority`` waits (safe from any thread: a hint
+        """Whether ``hand_on(priority)`` would hand the lane on now (safe from any thread: a hint
         for the job in hand, which ``hand_on`` then decides on the loop)."""
-        waiters = [w for w in list(self._waiters) if not w.future.done()]
-        return not any(w.resuming for w in waiters) and any(w.priority < priority for w in waiters)
+        return self._hand_to(priority) is not None
+
+    def _hand_to(self, priority: int) -> _Waiter | None:
+        """The waiter a holder of ``priority`` hands the lane to: the most urgent of the more
+        urgent ones, or None when there are none or a job handed on from already waits to go on
+        (one at a time: ``hand_on``)."""
+        waiters = [w for w in list(self._waiters) if not w.future.done()]  # a copy: any thread
+        if any(w.resuming for w in waiters):
+            return None
+        return min((w for w in waiters if w.priority < priority), key=_urgency, default=None)
 
     async def acquire(self, priority: int = ROUTINE) -> None:
         if not self._busy:  # free means nobody waits: release() hands a held lane straight on
@@ -99,13 +111,12 @@ class Lane:
         holder waits ahead of its own priority's waiters, and like any waiter goes next once
         passed over ``patience`` times. One job at a time is handed on from, in each lane: each
         such job holds a pool thread while it waits, and the jobs given the lane need threads."""
-        waiters = [w for w in self._waiters if not w.future.done()]
-        urgent = [w for w in waiters if w.priority < priority]
-        if not urgent or any(w.resuming for w in waiters):
+        chosen = self._hand_to(priority)
+        if chosen is None:
             return False
-        chosen = min(urgent, key=lambda w: (w.priority, w.arrival))
         self._grant(chosen, overdue=False)
-        await self._wait(_Waiter(priority, -next(self._resumed), asyncio.get_running_loop().create_future(),
+        # its arrival is never compared: release() serves a resuming waiter on its own rule
+        await self._wait(_Waiter(priority, next(self._order), asyncio.get_running_loop().create_future(),
                                  resuming=True))
         return True
 
@@ -119,17 +130,17 @@ class Lane:
             # a job that handed the lane on goes on before any job of its priority or lower, even
             # an overdue one (which would start beside it, on one more thread); only more urgent
             # ones go first, until it is overdue itself
-            urgent = [w for w in self._waiters if w.priority < resuming.priority]
-            if urgent and not (resuming.passed >= self.patience and not self._last_was_overdue):
-                self._grant(min(urgent, key=lambda w: (w.priority, w.arrival)), overdue=False)
+            urgent = min((w for w in self._waiters if w.priority < resuming.priority), key=_urgency, default=None)
+            if urgent is not None and not (resuming.passed >= self.patience and not self._last_was_overdue):
+                self._grant(urgent, overdue=False)
             else:
-                self._grant(resuming, overdue=bool(urgent))
+                self._grant(resuming, overdue=urgent is not None)
             return
         oldest = min(self._waiters, key=lambda w: w.arrival)
         if oldest.passed >= self.patience and not self._last_was_overdue:
             self._grant(oldest, overdue=True)
         else:
-            self._grant(min(self._waiters, key=lambda w: (w.priority, w.arrival)), overdue=False)
+            self._grant(min(self._waiters, key=_urgency), overdue=False)
 
     def _grant(self, chosen: _Waiter, *, overdue: bool) -> None:
         self._last_was_overdue = overdue
