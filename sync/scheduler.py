@@ -71,6 +71,14 @@ PUSH_BATCHES_PER_PASS = 5
 JOB_PRIORITY = {"inbox": URGENT, "tokens": URGENT, "outbox": URGENT}
 
 
+class _Holding(threading.local):
+    """Per pool thread: the lane held by the job this thread runs, with its priority and loop
+    (set by ``Jobs._in_lane``), for the engine's page hook, which is given no context; None in
+    a thread that runs no lane's job (a request, a push thread)."""
+
+    lane: tuple[Lane, int, asyncio.AbstractEventLoop] | None = None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -118,7 +126,7 @@ class Jobs(InboxWork):
         self.woken_by_webhooks = False
         self._inbox_next: asyncio.Task[None] | None = None  # an inbox run that has not claimed yet
         self.looks_at_alerts = True  # False: someone else looks (the cluster's periodic job)
-        self._holding = threading.local()  # .lane: (lane, priority, loop) of the job this thread runs
+        self._holding = _Holding()
         hub.engine.on_progress = self._checkpoint
 
     # ------------------------------------------------------------------ plumbing
@@ -174,7 +182,7 @@ class Jobs(InboxWork):
         thread until the lane is back). Not between a push's batches: a push holds its
         connection (``Pusher.push``), so the inbox's own push of that connection would be left
         to this pass; nor in a dry run, whose one transaction stays open."""
-        holding = getattr(self._holding, "lane", None)
+        holding = self._holding.lane
         if holding is None or label.startswith("push ") or self.hub.engine.ctx.dry_conn is not None:
             return
         lane, priority, loop = holding
