@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from mapping.model import Address
@@ -38,9 +39,12 @@ def stripe_exponent(currency: str) -> int:
     return 2
 
 
-# Currencies (as given) whose Stripe amounts are already ISO minor units: every amount of an
-# invoice asks, a few dozen times per invoice.
-_ISO_UNIT: set[str] = set()
+@cache
+def _iso_unit(currency: str) -> bool:
+    """Whether Stripe's unit for ``currency`` (as given) is its ISO minor unit (no conversion):
+    remembered, every amount of an invoice asks, a few dozen times per invoice. Raises
+    ``MoneyError`` for an unknown currency (not remembered)."""
+    return stripe_exponent(currency) == exponent(currency)
 
 
 def stripe_money(amount: int | None, currency: str) -> Money:
@@ -49,14 +53,10 @@ def stripe_money(amount: int | None, currency: str) -> Money:
         amount = 0
     if type(amount) is not int and (isinstance(amount, bool) or not isinstance(amount, int)):
         raise StripeMappingError(f"Stripe amount must be an integer, got {amount!r}")
-    if currency in _ISO_UNIT:  # Stripe's unit is the ISO minor unit: no conversion
-        return Money(amount, currency)
     try:
-        stripe_exp = stripe_exponent(currency)
-        if stripe_exp == exponent(currency):
-            _ISO_UNIT.add(currency)
+        if _iso_unit(currency):
             return Money(amount, currency)
-        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exp), currency)
+        return Money.from_decimal(Decimal(amount).scaleb(-stripe_exponent(currency)), currency)
     except MoneyError as exc:
         raise StripeMappingError(str(exc)) from None
 
