@@ -5,8 +5,9 @@ before or just as it is granted never strands the lane."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
-from sync.lane import PATIENCE, ROUTINE, SOON, URGENT, Lane
+from sync.lane import PATIENCE, ROUTINE, SOON, URGENT, Lane, hand_on_from_thread
 from sync.scheduler import JOB_PRIORITY
 
 
@@ -177,3 +178,50 @@ async def test_one_job_at_a_time_is_handed_on_from_and_it_goes_on_before_an_over
     lane.release()
     await asyncio.gather(inbox, other_sync)
     assert order == ["inbox", "sync:b"] and not lane.locked()
+
+
+def test_a_job_waiting_to_have_the_lane_back_gives_up_when_the_loop_stops() -> None:
+    """``hand_on_from_thread`` from a job's thread: True once the lane is back; False when the
+    loop stopped while the lane was handed on (nobody would ever give it back)."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    lane = Lane()
+    entered, never = threading.Event(), asyncio.Event()
+
+    async def urgent(hold_on: bool) -> None:
+        async with lane.hold(URGENT):
+            entered.set()
+            if hold_on:
+                await never.wait()
+
+    async def queue(hold_on: bool) -> None:  # an urgent job waiting behind the job in hand
+        asyncio.ensure_future(urgent(hold_on))
+        while lane.waiting() == 0:  # until it is in the lane's queue (no timing)
+            await asyncio.sleep(0)
+
+    try:
+        asyncio.run_coroutine_threadsafe(lane.acquire(ROUTINE), loop).result(10)  # the job in hand
+        asyncio.run_coroutine_threadsafe(queue(hold_on=False), loop).result(10)
+        assert hand_on_from_thread(lane, ROUTINE, loop) is True  # it ran and released: the lane is back
+        assert entered.is_set()
+        entered.clear()
+        asyncio.run_coroutine_threadsafe(queue(hold_on=True), loop).result(10)
+        handed: list[bool] = []  # a daemon thread: a regression that never returns fails, not hangs
+        job = threading.Thread(target=lambda: handed.append(hand_on_from_thread(lane, ROUTINE, loop, 0.01)),
+                               daemon=True)
+        job.start()
+        assert entered.wait(10)  # the urgent job has the lane, and keeps it
+        assert job.is_alive()
+        loop.call_soon_threadsafe(loop.stop)
+        job.join(10)
+        assert handed == [False]
+    finally:
+        if loop.is_running():  # a failure above: stop it here (stopped already, a second stop would linger)
+            loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        left = asyncio.all_tasks(loop)  # the urgent job and the hand-on that never got it back
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.close()
