@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import bisect
 import statistics
-import sys
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,8 +62,6 @@ class Timeline:
             def run(*args: Any) -> Any:
                 span.start = time.monotonic()
                 self._current.span = span
-                with self.lock:
-                    self._running[id(span)] = span
                 try:
                     return fn(*args)
                 finally:
@@ -73,7 +69,6 @@ class Timeline:
                     self._current.span = None
                     with self.lock:
                         self.spans.append(span)
-                        self._running.pop(id(span), None)
             return working_on(job_id, run)
 
         def timed_push(summary: Any) -> None:
@@ -85,9 +80,6 @@ class Timeline:
                 if span is not None:
                     span.pushes.append((began, time.monotonic()))
 
-        self._running: dict[int, Span] = {}  # id(span) -> span, while its body runs
-        self.stuck_seconds = 10.0
-        threading.Thread(target=self._watch, name="breakdown-watch", daemon=True).start()
         hook = jobs.hub.engine.on_progress
 
         def noted(label: str, n: int) -> None:  # the engine's page hook: where the lane may be handed on
@@ -103,26 +95,6 @@ class Timeline:
         jobs.hub.engine.on_progress = noted
         jobs._working_on = timed_working_on  # type: ignore[method-assign]
         jobs._push_connections = timed_push  # type: ignore[method-assign]
-
-
-    def _watch(self) -> None:
-        """Print every thread's stack once when a job has run ``stuck_seconds`` (what it waits on)."""
-        told: set[int] = set()
-        while True:
-            time.sleep(1.0)
-            now = time.monotonic()
-            with self.lock:
-                stuck = [s for s in self._running.values() if now - s.start > self.stuck_seconds
-                         and id(s) not in told]
-            if not stuck:
-                continue
-            told.update(id(s) for s in stuck)
-            print(f"  breakdown: {', '.join(s.job for s in stuck)} running for over {self.stuck_seconds:.0f} s;"
-                  " every thread's stack:", flush=True)
-            names = {t.ident: t.name for t in threading.enumerate()}
-            for ident, frame in sys._current_frames().items():
-                print(f"--- thread {names.get(ident, ident)}", flush=True)
-                traceback.print_stack(frame, file=sys.stdout)
 
 
 def covered(intervals: list[tuple[float, float]]) -> float:
