@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from connectors.base import (
@@ -240,27 +239,21 @@ class Writer:
 
     def _lookup_many(self, entity_type: str, hub_ids: Sequence[str]) -> dict[str, Record | None]:
         """Records carrying these hub markers, by hub id. QuickBooks' query language has no OR,
-        so it is one query per marker — sent 30 to a batch request (after a crash, 200 writes of
-        unknown outcome cost 7 calls, not 200)."""
+        so it is one query per marker — sent through the reader's ``QueryBatch`` (``batch_size``
+        to a request, 30 by default: after a crash, 200 writes of unknown outcome cost 7 calls, not 200)."""
         ids = list(dict.fromkeys(hub_ids))
-        if len(ids) == 1:
-            return {ids[0]: self.reader.lookup(entity_type, ids[0])}
+        batch = self.reader.batch
+        if len(ids) == 1 or batch is None:
+            return {h: self.reader.lookup(entity_type, h) for h in ids}
         name = ENTITY_NAMES[entity_type]
         found: dict[str, Record | None] = {}
         for _round in range(2):  # the markers whose query faulted are asked once more, batched
             asked = [h for h in ids if h not in found]
-            for start in range(0, len(asked), 30):
-                chunk = asked[start:start + 30]
-                text = dumps({"BatchItemRequest": [{"bId": str(n), "Query": self.reader.lookup_query(entity_type, h)}
-                                                   for n, h in enumerate(chunk)]})
-                answer = self.client.policy.call(partial(self._send_batch, text))
-                replies = {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
-                for n, hub_id in enumerate(chunk):
-                    reply = replies.get(str(n))
-                    if reply is None or "Fault" in reply:
-                        continue  # not known: asked again, then that item looks itself up in _prepare
-                    found[hub_id] = self.reader.chosen(entity_type, hub_id,
-                                                       (reply.get("QueryResponse") or {}).get(name))
+            for hub_id, answer in zip(asked, batch.send([self.reader.lookup_query(entity_type, h) for h in asked]),
+                                      strict=True):
+                if isinstance(answer, ConnectorError):
+                    continue  # not known: asked again, then that item looks itself up in _prepare
+                found[hub_id] = self.reader.chosen(entity_type, hub_id, (answer.get("QueryResponse") or {}).get(name))
         return found
 
     def _prepare(self, entity_type: str, index: int, item: Outbound,
