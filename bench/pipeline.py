@@ -98,6 +98,7 @@ class Side:
 
     def __init__(self) -> None:
         self.passes: dict[str, Pass] = {}
+        self.analyzed = 0.0  # seconds spent in analyze(), not timed in any pass
 
     def store(self, records: Sequence[dict[str, object]], entities: list[Entity], phase: str) -> None:
         raise NotImplementedError
@@ -105,9 +106,8 @@ class Side:
     def finish(self, phase: str) -> None:
         """Count what the phase wrote."""
 
-    def analyze(self) -> float:
-        """PostgreSQL: refresh the planner's statistics, as autovacuum would (seconds taken)."""
-        return 0.0
+    def analyze(self) -> None:
+        """PostgreSQL: refresh the planner's statistics, as autovacuum would."""
 
     def close(self) -> None:
         pass
@@ -146,14 +146,14 @@ class HubSide(Side):
                 self.passes[phase].planned = int(conn.execute(select(func.count()).select_from(
                     schema.outbox).where(schema.outbox.c.created_at == at)).scalar_one())
 
-    def analyze(self) -> float:
+    def analyze(self) -> None:
         if not self.store_.is_postgres:
-            return 0.0  # SQLite's planner takes an index without statistics
+            return  # SQLite's planner takes an index without statistics
         started = time.perf_counter()
         with self.store_.engine.begin() as conn:
             for table in schema.metadata.sorted_tables:
                 conn.execute(text(f"ANALYZE {table.name}"))
-        return time.perf_counter() - started
+        self.analyzed += time.perf_counter() - started
 
     def close(self) -> None:
         self.store_.dispose()
@@ -271,10 +271,6 @@ def chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
-# Seconds spent refreshing PostgreSQL's statistics between chunks (``--analyze``), not timed.
-ANALYZED: list[float] = []
-
-
 def run_pass(sides: list[Side], n: int, batch: int, phase: str, analyze: bool = False) -> tuple[float, float, float]:
     """Feed every chunk to every side; returns (generation seconds, mapping seconds, mapping CPU).
     ``analyze``: after each chunk the hub sides' PostgreSQL statistics are refreshed, as
@@ -296,7 +292,8 @@ def run_pass(sides: list[Side], n: int, batch: int, phase: str, analyze: bool = 
             sides[(k + j) % len(sides)].store(records, entities, phase)
         del records
         if analyze:
-            ANALYZED.extend(side.analyze() for side in sides)
+            for side in sides:
+                side.analyze()
     for side in sides:
         side.finish(phase)
     return gen, mapped, mapped_cpu
@@ -399,7 +396,7 @@ def bench_backend(backend: str, n: int, batch: int, page: int, kinds: list[str],
         report(backend, sides, n, times)
         if analyze and backend == "postgres":
             print(f"  (statistics refreshed by ANALYZE after each chunk, as autovacuum would: "
-                  f"{sum(ANALYZED):.1f} s, not counted above)")
+                  f"{sum(side.analyzed for side in sides):.1f} s, not counted above)")
     finally:
         for side in sides:
             side.close()
