@@ -38,6 +38,12 @@ def _item_kinds(items: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _fault_next_item(qbo_env: QboEnv, match: str, code: int) -> None:
+    """The next batch query item holding ``match`` answers Fault ``code`` inside the 200."""
+    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
+                  json={"match": match, "code": code, "count": 1}, timeout=10).raise_for_status()
+
+
 def _customers(qbo_env: QboEnv, n: int, prefix: str = "C") -> list[str]:
     ids: list[str] = qbo_env.seed(Customer=[{"DisplayName": f"{prefix} {i:04d}"} for i in range(n)])["Customer"]
     return ids
@@ -86,8 +92,7 @@ def test_a_faulted_batch_item_is_asked_again_alone_and_the_other_items_are_kept(
     ids = _customers(qbo_env, 10)
     connector = qbo_env.connector(config={"page_size": 3})
     connector.learn()
-    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
-                  json={"match": "STARTPOSITION 4 ", "code": 10000, "count": 1}, timeout=10).raise_for_status()
+    _fault_next_item(qbo_env, "STARTPOSITION 4 ", 10000)
     qbo_env.emulator.record_exchanges = True
     queries = qbo_env.calls("/query")
     pages = list(connector.fetch_all("customer"))
@@ -100,8 +105,7 @@ def test_a_faulted_count_item_is_asked_again_alone(qbo_env: QboEnv) -> None:
     ids = _customers(qbo_env, 4)
     connector = qbo_env.connector(config={"page_size": 3})
     connector.learn()
-    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
-                  json={"match": "COUNT(*)", "code": 10000, "count": 1}, timeout=10).raise_for_status()
+    _fault_next_item(qbo_env, "COUNT(*)", 10000)
     queries = qbo_env.calls("/query")
     assert _ids(connector.fetch_all("customer")) == ids
     assert qbo_env.calls("/query") - queries == 1  # the count again, alone; page 2 was short
@@ -111,8 +115,7 @@ def test_an_invalid_batch_item_raises_as_that_query_alone_would(qbo_env: QboEnv)
     _customers(qbo_env, 4)
     connector = qbo_env.connector(config={"page_size": 3})
     connector.learn()
-    requests.post(f"{qbo_env.running.base_url}/__emulator/batch_faults",
-                  json={"match": "STARTPOSITION 1 ", "code": 4000, "count": 1}, timeout=10).raise_for_status()
+    _fault_next_item(qbo_env, "STARTPOSITION 1 ", 4000)
     queries = qbo_env.calls("/query")
     with pytest.raises(InvalidError, match="4000"):
         list(connector.fetch_all("customer"))
