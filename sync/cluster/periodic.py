@@ -38,6 +38,7 @@ from typing import Any
 from apscheduler.triggers.interval import IntervalTrigger
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Job
 
 from state import job_queue
 from sync.cluster.tasks import URGENT_PRIORITY, connection_lock, push_id, task_name, writes_due
@@ -202,10 +203,15 @@ async def defer_due(app: App, streams: Iterable[Stream], now: float, since: floa
     return deferred
 
 
+def _job(app: App, stream: Stream, tick: int) -> Job:
+    """``stream``'s job for ``tick``, with its locks: the one both ways of deferring it send."""
+    return app.tasks[stream.task].configure(lock=stream.lock, queueing_lock=stream.periodic_id,
+                                            task_kwargs=stream.kwargs(tick)).job
+
+
 def _defer(app: App, stream: Stream, now: float) -> job_queue.PeriodicDefer:
     tick = stream.latest_tick(now)
-    job = app.tasks[stream.task].configure(lock=stream.lock, queueing_lock=stream.periodic_id,
-                                           task_kwargs=stream.kwargs(tick)).job
+    job = _job(app, stream, tick)
     assert job.queueing_lock is not None
     return job_queue.PeriodicDefer(job.queue, job.task_name, job.priority, job.lock, job.queueing_lock,
                                    stream.periodic_id, tick, dict(job.task_kwargs))
@@ -217,8 +223,7 @@ async def _defer_each(app: App, streams: list[Stream], now: float) -> int:
 
     async def defer(stream: Stream) -> bool:
         tick = stream.latest_tick(now)
-        job = app.tasks[stream.task].configure(lock=stream.lock, queueing_lock=stream.periodic_id,
-                                               task_kwargs=stream.kwargs(tick)).job
+        job = _job(app, stream, tick)
         async with gate:
             try:
                 return bool(await app.job_manager.defer_periodic_job(job, periodic_id=stream.periodic_id,
