@@ -1,8 +1,11 @@
 """Queries sent together through ``POST /batch``: one request carrying several ``Query`` items.
 
-Intuit's limits (api-facts §2.6, §5; Intuit's 2023 "Batch without a scratch" post): at most 30
-payloads per batch request and 40 batch requests a minute per realm (on top of 500 requests a
-minute); the items run one after another and each is answered on its own, matched by ``bId``:
+Intuit's limits (api-facts §2.6, §5; Intuit's "API call limits and throttles" page): a
+recommended maximum of 30 payloads per batch request (the batch page itself says 10: hence the
+``batch_size`` setting) and 40 batch requests a minute per realm and app, 120 per realm, within
+500 requests a minute. Intuit's 2017 "batch operations important" post: the items run serially
+but do not see earlier items of the same request, so no query here relies on another item's
+answer. Each item is answered on its own, matched by ``bId``:
 ``{"bId": ..., "QueryResponse": {...}}`` or ``{"bId": ..., "Fault": {...}}`` inside a 200. So a
 fault is one item's, never the request's: each query gets its own answer or its own error here,
 and the caller decides per item (``Reader.query_many`` asks a retryable one again on its own).
@@ -22,7 +25,7 @@ from connectors.quickbooks.errors import item_fault
 from connectors.ratelimit import RateLimiter
 from mapping.exact_json import dumps
 
-MAX_ITEMS = 30  # Intuit: "the maximum number of payloads in a single batch request is 30"
+MAX_ITEMS = 30  # Intuit's limits page: the recommended maximum of payloads in a batch request
 
 Answer = dict[str, Any] | ConnectorError
 
