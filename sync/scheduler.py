@@ -305,6 +305,9 @@ class Jobs(InboxWork):
     def sync_stream(self, connection: str, entity: str) -> str:
         if self.paused_reason(connection):
             return "skipped"
+        # a nudge from before this read (left by another process's read, or by a last re-read) is
+        # what this read picks up: only one that comes while it reads calls for reading again
+        self.nudged.discard((connection, entity))
         summary = self.hub.engine.sync(systems=[connection], entities=[entity])
         if (connection, entity) in self.nudged:  # a webhook came while it read: read what came since
             self.nudged.discard((connection, entity))

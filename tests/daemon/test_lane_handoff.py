@@ -118,3 +118,15 @@ async def test_a_webhook_nudge_that_finds_its_stream_being_read_is_read_after_th
     assert order[-2:] == ["processed 1, failed 0", "quickbooks customer"]
     assert outcome["outcome"] == "ok" and outcome["detail"] == "read 2, wrote 0"  # One, then Two
     assert jobs.nudged == set()
+
+
+async def test_a_nudge_noted_before_a_sync_starts_is_read_by_that_sync_once(world: World) -> None:
+    """A nudge left from before the sync (the stream was held by another process's read, or the
+    nudge came during a sync's last re-read) is picked up by the next sync's read: no second read."""
+    world.ledger.put("customer", {"name": "Ledger One", "email": "one@example.com"})
+    jobs = world.jobs()
+    jobs.nudged.add(("quickbooks", "customer"))
+    before = len(world.ledger.calls)
+    outcome = await jobs.run_now("sync:quickbooks:customer")
+    assert outcome["outcome"] == "ok" and outcome["detail"] == "read 1, wrote 0"
+    assert world.ledger.calls[before:].count("list customer") == 1 and jobs.nudged == set()
