@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                       side_by_side=args.side_by_side)
         try:
             outcome = chaos.run(timeout=args.timeout)
-            inbox = inbox_figures(Path(tmp))
-            troubles = log_troubles(Path(tmp))
+            logs = daemon_logs(Path(tmp))  # read once: the temporary directory goes below
+            inbox, troubles = inbox_figures(logs), log_troubles(logs)
         except TimeoutError as exc:
             # Say how far it got: the workload so far, the faults, the kills and the writes done.
             chaos.calm()
@@ -76,12 +76,17 @@ def main(argv: list[str] | None = None) -> int:
 INBOX_LINE = re.compile(r"processed (\d+), failed (\d+)(?:, (\d+) answered from the store)?")
 
 
-def inbox_figures(workdir: Path) -> dict[str, int]:
+def daemon_logs(workdir: Path) -> list[str]:
+    """Every process's log (a restarted process appends to its predecessor's)."""
+    return [log.read_text(errors="replace") for log in sorted(workdir.glob("daemon*.log"))]
+
+
+def inbox_figures(logs: list[str]) -> dict[str, int]:
     """The inbox jobs' counts, summed over every process's log (each job that did work logs one
     line: ``inbox: processed N, failed F, A answered from the store``)."""
     totals = {"processed": 0, "failed": 0, "answered": 0}
-    for log in workdir.glob("daemon*.log"):
-        for match in INBOX_LINE.finditer(log.read_text(errors="replace")):
+    for log in logs:
+        for match in INBOX_LINE.finditer(log):
             totals["processed"] += int(match[1])
             totals["failed"] += int(match[2])
             totals["answered"] += int(match[3] or 0)
@@ -89,16 +94,16 @@ def inbox_figures(workdir: Path) -> dict[str, int]:
 
 
 # What the daemons' logs should never say much of: a PostgreSQL deadlock abort (a transaction's
-# locks in a cycle: the page is retried, but it says the lock order is wrong somewhere) and a link
+# locks in a cycle: the page rolls back and is read again, but some lock order is wrong) and a link
 # lost to another transaction (the first-contact race).
 TROUBLES = ("deadlock detected", "already linked")
 
 
-def log_troubles(workdir: Path) -> dict[str, int]:
+def log_troubles(logs: list[str]) -> dict[str, int]:
     """How many lines of every process's log say each of ``TROUBLES``."""
     counts = dict.fromkeys(TROUBLES, 0)
-    for log in workdir.glob("daemon*.log"):
-        for line in log.read_text(errors="replace").splitlines():
+    for log in logs:
+        for line in log.splitlines():
             for what in TROUBLES:
                 counts[what] += what in line
     return counts
