@@ -71,7 +71,7 @@ class LinksMixin(TxBase):
             for e in chunk:
                 memo.by_external[(system, object_type, e)] = None
             query = select(t.links).where(t.links.c.system == system, t.links.c.object_type == object_type,
-                                          t.links.c.external_id.in_(chunk))
+                                          self._among(t.links.c.external_id, chunk))
             if locking:
                 query = query.order_by(t.links.c.external_id).with_for_update()
             for row in self.conn.execute(query):
@@ -107,7 +107,7 @@ class LinksMixin(TxBase):
                 for external_id, version in self.conn.execute(
                         select(t.links.c.external_id, t.links.c.remote_version).where(
                             t.links.c.system == system, t.links.c.object_type == object_type,
-                            t.links.c.external_id.in_(ids[start:start + 900]), t.links.c.deleted.is_(False),
+                            self._among(t.links.c.external_id, ids[start:start + 900]), t.links.c.deleted.is_(False),
                             t.links.c.remote_version.is_not(None))):
                     held[(object_type, str(external_id))] = str(version)
         return held
@@ -125,7 +125,7 @@ class LinksMixin(TxBase):
                 for s in systems:
                     memo.by_canonical.setdefault((c, s, object_type), None)
             for row in self.conn.execute(select(t.links).where(
-                    t.links.c.canonical_id.in_(chunk), t.links.c.system.in_(list(systems)),
+                    self._among(t.links.c.canonical_id, chunk), t.links.c.system.in_(list(systems)),
                     t.links.c.object_type == object_type)):
                 memo.keep(link_row(row))
 
