@@ -47,7 +47,7 @@ class QueryBatch:
 
     def _one(self, queries: Sequence[str]) -> list[Answer]:
         text = dumps({"BatchItemRequest": [{"bId": str(n), "Query": q} for n, q in enumerate(queries)]})
-        answer = self.client.policy.call(lambda: self._post(text))
+        answer = self.client.policy.call(lambda: self.post(text))
         time = answer.get("time")
         replies = {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or [] if isinstance(r, dict)}
         out: list[Answer] = []
@@ -61,9 +61,11 @@ class QueryBatch:
                 out.append({"QueryResponse": reply.get("QueryResponse") or {}, "time": time})
         return out
 
-    def _post(self, text: str) -> dict[str, Any]:
-        """One attempt: a batch token (40/min), then the request (its 500/min slot, the token
-        refresh on a refused bearer); the policy around it retries."""
+    def post(self, text: str) -> dict[str, Any]:
+        """One attempt of any batch request (the writer's too: reads and writes share the
+        realm's 40/min and one ``calls`` count): a batch token, then the request (its 500/min
+        slot, the token refresh on a refused bearer). No retry here: ``send`` retries queries
+        under the policy; a writer knows whether its items' outcome may be unknown."""
         if self.limiter is not None:
             self.limiter.acquire()
         self.calls += 1

@@ -69,20 +69,19 @@ class QuickBooksConnector(WebhookReceiver):
         per_minute = float(config["rate_limit_per_minute"])
         limiter = RateLimiter(per_minute, per=60.0, burst=min(per_minute, 50.0),
                               concurrency=int(config["concurrency"]), clock=monotonic, sleep=pause)
-        self.batch_limiter = RateLimiter(float(config["batch_per_minute"]), per=60.0,
-                                         clock=monotonic, sleep=pause)
+        batch_limiter = RateLimiter(float(config["batch_per_minute"]), per=60.0, clock=monotonic, sleep=pause)
         self.client = QboClient(
             realm_id=str(config["realm_id"]), api_base=str(config["api_base"]),
             minor_version=int(config["minor_version"]), tokens=self.tokens,
             client_id=str(config["client_id"]), policy=self.policy, limiter=limiter, timeout=timeout,
             retry_after=float(config["retry_after_seconds"]))
-        # reads and writes share the realm's batch budget (40/min): one limiter for both
-        self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now,
-                             batch=QueryBatch(self.client, self.batch_limiter, max_items=int(config["batch_size"])))
+        # reads and writes share the realm's batch budget (40/min): one QueryBatch for both
+        self.batch = QueryBatch(self.client, batch_limiter, max_items=int(config["batch_size"]))
+        self.reader = Reader(self.client, page_size=int(config["page_size"]), now=self.now, batch=self.batch)
         self.company = CompanyCurrency(self.reader, config["home_currency"], system=self.system)
         self.company_tax = CompanyTax(self.reader, config["tax_codes"])
         self.writer = Writer(self.client, self.reader, batch_size=int(config["batch_size"]),
-                             home_currency=self.company.home, batch_limiter=self.batch_limiter)
+                             home_currency=self.company.home, batch=self.batch)
         # one clearing account for payments, refunds and payouts (the older key stands in for it)
         self.accounts = payouts.PayoutAccounts(
             clearing=config["clearing_account_id"] or config["deposit_account_id"],
@@ -152,9 +151,8 @@ class QuickBooksConnector(WebhookReceiver):
 
     def health(self) -> ConnectionHealth:
         reason = "needs re-authorisation: reconnect QuickBooks" if self.tokens.needs_reauth else None
-        batch_calls = self.writer.batch_calls + (self.reader.batch.calls if self.reader.batch else 0)
         return ConnectionHealth(reason=reason, budget={"calls": self.client.calls,
-                                                       "batch_calls": batch_calls,
+                                                       "batch_calls": self.batch.calls,
                                                        "refreshes": self.tokens.refreshes})
 
     def close(self) -> None:

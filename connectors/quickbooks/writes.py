@@ -33,10 +33,10 @@ from connectors.base import (
     RetryableError,
     WriteResult,
 )
+from connectors.quickbooks.batch import QueryBatch
 from connectors.quickbooks.client import QboClient
 from connectors.quickbooks.errors import NotFound, item_fault
 from connectors.quickbooks.streams import Reader, quote, to_record
-from connectors.ratelimit import RateLimiter
 from mapping.exact_json import dumps
 from mapping.quickbooks import ENTITY_NAMES, MARKER_FIELDS, marker
 from mapping.quickbooks_payouts import FEE_KEY
@@ -88,15 +88,14 @@ class Pending:
 
 class Writer:
     def __init__(self, client: QboClient, reader: Reader, *, batch_size: int = 30,
-                 home_currency: Callable[[], str] = lambda: "USD", batch_limiter: RateLimiter | None = None,
+                 home_currency: Callable[[], str] = lambda: "USD", batch: QueryBatch,
                  system: str = "quickbooks") -> None:
-        self.batch_limiter = batch_limiter
+        self.batch = batch  # the reader's too: one batch budget and count for the realm
         self.client = client
         self.reader = reader
         self.batch_size = max(1, min(30, batch_size))
         self.home_currency = home_currency  # the company's, asked when a rate is settled
         self.system = system
-        self.batch_calls = 0
         # (currency, date) -> the ledger's rate: one lookup per day, not one per document.
         self._rates: dict[tuple[str, str], Decimal] = {}
 
@@ -228,28 +227,18 @@ class Writer:
         body[MARKER_FIELDS[entity_type]] = marker(item.hub_id)
         return body
 
-    def _send_batch(self, text: str) -> dict[str, Any]:
-        """One batch request, paced by the batch limit (40/min per realm, on top of 500/min);
-        no retry here: the caller knows whether its items' outcome may be unknown."""
-        if self.batch_limiter is not None:
-            self.batch_limiter.acquire()
-        self.batch_calls += 1
-        answer: dict[str, Any] = self.client.once(lambda qb: qb.batch_operation(text))
-        return answer
-
     def _lookup_many(self, entity_type: str, hub_ids: Sequence[str]) -> dict[str, Record | None]:
         """Records carrying these hub markers, by hub id. QuickBooks' query language has no OR,
-        so it is one query per marker — sent through the reader's ``QueryBatch`` (``batch_size``
+        so it is one query per marker — sent through ``QueryBatch`` (``batch_size``
         to a request, 30 by default: after a crash, 200 writes of unknown outcome cost 7 calls, not 200)."""
         ids = list(dict.fromkeys(hub_ids))
-        batch = self.reader.batch
-        if len(ids) == 1 or batch is None:
-            return {h: self.reader.lookup(entity_type, h) for h in ids}
+        if len(ids) == 1:
+            return {ids[0]: self.reader.lookup(entity_type, ids[0])}
         name = ENTITY_NAMES[entity_type]
         found: dict[str, Record | None] = {}
         for _round in range(2):  # the markers whose query faulted are asked once more, batched
             asked = [h for h in ids if h not in found]
-            for hub_id, answer in zip(asked, batch.send([self.reader.lookup_query(entity_type, h) for h in asked]),
+            for hub_id, answer in zip(asked, self.batch.send([self.reader.lookup_query(entity_type, h) for h in asked]),
                                       strict=True):
                 if isinstance(answer, ConnectorError):
                     continue  # not known: asked again, then that item looks itself up in _prepare
@@ -391,7 +380,7 @@ class Writer:
                 request.append({"bId": str(p.index), "operation": p.operation, name: body})
             text = dumps({"BatchItemRequest": request})
             try:
-                response = self._send_batch(text)
+                response = self.batch.post(text)
             except RetryableError as exc:
                 state["unknown"] = state["unknown"] or not isinstance(exc, RateLimited)
                 raise

@@ -214,3 +214,17 @@ def test_a_read_that_starts_the_change_feed_asks_one_page_then_the_count_first(q
     # with only the count after it, pages 2-3 after that time
     assert [_item_kinds(b) for b in _batches(qbo_env)] == [["page@1", "count"], ["page@4", "page@7"]]
     assert pages[-1].cursor is not None and "scan" not in pages[-1].cursor
+
+
+def test_health_counts_each_batch_request_once_reads_and_writes_alike(qbo_env: QboEnv) -> None:
+    from tests.connectors.quickbooks.test_writes import BATCH, _outbounds
+
+    connector = qbo_env.connector()
+    stats = qbo_env.emulator.stats.calls
+    reads, writes = stats[QUERY_BATCH], stats[BATCH]
+    connector.learn()  # the facts: one read batch
+    items = _outbounds(qbo_env, 40)
+    assert all(r.ok for r in connector.upsert("invoice", items))  # 30 + 10: two write batches
+    assert (stats[QUERY_BATCH] - reads, stats[BATCH] - writes) == (1, 2)
+    # reader and writer share one QueryBatch: every batch request counted once, none twice
+    assert connector.health().budget["batch_calls"] == 3
