@@ -29,6 +29,8 @@ from connectors.quickbooks.emulator.wire import (
 )
 from mapping.exact_json import dumps, loads
 
+# Intuit's limits page: a RECOMMENDED maximum of 30 payloads (its batch page says 10); what real
+# QBO answers past it is not documented: the 6000 Fault below is ours (billhub never sends more)
 MAX_BATCH = 30
 
 

@@ -15,6 +15,11 @@ Wire behaviour reproduced (see shared/reference/api-facts.md §2, §5-§9):
 * ``/query`` (the query language in ``qbql``), ``/cdc`` (30-day look-back, <= 1,000 objects,
   deletions as ``status: "Deleted"``; both in ``query``), ``/batch`` (<= 30 items, run one after
   another, per-item faults; a batch of queries only is counted in stats as ``QUERY_BATCH``, a read).
+  Intuit's 2017 blog "batch operations important": items run serially but a later item does NOT
+  see an earlier one's write in the same request; here it does (billhub's batches hold
+  independent records; two items with one DisplayName is where the two could differ). A batch counts once against 500/min (Intuit, 2016: "500 requests per minute per
+  realmId, including batch requests") and once against 40 batches/min; Intuit's 120/min per
+  realm across apps is not modelled (one app).
 * ``requestid``: a repeated id returns the original response and changes nothing.
 * OAuth (``oauth``): discovery document, token endpoint with rotating refresh tokens (a used one
   gets ``invalid_grant``), client credentials by Basic or in the form body, access tokens that
