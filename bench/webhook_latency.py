@@ -123,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync-interval", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last writes")
     parser.add_argument("--postgres", action="store_true", help="the hub's state on PostgreSQL (HUB_TEST_PG_URL)")
-    parser.add_argument("--wake", action="store_true",
-                        help="the inbox woken by each accepted webhook (Jobs.woken_by_webhooks), not only at its interval")
     parser.add_argument("--breakdown", action="store_true",
                         help="say where the time goes: lane held by another job, poll, ingest, push")
     parser.add_argument("--side-by-side", action="store_true",
@@ -142,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, state_url: str | None) -> int:
     print(f"webhook latency bench: {args.events} Stripe customer changes at {args.rate:.0f}/s over"
           f" {args.customers} customers; daemon inbox every {args.inbox_interval} s, outbox every 1 s,"
-          f" stream syncs every {args.sync_interval} s; state on {'PostgreSQL' if state_url else 'SQLite'}"
-          f"{'; inbox woken by each webhook' if args.wake else ''}")
+          f" stream syncs every {args.sync_interval} s; state on {'PostgreSQL' if state_url else 'SQLite'}")
     times = Times()
     stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="billhub-bench-webhook-", ignore_cleanup_errors=True) as tmp:
@@ -197,7 +194,6 @@ side_by_side_lanes = {'true' if args.side_by_side else 'false'}
             server = DaemonServer(app)
             port = server.start()
             jobs = app[DAEMON].jobs
-            jobs.woken_by_webhooks = args.wake
             sync_jobs = {s.id for s in jobs.specs() if s.id.startswith("sync:")}
             warm = time.monotonic()
             while not sync_jobs <= set(jobs.last) and time.monotonic() - warm < 180:

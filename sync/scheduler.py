@@ -119,12 +119,6 @@ class Jobs(InboxWork):
         self._working: set[str] = set()  # job ids whose body runs in the pool now (shutdown's log)
         self._working_lock = threading.Lock()
         self.nudged: set[tuple[str, str]] = set()  # streams a webhook found being read (sync_stream)
-        # the inbox runs when a webhook is stored (wake_inbox): off by default. Measured
-        # (bench.webhook_latency --events 2000 --rate 20): a push per webhook made 1,060 Xero
-        # writes in 100 s, past the scaled 600/min limit; a stream sync's Xero read then waited
-        # 22 s on 429s holding the lane (p99 23.8 s). Needs a per-vendor write budget first.
-        self.woken_by_webhooks = False
-        self._inbox_next: asyncio.Task[None] | None = None  # an inbox run that has not claimed yet
         self.looks_at_alerts = True  # False: someone else looks (the cluster's periodic job)
         self._holding = _Holding()
         hub.engine.on_progress = self._checkpoint
@@ -379,7 +373,7 @@ class Jobs(InboxWork):
                              partial(self._job, "outbox", self.push_outbox), True))
         specs.append(JobSpec("inbox", "inbox",
                              IntervalTrigger(seconds=float(schedules.get("inbox_interval_seconds", 2))),
-                             self.run_inbox, True))
+                             partial(self._job, "inbox", self.process_inbox), True))
         specs.append(JobSpec("tokens", "tokens",
                              IntervalTrigger(seconds=float(schedules.get("token_refresh_seconds", 600))),
                              partial(self._job, "tokens", self.refresh_tokens), True))
@@ -388,37 +382,6 @@ class Jobs(InboxWork):
             specs.append(JobSpec(job_id, "diff", CronTrigger.from_crontab(str(cron), timezone=UTC),
                                  partial(self._job, job_id, self.run_diff, entity)))
         return specs
-
-    # ------------------------------------------------------------------ the inbox, woken
-
-    async def run_inbox(self) -> None:
-        """The inbox job (its schedule, ``run_now`` and, once woken, every accepted webhook).
-        A run that waits for the lane and has not claimed yet takes whatever arrives meanwhile,
-        so a second one is not queued beside it: the caller waits for that run instead."""
-        with contextlib.suppress(asyncio.CancelledError):  # the scheduler's shutdown: the run itself reports
-            await asyncio.shield(self._inbox_next or self._start_inbox_run())
-
-    def wake_inbox(self) -> None:
-        """A webhook's events were stored (on the loop): run the inbox now rather than at its
-        next tick (``inbox_interval_seconds``, 2 s by default: at 20 events/s the poll alone was
-        a fifth of the 500 ms goal). Only where this process's scheduler runs the jobs
-        (``woken_by_webhooks``, off by default: see ``__init__``); a run waiting to claim takes them."""
-        if self.woken_by_webhooks and self._inbox_next is None and not self.stopping.is_set():
-            self._start_inbox_run()
-
-    def _start_inbox_run(self) -> asyncio.Task[None]:
-        run = asyncio.ensure_future(self._job("inbox", self._claim_and_process))
-        self._inbox_next = run
-        run.add_done_callback(self._inbox_run_over)
-        return run
-
-    def _claim_and_process(self) -> str:
-        self._inbox_next = None  # from its claim on, what arrives needs the next run (GIL: one store)
-        return self.process_inbox()
-
-    def _inbox_run_over(self, run: asyncio.Task[None]) -> None:
-        if self._inbox_next is run:  # it ended before it claimed (stopped, cancelled)
-            self._inbox_next = None
 
     async def run_now(self, job_id: str) -> dict[str, Any]:
         """Run one job now (the API's "run now", and tests instead of waiting on wall time)."""

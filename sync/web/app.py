@@ -14,7 +14,7 @@ from sync.metrics import Metrics
 from sync.runtime import Hub
 from sync.scheduler import Jobs, build_scheduler
 from sync.web import api, api_audit, console, console_audit, console_daily, console_users, oauth
-from sync.web.context import DAEMON, Daemon, daemon_of
+from sync.web.context import DAEMON, Daemon
 from sync.web.health import healthz, metrics, readyz
 from sync.web.middleware import errors, security_headers
 from sync.web.webhooks import webhook
@@ -32,16 +32,6 @@ def build_work(hub: Hub, executor: ThreadPoolExecutor, clock: Callable[[], datet
     return metrics_, jobs
 
 
-@web.middleware
-async def wake_inbox(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """After a webhook delivery is accepted (its events stored), the inbox job runs at once
-    (``Jobs.wake_inbox``) instead of at its next tick: webhook-to-ledger latency."""
-    response = await handler(request)
-    if request.method == "POST" and request.path.startswith("/webhooks/") and response.status < 300:
-        daemon_of(request).jobs.wake_inbox()  # the Jobs in use now (a config reload replaces them)
-    return response
-
-
 def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool = True,
                clock: Callable[[], datetime] | None = None, cluster: ClusterWorker | None = None) -> web.Application:
     """The daemon's aiohttp app. With ``hub`` given (tests), the caller keeps ownership of it.
@@ -53,7 +43,7 @@ def create_app(config: Config, hub: Hub | None = None, *, start_scheduler: bool 
     metrics_, jobs = build_work(hub, executor, clock)
     daemon = Daemon(config, hub, executor, metrics_, jobs, clock, owns_hub=owns_hub)
     app = web.Application(client_max_size=int(config.server.get("max_body_bytes", 1_000_000)),
-                          middlewares=[security_headers, errors, wake_inbox])
+                          middlewares=[security_headers, errors])
     app[DAEMON] = daemon
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
