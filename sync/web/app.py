@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -18,8 +18,6 @@ from sync.web.context import DAEMON, Daemon
 from sync.web.health import healthz, metrics, readyz
 from sync.web.middleware import errors, security_headers
 from sync.web.webhooks import webhook
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_work(hub: Hub, executor: ThreadPoolExecutor, clock: Callable[[], datetime]) -> tuple[Metrics, Jobs]:
