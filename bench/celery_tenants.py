@@ -34,8 +34,6 @@ import redis
 
 from bench import tenants
 from bench.celery_engine import BROKER, JOBS_KEY
-from state.store import StateStore
-from sync.demo import Emulators, start_emulators
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = [sys.executable, "-m", "celery", "-A", "bench.celery_engine"]
@@ -56,16 +54,6 @@ def start_celery(config: Path, workers: int, logs: Path) -> tuple[list[subproces
     return procs, start("beat", BEAT)
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()  # warm shutdown: the job in hand ends at a page boundary
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 def jobs_run(r: redis.Redis) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in r.hgetall(JOBS_KEY).items()}  # type: ignore[union-attr]
 
@@ -76,65 +64,32 @@ def run_celery(size: int, workers: int, interval: int, intervals: int, tmp: Path
     r.flushdb()  # the broker's database is this bench's: no queue or lock of an earlier run
     redis_pid = int(r.info("server")["process_id"])
     companies_n = max(1, size // len(tenants.SYSTEMS))
-    companies: list[Emulators] = []
+    companies = tenants.start_companies(companies_n, tmp)
     try:
-        for i in range(companies_n):
-            workdir = tmp / f"company-{i:03d}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            companies.append(start_emulators(workdir, scaled_limits=False))
         with tenants.bench_database() as (db_name, url):
             config = tmp / f"hub-celery-{size}.toml"
             tenants.write_config(config, url, companies, interval)
-            store = StateStore(url)
-            store.init()
-            store.dispose()
+            tenants.init_store(url)
             logs = tmp / f"logs-celery-{size}"
             logs.mkdir(exist_ok=True)
             procs, beat = start_celery(config, workers, logs)
             everyone = [*procs, beat]
-            backends = tenants.BackendCpu(db_name)
             try:
-                time.sleep(interval + 10)  # start-up and the first interval, as bench/tenants.py
-                for p in everyone:
-                    if p.poll() is not None:
-                        raise RuntimeError(f"a celery process exited: see {logs}")
-                before_requests = [tenants.tenant_requests(c) for c in companies]
-                jobs0 = jobs_run(r)
-                backends.start_window()
-                db0 = tenants.db_counters(db_name)
-                cpu0 = [tenants.cpu_seconds(p.pid) for p in everyone]
-                broker0 = tenants.cpu_seconds(redis_pid)
-                start = time.time()
-                deadline = start + interval * intervals
-                while time.time() < deadline:
-                    time.sleep(min(5.0, max(0.0, deadline - time.time())))
-                    backends.sample()
-                end = time.time()
-                db1 = tenants.db_counters(db_name)
-                cpu1 = [tenants.cpu_seconds(p.pid) for p in everyone]
-                broker1 = tenants.cpu_seconds(redis_pid)
-                pg_cpu = backends.used()
-                after_requests = [tenants.tenant_requests(c) for c in companies]
-                jobs1 = jobs_run(r)
-                reads = tenants.completed_reads(url, start, end)
-                jobs = {k: v - jobs0.get(k, 0.0) for k, v in jobs1.items()}
+                # CPU of the workers, the beat (last of everyone, also counted as a worker) and Redis
+                window = tenants.measure(db_name, url, companies, everyone, [*(p.pid for p in everyone), redis_pid],
+                                         lambda: jobs_run(r), interval, intervals, logs)
             finally:
-                stop(everyone)
-        names = [f"{system}_{i:03d}" for i in range(companies_n) for system in tenants.SYSTEMS]
-        row = tenants.summarise("celery", size=len(names), names=names, companies=companies_n, reads=reads,
-                                start=start, end=end, interval=interval, jobs=jobs,
-                                db={k: db1[k] - db0[k] for k in db0}, worker_cpu=sum(cpu1) - sum(cpu0),
-                                pg_cpu=pg_cpu, requests=[(a[0] - b[0], a[1] - b[1]) for a, b in
-                                                         zip(after_requests, before_requests, strict=True)])
-        per = len(names) * (end - start) / interval
-        row["beat_cpu_ms_per_conn_interval"] = round(1000 * (cpu1[-1] - cpu0[-1]) / per, 1)
-        row["broker_cpu_ms_per_conn_interval"] = round(1000 * (broker1 - broker0) / per, 1)
+                tenants.stop(everyone)
+        *worker_cpu, broker_cpu = window.cpu
+        row = tenants.summarise_window("celery", window, companies_n, interval, sum(worker_cpu))
+        per = len(tenants.SYSTEMS) * companies_n * (window.end - window.start) / interval
+        row["beat_cpu_ms_per_conn_interval"] = round(1000 * worker_cpu[-1] / per, 1)
+        row["broker_cpu_ms_per_conn_interval"] = round(1000 * broker_cpu / per, 1)
         tenants.log(f"  celery jobs by kind per connection-interval: "
-                    f"{ {k: round(v / per, 2) for k, v in sorted(jobs.items())} }")
+                    f"{ {k: round(v / per, 2) for k, v in sorted(window.jobs.items())} }")
         return row
     finally:
-        for emus in companies:
-            emus.stop()
+        tenants.stop_companies(companies)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 tenants.log(f"  {json.dumps(row)} ({time.time() - t0:.0f} s wall, "
                             f"{time.process_time() - c0:.1f} s runner CPU)")
                 rows.append(row)
-    print(json.dumps(rows, indent=2))
-    keys = [k for k in rows[0] if k != "engine"]
-    print("\n| engine | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for row in rows:
-        print(f"| {row['engine']} | " + " | ".join(str(row.get(k)) for k in keys) + " |")
+    tenants.print_rows(rows)
     return 0
 
 

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,65 +204,116 @@ def completed_reads(url: str, since: float, until: float) -> dict[str, list[floa
     return out
 
 
-def run_once(engine: str, size: int, workers: int, interval: int, intervals: int, tmp: Path) -> dict[str, Any]:
-    companies_n = max(1, size // len(SYSTEMS))
+def start_companies(n: int, tmp: Path) -> list[Emulators]:
+    """``n`` companies' emulators (four each, the vendors' real limits), under ``tmp``."""
     companies: list[Emulators] = []
     try:
-        for i in range(companies_n):
+        for i in range(n):
             workdir = tmp / f"company-{i:03d}"
             workdir.mkdir(parents=True, exist_ok=True)
             companies.append(start_emulators(workdir, scaled_limits=False))
+    except BaseException:
+        stop_companies(companies)
+        raise
+    return companies
+
+
+def stop_companies(companies: list[Emulators]) -> None:
+    for emus in companies:
+        emus.stop()
+
+
+def init_store(url: str) -> None:
+    """The hub's schema, once, before the workers (they would race on a fresh schema)."""
+    store = StateStore(url)
+    store.init()
+    store.dispose()
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()  # warm shutdown: the job in hand ends at a page boundary
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@dataclass
+class Window:
+    """What one measured window saw: its bounds, the reads, jobs, database counters, the CPU of
+    each process asked for (in the order given) and each company's (requests, 429s)."""
+
+    start: float
+    end: float
+    reads: dict[str, list[float]]
+    jobs: dict[str, float]
+    db: dict[str, int]
+    cpu: list[float]
+    pg_cpu: float
+    requests: list[tuple[int, int]]
+
+
+def measure(db_name: str, url: str, companies: list[Emulators], procs: list[subprocess.Popen[bytes]],
+            pids: list[int], jobs_run: Callable[[], dict[str, float]], interval: int, intervals: int,
+            logs: Path) -> Window:
+    """One interval of warm-up (start-up, OAuth, first reads), then ``intervals`` measured; raises
+    RuntimeError when one of ``procs`` exited during the warm-up. ``pids``: whose CPU to count."""
+    backends = BackendCpu(db_name)
+    time.sleep(interval + 10)  # start-up and the first interval
+    for p in procs:
+        if p.poll() is not None:
+            raise RuntimeError(f"a worker exited: see {logs}")
+    before_requests = [tenant_requests(c) for c in companies]
+    jobs0 = jobs_run()
+    backends.start_window()
+    db0, cpu0 = db_counters(db_name), [cpu_seconds(pid) for pid in pids]
+    start = time.time()
+    deadline = start + interval * intervals
+    while time.time() < deadline:
+        time.sleep(min(5.0, max(0.0, deadline - time.time())))
+        backends.sample()
+    end = time.time()
+    db1, cpu1 = db_counters(db_name), [cpu_seconds(pid) for pid in pids]
+    pg_cpu = backends.used()
+    after_requests = [tenant_requests(c) for c in companies]
+    jobs1 = jobs_run()
+    return Window(start, end, completed_reads(url, start, end), {k: v - jobs0.get(k, 0.0) for k, v in jobs1.items()},
+                  {k: db1[k] - db0[k] for k in db0}, [b - a for a, b in zip(cpu0, cpu1, strict=True)], pg_cpu,
+                  [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after_requests, before_requests, strict=True)])
+
+
+def summarise_window(engine: str, window: Window, companies: int, interval: int, worker_cpu: float) -> dict[str, Any]:
+    """``summarise`` of one window (``worker_cpu``: the CPU of the processes that count as workers)."""
+    names = [f"{system}_{i:03d}" for i in range(companies) for system in SYSTEMS]
+    return summarise(engine, size=len(names), names=names, companies=companies, reads=window.reads,
+                     start=window.start, end=window.end, interval=interval, jobs=window.jobs, db=window.db,
+                     worker_cpu=worker_cpu, pg_cpu=window.pg_cpu, requests=window.requests)
+
+
+def run_once(engine: str, size: int, workers: int, interval: int, intervals: int, tmp: Path) -> dict[str, Any]:
+    companies_n = max(1, size // len(SYSTEMS))
+    companies = start_companies(companies_n, tmp)
+    try:
         with bench_database() as (db_name, url):
             config = tmp / f"hub-{engine}-{size}.toml"
             write_config(config, url, companies, interval)
-            store = StateStore(url)
-            store.init()  # once, before the workers (they would race on a fresh schema)
-            store.dispose()
+            init_store(url)
             if engine == "procrastinate":
                 job_queue.ensure_schema(url)
             logs = tmp / f"logs-{engine}-{size}"
             logs.mkdir(exist_ok=True)
             started = start_workers(engine, config, workers, logs)
             procs, ports = [p for p, _ in started], [port for _, port in started]
-            backends = BackendCpu(db_name)
             try:
-                time.sleep(interval + 10)  # start-up and the first interval: OAuth, first reads
-                for p in procs:
-                    if p.poll() is not None:
-                        raise RuntimeError(f"a worker exited: see {logs}")
-                before_requests = [tenant_requests(c) for c in companies]
-                jobs0 = jobs_run(ports)
-                backends.start_window()
-                db0, cpu0 = db_counters(db_name), [cpu_seconds(p.pid) for p in procs]
-                start = time.time()
-                deadline = start + interval * intervals
-                while time.time() < deadline:
-                    time.sleep(min(5.0, max(0.0, deadline - time.time())))
-                    backends.sample()
-                end = time.time()
-                db1, cpu1 = db_counters(db_name), [cpu_seconds(p.pid) for p in procs]
-                pg_cpu = backends.used()
-                after_requests = [tenant_requests(c) for c in companies]
-                jobs1 = jobs_run(ports)
-                reads = completed_reads(url, start, end)
-                jobs = {k: v - jobs0.get(k, 0.0) for k, v in jobs1.items()}
+                window = measure(db_name, url, companies, procs, [p.pid for p in procs], lambda: jobs_run(ports),
+                                 interval, intervals, logs)
             finally:
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    try:
-                        p.wait(20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-        names = [f"{system}_{i:03d}" for i in range(companies_n) for system in SYSTEMS]
-        return summarise(engine, size=len(names), names=names, companies=companies_n, reads=reads,
-                         start=start, end=end, interval=interval, jobs=jobs,
-                         db={k: db1[k] - db0[k] for k in db0}, worker_cpu=sum(cpu1) - sum(cpu0), pg_cpu=pg_cpu,
-                         requests=[(a[0] - b[0], a[1] - b[1]) for a, b in zip(after_requests, before_requests,
-                                                                               strict=True)])
+                stop(procs)
+        return summarise_window(engine, window, companies_n, interval, sum(window.cpu))
     finally:
-        for emus in companies:
-            emus.stop()
+        stop_companies(companies)
 
 
 def summarise(engine: str, *, size: int, names: list[str], companies: int, reads: dict[str, list[float]],
@@ -309,13 +361,18 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_once(engine, size, args.workers, args.interval, args.intervals, Path(tmp))
                 log("  " + json.dumps(row))
                 rows.append(row)
+    print_rows(rows)
+    return 0
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """The rows as JSON, then as a markdown table (one column per key of the first row)."""
     print(json.dumps(rows, indent=2))
     keys = [k for k in rows[0] if k != "engine"]
     print("\n| engine | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for row in rows:
-        print(f"| {row['engine']} | " + " | ".join(str(row[k]) for k in keys) + " |")
-    return 0
+        print(f"| {row['engine']} | " + " | ".join(str(row.get(k)) for k in keys) + " |")
 
 
 if __name__ == "__main__":
