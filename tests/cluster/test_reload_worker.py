@@ -58,7 +58,8 @@ def test_a_connection_added_by_sighup_is_read_without_a_restart(
         daemon.proc.send_signal(signal.SIGHUP)
         wait_for("a read of xero, the connection the reload added", lambda: "xero" in read_scopes(store), timeout=45)
         assert daemon.proc.poll() is None
-        assert daemon.sigterm() < 10
+        daemon.sigterm()  # waits for the exit (at most 15 s); how long it took is not asserted
+        assert daemon.proc.returncode == 0
     finally:
         daemon.kill()
         store.dispose()
