@@ -58,7 +58,6 @@ from celery.beat import Scheduler
 from celery.schedules import crontab
 from procrastinate import JobContext
 
-from state.job_queue import due_targets
 from sync.cluster import periodic
 from sync.cluster import tasks as cluster_tasks
 from sync.config import load_config
@@ -222,11 +221,6 @@ def run_diff(self: Any, entity: str) -> str:
     return _exclusive(self, "diff", f"diff:{entity}", cluster_tasks.run_diff, entity=entity)
 
 
-def _due_targets(p: _Process) -> set[str]:
-    with p.hub.store.transaction() as tx:
-        return due_targets(tx)
-
-
 def send_due(p: _Process, now: float) -> int:
     """The Procrastinate sweep's work (``periodic.sweep``) on Celery: send each stream sync
     whose tick fell since the last sweep (any sweep, any process), and each outbox push whose
@@ -238,7 +232,7 @@ def send_due(p: _Process, now: float) -> int:
     due = periodic.came_due(p.schedule.streams, now, since)
     outboxes = periodic.came_due(p.schedule.outboxes, now, since)
     if outboxes:
-        targets = _due_targets(p)
+        targets = cluster_tasks.writes_due(p.jobs)  # the Procrastinate sweep's question, asked the same way
         due += [s for s in outboxes if s.connection in targets]
     sent = 0
     for stream in due:
