@@ -18,11 +18,12 @@ from typing import Any
 import psycopg
 from procrastinate import PsycopgConnector
 from procrastinate.schema import SchemaManager
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from state import schema as t
 from state.errors import StateError
+from state.queues import outbox_due
 from state.txbase import TxBase
 
 # Serialises the "does the schema exist, else create it" of workers that start together.
@@ -110,10 +111,8 @@ def due_targets(tx: TxBase) -> set[str]:
     or in flight with a lapsed lease (their process died) — ``claim_outbox``'s own condition.
     One query on ``ix_outbox_due``, whatever the number of connections: the sweep defers a
     connection's push only when this names it."""
-    o = t.outbox.c
-    due = or_(and_(o.status == "pending", o.next_attempt_at <= tx.now),
-              and_(o.status == "in_flight", o.claimed_until < tx.now))
-    return {str(target) for target in tx.conn.execute(select(o.target).where(due).distinct()).scalars()}
+    query = select(t.outbox.c.target).where(outbox_due(tx.now)).distinct()
+    return {str(target) for target in tx.conn.execute(query).scalars()}
 
 
 __all__ = ["DEFER_PERIODIC_MANY", "PeriodicDefer", "conninfo", "connector", "defer_periodic_many", "due_targets",

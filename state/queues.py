@@ -47,6 +47,15 @@ INBOX_TEXT_LIMITS: Mapping[str, int] = {
 OUTBOX_ID_MAX = 2**31 - 1
 
 
+def outbox_due(now: datetime, due_by: datetime | None = None) -> Any:
+    """What a push claims: pending items due by ``due_by`` (default ``now``), and items in
+    flight whose lease lapsed (their process died). One condition for ``claim_outbox`` and the
+    cluster's sweep (``state.job_queue.due_targets``), on ``ix_outbox_due``."""
+    o = t.outbox.c
+    return or_(and_(o.status == "pending", o.next_attempt_at <= (due_by or now)),
+               and_(o.status == "in_flight", o.claimed_until < now))
+
+
 class QueuesMixin(TxBase):
     def add_inbox(self, system: str, event_id: str, payload: dict[str, Any], event_type: str = "") -> bool:
         """Record a received event; False when (system, event_id) was already stored."""
@@ -225,9 +234,7 @@ class QueuesMixin(TxBase):
             # claim already made (SKIP LOCKED alone would let two processes each take one of two
             # items for the same record).
             self.conn.execute(XACT_LOCK, {"k": "claim/" + (target or "")})
-        due = or_(and_(t.outbox.c.status == "pending", t.outbox.c.next_attempt_at <= (due_by or now)),
-                  and_(t.outbox.c.status == "in_flight", t.outbox.c.claimed_until < now))
-        query = select(t.outbox).where(due)
+        query = select(t.outbox).where(outbox_due(now, due_by))
         if target:
             query = query.where(t.outbox.c.target == target)
         if entity_type:
